@@ -1,0 +1,349 @@
+//! Kafka client settings: MM2 files name them as the Java client does; librdkafka has its own
+//! names. This module maps one to the other, rejects Java-only settings with the fix, and
+//! redacts secrets for display.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// One librdkafka setting and where in the user's file it came from.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    /// The key as the user wrote it (e.g. `europe.sasl.jaas.config`).
+    pub origin: String,
+    pub line: Option<usize>,
+}
+
+/// librdkafka settings for one client (consumer, producer or admin) of one cluster.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ClientSettings(BTreeMap<String, Setting>);
+
+impl ClientSettings {
+    pub fn set(&mut self, key: &str, setting: Setting) {
+        self.0.insert(key.to_string(), setting);
+    }
+
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).map(|s| s.value.as_str())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Setting)> {
+        self.0.iter().map(|(k, s)| (k.as_str(), s))
+    }
+
+    /// Settings with secret values replaced, for display.
+    pub fn redacted(&self) -> Vec<(String, String)> {
+        self.0
+            .iter()
+            .map(|(k, s)| {
+                let value = if is_secret(k) {
+                    "[redacted]".to_string()
+                } else {
+                    s.value.clone()
+                };
+                (k.clone(), value)
+            })
+            .collect()
+    }
+
+    /// An `rdkafka` config with these settings.
+    pub fn to_client_config(&self) -> rdkafka::ClientConfig {
+        let mut config = rdkafka::ClientConfig::new();
+        for (k, s) in &self.0 {
+            config.set(k, &s.value);
+        }
+        config
+    }
+}
+
+impl fmt::Debug for ClientSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.redacted()).finish()
+    }
+}
+
+/// Whether a setting's value must never be shown.
+pub fn is_secret(key: &str) -> bool {
+    let key = key.to_ascii_lowercase();
+    [
+        "password",
+        "secret",
+        "jaas",
+        "ssl.key.pem",
+        "token",
+        "credentials",
+    ]
+    .iter()
+    .any(|needle| key.contains(needle))
+}
+
+/// Keys that connect to a cluster: set on `<alias>.` (or top level) they reach every client
+/// of that cluster, as in MM2's `MirrorMakerConfig.clusterProps`.
+pub fn is_connection_key(key: &str) -> bool {
+    matches!(
+        key,
+        "bootstrap.servers" | "security.protocol" | "client.dns.lookup"
+    ) || key.starts_with("ssl.")
+        || key.starts_with("sasl.")
+}
+
+/// The result of mapping one Java setting.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Mapped {
+    /// Set these librdkafka keys.
+    Set(Vec<(String, String)>),
+    /// Consumed together with another key (e.g. a truststore type); nothing to set by itself.
+    Nothing,
+}
+
+/// Maps one Java client setting to librdkafka. `all` holds the other settings of the same
+/// client (Java names), for keys whose meaning depends on a sibling, like the store types.
+/// `Err` is the message telling the user what to write instead.
+pub fn map_java_setting(
+    key: &str,
+    value: &str,
+    all: &BTreeMap<String, String>,
+) -> Result<Mapped, String> {
+    let one = |k: &str, v: &str| Ok(Mapped::Set(vec![(k.to_string(), v.to_string())]));
+    let store_type = |k: &str| {
+        all.get(k)
+            .map(|t| t.trim().to_ascii_uppercase())
+            .unwrap_or_else(|| "JKS".to_string())
+    };
+    match key {
+        "sasl.mechanism" => one("sasl.mechanisms", value),
+        "sasl.jaas.config" => map_jaas(value),
+        "ssl.truststore.location" => match store_type("ssl.truststore.type").as_str() {
+            "PEM" => one("ssl.ca.location", value),
+            other => Err(format!(
+                "librdkafka cannot read a {other} truststore: export its certificates to a PEM \
+                 file (keytool -exportcert -rfc) and set `ssl.ca.location` to that file \
+                 (or keep this key and set `ssl.truststore.type = PEM`)"
+            )),
+        },
+        "ssl.truststore.certificates" => one("ssl.ca.pem", value),
+        "ssl.truststore.password" | "ssl.truststore.type" | "ssl.keystore.type" => {
+            Ok(Mapped::Nothing)
+        }
+        "ssl.keystore.location" => match store_type("ssl.keystore.type").as_str() {
+            "PKCS12" => one("ssl.keystore.location", value),
+            "PEM" => Ok(Mapped::Set(vec![
+                ("ssl.certificate.location".into(), value.into()),
+                ("ssl.key.location".into(), value.into()),
+            ])),
+            other => Err(format!(
+                "librdkafka cannot read a {other} keystore: convert it to PKCS12 \
+                 (keytool -importkeystore -deststoretype PKCS12) and set \
+                 `ssl.keystore.type = PKCS12`, or use PEM files with `ssl.certificate.location` \
+                 and `ssl.key.location`"
+            )),
+        },
+        "ssl.keystore.password" => match store_type("ssl.keystore.type").as_str() {
+            "PKCS12" => one("ssl.keystore.password", value),
+            _ => Ok(Mapped::Nothing),
+        },
+        "ssl.keystore.certificate.chain" => one("ssl.certificate.pem", value),
+        "ssl.keystore.key" => one("ssl.key.pem", value),
+        "ssl.endpoint.identification.algorithm" => match value.trim() {
+            "" => one(key, "none"),
+            v => one(key, &v.to_ascii_lowercase()),
+        },
+        "ssl.protocol"
+        | "ssl.enabled.protocols"
+        | "ssl.provider"
+        | "ssl.keymanager.algorithm"
+        | "ssl.trustmanager.algorithm"
+        | "ssl.secure.random.implementation"
+        | "ssl.engine.factory.class" => Err(
+            "a Java TLS setting with no librdkafka equivalent: remove it (OpenSSL negotiates the \
+             TLS version; restrict ciphers with `ssl.cipher.suites` in OpenSSL syntax)"
+                .into(),
+        ),
+        "key.serializer" | "value.serializer" | "key.deserializer" | "value.deserializer" => {
+            Err("not needed: mirrorcast copies keys and values as raw bytes; remove it".into())
+        }
+        "partitioner.class"
+        | "interceptor.classes"
+        | "metric.reporters"
+        | "security.providers"
+        | "sasl.login.callback.handler.class"
+        | "sasl.client.callback.handler.class"
+        | "sasl.login.class" => {
+            Err("a Java class cannot be loaded by mirrorcast (librdkafka); remove it".into())
+        }
+        "max.poll.records" => Err(
+            "librdkafka fetches by size, not by record count: remove it and, if needed, set \
+             `max.partition.fetch.bytes` or `fetch.max.bytes`"
+                .into(),
+        ),
+        "max.request.size" => one("message.max.bytes", value),
+        "buffer.memory" => {
+            let bytes: u64 = value
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{value}` is not a number of bytes"))?;
+            one(
+                "queue.buffering.max.kbytes",
+                &(bytes / 1024).max(1).to_string(),
+            )
+        }
+        "receive.buffer.bytes" => one("socket.receive.buffer.bytes", value),
+        "send.buffer.bytes" => one("socket.send.buffer.bytes", value),
+        "delivery.timeout.ms" => one("message.timeout.ms", value),
+        "fetch.max.wait.ms" => one("fetch.wait.max.ms", value),
+        "acks" => match value.trim() {
+            "all" | "-1" => one("acks", "all"),
+            _ => Err(
+                "mirrorcast always produces with `acks = all` so that no acknowledged \
+                      record can be lost; remove this setting"
+                    .into(),
+            ),
+        },
+        "enable.idempotence" => match value.trim() {
+            "true" => Ok(Mapped::Nothing),
+            _ => Err(
+                "mirrorcast always uses an idempotent producer (no duplicates from \
+                      retries, order kept); remove this setting"
+                    .into(),
+            ),
+        },
+        _ => one(key, value),
+    }
+}
+
+/// `sasl.jaas.config` carries the user name and password of PLAIN and SCRAM logins; librdkafka
+/// takes them as `sasl.username` / `sasl.password`.
+fn map_jaas(value: &str) -> Result<Mapped, String> {
+    let module = value.split_whitespace().next().unwrap_or_default();
+    if !(module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule")) {
+        return Err(format!(
+            "only PlainLoginModule and ScramLoginModule logins can be mapped (found `{module}`); \
+             for other mechanisms use librdkafka's own settings (e.g. `sasl.oauthbearer.*`)"
+        ));
+    }
+    let mut mapped = Vec::new();
+    for (option, target) in [("username", "sasl.username"), ("password", "sasl.password")] {
+        match jaas_option(value, option) {
+            Some(v) => mapped.push((target.to_string(), v)),
+            None => return Err(format!("the login has no {option}=\"...\" option")),
+        }
+    }
+    Ok(Mapped::Set(mapped))
+}
+
+/// The value of `name="..."` in a JAAS line (backslash escapes the next character).
+fn jaas_option(jaas: &str, name: &str) -> Option<String> {
+    let mut rest = jaas;
+    while let Some(pos) = rest.find(name) {
+        let before_ok = pos == 0 || rest[..pos].ends_with(char::is_whitespace);
+        let after = rest[pos + name.len()..].trim_start();
+        if before_ok {
+            if let Some(after_eq) = after.strip_prefix('=') {
+                let after_eq = after_eq.trim_start();
+                if let Some(quoted) = after_eq.strip_prefix('"') {
+                    let mut out = String::new();
+                    let mut chars = quoted.chars();
+                    while let Some(c) = chars.next() {
+                        match c {
+                            '\\' => out.extend(chars.next()),
+                            '"' => return Some(out),
+                            c => out.push(c),
+                        }
+                    }
+                    return None;
+                }
+            }
+        }
+        rest = &rest[pos + name.len()..];
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(key: &str, value: &str) -> Result<Mapped, String> {
+        map_java_setting(key, value, &BTreeMap::new())
+    }
+
+    fn set(pairs: &[(&str, &str)]) -> Mapped {
+        Mapped::Set(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn scram_jaas_becomes_username_and_password() {
+        let jaas = r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="alice" password="s3c\"ret";"#;
+        assert_eq!(
+            map("sasl.jaas.config", jaas).unwrap(),
+            set(&[("sasl.username", "alice"), ("sasl.password", "s3c\"ret")])
+        );
+    }
+
+    #[test]
+    fn oauth_jaas_is_rejected_with_the_fix() {
+        let err = map(
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        )
+        .unwrap_err();
+        assert!(err.contains("sasl.oauthbearer"), "{err}");
+    }
+
+    #[test]
+    fn jks_truststore_is_rejected_and_pem_is_mapped() {
+        let err = map("ssl.truststore.location", "/etc/ts.jks").unwrap_err();
+        assert!(err.contains("ssl.ca.location"), "{err}");
+        let mut all = BTreeMap::new();
+        all.insert("ssl.truststore.type".to_string(), "PEM".to_string());
+        assert_eq!(
+            map_java_setting("ssl.truststore.location", "/etc/ca.pem", &all).unwrap(),
+            set(&[("ssl.ca.location", "/etc/ca.pem")])
+        );
+    }
+
+    #[test]
+    fn renamed_keys_are_mapped() {
+        assert_eq!(
+            map("sasl.mechanism", "SCRAM-SHA-512").unwrap(),
+            set(&[("sasl.mechanisms", "SCRAM-SHA-512")])
+        );
+        assert_eq!(
+            map("buffer.memory", "33554432").unwrap(),
+            set(&[("queue.buffering.max.kbytes", "32768")])
+        );
+        assert_eq!(map("linger.ms", "5").unwrap(), set(&[("linger.ms", "5")]));
+        assert_eq!(
+            map("ssl.endpoint.identification.algorithm", "").unwrap(),
+            set(&[("ssl.endpoint.identification.algorithm", "none")])
+        );
+    }
+
+    #[test]
+    fn settings_that_would_weaken_delivery_are_rejected() {
+        assert!(map("acks", "1").is_err());
+        assert!(map("enable.idempotence", "false").is_err());
+        assert_eq!(map("acks", "-1").unwrap(), set(&[("acks", "all")]));
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let mut settings = ClientSettings::default();
+        let setting = |v: &str| Setting {
+            value: v.into(),
+            origin: "k".into(),
+            line: None,
+        };
+        settings.set("sasl.password", setting("hunter2"));
+        settings.set("ssl.keystore.password", setting("hunter3"));
+        settings.set("bootstrap.servers", setting("h:1"));
+        let shown = format!("{settings:?}");
+        assert!(!shown.contains("hunter"), "{shown}");
+        assert!(shown.contains("h:1"));
+    }
+}

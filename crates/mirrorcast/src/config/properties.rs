@@ -1,0 +1,121 @@
+//! Stage one of configuration: an MM2 properties file read into keys with their line numbers,
+//! so that every later error can point at the line that caused it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::ConfigError;
+
+/// One `key = value` of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub value: String,
+    pub line: usize,
+}
+
+/// The raw key/value pairs of a properties file; a key set twice keeps its last value, as Java's
+/// `Properties.load` does.
+#[derive(Debug, Clone, Default)]
+pub struct RawProperties {
+    pub file: PathBuf,
+    entries: BTreeMap<String, Entry>,
+}
+
+impl RawProperties {
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let file = std::fs::File::open(path).map_err(|e| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read the file: {e}"),
+        })?;
+        Self::parse(path, std::io::BufReader::new(file))
+    }
+
+    /// Parses properties text (ISO-8859-1 like Java's `Properties.load`, which MM2 uses).
+    pub fn parse(path: &Path, input: impl std::io::Read) -> Result<Self, ConfigError> {
+        let mut entries = BTreeMap::new();
+        for line in java_properties::PropertiesIter::new(input) {
+            let line = line.map_err(|e| ConfigError {
+                file: path.to_path_buf(),
+                line: e.line_number(),
+                key: String::new(),
+                message: format!("not a properties file: {e}"),
+            })?;
+            let number = line.line_number();
+            if let java_properties::LineContent::KVPair(key, value) = line.consume_content() {
+                entries.insert(
+                    key,
+                    Entry {
+                        value: value.trim().to_string(),
+                        line: number,
+                    },
+                );
+            }
+        }
+        Ok(RawProperties {
+            file: path.to_path_buf(),
+            entries,
+        })
+    }
+
+    pub fn get(&self, key: &str) -> Option<&Entry> {
+        self.entries.get(key)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Entry)> {
+        self.entries.iter().map(|(k, e)| (k.as_str(), e))
+    }
+
+    /// Entries whose key starts with `prefix`, with the prefix removed.
+    pub fn with_prefix<'a>(
+        &'a self,
+        prefix: &'a str,
+    ) -> impl Iterator<Item = (&'a str, &'a Entry)> {
+        self.entries
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(move |(k, e)| (&k[prefix.len()..], e))
+    }
+
+    /// An error about `key`, pointing at its line when the file has it.
+    pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError {
+            file: self.file.clone(),
+            line: self.get(key).map(|e| e.line),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> RawProperties {
+        RawProperties::parse(Path::new("mm2.properties"), text.as_bytes()).unwrap()
+    }
+
+    #[test]
+    fn keeps_line_numbers_and_last_value() {
+        let props = parse("# comment\nclusters = a, b\n\na.bootstrap.servers: h:1\nclusters=c\n");
+        assert_eq!(props.get("clusters").unwrap().value, "c");
+        assert_eq!(props.get("clusters").unwrap().line, 5);
+        assert_eq!(props.get("a.bootstrap.servers").unwrap().line, 4);
+    }
+
+    #[test]
+    fn understands_continuations_and_escapes() {
+        let props = parse("topics = LH.*, \\\n   other\nname = caf\\u00e9\n");
+        assert_eq!(props.get("topics").unwrap().value, "LH.*, other");
+        assert_eq!(props.get("name").unwrap().value, "café");
+    }
+
+    #[test]
+    fn prefix_iteration_strips_the_prefix() {
+        let props = parse("a.x = 1\na.y = 2\nab.z = 3\nb.x = 4\n");
+        let keys: Vec<_> = props.with_prefix("a.").map(|(k, _)| k).collect();
+        assert_eq!(keys, ["x", "y"]);
+    }
+}

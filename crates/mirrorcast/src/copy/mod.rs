@@ -1,0 +1,577 @@
+//! The copy loop of one flow: read source partitions, produce each record to the same partition
+//! of its remote topic, and record progress only for what the target acknowledged.
+//!
+//! Runs on its own thread with librdkafka's blocking clients, so that one flow's stalled target
+//! can only ever stall that flow. Per partition it keeps the last acknowledged source offset;
+//! a failed delivery takes the partition away from the reader and hands it back, after a
+//! backoff, at the offset after the last acknowledged one, so a failure becomes a retry, never a
+//! gap. Each such rewind starts a new epoch, and delivery reports of older epochs are ignored.
+
+pub mod source;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext, Message, Offset};
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::config::FlowConfig;
+use crate::progress::{self, codec, Progress};
+use crate::shutdown::Shutdown;
+use crate::topics::Route;
+use source::SourceReader;
+
+/// How long shutdown waits for the target to acknowledge what is in flight.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+/// Records forwarded between two looks at deliveries, commands and progress.
+const BATCH: usize = 1024;
+
+/// What the topic manager tells the copier.
+#[derive(Debug)]
+pub enum Command {
+    /// The remote topics exist; copy these partitions (new ones are added, known ones kept).
+    Routes(Vec<Route>),
+}
+
+/// Counters other threads may read.
+#[derive(Debug, Default)]
+pub struct CopyStats {
+    pub records_acked: AtomicU64,
+    pub bytes_acked: AtomicU64,
+}
+
+/// Everything a copier needs to start.
+pub struct CopierSetup {
+    pub flow: FlowConfig,
+    pub source_consumer: ClientConfig,
+    pub target_producer: ClientConfig,
+    pub target_consumer: ClientConfig,
+    pub stats: Arc<CopyStats>,
+}
+
+/// Runs the copy of one flow until `shutdown`, then flushes and stores progress.
+pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) {
+    let flow_name = setup.flow.name();
+    let group_id = format!("mirrorcast.{flow_name}");
+    let reader = match SourceReader::new(setup.source_consumer.clone(), &group_id) {
+        Ok(r) => r,
+        Err(e) => return error!(flow = %flow_name, "cannot create the source reader: {e}"),
+    };
+    let producer = match create_producer(&setup.target_producer) {
+        Ok(p) => p,
+        Err(e) => return error!(flow = %flow_name, "cannot create the target producer: {e}"),
+    };
+    let mut state = CopyState {
+        flow: setup.flow,
+        flow_name,
+        producer,
+        producer_config: setup.target_producer,
+        target_consumer: setup.target_consumer,
+        partitions: Vec::new(),
+        index: HashMap::new(),
+        progress: None,
+        last_progress_write: Instant::now(),
+        target_failing: false,
+        stats: setup.stats,
+        shutdown,
+    };
+    state.run(&reader, &commands);
+}
+
+/// Identifies a produced record in its delivery report.
+#[derive(Debug, Clone, Copy)]
+struct Tag {
+    slot: usize,
+    epoch: u32,
+    /// Source offset of a copied record, or the offset a progress record stores.
+    offset: i64,
+    bytes: u32,
+    is_progress: bool,
+}
+
+struct Delivery {
+    tag: Tag,
+    error: Option<KafkaError>,
+}
+
+/// Collects delivery reports; they are handled on the copier thread right after `poll`.
+#[derive(Default)]
+struct DeliveryContext {
+    reports: Mutex<Vec<Delivery>>,
+}
+
+impl ClientContext for DeliveryContext {}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Tag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        let error = result.as_ref().err().map(|(e, _)| e.clone());
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.push(Delivery { tag: *tag, error });
+    }
+}
+
+type TargetProducer = BaseProducer<DeliveryContext>;
+
+fn create_producer(config: &ClientConfig) -> Result<TargetProducer, KafkaError> {
+    config.create_with_context(DeliveryContext::default())
+}
+
+struct PartitionState {
+    source_topic: String,
+    remote_topic: Arc<str>,
+    partition: i32,
+    epoch: u32,
+    /// Where copying started, for a rewind before anything was acknowledged.
+    start: Offset,
+    /// Last source offset the target acknowledged.
+    acked: Option<i64>,
+    /// Last offset stored in the progress topic (or being stored).
+    written: Option<i64>,
+    /// Taken from the reader after a failure; handed back at this time.
+    retry_at: Option<Instant>,
+    backoff: Backoff,
+}
+
+impl PartitionState {
+    fn resume_offset(&self) -> Offset {
+        match self.acked {
+            Some(offset) => Offset::Offset(offset + 1),
+            None => self.start,
+        }
+    }
+}
+
+struct CopyState {
+    flow: FlowConfig,
+    flow_name: String,
+    producer: TargetProducer,
+    producer_config: ClientConfig,
+    target_consumer: ClientConfig,
+    partitions: Vec<PartitionState>,
+    /// Source topic → partition → slot in `partitions`.
+    index: HashMap<String, HashMap<i32, usize>>,
+    progress: Option<Progress>,
+    last_progress_write: Instant,
+    target_failing: bool,
+    stats: Arc<CopyStats>,
+    shutdown: Shutdown,
+}
+
+impl CopyState {
+    fn run(&mut self, reader: &SourceReader, commands: &Receiver<Command>) {
+        while !self.shutdown.is_triggered() {
+            if self.partitions.is_empty() {
+                // Nothing to copy yet: wait for the topic manager.
+                match commands.recv_timeout(Duration::from_millis(200)) {
+                    Ok(command) => self.apply(command, reader),
+                    Err(RecvTimeoutError::Timeout) => {}
+                    Err(RecvTimeoutError::Disconnected) => break,
+                }
+                continue;
+            }
+            while let Ok(command) = commands.try_recv() {
+                self.apply(command, reader);
+            }
+            self.resume_due_partitions(reader);
+            self.forward_batch(reader);
+            self.producer.poll(Duration::ZERO);
+            self.handle_deliveries(reader);
+            if self.last_progress_write.elapsed() >= self.flow.progress_interval {
+                self.write_progress();
+            }
+        }
+        self.stop();
+    }
+
+    fn forward_batch(&mut self, reader: &SourceReader) {
+        for i in 0..BATCH {
+            let timeout = if i == 0 {
+                Duration::from_millis(50)
+            } else {
+                Duration::ZERO
+            };
+            match reader.poll(timeout) {
+                None => return,
+                Some(Ok(message)) => self.forward(&message, reader),
+                Some(Err(e)) => {
+                    // librdkafka reconnects by itself; a fetch error is worth a line, not a stop.
+                    warn!(flow = %self.flow_name, "reading the source: {e}");
+                    return;
+                }
+            }
+            if self.shutdown.is_triggered() {
+                return;
+            }
+        }
+    }
+
+    fn apply(&mut self, command: Command, reader: &SourceReader) {
+        match command {
+            Command::Routes(routes) => self.add_routes(routes, reader),
+        }
+    }
+
+    /// Starts copying partitions not seen before, from the stored progress.
+    fn add_routes(&mut self, routes: Vec<Route>, reader: &SourceReader) {
+        if self.progress.is_none() {
+            self.progress = self.load_progress();
+        }
+        let Some(progress) = &self.progress else {
+            return; // shutdown while loading
+        };
+        let mut assigned = Vec::new();
+        for route in routes {
+            for partition in 0..route.partitions {
+                let known = self.index.entry(route.source_topic.clone()).or_default();
+                if known.contains_key(&partition) {
+                    continue;
+                }
+                let stored = progress
+                    .get(&(route.source_topic.clone(), partition))
+                    .copied();
+                let start = match stored {
+                    Some(offset) => Offset::Offset(offset + 1),
+                    None => Offset::Beginning,
+                };
+                known.insert(partition, self.partitions.len());
+                self.partitions.push(PartitionState {
+                    source_topic: route.source_topic.clone(),
+                    remote_topic: Arc::from(route.remote_topic.as_str()),
+                    partition,
+                    epoch: 0,
+                    start,
+                    acked: stored,
+                    written: stored,
+                    retry_at: None,
+                    backoff: Backoff::default(),
+                });
+                assigned.push((route.source_topic.clone(), partition, start));
+            }
+        }
+        if assigned.is_empty() {
+            return;
+        }
+        let list: Vec<(&str, i32, Offset)> = assigned
+            .iter()
+            .map(|(t, p, o)| (t.as_str(), *p, *o))
+            .collect();
+        match reader.assign(&list) {
+            Ok(()) => info!(
+                flow = %self.flow_name,
+                "copying {} new partition(s) of {} topic(s)",
+                assigned.len(),
+                self.index.len()
+            ),
+            Err(e) => {
+                error!(flow = %self.flow_name, "cannot read new source partitions: {e}");
+                for (topic, partition, _) in &assigned {
+                    if let Some(slot) = self.slot(topic, *partition) {
+                        self.schedule_retry(slot);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Reads the stored progress, retrying until it succeeds or shutdown.
+    fn load_progress(&self) -> Option<Progress> {
+        let topic = self.flow.progress_topic();
+        let mut backoff = Backoff::default();
+        let mut failing = false;
+        loop {
+            match progress::load(&self.target_consumer, &topic, &self.flow.source) {
+                Ok(progress) => {
+                    info!(
+                        flow = %self.flow_name,
+                        "resuming {} partition(s) from {topic}",
+                        progress.len()
+                    );
+                    return Some(progress);
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(flow = %self.flow_name, "cannot read progress from {topic} yet: {e}; retrying");
+                        failing = true;
+                    }
+                    if self.shutdown.sleep(backoff.next_delay()) {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
+
+    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index.get(topic)?.get(&partition).copied()
+    }
+
+    fn forward(&mut self, message: &BorrowedMessage<'_>, reader: &SourceReader) {
+        let Some(slot) = self.slot(message.topic(), message.partition()) else {
+            return;
+        };
+        let (topic, epoch) = {
+            let state = &self.partitions[slot];
+            if state.retry_at.is_some() {
+                return; // fetched before the partition was taken away
+            }
+            (state.remote_topic.clone(), state.epoch)
+        };
+        let bytes = message.payload_len() + message.key().map_or(0, <[u8]>::len);
+        let tag = Tag {
+            slot,
+            epoch,
+            offset: message.offset(),
+            bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+            is_progress: false,
+        };
+        let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
+            BaseRecord::with_opaque_to(&topic, Box::new(tag)).partition(message.partition());
+        if let Some(key) = message.key() {
+            record = record.key(key);
+        }
+        if let Some(payload) = message.payload() {
+            record = record.payload(payload);
+        }
+        if let Some(timestamp) = message.timestamp().to_millis() {
+            record = record.timestamp(timestamp);
+        }
+        if let Some(headers) = message.headers() {
+            record = record.headers(copy_headers(headers));
+        }
+        loop {
+            match self.producer.send(record) {
+                Ok(()) => return,
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    // Backpressure: the target is slower than the source. Wait for it here
+                    // rather than buffer; the reader's bounded read-ahead stops fetching.
+                    record = back;
+                    self.producer.poll(Duration::from_millis(20));
+                    self.handle_deliveries(reader);
+                    if self.partitions[slot].epoch != epoch {
+                        return; // rewound meanwhile: the record will be read again
+                    }
+                    if self.shutdown.is_triggered() {
+                        // Dropping this record leaves a gap unless later ones are dropped too.
+                        self.rewind(slot, reader);
+                        return;
+                    }
+                }
+                Err((e, _)) => {
+                    self.delivery_failed(slot, &e, reader);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn handle_deliveries(&mut self, reader: &SourceReader) {
+        let reports = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for Delivery { tag, error } in reports {
+            let Some(state) = self.partitions.get_mut(tag.slot) else {
+                continue;
+            };
+            if tag.is_progress {
+                if let Some(e) = error {
+                    warn!(flow = %self.flow_name, "storing progress failed: {e}; will store it again");
+                    if state.written == Some(tag.offset) {
+                        state.written = None;
+                    }
+                }
+                continue;
+            }
+            if tag.epoch != state.epoch {
+                continue;
+            }
+            match error {
+                None => {
+                    state.acked = Some(tag.offset);
+                    state.backoff.reset();
+                    self.stats.records_acked.fetch_add(1, Ordering::Relaxed);
+                    self.stats
+                        .bytes_acked
+                        .fetch_add(u64::from(tag.bytes), Ordering::Relaxed);
+                    if self.target_failing {
+                        self.target_failing = false;
+                        info!(flow = %self.flow_name, "the target acknowledges records again");
+                    }
+                }
+                Some(e) => self.delivery_failed(tag.slot, &e, reader),
+            }
+        }
+        if let Some((code, reason)) = self.producer.client().fatal_error() {
+            self.replace_producer(code, &reason, reader);
+        }
+    }
+
+    fn delivery_failed(&mut self, slot: usize, error: &KafkaError, reader: &SourceReader) {
+        if !self.target_failing {
+            self.target_failing = true;
+            let state = &self.partitions[slot];
+            warn!(
+                flow = %self.flow_name,
+                "delivery to the target failed ({error}); {}[{}] and any other failing partition \
+                 will be copied again from the last acknowledged offset",
+                state.remote_topic, state.partition
+            );
+        }
+        self.rewind(slot, reader);
+    }
+
+    /// Takes the partition away from the reader and schedules it to be read again from the
+    /// offset after the last acknowledged one. Reports for what was in flight are then stale.
+    fn rewind(&mut self, slot: usize, reader: &SourceReader) {
+        let state = &mut self.partitions[slot];
+        state.epoch = state.epoch.wrapping_add(1);
+        if state.retry_at.is_none() {
+            if let Err(e) = reader.unassign(&state.source_topic, state.partition) {
+                warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
+            }
+        }
+        self.schedule_retry(slot);
+    }
+
+    fn schedule_retry(&mut self, slot: usize) {
+        let state = &mut self.partitions[slot];
+        state.retry_at = Some(Instant::now() + state.backoff.next_delay());
+    }
+
+    fn resume_due_partitions(&mut self, reader: &SourceReader) {
+        let now = Instant::now();
+        for state in &mut self.partitions {
+            if state.retry_at.is_some_and(|at| at <= now) {
+                let offset = state.resume_offset();
+                match reader.assign(&[(&state.source_topic, state.partition, offset)]) {
+                    Ok(()) => state.retry_at = None,
+                    Err(e) => {
+                        warn!(flow = %self.flow_name, "resuming {}[{}]: {e}", state.source_topic, state.partition);
+                        state.retry_at = Some(now + state.backoff.next_delay());
+                    }
+                }
+            }
+        }
+    }
+
+    /// An idempotent producer that hit a fatal error (e.g. the target lost its producer state)
+    /// cannot be used again: start a new one and copy everything unacknowledged again.
+    fn replace_producer(&mut self, code: RDKafkaErrorCode, reason: &str, reader: &SourceReader) {
+        error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
+        match create_producer(&self.producer_config) {
+            Ok(producer) => {
+                // Dropping the old producer purges what it still held; those reports are stale
+                // once every partition is rewound below.
+                drop(std::mem::replace(&mut self.producer, producer));
+            }
+            Err(e) => {
+                error!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+                return;
+            }
+        }
+        for slot in 0..self.partitions.len() {
+            self.rewind(slot, reader);
+        }
+    }
+
+    /// Stores the last acknowledged offset of every partition that moved since the last write.
+    fn write_progress(&mut self) {
+        self.last_progress_write = Instant::now();
+        let topic = self.flow.progress_topic();
+        for (slot, state) in self.partitions.iter_mut().enumerate() {
+            let Some(acked) = state.acked else { continue };
+            if state.written == Some(acked) {
+                continue;
+            }
+            let key = codec::encode_key(&self.flow.source, &state.source_topic, state.partition);
+            let value = codec::encode_value(acked);
+            let tag = Tag {
+                slot,
+                epoch: state.epoch,
+                offset: acked,
+                bytes: 0,
+                is_progress: true,
+            };
+            let record = BaseRecord::with_opaque_to(&topic, Box::new(tag))
+                .key(&key[..])
+                .payload(&value[..]);
+            match self.producer.send(record) {
+                Ok(()) => state.written = Some(acked),
+                // A full queue or an unreachable target: try again at the next interval.
+                Err((e, _)) => {
+                    if !self.target_failing {
+                        warn!(flow = %self.flow_name, "cannot store progress now: {e}");
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Shutdown: wait (bounded) for what is in flight, then store the final progress.
+    fn stop(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        let _ = self.producer.flush(SHUTDOWN_FLUSH);
+        self.handle_deliveries_after_stop();
+        self.write_progress();
+        let _ = self.producer.flush(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        );
+        self.handle_deliveries_after_stop();
+        let acked: u64 = self.stats.records_acked.load(Ordering::Relaxed);
+        info!(flow = %self.flow_name, "stopped after {acked} acknowledged record(s)");
+    }
+
+    /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
+    fn handle_deliveries_after_stop(&mut self) {
+        let reports = std::mem::take(
+            &mut *self
+                .producer
+                .context()
+                .reports
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        for Delivery { tag, error } in reports {
+            let Some(state) = self.partitions.get_mut(tag.slot) else {
+                continue;
+            };
+            if tag.epoch != state.epoch || tag.is_progress {
+                continue;
+            }
+            if error.is_none() {
+                state.acked = Some(tag.offset);
+            } else {
+                // Nothing after a failed record may count as acknowledged.
+                state.epoch = state.epoch.wrapping_add(1);
+            }
+        }
+    }
+}
+
+/// The source record's headers, in order, duplicates and null values included.
+fn copy_headers(headers: &rdkafka::message::BorrowedHeaders) -> OwnedHeaders {
+    let mut copy = OwnedHeaders::new_with_capacity(headers.count());
+    for header in headers.iter() {
+        copy = copy.insert(Header {
+            key: header.key,
+            value: header.value,
+        });
+    }
+    copy
+}

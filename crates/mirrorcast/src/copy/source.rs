@@ -1,0 +1,47 @@
+//! Where the copier's records come from: a reader of source partitions that can be handed
+//! partitions (at an offset) and have them taken away at any time. Today each flow has its own
+//! reader; the read-once fan-out will put a shared reader behind this same surface.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaResult;
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+pub struct SourceReader {
+    consumer: BaseConsumer,
+}
+
+impl SourceReader {
+    /// A reader with manual assignment. librdkafka wants a `group.id` for `assign` even though
+    /// this reader never joins the group nor commits to it.
+    pub fn new(mut config: ClientConfig, group_id: &str) -> KafkaResult<Self> {
+        if config.get("group.id").is_none() {
+            config.set("group.id", group_id);
+        }
+        Ok(SourceReader {
+            consumer: config.create()?,
+        })
+    }
+
+    /// Starts reading these partitions at the given offsets.
+    pub fn assign(&self, partitions: &[(&str, i32, Offset)]) -> KafkaResult<()> {
+        let mut list = TopicPartitionList::with_capacity(partitions.len());
+        for (topic, partition, offset) in partitions {
+            list.add_partition_offset(topic, *partition, *offset)?;
+        }
+        self.consumer.incremental_assign(&list)
+    }
+
+    /// Stops reading a partition; records already fetched for it are discarded.
+    pub fn unassign(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        let mut list = TopicPartitionList::with_capacity(1);
+        list.add_partition(topic, partition);
+        self.consumer.incremental_unassign(&list)
+    }
+
+    pub fn poll(&self, timeout: Duration) -> Option<KafkaResult<BorrowedMessage<'_>>> {
+        self.consumer.poll(timeout)
+    }
+}

@@ -1,0 +1,24 @@
+//! mirrorcast: a cross-cluster Kafka replicator that reads MirrorMaker 2 configuration and
+//! writes MirrorMaker 2's internal topics, built first for broadcast (one source, many targets).
+//!
+//! # Layout
+//! - [`config`]: the MM2 properties file, resolved into clusters and flows (pure).
+//! - [`policy`], [`filter`]: replication policies and topic filters (pure).
+//! - [`progress`]: copy progress in `mm2-offsets.<source>.internal`; [`progress::codec`] is
+//!   MM2's byte format (pure).
+//! - [`topics`]: which topics a flow copies, and creating remote topics on the target.
+//! - [`copy`]: the copy loop of one flow: source partitions → same partitions on the target.
+//! - [`flow`]: one flow at run time (topic manager + copier threads).
+//! - [`clients`]: librdkafka client settings: our defaults, the user's, and what we enforce.
+//! - [`backoff`], [`shutdown`]: retry pacing and the stop signal shared by every thread.
+
+pub mod backoff;
+pub mod clients;
+pub mod config;
+pub mod copy;
+pub mod filter;
+pub mod flow;
+pub mod policy;
+pub mod progress;
+pub mod shutdown;
+pub mod topics;

@@ -1,0 +1,123 @@
+//! The `mirrorcast` command line: parse arguments, run, print errors with the program's name.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use mirrorcast::config::{self, Config, ConfigErrors};
+use mirrorcast::flow;
+use mirrorcast::shutdown::Shutdown;
+use tracing::info;
+
+/// Cross-cluster Kafka replication, MirrorMaker 2 compatible.
+#[derive(Parser)]
+#[command(name = "mirrorcast", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Commands,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Replicate every enabled flow of an MM2 properties file until SIGINT/SIGTERM.
+    Run {
+        /// MM2 dedicated-mode properties file (connect-mirror-maker.properties).
+        config: PathBuf,
+        /// Only run the flows whose target is one of these aliases (comma separated).
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+    },
+    /// Check a config file and print the resolved flows and settings (secrets redacted).
+    Validate {
+        config: PathBuf,
+        #[arg(long, value_delimiter = ',')]
+        clusters: Vec<String>,
+    },
+}
+
+/// Exit code for configuration mistakes, as for a usage error.
+const EXIT_CONFIG: u8 = 2;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match cli.command {
+        Commands::Validate { config, clusters } => match load(&config, &clusters) {
+            Ok(config) => {
+                print!("{}", config::describe(&config));
+                ExitCode::SUCCESS
+            }
+            Err(errors) => config_failure(&errors),
+        },
+        Commands::Run { config, clusters } => match load(&config, &clusters) {
+            Ok(config) => match run(config) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("mirrorcast: {e:#}");
+                    ExitCode::FAILURE
+                }
+            },
+            Err(errors) => config_failure(&errors),
+        },
+    }
+}
+
+fn load(path: &std::path::Path, clusters: &[String]) -> Result<Config, ConfigErrors> {
+    let mut config = Config::load(path)?;
+    if !clusters.is_empty() {
+        config.retain_targets(clusters)?;
+    }
+    Ok(config)
+}
+
+fn config_failure(errors: &ConfigErrors) -> ExitCode {
+    for error in &errors.0 {
+        eprintln!("mirrorcast: {error}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn run(config: Config) -> anyhow::Result<()> {
+    let shutdown = Shutdown::new();
+    let flows = flow::start_all(&config, &shutdown)?;
+    for f in &flows {
+        info!(flow = %f.name, "started");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(wait_for_signal())?;
+    info!("stopping: flushing what is in flight and storing progress");
+    shutdown.trigger();
+    // A second signal while stopping means "now".
+    std::thread::spawn(|| {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            let _ = rt.block_on(wait_for_signal());
+            std::process::exit(130);
+        }
+    });
+    for f in flows {
+        f.join();
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

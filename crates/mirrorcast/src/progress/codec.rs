@@ -1,0 +1,110 @@
+//! MM2's progress records: the Kafka Connect source offsets that dedicated-mode MM2 keeps in
+//! `mm2-offsets.<source>.internal`. Pure encode/decode, byte-compatible with MM2 so that either
+//! tool can resume where the other stopped.
+//!
+//! Key: `["MirrorSourceConnector",{"cluster":"<source>","partition":<p>,"topic":"<topic>"}]`
+//! Value: `{"offset":<last replicated source offset>}` (resume at offset + 1).
+
+use serde::{Deserialize, Serialize};
+
+/// The Connect connector name MM2 stores source offsets under.
+pub const CONNECTOR: &str = "MirrorSourceConnector";
+
+/// A source topic-partition as MM2 names it in a progress key. Field order is the key's byte
+/// order, so it must stay cluster, partition, topic.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct SourcePartition {
+    pub cluster: String,
+    pub partition: i32,
+    pub topic: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct OffsetValue {
+    offset: i64,
+}
+
+pub fn encode_key(source_alias: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let key = SourcePartition {
+        cluster: source_alias.to_string(),
+        partition,
+        topic: topic.to_string(),
+    };
+    // Serializing a tuple of a string and a plain struct cannot fail.
+    serde_json::to_vec(&(CONNECTOR, key)).unwrap_or_default()
+}
+
+pub fn encode_value(last_replicated_offset: i64) -> Vec<u8> {
+    serde_json::to_vec(&OffsetValue {
+        offset: last_replicated_offset,
+    })
+    .unwrap_or_default()
+}
+
+/// Decodes one record of the progress topic: `None` for records that are not MirrorSource
+/// progress (other connectors share the topic in Connect); the offset is `None` for a tombstone.
+pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(SourcePartition, Option<i64>)> {
+    let (connector, partition): (String, SourcePartition) = serde_json::from_slice(key).ok()?;
+    if connector != CONNECTOR {
+        return None;
+    }
+    let offset = match value {
+        None => None,
+        Some(bytes) => Some(serde_json::from_slice::<OffsetValue>(bytes).ok()?.offset),
+    };
+    Some((partition, offset))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_bytes_match_mm2() {
+        assert_eq!(
+            encode_key("A", "foo", 0),
+            br#"["MirrorSourceConnector",{"cluster":"A","partition":0,"topic":"foo"}]"#
+        );
+        assert_eq!(
+            encode_key("europe", "LH.ORDERS", 12),
+            br#"["MirrorSourceConnector",{"cluster":"europe","partition":12,"topic":"LH.ORDERS"}]"#
+        );
+    }
+
+    #[test]
+    fn value_bytes_match_mm2() {
+        assert_eq!(encode_value(1234), br#"{"offset":1234}"#);
+    }
+
+    #[test]
+    fn round_trip_and_tombstones() {
+        let key = encode_key("europe", "t", 3);
+        let (partition, offset) = decode(&key, Some(&encode_value(99))).unwrap();
+        assert_eq!(
+            partition,
+            SourcePartition {
+                cluster: "europe".into(),
+                partition: 3,
+                topic: "t".into()
+            }
+        );
+        assert_eq!(offset, Some(99));
+        assert_eq!(decode(&key, None).unwrap().1, None);
+    }
+
+    #[test]
+    fn decodes_mm2_written_bytes_with_spaces_and_other_connectors_are_skipped() {
+        let key = br#"[ "MirrorSourceConnector", {"topic":"foo","partition":1,"cluster":"B"} ]"#;
+        let (p, o) = decode(key, Some(br#"{ "offset" : 7 }"#)).unwrap();
+        assert_eq!(
+            (p.topic.as_str(), p.partition, p.cluster.as_str(), o),
+            ("foo", 1, "B", Some(7))
+        );
+        assert!(decode(
+            br#"["MirrorCheckpointConnector",{"cluster":"B","partition":0,"topic":"x"}]"#,
+            None
+        )
+        .is_none());
+        assert!(decode(b"not json", None).is_none());
+    }
+}

@@ -1,0 +1,204 @@
+//! Topic management: which source topics a flow replicates, and making sure each remote topic
+//! exists on the target with the source's partition count before anything is produced to it
+//! (a broker that auto-creates topics would otherwise pick its own count).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::ClientConfig;
+
+use crate::config::FlowConfig;
+
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopicError {
+    #[error("{0}")]
+    Kafka(#[from] KafkaError),
+    #[error("creating topic `{topic}` failed: {code}")]
+    Create {
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("topic `{topic}` was created but is not visible in metadata after {waited:?}")]
+    NotVisible { topic: String, waited: Duration },
+}
+
+/// A source topic and the remote topic it is copied to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Route {
+    pub source_topic: String,
+    pub remote_topic: String,
+    /// Partitions to copy: the source's count, or fewer if the remote topic has fewer.
+    pub partitions: i32,
+}
+
+/// The source topics `flow` replicates, with their remote names: MM2's
+/// `shouldReplicateTopic` (filter, not internal, no cycle).
+pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32>) -> Vec<Route> {
+    source_topics
+        .iter()
+        .filter(|(topic, _)| {
+            flow.topics.accepts(topic)
+                && !flow.policy.is_internal_topic(topic)
+                && !flow.policy.is_cycle(topic, &flow.target)
+        })
+        .map(|(topic, partitions)| Route {
+            source_topic: topic.clone(),
+            remote_topic: flow.policy.remote_topic(&flow.source, topic),
+            partitions: *partitions,
+        })
+        .collect()
+}
+
+/// Admin access to one cluster.
+pub struct TopicAdmin {
+    admin: AdminClient<DefaultClientContext>,
+}
+
+impl TopicAdmin {
+    pub fn new(config: &ClientConfig) -> Result<Self, TopicError> {
+        Ok(TopicAdmin {
+            admin: config.create()?,
+        })
+    }
+
+    /// Every topic with its partition count. Blocking. Asks for all topics, which never
+    /// auto-creates one.
+    pub fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
+        let metadata = self.admin.inner().fetch_metadata(None, METADATA_TIMEOUT)?;
+        Ok(metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect())
+    }
+
+    /// Creates `topic` unless it exists, then waits until metadata shows it. Returns its
+    /// partition count (which may differ from `partitions` when it already existed). Blocking.
+    pub fn ensure_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &[(&str, &str)],
+    ) -> Result<i32, TopicError> {
+        if let Some(existing) = self.list_topics()?.get(topic) {
+            return Ok(*existing);
+        }
+        let mut new_topic = NewTopic::new(
+            topic,
+            partitions,
+            TopicReplication::Fixed(replication_factor),
+        );
+        for (k, v) in configs {
+            new_topic = new_topic.set(k, v);
+        }
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = tokio_free_block_on(self.admin.create_topics([&new_topic], &options))?;
+        for result in results {
+            match result {
+                Ok(_) => {}
+                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((topic, code)) => return Err(TopicError::Create { topic, code }),
+            }
+        }
+        let started = Instant::now();
+        loop {
+            if let Some(count) = self.list_topics()?.get(topic) {
+                return Ok(*count);
+            }
+            if started.elapsed() > METADATA_TIMEOUT {
+                return Err(TopicError::NotVisible {
+                    topic: topic.to_string(),
+                    waited: METADATA_TIMEOUT,
+                });
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+/// Drives one admin future to completion on the calling (blocking) thread. rdkafka's admin
+/// futures are completed by the admin client's own thread, so no runtime is needed.
+fn tokio_free_block_on<F: std::future::Future>(future: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+
+    struct ThreadWaker(std::thread::Thread);
+    impl Wake for ThreadWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
+    let mut context = Context::from_waker(&waker);
+    let mut future = std::pin::pin!(future);
+    loop {
+        match future.as_mut().poll(&mut context) {
+            Poll::Ready(output) => return output,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, RawProperties};
+
+    fn flow(extra: &str) -> FlowConfig {
+        let text = format!(
+            "clusters = europe, na\neurope.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
+             europe->na.enabled = true\n{extra}"
+        );
+        let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
+        Config::resolve(&raw).unwrap().flows.remove(0)
+    }
+
+    fn topics(names: &[(&str, i32)]) -> BTreeMap<String, i32> {
+        names.iter().map(|(n, p)| (n.to_string(), *p)).collect()
+    }
+
+    #[test]
+    fn default_policy_skips_internals_and_cycles() {
+        let routes = replicated_topics(
+            &flow(""),
+            &topics(&[
+                ("orders", 3),
+                ("na.orders", 1),
+                ("__consumer_offsets", 50),
+                ("mm2-offsets.na.internal", 25),
+            ]),
+        );
+        assert_eq!(
+            routes,
+            vec![Route {
+                source_topic: "orders".into(),
+                remote_topic: "europe.orders".into(),
+                partitions: 3
+            }]
+        );
+    }
+
+    #[test]
+    fn identity_policy_with_a_pattern() {
+        let f = flow("topics = LH.*\nreplication.policy.class = IdentityReplicationPolicy\n");
+        let routes = replicated_topics(
+            &f,
+            &topics(&[("LH.ORDERS", 3), ("other", 1), ("LH.DOORS", 1)]),
+        );
+        let names: Vec<_> = routes
+            .iter()
+            .map(|r| (r.source_topic.as_str(), r.remote_topic.as_str()))
+            .collect();
+        assert_eq!(
+            names,
+            [("LH.DOORS", "LH.DOORS"), ("LH.ORDERS", "LH.ORDERS")]
+        );
+    }
+}
