@@ -134,30 +134,28 @@ impl TopicManager {
             }
         };
         let (source, target) = admins;
-        let mut progress_topic_ready = false;
+        // The copier reads its progress first, so the progress topic must exist before any route.
+        while let Err(e) = self.ensure_progress_topic(&target) {
+            health.failed(&name, "creating the progress topic", &e);
+            if self.shutdown.sleep(backoff.next_delay()) {
+                return;
+            }
+        }
         loop {
-            let result = if progress_topic_ready {
-                self.refresh(&source, &target)
-            } else {
-                self.ensure_progress_topic(&target).map(|()| {
-                    progress_topic_ready = true;
-                    Vec::new()
-                })
-            };
-            let pause = match result {
+            let pause = match self.refresh(&source, &target) {
                 Ok(routes) => {
                     health.ok(&name, "topic management");
                     backoff.reset();
                     if !routes.is_empty() && self.commands.send(Command::Routes(routes)).is_err() {
                         return; // the copier is gone
                     }
-                    if !progress_topic_ready {
-                        continue;
-                    }
                     match self.flow.refresh_topics_interval {
                         Some(interval) => interval,
-                        // Topics were found once; nothing more to do until shutdown.
-                        None => Duration::MAX,
+                        None => {
+                            // Topics were found once; nothing more to do until shutdown.
+                            while !self.shutdown.sleep(Duration::from_secs(3600)) {}
+                            return;
+                        }
                     }
                 }
                 Err(e) => {
@@ -165,10 +163,6 @@ impl TopicManager {
                     backoff.next_delay()
                 }
             };
-            if progress_topic_ready && pause == Duration::MAX {
-                while !self.shutdown.sleep(Duration::from_secs(3600)) {}
-                return;
-            }
             if self.shutdown.sleep(pause) {
                 return;
             }

@@ -33,7 +33,12 @@ pub fn load(
     topic: &str,
     source_alias: &str,
 ) -> Result<Progress, ProgressError> {
-    let consumer: BaseConsumer = consumer_config.create()?;
+    let mut config = consumer_config.clone();
+    if config.get("group.id").is_none() {
+        // librdkafka's assign() wants one; nothing is joined or committed.
+        config.set("group.id", format!("mirrorcast.progress.{source_alias}"));
+    }
+    let consumer: BaseConsumer = config.create()?;
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata
         .topics()

@@ -1,0 +1,402 @@
+//! Helpers shared by the integration tests: real nisshi clusters (via `localcluster`), a
+//! `mirrorcast` process, and rdkafka clients to write and read records byte for byte.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use localcluster::{Clusters, Storage};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+/// Starts clusters; fails the test loudly when the broker is not installed.
+pub fn start_clusters(names: &[&str], storage: Storage) -> Clusters {
+    match Clusters::start(names, storage) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start local clusters: {e}"),
+    }
+}
+
+/// Polls `condition` until it holds or `timeout` passes; returns whether it held.
+pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    config
+}
+
+pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> =
+        client(bootstrap).create().expect("admin client");
+    let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    for (k, v) in configs {
+        topic = topic.set(k, v);
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
+        .expect("create topics");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || topic_partitions(
+            bootstrap, name
+        ) == Some(partitions)),
+        "topic {name} did not appear"
+    );
+}
+
+/// Partition count of `topic`, without creating it.
+pub fn topic_partitions(bootstrap: &str, topic: &str) -> Option<i32> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .ok()?;
+    let metadata = consumer.fetch_metadata(None, Duration::from_secs(5)).ok()?;
+    metadata
+        .topics()
+        .iter()
+        .find(|t| t.name() == topic && t.error().is_none())
+        .map(|t| t.partitions().len() as i32)
+}
+
+/// A record as the tests compare it: everything MM2 promises to copy.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TestRecord {
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    pub timestamp: i64,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// Produces records to the given partitions, waiting for every acknowledgement.
+pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, TestRecord)]) {
+    let producer: BaseProducer = client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .create()
+        .expect("producer");
+    for (partition, record) in records {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (k, v) in &record.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let mut base: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+            .partition(*partition)
+            .timestamp(record.timestamp)
+            .headers(headers);
+        if let Some(k) = &record.key {
+            base = base.key(k);
+        }
+        if let Some(v) = &record.value {
+            base = base.payload(v);
+        }
+        loop {
+            match producer.send(base) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    base = back;
+                    producer.poll(Duration::from_millis(50));
+                }
+            }
+        }
+        producer.poll(Duration::ZERO);
+    }
+    producer.flush(Duration::from_secs(60)).expect("flush");
+}
+
+/// Last offset + 1 of every partition of `topic`.
+pub fn end_offsets(bootstrap: &str, topic: &str) -> BTreeMap<i32, i64> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let Some(partitions) = topic_partitions(bootstrap, topic) else {
+        return BTreeMap::new();
+    };
+    (0..partitions)
+        .filter_map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .ok()
+                .map(|(_, high)| (p, high))
+        })
+        .collect()
+}
+
+/// Every record of every partition of `topic`, in offset order.
+pub fn read_all(bootstrap: &str, topic: &str) -> BTreeMap<i32, Vec<TestRecord>> {
+    let ends = end_offsets(bootstrap, topic);
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "test-reader")
+        .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    let mut out: BTreeMap<i32, Vec<TestRecord>> = BTreeMap::new();
+    let mut remaining = BTreeMap::new();
+    for (p, high) in &ends {
+        out.insert(*p, Vec::new());
+        if *high > 0 {
+            list.add_partition_offset(topic, *p, Offset::Beginning)
+                .unwrap();
+            remaining.insert(*p, *high);
+        }
+    }
+    if remaining.is_empty() {
+        return out;
+    }
+    consumer.assign(&list).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !remaining.is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "reading {topic} timed out; left {remaining:?}"
+        );
+        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message.expect("fetch");
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.entry(message.partition())
+            .or_default()
+            .push(TestRecord {
+                key: message.key().map(<[u8]>::to_vec),
+                value: message.payload().map(<[u8]>::to_vec),
+                headers,
+                timestamp: message.timestamp().to_millis().unwrap_or(-1),
+            });
+        if remaining
+            .get(&message.partition())
+            .is_some_and(|h| message.offset() + 1 >= *h)
+        {
+            remaining.remove(&message.partition());
+        }
+    }
+    out
+}
+
+/// A `mirrorcast` process, killed on drop; its log goes to a file for failure messages.
+pub struct Replicator {
+    child: Option<Child>,
+    log: PathBuf,
+}
+
+impl Replicator {
+    pub fn start(config: &Path, args: &[&str]) -> Self {
+        let log = config.with_extension(format!("{}.log", now_ms()));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+            .arg("run")
+            .arg(config)
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().unwrap())
+            .stderr(file)
+            .spawn()
+            .expect("start mirrorcast");
+        Replicator {
+            child: Some(child),
+            log,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERM, then waits up to `timeout` for the exit status.
+    pub fn terminate(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+}
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A broadcast config for `europe` → `northamerica`, `southamerica` on the given clusters.
+pub fn broadcast_config(clusters: &Clusters, policy: &str, extra: &str) -> String {
+    format!(
+        "clusters = europe, northamerica, southamerica\n\
+         europe.bootstrap.servers = {}\n\
+         northamerica.bootstrap.servers = {}\n\
+         southamerica.bootstrap.servers = {}\n\
+         europe->northamerica.enabled = true\n\
+         europe->southamerica.enabled = true\n\
+         replication.policy.class = {policy}\n\
+         replication.factor = 1\n\
+         offset.storage.replication.factor = 1\n\
+         {extra}",
+        clusters.bootstrap("europe"),
+        clusters.bootstrap("northamerica"),
+        clusters.bootstrap("southamerica"),
+    )
+}
+
+pub fn write_config(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("mm2.properties");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// `count` records spread over `partitions`, each value unique (`<run>-<n>` plus padding), with
+/// current timestamps.
+pub fn numbered_records(
+    run: &str,
+    partitions: i32,
+    first: usize,
+    count: usize,
+) -> Vec<(i32, TestRecord)> {
+    let now = now_ms();
+    (first..first + count)
+        .map(|n| {
+            let partition = (n % partitions as usize) as i32;
+            let value = format!("{run}-{n:08}-{}", "x".repeat(64)).into_bytes();
+            let record = TestRecord {
+                key: Some(format!("k{}", n % 1000).into_bytes()),
+                value: Some(value),
+                headers: vec![("n".into(), Some(n.to_be_bytes().to_vec()))],
+                timestamp: now,
+            };
+            (partition, record)
+        })
+        .collect()
+}
+
+/// Checks that every source record of every partition is on the target, in source order, where
+/// a record may appear again only as part of a re-copied run (at-least-once after a crash).
+/// Returns the number of duplicates.
+pub fn assert_complete_in_order(
+    source: &BTreeMap<i32, Vec<TestRecord>>,
+    target: &BTreeMap<i32, Vec<TestRecord>>,
+    what: &str,
+) -> usize {
+    let mut duplicates = 0;
+    for (partition, records) in source {
+        let index: std::collections::HashMap<&TestRecord, usize> =
+            records.iter().enumerate().map(|(i, r)| (r, i)).collect();
+        let copied = target.get(partition).map(Vec::as_slice).unwrap_or_default();
+        let mut highest: Option<usize> = None;
+        let mut previous: Option<usize> = None;
+        for (offset, record) in copied.iter().enumerate() {
+            let i = *index.get(record).unwrap_or_else(|| {
+                panic!(
+                    "{what}[{partition}] offset {offset} holds a record the source does not have"
+                )
+            });
+            let next_new = highest.map_or(0, |h| h + 1);
+            if i > next_new {
+                panic!("{what}[{partition}]: records {next_new}..{i} of the source are missing before target offset {offset}");
+            }
+            if i < next_new {
+                duplicates += 1;
+                // A re-copied run continues in order from where it restarted.
+                if let Some(p) = previous {
+                    assert!(
+                        i == p + 1 || i <= p,
+                        "{what}[{partition}] offset {offset}: out of order"
+                    );
+                }
+            } else {
+                highest = Some(i);
+            }
+            previous = Some(i);
+        }
+        assert_eq!(
+            highest.map_or(0, |h| h + 1),
+            records.len(),
+            "{what}[{partition}]: {} of {} source records arrived",
+            highest.map_or(0, |h| h + 1),
+            records.len()
+        );
+    }
+    duplicates
+}
+
+/// Total records over all partitions of `topic`.
+pub fn total_records(bootstrap: &str, topic: &str) -> i64 {
+    end_offsets(bootstrap, topic).values().sum()
+}
+
+/// Whether the replicator's stored progress on `target` says every record of `topic` up to the
+/// source's current end is copied and acknowledged.
+pub fn progress_reached(
+    target: &str,
+    source_alias: &str,
+    topic: &str,
+    source_ends: &BTreeMap<i32, i64>,
+) -> bool {
+    let mut config = client(target);
+    config.set("group.id", "test-progress-reader");
+    let progress_topic = format!("mm2-offsets.{source_alias}.internal");
+    let Ok(progress) = mirrorcast::progress::load(&config, &progress_topic, source_alias) else {
+        return false;
+    };
+    source_ends
+        .iter()
+        .all(|(p, end)| *end == 0 || progress.get(&(topic.to_string(), *p)) == Some(&(end - 1)))
+}
