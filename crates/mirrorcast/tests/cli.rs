@@ -1,0 +1,171 @@
+//! The command line as a user meets it: broken configs exit 2 with a message naming the file,
+//! line and key; `validate` prints resolved flows with secrets redacted; SIGTERM stops a run
+//! cleanly with its progress stored.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use localcluster::Storage;
+
+const GOOD: &str = "\
+clusters = europe, northamerica
+europe.bootstrap.servers = 127.0.0.1:9
+northamerica.bootstrap.servers = 127.0.0.1:10
+europe->northamerica.enabled = true
+europe->northamerica.topics = LH.*
+replication.policy.class = IdentityReplicationPolicy
+northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required username=\"mm2\" password=\"topsecret\";
+northamerica.security.protocol = SASL_SSL
+northamerica.sasl.mechanism = SCRAM-SHA-512
+";
+
+fn mirrorcast(args: &[&str], config_text: &str) -> (i32, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), config_text);
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+        .args(args)
+        .arg(&path)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn assert_config_error(text: &str, key: &str, line: Option<usize>) {
+    for command in ["run", "validate"] {
+        let (code, _, stderr) = mirrorcast(&[command], text);
+        assert_eq!(code, 2, "{command}: {stderr}");
+        assert!(
+            stderr.contains(&format!("`{key}`")),
+            "{command} should name `{key}`: {stderr}"
+        );
+        assert!(
+            stderr.contains("mm2.properties"),
+            "{command} should name the file: {stderr}"
+        );
+        if let Some(line) = line {
+            assert!(
+                stderr.contains(&format!("mm2.properties:{line}:")),
+                "{command} should name line {line}: {stderr}"
+            );
+        }
+    }
+}
+
+#[test]
+fn missing_clusters_exits_2_naming_the_key() {
+    assert_config_error(
+        &GOOD.replace("clusters = europe, northamerica\n", ""),
+        "clusters",
+        None,
+    );
+}
+
+#[test]
+fn unknown_alias_in_a_flow_exits_2_naming_the_key_and_line() {
+    assert_config_error(
+        &format!("{GOOD}europe->asia.enabled = true\n"),
+        "europe->asia.enabled",
+        Some(10),
+    );
+}
+
+#[test]
+fn invalid_regex_exits_2_naming_the_key() {
+    assert_config_error(
+        &GOOD.replace("LH.*", "LH.(*"),
+        "europe->northamerica.topics",
+        Some(5),
+    );
+}
+
+#[test]
+fn cluster_without_bootstrap_servers_exits_2_naming_the_key() {
+    assert_config_error(
+        &GOOD.replace("northamerica.bootstrap.servers = 127.0.0.1:10\n", ""),
+        "northamerica.bootstrap.servers",
+        None,
+    );
+}
+
+#[test]
+fn unknown_policy_class_exits_2_naming_the_key() {
+    assert_config_error(
+        &GOOD.replace("IdentityReplicationPolicy", "com.acme.CustomPolicy"),
+        "replication.policy.class",
+        Some(6),
+    );
+}
+
+#[test]
+fn java_truststore_exits_2_with_the_librdkafka_fix() {
+    let text = format!("{GOOD}northamerica.ssl.truststore.location = /etc/kafka/truststore.jks\n");
+    let (code, _, stderr) = mirrorcast(&["validate"], &text);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("ssl.ca.location"), "{stderr}");
+}
+
+#[test]
+fn validate_prints_flows_and_redacts_secrets() {
+    let (code, stdout, stderr) = mirrorcast(&["validate"], GOOD);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("europe->northamerica"), "{stdout}");
+    assert!(stdout.contains("IdentityReplicationPolicy"), "{stdout}");
+    assert!(stdout.contains("sasl.username=mm2"), "{stdout}");
+    assert!(stdout.contains("sasl.password=[redacted]"), "{stdout}");
+    assert!(!stdout.contains("topsecret") && !stderr.contains("topsecret"));
+}
+
+#[test]
+fn clusters_option_with_an_unknown_alias_exits_2() {
+    let (code, _, stderr) = mirrorcast(&["validate", "--clusters", "asia"], GOOD);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("asia"), "{stderr}");
+}
+
+#[test]
+fn sigterm_flushes_stores_progress_and_exits_0_within_seconds() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    create_topic(&europe, "events", 2, &[]);
+    produce(&europe, "events", &numbered_records("term", 2, 0, 2_000));
+    let dir = tempfile::tempdir().unwrap();
+    // Progress is stored only every minute while running: what is found after exit was
+    // stored by the shutdown itself.
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(
+            &clusters,
+            "IdentityReplicationPolicy",
+            "offset.flush.interval.ms = 60000\n",
+        ),
+    );
+    let mut replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
+    let north = clusters.bootstrap("northamerica");
+    let ends = end_offsets(&europe, "events");
+    assert!(
+        wait_until(Duration::from_secs(60), || end_offsets(&north, "events")
+            == ends),
+        "{}",
+        replicator.log()
+    );
+    let status = replicator.terminate(Duration::from_secs(10));
+    let log = replicator.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}\n{log}"
+    );
+    assert!(
+        progress_reached(&north, "europe", "events", &ends),
+        "progress not stored at shutdown\n{log}"
+    );
+    // --clusters northamerica: nothing was sent to South America.
+    let south = clusters.bootstrap("southamerica");
+    assert_eq!(topic_partitions(&south, "events"), None);
+}
