@@ -99,7 +99,8 @@ impl TopicAdmin {
             new_topic = new_topic.set(k, v);
         }
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-        let results = tokio_free_block_on(self.admin.create_topics([&new_topic], &options))?;
+        // rdkafka's admin futures are completed by the admin client's own thread: no runtime needed.
+        let results = futures_executor::block_on(self.admin.create_topics([&new_topic], &options))?;
         for result in results {
             match result {
                 Ok(_) => {}
@@ -119,29 +120,6 @@ impl TopicAdmin {
                 });
             }
             std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-/// Drives one admin future to completion on the calling (blocking) thread. rdkafka's admin
-/// futures are completed by the admin client's own thread, so no runtime is needed.
-fn tokio_free_block_on<F: std::future::Future>(future: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct ThreadWaker(std::thread::Thread);
-    impl Wake for ThreadWaker {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(ThreadWaker(std::thread::current())));
-    let mut context = Context::from_waker(&waker);
-    let mut future = std::pin::pin!(future);
-    loop {
-        match future.as_mut().poll(&mut context) {
-            Poll::Ready(output) => return output,
-            Poll::Pending => std::thread::park(),
         }
     }
 }

@@ -13,7 +13,7 @@ const CHUNK: usize = 5_000;
 
 #[test]
 fn sigkill_mid_copy_then_restart_loses_nothing_on_either_target() {
-    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Sqlite);
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, "events", 3, &[]);
     let dir = tempfile::tempdir().unwrap();
@@ -22,28 +22,22 @@ fn sigkill_mid_copy_then_restart_loses_nothing_on_either_target() {
         &broadcast_config(&clusters, "IdentityReplicationPolicy", ""),
     );
 
-    // The producer keeps writing while the replicator copies, is killed, and comes back.
-    let producer = {
-        let europe = europe.clone();
-        std::thread::spawn(move || {
-            for first in (0..TOTAL).step_by(CHUNK) {
-                produce(
-                    &europe,
-                    "events",
-                    &numbered_records("restart", 3, first, CHUNK),
-                );
-            }
-        })
-    };
+    // A backlog large enough that the copy is still under way when the replicator is killed.
+    let producer = TestProducer::new(&europe);
+    for first in (0..TOTAL).step_by(CHUNK) {
+        producer.send_all("events", &numbered_records("restart", 3, first, CHUNK));
+    }
 
     let mut replicator = Replicator::start(&config, &[]);
     let north = clusters.bootstrap("northamerica");
     let south = clusters.bootstrap("southamerica");
-    let mid = (TOTAL / 4) as i64;
+    let mid = (TOTAL / 10) as i64;
     assert!(
-        wait_until(Duration::from_secs(120), || total_records(&north, "events")
-            >= mid
-            && total_records(&south, "events") >= mid),
+        poll_until(
+            Duration::from_secs(120),
+            Duration::from_millis(10),
+            || total_records(&north, "events") >= mid && total_records(&south, "events") >= mid
+        ),
         "replication did not get going\n{}",
         replicator.log()
     );
@@ -54,8 +48,11 @@ fn sigkill_mid_copy_then_restart_loses_nothing_on_either_target() {
     );
     let first_log = replicator.log();
 
+    assert!(
+        at_kill.0 < TOTAL as i64 || at_kill.1 < TOTAL as i64,
+        "the copy had finished before the kill ({at_kill:?}): the test did not test a crash mid-copy"
+    );
     let replicator = Replicator::start(&config, &[]);
-    producer.join().expect("producer thread");
     let source = read_all(&europe, "events");
     let source_total: usize = source.values().map(Vec::len).sum();
     assert_eq!(source_total, TOTAL);

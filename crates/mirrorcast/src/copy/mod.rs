@@ -47,6 +47,14 @@ pub struct CopyStats {
     pub bytes_acked: AtomicU64,
 }
 
+impl CopyStats {
+    fn count(&self, tag: &Tag) {
+        self.records_acked.fetch_add(1, Ordering::Relaxed);
+        self.bytes_acked
+            .fetch_add(u64::from(tag.bytes), Ordering::Relaxed);
+    }
+}
+
 /// Everything a copier needs to start.
 pub struct CopierSetup {
     pub flow: FlowConfig,
@@ -183,7 +191,7 @@ impl CopyState {
             }
             self.resume_due_partitions(reader);
             self.forward_batch(reader);
-            self.producer.poll(Duration::ZERO);
+            self.serve_producer_events();
             self.handle_deliveries(reader);
             if self.last_progress_write.elapsed() >= self.flow.progress_interval {
                 self.write_progress();
@@ -373,15 +381,30 @@ impl CopyState {
         }
     }
 
+    /// rdkafka's `poll(ZERO)` serves one event (one produce response's reports); serve all
+    /// that are ready so acknowledgements never fall behind the copy.
+    fn serve_producer_events(&mut self) {
+        for _ in 0..10_000 {
+            let before = self.reports_waiting();
+            self.producer.poll(Duration::ZERO);
+            if self.reports_waiting() == before {
+                return;
+            }
+        }
+    }
+
+    fn reports_waiting(&self) -> usize {
+        let reports = self.producer.context().reports.lock();
+        reports.unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    fn take_reports(&self) -> Vec<Delivery> {
+        let reports = self.producer.context().reports.lock();
+        std::mem::take(&mut *reports.unwrap_or_else(|e| e.into_inner()))
+    }
+
     fn handle_deliveries(&mut self, reader: &SourceReader) {
-        let reports = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .reports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let reports = self.take_reports();
         for Delivery { tag, error } in reports {
             let Some(state) = self.partitions.get_mut(tag.slot) else {
                 continue;
@@ -402,10 +425,7 @@ impl CopyState {
                 None => {
                     state.acked = Some(tag.offset);
                     state.backoff.reset();
-                    self.stats.records_acked.fetch_add(1, Ordering::Relaxed);
-                    self.stats
-                        .bytes_acked
-                        .fetch_add(u64::from(tag.bytes), Ordering::Relaxed);
+                    self.stats.count(&tag);
                     if self.target_failing {
                         self.target_failing = false;
                         info!(flow = %self.flow_name, "the target acknowledges records again");
@@ -539,14 +559,7 @@ impl CopyState {
 
     /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
     fn handle_deliveries_after_stop(&mut self) {
-        let reports = std::mem::take(
-            &mut *self
-                .producer
-                .context()
-                .reports
-                .lock()
-                .unwrap_or_else(|e| e.into_inner()),
-        );
+        let reports = self.take_reports();
         for Delivery { tag, error } in reports {
             let Some(state) = self.partitions.get_mut(tag.slot) else {
                 continue;
@@ -556,6 +569,7 @@ impl CopyState {
             }
             if error.is_none() {
                 state.acked = Some(tag.offset);
+                self.stats.count(&tag);
             } else {
                 // Nothing after a failed record may count as acknowledged.
                 state.epoch = state.epoch.wrapping_add(1);

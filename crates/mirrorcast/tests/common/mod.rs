@@ -24,7 +24,12 @@ pub fn start_clusters(names: &[&str], storage: Storage) -> Clusters {
 }
 
 /// Polls `condition` until it holds or `timeout` passes; returns whether it held.
-pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+pub fn wait_until(timeout: Duration, condition: impl FnMut() -> bool) -> bool {
+    poll_until(timeout, Duration::from_millis(200), condition)
+}
+
+/// [`wait_until`] with a chosen polling step, for conditions that pass quickly.
+pub fn poll_until(timeout: Duration, step: Duration, mut condition: impl FnMut() -> bool) -> bool {
     let deadline = Instant::now() + timeout;
     loop {
         if condition() {
@@ -33,7 +38,7 @@ pub fn wait_until(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         if Instant::now() >= deadline {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(200));
+        std::thread::sleep(step);
     }
 }
 
@@ -100,41 +105,56 @@ pub fn now_ms() -> i64 {
 
 /// Produces records to the given partitions, waiting for every acknowledgement.
 pub fn produce(bootstrap: &str, topic: &str, records: &[(i32, TestRecord)]) {
-    let producer: BaseProducer = client(bootstrap)
-        .set("enable.idempotence", "true")
-        .set("linger.ms", "5")
-        .create()
-        .expect("producer");
-    for (partition, record) in records {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (k, v) in &record.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        let mut base: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
-            .partition(*partition)
-            .timestamp(record.timestamp)
-            .headers(headers);
-        if let Some(k) = &record.key {
-            base = base.key(k);
-        }
-        if let Some(v) = &record.value {
-            base = base.payload(v);
-        }
-        loop {
-            match producer.send(base) {
-                Ok(()) => break,
-                Err((_, back)) => {
-                    base = back;
-                    producer.poll(Duration::from_millis(50));
+    TestProducer::new(bootstrap).send_all(topic, records);
+}
+
+/// An idempotent producer for test data, kept across batches.
+pub struct TestProducer(BaseProducer);
+
+impl TestProducer {
+    pub fn new(bootstrap: &str) -> Self {
+        let producer = client(bootstrap)
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "5")
+            .create()
+            .expect("producer");
+        TestProducer(producer)
+    }
+
+    /// Sends `records` and waits until every one is acknowledged.
+    pub fn send_all(&self, topic: &str, records: &[(i32, TestRecord)]) {
+        let producer = &self.0;
+        for (partition, record) in records {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (k, v) in &record.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: v.as_deref(),
+                });
+            }
+            let mut base: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
+                .partition(*partition)
+                .timestamp(record.timestamp)
+                .headers(headers);
+            if let Some(k) = &record.key {
+                base = base.key(k);
+            }
+            if let Some(v) = &record.value {
+                base = base.payload(v);
+            }
+            loop {
+                match producer.send(base) {
+                    Ok(()) => break,
+                    Err((_, back)) => {
+                        base = back;
+                        producer.poll(Duration::from_millis(50));
+                    }
                 }
             }
+            producer.poll(Duration::ZERO);
         }
-        producer.poll(Duration::ZERO);
+        producer.flush(Duration::from_secs(60)).expect("flush");
     }
-    producer.flush(Duration::from_secs(60)).expect("flush");
 }
 
 /// Last offset + 1 of every partition of `topic`.
