@@ -95,7 +95,46 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
-    cargo(&["test", "--workspace", "--locked"])
+    cargo_test(&["test", "--workspace", "--locked"])
+}
+
+/// Runs `cargo test`, passing its output through, and ends with one line that sums up every
+/// test binary (cargo's own last line is that of the last doc-test binary, often "0 passed").
+fn cargo_test(args: &[&str]) -> Result<()> {
+    use std::io::{BufRead, BufReader};
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    println!("$ cargo {}", args.join(" "));
+    let mut child = Command::new(cargo)
+        .args(args)
+        .current_dir(workspace_root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("running cargo test")?;
+    let (mut passed, mut failed) = (0u64, 0u64);
+    if let Some(stdout) = child.stdout.take() {
+        for line in BufReader::new(stdout).lines() {
+            let line = line?;
+            println!("{line}");
+            if let Some(rest) = line.strip_prefix("test result: ") {
+                passed += count_before(rest, " passed");
+                failed += count_before(rest, " failed");
+            }
+        }
+    }
+    let status = child.wait()?;
+    println!("summary: {passed} passed, {failed} failed");
+    if !status.success() {
+        bail!("cargo {} failed ({status})", args.join(" "));
+    }
+    Ok(())
+}
+
+/// The number just before `label` in a cargo "test result" line.
+fn count_before(line: &str, label: &str) -> u64 {
+    line.find(label)
+        .and_then(|end| line[..end].rsplit([' ', '.']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
 }
 
 /// Ports of `examples/broadcast.properties`.

@@ -131,12 +131,10 @@ impl FlowConfig {
         format!("{}->{}", self.source, self.target)
     }
 
-    /// Where the copy's progress lives on the target (MM2 dedicated mode's Connect offsets).
+    /// Where the copy's progress lives on the target: MM2 dedicated mode's Connect offsets
+    /// topic, which MM2 spells with dots whatever the policy's separator.
     pub fn progress_topic(&self) -> String {
-        format!(
-            "mm2-offsets{}{}{}internal",
-            self.policy.separator, self.source, self.policy.separator
-        )
+        format!("mm2-offsets.{}.internal", self.source)
     }
 }
 
@@ -572,6 +570,12 @@ replication.factor = 1
         assert_eq!(na.replication_factor, 1);
         assert_eq!(na.refresh_topics_interval, Some(Duration::from_secs(600)));
         assert_eq!(na.progress_topic(), "mm2-offsets.europe.internal");
+        let text = format!("{BROADCAST}replication.policy.separator = _\n");
+        let underscore = resolve(&text).unwrap();
+        assert_eq!(
+            underscore.flows[0].progress_topic(),
+            "mm2-offsets.europe.internal"
+        );
         let sa = &config.flows[1];
         assert!(sa.topics.accepts("other"), "topics defaults to .*");
         assert!(!sa.topics.accepts("x.internal"));

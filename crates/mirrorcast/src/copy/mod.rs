@@ -87,6 +87,7 @@ pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) 
         progress: None,
         last_progress_write: Instant::now(),
         target_failing: false,
+        source_failing: false,
         stats: setup.stats,
         shutdown,
     };
@@ -170,6 +171,7 @@ struct CopyState {
     progress: Option<Progress>,
     last_progress_write: Instant,
     target_failing: bool,
+    source_failing: bool,
     stats: Arc<CopyStats>,
     shutdown: Shutdown,
 }
@@ -209,10 +211,19 @@ impl CopyState {
             };
             match reader.poll(timeout) {
                 None => return,
-                Some(Ok(message)) => self.forward(&message, reader),
+                Some(Ok(message)) => {
+                    if self.source_failing {
+                        self.source_failing = false;
+                        info!(flow = %self.flow_name, "reading the source works again");
+                    }
+                    self.forward(&message, reader);
+                }
                 Some(Err(e)) => {
-                    // librdkafka reconnects by itself; a fetch error is worth a line, not a stop.
-                    warn!(flow = %self.flow_name, "reading the source: {e}");
+                    // librdkafka reconnects by itself: say so once, keep going.
+                    if !self.source_failing {
+                        self.source_failing = true;
+                        warn!(flow = %self.flow_name, "reading the source: {e}; retrying");
+                    }
                     return;
                 }
             }
