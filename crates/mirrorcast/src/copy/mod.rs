@@ -7,6 +7,7 @@
 //! backoff, at the offset after the last acknowledged one, so a failure becomes a retry, never a
 //! gap. Each such rewind starts a new epoch, and delivery reports of older epochs are ignored.
 
+pub mod ledger;
 pub mod source;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ use crate::config::FlowConfig;
 use crate::progress::{self, codec, Progress};
 use crate::shutdown::Shutdown;
 use crate::topics::Route;
+use ledger::PartitionLedger;
 use source::SourceReader;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
@@ -138,25 +140,10 @@ struct PartitionState {
     source_topic: String,
     remote_topic: Arc<str>,
     partition: i32,
-    epoch: u32,
-    /// Where copying started, for a rewind before anything was acknowledged.
-    start: Offset,
-    /// Last source offset the target acknowledged.
-    acked: Option<i64>,
-    /// Last offset stored in the progress topic (or being stored).
-    written: Option<i64>,
+    ledger: PartitionLedger,
     /// Taken from the reader after a failure; handed back at this time.
     retry_at: Option<Instant>,
     backoff: Backoff,
-}
-
-impl PartitionState {
-    fn resume_offset(&self) -> Offset {
-        match self.acked {
-            Some(offset) => Offset::Offset(offset + 1),
-            None => self.start,
-        }
-    }
 }
 
 struct CopyState {
@@ -257,19 +244,14 @@ impl CopyState {
                 let stored = progress
                     .get(&(route.source_topic.clone(), partition))
                     .copied();
-                let start = match stored {
-                    Some(offset) => Offset::Offset(offset + 1),
-                    None => Offset::Beginning,
-                };
+                let ledger = PartitionLedger::new(stored);
+                let start = ledger.resume_offset();
                 known.insert(partition, self.partitions.len());
                 self.partitions.push(PartitionState {
                     source_topic: route.source_topic.clone(),
                     remote_topic: Arc::from(route.remote_topic.as_str()),
                     partition,
-                    epoch: 0,
-                    start,
-                    acked: stored,
-                    written: stored,
+                    ledger,
                     retry_at: None,
                     backoff: Backoff::default(),
                 });
@@ -342,7 +324,7 @@ impl CopyState {
             if state.retry_at.is_some() {
                 return; // fetched before the partition was taken away
             }
-            (state.remote_topic.clone(), state.epoch)
+            (state.remote_topic.clone(), state.ledger.epoch())
         };
         let bytes = message.payload_len() + message.key().map_or(0, <[u8]>::len);
         let tag = Tag {
@@ -375,7 +357,11 @@ impl CopyState {
                     record = back;
                     self.producer.poll(Duration::from_millis(20));
                     self.handle_deliveries(reader);
-                    if self.partitions[slot].epoch != epoch {
+                    // A slow target must not widen the window re-copied after a crash.
+                    if self.last_progress_write.elapsed() >= self.flow.progress_interval {
+                        self.write_progress();
+                    }
+                    if self.partitions[slot].ledger.epoch() != epoch {
                         return; // rewound meanwhile: the record will be read again
                     }
                     if self.shutdown.is_triggered() {
@@ -385,7 +371,8 @@ impl CopyState {
                     }
                 }
                 Err((e, _)) => {
-                    self.delivery_failed(slot, &e, reader);
+                    self.report_failure(slot, &e);
+                    self.rewind(slot, reader);
                     return;
                 }
             }
@@ -423,18 +410,15 @@ impl CopyState {
             if tag.is_progress {
                 if let Some(e) = error {
                     warn!(flow = %self.flow_name, "storing progress failed: {e}; will store it again");
-                    if state.written == Some(tag.offset) {
-                        state.written = None;
-                    }
+                    state.ledger.progress_failed(tag.offset);
                 }
-                continue;
-            }
-            if tag.epoch != state.epoch {
                 continue;
             }
             match error {
                 None => {
-                    state.acked = Some(tag.offset);
+                    if !state.ledger.acknowledged(tag.epoch, tag.offset) {
+                        continue;
+                    }
                     state.backoff.reset();
                     self.stats.count(&tag);
                     if self.target_failing {
@@ -442,7 +426,12 @@ impl CopyState {
                         info!(flow = %self.flow_name, "the target acknowledges records again");
                     }
                 }
-                Some(e) => self.delivery_failed(tag.slot, &e, reader),
+                Some(e) => {
+                    if state.ledger.delivery_failed(tag.epoch) {
+                        self.report_failure(tag.slot, &e);
+                        self.take_away(tag.slot, reader);
+                    }
+                }
             }
         }
         if let Some((code, reason)) = self.producer.client().fatal_error() {
@@ -450,7 +439,8 @@ impl CopyState {
         }
     }
 
-    fn delivery_failed(&mut self, slot: usize, error: &KafkaError, reader: &SourceReader) {
+    /// Says once, when the target starts failing, that records will be copied again.
+    fn report_failure(&mut self, slot: usize, error: &KafkaError) {
         if !self.target_failing {
             self.target_failing = true;
             let state = &self.partitions[slot];
@@ -461,14 +451,18 @@ impl CopyState {
                 state.remote_topic, state.partition
             );
         }
-        self.rewind(slot, reader);
     }
 
-    /// Takes the partition away from the reader and schedules it to be read again from the
-    /// offset after the last acknowledged one. Reports for what was in flight are then stale.
+    /// Starts a new epoch for the partition and takes it away from the reader.
     fn rewind(&mut self, slot: usize, reader: &SourceReader) {
+        self.partitions[slot].ledger.rewind();
+        self.take_away(slot, reader);
+    }
+
+    /// Stops reading the partition and schedules it to be read again, after a backoff, from
+    /// right after its last acknowledged record.
+    fn take_away(&mut self, slot: usize, reader: &SourceReader) {
         let state = &mut self.partitions[slot];
-        state.epoch = state.epoch.wrapping_add(1);
         if state.retry_at.is_none() {
             if let Err(e) = reader.unassign(&state.source_topic, state.partition) {
                 warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
@@ -486,7 +480,7 @@ impl CopyState {
         let now = Instant::now();
         for state in &mut self.partitions {
             if state.retry_at.is_some_and(|at| at <= now) {
-                let offset = state.resume_offset();
+                let offset = state.ledger.resume_offset();
                 match reader.assign(&[(&state.source_topic, state.partition, offset)]) {
                     Ok(()) => state.retry_at = None,
                     Err(e) => {
@@ -523,15 +517,14 @@ impl CopyState {
         self.last_progress_write = Instant::now();
         let topic = self.flow.progress_topic();
         for (slot, state) in self.partitions.iter_mut().enumerate() {
-            let Some(acked) = state.acked else { continue };
-            if state.written == Some(acked) {
+            let Some(acked) = state.ledger.progress_to_store() else {
                 continue;
-            }
+            };
             let key = codec::encode_key(&self.flow.source, &state.source_topic, state.partition);
             let value = codec::encode_value(acked);
             let tag = Tag {
                 slot,
-                epoch: state.epoch,
+                epoch: state.ledger.epoch(),
                 offset: acked,
                 bytes: 0,
                 is_progress: true,
@@ -540,12 +533,11 @@ impl CopyState {
                 .key(&key[..])
                 .payload(&value[..]);
             match self.producer.send(record) {
-                Ok(()) => state.written = Some(acked),
-                // A full queue or an unreachable target: try again at the next interval.
+                Ok(()) => state.ledger.progress_sent(acked),
+                // Backpressure: the rest waits for the next interval.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return,
                 Err((e, _)) => {
-                    if !self.target_failing {
-                        warn!(flow = %self.flow_name, "cannot store progress now: {e}");
-                    }
+                    warn!(flow = %self.flow_name, "cannot store progress now: {e}");
                     return;
                 }
             }
@@ -575,15 +567,19 @@ impl CopyState {
             let Some(state) = self.partitions.get_mut(tag.slot) else {
                 continue;
             };
-            if tag.epoch != state.epoch || tag.is_progress {
+            if tag.is_progress {
                 continue;
             }
-            if error.is_none() {
-                state.acked = Some(tag.offset);
-                self.stats.count(&tag);
-            } else {
+            match error {
+                None => {
+                    if state.ledger.acknowledged(tag.epoch, tag.offset) {
+                        self.stats.count(&tag);
+                    }
+                }
                 // Nothing after a failed record may count as acknowledged.
-                state.epoch = state.epoch.wrapping_add(1);
+                Some(_) => {
+                    state.ledger.delivery_failed(tag.epoch);
+                }
             }
         }
     }
