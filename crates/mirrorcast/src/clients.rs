@@ -1,7 +1,16 @@
 //! Building librdkafka clients for a cluster: the user's settings (already mapped from Java
-//! names) between our defaults and the few settings correctness depends on.
+//! names) between our defaults and the few settings correctness depends on; and the context
+//! that brings librdkafka's own logs into ours.
 
-use rdkafka::ClientConfig;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext};
+use tracing::{debug, warn};
 
 use crate::config::{ClientRole, ClusterConfig};
 
@@ -58,4 +67,103 @@ pub fn client_config(cluster: &ClusterConfig, role: ClientRole, client_id: &str)
         config.set(*k, *v);
     }
     config
+}
+
+/// Routes librdkafka's own logs and errors into our logs without repeating itself: librdkafka
+/// reports an unreachable broker on every reconnect attempt (as a log line and as an error),
+/// and an operator wants to read it once. A message is shown the first time and again only
+/// after it has been quiet for a while; repeats go to debug.
+pub struct ClientLog {
+    client: String,
+    seen: Mutex<HashMap<String, Instant>>,
+}
+
+/// After this much quiet, the same message is news again.
+const REPEAT_AFTER: Duration = Duration::from_secs(300);
+
+impl ClientLog {
+    pub fn new(client: impl Into<String>) -> Self {
+        ClientLog {
+            client: client.into(),
+            seen: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Whether `message` should be shown (and remember it).
+    fn is_news(&self, message: &str) -> bool {
+        // librdkafka prefixes log lines with its thread and appends timings and repeat counts
+        // that change on every attempt.
+        let message = match message.strip_prefix("[thrd:") {
+            Some(rest) => rest.split_once("]: ").map_or(rest, |(_, text)| text),
+            None => message,
+        };
+        let key = message
+            .split(" (after ")
+            .next()
+            .unwrap_or(message)
+            .to_string();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        if seen.len() > 256 {
+            seen.retain(|_, at| now.duration_since(*at) <= REPEAT_AFTER);
+        }
+        match seen.insert(key, now) {
+            Some(at) => now.duration_since(at) > REPEAT_AFTER,
+            None => true,
+        }
+    }
+}
+
+impl ClientContext for ClientLog {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        let serious = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        );
+        if serious && self.is_news(message) {
+            warn!(client = %self.client, "librdkafka {facility}: {message}");
+        } else {
+            debug!(client = %self.client, "librdkafka {facility}: {message}");
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        if self.is_news(reason) {
+            warn!(client = %self.client, "{error}: {reason}");
+        } else {
+            debug!(client = %self.client, "{error}: {reason}");
+        }
+    }
+}
+
+impl ConsumerContext for ClientLog {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_connection_failures_are_news_once() {
+        let log = ClientLog::new("test");
+        let attempt = |ms: u32| {
+            format!("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused (after {ms}ms in state CONNECT)")
+        };
+        assert!(log.is_news(&attempt(0)));
+        assert!(!log.is_news(&attempt(3)));
+        assert!(!log.is_news(&format!("{}, 4 identical error(s)", attempt(1))));
+        assert!(log.is_news("SASL authentication error"));
+        assert!(
+            !log.is_news(&attempt(9)),
+            "alternating messages are still repeats"
+        );
+        let as_log_line = format!("[thrd:127.0.0.1:1/bootstrap]: {}", attempt(2));
+        assert!(
+            !log.is_news(&as_log_line),
+            "the log line and the error are one message"
+        );
+    }
 }

@@ -20,15 +20,15 @@ use crate::topics::{replicated_topics, Route, TopicAdmin, TopicError};
 pub struct RunningFlow {
     pub name: String,
     pub stats: Arc<CopyStats>,
-    threads: Vec<JoinHandle<()>>,
+    copier: JoinHandle<()>,
 }
 
 impl RunningFlow {
-    /// Waits for the flow's threads, which end after shutdown.
+    /// Waits until the copier has flushed and stored its progress after shutdown. The topic
+    /// manager is not waited for: it holds no state, and it may be inside a metadata request
+    /// to an unreachable cluster.
     pub fn join(self) {
-        for thread in self.threads {
-            let _ = thread.join();
-        }
+        let _ = self.copier.join();
     }
 }
 
@@ -74,13 +74,13 @@ pub fn start(
         commands,
         shutdown,
     };
-    let manager = std::thread::Builder::new()
+    std::thread::Builder::new()
         .name(format!("topics {name}"))
         .spawn(move || manager.run())?;
     Ok(RunningFlow {
         name,
         stats,
-        threads: vec![copier, manager],
+        copier,
     })
 }
 
@@ -120,10 +120,9 @@ impl TopicManager {
         let mut backoff = Backoff::default();
         // Admin clients are created once; librdkafka reconnects them by itself.
         let admins = loop {
-            match (
-                TopicAdmin::new(&self.source_admin),
-                TopicAdmin::new(&self.target_admin),
-            ) {
+            let source = TopicAdmin::new(&self.source_admin, &format!("{name} source admin"));
+            let target = TopicAdmin::new(&self.target_admin, &format!("{name} target admin"));
+            match (source, target) {
                 (Ok(source), Ok(target)) => break (source, target),
                 (Err(e), _) | (_, Err(e)) => {
                     health.failed(&name, "creating admin clients", &e);

@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
+use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -56,13 +56,14 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
 
 /// Admin access to one cluster.
 pub struct TopicAdmin {
-    admin: AdminClient<DefaultClientContext>,
+    admin: AdminClient<ClientLog>,
 }
 
 impl TopicAdmin {
-    pub fn new(config: &ClientConfig) -> Result<Self, TopicError> {
+    /// `label` names the client in librdkafka's log lines.
+    pub fn new(config: &ClientConfig, label: &str) -> Result<Self, TopicError> {
         Ok(TopicAdmin {
-            admin: config.create()?,
+            admin: config.create_with_context(ClientLog::new(label))?,
         })
     }
 

@@ -169,3 +169,39 @@ fn sigterm_flushes_stores_progress_and_exits_0_within_seconds() {
     let south = clusters.bootstrap("southamerica");
     assert_eq!(topic_partitions(&south, "events"), None);
 }
+
+#[test]
+fn unreachable_clusters_are_retried_logged_once_and_sigterm_still_exits_within_seconds() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed = |_| format!("127.0.0.1:{}", localcluster::free_port().unwrap());
+    let text = GOOD
+        .replace("127.0.0.1:9", &closed(0))
+        .replace("127.0.0.1:10", &closed(1))
+        .replace("SASL_SSL", "SASL_PLAINTEXT");
+    let config = write_config(dir.path(), &text);
+    let mut replicator = Replicator::start(&config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(30), || replicator
+            .log()
+            .contains("retrying with backoff")),
+        "{}",
+        replicator.log()
+    );
+    let started = std::time::Instant::now();
+    let status = replicator.terminate(Duration::from_secs(10));
+    let log = replicator.log();
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "exit status {status:?}\n{log}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(6),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        log.matches("retrying with backoff").count(),
+        1,
+        "one line per state change:\n{log}"
+    );
+}

@@ -16,6 +16,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
@@ -23,6 +24,7 @@ use rdkafka::{ClientConfig, ClientContext, Message, Offset};
 use tracing::{error, info, warn};
 
 use crate::backoff::Backoff;
+use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 use crate::progress::{self, codec, Progress};
 use crate::shutdown::Shutdown;
@@ -31,7 +33,7 @@ use ledger::PartitionLedger;
 use source::SourceReader;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
-const SHUTDOWN_FLUSH: Duration = Duration::from_secs(5);
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 /// Records forwarded between two looks at deliveries, commands and progress.
 const BATCH: usize = 1024;
 
@@ -74,7 +76,7 @@ pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) 
         Ok(r) => r,
         Err(e) => return error!(flow = %flow_name, "cannot create the source reader: {e}"),
     };
-    let producer = match create_producer(&setup.target_producer) {
+    let producer = match create_producer(&setup.target_producer, &group_id) {
         Ok(p) => p,
         Err(e) => return error!(flow = %flow_name, "cannot create the target producer: {e}"),
     };
@@ -113,12 +115,20 @@ struct Delivery {
 }
 
 /// Collects delivery reports; they are handled on the copier thread right after `poll`.
-#[derive(Default)]
 struct DeliveryContext {
     reports: Mutex<Vec<Delivery>>,
+    log: ClientLog,
 }
 
-impl ClientContext for DeliveryContext {}
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Tag>;
@@ -132,8 +142,11 @@ impl ProducerContext for DeliveryContext {
 
 type TargetProducer = BaseProducer<DeliveryContext>;
 
-fn create_producer(config: &ClientConfig) -> Result<TargetProducer, KafkaError> {
-    config.create_with_context(DeliveryContext::default())
+fn create_producer(config: &ClientConfig, label: &str) -> Result<TargetProducer, KafkaError> {
+    config.create_with_context(DeliveryContext {
+        reports: Mutex::new(Vec::new()),
+        log: ClientLog::new(format!("{label} target")),
+    })
 }
 
 struct PartitionState {
@@ -496,7 +509,7 @@ impl CopyState {
     /// cannot be used again: start a new one and copy everything unacknowledged again.
     fn replace_producer(&mut self, code: RDKafkaErrorCode, reason: &str, reader: &SourceReader) {
         error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
-        match create_producer(&self.producer_config) {
+        match create_producer(&self.producer_config, &self.flow_name) {
             Ok(producer) => {
                 // Dropping the old producer purges what it still held; those reports are stale
                 // once every partition is rewound below.

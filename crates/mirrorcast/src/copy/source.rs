@@ -9,8 +9,10 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::clients::ClientLog;
+
 pub struct SourceReader {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<ClientLog>,
 }
 
 impl SourceReader {
@@ -21,7 +23,7 @@ impl SourceReader {
             config.set("group.id", group_id);
         }
         Ok(SourceReader {
-            consumer: config.create()?,
+            consumer: config.create_with_context(ClientLog::new(format!("{group_id} source")))?,
         })
     }
 

@@ -11,6 +11,8 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
+use crate::clients::ClientLog;
+
 /// Last replicated source offset per (source topic, partition).
 pub type Progress = HashMap<(String, i32), i64>;
 
@@ -38,7 +40,8 @@ pub fn load(
         // librdkafka's assign() wants one; nothing is joined or committed.
         config.set("group.id", format!("mirrorcast.progress.{source_alias}"));
     }
-    let consumer: BaseConsumer = config.create()?;
+    let label = format!("{topic} reader");
+    let consumer: BaseConsumer<ClientLog> = config.create_with_context(ClientLog::new(label))?;
     let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
     let partitions: Vec<i32> = metadata
         .topics()
