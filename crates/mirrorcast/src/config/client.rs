@@ -12,6 +12,9 @@ pub struct Setting {
     /// The key as the user wrote it (e.g. `europe.sasl.jaas.config`).
     pub origin: String,
     pub line: Option<usize>,
+    /// The text with a `${provider:...}` reference that the value was resolved from; such a
+    /// value is never shown.
+    pub reference: Option<String>,
 }
 
 /// librdkafka settings for one client (consumer, producer or admin) of one cluster.
@@ -38,6 +41,9 @@ impl ClientSettings {
             .map(|(k, s)| {
                 let value = if is_secret(k) {
                     "[redacted]".to_string()
+                } else if s.reference.is_some() {
+                    // The reference text may sit next to a literal secret (a JAAS line).
+                    "[from a config provider]".to_string()
                 } else {
                     s.value.clone()
                 };
@@ -338,6 +344,7 @@ mod tests {
             value: v.into(),
             origin: "k".into(),
             line: None,
+            reference: None,
         };
         settings.set("sasl.password", setting("hunter2"));
         settings.set("ssl.keystore.password", setting("hunter3"));

@@ -7,6 +7,7 @@
 
 pub mod client;
 pub mod properties;
+pub mod providers;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -289,34 +290,33 @@ fn resolve_cluster(
     let mut clients = Vec::new();
     for role in ClientRole::ALL {
         // Java names first, keyed by the Java name, remembering which user key set each.
-        let mut java: BTreeMap<String, (String, String, usize)> = BTreeMap::new();
+        let mut java: BTreeMap<String, (&properties::Entry, String)> = BTreeMap::new();
         for (key, entry) in raw.iter().filter(|(k, _)| client::is_connection_key(k)) {
-            java.insert(key.into(), (entry.value.clone(), key.into(), entry.line));
+            java.insert(key.into(), (entry, key.into()));
         }
         for (key, entry) in raw.with_prefix(&cluster_prefix) {
             if client::is_connection_key(key) {
-                let origin = format!("{cluster_prefix}{key}");
-                java.insert(key.into(), (entry.value.clone(), origin, entry.line));
+                java.insert(key.into(), (entry, format!("{cluster_prefix}{key}")));
             }
         }
         let role_prefix = format!("{cluster_prefix}{}", role.prefix());
         for (key, entry) in raw.with_prefix(&role_prefix) {
-            let origin = format!("{role_prefix}{key}");
-            java.insert(key.into(), (entry.value.clone(), origin, entry.line));
+            java.insert(key.into(), (entry, format!("{role_prefix}{key}")));
         }
         let values: BTreeMap<String, String> = java
             .iter()
-            .map(|(k, (v, _, _))| (k.clone(), v.clone()))
+            .map(|(k, (entry, _))| (k.clone(), entry.value.clone()))
             .collect();
         let mut settings = ClientSettings::default();
-        for (key, (value, origin, line)) in &java {
-            match client::map_java_setting(key, value, &values) {
+        for (key, (entry, origin)) in &java {
+            match client::map_java_setting(key, &entry.value, &values) {
                 Ok(client::Mapped::Set(pairs)) => {
                     for (k, v) in pairs {
                         let setting = Setting {
                             value: v,
                             origin: origin.clone(),
-                            line: Some(*line),
+                            line: Some(entry.line),
+                            reference: entry.reference.clone(),
                         };
                         settings.set(&k, setting);
                     }
@@ -324,7 +324,7 @@ fn resolve_cluster(
                 Ok(client::Mapped::Nothing) => {}
                 Err(message) => errors.push(ConfigError {
                     file: raw.file.clone(),
-                    line: Some(*line),
+                    line: Some(entry.line),
                     key: origin.clone(),
                     message,
                 }),
@@ -609,6 +609,39 @@ replication.factor = 1
         assert_eq!(na.admin.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
         assert_eq!(na.consumer.get("sasl.password"), Some("p"));
         assert!(!describe(&config).contains("password=p"));
+    }
+
+    #[test]
+    fn provider_references_resolve_and_are_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("mm2-secrets.properties");
+        std::fs::write(&secrets, "password = p4ssw0rd\nuser = mm2user\n").unwrap();
+        let s = secrets.display();
+        let text = format!(
+            "{BROADCAST}config.providers = file\n\
+             config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+             northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"${{file:{s}:user}}\" password=\"${{file:{s}:password}}\";\n"
+        );
+        let config = resolve(&text).unwrap();
+        let na = config.cluster("northamerica").unwrap();
+        assert_eq!(na.producer.get("sasl.username"), Some("mm2user"));
+        assert_eq!(na.producer.get("sasl.password"), Some("p4ssw0rd"));
+        let shown = describe(&config);
+        assert!(
+            !shown.contains("p4ssw0rd") && !shown.contains("mm2user"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_broken_reference_names_its_key_and_line() {
+        let text =
+            format!("{BROADCAST}europe.sasl.password = ${{file:/nonexistent.properties:pw}}\n");
+        let err = RawProperties::parse(Path::new("mm2.properties"), text.as_bytes()).unwrap_err();
+        assert_eq!(err.key, "europe.sasl.password");
+        assert_eq!(err.line, Some(10));
+        assert!(err.message.contains("/nonexistent.properties"));
     }
 
     #[test]

@@ -4,13 +4,16 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use super::ConfigError;
+use super::{providers, ConfigError};
 
 /// One `key = value` of the file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub value: String,
     pub line: usize,
+    /// The value as written, when it held a `${provider:...}` reference (then `value` is the
+    /// resolved secret and must never be shown).
+    pub reference: Option<String>,
 }
 
 /// The raw key/value pairs of a properties file; a key set twice keeps its last value, as Java's
@@ -44,11 +47,24 @@ impl RawProperties {
             })?;
             let number = line.line_number();
             if let java_properties::LineContent::KVPair(key, value) = line.consume_content() {
+                let value = value.trim().to_string();
+                let reference = providers::has_reference(&value).then(|| value.clone());
+                let value = match &reference {
+                    None => value,
+                    Some(raw) => providers::resolve(raw, &|name| std::env::var(name).ok())
+                        .map_err(|message| ConfigError {
+                            file: path.to_path_buf(),
+                            line: Some(number),
+                            key: key.clone(),
+                            message,
+                        })?,
+                };
                 entries.insert(
                     key,
                     Entry {
-                        value: value.trim().to_string(),
+                        value,
                         line: number,
+                        reference,
                     },
                 );
             }

@@ -1,0 +1,123 @@
+//! MM2's config-provider references, resolved when the file is loaded:
+//! `${file:PATH:KEY}` (KEY of the properties file PATH), `${directory:DIR:FILE}` (the content
+//! of DIR/FILE, as Kubernetes mounts secrets) and `${env:NAME}` (an environment variable).
+//! Resolved values are treated as secrets: they are never displayed, only the reference is.
+
+use std::path::Path;
+
+/// Replaces every `${provider:...}` in `value`. `Err` says which reference failed and why.
+pub fn resolve(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let mut out = String::with_capacity(value.len());
+    let mut rest = value;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        let Some(end) = after.find('}') else {
+            return Err(format!("`{}` has no closing `}}`", &rest[start..]));
+        };
+        out.push_str(&resolve_one(&after[..end], env)?);
+        rest = &after[end + 1..];
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// Whether `value` contains a reference at all.
+pub fn has_reference(value: &str) -> bool {
+    value.contains("${")
+}
+
+fn resolve_one(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    let (provider, rest) = reference
+        .split_once(':')
+        .ok_or_else(|| format!("`${{{reference}}}` is not `${{provider:path:key}}`"))?;
+    match provider {
+        "env" => {
+            // `${env:NAME}`, and `${env::NAME}` with the empty path Kafka also accepts.
+            let name = rest.strip_prefix(':').unwrap_or(rest);
+            env(name).ok_or_else(|| format!("environment variable `{name}` is not set"))
+        }
+        "file" => {
+            let (path, key) = rest.rsplit_once(':').ok_or_else(|| {
+                format!("`${{{reference}}}` needs a path and a key: `${{file:PATH:KEY}}`")
+            })?;
+            let text = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+            let props = java_properties::read(&text[..])
+                .map_err(|e| format!("`{path}` is not a properties file: {e}"))?;
+            props
+                .get(key)
+                .cloned()
+                .ok_or_else(|| format!("`{path}` has no key `{key}`"))
+        }
+        "directory" => {
+            let (dir, file) = rest.rsplit_once(':').ok_or_else(|| {
+                format!(
+                    "`${{{reference}}}` needs a directory and a file: `${{directory:DIR:FILE}}`"
+                )
+            })?;
+            let path = Path::new(dir).join(file);
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
+                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+        }
+        other => Err(format!(
+            "unknown config provider `{other}`: mirrorcast resolves `file`, `directory` and `env`"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    #[test]
+    fn env_references() {
+        let env = |name: &str| (name == "MM2_PASSWORD").then(|| "s3cret".to_string());
+        assert_eq!(resolve("${env:MM2_PASSWORD}", &env).unwrap(), "s3cret");
+        assert_eq!(
+            resolve("x-${env::MM2_PASSWORD}-y", &env).unwrap(),
+            "x-s3cret-y"
+        );
+        assert!(resolve("${env:MISSING}", &env)
+            .unwrap_err()
+            .contains("MISSING"));
+    }
+
+    #[test]
+    fn file_and_directory_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secrets.properties");
+        std::fs::write(&file, "password = p4ss\nuser: mm2\n").unwrap();
+        std::fs::write(dir.path().join("ca.crt"), "PEM\n").unwrap();
+        let f = file.display();
+        assert_eq!(
+            resolve(&format!("${{file:{f}:password}}"), &no_env).unwrap(),
+            "p4ss"
+        );
+        assert_eq!(
+            resolve(&format!("u=${{file:{f}:user}}"), &no_env).unwrap(),
+            "u=mm2"
+        );
+        let d = dir.path().display();
+        assert_eq!(
+            resolve(&format!("${{directory:{d}:ca.crt}}"), &no_env).unwrap(),
+            "PEM"
+        );
+        assert!(resolve(&format!("${{file:{f}:nope}}"), &no_env)
+            .unwrap_err()
+            .contains("nope"));
+    }
+
+    #[test]
+    fn malformed_and_unknown_references_are_errors() {
+        assert!(resolve("${vault:secret/x:y}", &no_env)
+            .unwrap_err()
+            .contains("vault"));
+        assert!(resolve("${env:X", &no_env).is_err());
+        assert_eq!(resolve("plain", &no_env).unwrap(), "plain");
+    }
+}
