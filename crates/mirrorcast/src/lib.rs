@@ -12,6 +12,7 @@
 //! - [`clients`]: librdkafka client settings: our defaults, the user's, and what we enforce.
 //! - [`backoff`], [`shutdown`]: retry pacing and the stop signal shared by every thread.
 
+pub mod admin_ext;
 pub mod backoff;
 pub mod clients;
 pub mod config;

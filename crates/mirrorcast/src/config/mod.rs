@@ -16,12 +16,14 @@ use std::time::Duration;
 
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
+use crate::topics::config_sync::ConfigFilter;
 pub use client::{ClientSettings, Setting};
 pub use properties::RawProperties;
 
 const DEFAULT_TOPICS: &str = ".*";
 const DEFAULT_TOPICS_EXCLUDE: &str = r".*[\-\.]internal, .*\.replica, __.*";
 const DEFAULT_POLICY: &str = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy";
+const DEFAULT_CONFIG_EXCLUDE: &str = r"follower\.replication\.throttled\.replicas, leader\.replication\.throttled\.replicas, message\.timestamp\.difference\.max\.ms, message\.timestamp\.type, unclean\.leader\.election\.enable, min\.insync\.replicas";
 
 /// A configuration mistake, located in the user's file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -120,6 +122,13 @@ pub struct FlowConfig {
     pub replication_factor: i32,
     /// How often new source topics are looked for; `None` when `refresh.topics.enabled=false`.
     pub refresh_topics_interval: Option<Duration>,
+    /// How often topic configs are synced; `None` when `sync.topic.configs.enabled=false`.
+    pub config_sync_interval: Option<Duration>,
+    /// Which topic configs follow the source (`config.properties.exclude`, `use.defaults.from`).
+    pub config_filter: ConfigFilter,
+    /// `sync.topic.deletions.enabled` (beyond MM2): delete a remote topic this flow created once
+    /// its source topic has been gone for two refreshes.
+    pub sync_deletions: bool,
     /// How often acknowledged progress is written to `mm2-offsets.<source>.internal`.
     pub progress_interval: Duration,
     /// Partitions and replication factor of `mm2-offsets.<source>.internal` when we create it.
@@ -445,6 +454,35 @@ fn resolve_flow(
     let refresh_enabled = look.bool("refresh.topics.enabled", true, errors);
     let refresh_secs = look.parse("refresh.topics.interval.seconds", 600u64, positive, errors);
     let progress_ms = look.parse("offset.flush.interval.ms", 1000u64, positive, errors);
+    let config_sync_enabled = look.bool("sync.topic.configs.enabled", true, errors);
+    let config_sync_secs = look.parse(
+        "sync.topic.configs.interval.seconds",
+        600u64,
+        positive,
+        errors,
+    );
+    // MM2 before 3.0 called the exclude list a blacklist; honour the old name too.
+    let exclude_key = if look.get("config.properties.exclude").is_none()
+        && look.get("config.properties.blacklist").is_some()
+    {
+        "config.properties.blacklist"
+    } else {
+        "config.properties.exclude"
+    };
+    let config_exclude = look.patterns(exclude_key, DEFAULT_CONFIG_EXCLUDE, errors);
+    let (defaults_key, defaults_from) = look.string("use.defaults.from", "target");
+    let defaults_from_source = match defaults_from.trim() {
+        "source" => true,
+        "target" => false,
+        other => {
+            errors.push(raw.error(
+                &defaults_key,
+                format!("`{other}` is neither `source` nor `target`"),
+            ));
+            false
+        }
+    };
+    let sync_deletions = look.bool("sync.topic.deletions.enabled", false, errors);
     let progress_topic_partitions =
         look.parse("offset.storage.partitions", 25i32, positive, errors);
     let progress_topic_replication_factor =
@@ -453,6 +491,10 @@ fn resolve_flow(
         ("replication.factor", replication_factor as i64),
         ("refresh.topics.interval.seconds", refresh_secs as i64),
         ("offset.flush.interval.ms", progress_ms as i64),
+        (
+            "sync.topic.configs.interval.seconds",
+            config_sync_secs as i64,
+        ),
         (
             "offset.storage.partitions",
             progress_topic_partitions as i64,
@@ -477,6 +519,12 @@ fn resolve_flow(
         policy: policy?,
         replication_factor,
         refresh_topics_interval: refresh_enabled.then(|| Duration::from_secs(refresh_secs)),
+        config_sync_interval: config_sync_enabled.then(|| Duration::from_secs(config_sync_secs)),
+        config_filter: ConfigFilter {
+            exclude: config_exclude,
+            defaults_from_source,
+        },
+        sync_deletions,
         progress_interval: Duration::from_millis(progress_ms),
         progress_topic_partitions,
         progress_topic_replication_factor,
@@ -523,6 +571,23 @@ pub fn describe(config: &Config) -> String {
             None => "off".to_string(),
         };
         let _ = writeln!(out, "    refresh.topics: {refresh}");
+        let config_sync = match flow.config_sync_interval {
+            Some(d) => format!("every {}s", d.as_secs()),
+            None => "off".to_string(),
+        };
+        let _ = writeln!(out, "    sync.topic.configs: {config_sync}");
+        let _ = writeln!(
+            out,
+            "    config.properties.exclude: {}",
+            flow.config_filter.exclude.as_str()
+        );
+        let defaults = if flow.config_filter.defaults_from_source {
+            "source"
+        } else {
+            "target"
+        };
+        let _ = writeln!(out, "    use.defaults.from: {defaults}");
+        let _ = writeln!(out, "    sync.topic.deletions: {}", flow.sync_deletions);
         let _ = writeln!(
             out,
             "    progress: {} every {}ms",

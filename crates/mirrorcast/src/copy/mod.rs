@@ -42,6 +42,9 @@ const BATCH: usize = 1024;
 pub enum Command {
     /// The remote topics exist; copy these partitions (new ones are added, known ones kept).
     Routes(Vec<Route>),
+    /// These source topics are gone for good: stop copying them and drop their progress, so
+    /// that a topic created again under the same name starts from its beginning.
+    Forget(Vec<String>),
 }
 
 /// Counters other threads may read.
@@ -109,6 +112,18 @@ struct Tag {
     is_progress: bool,
 }
 
+impl Tag {
+    fn progress(slot: usize, offset: i64) -> Self {
+        Tag {
+            slot,
+            epoch: 0,
+            offset,
+            bytes: 0,
+            is_progress: true,
+        }
+    }
+}
+
 struct Delivery {
     tag: Tag,
     error: Option<KafkaError>,
@@ -157,6 +172,8 @@ struct PartitionState {
     /// Taken from the reader after a failure; handed back at this time.
     retry_at: Option<Instant>,
     backoff: Backoff,
+    /// Its source topic is gone ([`Command::Forget`]): nothing more to copy or store.
+    retired: bool,
 }
 
 struct CopyState {
@@ -236,6 +253,11 @@ impl CopyState {
     fn apply(&mut self, command: Command, reader: &SourceReader) {
         match command {
             Command::Routes(routes) => self.add_routes(routes, reader),
+            Command::Forget(topics) => {
+                for topic in topics {
+                    self.forget(&topic, reader);
+                }
+            }
         }
     }
 
@@ -267,6 +289,7 @@ impl CopyState {
                     ledger,
                     retry_at: None,
                     backoff: Backoff::default(),
+                    retired: false,
                 });
                 assigned.push((route.source_topic.clone(), partition, start));
             }
@@ -322,6 +345,31 @@ impl CopyState {
                 }
             }
         }
+    }
+
+    fn forget(&mut self, topic: &str, reader: &SourceReader) {
+        let Some(partitions) = self.index.remove(topic) else {
+            return;
+        };
+        if let Some(progress) = &mut self.progress {
+            progress.retain(|(t, _), _| t != topic);
+        }
+        let progress_topic = self.flow.progress_topic();
+        for (partition, slot) in partitions {
+            let state = &mut self.partitions[slot];
+            state.retired = true;
+            if state.retry_at.is_none() {
+                let _ = reader.unassign(topic, partition);
+            }
+            let key = codec::encode_key(&self.flow.source, topic, partition);
+            let tombstone: BaseRecord<'_, [u8], [u8], Box<Tag>> =
+                BaseRecord::with_opaque_to(&progress_topic, Box::new(Tag::progress(slot, -1)))
+                    .key(&key[..]);
+            if let Err((e, _)) = self.producer.send(tombstone) {
+                warn!(flow = %self.flow_name, "cannot drop the progress of {topic}[{partition}]: {e}");
+            }
+        }
+        info!(flow = %self.flow_name, "stopped copying {topic}, which is gone from the source");
     }
 
     fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
@@ -491,7 +539,7 @@ impl CopyState {
 
     fn resume_due_partitions(&mut self, reader: &SourceReader) {
         let now = Instant::now();
-        for state in &mut self.partitions {
+        for state in self.partitions.iter_mut().filter(|s| !s.retired) {
             if state.retry_at.is_some_and(|at| at <= now) {
                 let offset = state.ledger.resume_offset();
                 match reader.assign(&[(&state.source_topic, state.partition, offset)]) {
@@ -530,18 +578,15 @@ impl CopyState {
         self.last_progress_write = Instant::now();
         let topic = self.flow.progress_topic();
         for (slot, state) in self.partitions.iter_mut().enumerate() {
+            if state.retired {
+                continue;
+            }
             let Some(acked) = state.ledger.progress_to_store() else {
                 continue;
             };
             let key = codec::encode_key(&self.flow.source, &state.source_topic, state.partition);
             let value = codec::encode_value(acked);
-            let tag = Tag {
-                slot,
-                epoch: state.ledger.epoch(),
-                offset: acked,
-                bytes: 0,
-                is_progress: true,
-            };
+            let tag = Tag::progress(slot, acked);
             let record = BaseRecord::with_opaque_to(&topic, Box::new(tag))
                 .key(&key[..])
                 .payload(&value[..]);

@@ -5,12 +5,19 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
+use crate::admin_ext::{self, AdminExtError, ConfigOp};
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use config_sync::ConfigValue;
+
+pub mod config_sync;
+pub mod manager;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -25,6 +32,14 @@ pub enum TopicError {
     },
     #[error("topic `{topic}` was created but is not visible in metadata after {waited:?}")]
     NotVisible { topic: String, waited: Duration },
+    #[error("{operation} `{topic}` failed: {code}")]
+    Refused {
+        operation: &'static str,
+        topic: String,
+        code: RDKafkaErrorCode,
+    },
+    #[error("{0}")]
+    Admin(#[from] AdminExtError),
 }
 
 /// A source topic and the remote topic it is copied to.
@@ -54,6 +69,28 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
         .collect()
 }
 
+/// What topic management needs from a cluster; [`TopicAdmin`] does it over the Kafka
+/// protocol, unit tests with an in-memory cluster.
+pub trait ClusterAdmin {
+    /// Every topic with its partition count.
+    fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError>;
+    fn describe_configs(
+        &self,
+        topics: &[&str],
+    ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError>;
+    fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError>;
+    fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError>;
+    fn delete_topic(&self, topic: &str) -> Result<(), TopicError>;
+    /// Creates `topic` unless it exists; returns its partition count.
+    fn ensure_topic(
+        &self,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &[(String, String)],
+    ) -> Result<i32, TopicError>;
+}
+
 /// Admin access to one cluster.
 pub struct TopicAdmin {
     admin: AdminClient<ClientLog>,
@@ -66,10 +103,12 @@ impl TopicAdmin {
             admin: config.create_with_context(ClientLog::new(label))?,
         })
     }
+}
 
+impl ClusterAdmin for TopicAdmin {
     /// Every topic with its partition count. Blocking. Asks for all topics, which never
     /// auto-creates one.
-    pub fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
+    fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
         let metadata = self.admin.inner().fetch_metadata(None, METADATA_TIMEOUT)?;
         Ok(metadata
             .topics()
@@ -79,14 +118,92 @@ impl TopicAdmin {
             .collect())
     }
 
+    /// The configs of each topic (DescribeConfigs). Topics the broker cannot describe are
+    /// left out. Blocking.
+    fn describe_configs(
+        &self,
+        topics: &[&str],
+    ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError> {
+        let specifiers: Vec<ResourceSpecifier> =
+            topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+        let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
+        let results =
+            futures_executor::block_on(self.admin.describe_configs(&specifiers, &options))?;
+        let mut configs = BTreeMap::new();
+        for (topic, result) in topics.iter().zip(results) {
+            if let Ok(resource) = result {
+                let entries = resource
+                    .entries
+                    .into_iter()
+                    .map(|e| ConfigValue {
+                        name: e.name,
+                        value: e.value,
+                        is_default: e.is_default,
+                        read_only: e.is_read_only,
+                        sensitive: e.is_sensitive,
+                    })
+                    .collect();
+                configs.insert(topic.to_string(), entries);
+            }
+        }
+        Ok(configs)
+    }
+
+    /// Applies config changes to one topic (IncrementalAlterConfigs). Blocking.
+    fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError> {
+        admin_ext::incremental_alter_topic_configs(
+            self.admin.inner(),
+            topic,
+            ops,
+            METADATA_TIMEOUT,
+        )?;
+        Ok(())
+    }
+
+    /// Grows `topic` to `partitions` partitions (CreatePartitions). Blocking.
+    fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
+        let new = NewPartitions::new(topic, usize::try_from(partitions).unwrap_or(0));
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = futures_executor::block_on(self.admin.create_partitions([&new], &options))?;
+        for result in results {
+            if let Err((topic, code)) = result {
+                return Err(TopicError::Refused {
+                    operation: "adding partitions to",
+                    topic,
+                    code,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes `topic`. Blocking.
+    fn delete_topic(&self, topic: &str) -> Result<(), TopicError> {
+        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
+        let results = futures_executor::block_on(self.admin.delete_topics(&[topic], &options))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((topic, code)) => {
+                    return Err(TopicError::Refused {
+                        operation: "deleting",
+                        topic,
+                        code,
+                    })
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Creates `topic` unless it exists, then waits until metadata shows it. Returns its
     /// partition count (which may differ from `partitions` when it already existed). Blocking.
-    pub fn ensure_topic(
+    fn ensure_topic(
         &self,
         topic: &str,
         partitions: i32,
         replication_factor: i32,
-        configs: &[(&str, &str)],
+        configs: &[(String, String)],
     ) -> Result<i32, TopicError> {
         if let Some(existing) = self.list_topics()?.get(topic) {
             return Ok(*existing);

@@ -1,0 +1,630 @@
+//! The slow loop of a flow: every refresh interval it lists the source, creates missing remote
+//! topics (with the source's partition count and configs), grows remote topics whose source
+//! gained partitions, deletes remote topics whose source is gone (only when asked to, and only
+//! topics this flow created), and tells the copier what to copy. Every config-sync interval it
+//! brings remote topic configs in line with the source.
+//!
+//! Failures are retried with backoff and logged once per state change; a topic whose config or
+//! partitions cannot be changed is reported and skipped, never a reason to stop the flow.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::mpsc::Sender;
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::{replicated_topics, ClusterAdmin, Route, TopicAdmin, TopicError};
+use crate::backoff::Backoff;
+use crate::config::FlowConfig;
+use crate::copy::Command;
+use crate::shutdown::Shutdown;
+
+/// How many refreshes in a row a source topic must be missing before its remote topic is
+/// deleted (with `sync.topic.deletions.enabled`): one missing listing may be a glitch.
+const DELETE_AFTER_MISSING_REFRESHES: u32 = 2;
+
+pub struct TopicManager {
+    pub flow: FlowConfig,
+    pub source_admin: rdkafka::ClientConfig,
+    pub target_admin: rdkafka::ClientConfig,
+    pub commands: Sender<Command>,
+    pub shutdown: Shutdown,
+}
+
+/// Reachability of one activity, logged only when it changes.
+#[derive(Default)]
+struct Health {
+    failing: bool,
+}
+
+impl Health {
+    fn failed(&mut self, flow: &str, what: &str, error: &TopicError) {
+        if !self.failing {
+            warn!(flow, "{what}: {error}; retrying with backoff");
+        }
+        self.failing = true;
+    }
+
+    fn ok(&mut self, flow: &str, what: &str) {
+        if std::mem::take(&mut self.failing) {
+            info!(flow, "{what}: working again");
+        }
+    }
+}
+
+/// What the manager remembers between rounds.
+#[derive(Default)]
+struct Known {
+    /// Source topic → route, as last sent to the copier.
+    routes: BTreeMap<String, Route>,
+    /// Remote topics this flow created (the only ones it may ever delete).
+    created: HashSet<String>,
+    /// Source topic → consecutive refreshes it was missing from the listing.
+    missing: HashMap<String, u32>,
+    /// Topics whose partition growth failed (warned once until it works).
+    growth_refused: HashSet<String>,
+    /// Topics whose config sync failed, with the error last reported.
+    config_failures: HashMap<String, String>,
+}
+
+impl TopicManager {
+    pub fn run(self) {
+        let name = self.flow.name();
+        let mut health = Health::default();
+        let mut backoff = Backoff::default();
+        // Admin clients are created once; librdkafka reconnects them by itself.
+        let (source, target) = loop {
+            let source = TopicAdmin::new(&self.source_admin, &format!("{name} source admin"));
+            let target = TopicAdmin::new(&self.target_admin, &format!("{name} target admin"));
+            match (source, target) {
+                (Ok(source), Ok(target)) => break (source, target),
+                (Err(e), _) | (_, Err(e)) => {
+                    health.failed(&name, "creating admin clients", &e);
+                    if self.shutdown.sleep(backoff.next_delay()) {
+                        return;
+                    }
+                }
+            }
+        };
+        // The copier reads its progress first, so the progress topic must exist before any route.
+        while let Err(e) = self.ensure_progress_topic(&target) {
+            health.failed(&name, "creating the progress topic", &e);
+            if self.shutdown.sleep(backoff.next_delay()) {
+                return;
+            }
+        }
+        let mut known = Known::default();
+        let mut next_refresh = Instant::now();
+        let mut next_config_sync = None;
+        loop {
+            let now = Instant::now();
+            if now >= next_refresh {
+                match self.refresh(&source, &target, &mut known) {
+                    Ok(()) => {
+                        health.ok(&name, "topic management");
+                        backoff.reset();
+                        next_refresh = match self.flow.refresh_topics_interval {
+                            Some(interval) => now + interval,
+                            None => far_future(now),
+                        };
+                        // The first sync right away: a restart repairs drift at once.
+                        next_config_sync.get_or_insert(now);
+                    }
+                    Err(e) => {
+                        health.failed(&name, "topic management", &e);
+                        next_refresh = now + backoff.next_delay();
+                    }
+                }
+                if self.commands.send(self.routes_command(&known)).is_err() {
+                    return; // the copier is gone
+                }
+            }
+            if let (Some(interval), Some(due)) = (self.flow.config_sync_interval, next_config_sync)
+            {
+                if now >= due {
+                    self.sync_configs(&source, &target, &mut known);
+                    next_config_sync = Some(now + interval);
+                }
+            }
+            let wake = match (self.flow.config_sync_interval, next_config_sync) {
+                (Some(_), Some(due)) => next_refresh.min(due),
+                _ => next_refresh,
+            };
+            let pause = wake.saturating_duration_since(Instant::now());
+            if self.shutdown.sleep(pause.min(Duration::from_secs(3600))) {
+                return;
+            }
+        }
+    }
+
+    fn routes_command(&self, known: &Known) -> Command {
+        Command::Routes(known.routes.values().cloned().collect())
+    }
+
+    /// `mm2-offsets.<source>.internal` must exist before the copier reads or writes it.
+    fn ensure_progress_topic(&self, target: &impl ClusterAdmin) -> Result<(), TopicError> {
+        target.ensure_topic(
+            &self.flow.progress_topic(),
+            self.flow.progress_topic_partitions,
+            self.flow.progress_topic_replication_factor,
+            &[("cleanup.policy".into(), "compact".into())],
+        )?;
+        Ok(())
+    }
+
+    /// Lists the source, creates or grows remote topics, deletes orphaned ones if asked to.
+    fn refresh(
+        &self,
+        source: &impl ClusterAdmin,
+        target: &impl ClusterAdmin,
+        known: &mut Known,
+    ) -> Result<(), TopicError> {
+        let flow = self.flow.name();
+        let source_topics = source.list_topics()?;
+        let target_topics = target.list_topics()?;
+        for mut route in replicated_topics(&self.flow, &source_topics) {
+            known.missing.remove(&route.source_topic);
+            let remote_partitions = match target_topics.get(&route.remote_topic) {
+                Some(count) => *count,
+                None => self.create_remote_topic(source, target, &route, known)?,
+            };
+            if remote_partitions < route.partitions {
+                match target.create_partitions(&route.remote_topic, route.partitions) {
+                    Ok(()) => {
+                        info!(
+                            flow,
+                            "grew {} from {remote_partitions} to {} partition(s)",
+                            route.remote_topic,
+                            route.partitions
+                        );
+                        known.growth_refused.remove(&route.remote_topic);
+                    }
+                    Err(e) => {
+                        if known.growth_refused.insert(route.remote_topic.clone()) {
+                            warn!(
+                                flow,
+                                "{} has {} partition(s) on the source but {remote_partitions} on \
+                                 the target, and the target refused to add more ({e}); copying \
+                                 the first {remote_partitions} and trying again at the next refresh",
+                                route.source_topic,
+                                route.partitions
+                            );
+                        }
+                        route.partitions = remote_partitions;
+                    }
+                }
+            }
+            known.routes.insert(route.source_topic.clone(), route);
+        }
+        self.forget_vanished_topics(&source_topics, target, known)
+    }
+
+    /// Creates the remote topic with the source's partition count and replicated configs.
+    fn create_remote_topic(
+        &self,
+        source: &impl ClusterAdmin,
+        target: &impl ClusterAdmin,
+        route: &Route,
+        known: &mut Known,
+    ) -> Result<i32, TopicError> {
+        let source_configs = source.describe_configs(&[&route.source_topic])?;
+        let configs = source_configs
+            .get(&route.source_topic)
+            .map(|entries| self.flow.config_filter.creation_configs(entries))
+            .unwrap_or_default();
+        let count = target.ensure_topic(
+            &route.remote_topic,
+            route.partitions,
+            self.flow.replication_factor,
+            &configs,
+        )?;
+        known.created.insert(route.remote_topic.clone());
+        let shown: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        info!(
+            flow = %self.flow.name(),
+            "created {} with {count} partition(s) and configs [{}]",
+            route.remote_topic,
+            shown.join(", ")
+        );
+        Ok(count)
+    }
+
+    /// Source topics no longer listed: with `sync.topic.deletions.enabled`, their remote topic
+    /// goes after [`DELETE_AFTER_MISSING_REFRESHES`] refreshes, if this flow created it.
+    fn forget_vanished_topics(
+        &self,
+        source_topics: &BTreeMap<String, i32>,
+        target: &impl ClusterAdmin,
+        known: &mut Known,
+    ) -> Result<(), TopicError> {
+        if !self.flow.sync_deletions {
+            return Ok(());
+        }
+        let vanished: Vec<String> = known
+            .routes
+            .keys()
+            .filter(|t| !source_topics.contains_key(*t))
+            .cloned()
+            .collect();
+        for topic in vanished {
+            let missing = known.missing.entry(topic.clone()).or_insert(0);
+            *missing += 1;
+            if *missing < DELETE_AFTER_MISSING_REFRESHES {
+                continue;
+            }
+            let Some(route) = known.routes.remove(&topic) else {
+                continue;
+            };
+            known.missing.remove(&topic);
+            let _ = self.commands.send(Command::Forget(vec![topic.clone()]));
+            if known.created.remove(&route.remote_topic) {
+                target.delete_topic(&route.remote_topic)?;
+                info!(
+                    flow = %self.flow.name(),
+                    "deleted {} because {topic} is gone from the source",
+                    route.remote_topic
+                );
+            } else {
+                info!(
+                    flow = %self.flow.name(),
+                    "{topic} is gone from the source; keeping {} (not created by mirrorcast)",
+                    route.remote_topic
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// Brings the configs of every remote topic in line with its source topic.
+    fn sync_configs(
+        &self,
+        source: &impl ClusterAdmin,
+        target: &impl ClusterAdmin,
+        known: &mut Known,
+    ) {
+        let flow = self.flow.name();
+        let sources: Vec<&str> = known.routes.keys().map(String::as_str).collect();
+        let remotes: Vec<&str> = known
+            .routes
+            .values()
+            .map(|r| r.remote_topic.as_str())
+            .collect();
+        if sources.is_empty() {
+            return;
+        }
+        let described = source
+            .describe_configs(&sources)
+            .and_then(|s| target.describe_configs(&remotes).map(|t| (s, t)));
+        let (source_configs, target_configs) = match described {
+            Ok(both) => both,
+            Err(e) => {
+                // Topic management reports unreachable clusters; one line here is enough.
+                warn!(flow, "topic config sync skipped this round: {e}");
+                return;
+            }
+        };
+        for route in known.routes.values() {
+            let (Some(wanted), Some(current)) = (
+                source_configs.get(&route.source_topic),
+                target_configs.get(&route.remote_topic),
+            ) else {
+                continue;
+            };
+            let ops = self.flow.config_filter.sync_ops(wanted, current);
+            if ops.is_empty() {
+                continue;
+            }
+            match target.alter_configs(&route.remote_topic, &ops) {
+                Ok(()) => {
+                    known.config_failures.remove(&route.remote_topic);
+                    info!(flow, "synced configs of {}: {ops:?}", route.remote_topic);
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    let previous = known
+                        .config_failures
+                        .insert(route.remote_topic.clone(), message.clone());
+                    if previous.as_deref() != Some(message.as_str()) {
+                        warn!(
+                            flow,
+                            "cannot sync configs of {}: {message}", route.remote_topic
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An instant far enough ahead to mean "not again", without overflowing.
+fn far_future(now: Instant) -> Instant {
+    now + Duration::from_secs(100 * 365 * 24 * 3600)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::admin_ext::ConfigOp;
+    use crate::config::{Config, RawProperties};
+    use crate::topics::config_sync::ConfigValue;
+    use std::cell::RefCell;
+    use std::sync::mpsc::{self, Receiver};
+
+    /// Partition count and explicitly set configs of a fake topic.
+    type FakeTopic = (i32, BTreeMap<String, String>);
+    /// name, partitions, configs
+    type TopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
+
+    /// An in-memory cluster: topics with partition counts and explicitly set configs.
+    #[derive(Default)]
+    struct FakeCluster {
+        topics: RefCell<BTreeMap<String, FakeTopic>>,
+        refuse_partitions: RefCell<bool>,
+    }
+
+    impl FakeCluster {
+        fn with(topics: &[TopicSpec<'_>]) -> Self {
+            let cluster = FakeCluster::default();
+            for (name, partitions, configs) in topics {
+                cluster.add(name, *partitions, configs);
+            }
+            cluster
+        }
+
+        fn add(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
+            let configs = configs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            self.topics
+                .borrow_mut()
+                .insert(name.into(), (partitions, configs));
+        }
+
+        fn partitions(&self, name: &str) -> Option<i32> {
+            self.topics.borrow().get(name).map(|(p, _)| *p)
+        }
+
+        fn config(&self, name: &str, key: &str) -> Option<String> {
+            self.topics.borrow().get(name)?.1.get(key).cloned()
+        }
+    }
+
+    impl ClusterAdmin for FakeCluster {
+        fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
+            Ok(self
+                .topics
+                .borrow()
+                .iter()
+                .map(|(k, (p, _))| (k.clone(), *p))
+                .collect())
+        }
+
+        fn describe_configs(
+            &self,
+            topics: &[&str],
+        ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError> {
+            let all = self.topics.borrow();
+            Ok(topics
+                .iter()
+                .filter_map(|t| all.get(*t).map(|(_, c)| (t.to_string(), c)))
+                .map(|(t, c)| {
+                    let entries = c
+                        .iter()
+                        .map(|(k, v)| ConfigValue {
+                            name: k.clone(),
+                            value: Some(v.clone()),
+                            is_default: false,
+                            read_only: false,
+                            sensitive: false,
+                        })
+                        .collect();
+                    (t, entries)
+                })
+                .collect())
+        }
+
+        fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError> {
+            let mut all = self.topics.borrow_mut();
+            let Some((_, configs)) = all.get_mut(topic) else {
+                return Ok(());
+            };
+            for op in ops {
+                match op {
+                    ConfigOp::Set { name, value } => configs.insert(name.clone(), value.clone()),
+                    ConfigOp::Delete { name } => configs.remove(name),
+                };
+            }
+            Ok(())
+        }
+
+        fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
+            if *self.refuse_partitions.borrow() {
+                return Err(TopicError::Refused {
+                    operation: "adding partitions to",
+                    topic: topic.into(),
+                    code: rdkafka::error::RDKafkaErrorCode::UnsupportedVersion,
+                });
+            }
+            if let Some((p, _)) = self.topics.borrow_mut().get_mut(topic) {
+                *p = (*p).max(partitions);
+            }
+            Ok(())
+        }
+
+        fn delete_topic(&self, topic: &str) -> Result<(), TopicError> {
+            self.topics.borrow_mut().remove(topic);
+            Ok(())
+        }
+
+        fn ensure_topic(
+            &self,
+            topic: &str,
+            partitions: i32,
+            _rf: i32,
+            configs: &[(String, String)],
+        ) -> Result<i32, TopicError> {
+            if let Some(p) = self.partitions(topic) {
+                return Ok(p);
+            }
+            let configs: Vec<(&str, &str)> = configs
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            self.add(topic, partitions, &configs);
+            Ok(partitions)
+        }
+    }
+
+    fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {
+        let text = format!(
+            "clusters = europe, na\neurope.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
+             europe->na.enabled = true\nreplication.policy.class = IdentityReplicationPolicy\n{extra}"
+        );
+        let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
+        let flow = Config::resolve(&raw).unwrap().flows.remove(0);
+        let (commands, receiver) = mpsc::channel();
+        let manager = TopicManager {
+            flow,
+            source_admin: rdkafka::ClientConfig::new(),
+            target_admin: rdkafka::ClientConfig::new(),
+            commands,
+            shutdown: Shutdown::new(),
+        };
+        (manager, receiver)
+    }
+
+    #[test]
+    fn remote_topics_get_the_source_partition_count_and_non_excluded_configs() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[(
+            "orders",
+            3,
+            &[("retention.ms", "1000"), ("min.insync.replicas", "2")],
+        )]);
+        let target = FakeCluster::default();
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(target.partitions("orders"), Some(3));
+        assert_eq!(
+            target.config("orders", "retention.ms").as_deref(),
+            Some("1000")
+        );
+        assert_eq!(target.config("orders", "min.insync.replicas"), None);
+        assert_eq!(known.routes["orders"].partitions, 3);
+    }
+
+    #[test]
+    fn partition_growth_is_retried_each_refresh_and_copies_what_exists_meanwhile() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[("orders", 3, &[])]);
+        let target = FakeCluster::with(&[("orders", 1, &[])]);
+        *target.refuse_partitions.borrow_mut() = true;
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(
+            known.routes["orders"].partitions, 1,
+            "copy the partition that exists"
+        );
+        assert!(known.growth_refused.contains("orders"), "warned once");
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(known.routes["orders"].partitions, 1);
+        *target.refuse_partitions.borrow_mut() = false;
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(target.partitions("orders"), Some(3));
+        assert_eq!(
+            known.routes["orders"].partitions, 3,
+            "new partitions are copied"
+        );
+        assert!(known.growth_refused.is_empty());
+    }
+
+    #[test]
+    fn partition_counts_never_shrink() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[("orders", 2, &[])]);
+        let target = FakeCluster::with(&[("orders", 5, &[])]);
+        manager
+            .refresh(&source, &target, &mut Known::default())
+            .unwrap();
+        assert_eq!(target.partitions("orders"), Some(5));
+    }
+
+    #[test]
+    fn deletions_follow_only_when_enabled_after_two_refreshes_and_only_for_created_topics() {
+        let (manager, commands) = manager("sync.topic.deletions.enabled = true\n");
+        let source = FakeCluster::with(&[("ours", 1, &[]), ("theirs", 1, &[])]);
+        // `theirs` already existed on the target: mirrorcast did not create it.
+        let target = FakeCluster::with(&[("theirs", 1, &[])]);
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        source.delete_topic("ours").unwrap();
+        source.delete_topic("theirs").unwrap();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(
+            target.partitions("ours"),
+            Some(1),
+            "one missing listing is not enough"
+        );
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(target.partitions("ours"), None);
+        assert_eq!(
+            target.partitions("theirs"),
+            Some(1),
+            "never delete what we did not create"
+        );
+        let forgotten: Vec<String> = commands
+            .try_iter()
+            .filter_map(|c| match c {
+                Command::Forget(topics) => Some(topics),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        assert_eq!(forgotten, ["ours", "theirs"]);
+    }
+
+    #[test]
+    fn deletions_are_off_by_default() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[("ours", 1, &[])]);
+        let target = FakeCluster::default();
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        source.delete_topic("ours").unwrap();
+        for _ in 0..3 {
+            manager.refresh(&source, &target, &mut known).unwrap();
+        }
+        assert_eq!(target.partitions("ours"), Some(1));
+    }
+
+    #[test]
+    fn config_changes_follow_except_excluded_keys() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[("orders", 1, &[("retention.ms", "1000")])]);
+        let target = FakeCluster::default();
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        source
+            .alter_configs(
+                "orders",
+                &[
+                    ConfigOp::Set {
+                        name: "retention.ms".into(),
+                        value: "2000".into(),
+                    },
+                    ConfigOp::Set {
+                        name: "min.insync.replicas".into(),
+                        value: "2".into(),
+                    },
+                ],
+            )
+            .unwrap();
+        manager.sync_configs(&source, &target, &mut known);
+        assert_eq!(
+            target.config("orders", "retention.ms").as_deref(),
+            Some("2000")
+        );
+        assert_eq!(target.config("orders", "min.insync.replicas"), None);
+    }
+}
