@@ -1,0 +1,240 @@
+//! Remote topics follow their source on real brokers: configs at creation and on change
+//! (never the excluded keys), topics created while running, partition growth that the target
+//! refuses, and opt-in deletions.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use localcluster::Storage;
+use mirrorcast::admin_ext::ConfigOp;
+use mirrorcast::topics::{ClusterAdmin, TopicAdmin};
+
+const TARGETS: [&str; 2] = ["northamerica", "southamerica"];
+const INTERVAL_SECS: u64 = 2;
+
+fn admin(bootstrap: &str) -> TopicAdmin {
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    TopicAdmin::new(&config, "test admin").unwrap()
+}
+
+fn config_of(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
+    let configs = admin(bootstrap).describe_configs(&[topic]).ok()?;
+    configs
+        .get(topic)?
+        .iter()
+        .find(|e| e.name == key)?
+        .value
+        .clone()
+}
+
+fn sync_config(clusters: &localcluster::Clusters, extra: &str) -> String {
+    broadcast_config(
+        clusters,
+        "IdentityReplicationPolicy",
+        &format!(
+            "topics = LH.*\n\
+             refresh.topics.interval.seconds = {INTERVAL_SECS}\n\
+             sync.topic.configs.interval.seconds = {INTERVAL_SECS}\n{extra}"
+        ),
+    )
+}
+
+#[test]
+fn config_changes_in_europe_reach_both_targets_except_excluded_keys() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let scenario_configs = [
+        ("min.insync.replicas", "1"),
+        ("retention.bytes", "100000000"),
+    ];
+    create_topic(&europe, "LH.ORDERS", 3, &scenario_configs);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sync_config(&clusters, ""));
+    let replicator = Replicator::start(&config, &[]);
+
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        assert!(
+            wait_until(Duration::from_secs(30), || config_of(
+                &bootstrap,
+                "LH.ORDERS",
+                "retention.bytes"
+            )
+            .as_deref()
+                == Some("100000000")),
+            "{target}: LH.ORDERS not created with the source's configs\n{}",
+            replicator.log()
+        );
+        assert_eq!(topic_partitions(&bootstrap, "LH.ORDERS"), Some(3));
+        assert_eq!(
+            config_of(&bootstrap, "LH.ORDERS", "min.insync.replicas"),
+            None,
+            "{target}: excluded key copied"
+        );
+    }
+
+    admin(&europe)
+        .alter_configs(
+            "LH.ORDERS",
+            &[
+                ConfigOp::Set {
+                    name: "retention.ms".into(),
+                    value: "3600000".into(),
+                },
+                ConfigOp::Set {
+                    name: "min.insync.replicas".into(),
+                    value: "2".into(),
+                },
+            ],
+        )
+        .unwrap();
+    assert_eq!(
+        config_of(&europe, "LH.ORDERS", "retention.ms").as_deref(),
+        Some("3600000")
+    );
+    // Two sync intervals, plus the time one describe/alter round takes.
+    let within = Duration::from_secs(2 * INTERVAL_SECS + 3);
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        assert!(
+            wait_until(within, || config_of(
+                &bootstrap,
+                "LH.ORDERS",
+                "retention.ms"
+            )
+            .as_deref()
+                == Some("3600000")),
+            "{target}: retention.ms did not follow within {within:?}\n{}",
+            replicator.log()
+        );
+        assert_eq!(
+            config_of(&bootstrap, "LH.ORDERS", "min.insync.replicas"),
+            None,
+            "{target}: excluded key synced"
+        );
+    }
+
+    // A topic created while running arrives with its partition count, configs and records.
+    create_topic(
+        &europe,
+        "LH.LATE",
+        2,
+        &[("retention.ms", "7200000"), ("min.insync.replicas", "1")],
+    );
+    produce(&europe, "LH.LATE", &numbered_records("late", 2, 0, 200));
+    let ends = end_offsets(&europe, "LH.LATE");
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        assert!(
+            wait_until(Duration::from_secs(30), || end_offsets(
+                &bootstrap, "LH.LATE"
+            ) == ends),
+            "{target}: LH.LATE not copied\n{}",
+            replicator.log()
+        );
+        assert_eq!(topic_partitions(&bootstrap, "LH.LATE"), Some(2));
+        assert_eq!(
+            config_of(&bootstrap, "LH.LATE", "retention.ms").as_deref(),
+            Some("7200000")
+        );
+        assert_eq!(
+            config_of(&bootstrap, "LH.LATE", "min.insync.replicas"),
+            None
+        );
+        assert_eq!(
+            read_all(&europe, "LH.LATE"),
+            read_all(&bootstrap, "LH.LATE")
+        );
+    }
+}
+
+#[test]
+fn a_target_that_refuses_new_partitions_gets_one_warning_and_the_existing_ones_keep_copying() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "LH.STOCK", 3, &[]);
+    // North America already has the topic with one partition; the test broker cannot add
+    // partitions (no CreatePartitions), as some managed Kafka services refuse to.
+    create_topic(&north, "LH.STOCK", 1, &[]);
+    produce(&europe, "LH.STOCK", &numbered_records("stock", 3, 0, 300));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &sync_config(&clusters, ""));
+    let replicator = Replicator::start(&config, &[]);
+
+    let source = read_all(&europe, "LH.STOCK");
+    assert!(
+        wait_until(Duration::from_secs(30), || read_all(&north, "LH.STOCK")
+            .get(&0)
+            == source.get(&0)),
+        "partition 0 was not copied to northamerica\n{}",
+        replicator.log()
+    );
+    let south = clusters.bootstrap("southamerica");
+    assert!(
+        wait_until(Duration::from_secs(30), || read_all(&south, "LH.STOCK")
+            == source),
+        "southamerica should get every partition\n{}",
+        replicator.log()
+    );
+    // The warning comes once, and is not repeated over the next several refreshes.
+    let warnings = || replicator.log().matches("refused to add more").count();
+    assert!(
+        wait_until(Duration::from_secs(10), || warnings() == 1),
+        "{}",
+        replicator.log()
+    );
+    assert!(
+        !wait_until(Duration::from_secs(3 * INTERVAL_SECS + 1), || warnings()
+            > 1),
+        "the warning repeats:\n{}",
+        replicator.log()
+    );
+    assert_eq!(topic_partitions(&north, "LH.STOCK"), Some(1));
+}
+
+#[test]
+fn opt_in_deletion_removes_only_remote_topics_the_flow_created() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "LH.GONE", 1, &[]);
+    create_topic(&europe, "LH.KEPT", 1, &[]);
+    // LH.KEPT exists in North America before mirrorcast runs: it is not mirrorcast's to delete.
+    create_topic(&north, "LH.KEPT", 1, &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &sync_config(&clusters, "sync.topic.deletions.enabled = true\n"),
+    );
+    let replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
+    assert!(
+        wait_until(Duration::from_secs(30), || topic_partitions(
+            &north, "LH.GONE"
+        ) == Some(1)),
+        "{}",
+        replicator.log()
+    );
+    let source_admin = admin(&europe);
+    source_admin.delete_topic("LH.GONE").unwrap();
+    source_admin.delete_topic("LH.KEPT").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(30), || topic_partitions(
+            &north, "LH.GONE"
+        )
+        .is_none()),
+        "LH.GONE should be deleted in northamerica\n{}",
+        replicator.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || replicator
+            .log()
+            .contains("keeping LH.KEPT")),
+        "{}",
+        replicator.log()
+    );
+    assert_eq!(topic_partitions(&north, "LH.KEPT"), Some(1));
+}
