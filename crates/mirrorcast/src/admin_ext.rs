@@ -10,8 +10,12 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 use rdkafka_sys as rdsys;
 use rdkafka_sys::bindings::{
-    rd_kafka_AlterConfigOpType_t, rd_kafka_ResourceType_t, rd_kafka_admin_op_t, rd_kafka_resp_err_t,
+    rd_kafka_AclOperation_t, rd_kafka_AclPermissionType_t, rd_kafka_AlterConfigOpType_t,
+    rd_kafka_ResourcePatternType_t, rd_kafka_ResourceType_t, rd_kafka_admin_op_t,
+    rd_kafka_resp_err_t,
 };
+
+use crate::acls::{AclOperation, AclPermission, TopicAcl};
 
 /// One change of an incremental alter configs request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,6 +74,52 @@ unsafe fn text(ptr: *const std::os::raw::c_char) -> String {
     }
 }
 
+/// Sends one admin request (`send` is given the options and the result queue) and waits for
+/// its result event, which is returned only when the request as a whole succeeded.
+///
+/// # Safety
+/// `rk` must be a live client handle and `send` must issue exactly one admin request of type
+/// `op` on the queue it is given.
+unsafe fn request(
+    rk: *mut rdsys::rd_kafka_t,
+    op: rd_kafka_admin_op_t,
+    timeout: Duration,
+    send: impl FnOnce(*mut rdsys::rd_kafka_AdminOptions_t, *mut rdsys::rd_kafka_queue_t),
+) -> Result<Guard<rdsys::rd_kafka_event_t>, AdminExtError> {
+    let queue = Guard {
+        ptr: rdsys::rd_kafka_queue_new(rk),
+        free: rdsys::rd_kafka_queue_destroy,
+    };
+    let options = Guard {
+        ptr: rdsys::rd_kafka_AdminOptions_new(rk, op),
+        free: rdsys::rd_kafka_AdminOptions_destroy,
+    };
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut errstr = [0 as std::os::raw::c_char; 256];
+    rdsys::rd_kafka_AdminOptions_set_request_timeout(
+        options.ptr,
+        timeout_ms,
+        errstr.as_mut_ptr(),
+        errstr.len(),
+    );
+    send(options.ptr, queue.ptr);
+    let event = Guard {
+        ptr: rdsys::rd_kafka_queue_poll(queue.ptr, timeout_ms.saturating_add(1000)),
+        free: rdsys::rd_kafka_event_destroy,
+    };
+    if event.ptr.is_null() {
+        return Err(AdminExtError::Timeout(timeout));
+    }
+    let code = rdsys::rd_kafka_event_error(event.ptr);
+    if code != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+        return Err(AdminExtError::Broker {
+            code: code.into(),
+            message: text(rdsys::rd_kafka_event_error_string(event.ptr)),
+        });
+    }
+    Ok(event)
+}
+
 /// Applies `ops` to the configs of `topic` with IncrementalAlterConfigs (what MM2 uses since
 /// Kafka 3.5; the legacy AlterConfigs would replace the whole config). Blocking.
 pub fn incremental_alter_topic_configs<C: ClientContext>(
@@ -122,48 +172,22 @@ pub fn incremental_alter_topic_configs<C: ClientContext>(
                 ))));
             }
         }
-        let queue = Guard {
-            ptr: rdsys::rd_kafka_queue_new(rk),
-            free: rdsys::rd_kafka_queue_destroy,
-        };
-        let options = Guard {
-            ptr: rdsys::rd_kafka_AdminOptions_new(
-                rk,
-                rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
-            ),
-            free: rdsys::rd_kafka_AdminOptions_destroy,
-        };
-        let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-        let mut errstr = [0 as std::os::raw::c_char; 256];
-        rdsys::rd_kafka_AdminOptions_set_request_timeout(
-            options.ptr,
-            timeout_ms,
-            errstr.as_mut_ptr(),
-            errstr.len(),
-        );
         let mut resources = [resource.ptr];
-        // librdkafka copies the resources; ours are freed by their guard.
-        rdsys::rd_kafka_IncrementalAlterConfigs(
+        let event = request(
             rk,
-            resources.as_mut_ptr(),
-            1,
-            options.ptr,
-            queue.ptr,
-        );
-        let event = Guard {
-            ptr: rdsys::rd_kafka_queue_poll(queue.ptr, timeout_ms.saturating_add(1000)),
-            free: rdsys::rd_kafka_event_destroy,
-        };
-        if event.ptr.is_null() {
-            return Err(AdminExtError::Timeout(timeout));
-        }
-        let code = rdsys::rd_kafka_event_error(event.ptr);
-        if code != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
-            return Err(AdminExtError::Broker {
-                code: code.into(),
-                message: text(rdsys::rd_kafka_event_error_string(event.ptr)),
-            });
-        }
+            rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_INCREMENTALALTERCONFIGS,
+            timeout,
+            |options, queue| {
+                // librdkafka copies the resources; ours are freed by their guard.
+                rdsys::rd_kafka_IncrementalAlterConfigs(
+                    rk,
+                    resources.as_mut_ptr(),
+                    1,
+                    options,
+                    queue,
+                )
+            },
+        )?;
         let result = rdsys::rd_kafka_event_IncrementalAlterConfigs_result(event.ptr);
         if result.is_null() {
             return Err(AdminExtError::Invalid("unexpected result event".into()));
@@ -177,6 +201,193 @@ pub fn incremental_alter_topic_configs<C: ClientContext>(
                 return Err(AdminExtError::Broker {
                     code: code.into(),
                     message: text(rdsys::rd_kafka_ConfigResource_error_string(resource)),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+fn to_c_operation(operation: AclOperation) -> rd_kafka_AclOperation_t {
+    use rdkafka_sys::rd_kafka_AclOperation_t::*;
+    match operation {
+        AclOperation::Unknown => RD_KAFKA_ACL_OPERATION_UNKNOWN,
+        AclOperation::Any => RD_KAFKA_ACL_OPERATION_ANY,
+        AclOperation::All => RD_KAFKA_ACL_OPERATION_ALL,
+        AclOperation::Read => RD_KAFKA_ACL_OPERATION_READ,
+        AclOperation::Write => RD_KAFKA_ACL_OPERATION_WRITE,
+        AclOperation::Create => RD_KAFKA_ACL_OPERATION_CREATE,
+        AclOperation::Delete => RD_KAFKA_ACL_OPERATION_DELETE,
+        AclOperation::Alter => RD_KAFKA_ACL_OPERATION_ALTER,
+        AclOperation::Describe => RD_KAFKA_ACL_OPERATION_DESCRIBE,
+        AclOperation::ClusterAction => RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION,
+        AclOperation::DescribeConfigs => RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS,
+        AclOperation::AlterConfigs => RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS,
+        AclOperation::IdempotentWrite => RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE,
+    }
+}
+
+fn from_c_operation(operation: rd_kafka_AclOperation_t) -> AclOperation {
+    use rdkafka_sys::rd_kafka_AclOperation_t::*;
+    match operation {
+        RD_KAFKA_ACL_OPERATION_ANY => AclOperation::Any,
+        RD_KAFKA_ACL_OPERATION_ALL => AclOperation::All,
+        RD_KAFKA_ACL_OPERATION_READ => AclOperation::Read,
+        RD_KAFKA_ACL_OPERATION_WRITE => AclOperation::Write,
+        RD_KAFKA_ACL_OPERATION_CREATE => AclOperation::Create,
+        RD_KAFKA_ACL_OPERATION_DELETE => AclOperation::Delete,
+        RD_KAFKA_ACL_OPERATION_ALTER => AclOperation::Alter,
+        RD_KAFKA_ACL_OPERATION_DESCRIBE => AclOperation::Describe,
+        RD_KAFKA_ACL_OPERATION_CLUSTER_ACTION => AclOperation::ClusterAction,
+        RD_KAFKA_ACL_OPERATION_DESCRIBE_CONFIGS => AclOperation::DescribeConfigs,
+        RD_KAFKA_ACL_OPERATION_ALTER_CONFIGS => AclOperation::AlterConfigs,
+        RD_KAFKA_ACL_OPERATION_IDEMPOTENT_WRITE => AclOperation::IdempotentWrite,
+        _ => AclOperation::Unknown,
+    }
+}
+
+fn to_c_permission(permission: AclPermission) -> rd_kafka_AclPermissionType_t {
+    use rdkafka_sys::rd_kafka_AclPermissionType_t::*;
+    match permission {
+        AclPermission::Unknown => RD_KAFKA_ACL_PERMISSION_TYPE_UNKNOWN,
+        AclPermission::Any => RD_KAFKA_ACL_PERMISSION_TYPE_ANY,
+        AclPermission::Deny => RD_KAFKA_ACL_PERMISSION_TYPE_DENY,
+        AclPermission::Allow => RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW,
+    }
+}
+
+fn from_c_permission(permission: rd_kafka_AclPermissionType_t) -> AclPermission {
+    use rdkafka_sys::rd_kafka_AclPermissionType_t::*;
+    match permission {
+        RD_KAFKA_ACL_PERMISSION_TYPE_ANY => AclPermission::Any,
+        RD_KAFKA_ACL_PERMISSION_TYPE_DENY => AclPermission::Deny,
+        RD_KAFKA_ACL_PERMISSION_TYPE_ALLOW => AclPermission::Allow,
+        _ => AclPermission::Unknown,
+    }
+}
+
+/// Every literal ACL on a named topic (DescribeAcls). A broker without an authorizer answers
+/// with [`RDKafkaErrorCode::SecurityDisabled`]. Blocking.
+pub fn describe_topic_acls<C: ClientContext>(
+    client: &Client<C>,
+    timeout: Duration,
+) -> Result<Vec<TopicAcl>, AdminExtError> {
+    let rk = client.native_ptr();
+    // SAFETY: as in `incremental_alter_topic_configs`; the bindings of the result belong to
+    // the event and are copied out before it is freed.
+    unsafe {
+        let mut errstr = [0 as std::os::raw::c_char; 256];
+        let filter = Guard {
+            ptr: rdsys::rd_kafka_AclBindingFilter_new(
+                rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+                std::ptr::null(),
+                rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+                std::ptr::null(),
+                std::ptr::null(),
+                rd_kafka_AclOperation_t::RD_KAFKA_ACL_OPERATION_ANY,
+                rd_kafka_AclPermissionType_t::RD_KAFKA_ACL_PERMISSION_TYPE_ANY,
+                errstr.as_mut_ptr(),
+                errstr.len(),
+            ),
+            free: rdsys::rd_kafka_AclBinding_destroy,
+        };
+        if filter.ptr.is_null() {
+            return Err(AdminExtError::Invalid(text(errstr.as_ptr())));
+        }
+        let event = request(
+            rk,
+            rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBEACLS,
+            timeout,
+            |options, queue| rdsys::rd_kafka_DescribeAcls(rk, filter.ptr, options, queue),
+        )?;
+        let result = rdsys::rd_kafka_event_DescribeAcls_result(event.ptr);
+        if result.is_null() {
+            return Err(AdminExtError::Invalid("unexpected result event".into()));
+        }
+        let mut count = 0usize;
+        let bindings = rdsys::rd_kafka_DescribeAcls_result_acls(result, &mut count);
+        let mut acls = Vec::with_capacity(count);
+        for i in 0..count {
+            let binding = *bindings.add(i);
+            acls.push(TopicAcl {
+                topic: text(rdsys::rd_kafka_AclBinding_name(binding)),
+                principal: text(rdsys::rd_kafka_AclBinding_principal(binding)),
+                host: text(rdsys::rd_kafka_AclBinding_host(binding)),
+                operation: from_c_operation(rdsys::rd_kafka_AclBinding_operation(binding)),
+                permission: from_c_permission(rdsys::rd_kafka_AclBinding_permission_type(binding)),
+            });
+        }
+        Ok(acls)
+    }
+}
+
+/// Creates literal topic ACLs (CreateAcls); existing ones are left as they are. Blocking.
+pub fn create_topic_acls<C: ClientContext>(
+    client: &Client<C>,
+    acls: &[TopicAcl],
+    timeout: Duration,
+) -> Result<(), AdminExtError> {
+    if acls.is_empty() {
+        return Ok(());
+    }
+    let rk = client.native_ptr();
+    // SAFETY: as in `incremental_alter_topic_configs`; librdkafka copies the bindings.
+    unsafe {
+        let mut guards = Vec::with_capacity(acls.len());
+        for acl in acls {
+            let (topic, principal, host) = (
+                c_string(&acl.topic)?,
+                c_string(&acl.principal)?,
+                c_string(&acl.host)?,
+            );
+            let mut errstr = [0 as std::os::raw::c_char; 256];
+            let binding = Guard {
+                ptr: rdsys::rd_kafka_AclBinding_new(
+                    rd_kafka_ResourceType_t::RD_KAFKA_RESOURCE_TOPIC,
+                    topic.as_ptr(),
+                    rd_kafka_ResourcePatternType_t::RD_KAFKA_RESOURCE_PATTERN_LITERAL,
+                    principal.as_ptr(),
+                    host.as_ptr(),
+                    to_c_operation(acl.operation),
+                    to_c_permission(acl.permission),
+                    errstr.as_mut_ptr(),
+                    errstr.len(),
+                ),
+                free: rdsys::rd_kafka_AclBinding_destroy,
+            };
+            if binding.ptr.is_null() {
+                return Err(AdminExtError::Invalid(text(errstr.as_ptr())));
+            }
+            guards.push(binding);
+        }
+        let mut pointers: Vec<*mut rdsys::rd_kafka_AclBinding_t> =
+            guards.iter().map(|g| g.ptr).collect();
+        let event = request(
+            rk,
+            rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_CREATEACLS,
+            timeout,
+            |options, queue| {
+                rdsys::rd_kafka_CreateAcls(
+                    rk,
+                    pointers.as_mut_ptr(),
+                    pointers.len(),
+                    options,
+                    queue,
+                )
+            },
+        )?;
+        let result = rdsys::rd_kafka_event_CreateAcls_result(event.ptr);
+        if result.is_null() {
+            return Err(AdminExtError::Invalid("unexpected result event".into()));
+        }
+        let mut count = 0usize;
+        let results = rdsys::rd_kafka_CreateAcls_result_acls(result, &mut count);
+        for i in 0..count {
+            let error = rdsys::rd_kafka_acl_result_error(*results.add(i));
+            if !error.is_null() {
+                return Err(AdminExtError::Broker {
+                    code: rdsys::rd_kafka_error_code(error).into(),
+                    message: text(rdsys::rd_kafka_error_string(error)),
                 });
             }
         }

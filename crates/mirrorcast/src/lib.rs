@@ -10,8 +10,11 @@
 //! - [`copy`]: the copy loop of one flow: source partitions → same partitions on the target.
 //! - [`flow`]: one flow at run time (topic manager + copier threads).
 //! - [`clients`]: librdkafka client settings: our defaults, the user's, and what we enforce.
+//! - [`acls`]: which topic ACLs are copied and how (pure).
+//! - [`admin_ext`]: librdkafka admin calls rust-rdkafka does not wrap (all of the `unsafe`).
 //! - [`backoff`], [`shutdown`]: retry pacing and the stop signal shared by every thread.
 
+pub mod acls;
 pub mod admin_ext;
 pub mod backoff;
 pub mod clients;

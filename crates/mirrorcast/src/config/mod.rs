@@ -126,6 +126,8 @@ pub struct FlowConfig {
     pub config_sync_interval: Option<Duration>,
     /// Which topic configs follow the source (`config.properties.exclude`, `use.defaults.from`).
     pub config_filter: ConfigFilter,
+    /// How often topic ACLs are synced; `None` when `sync.topic.acls.enabled=false`.
+    pub acl_sync_interval: Option<Duration>,
     /// `sync.topic.deletions.enabled` (beyond MM2): delete a remote topic this flow created once
     /// its source topic has been gone for two refreshes.
     pub sync_deletions: bool,
@@ -483,6 +485,8 @@ fn resolve_flow(
         }
     };
     let sync_deletions = look.bool("sync.topic.deletions.enabled", false, errors);
+    let acl_sync_enabled = look.bool("sync.topic.acls.enabled", true, errors);
+    let acl_sync_secs = look.parse("sync.topic.acls.interval.seconds", 600u64, positive, errors);
     let progress_topic_partitions =
         look.parse("offset.storage.partitions", 25i32, positive, errors);
     let progress_topic_replication_factor =
@@ -495,6 +499,7 @@ fn resolve_flow(
             "sync.topic.configs.interval.seconds",
             config_sync_secs as i64,
         ),
+        ("sync.topic.acls.interval.seconds", acl_sync_secs as i64),
         (
             "offset.storage.partitions",
             progress_topic_partitions as i64,
@@ -525,6 +530,7 @@ fn resolve_flow(
             defaults_from_source,
         },
         sync_deletions,
+        acl_sync_interval: acl_sync_enabled.then(|| Duration::from_secs(acl_sync_secs)),
         progress_interval: Duration::from_millis(progress_ms),
         progress_topic_partitions,
         progress_topic_replication_factor,
@@ -587,6 +593,11 @@ pub fn describe(config: &Config) -> String {
             "target"
         };
         let _ = writeln!(out, "    use.defaults.from: {defaults}");
+        let acl_sync = match flow.acl_sync_interval {
+            Some(d) => format!("every {}s", d.as_secs()),
+            None => "off".to_string(),
+        };
+        let _ = writeln!(out, "    sync.topic.acls: {acl_sync}");
         let _ = writeln!(out, "    sync.topic.deletions: {}", flow.sync_deletions);
         let _ = writeln!(
             out,

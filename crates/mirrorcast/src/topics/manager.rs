@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::{replicated_topics, ClusterAdmin, Route, TopicAdmin, TopicError};
+use crate::acls::{remote_acl, TopicAcl};
 use crate::backoff::Backoff;
 use crate::config::FlowConfig;
 use crate::copy::Command;
@@ -65,6 +66,13 @@ struct Known {
     growth_refused: HashSet<String>,
     /// Topics whose config sync failed, with the error last reported.
     config_failures: HashMap<String, String>,
+    /// ACLs created on the target (add-only: never created twice, never removed).
+    acls_created: HashSet<TopicAcl>,
+    /// A cluster of this flow has no authorizer: ACL sync is off.
+    acls_unsupported: bool,
+    /// "No ACLs on the source" was said (and not contradicted since).
+    acls_none_reported: bool,
+    acl_health: Health,
 }
 
 impl TopicManager {
@@ -96,6 +104,7 @@ impl TopicManager {
         let mut known = Known::default();
         let mut next_refresh = Instant::now();
         let mut next_config_sync = None;
+        let mut next_acl_sync = None;
         loop {
             let now = Instant::now();
             if now >= next_refresh {
@@ -107,8 +116,9 @@ impl TopicManager {
                             Some(interval) => now + interval,
                             None => far_future(now),
                         };
-                        // The first sync right away: a restart repairs drift at once.
+                        // The first syncs right away: a restart repairs drift at once.
                         next_config_sync.get_or_insert(now);
+                        next_acl_sync.get_or_insert(now);
                     }
                     Err(e) => {
                         health.failed(&name, "topic management", &e);
@@ -126,10 +136,23 @@ impl TopicManager {
                     next_config_sync = Some(now + interval);
                 }
             }
-            let wake = match (self.flow.config_sync_interval, next_config_sync) {
-                (Some(_), Some(due)) => next_refresh.min(due),
-                _ => next_refresh,
-            };
+            if let (Some(interval), Some(due)) = (self.flow.acl_sync_interval, next_acl_sync) {
+                if now >= due && !known.acls_unsupported {
+                    self.sync_acls(&source, &target, &mut known);
+                    next_acl_sync = Some(now + interval);
+                }
+            }
+            let mut wake = next_refresh;
+            if let (Some(_), Some(due)) = (self.flow.config_sync_interval, next_config_sync) {
+                wake = wake.min(due);
+            }
+            if let (Some(_), Some(due), false) = (
+                self.flow.acl_sync_interval,
+                next_acl_sync,
+                known.acls_unsupported,
+            ) {
+                wake = wake.min(due);
+            }
             let pause = wake.saturating_duration_since(Instant::now());
             if self.shutdown.sleep(pause.min(Duration::from_secs(3600))) {
                 return;
@@ -336,6 +359,54 @@ impl TopicManager {
     }
 }
 
+impl TopicManager {
+    /// Adds to the target the ACLs of replicated source topics, mapped by MM2's rules.
+    fn sync_acls(&self, source: &impl ClusterAdmin, target: &impl ClusterAdmin, known: &mut Known) {
+        let flow = self.flow.name();
+        let result = source.describe_topic_acls().and_then(|acls| {
+            // librdkafka (2.12) drops the top-level error of DescribeAcls, so a source without
+            // an authorizer cannot be told from one without ACLs: say so once.
+            if acls.is_empty() != known.acls_none_reported {
+                known.acls_none_reported = acls.is_empty();
+                if acls.is_empty() {
+                    info!(
+                        flow,
+                        "topic ACL sync: the source reports no literal topic ACLs (none are set, \
+                         or it has no authorizer); nothing to copy for now"
+                    );
+                }
+            }
+            let wanted: Vec<TopicAcl> = acls
+                .iter()
+                .filter_map(|acl| {
+                    let route = known.routes.get(&acl.topic)?;
+                    remote_acl(acl, &route.remote_topic)
+                })
+                .filter(|acl| !known.acls_created.contains(acl))
+                .collect();
+            target.create_topic_acls(&wanted)?;
+            Ok(wanted)
+        });
+        match result {
+            Ok(created) => {
+                known.acl_health.ok(&flow, "topic ACL sync");
+                if !created.is_empty() {
+                    info!(flow, "added {} topic ACL(s) on the target", created.len());
+                }
+                known.acls_created.extend(created);
+            }
+            Err(e) if e.is_security_disabled() => {
+                known.acls_unsupported = true;
+                info!(
+                    flow,
+                    "topic ACL sync is off for this flow: a cluster has no authorizer ({e})"
+                );
+            }
+            Err(e) => known.acl_health.failed(&flow, "topic ACL sync", &e),
+        }
+    }
+}
+
 /// An instant far enough ahead to mean "not again", without overflowing.
 fn far_future(now: Instant) -> Instant {
     now + Duration::from_secs(100 * 365 * 24 * 3600)
@@ -344,6 +415,7 @@ fn far_future(now: Instant) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::acls::{AclOperation, AclPermission};
     use crate::admin_ext::ConfigOp;
     use crate::config::{Config, RawProperties};
     use crate::topics::config_sync::ConfigValue;
@@ -360,6 +432,8 @@ mod tests {
     struct FakeCluster {
         topics: RefCell<BTreeMap<String, FakeTopic>>,
         refuse_partitions: RefCell<bool>,
+        acls: RefCell<Vec<TopicAcl>>,
+        no_authorizer: bool,
     }
 
     impl FakeCluster {
@@ -457,6 +531,21 @@ mod tests {
             Ok(())
         }
 
+        fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError> {
+            if self.no_authorizer {
+                return Err(security_disabled());
+            }
+            Ok(self.acls.borrow().clone())
+        }
+
+        fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError> {
+            if self.no_authorizer {
+                return Err(security_disabled());
+            }
+            self.acls.borrow_mut().extend_from_slice(acls);
+            Ok(())
+        }
+
         fn ensure_topic(
             &self,
             topic: &str,
@@ -474,6 +563,63 @@ mod tests {
             self.add(topic, partitions, &configs);
             Ok(partitions)
         }
+    }
+
+    fn security_disabled() -> TopicError {
+        TopicError::Admin(crate::admin_ext::AdminExtError::Broker {
+            code: rdkafka::error::RDKafkaErrorCode::SecurityDisabled,
+            message: "no authorizer".into(),
+        })
+    }
+
+    fn acl(topic: &str, operation: AclOperation, permission: AclPermission) -> TopicAcl {
+        TopicAcl {
+            topic: topic.into(),
+            principal: "User:app".into(),
+            host: "*".into(),
+            operation,
+            permission,
+        }
+    }
+
+    #[test]
+    fn acls_of_replicated_topics_are_added_once_by_mm2s_rules() {
+        let (manager, _) =
+            manager("topics = orders\nreplication.policy.class = DefaultReplicationPolicy\n");
+        let source = FakeCluster::with(&[("orders", 1, &[]), ("other", 1, &[])]);
+        *source.acls.borrow_mut() = vec![
+            acl("orders", AclOperation::All, AclPermission::Allow),
+            acl("orders", AclOperation::Write, AclPermission::Allow),
+            acl("orders", AclOperation::Describe, AclPermission::Deny),
+            acl("other", AclOperation::Read, AclPermission::Allow),
+        ];
+        let target = FakeCluster::default();
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        manager.sync_acls(&source, &target, &mut known);
+        manager.sync_acls(&source, &target, &mut known);
+        assert_eq!(
+            *target.acls.borrow(),
+            vec![
+                acl("europe.orders", AclOperation::Read, AclPermission::Allow),
+                acl("europe.orders", AclOperation::Describe, AclPermission::Deny),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_an_authorizer_turns_acl_sync_off() {
+        let (manager, _) = manager("");
+        let source = FakeCluster {
+            no_authorizer: true,
+            ..FakeCluster::with(&[("orders", 1, &[])])
+        };
+        let target = FakeCluster::default();
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        manager.sync_acls(&source, &target, &mut known);
+        assert!(known.acls_unsupported);
+        assert!(!known.acl_health.failing, "not an error, just off");
     }
 
     fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {

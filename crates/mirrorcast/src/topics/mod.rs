@@ -11,6 +11,7 @@ use rdkafka::admin::{
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
+use crate::acls::TopicAcl;
 use crate::admin_ext::{self, AdminExtError, ConfigOp};
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
@@ -89,6 +90,22 @@ pub trait ClusterAdmin {
         replication_factor: i32,
         configs: &[(String, String)],
     ) -> Result<i32, TopicError>;
+    /// Literal ACLs on named topics.
+    fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError>;
+    fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError>;
+}
+
+impl TopicError {
+    /// The cluster has no authorizer: ACLs cannot be read or written there.
+    pub fn is_security_disabled(&self) -> bool {
+        matches!(
+            self,
+            TopicError::Admin(AdminExtError::Broker {
+                code: RDKafkaErrorCode::SecurityDisabled,
+                ..
+            })
+        )
+    }
 }
 
 /// Admin access to one cluster.
@@ -175,6 +192,21 @@ impl ClusterAdmin for TopicAdmin {
             }
         }
         Ok(())
+    }
+
+    fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError> {
+        Ok(admin_ext::describe_topic_acls(
+            self.admin.inner(),
+            METADATA_TIMEOUT,
+        )?)
+    }
+
+    fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError> {
+        Ok(admin_ext::create_topic_acls(
+            self.admin.inner(),
+            acls,
+            METADATA_TIMEOUT,
+        )?)
     }
 
     /// Deletes `topic`. Blocking.
