@@ -133,6 +133,11 @@ pub struct FlowConfig {
     pub sync_deletions: bool,
     /// How often acknowledged progress is written to `mm2-offsets.<source>.internal`.
     pub progress_interval: Duration,
+    /// The Connect offsets topic on the target (`offset.storage.topic`).
+    pub progress_topic: String,
+    /// The Connect connector name progress is stored under: `MirrorSourceConnector` in MM2's
+    /// dedicated mode, `<source>-><target>.MirrorSourceConnector` under Strimzi.
+    pub progress_connector: String,
     /// Partitions and replication factor of `mm2-offsets.<source>.internal` when we create it.
     pub progress_topic_partitions: i32,
     pub progress_topic_replication_factor: i32,
@@ -143,10 +148,10 @@ impl FlowConfig {
         format!("{}->{}", self.source, self.target)
     }
 
-    /// Where the copy's progress lives on the target: MM2 dedicated mode's Connect offsets
-    /// topic, which MM2 spells with dots whatever the policy's separator.
+    /// Where the copy's progress lives on the target: the Connect offsets topic of MM2
+    /// (dedicated mode: `mm2-offsets.<source>.internal`, dots whatever the separator).
     pub fn progress_topic(&self) -> String {
-        format!("mm2-offsets.{}.internal", self.source)
+        self.progress_topic.clone()
     }
 }
 
@@ -489,6 +494,12 @@ fn resolve_flow(
     let acl_sync_secs = look.parse("sync.topic.acls.interval.seconds", 600u64, positive, errors);
     let progress_topic_partitions =
         look.parse("offset.storage.partitions", 25i32, positive, errors);
+    // As MM2's worker config: the top-level key wins over the target cluster's.
+    let progress_topic = raw
+        .get("offset.storage.topic")
+        .or_else(|| raw.get(&format!("{target}.offset.storage.topic")))
+        .map(|e| e.value.clone())
+        .unwrap_or_else(|| format!("mm2-offsets.{source}.internal"));
     let progress_topic_replication_factor =
         look.parse("offset.storage.replication.factor", 3i32, positive, errors);
     for (key, value) in [
@@ -532,6 +543,8 @@ fn resolve_flow(
         sync_deletions,
         acl_sync_interval: acl_sync_enabled.then(|| Duration::from_secs(acl_sync_secs)),
         progress_interval: Duration::from_millis(progress_ms),
+        progress_topic,
+        progress_connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
         progress_topic_partitions,
         progress_topic_replication_factor,
     })

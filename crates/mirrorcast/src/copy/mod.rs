@@ -325,7 +325,12 @@ impl CopyState {
         let mut backoff = Backoff::default();
         let mut failing = false;
         loop {
-            match progress::load(&self.target_consumer, &topic, &self.flow.source) {
+            match progress::load(
+                &self.target_consumer,
+                &topic,
+                &self.flow.progress_connector,
+                &self.flow.source,
+            ) {
                 Ok(progress) => {
                     info!(
                         flow = %self.flow_name,
@@ -361,7 +366,12 @@ impl CopyState {
             if state.retry_at.is_none() {
                 let _ = reader.unassign(topic, partition);
             }
-            let key = codec::encode_key(&self.flow.source, topic, partition);
+            let key = codec::encode_key(
+                &self.flow.progress_connector,
+                &self.flow.source,
+                topic,
+                partition,
+            );
             let tombstone: BaseRecord<'_, [u8], [u8], Box<Tag>> =
                 BaseRecord::with_opaque_to(&progress_topic, Box::new(Tag::progress(slot, -1)))
                     .key(&key[..]);
@@ -584,7 +594,12 @@ impl CopyState {
             let Some(acked) = state.ledger.progress_to_store() else {
                 continue;
             };
-            let key = codec::encode_key(&self.flow.source, &state.source_topic, state.partition);
+            let key = codec::encode_key(
+                &self.flow.progress_connector,
+                &self.flow.source,
+                &state.source_topic,
+                state.partition,
+            );
             let value = codec::encode_value(acked);
             let tag = Tag::progress(slot, acked);
             let record = BaseRecord::with_opaque_to(&topic, Box::new(tag))

@@ -7,8 +7,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The Connect connector name MM2 stores source offsets under.
-pub const CONNECTOR: &str = "MirrorSourceConnector";
+/// The Connect connector name dedicated-mode MM2 stores source offsets under. (Under Strimzi
+/// the connector is named `<source>-><target>.MirrorSourceConnector`.)
+pub const DEDICATED_MODE_CONNECTOR: &str = "MirrorSourceConnector";
 
 /// A source topic-partition as MM2 names it in a progress key. Field order is the key's byte
 /// order, so it must stay cluster, partition, topic.
@@ -24,14 +25,14 @@ struct OffsetValue {
     offset: i64,
 }
 
-pub fn encode_key(source_alias: &str, topic: &str, partition: i32) -> Vec<u8> {
+pub fn encode_key(connector: &str, source_alias: &str, topic: &str, partition: i32) -> Vec<u8> {
     let key = SourcePartition {
         cluster: source_alias.to_string(),
         partition,
         topic: topic.to_string(),
     };
     // Serializing a tuple of a string and a plain struct cannot fail.
-    serde_json::to_vec(&(CONNECTOR, key)).unwrap_or_default()
+    serde_json::to_vec(&(connector, key)).unwrap_or_default()
 }
 
 pub fn encode_value(last_replicated_offset: i64) -> Vec<u8> {
@@ -41,11 +42,15 @@ pub fn encode_value(last_replicated_offset: i64) -> Vec<u8> {
     .unwrap_or_default()
 }
 
-/// Decodes one record of the progress topic: `None` for records that are not MirrorSource
-/// progress (other connectors share the topic in Connect); the offset is `None` for a tombstone.
-pub fn decode(key: &[u8], value: Option<&[u8]>) -> Option<(SourcePartition, Option<i64>)> {
-    let (connector, partition): (String, SourcePartition) = serde_json::from_slice(key).ok()?;
-    if connector != CONNECTOR {
+/// Decodes one record of the progress topic: `None` for records of another connector (they
+/// share the topic in Connect); the offset is `None` for a tombstone.
+pub fn decode(
+    connector: &str,
+    key: &[u8],
+    value: Option<&[u8]>,
+) -> Option<(SourcePartition, Option<i64>)> {
+    let (name, partition): (String, SourcePartition) = serde_json::from_slice(key).ok()?;
+    if name != connector {
         return None;
     }
     let offset = match value {
@@ -62,13 +67,25 @@ mod tests {
     #[test]
     fn key_bytes_match_mm2() {
         assert_eq!(
-            encode_key("A", "foo", 0),
+            encode_key(DEDICATED_MODE_CONNECTOR, "A", "foo", 0),
             br#"["MirrorSourceConnector",{"cluster":"A","partition":0,"topic":"foo"}]"#
         );
         assert_eq!(
-            encode_key("europe", "LH.ORDERS", 12),
+            encode_key(DEDICATED_MODE_CONNECTOR, "europe", "LH.ORDERS", 12),
             br#"["MirrorSourceConnector",{"cluster":"europe","partition":12,"topic":"LH.ORDERS"}]"#
         );
+    }
+
+    #[test]
+    fn strimzi_connector_names_are_kept_apart() {
+        let strimzi = "europe->northamerica.MirrorSourceConnector";
+        let key = encode_key(strimzi, "europe", "LH.ORDERS", 0);
+        assert_eq!(
+            key,
+            br#"["europe->northamerica.MirrorSourceConnector",{"cluster":"europe","partition":0,"topic":"LH.ORDERS"}]"#
+        );
+        assert!(decode(strimzi, &key, None).is_some());
+        assert!(decode(DEDICATED_MODE_CONNECTOR, &key, None).is_none());
     }
 
     #[test]
@@ -78,8 +95,9 @@ mod tests {
 
     #[test]
     fn round_trip_and_tombstones() {
-        let key = encode_key("europe", "t", 3);
-        let (partition, offset) = decode(&key, Some(&encode_value(99))).unwrap();
+        let key = encode_key(DEDICATED_MODE_CONNECTOR, "europe", "t", 3);
+        let (partition, offset) =
+            decode(DEDICATED_MODE_CONNECTOR, &key, Some(&encode_value(99))).unwrap();
         assert_eq!(
             partition,
             SourcePartition {
@@ -89,22 +107,26 @@ mod tests {
             }
         );
         assert_eq!(offset, Some(99));
-        assert_eq!(decode(&key, None).unwrap().1, None);
+        assert_eq!(
+            decode(DEDICATED_MODE_CONNECTOR, &key, None).unwrap().1,
+            None
+        );
     }
 
     #[test]
     fn decodes_mm2_written_bytes_with_spaces_and_other_connectors_are_skipped() {
         let key = br#"[ "MirrorSourceConnector", {"topic":"foo","partition":1,"cluster":"B"} ]"#;
-        let (p, o) = decode(key, Some(br#"{ "offset" : 7 }"#)).unwrap();
+        let (p, o) = decode(DEDICATED_MODE_CONNECTOR, key, Some(br#"{ "offset" : 7 }"#)).unwrap();
         assert_eq!(
             (p.topic.as_str(), p.partition, p.cluster.as_str(), o),
             ("foo", 1, "B", Some(7))
         );
         assert!(decode(
+            DEDICATED_MODE_CONNECTOR,
             br#"["MirrorCheckpointConnector",{"cluster":"B","partition":0,"topic":"x"}]"#,
             None
         )
         .is_none());
-        assert!(decode(b"not json", None).is_none());
+        assert!(decode(DEDICATED_MODE_CONNECTOR, b"not json", None).is_none());
     }
 }

@@ -33,6 +33,7 @@ pub enum ProgressError {
 pub fn load(
     consumer_config: &ClientConfig,
     topic: &str,
+    connector: &str,
     source_alias: &str,
 ) -> Result<Progress, ProgressError> {
     let mut config = consumer_config.clone();
@@ -87,7 +88,7 @@ pub fn load(
         };
         let message = message?;
         if let Some(key) = message.key() {
-            if let Some((source, offset)) = codec::decode(key, message.payload()) {
+            if let Some((source, offset)) = codec::decode(connector, key, message.payload()) {
                 if source.cluster == source_alias {
                     let id = (source.topic, source.partition);
                     match offset {

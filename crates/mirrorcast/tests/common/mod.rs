@@ -413,7 +413,12 @@ pub fn progress_reached(
     let mut config = client(target);
     config.set("group.id", "test-progress-reader");
     let progress_topic = format!("mm2-offsets.{source_alias}.internal");
-    let Ok(progress) = mirrorcast::progress::load(&config, &progress_topic, source_alias) else {
+    let Ok(progress) = mirrorcast::progress::load(
+        &config,
+        &progress_topic,
+        mirrorcast::progress::codec::DEDICATED_MODE_CONNECTOR,
+        source_alias,
+    ) else {
         return false;
     };
     source_ends
