@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use mirrorcast::config::{self, Config, ConfigErrors};
 use mirrorcast::flow;
 use mirrorcast::shutdown::Shutdown;
-use tracing::info;
+use tracing::{info, warn};
 
 /// Cross-cluster Kafka replication, MirrorMaker 2 compatible.
 #[derive(Parser)]
@@ -19,20 +19,30 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Commands {
-    /// Replicate every enabled flow of an MM2 properties file until SIGINT/SIGTERM.
-    Run {
-        /// MM2 dedicated-mode properties file (connect-mirror-maker.properties).
-        config: PathBuf,
-        /// Only run the flows whose target is one of these aliases (comma separated).
-        #[arg(long, value_delimiter = ',')]
-        clusters: Vec<String>,
-    },
-    /// Check a config file and print the resolved flows and settings (secrets redacted).
-    Validate {
-        config: PathBuf,
-        #[arg(long, value_delimiter = ',')]
-        clusters: Vec<String>,
-    },
+    /// Replicate every enabled flow of a config until SIGINT/SIGTERM.
+    Run(ConfigArgs),
+    /// Check a config and print the resolved flows and settings (secrets redacted).
+    Validate(ConfigArgs),
+}
+
+#[derive(clap::Args)]
+struct ConfigArgs {
+    /// MM2 dedicated-mode properties file (connect-mirror-maker.properties), or a
+    /// KafkaMirrorMaker2 resource (.yaml/.yml).
+    config: PathBuf,
+    /// Only the flows whose target is one of these aliases (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    clusters: Vec<String>,
+    /// Where a resource's Kubernetes secrets are mounted, as `<secretName>/<key>` files.
+    #[arg(long, default_value = mirrorcast::config::resource::DEFAULT_SECRETS_DIR)]
+    secrets_dir: PathBuf,
+    /// Point a cluster at other brokers: ALIAS=HOST:PORT (repeatable), e.g. to run a
+    /// production file against local clusters.
+    #[arg(long = "bootstrap", value_name = "ALIAS=SERVERS")]
+    bootstraps: Vec<String>,
+    /// Drop every TLS and SASL setting (for local plaintext clusters).
+    #[arg(long)]
+    strip_security: bool,
 }
 
 /// Exit code for configuration mistakes, as for a usage error.
@@ -49,14 +59,14 @@ fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     match cli.command {
-        Commands::Validate { config, clusters } => match load(&config, &clusters) {
+        Commands::Validate(args) => match load(&args) {
             Ok(config) => {
                 print!("{}", config::describe(&config));
                 ExitCode::SUCCESS
             }
             Err(errors) => config_failure(&errors),
         },
-        Commands::Run { config, clusters } => match load(&config, &clusters) {
+        Commands::Run(args) => match load(&args) {
             Ok(config) => match run(config) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -69,10 +79,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(path: &std::path::Path, clusters: &[String]) -> Result<Config, ConfigErrors> {
-    let mut config = Config::load(path)?;
-    if !clusters.is_empty() {
-        config.retain_targets(clusters)?;
+fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
+    let (mut config, ignored) = Config::load_with_secrets(&args.config, &args.secrets_dir)?;
+    if !ignored.is_empty() {
+        warn!(
+            "{}: ignored (no meaning outside Kubernetes, or not used by mirrorcast): {}",
+            args.config.display(),
+            ignored.join(", ")
+        );
+    }
+    for pair in &args.bootstraps {
+        let Some((alias, servers)) = pair.split_once('=') else {
+            return Err(ConfigErrors(vec![config::ConfigError {
+                file: args.config.clone(),
+                line: None,
+                key: "--bootstrap".into(),
+                message: format!("`{pair}` is not ALIAS=HOST:PORT"),
+            }]));
+        };
+        config.override_bootstrap(alias, servers)?;
+    }
+    if args.strip_security {
+        config.strip_security();
+    }
+    if !args.clusters.is_empty() {
+        config.retain_targets(&args.clusters)?;
     }
     Ok(config)
 }

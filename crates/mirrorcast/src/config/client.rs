@@ -26,6 +26,11 @@ impl ClientSettings {
         self.0.insert(key.to_string(), setting);
     }
 
+    /// Keeps only the settings whose librdkafka name passes `keep`.
+    pub fn retain(&mut self, mut keep: impl FnMut(&str) -> bool) {
+        self.0.retain(|k, _| keep(k));
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0.get(key).map(|s| s.value.as_str())
     }
@@ -81,6 +86,11 @@ pub fn is_secret(key: &str) -> bool {
     ]
     .iter()
     .any(|needle| key.contains(needle))
+}
+
+/// Settings that secure a connection (librdkafka names).
+pub fn is_security_key(key: &str) -> bool {
+    key == "security.protocol" || key.starts_with("ssl.") || key.starts_with("sasl.")
 }
 
 /// Keys that connect to a cluster: set on `<alias>.` (or top level) they reach every client

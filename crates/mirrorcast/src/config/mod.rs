@@ -8,6 +8,7 @@
 pub mod client;
 pub mod properties;
 pub mod providers;
+pub mod resource;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -164,10 +165,79 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads and resolves `path`.
+    /// Reads and resolves a properties file, or a `KafkaMirrorMaker2` resource (`.yaml`,
+    /// `.yml`) with its secrets under [`resource::DEFAULT_SECRETS_DIR`].
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        let raw = RawProperties::read(path).map_err(|e| ConfigErrors(vec![e]))?;
-        Self::resolve(&raw)
+        Self::load_with_secrets(path, Path::new(resource::DEFAULT_SECRETS_DIR)).map(|(c, _)| c)
+    }
+
+    /// As [`Config::load`], with the secrets of a resource under `secrets_dir`. Also returns
+    /// the fields of a resource that were ignored.
+    pub fn load_with_secrets(
+        path: &Path,
+        secrets_dir: &Path,
+    ) -> Result<(Self, Vec<String>), ConfigErrors> {
+        if !resource::is_resource_file(path) {
+            let raw = RawProperties::read(path).map_err(|e| ConfigErrors(vec![e]))?;
+            return Ok((Self::resolve(&raw)?, Vec::new()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        let translated =
+            resource::translate(path, &text, secrets_dir).map_err(|e| ConfigErrors(vec![e]))?;
+        let mut config = Self::resolve(&translated.raw)?;
+        // Strimzi runs each mirror's source connector under its own name.
+        for flow in &mut config.flows {
+            flow.progress_connector =
+                format!("{}->{}.MirrorSourceConnector", flow.source, flow.target);
+        }
+        Ok((config, translated.ignored))
+    }
+
+    /// Drops every security setting (`security.protocol`, `ssl.*`, `sasl.*`) of every cluster:
+    /// for running a production file against local plaintext clusters.
+    pub fn strip_security(&mut self) {
+        for cluster in &mut self.clusters {
+            for settings in [
+                &mut cluster.consumer,
+                &mut cluster.producer,
+                &mut cluster.admin,
+            ] {
+                settings.retain(|key| !client::is_security_key(key));
+            }
+        }
+    }
+
+    /// Points cluster `alias` at other brokers (`--bootstrap ALIAS=HOST:PORT`).
+    pub fn override_bootstrap(&mut self, alias: &str, servers: &str) -> Result<(), ConfigErrors> {
+        let Some(cluster) = self.clusters.iter_mut().find(|c| c.alias == alias) else {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: "--bootstrap".into(),
+                message: format!("`{alias}` is not one of the file's clusters"),
+            }]));
+        };
+        for settings in [
+            &mut cluster.consumer,
+            &mut cluster.producer,
+            &mut cluster.admin,
+        ] {
+            let setting = Setting {
+                value: servers.to_string(),
+                origin: "--bootstrap".into(),
+                line: None,
+                reference: None,
+            };
+            settings.set("bootstrap.servers", setting);
+        }
+        Ok(())
     }
 
     pub fn cluster(&self, alias: &str) -> Option<&ClusterConfig> {
@@ -331,7 +401,7 @@ fn resolve_cluster(
                         let setting = Setting {
                             value: v,
                             origin: origin.clone(),
-                            line: Some(entry.line),
+                            line: entry.line,
                             reference: entry.reference.clone(),
                         };
                         settings.set(&k, setting);
@@ -340,7 +410,7 @@ fn resolve_cluster(
                 Ok(client::Mapped::Nothing) => {}
                 Err(message) => errors.push(ConfigError {
                     file: raw.file.clone(),
-                    line: Some(entry.line),
+                    line: entry.line,
                     key: origin.clone(),
                     message,
                 }),

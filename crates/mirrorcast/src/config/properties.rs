@@ -10,7 +10,8 @@ use super::{providers, ConfigError};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
     pub value: String,
-    pub line: usize,
+    /// `None` for keys that were not written in a properties file (a translated resource).
+    pub line: Option<usize>,
     /// The value as written, when it held a `${provider:...}` reference (then `value` is the
     /// resolved secret and must never be shown).
     pub reference: Option<String>,
@@ -37,7 +38,10 @@ impl RawProperties {
 
     /// Parses properties text (ISO-8859-1 like Java's `Properties.load`, which MM2 uses).
     pub fn parse(path: &Path, input: impl std::io::Read) -> Result<Self, ConfigError> {
-        let mut entries = BTreeMap::new();
+        let mut props = RawProperties {
+            file: path.to_path_buf(),
+            entries: BTreeMap::new(),
+        };
         for line in java_properties::PropertiesIter::new(input) {
             let line = line.map_err(|e| ConfigError {
                 file: path.to_path_buf(),
@@ -47,32 +51,57 @@ impl RawProperties {
             })?;
             let number = line.line_number();
             if let java_properties::LineContent::KVPair(key, value) = line.consume_content() {
-                let value = value.trim().to_string();
-                let reference = providers::has_reference(&value).then(|| value.clone());
-                let value = match &reference {
-                    None => value,
-                    Some(raw) => providers::resolve(raw, &|name| std::env::var(name).ok())
-                        .map_err(|message| ConfigError {
-                            file: path.to_path_buf(),
-                            line: Some(number),
-                            key: key.clone(),
-                            message,
-                        })?,
-                };
-                entries.insert(
-                    key,
-                    Entry {
-                        value,
-                        line: number,
-                        reference,
-                    },
-                );
+                props.insert(key, value.trim().to_string(), Some(number))?;
             }
         }
-        Ok(RawProperties {
+        Ok(props)
+    }
+
+    /// Properties that were not read from a properties file but made from another format (a
+    /// `KafkaMirrorMaker2` resource); `path` is that file, for messages.
+    pub fn from_pairs(
+        path: &Path,
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, ConfigError> {
+        let mut props = RawProperties {
             file: path.to_path_buf(),
-            entries,
-        })
+            entries: BTreeMap::new(),
+        };
+        for (key, value) in pairs {
+            props.insert(key, value, None)?;
+        }
+        Ok(props)
+    }
+
+    /// Sets `key`, resolving config-provider references in `value`.
+    fn insert(
+        &mut self,
+        key: String,
+        value: String,
+        line: Option<usize>,
+    ) -> Result<(), ConfigError> {
+        let reference = providers::has_reference(&value).then(|| value.clone());
+        let value =
+            match &reference {
+                None => value,
+                Some(raw) => providers::resolve(raw, &|name| std::env::var(name).ok()).map_err(
+                    |message| ConfigError {
+                        file: self.file.clone(),
+                        line,
+                        key: key.clone(),
+                        message,
+                    },
+                )?,
+            };
+        self.entries.insert(
+            key,
+            Entry {
+                value,
+                line,
+                reference,
+            },
+        );
+        Ok(())
     }
 
     pub fn get(&self, key: &str) -> Option<&Entry> {
@@ -98,7 +127,7 @@ impl RawProperties {
     pub fn error(&self, key: &str, message: impl Into<String>) -> ConfigError {
         ConfigError {
             file: self.file.clone(),
-            line: self.get(key).map(|e| e.line),
+            line: self.get(key).and_then(|e| e.line),
             key: key.to_string(),
             message: message.into(),
         }
@@ -117,8 +146,8 @@ mod tests {
     fn keeps_line_numbers_and_last_value() {
         let props = parse("# comment\nclusters = a, b\n\na.bootstrap.servers: h:1\nclusters=c\n");
         assert_eq!(props.get("clusters").unwrap().value, "c");
-        assert_eq!(props.get("clusters").unwrap().line, 5);
-        assert_eq!(props.get("a.bootstrap.servers").unwrap().line, 4);
+        assert_eq!(props.get("clusters").unwrap().line, Some(5));
+        assert_eq!(props.get("a.bootstrap.servers").unwrap().line, Some(4));
     }
 
     #[test]
