@@ -303,10 +303,12 @@ impl Config {
         let mut flows = Vec::new();
         let mut seen_pairs = BTreeSet::new();
         for (key, entry) in raw.iter() {
-            let Some(pair) = key.strip_suffix(".enabled") else {
+            // `<src>-><tgt>.enabled` turns a flow on; `<src>-><tgt>.sync.topic.acls.enabled` and
+            // the like are settings of that flow.
+            let Some((source, rest)) = key.split_once("->") else {
                 continue;
             };
-            let Some((source, target)) = pair.split_once("->") else {
+            let Some((target, "enabled")) = rest.split_once('.') else {
                 continue;
             };
             let (source, target) = (source.trim(), target.trim());
@@ -865,6 +867,19 @@ replication.factor = 1
         assert_eq!(config.flows.len(), 1);
         assert_eq!(config.flows[0].target, "southamerica");
         assert!(config.retain_targets(&["asia".into()]).is_err());
+    }
+
+    #[test]
+    fn flow_settings_ending_in_enabled_are_not_flows() {
+        let text = format!(
+            "{BROADCAST}europe->northamerica.sync.topic.acls.enabled = false\n\
+             europe->northamerica.refresh.topics.enabled = false\n"
+        );
+        let config = resolve(&text).unwrap();
+        assert_eq!(config.flows.len(), 2);
+        assert_eq!(config.flows[0].acl_sync_interval, None);
+        assert_eq!(config.flows[0].refresh_topics_interval, None);
+        assert!(config.flows[1].acl_sync_interval.is_some());
     }
 
     #[test]

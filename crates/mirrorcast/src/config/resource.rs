@@ -196,13 +196,15 @@ pub fn translate(path: &Path, text: &str, secrets_dir: &Path) -> Result<Translat
                     "scram-sha-512" => "SCRAM-SHA-512",
                     "scram-sha-256" => "SCRAM-SHA-256",
                     "plain" => "PLAIN",
-                    other => return Err(error(
-                        &format!("{at}.authentication.type"),
-                        None,
-                        format!(
+                    other => {
+                        return Err(error(
+                            &format!("{at}.authentication.type"),
+                            None,
+                            format!(
                             "`{other}` is not supported: use scram-sha-512, scram-sha-256 or plain"
                         ),
-                    )),
+                        ))
+                    }
                 };
                 let (Some(username), Some(secret)) = (&auth.username, &auth.password_secret) else {
                     return Err(error(

@@ -1,0 +1,282 @@
+//! The scenario's two per-region KafkaMirrorMaker2 resources (europe→northamerica and
+//! europe→southamerica: LH.*, identity policy, offset syncs on the target, ACL sync off, config
+//! sync on, SCRAM + TLS with secrets in a mounted directory) validate to the same flows as the
+//! equivalent properties files, and run against local clusters with `--strip-security`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use localcluster::Storage;
+
+const REGIONS: [(&str, &str); 2] = [("northamerica", "na"), ("southamerica", "sa")];
+
+fn resource(target: &str, short: &str, europe: &str, target_bootstrap: &str) -> String {
+    format!(
+        r#"kind: KafkaMirrorMaker2
+apiVersion: eventstreams.ibm.com/v1beta2
+metadata:
+  name: mm2-{short}
+spec:
+  connectCluster: {target}
+  mirrors:
+    - sourceCluster: europe
+      targetCluster: {target}
+      topicsPattern: LH.*
+      sourceConnector:
+        config:
+          refresh.topics.interval.seconds: 2
+          refresh.topics.enabled: true
+          replication.factor: 1
+          replication.policy.class: "org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+          offset-syncs.topic.location: target
+          offset-syncs.topic.replication.factor: 1
+          offset.lag.max: 100
+          sync.topic.acls.enabled: false
+          sync.topic.configs.enabled: true
+          sync.topic.configs.interval.seconds: 2
+  clusters:
+    - alias: europe
+      bootstrapServers: {europe}
+      authentication:
+        username: mm2-europe
+        passwordSecret:
+          password: password
+          secretName: mm2-europe
+        type: scram-sha-512
+      tls:
+        trustedCertificates:
+          - certificate: ca.crt
+            secretName: eu-cluster-ca-cert
+    - alias: {target}
+      bootstrapServers: {target_bootstrap}
+      authentication:
+        username: mm2-{target}
+        passwordSecret:
+          password: password
+          secretName: mm2-{target}
+        type: scram-sha-512
+      config:
+        group.id: mm2-{short}
+        offset.storage.topic: __mm2_{short}_offsets
+        offset.storage.replication.factor: 1
+        key.converter: org.apache.kafka.connect.converters.ByteArrayConverter
+      tls:
+        trustedCertificates:
+          - certificate: ca.crt
+            secretName: {short}-cluster-ca-cert
+  replicas: 1
+  resources:
+    requests:
+      cpu: 2000m
+  template:
+    pod:
+      metadata:
+        annotations:
+          productName: example
+"#
+    )
+}
+
+/// The same, written the MM2 dedicated-mode way.
+fn properties(
+    target: &str,
+    short: &str,
+    europe: &str,
+    target_bootstrap: &str,
+    secrets: &Path,
+) -> String {
+    let s = secrets.display();
+    format!(
+        "clusters = europe, {target}\n\
+         europe.bootstrap.servers = {europe}\n\
+         europe.security.protocol = SASL_SSL\n\
+         europe.sasl.mechanism = SCRAM-SHA-512\n\
+         europe.sasl.username = mm2-europe\n\
+         europe.sasl.password = ${{file:{s}/europe.properties:password}}\n\
+         europe.ssl.truststore.type = PEM\n\
+         europe.ssl.truststore.location = {s}/eu-cluster-ca-cert/ca.crt\n\
+         {target}.bootstrap.servers = {target_bootstrap}\n\
+         {target}.security.protocol = SASL_SSL\n\
+         {target}.sasl.mechanism = SCRAM-SHA-512\n\
+         {target}.sasl.username = mm2-{target}\n\
+         {target}.sasl.password = ${{env:MM2_TARGET_PASSWORD}}\n\
+         {target}.ssl.truststore.type = PEM\n\
+         {target}.ssl.truststore.location = {s}/{short}-cluster-ca-cert/ca.crt\n\
+         {target}.offset.storage.topic = __mm2_{short}_offsets\n\
+         offset.storage.replication.factor = 1\n\
+         europe->{target}.enabled = true\n\
+         europe->{target}.topics = LH.*\n\
+         replication.policy.class = IdentityReplicationPolicy\n\
+         replication.factor = 1\n\
+         refresh.topics.interval.seconds = 2\n\
+         offset-syncs.topic.location = target\n\
+         sync.topic.acls.enabled = false\n\
+         sync.topic.configs.interval.seconds = 2\n"
+    )
+}
+
+fn write_secrets(dir: &Path) {
+    for (secret, key, value) in [
+        ("mm2-europe", "password", "eu-pass"),
+        ("mm2-northamerica", "password", "na-pass"),
+        ("mm2-southamerica", "password", "sa-pass"),
+        (
+            "eu-cluster-ca-cert",
+            "ca.crt",
+            "-----BEGIN CERTIFICATE-----\n",
+        ),
+        (
+            "na-cluster-ca-cert",
+            "ca.crt",
+            "-----BEGIN CERTIFICATE-----\n",
+        ),
+        (
+            "sa-cluster-ca-cert",
+            "ca.crt",
+            "-----BEGIN CERTIFICATE-----\n",
+        ),
+    ] {
+        std::fs::create_dir_all(dir.join(secret)).unwrap();
+        std::fs::write(dir.join(secret).join(key), value).unwrap();
+    }
+    std::fs::write(dir.join("europe.properties"), "password = eu-pass\n").unwrap();
+}
+
+fn validate(args: &[&str], env: &[(&str, &str)]) -> (String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+        .arg("validate")
+        .args(args)
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(out.status.success(), "validate {args:?} failed:\n{stderr}");
+    // The first line names the file; everything after it is the resolved configuration.
+    let resolved = stdout.lines().skip(1).collect::<Vec<_>>().join("\n");
+    (resolved, stderr)
+}
+
+#[test]
+fn scenario_resources_resolve_to_the_same_flows_as_the_properties_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    write_secrets(&secrets);
+    for (target, short) in REGIONS {
+        let yaml = dir.path().join(format!("mm2-{short}.yaml"));
+        std::fs::write(
+            &yaml,
+            resource(target, short, "eu:9098", &format!("{short}:9098")),
+        )
+        .unwrap();
+        let props = dir.path().join(format!("mm2-{short}.properties"));
+        std::fs::write(
+            &props,
+            properties(target, short, "eu:9098", &format!("{short}:9098"), &secrets),
+        )
+        .unwrap();
+        let password = format!("{short}-pass");
+        let secrets_arg = format!("--secrets-dir={}", secrets.display());
+        let (from_yaml, notes) = validate(&[yaml.to_str().unwrap(), &secrets_arg], &[]);
+        let (from_props, _) = validate(
+            &[props.to_str().unwrap()],
+            &[("MM2_TARGET_PASSWORD", &password)],
+        );
+        assert_eq!(
+            from_yaml, from_props,
+            "{target}: the resource and the properties file differ"
+        );
+        assert!(
+            from_yaml.contains(&format!("europe->{target}")),
+            "{from_yaml}"
+        );
+        assert!(
+            from_yaml.contains(&format!("__mm2_{short}_offsets")),
+            "{from_yaml}"
+        );
+        assert!(from_yaml.contains("sync.topic.acls: off"), "{from_yaml}");
+        for secret in ["eu-pass", "na-pass", "sa-pass"] {
+            assert!(
+                !from_yaml.contains(secret) && !notes.contains(secret),
+                "a secret was shown"
+            );
+        }
+        for ignored in [
+            "spec.replicas",
+            "spec.resources",
+            "spec.template",
+            "group.id",
+        ] {
+            assert!(
+                notes.contains(ignored),
+                "{ignored} should be reported as ignored: {notes}"
+            );
+        }
+        assert_eq!(
+            notes.matches("ignored").count(),
+            1,
+            "reported once: {notes}"
+        );
+    }
+}
+
+#[test]
+fn scenario_resources_run_against_local_clusters_one_replicator_per_region() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    create_topic(&europe, "LH.ORDERS", 3, &[("retention.bytes", "100000000")]);
+    produce(&europe, "LH.ORDERS", &numbered_records("orders", 3, 0, 300));
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    write_secrets(&secrets);
+    let mut replicators = Vec::new();
+    for (target, short) in REGIONS {
+        let yaml = dir.path().join(format!("mm2-{short}.yaml"));
+        std::fs::write(
+            &yaml,
+            resource(target, short, &europe, &clusters.bootstrap(target)),
+        )
+        .unwrap();
+        let secrets_arg = format!("--secrets-dir={}", secrets.display());
+        replicators.push(Replicator::start(
+            &yaml,
+            &[&secrets_arg, "--strip-security"],
+        ));
+    }
+    let source = read_all(&europe, "LH.ORDERS");
+    for ((target, short), replicator) in REGIONS.iter().zip(&replicators) {
+        let bootstrap = clusters.bootstrap(target);
+        assert!(
+            wait_until(Duration::from_secs(60), || read_all(
+                &bootstrap,
+                "LH.ORDERS"
+            ) == source),
+            "{target}: LH.ORDERS not copied\n{}",
+            replicator.log()
+        );
+        // Progress is kept where Strimzi's MM2 keeps it, under its connector name.
+        let progress_topic = format!("__mm2_{short}_offsets");
+        let connector = format!("europe->{target}.MirrorSourceConnector");
+        let ends = end_offsets(&europe, "LH.ORDERS");
+        let stored = || {
+            let mut config = rdkafka::ClientConfig::new();
+            config.set("bootstrap.servers", &bootstrap);
+            mirrorcast::progress::load(&config, &progress_topic, &connector, "europe")
+                .map(|p| {
+                    ends.iter().all(|(part, end)| {
+                        p.get(&("LH.ORDERS".to_string(), *part)) == Some(&(end - 1))
+                    })
+                })
+                .unwrap_or(false)
+        };
+        assert!(
+            wait_until(Duration::from_secs(30), stored),
+            "{target}: progress not in {progress_topic}\n{}",
+            replicator.log()
+        );
+    }
+}
