@@ -80,7 +80,8 @@ fn main() -> ExitCode {
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
-    let (mut config, ignored) = Config::load_with_secrets(&args.config, &args.secrets_dir)?;
+    let (mut config, ignored) =
+        Config::load_with(&args.config, &args.secrets_dir, args.strip_security)?;
     if !ignored.is_empty() {
         warn!(
             "{}: ignored (no meaning outside Kubernetes, or not used by mirrorcast): {}",
@@ -98,9 +99,6 @@ fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
             }]));
         };
         config.override_bootstrap(alias, servers)?;
-    }
-    if args.strip_security {
-        config.strip_security();
     }
     if !args.clusters.is_empty() {
         config.retain_targets(&args.clusters)?;

@@ -205,3 +205,26 @@ fn unreachable_clusters_are_retried_logged_once_and_sigterm_still_exits_within_s
         "one line per state change:\n{log}"
     );
 }
+
+#[test]
+fn the_example_configs_validate() {
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples");
+    for (file, extra) in [
+        ("broadcast.properties", None),
+        ("mm2-na.yaml", Some("--strip-security")),
+        ("mm2-sa.yaml", Some("--strip-security")),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+            .arg("validate")
+            .arg(examples.join(file))
+            .args(extra)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{file}: {stderr}");
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("europe->"),
+            "{file}"
+        );
+    }
+}

@@ -168,18 +168,24 @@ impl Config {
     /// Reads and resolves a properties file, or a `KafkaMirrorMaker2` resource (`.yaml`,
     /// `.yml`) with its secrets under [`resource::DEFAULT_SECRETS_DIR`].
     pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
-        Self::load_with_secrets(path, Path::new(resource::DEFAULT_SECRETS_DIR)).map(|(c, _)| c)
+        Self::load_with(path, Path::new(resource::DEFAULT_SECRETS_DIR), false).map(|(c, _)| c)
     }
 
-    /// As [`Config::load`], with the secrets of a resource under `secrets_dir`. Also returns
-    /// the fields of a resource that were ignored.
-    pub fn load_with_secrets(
+    /// As [`Config::load`], with the secrets of a resource under `secrets_dir`, and without any
+    /// TLS or SASL setting if `strip_security`. Also returns the fields of a resource that were
+    /// ignored.
+    pub fn load_with(
         path: &Path,
         secrets_dir: &Path,
+        strip_security: bool,
     ) -> Result<(Self, Vec<String>), ConfigErrors> {
         if !resource::is_resource_file(path) {
             let raw = RawProperties::read(path).map_err(|e| ConfigErrors(vec![e]))?;
-            return Ok((Self::resolve(&raw)?, Vec::new()));
+            let mut config = Self::resolve(&raw)?;
+            if strip_security {
+                config.strip_security();
+            }
+            return Ok((config, Vec::new()));
         }
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
@@ -189,8 +195,8 @@ impl Config {
                 message: format!("cannot read the file: {e}"),
             }])
         })?;
-        let translated =
-            resource::translate(path, &text, secrets_dir).map_err(|e| ConfigErrors(vec![e]))?;
+        let translated = resource::translate(path, &text, secrets_dir, strip_security)
+            .map_err(|e| ConfigErrors(vec![e]))?;
         let mut config = Self::resolve(&translated.raw)?;
         // Strimzi runs each mirror's source connector under its own name.
         for flow in &mut config.flows {

@@ -143,7 +143,14 @@ pub fn is_resource_file(path: &Path) -> bool {
 }
 
 /// Reads a `KafkaMirrorMaker2` resource into the properties it stands for.
-pub fn translate(path: &Path, text: &str, secrets_dir: &Path) -> Result<Translated, ConfigError> {
+/// With `strip_security`, authentication and TLS are left out (and their secrets not read), for
+/// running the resource against local plaintext clusters.
+pub fn translate(
+    path: &Path,
+    text: &str,
+    secrets_dir: &Path,
+    strip_security: bool,
+) -> Result<Translated, ConfigError> {
     let error = |key: &str, line: Option<usize>, message: String| ConfigError {
         file: path.to_path_buf(),
         line,
@@ -189,7 +196,12 @@ pub fn translate(path: &Path, text: &str, secrets_dir: &Path) -> Result<Translat
             format!("{alias}.bootstrap.servers"),
             cluster.bootstrap_servers.clone(),
         ));
-        let sasl = match &cluster.authentication {
+        let (authentication, tls) = if strip_security {
+            (None, None)
+        } else {
+            (cluster.authentication.as_ref(), cluster.tls.as_ref())
+        };
+        let sasl = match authentication {
             None => false,
             Some(auth) => {
                 let mechanism = match auth.kind.as_str() {
@@ -227,8 +239,7 @@ pub fn translate(path: &Path, text: &str, secrets_dir: &Path) -> Result<Translat
                 true
             }
         };
-        let tls = cluster.tls.is_some();
-        let protocol = match (sasl, tls) {
+        let protocol = match (sasl, tls.is_some()) {
             (true, true) => Some("SASL_SSL"),
             (true, false) => Some("SASL_PLAINTEXT"),
             (false, true) => Some("SSL"),
@@ -237,7 +248,7 @@ pub fn translate(path: &Path, text: &str, secrets_dir: &Path) -> Result<Translat
         if let Some(protocol) = protocol {
             pairs.push((format!("{alias}.security.protocol"), protocol.into()));
         }
-        if let Some(tls) = &cluster.tls {
+        if let Some(tls) = tls {
             match tls.trusted_certificates.as_slice() {
                 [] => {}
                 [one] => {
@@ -416,7 +427,7 @@ spec:
 "#;
 
     fn translate_text(text: &str, secrets: &Path) -> Result<Translated, ConfigError> {
-        translate(Path::new("mm2-na.yaml"), text, secrets)
+        translate(Path::new("mm2-na.yaml"), text, secrets, false)
     }
 
     #[test]
@@ -474,6 +485,16 @@ spec:
         let err = translate_text(RESOURCE, dir.path()).unwrap_err();
         assert_eq!(err.key, "europe.sasl.password");
         assert!(err.message.contains("mm2-europe"), "{}", err.message);
+    }
+
+    #[test]
+    fn stripping_security_needs_no_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = translate(Path::new("mm2-na.yaml"), RESOURCE, dir.path(), true).unwrap();
+        assert!(t
+            .raw
+            .iter()
+            .all(|(k, _)| !k.contains("sasl") && !k.contains("ssl") && !k.contains("security")));
     }
 
     #[test]
