@@ -66,6 +66,8 @@ pub fn start(
     let manager = TopicManager {
         source_admin: client_config(source, ClientRole::Admin, &client_id),
         target_admin: client_config(target, ClientRole::Admin, &client_id),
+        target_consumer: client_config(target, ClientRole::Consumer, &client_id),
+        target_producer: client_config(target, ClientRole::Producer, &client_id),
         flow,
         commands,
         shutdown,

@@ -66,6 +66,15 @@ impl ReplicationPolicy {
             .map(|(_, rest)| rest)
     }
 
+    /// The source topic whose remote name is `remote` for a flow from `source_alias`, if any.
+    pub fn source_topic_of(&self, source_alias: &str, remote: &str) -> Option<String> {
+        let candidate = match self.kind {
+            PolicyKind::Identity if !self.looks_like_heartbeat(remote) => remote,
+            _ => remote.strip_prefix(&format!("{source_alias}{}", self.separator))?,
+        };
+        (self.remote_topic(source_alias, candidate) == remote).then(|| candidate.to_string())
+    }
+
     /// Whether replicating `topic` to `target_alias` would send it back where it came from.
     pub fn is_cycle(&self, topic: &str, target_alias: &str) -> bool {
         let mut current = topic;
@@ -157,6 +166,27 @@ mod tests {
         );
         assert_eq!(identity().topic_source("LH.ORDERS"), None);
         assert_eq!(identity().topic_source("europe.heartbeats"), Some("europe"));
+    }
+
+    #[test]
+    fn remote_names_map_back_to_their_source_topic() {
+        assert_eq!(
+            default()
+                .source_topic_of("europe", "europe.LH.ORDERS")
+                .as_deref(),
+            Some("LH.ORDERS")
+        );
+        assert_eq!(default().source_topic_of("europe", "asia.orders"), None);
+        assert_eq!(
+            identity().source_topic_of("europe", "LH.ORDERS").as_deref(),
+            Some("LH.ORDERS")
+        );
+        assert_eq!(
+            identity()
+                .source_topic_of("europe", "europe.heartbeats")
+                .as_deref(),
+            Some("heartbeats")
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
+use super::created::CreatedTopicsStore;
 use super::{replicated_topics, ClusterAdmin, Route, TopicAdmin, TopicError};
 use crate::acls::{remote_acl, TopicAcl};
 use crate::backoff::Backoff;
@@ -28,6 +29,9 @@ pub struct TopicManager {
     pub flow: FlowConfig,
     pub source_admin: rdkafka::ClientConfig,
     pub target_admin: rdkafka::ClientConfig,
+    /// For the marks of created topics, kept in the progress topic.
+    pub target_consumer: rdkafka::ClientConfig,
+    pub target_producer: rdkafka::ClientConfig,
     pub commands: Sender<Command>,
     pub shutdown: Shutdown,
 }
@@ -60,6 +64,8 @@ struct Known {
     routes: BTreeMap<String, Route>,
     /// Remote topics this flow created (the only ones it may ever delete).
     created: HashSet<String>,
+    /// Where `created` survives restarts (with `sync.topic.deletions.enabled`).
+    created_store: Option<CreatedTopicsStore>,
     /// Source topic → consecutive refreshes it was missing from the listing.
     missing: HashMap<String, u32>,
     /// Topics whose partition growth failed (warned once until it works).
@@ -102,6 +108,28 @@ impl TopicManager {
             }
         }
         let mut known = Known::default();
+        if self.flow.sync_deletions {
+            loop {
+                match CreatedTopicsStore::open(
+                    &self.target_consumer,
+                    &self.target_producer,
+                    &self.flow.progress_topic(),
+                    &self.flow.source,
+                ) {
+                    Ok((store, created)) => {
+                        known.created = created;
+                        known.created_store = Some(store);
+                        break;
+                    }
+                    Err(e) => {
+                        health.failed(&name, "reading which topics mirrorcast created", &e);
+                        if self.shutdown.sleep(backoff.next_delay()) {
+                            return;
+                        }
+                    }
+                }
+            }
+        }
         let mut next_refresh = Instant::now();
         let mut next_config_sync = None;
         let mut next_acl_sync = None;
@@ -242,6 +270,16 @@ impl TopicManager {
             &configs,
         )?;
         known.created.insert(route.remote_topic.clone());
+        if let Some(store) = &known.created_store {
+            if let Err(e) = store.record(&route.remote_topic) {
+                warn!(
+                    flow = %self.flow.name(),
+                    "cannot remember that {} was created here ({e}): after a restart it will \
+                     not be deleted with its source",
+                    route.remote_topic
+                );
+            }
+        }
         let shown: Vec<String> = configs.iter().map(|(k, v)| format!("{k}={v}")).collect();
         info!(
             flow = %self.flow.name(),
@@ -263,35 +301,44 @@ impl TopicManager {
         if !self.flow.sync_deletions {
             return Ok(());
         }
-        let vanished: Vec<String> = known
+        // Topics being copied, and topics created before a restart whose source may have gone
+        // while mirrorcast was not running.
+        let mut candidates: BTreeMap<String, String> = known
             .routes
-            .keys()
-            .filter(|t| !source_topics.contains_key(*t))
-            .cloned()
+            .iter()
+            .map(|(source, route)| (source.clone(), route.remote_topic.clone()))
             .collect();
-        for topic in vanished {
+        for remote in &known.created {
+            if let Some(source) = self.flow.policy.source_topic_of(&self.flow.source, remote) {
+                candidates.entry(source).or_insert_with(|| remote.clone());
+            }
+        }
+        for (topic, remote_topic) in candidates {
+            if source_topics.contains_key(&topic) {
+                continue;
+            }
             let missing = known.missing.entry(topic.clone()).or_insert(0);
             *missing += 1;
             if *missing < DELETE_AFTER_MISSING_REFRESHES {
                 continue;
             }
-            let Some(route) = known.routes.remove(&topic) else {
-                continue;
-            };
             known.missing.remove(&topic);
-            let _ = self.commands.send(Command::Forget(vec![topic.clone()]));
-            if known.created.remove(&route.remote_topic) {
-                target.delete_topic(&route.remote_topic)?;
+            if known.routes.remove(&topic).is_some() {
+                let _ = self.commands.send(Command::Forget(vec![topic.clone()]));
+            }
+            if known.created.remove(&remote_topic) {
+                target.delete_topic(&remote_topic)?;
+                if let Some(store) = &known.created_store {
+                    let _ = store.forget(&remote_topic);
+                }
                 info!(
                     flow = %self.flow.name(),
-                    "deleted {} because {topic} is gone from the source",
-                    route.remote_topic
+                    "deleted {remote_topic} because {topic} is gone from the source"
                 );
             } else {
                 info!(
                     flow = %self.flow.name(),
-                    "{topic} is gone from the source; keeping {} (not created by mirrorcast)",
-                    route.remote_topic
+                    "{topic} is gone from the source; keeping {remote_topic} (not created by mirrorcast)"
                 );
             }
         }
@@ -634,6 +681,8 @@ mod tests {
             flow,
             source_admin: rdkafka::ClientConfig::new(),
             target_admin: rdkafka::ClientConfig::new(),
+            target_consumer: rdkafka::ClientConfig::new(),
+            target_producer: rdkafka::ClientConfig::new(),
             commands,
             shutdown: Shutdown::new(),
         };

@@ -18,6 +18,7 @@ use crate::config::FlowConfig;
 use config_sync::ConfigValue;
 
 pub mod config_sync;
+pub mod created;
 pub mod manager;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
@@ -41,6 +42,8 @@ pub enum TopicError {
     },
     #[error("{0}")]
     Admin(#[from] AdminExtError),
+    #[error("reading the marks of created topics: {0}")]
+    Store(String),
 }
 
 /// A source topic and the remote topic it is copied to.
