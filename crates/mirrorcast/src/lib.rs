@@ -20,6 +20,7 @@ pub mod backoff;
 pub mod clients;
 pub mod config;
 pub mod copy;
+pub mod demo;
 pub mod filter;
 pub mod flow;
 pub mod policy;
