@@ -135,6 +135,9 @@ pub struct LocalCluster {
     data_dir: PathBuf,
     binary: PathBuf,
     child: Option<Child>,
+    /// In a process group of its own, so that a Ctrl-C in the terminal reaches only the
+    /// program that owns the cluster, which then stops everything in order.
+    detached: bool,
 }
 
 impl LocalCluster {
@@ -146,6 +149,17 @@ impl LocalCluster {
         port: Option<u16>,
         storage: Storage,
         data_dir: &Path,
+    ) -> Result<Self> {
+        Self::start_with(binary, name, port, storage, data_dir, false)
+    }
+
+    fn start_with(
+        binary: &Path,
+        name: &str,
+        port: Option<u16>,
+        storage: Storage,
+        data_dir: &Path,
+        detached: bool,
     ) -> Result<Self> {
         std::fs::create_dir_all(data_dir)?;
         // A free port can be taken by someone else between our probe and the broker's bind:
@@ -163,6 +177,7 @@ impl LocalCluster {
                 data_dir: data_dir.to_path_buf(),
                 binary: binary.to_path_buf(),
                 child: None,
+                detached,
             };
             match cluster.spawn_and_wait() {
                 Ok(()) => return Ok(cluster),
@@ -253,7 +268,11 @@ impl LocalCluster {
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let child = Command::new(&self.binary)
+        let mut command = Command::new(&self.binary);
+        if self.detached {
+            std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        }
+        let child = command
             .arg("broker")
             .args(["--cluster-id", &self.name])
             .args(["--listener-url", &listener])
@@ -335,16 +354,38 @@ impl Clusters {
         ports: &[Option<u16>],
         storage: Storage,
     ) -> Result<Self> {
+        Self::start_in_with(dir, names, ports, storage, false)
+    }
+
+    /// As [`Clusters::start_in`], each broker in a process group of its own: a Ctrl-C in the
+    /// terminal then reaches only the caller, which stops the brokers when it is done with them.
+    pub fn start_detached(
+        dir: &Path,
+        names: &[&str],
+        ports: &[Option<u16>],
+        storage: Storage,
+    ) -> Result<Self> {
+        Self::start_in_with(dir, names, ports, storage, true)
+    }
+
+    fn start_in_with(
+        dir: &Path,
+        names: &[&str],
+        ports: &[Option<u16>],
+        storage: Storage,
+        detached: bool,
+    ) -> Result<Self> {
         let binary = find_nisshi()?;
         let mut clusters = Vec::with_capacity(names.len());
         for (i, name) in names.iter().enumerate() {
             let port = ports.get(i).copied().flatten();
-            clusters.push(LocalCluster::start(
+            clusters.push(LocalCluster::start_with(
                 &binary,
                 name,
                 port,
                 storage,
                 &dir.join(name),
+                detached,
             )?);
         }
         Ok(Clusters {

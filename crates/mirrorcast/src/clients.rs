@@ -132,7 +132,9 @@ impl ClientContext for ClientLog {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        if self.is_news(reason) {
+        // A pattern subscription that matches nothing yet (topics still to be replicated).
+        let expected = reason.contains("Subscribed topic not available");
+        if !expected && self.is_news(reason) {
             warn!(client = %self.client, "{error}: {reason}");
         } else {
             debug!(client = %self.client, "{error}: {reason}");

@@ -23,6 +23,101 @@ enum Commands {
     Run(ConfigArgs),
     /// Check a config and print the resolved flows and settings (secrets redacted).
     Validate(ConfigArgs),
+    /// Produce the scenario's retail events (Loosehanger Jeans) to a cluster.
+    Datagen(DatagenArgs),
+    /// Print the events of a topic pattern on one cluster, as the scenario's consumers do.
+    Consume(ConsumeArgs),
+    /// The broadcast scenario on this machine, in one command.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+struct ClientArgs {
+    #[arg(long)]
+    bootstrap_server: String,
+    /// A client setting, KEY=VALUE, in Java or librdkafka names (repeatable), e.g.
+    /// security.protocol=SASL_SSL.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    properties: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct DatagenArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// Topic of one kind of event, KIND=TOPIC (kinds: orders, cancellations, doors, stock,
+    /// customers, sensors).
+    #[arg(long = "topic", value_name = "KIND=TOPIC")]
+    topics: Vec<String>,
+    /// Seconds between two events of one kind, KIND=SECONDS (defaults: 10, stock 60).
+    #[arg(long = "interval", value_name = "KIND=SECONDS")]
+    intervals: Vec<String>,
+    /// Every interval is divided by this.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+    /// Seed of the generator: the same seed gives the same events.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    duration: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct ConsumeArgs {
+    #[command(flatten)]
+    client: ClientArgs,
+    /// A regular expression matching whole topic names.
+    #[arg(long, default_value = r"LH\..*")]
+    topics: String,
+    #[arg(long, default_value = "mirrorcast-consume")]
+    group: String,
+    /// Written before every line, e.g. a region name.
+    #[arg(long)]
+    label: Option<String>,
+}
+
+#[derive(clap::Args)]
+struct DemoArgs {
+    #[command(subcommand)]
+    control: Option<DemoControl>,
+    /// Stop by itself after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Keep the demo's data directory after exit.
+    #[arg(long)]
+    keep: bool,
+    /// Event rate multiplier of the producer (1 = the scenario's pace, an order every 10 s).
+    #[arg(long, default_value_t = 5.0)]
+    rate: f64,
+    /// Seconds between topic config syncs.
+    #[arg(long, default_value_t = 5)]
+    config_sync_seconds: u64,
+}
+
+#[derive(Subcommand)]
+enum DemoControl {
+    /// Change a topic's config in a region (e.g. europe): it then follows in the others.
+    TopicConfig {
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        topic: String,
+        /// KEY=VALUE settings.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Each topic of a region with its partitions, end offsets and configs.
+    Describe {
+        #[arg(long)]
+        region: String,
+    },
+    /// Take a region's cluster down.
+    StopRegion { region: String },
+    /// Bring a region's cluster back up.
+    StartRegion { region: String },
+    /// Remove what an interrupted demo left behind.
+    Cleanup,
 }
 
 #[derive(clap::Args)]
@@ -50,10 +145,16 @@ const EXIT_CONFIG: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo's screen belongs to the regional consumers: only warnings unless asked.
+    let default_level = if matches!(cli.command, Commands::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
@@ -66,6 +167,9 @@ fn main() -> ExitCode {
             }
             Err(errors) => config_failure(&errors),
         },
+        Commands::Datagen(args) => exit_with(datagen(&args)),
+        Commands::Consume(args) => exit_with(consume(&args)),
+        Commands::Demo(args) => exit_with(demo(&args)),
         Commands::Run(args) => match load(&args) {
             Ok(config) => match run(config) {
                 Ok(()) => ExitCode::SUCCESS,
@@ -77,6 +181,133 @@ fn main() -> ExitCode {
             Err(errors) => config_failure(&errors),
         },
     }
+}
+
+fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mirrorcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A shutdown that SIGINT/SIGTERM trigger, for the commands that run until stopped.
+fn shutdown_on_signal() -> Shutdown {
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            if rt.block_on(wait_for_signal()).is_ok() {
+                trigger.trigger();
+                // A second signal while stopping means "now".
+                let _ = rt.block_on(wait_for_signal());
+                std::process::exit(130);
+            }
+        }
+    });
+    shutdown
+}
+
+fn stop_after(shutdown: &Shutdown, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            shutdown.sleep(std::time::Duration::from_secs(seconds));
+            shutdown.trigger();
+        });
+    }
+}
+
+fn datagen(args: &DatagenArgs) -> anyhow::Result<()> {
+    use mirrorcast::demo::{datagen, events::Kind};
+    let config = mirrorcast::config::client::tool_client_config(
+        &args.client.bootstrap_server,
+        &args.client.properties,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut options = datagen::DatagenOptions {
+        rate: args.rate,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let kind = |name: &str| {
+        Kind::from_name(name).ok_or_else(|| anyhow::anyhow!("unknown event kind `{name}` (orders, cancellations, doors, stock, customers, sensors)"))
+    };
+    for pair in &args.topics {
+        let (name, topic) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`{pair}` is not KIND=TOPIC"))?;
+        options.topics.insert(kind(name)?.name(), topic.to_string());
+    }
+    for pair in &args.intervals {
+        let (name, secs) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`{pair}` is not KIND=SECONDS"))?;
+        let secs: f64 = secs
+            .parse()
+            .map_err(|_| anyhow::anyhow!("`{secs}` is not a number of seconds"))?;
+        options
+            .intervals
+            .insert(kind(name)?.name(), std::time::Duration::from_secs_f64(secs));
+    }
+    let shutdown = shutdown_on_signal();
+    stop_after(&shutdown, args.duration);
+    let sent = datagen::run(&config, &options, &shutdown, |topic, event| {
+        println!("{topic} {} {}", event.key, event.value);
+    })?;
+    eprintln!("produced {sent} event(s)");
+    Ok(())
+}
+
+fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
+    let config = mirrorcast::config::client::tool_client_config(
+        &args.client.bootstrap_server,
+        &args.client.properties,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let shutdown = shutdown_on_signal();
+    let mut out = std::io::stdout();
+    mirrorcast::demo::consume::run(
+        &config,
+        &args.topics,
+        &args.group,
+        args.label.as_deref(),
+        &shutdown,
+        &mut out,
+    )?;
+    Ok(())
+}
+
+fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    use mirrorcast::demo::{control, scenario};
+    let dir = scenario::demo_dir();
+    match &args.control {
+        Some(DemoControl::TopicConfig {
+            region,
+            topic,
+            settings,
+        }) => control::topic_config(&dir, region, topic, settings)?,
+        Some(DemoControl::Describe { region }) => control::describe(&dir, region)?,
+        Some(DemoControl::StopRegion { region }) => control::region_up_down(&dir, region, false)?,
+        Some(DemoControl::StartRegion { region }) => control::region_up_down(&dir, region, true)?,
+        Some(DemoControl::Cleanup) => control::cleanup(&dir)?,
+        None => {
+            let options = scenario::DemoOptions {
+                dir,
+                duration: args.duration.map(std::time::Duration::from_secs),
+                keep: args.keep,
+                rate: args.rate,
+                config_sync: std::time::Duration::from_secs(args.config_sync_seconds),
+            };
+            scenario::run(&options, &shutdown_on_signal())?;
+        }
+    }
+    Ok(())
 }
 
 fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {

@@ -227,6 +227,34 @@ pub fn map_java_setting(
     }
 }
 
+/// A client config for the tools (`datagen`, `consume`): `bootstrap` and `KEY=VALUE`
+/// settings in Java or librdkafka names, mapped as in an MM2 file. `Err` names the setting.
+pub fn tool_client_config(
+    bootstrap: &str,
+    properties: &[String],
+) -> Result<rdkafka::ClientConfig, String> {
+    let mut java = BTreeMap::new();
+    for property in properties {
+        let (key, value) = property
+            .split_once('=')
+            .ok_or_else(|| format!("`{property}` is not KEY=VALUE"))?;
+        java.insert(key.trim().to_string(), value.trim().to_string());
+    }
+    let mut config = rdkafka::ClientConfig::new();
+    config.set("bootstrap.servers", bootstrap);
+    for (key, value) in &java {
+        match map_java_setting(key, value, &java).map_err(|e| format!("`{key}`: {e}"))? {
+            Mapped::Set(pairs) => {
+                for (k, v) in pairs {
+                    config.set(k, v);
+                }
+            }
+            Mapped::Nothing => {}
+        }
+    }
+    Ok(config)
+}
+
 /// `sasl.jaas.config` carries the user name and password of PLAIN and SCRAM logins; librdkafka
 /// takes them as `sasl.username` / `sasl.password`.
 fn map_jaas(value: &str) -> Result<Mapped, String> {

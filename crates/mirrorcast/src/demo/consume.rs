@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 
+use crate::clients::ClientLog;
 use crate::shutdown::Shutdown;
 
 /// One printed line.
@@ -46,7 +47,8 @@ pub fn run(
         .set("allow.auto.create.topics", "false")
         // Topics that appear later (replicated ones) are found within seconds.
         .set("topic.metadata.refresh.interval.ms", "3000");
-    let consumer: BaseConsumer = config.create()?;
+    let consumer: BaseConsumer<ClientLog> =
+        config.create_with_context(ClientLog::new(format!("consumer {group}")))?;
     // librdkafka treats a subscription starting with ^ as a regex.
     let anchored = format!(
         "^{}$",

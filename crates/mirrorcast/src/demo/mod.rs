@@ -1,7 +1,26 @@
 //! The broadcast scenario on one machine: the event producer (`datagen`), the regional
-//! consumers (`consume`) and `mirrorcast demo`, which runs three local clusters, replication
-//! from Europe to the two other regions, the producer and the consumers, and removes it all.
+//! consumers (`consume`), and `mirrorcast demo` ([`scenario`]), which runs three local
+//! clusters, replication from Europe to the two other regions, the producer and the consumers,
+//! and removes it all; [`control`] has the commands for a second terminal.
 
 pub mod consume;
+pub mod control;
 pub mod datagen;
 pub mod events;
+pub mod scenario;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    #[error("{0}")]
+    Cluster(#[from] localcluster::Error),
+    #[error("{0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Topic(#[from] crate::topics::TopicError),
+    #[error("{0}")]
+    Config(crate::config::ConfigErrors),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Other(String),
+}
