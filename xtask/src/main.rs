@@ -1,20 +1,11 @@
-//! Project automation that is not the product: install the test broker, run the whole test
-//! suite, and run the quickstart (three local clusters, a producer in Europe, the replicator).
+//! Project automation that is not the product: install the test broker and run the whole test
+//! suite. (The scenario on one machine is the product's own `mirrorcast demo`.)
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitCode};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
-use localcluster::{Clusters, Storage};
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::ClientConfig;
 
 #[derive(Parser)]
 #[command(name = "cargo xtask")]
@@ -29,12 +20,6 @@ enum Task {
     InstallBroker,
     /// The whole test suite: broker install, formatting, clippy, every test.
     Test,
-    /// Three local clusters, a producer in Europe and `mirrorcast run examples/broadcast.properties`.
-    Quickstart {
-        /// Stop by itself after this many seconds (default: run until Ctrl-C).
-        #[arg(long)]
-        duration: Option<u64>,
-    },
 }
 
 fn main() -> ExitCode {
@@ -50,7 +35,6 @@ fn main() -> ExitCode {
             })
             .map_err(Into::into),
         Task::Test => test(),
-        Task::Quickstart { duration } => quickstart(duration.map(Duration::from_secs)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -135,166 +119,4 @@ fn count_before(line: &str, label: &str) -> u64 {
         .and_then(|end| line[..end].rsplit([' ', '.']).next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
-}
-
-/// Ports of `examples/broadcast.properties`.
-const REGIONS: [(&str, u16); 3] = [
-    ("europe", 19092),
-    ("northamerica", 19093),
-    ("southamerica", 19094),
-];
-/// The scenario's topics and partition counts.
-const TOPICS: [(&str, i32); 6] = [
-    ("LH.ORDERS", 3),
-    ("LH.CANCELLATIONS", 3),
-    ("LH.DOORS", 1),
-    ("LH.STOCK", 2),
-    ("LH.CUSTOMERS", 3),
-    ("LH.SENSORS", 2),
-];
-
-fn quickstart(duration: Option<Duration>) -> Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl-C handler")?;
-
-    localcluster::ensure_nisshi()?;
-    cargo(&["build", "--package", "mirrorcast", "--bin", "mirrorcast"])?;
-    let root = workspace_root();
-    let data = root.join("target").join("quickstart");
-    let _ = std::fs::remove_dir_all(&data);
-    let names: Vec<&str> = REGIONS.iter().map(|(n, _)| *n).collect();
-    let ports: Vec<Option<u16>> = REGIONS.iter().map(|(_, p)| Some(*p)).collect();
-    println!(
-        "starting clusters {} on ports {:?}",
-        names.join(", "),
-        REGIONS.map(|(_, p)| p)
-    );
-    let clusters = Clusters::start_in(&data, &names, &ports, Storage::Memory)
-        .context("starting the local clusters (are ports 19092-19094 free?)")?;
-    let europe = clusters.bootstrap("europe");
-    create_topics(&europe)?;
-
-    let config = root.join("examples").join("broadcast.properties");
-    let binary = root.join("target").join("debug").join("mirrorcast");
-    println!("$ {} run {}", binary.display(), config.display());
-    let mut replicator = Command::new(&binary)
-        .arg("run")
-        .arg(&config)
-        .spawn()
-        .context("starting mirrorcast")?;
-
-    let result = produce_and_report(&clusters, &stop, duration);
-    stop_replicator(&mut replicator);
-    drop(clusters);
-    let _ = std::fs::remove_dir_all(&data);
-    println!(
-        "stopped mirrorcast and the clusters, removed {}",
-        data.display()
-    );
-    result
-}
-
-fn create_topics(bootstrap: &str) -> Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create()?;
-    let topics: Vec<NewTopic> = TOPICS
-        .iter()
-        .map(|(name, partitions)| NewTopic::new(name, *partitions, TopicReplication::Fixed(1)))
-        .collect();
-    let results = block_on(admin.create_topics(&topics, &AdminOptions::new()))?;
-    for result in results {
-        if let Err((topic, code)) = result {
-            bail!("creating {topic} in europe: {code}");
-        }
-    }
-    Ok(())
-}
-
-/// Produces a few events a second to every LH topic in Europe and prints, every five seconds,
-/// how many records each region holds.
-fn produce_and_report(
-    clusters: &Clusters,
-    stop: &AtomicBool,
-    duration: Option<Duration>,
-) -> Result<()> {
-    let europe = clusters.bootstrap("europe");
-    let producer: BaseProducer = client(&europe).set("linger.ms", "5").create()?;
-    let readers: Vec<(String, BaseConsumer)> = REGIONS
-        .iter()
-        .map(|(name, _)| {
-            let consumer = client(&clusters.bootstrap(name))
-                .set("allow.auto.create.topics", "false")
-                .create()?;
-            Ok((name.to_string(), consumer))
-        })
-        .collect::<Result<_>>()?;
-    let started = Instant::now();
-    let mut last_report = Instant::now();
-    let mut sequence: u64 = 0;
-    println!("producing to LH.* in europe; Ctrl-C stops everything");
-    while !stop.load(Ordering::SeqCst) && duration.is_none_or(|d| started.elapsed() < d) {
-        for (topic, _) in TOPICS {
-            sequence += 1;
-            let key = format!("{topic}-{}", sequence % 17);
-            let value = format!(
-                r#"{{"id":{sequence},"topic":"{topic}","region":"EU","at_ms":{}}}"#,
-                started.elapsed().as_millis()
-            );
-            let _ = producer.send(BaseRecord::to(topic).key(&key).payload(&value));
-        }
-        producer.poll(Duration::from_millis(200));
-        if last_report.elapsed() >= Duration::from_secs(5) {
-            last_report = Instant::now();
-            let counts: Vec<String> = readers
-                .iter()
-                .map(|(name, reader)| format!("{name}: {}", region_total(reader)))
-                .collect();
-            println!("records in LH.* — {}", counts.join(" | "));
-        }
-    }
-    producer.flush(Duration::from_secs(5))?;
-    Ok(())
-}
-
-fn region_total(reader: &BaseConsumer) -> String {
-    let mut total = 0;
-    for (topic, partitions) in TOPICS {
-        for partition in 0..partitions {
-            match reader.fetch_watermarks(topic, partition, Duration::from_secs(2)) {
-                Ok((_, high)) => total += high,
-                Err(_) => return "-".into(),
-            }
-        }
-    }
-    total.to_string()
-}
-
-fn stop_replicator(child: &mut Child) {
-    if let Ok(pid) = i32::try_from(child.id()) {
-        // SAFETY: signalling our own child, which we have not reaped yet.
-        unsafe {
-            libc::kill(pid, libc::SIGTERM);
-        }
-    }
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-}
-
-fn client(bootstrap: &str) -> ClientConfig {
-    let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", bootstrap);
-    config
-}
-
-/// rdkafka's admin futures complete on the admin client's own thread; a tiny runtime drives them.
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
-    futures_executor::block_on(future)
 }

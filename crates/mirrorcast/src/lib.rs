@@ -6,9 +6,11 @@
 //! - [`policy`], [`filter`]: replication policies and topic filters (pure).
 //! - [`progress`]: copy progress in `mm2-offsets.<source>.internal`; [`progress::codec`] is
 //!   MM2's byte format (pure).
-//! - [`topics`]: which topics a flow copies, and creating remote topics on the target.
+//! - [`topics`]: which topics a flow copies; the topic manager (create, grow, configs, ACLs,
+//!   deletions) against a `ClusterAdmin` seam.
 //! - [`copy`]: the copy loop of one flow: source partitions → same partitions on the target.
 //! - [`flow`]: one flow at run time (topic manager + copier threads).
+//! - [`demo`]: the scenario on one machine: event producer, consumers, `mirrorcast demo`.
 //! - [`clients`]: librdkafka client settings: our defaults, the user's, and what we enforce.
 //! - [`acls`]: which topic ACLs are copied and how (pure).
 //! - [`admin_ext`]: librdkafka admin calls rust-rdkafka does not wrap (all of the `unsafe`).

@@ -1,6 +1,7 @@
 //! The demo controls for a second terminal: change a topic config, describe a region, take a
 //! region down and up, and clean up what an interrupted demo left behind.
 
+use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -45,6 +46,15 @@ pub fn topic_config(
 pub fn describe(dir: &Path, region: &str) -> Result<(), DemoError> {
     let state = DemoState::read(dir)?;
     let region = state.region(region)?;
+    let mut out = std::io::stdout().lock();
+    if !region.broker_pid.is_some_and(process_alive) {
+        let _ = writeln!(
+            out,
+            "{} is down (`mirrorcast demo start-region {}` brings it back)",
+            region.name, region.name
+        );
+        return Ok(());
+    }
     let admin = admin(region.port)?;
     let topics = admin.list_topics()?;
     let names: Vec<&str> = topics.keys().map(String::as_str).collect();
@@ -52,7 +62,8 @@ pub fn describe(dir: &Path, region: &str) -> Result<(), DemoError> {
     let mut config = rdkafka::ClientConfig::new();
     config.set("bootstrap.servers", format!("127.0.0.1:{}", region.port));
     let consumer: BaseConsumer = config.create()?;
-    println!("{} (127.0.0.1:{})", region.name, region.port);
+    // A closed pipe (`| head`) is not an error worth a panic.
+    let _ = writeln!(out, "{} (127.0.0.1:{})", region.name, region.port);
     for (topic, partitions) in &topics {
         let ends: Vec<String> = (0..*partitions)
             .map(|p| {
@@ -72,7 +83,8 @@ pub fn describe(dir: &Path, region: &str) -> Result<(), DemoError> {
                     .collect()
             })
             .unwrap_or_default();
-        println!(
+        let _ = writeln!(
+            out,
             "  {topic}: {partitions} partition(s), end offsets [{}], configs [{}]",
             ends.join(" "),
             set.join(", ")

@@ -11,15 +11,15 @@ pub mod scenario;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("{0}")]
+    #[error(transparent)]
     Cluster(#[from] localcluster::Error),
-    #[error("{0}")]
+    #[error(transparent)]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("{0}")]
+    #[error(transparent)]
     Topic(#[from] crate::topics::TopicError),
     #[error("{0}")]
     Config(crate::config::ConfigErrors),
-    #[error("{0}")]
+    #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error("{0}")]
     Other(String),

@@ -20,7 +20,7 @@ const READ_TIMEOUT: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProgressError {
-    #[error("{0}")]
+    #[error(transparent)]
     Kafka(#[from] KafkaError),
     #[error("progress topic `{0}` does not exist on the target")]
     Missing(String),

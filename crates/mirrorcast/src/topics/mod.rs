@@ -25,7 +25,7 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
-    #[error("{0}")]
+    #[error(transparent)]
     Kafka(#[from] KafkaError),
     #[error("creating topic `{topic}` failed: {code}")]
     Create {
@@ -40,7 +40,7 @@ pub enum TopicError {
         topic: String,
         code: RDKafkaErrorCode,
     },
-    #[error("{0}")]
+    #[error(transparent)]
     Admin(#[from] AdminExtError),
     #[error("reading the marks of created topics: {0}")]
     Store(String),
