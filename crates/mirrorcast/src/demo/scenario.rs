@@ -183,7 +183,8 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     let dir = &options.dir;
     let steps = Steps::new(6);
     steps.start("the test broker (nisshi): installing it the first time takes about 14 minutes");
-    localcluster::ensure_nisshi()?;
+    // cargo's own progress shows while it installs; the spinner waits.
+    steps.bar.suspend(localcluster::ensure_nisshi)?;
     steps.done();
 
     steps.start("starting the europe, north-america and south-america clusters");
