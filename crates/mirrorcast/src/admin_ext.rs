@@ -394,3 +394,25 @@ pub fn create_topic_acls<C: ClientContext>(
         Ok(())
     }
 }
+
+/// The high watermark of a partition as the client last saw it in a fetch response (no
+/// request is made): the source end offset a reader knows about, for lag.
+pub fn cached_high_watermark<C: ClientContext>(
+    client: &Client<C>,
+    topic: &str,
+    partition: i32,
+) -> Option<i64> {
+    let topic = c_string(topic).ok()?;
+    let (mut low, mut high) = (-1i64, -1i64);
+    // SAFETY: a live client handle, a NUL-terminated topic name and two out-parameters.
+    let code = unsafe {
+        rdsys::rd_kafka_get_watermark_offsets(
+            client.native_ptr(),
+            topic.as_ptr(),
+            partition,
+            &mut low,
+            &mut high,
+        )
+    };
+    (code == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}

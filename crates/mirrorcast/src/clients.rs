@@ -3,7 +3,7 @@
 //! that brings librdkafka's own logs into ours.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
@@ -11,6 +11,8 @@ use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::{debug, warn};
+
+use crate::observe::status::StatusBoard;
 
 use crate::config::{ClientRole, ClusterConfig};
 
@@ -76,6 +78,8 @@ pub fn client_config(cluster: &ClusterConfig, role: ClientRole, client_id: &str)
 pub struct ClientLog {
     client: String,
     seen: Mutex<HashMap<String, Instant>>,
+    /// Where errors are also shown (the flow's last error in `/api/status`).
+    status: Option<(Arc<StatusBoard>, String, String)>,
 }
 
 /// After this much quiet, the same message is news again.
@@ -86,7 +90,14 @@ impl ClientLog {
         ClientLog {
             client: client.into(),
             seen: Mutex::new(HashMap::new()),
+            status: None,
         }
+    }
+
+    /// Also records errors as the last error of flow `source->target`.
+    pub fn reporting_to(mut self, board: Arc<StatusBoard>, source: &str, target: &str) -> Self {
+        self.status = Some((board, source.to_string(), target.to_string()));
+        self
     }
 
     /// Whether `message` should be shown (and remember it).
@@ -136,6 +147,13 @@ impl ClientContext for ClientLog {
         let expected = reason.contains("Subscribed topic not available");
         if !expected && self.is_news(reason) {
             warn!(client = %self.client, "{error}: {reason}");
+            if let Some((board, source, target)) = &self.status {
+                board.error(
+                    source,
+                    target,
+                    &format!("{}: {error}: {reason}", self.client),
+                );
+            }
         } else {
             debug!(client = %self.client, "{error}: {reason}");
         }

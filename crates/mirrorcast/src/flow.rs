@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use crate::clients::client_config;
 use crate::config::{ClientRole, ClusterConfig, Config, FlowConfig};
 use crate::copy::{self, CopierSetup, CopyStats};
+use crate::observe::Observability;
 use crate::shutdown::Shutdown;
 use crate::topics::manager::TopicManager;
 
@@ -29,7 +30,11 @@ impl RunningFlow {
 }
 
 /// Starts every flow of `config`.
-pub fn start_all(config: &Config, shutdown: &Shutdown) -> std::io::Result<Vec<RunningFlow>> {
+pub fn start_all(
+    config: &Config,
+    shutdown: &Shutdown,
+    observe: &Observability,
+) -> std::io::Result<Vec<RunningFlow>> {
     let mut running = Vec::new();
     for flow in &config.flows {
         let (Some(source), Some(target)) =
@@ -37,7 +42,13 @@ pub fn start_all(config: &Config, shutdown: &Shutdown) -> std::io::Result<Vec<Ru
         else {
             continue; // resolve() guarantees both exist
         };
-        running.push(start(flow.clone(), source, target, shutdown.clone())?);
+        running.push(start(
+            flow.clone(),
+            source,
+            target,
+            shutdown.clone(),
+            observe.clone(),
+        )?);
     }
     Ok(running)
 }
@@ -47,6 +58,7 @@ pub fn start(
     source: &ClusterConfig,
     target: &ClusterConfig,
     shutdown: Shutdown,
+    observe: Observability,
 ) -> std::io::Result<RunningFlow> {
     let name = flow.name();
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
@@ -58,6 +70,7 @@ pub fn start(
         target_producer: client_config(target, ClientRole::Producer, &client_id),
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         stats: stats.clone(),
+        observe: observe.clone(),
     };
     let copier_shutdown = shutdown.clone();
     let copier = std::thread::Builder::new()
@@ -71,6 +84,7 @@ pub fn start(
         flow,
         commands,
         shutdown,
+        observe,
     };
     std::thread::Builder::new()
         .name(format!("topics {name}"))

@@ -25,6 +25,7 @@ pub mod copy;
 pub mod demo;
 pub mod filter;
 pub mod flow;
+pub mod observe;
 pub mod policy;
 pub mod progress;
 pub mod shutdown;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 use mirrorcast::config::{self, Config, ConfigErrors};
 use mirrorcast::flow;
+use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 use tracing::{info, warn};
 
@@ -138,6 +139,9 @@ struct ConfigArgs {
     /// Drop every TLS and SASL setting (for local plaintext clusters).
     #[arg(long)]
     strip_security: bool,
+    /// Serve /metrics, /api/status, /healthz and /readyz on this address (run only).
+    #[arg(long, value_name = "ADDR")]
+    http: Option<std::net::SocketAddr>,
 }
 
 /// Exit code for configuration mistakes, as for a usage error.
@@ -171,7 +175,7 @@ fn main() -> ExitCode {
         Commands::Consume(args) => exit_with(consume(&args)),
         Commands::Demo(args) => exit_with(demo(&args)),
         Commands::Run(args) => match load(&args) {
-            Ok(config) => match run(config) {
+            Ok(config) => match run(config, args.http) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("mirrorcast: {e:#}");
@@ -344,16 +348,28 @@ fn config_failure(errors: &ConfigErrors) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-fn run(config: Config) -> anyhow::Result<()> {
+fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
     let shutdown = Shutdown::new();
-    let flows = flow::start_all(&config, &shutdown)?;
+    let observe = Observability::new();
+    let flows = flow::start_all(&config, &shutdown, &observe)?;
     for f in &flows {
         info!(flow = %f.name, "started");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(wait_for_signal())?;
+    runtime.block_on(async {
+        if let Some(addr) = http {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
+            info!("serving /metrics, /api/status, /healthz and /readyz on http://{addr}");
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, mirrorcast::observe::http::router(observe)).await;
+            });
+        }
+        wait_for_signal().await.map_err(anyhow::Error::from)
+    })?;
     info!("stopping: flushing what is in flight and storing progress");
     shutdown.trigger();
     // A second signal while stopping means "now".

@@ -8,6 +8,7 @@
 //! gap. Each such rewind starts a new epoch, and delivery reports of older epochs are ignored.
 
 pub mod ledger;
+pub mod report;
 pub mod source;
 
 use std::collections::HashMap;
@@ -26,16 +27,21 @@ use tracing::{error, info, warn};
 use crate::backoff::Backoff;
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use crate::observe::status::StatusBoard;
+use crate::observe::Observability;
 use crate::progress::{self, codec, Progress};
 use crate::shutdown::Shutdown;
 use crate::topics::Route;
 use ledger::PartitionLedger;
+use report::{FlowReporter, PartitionMeters, PartitionView};
 use source::SourceReader;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 /// Records forwarded between two looks at deliveries, commands and progress.
 const BATCH: usize = 1024;
+/// How often offsets, lag and state are published.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// What the topic manager tells the copier.
 #[derive(Debug)]
@@ -69,21 +75,31 @@ pub struct CopierSetup {
     pub target_producer: ClientConfig,
     pub target_consumer: ClientConfig,
     pub stats: Arc<CopyStats>,
+    pub observe: Observability,
 }
 
 /// Runs the copy of one flow until `shutdown`, then flushes and stores progress.
 pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) {
     let flow_name = setup.flow.name();
     let group_id = format!("mirrorcast.{flow_name}");
-    let reader = match SourceReader::new(setup.source_consumer.clone(), &group_id) {
+    let board = setup.observe.status.clone();
+    let (source, target) = (setup.flow.source.clone(), setup.flow.target.clone());
+    let reader_log =
+        ClientLog::new(format!("{flow_name} source")).reporting_to(board.clone(), &source, &target);
+    let reader = match SourceReader::new(setup.source_consumer.clone(), &group_id, reader_log) {
         Ok(r) => r,
         Err(e) => return error!(flow = %flow_name, "cannot create the source reader: {e}"),
     };
-    let producer = match create_producer(&setup.target_producer, &group_id) {
-        Ok(p) => p,
-        Err(e) => return error!(flow = %flow_name, "cannot create the target producer: {e}"),
-    };
+    let producer =
+        match create_producer(&setup.target_producer, &flow_name, &board, &source, &target) {
+            Ok(p) => p,
+            Err(e) => return error!(flow = %flow_name, "cannot create the target producer: {e}"),
+        };
+    let reporter = FlowReporter::new(setup.observe.clone(), &source, &target);
     let mut state = CopyState {
+        reporter,
+        board,
+        last_publish: Instant::now(),
         flow: setup.flow,
         flow_name,
         producer,
@@ -109,6 +125,8 @@ struct Tag {
     /// Source offset of a copied record, or the offset a progress record stores.
     offset: i64,
     bytes: u32,
+    /// The record's timestamp, for the replication latency.
+    timestamp_ms: Option<i64>,
     is_progress: bool,
 }
 
@@ -119,6 +137,7 @@ impl Tag {
             epoch: 0,
             offset,
             bytes: 0,
+            timestamp_ms: None,
             is_progress: true,
         }
     }
@@ -157,10 +176,20 @@ impl ProducerContext for DeliveryContext {
 
 type TargetProducer = BaseProducer<DeliveryContext>;
 
-fn create_producer(config: &ClientConfig, label: &str) -> Result<TargetProducer, KafkaError> {
+fn create_producer(
+    config: &ClientConfig,
+    flow_name: &str,
+    board: &Arc<StatusBoard>,
+    source: &str,
+    target: &str,
+) -> Result<TargetProducer, KafkaError> {
     config.create_with_context(DeliveryContext {
         reports: Mutex::new(Vec::new()),
-        log: ClientLog::new(format!("{label} target")),
+        log: ClientLog::new(format!("{flow_name} target")).reporting_to(
+            board.clone(),
+            source,
+            target,
+        ),
     })
 }
 
@@ -174,9 +203,13 @@ struct PartitionState {
     backoff: Backoff,
     /// Its source topic is gone ([`Command::Forget`]): nothing more to copy or store.
     retired: bool,
+    meters: PartitionMeters,
 }
 
 struct CopyState {
+    reporter: FlowReporter,
+    board: Arc<StatusBoard>,
+    last_publish: Instant,
     flow: FlowConfig,
     flow_name: String,
     producer: TargetProducer,
@@ -215,8 +248,12 @@ impl CopyState {
             if self.last_progress_write.elapsed() >= self.flow.progress_interval {
                 self.write_progress();
             }
+            if self.last_publish.elapsed() >= PUBLISH_EVERY {
+                self.publish(reader, false);
+            }
         }
         self.stop();
+        self.publish(reader, true);
     }
 
     fn forward_batch(&mut self, reader: &SourceReader) {
@@ -290,6 +327,7 @@ impl CopyState {
                     retry_at: None,
                     backoff: Backoff::default(),
                     retired: false,
+                    meters: self.reporter.partition(&route.source_topic, partition),
                 });
                 assigned.push((route.source_topic.clone(), partition, start));
             }
@@ -398,11 +436,14 @@ impl CopyState {
             (state.remote_topic.clone(), state.ledger.epoch())
         };
         let bytes = message.payload_len() + message.key().map_or(0, <[u8]>::len);
+        let timestamp_ms = message.timestamp().to_millis();
+        self.reporter.read(timestamp_ms);
         let tag = Tag {
             slot,
             epoch,
             offset: message.offset(),
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+            timestamp_ms,
             is_progress: false,
         };
         let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
@@ -492,6 +533,8 @@ impl CopyState {
                     }
                     state.backoff.reset();
                     self.stats.count(&tag);
+                    self.reporter
+                        .acknowledged(&mut state.meters, tag.bytes, tag.timestamp_ms);
                     if self.target_failing {
                         self.target_failing = false;
                         info!(flow = %self.flow_name, "the target acknowledges records again");
@@ -512,6 +555,8 @@ impl CopyState {
 
     /// Says once, when the target starts failing, that records will be copied again.
     fn report_failure(&mut self, slot: usize, error: &KafkaError) {
+        self.reporter
+            .error(&format!("delivery to {} failed: {error}", self.flow.target));
         if !self.target_failing {
             self.target_failing = true;
             let state = &self.partitions[slot];
@@ -567,7 +612,13 @@ impl CopyState {
     /// cannot be used again: start a new one and copy everything unacknowledged again.
     fn replace_producer(&mut self, code: RDKafkaErrorCode, reason: &str, reader: &SourceReader) {
         error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
-        match create_producer(&self.producer_config, &self.flow_name) {
+        match create_producer(
+            &self.producer_config,
+            &self.flow_name,
+            &self.board,
+            &self.flow.source,
+            &self.flow.target,
+        ) {
             Ok(producer) => {
                 // Dropping the old producer purges what it still held; those reports are stale
                 // once every partition is rewound below.
@@ -647,6 +698,8 @@ impl CopyState {
                 None => {
                     if state.ledger.acknowledged(tag.epoch, tag.offset) {
                         self.stats.count(&tag);
+                        self.reporter
+                            .acknowledged(&mut state.meters, tag.bytes, tag.timestamp_ms);
                     }
                 }
                 // Nothing after a failed record may count as acknowledged.
@@ -655,6 +708,27 @@ impl CopyState {
                 }
             }
         }
+    }
+}
+
+impl CopyState {
+    /// Offsets, lag and state of every partition, for metrics and `/api/status`.
+    fn publish(&mut self, reader: &SourceReader, stopped: bool) {
+        self.last_publish = Instant::now();
+        let views = self
+            .partitions
+            .iter()
+            .filter(|s| !s.retired)
+            .map(|s| PartitionView {
+                topic: &s.source_topic,
+                remote_topic: &s.remote_topic,
+                partition: s.partition,
+                source_end: reader.high_watermark(&s.source_topic, s.partition),
+                last_acked: s.ledger.acked(),
+                meters: &s.meters,
+            });
+        self.reporter
+            .publish(views, self.target_failing || self.source_failing, stopped);
     }
 }
 

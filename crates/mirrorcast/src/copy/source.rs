@@ -18,13 +18,18 @@ pub struct SourceReader {
 impl SourceReader {
     /// A reader with manual assignment. librdkafka wants a `group.id` for `assign` even though
     /// this reader never joins the group nor commits to it.
-    pub fn new(mut config: ClientConfig, group_id: &str) -> KafkaResult<Self> {
+    pub fn new(mut config: ClientConfig, group_id: &str, log: ClientLog) -> KafkaResult<Self> {
         if config.get("group.id").is_none() {
             config.set("group.id", group_id);
         }
         Ok(SourceReader {
-            consumer: config.create_with_context(ClientLog::new(format!("{group_id} source")))?,
+            consumer: config.create_with_context(log)?,
         })
+    }
+
+    /// The partition's end offset as the reader last saw it (no request is made).
+    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        crate::admin_ext::cached_high_watermark(self.consumer.client(), topic, partition)
     }
 
     /// Starts reading these partitions at the given offsets.

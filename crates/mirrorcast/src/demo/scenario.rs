@@ -20,8 +20,10 @@ use super::events::Kind;
 use super::{consume, DemoError};
 use crate::config::Config;
 use crate::flow;
+use crate::observe::{http, Observability};
 use crate::shutdown::Shutdown;
 use crate::topics::{ClusterAdmin, TopicAdmin};
+use std::net::SocketAddr;
 
 /// The regions: (region name, MM2 alias).
 pub const REGIONS: [(&str, &str); 3] = [
@@ -232,7 +234,9 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
         replication_config(&state, options.config_sync),
     )?;
     let config = Config::load(&config_path).map_err(DemoError::Config)?;
-    let flows = flow::start_all(&config, shutdown)?;
+    let observe = Observability::new();
+    let flows = flow::start_all(&config, shutdown, &observe)?;
+    let http = start_http(observe, shutdown)?;
     steps.done();
 
     steps.start("starting the producer in europe");
@@ -278,7 +282,7 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     }
     steps.done();
     steps.finish();
-    print_guide(&state, dir, options);
+    print_guide(&state, dir, options, http);
 
     let started = Instant::now();
     while !shutdown.sleep(Duration::from_millis(200)) {
@@ -348,9 +352,46 @@ fn replication_config(state: &DemoState, config_sync: Duration) -> String {
     text
 }
 
-fn print_guide(state: &DemoState, dir: &Path, options: &DemoOptions) {
+/// Serves metrics and status on a free local port, on a thread of its own, until shutdown.
+fn start_http(observe: Observability, shutdown: &Shutdown) -> Result<SocketAddr, DemoError> {
+    let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name("demo http".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
+                    return;
+                };
+                let stopped = async move {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        while !shutdown.sleep(Duration::from_secs(3600)) {}
+                    })
+                    .await;
+                };
+                let _ = axum::serve(listener, http::router(observe))
+                    .with_graceful_shutdown(stopped)
+                    .await;
+            });
+        })?;
+    Ok(addr)
+}
+
+fn print_guide(state: &DemoState, dir: &Path, options: &DemoOptions, http: SocketAddr) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "\nThe broadcast demo is running ({}).", dir.display());
+    let _ = writeln!(
+        out,
+        "Replication metrics: http://{http}/metrics   status: http://{http}/api/status"
+    );
     let _ = writeln!(
         out,
         "Events are produced in europe and replicated to north-america and south-america.\n"

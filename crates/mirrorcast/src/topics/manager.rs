@@ -17,8 +17,11 @@ use super::created::CreatedTopicsStore;
 use super::{replicated_topics, ClusterAdmin, Route, TopicAdmin, TopicError};
 use crate::acls::{remote_acl, TopicAcl};
 use crate::backoff::Backoff;
+use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 use crate::copy::Command;
+use crate::observe::metrics::FlowLabels;
+use crate::observe::Observability;
 use crate::shutdown::Shutdown;
 
 /// How many refreshes in a row a source topic must be missing before its remote topic is
@@ -34,6 +37,7 @@ pub struct TopicManager {
     pub target_producer: rdkafka::ClientConfig,
     pub commands: Sender<Command>,
     pub shutdown: Shutdown,
+    pub observe: Observability,
 }
 
 /// Reachability of one activity, logged only when it changes.
@@ -88,8 +92,8 @@ impl TopicManager {
         let mut backoff = Backoff::default();
         // Admin clients are created once; librdkafka reconnects them by itself.
         let (source, target) = loop {
-            let source = TopicAdmin::new(&self.source_admin, &format!("{name} source admin"));
-            let target = TopicAdmin::new(&self.target_admin, &format!("{name} target admin"));
+            let source = TopicAdmin::with_log(&self.source_admin, self.client_log("source admin"));
+            let target = TopicAdmin::with_log(&self.target_admin, self.client_log("target admin"));
             match (source, target) {
                 (Ok(source), Ok(target)) => break (source, target),
                 (Err(e), _) | (_, Err(e)) => {
@@ -139,6 +143,13 @@ impl TopicManager {
                 match self.refresh(&source, &target, &mut known) {
                     Ok(()) => {
                         health.ok(&name, "topic management");
+                        self.observe
+                            .status
+                            .update(&self.flow.source, &self.flow.target, |s| {
+                                s.source_reachable = true;
+                                s.target_reachable = true;
+                                s.topics_failing = false;
+                            });
                         backoff.reset();
                         next_refresh = match self.flow.refresh_topics_interval {
                             Some(interval) => now + interval,
@@ -150,6 +161,16 @@ impl TopicManager {
                     }
                     Err(e) => {
                         health.failed(&name, "topic management", &e);
+                        self.observe.status.error(
+                            &self.flow.source,
+                            &self.flow.target,
+                            &e.to_string(),
+                        );
+                        self.observe
+                            .status
+                            .update(&self.flow.source, &self.flow.target, |s| {
+                                s.topics_failing = true;
+                            });
                         next_refresh = now + backoff.next_delay();
                     }
                 }
@@ -185,6 +206,21 @@ impl TopicManager {
             if self.shutdown.sleep(pause.min(Duration::from_secs(3600))) {
                 return;
             }
+        }
+    }
+
+    fn client_log(&self, role: &str) -> ClientLog {
+        ClientLog::new(format!("{} {role}", self.flow.name())).reporting_to(
+            self.observe.status.clone(),
+            &self.flow.source,
+            &self.flow.target,
+        )
+    }
+
+    fn flow_labels(&self) -> FlowLabels {
+        FlowLabels {
+            source: self.flow.source.clone(),
+            target: self.flow.target.clone(),
         }
     }
 
@@ -362,6 +398,11 @@ impl TopicManager {
         if sources.is_empty() {
             return;
         }
+        self.observe
+            .metrics
+            .config_sync_runs
+            .get_or_create(&self.flow_labels())
+            .inc();
         let described = source
             .describe_configs(&sources)
             .and_then(|s| target.describe_configs(&remotes).map(|t| (s, t)));
@@ -390,6 +431,11 @@ impl TopicManager {
                     info!(flow, "synced configs of {}: {ops:?}", route.remote_topic);
                 }
                 Err(e) => {
+                    self.observe
+                        .metrics
+                        .config_sync_failures
+                        .get_or_create(&self.flow_labels())
+                        .inc();
                     let message = e.to_string();
                     let previous = known
                         .config_failures
@@ -685,6 +731,7 @@ mod tests {
             target_producer: rdkafka::ClientConfig::new(),
             commands,
             shutdown: Shutdown::new(),
+            observe: Observability::new(),
         };
         (manager, receiver)
     }

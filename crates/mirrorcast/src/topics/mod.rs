@@ -119,8 +119,12 @@ pub struct TopicAdmin {
 impl TopicAdmin {
     /// `label` names the client in librdkafka's log lines.
     pub fn new(config: &ClientConfig, label: &str) -> Result<Self, TopicError> {
+        Self::with_log(config, ClientLog::new(label))
+    }
+
+    pub fn with_log(config: &ClientConfig, log: ClientLog) -> Result<Self, TopicError> {
         Ok(TopicAdmin {
-            admin: config.create_with_context(ClientLog::new(label))?,
+            admin: config.create_with_context(log)?,
         })
     }
 }

@@ -1,0 +1,189 @@
+//! What the copy of one flow reports: per-record counters and histograms (atomics the copier
+//! holds handles to), and about once a second the per-partition offsets and lag, as gauges and
+//! as the flow's status snapshot.
+
+use std::time::Instant;
+
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use std::sync::atomic::AtomicU64;
+
+use crate::observe::metrics::{FlowLabels, PartitionLabels, StateLabels};
+use crate::observe::status::{now_ms, FlowState, PartitionStatus};
+use crate::observe::Observability;
+
+/// The meters of one copied partition.
+pub struct PartitionMeters {
+    records: Counter,
+    bytes: Counter,
+    lag_records: Gauge,
+    lag_seconds: Gauge<f64, AtomicU64>,
+    /// Timestamp of the last acknowledged record, for the time lag.
+    last_acked_timestamp_ms: Option<i64>,
+}
+
+/// One partition as the copier sees it when publishing.
+pub struct PartitionView<'a> {
+    pub topic: &'a str,
+    pub remote_topic: &'a str,
+    pub partition: i32,
+    /// The source end offset the reader last saw.
+    pub source_end: Option<i64>,
+    pub last_acked: Option<i64>,
+    pub meters: &'a PartitionMeters,
+}
+
+pub struct FlowReporter {
+    observe: Observability,
+    source: String,
+    target: String,
+    record_age: Histogram,
+    replication_latency: Histogram,
+    last_ack: Option<Instant>,
+    records_copied: u64,
+}
+
+fn seconds_since(timestamp_ms: i64) -> f64 {
+    (now_ms() - timestamp_ms).max(0) as f64 / 1000.0
+}
+
+impl FlowReporter {
+    pub fn new(observe: Observability, source: &str, target: &str) -> Self {
+        let flow = FlowLabels {
+            source: source.to_string(),
+            target: target.to_string(),
+        };
+        FlowReporter {
+            record_age: observe.metrics.record_age.get_or_create_owned(&flow),
+            replication_latency: observe
+                .metrics
+                .replication_latency
+                .get_or_create_owned(&flow),
+            observe,
+            source: source.to_string(),
+            target: target.to_string(),
+            last_ack: None,
+            records_copied: 0,
+        }
+    }
+
+    pub fn partition(&self, topic: &str, partition: i32) -> PartitionMeters {
+        let labels = PartitionLabels {
+            source: self.source.clone(),
+            target: self.target.clone(),
+            topic: topic.to_string(),
+            partition,
+        };
+        let m = &self.observe.metrics;
+        PartitionMeters {
+            records: m.records.get_or_create_owned(&labels),
+            bytes: m.bytes.get_or_create_owned(&labels),
+            lag_records: m.lag_records.get_or_create_owned(&labels),
+            lag_seconds: m.lag_seconds.get_or_create_owned(&labels),
+            last_acked_timestamp_ms: None,
+        }
+    }
+
+    /// A record was read from the source.
+    pub fn read(&self, timestamp_ms: Option<i64>) {
+        if let Some(ts) = timestamp_ms {
+            self.record_age.observe(seconds_since(ts));
+        }
+    }
+
+    /// The target acknowledged a record.
+    pub fn acknowledged(
+        &mut self,
+        meters: &mut PartitionMeters,
+        bytes: u32,
+        timestamp_ms: Option<i64>,
+    ) {
+        meters.records.inc();
+        meters.bytes.inc_by(u64::from(bytes));
+        if let Some(ts) = timestamp_ms {
+            self.replication_latency.observe(seconds_since(ts));
+            meters.last_acked_timestamp_ms = Some(ts);
+        }
+        self.last_ack = Some(Instant::now());
+        self.records_copied += 1;
+    }
+
+    /// Publishes offsets, lag and state (about once a second).
+    pub fn publish<'a>(
+        &self,
+        partitions: impl Iterator<Item = PartitionView<'a>>,
+        copy_failing: bool,
+        stopped: bool,
+    ) {
+        let mut statuses = Vec::new();
+        let (mut flow_lag, mut flow_lag_seconds) = (0i64, 0f64);
+        for view in partitions {
+            let replicated = view.last_acked.map(|o| o + 1);
+            let lag = view
+                .source_end
+                .map(|end| (end - replicated.unwrap_or(0)).max(0));
+            let lag_seconds = lag.map(|lag| match (lag, view.meters.last_acked_timestamp_ms) {
+                (0, _) => 0.0,
+                (_, Some(ts)) => seconds_since(ts),
+                // Nothing replicated yet: behind by as long as the copy has been waiting.
+                (_, None) => 0.0,
+            });
+            if let Some(lag) = lag {
+                view.meters.lag_records.set(lag);
+                flow_lag += lag;
+            }
+            if let Some(seconds) = lag_seconds {
+                view.meters.lag_seconds.set(seconds);
+                flow_lag_seconds = flow_lag_seconds.max(seconds);
+            }
+            statuses.push(PartitionStatus {
+                topic: view.topic.to_string(),
+                remote_topic: view.remote_topic.to_string(),
+                partition: view.partition,
+                source_end_offset: view.source_end,
+                replicated_offset: replicated,
+                lag_records: lag,
+                lag_seconds,
+            });
+        }
+        let m = &self.observe.metrics;
+        let flow = FlowLabels {
+            source: self.source.clone(),
+            target: self.target.clone(),
+        };
+        m.flow_lag_records.get_or_create(&flow).set(flow_lag);
+        m.flow_lag_seconds
+            .get_or_create(&flow)
+            .set(flow_lag_seconds);
+        let since_last_copy = self.last_ack.map(|at| at.elapsed().as_secs_f64());
+        if let Some(seconds) = since_last_copy {
+            m.since_last_copy.get_or_create(&flow).set(seconds);
+        }
+        let records_copied = self.records_copied;
+        let state = self.observe.status.update(&self.source, &self.target, |s| {
+            s.partitions = statuses;
+            s.copy_failing = copy_failing;
+            s.stopped = stopped;
+            s.records_copied = records_copied;
+            s.seconds_since_last_copy = since_last_copy;
+        });
+        for candidate in FlowState::ALL {
+            let labels = StateLabels {
+                source: self.source.clone(),
+                target: self.target.clone(),
+                state: candidate.name().to_string(),
+            };
+            m.flow_state
+                .get_or_create(&labels)
+                .set(i64::from(candidate == state));
+        }
+    }
+
+    /// Records an error as the flow's last error.
+    pub fn error(&self, message: &str) {
+        self.observe
+            .status
+            .error(&self.source, &self.target, message);
+    }
+}

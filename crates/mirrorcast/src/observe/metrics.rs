@@ -1,0 +1,265 @@
+//! Prometheus metrics. MM2's `kafka.connect.mirror` metrics under Prometheus names and units
+//! (record and byte counters, record age and replication latency as histograms), labelled
+//! `source`, `target`, `topic`, `partition`; and what MM2 lacks: offset lag in records and
+//! seconds per partition and per flow, flow state, time since the last copy, config sync runs
+//! and failures, and process metrics.
+
+use std::sync::Mutex;
+
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::{Registry, Unit};
+use std::sync::atomic::AtomicU64;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct FlowLabels {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartitionLabels {
+    pub source: String,
+    pub target: String,
+    pub topic: String,
+    pub partition: i32,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StateLabels {
+    pub source: String,
+    pub target: String,
+    pub state: String,
+}
+
+type FloatGauge = Gauge<f64, AtomicU64>;
+
+fn seconds_histogram() -> Histogram {
+    // 1 ms to about 2 hours.
+    Histogram::new(exponential_buckets(0.001, 2.0, 23))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub records: Family<PartitionLabels, Counter>,
+    pub bytes: Family<PartitionLabels, Counter>,
+    pub record_age: Family<FlowLabels, Histogram, fn() -> Histogram>,
+    pub replication_latency: Family<FlowLabels, Histogram, fn() -> Histogram>,
+    pub lag_records: Family<PartitionLabels, Gauge>,
+    pub lag_seconds: Family<PartitionLabels, FloatGauge>,
+    pub flow_lag_records: Family<FlowLabels, Gauge>,
+    pub flow_lag_seconds: Family<FlowLabels, FloatGauge>,
+    pub flow_state: Family<StateLabels, Gauge>,
+    pub since_last_copy: Family<FlowLabels, FloatGauge>,
+    pub config_sync_runs: Family<FlowLabels, Counter>,
+    pub config_sync_failures: Family<FlowLabels, Counter>,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut root = Registry::default();
+        let registry = root.sub_registry_with_prefix("mirrorcast");
+        let records = Family::<PartitionLabels, Counter>::default();
+        registry.register(
+            "records",
+            "Records copied and acknowledged by the target (MM2 record-count)",
+            records.clone(),
+        );
+        let bytes = Family::<PartitionLabels, Counter>::default();
+        registry.register_with_unit(
+            "copied",
+            "Key and value bytes copied and acknowledged (MM2 byte-count)",
+            Unit::Bytes,
+            bytes.clone(),
+        );
+        let record_age = Family::<FlowLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+            seconds_histogram as fn() -> Histogram,
+        );
+        registry.register_with_unit(
+            "record_age",
+            "Age of a record when it is read from the source (MM2 record-age-ms)",
+            Unit::Seconds,
+            record_age.clone(),
+        );
+        let replication_latency =
+            Family::<FlowLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                seconds_histogram as fn() -> Histogram,
+            );
+        registry.register_with_unit("replication_latency", "From the record's timestamp to the target's acknowledgement (MM2 replication-latency-ms)", Unit::Seconds, replication_latency.clone());
+        let lag_records = Family::<PartitionLabels, Gauge>::default();
+        registry.register(
+            "offset_lag_records",
+            "Records in the source partition not yet acknowledged by the target",
+            lag_records.clone(),
+        );
+        let lag_seconds = Family::<PartitionLabels, FloatGauge>::default();
+        registry.register_with_unit("offset_lag", "How far the target is behind in time: now minus the timestamp of the last replicated record, 0 when caught up", Unit::Seconds, lag_seconds.clone());
+        let flow_lag_records = Family::<FlowLabels, Gauge>::default();
+        registry.register(
+            "flow_offset_lag_records",
+            "Sum of the partitions' offset lag of a flow",
+            flow_lag_records.clone(),
+        );
+        let flow_lag_seconds = Family::<FlowLabels, FloatGauge>::default();
+        registry.register_with_unit(
+            "flow_offset_lag",
+            "Largest time lag of a flow's partitions",
+            Unit::Seconds,
+            flow_lag_seconds.clone(),
+        );
+        let flow_state = Family::<StateLabels, Gauge>::default();
+        registry.register(
+            "flow_state",
+            "1 for the state a flow is in (starting, running, degraded, stopped)",
+            flow_state.clone(),
+        );
+        let since_last_copy = Family::<FlowLabels, FloatGauge>::default();
+        registry.register_with_unit(
+            "since_last_copy",
+            "Time since the target last acknowledged a record",
+            Unit::Seconds,
+            since_last_copy.clone(),
+        );
+        let config_sync_runs = Family::<FlowLabels, Counter>::default();
+        registry.register(
+            "topic_config_sync_runs",
+            "Topic config sync rounds",
+            config_sync_runs.clone(),
+        );
+        let config_sync_failures = Family::<FlowLabels, Counter>::default();
+        registry.register(
+            "topic_config_sync_failures",
+            "Topic configs that could not be applied",
+            config_sync_failures.clone(),
+        );
+        root.register_collector(Box::new(ProcessCollector));
+        Metrics {
+            registry: root,
+            records,
+            bytes,
+            record_age,
+            replication_latency,
+            lag_records,
+            lag_seconds,
+            flow_lag_records,
+            flow_lag_seconds,
+            flow_state,
+            since_last_copy,
+            config_sync_runs,
+            config_sync_failures,
+        }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing to a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The standard `process_*` metrics, read from /proc at each scrape.
+#[derive(Debug)]
+struct ProcessCollector;
+
+static CLOCK_TICKS: Mutex<Option<f64>> = Mutex::new(None);
+
+fn clock_ticks_per_second() -> f64 {
+    let mut cached = CLOCK_TICKS.lock().unwrap_or_else(|e| e.into_inner());
+    // SAFETY: sysconf has no preconditions.
+    *cached.get_or_insert_with(|| unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+}
+
+impl Collector for ProcessCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let fields: Vec<&str> = stat
+            .rsplit_once(") ")
+            .map(|(_, rest)| rest.split(' ').collect())
+            .unwrap_or_default();
+        let field = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|f| f.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let ticks = clock_ticks_per_second();
+        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
+        let cpu = ConstCounter::new((field(11) + field(12)) / ticks);
+        cpu.encode(encoder.encode_descriptor(
+            "process_cpu_seconds",
+            "User and system CPU time",
+            None,
+            cpu.metric_type(),
+        )?)?;
+        let page_size = 4096.0;
+        let rss = field(21) * page_size;
+        let resident = ConstGauge::new(rss);
+        resident.encode(encoder.encode_descriptor(
+            "process_resident_memory_bytes",
+            "Resident memory",
+            None,
+            resident.metric_type(),
+        )?)?;
+        let threads = ConstGauge::new(field(17) as i64);
+        threads.encode(encoder.encode_descriptor(
+            "process_threads",
+            "Threads",
+            None,
+            threads.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposition_has_mm2_metrics_under_prometheus_names() {
+        let metrics = Metrics::new();
+        let labels = PartitionLabels {
+            source: "europe".into(),
+            target: "na".into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        metrics.records.get_or_create(&labels).inc_by(3);
+        metrics.bytes.get_or_create(&labels).inc_by(300);
+        let flow = FlowLabels {
+            source: "europe".into(),
+            target: "na".into(),
+        };
+        metrics
+            .replication_latency
+            .get_or_create(&flow)
+            .observe(0.02);
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"mirrorcast_records_total{source="europe",target="na",topic="t",partition="0"} 3"#
+            ),
+            "{text}"
+        );
+        assert!(text.contains(r#"mirrorcast_copied_bytes_total{source="europe",target="na",topic="t",partition="0"} 300"#), "{text}");
+        assert!(
+            text.contains("mirrorcast_replication_latency_seconds_bucket"),
+            "{text}"
+        );
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
+        assert!(text.contains("process_cpu_seconds_total"), "{text}");
+    }
+}

@@ -1,0 +1,35 @@
+//! Observability: what the copy and topic management report, and how it is shown. The hot
+//! loop never waits on any of it: per-record counters are atomics it holds handles to, and the
+//! per-partition view (offsets, lag, errors) is published about once a second as a snapshot.
+//!
+//! - [`metrics`]: Prometheus metrics (MM2's, under Prometheus names, plus lag and flow state).
+//! - [`status`]: the snapshot behind `/api/status` and `/readyz`.
+//! - [`http`]: the HTTP server (`--http`).
+
+pub mod http;
+pub mod metrics;
+pub mod status;
+
+use std::sync::Arc;
+
+/// Everything a running process reports, shared by its flows and its HTTP server.
+#[derive(Clone)]
+pub struct Observability {
+    pub metrics: Arc<metrics::Metrics>,
+    pub status: Arc<status::StatusBoard>,
+}
+
+impl Observability {
+    pub fn new() -> Self {
+        Observability {
+            metrics: Arc::new(metrics::Metrics::new()),
+            status: Arc::new(status::StatusBoard::default()),
+        }
+    }
+}
+
+impl Default for Observability {
+    fn default() -> Self {
+        Self::new()
+    }
+}
