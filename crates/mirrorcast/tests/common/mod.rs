@@ -425,3 +425,20 @@ pub fn progress_reached(
         .iter()
         .all(|(p, end)| *end == 0 || progress.get(&(topic.to_string(), *p)) == Some(&(end - 1)))
 }
+
+/// A plain HTTP/1.1 GET: (status code, body), or `None` when nothing answers.
+pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).ok()?;
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let code = head.split(' ').nth(1)?.parse().ok()?;
+    Ok::<_, ()>((code, body.to_string())).ok()
+}
