@@ -375,9 +375,12 @@ fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()>
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
-            info!("serving /metrics, /api/status, /healthz and /readyz on http://{addr}");
+            info!("serving the page, /metrics, /api/status, /healthz and /readyz on http://{addr}");
+            let explorer =
+                std::sync::Arc::new(mirrorcast::observe::explore::Explorer::new(&config));
+            let app = mirrorcast::observe::http::router(observe, Some(explorer));
             tokio::spawn(async move {
-                let _ = axum::serve(listener, mirrorcast::observe::http::router(observe)).await;
+                let _ = axum::serve(listener, app).await;
             });
         }
         wait_for_signal().await.map_err(anyhow::Error::from)

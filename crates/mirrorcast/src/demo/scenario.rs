@@ -20,6 +20,7 @@ use super::events::Kind;
 use super::{consume, DemoError};
 use crate::config::Config;
 use crate::flow;
+use crate::observe::explore::Explorer;
 use crate::observe::{http, Observability};
 use crate::shutdown::Shutdown;
 use crate::topics::{ClusterAdmin, TopicAdmin};
@@ -236,7 +237,8 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     let config = Config::load(&config_path).map_err(DemoError::Config)?;
     let observe = Observability::new();
     let flows = flow::start_all(&config, shutdown, &observe)?;
-    let http = start_http(observe, shutdown)?;
+    let explorer = std::sync::Arc::new(Explorer::new(&config));
+    let http = start_http(observe, explorer, shutdown)?;
     steps.done();
 
     steps.start("starting the producer in europe");
@@ -353,7 +355,11 @@ fn replication_config(state: &DemoState, config_sync: Duration) -> String {
 }
 
 /// Serves metrics and status on a free local port, on a thread of its own, until shutdown.
-fn start_http(observe: Observability, shutdown: &Shutdown) -> Result<SocketAddr, DemoError> {
+fn start_http(
+    observe: Observability,
+    explorer: std::sync::Arc<Explorer>,
+    shutdown: &Shutdown,
+) -> Result<SocketAddr, DemoError> {
     let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
     let addr = listener.local_addr()?;
     listener.set_nonblocking(true)?;
@@ -377,7 +383,7 @@ fn start_http(observe: Observability, shutdown: &Shutdown) -> Result<SocketAddr,
                     })
                     .await;
                 };
-                let _ = axum::serve(listener, http::router(observe))
+                let _ = axum::serve(listener, http::router(observe, Some(explorer)))
                     .with_graceful_shutdown(stopped)
                     .await;
             });
@@ -390,7 +396,7 @@ fn print_guide(state: &DemoState, dir: &Path, options: &DemoOptions, http: Socke
     let _ = writeln!(out, "\nThe broadcast demo is running ({}).", dir.display());
     let _ = writeln!(
         out,
-        "Replication metrics: http://{http}/metrics   status: http://{http}/api/status"
+        "Watch every region in a browser: http://{http}/   (metrics: http://{http}/metrics)"
     );
     let _ = writeln!(
         out,

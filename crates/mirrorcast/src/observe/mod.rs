@@ -6,6 +6,7 @@
 //! - [`status`]: the snapshot behind `/api/status` and `/readyz`.
 //! - [`http`]: the HTTP server (`--http`).
 
+pub mod explore;
 pub mod http;
 pub mod metrics;
 pub mod status;
