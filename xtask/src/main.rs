@@ -69,6 +69,7 @@ fn cargo(args: &[&str]) -> Result<()> {
 fn test() -> Result<()> {
     let broker = localcluster::ensure_nisshi()?;
     println!("test broker: {}", broker.display());
+    ensure_browser()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -119,4 +120,35 @@ fn count_before(line: &str, label: &str) -> u64 {
         .and_then(|end| line[..end].rsplit([' ', '.']).next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0)
+}
+
+/// The page test drives Debian's Chromium with Playwright (playwright-core from npm, which uses
+/// the system browser rather than downloading its own).
+fn ensure_browser() -> Result<()> {
+    if !Path::new("/usr/bin/chromium").exists() {
+        println!("installing Debian's chromium for the page test ...");
+        for args in [&["update"][..], &["install", "-y", "chromium"][..]] {
+            let status = Command::new("apt-get")
+                .args(args)
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .status()
+                .context("running apt-get")?;
+            if !status.success() {
+                bail!("apt-get {} failed ({status})", args.join(" "));
+            }
+        }
+    }
+    let browser_tests = workspace_root().join("crates/mirrorcast/tests/browser");
+    if !browser_tests.join("node_modules/playwright-core").exists() {
+        println!("$ npm ci (in {})", browser_tests.display());
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&browser_tests)
+            .status()
+            .context("running npm")?;
+        if !status.success() {
+            bail!("npm ci failed ({status})");
+        }
+    }
+    Ok(())
 }

@@ -34,6 +34,23 @@ pub struct TopicView {
     pub configs: BTreeMap<String, String>,
 }
 
+/// Text as it is, anything else as hex (binary keys and headers).
+fn readable(bytes: &[u8]) -> String {
+    match std::str::from_utf8(bytes) {
+        Ok(text)
+            if !text
+                .chars()
+                .any(|c| c.is_control() && c != '\n' && c != '\t') =>
+        {
+            text.to_string()
+        }
+        _ => {
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("0x{hex}")
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct EventView {
     pub partition: i32,
@@ -207,8 +224,7 @@ impl Explorer {
             let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
             };
-            let text =
-                |bytes: Option<&[u8]>| bytes.map(|b| String::from_utf8_lossy(b).into_owned());
+            let text = |bytes: Option<&[u8]>| bytes.map(readable);
             events.push(EventView {
                 partition: message.partition(),
                 offset: message.offset(),

@@ -263,3 +263,70 @@ mod tests {
         assert!(text.contains("process_cpu_seconds_total"), "{text}");
     }
 }
+
+#[cfg(test)]
+mod dashboard_tests {
+    use super::*;
+
+    /// Every metric the Grafana dashboard queries is one this process exposes.
+    #[test]
+    fn the_grafana_dashboard_queries_only_metrics_that_exist() {
+        let dashboard: serde_json::Value =
+            serde_json::from_str(include_str!("../../../../dashboards/mirrorcast.json")).unwrap();
+        let metrics = Metrics::new();
+        // One sample in every family: empty families are not exposed.
+        let flow = FlowLabels {
+            source: "a".into(),
+            target: "b".into(),
+        };
+        let partition = PartitionLabels {
+            source: "a".into(),
+            target: "b".into(),
+            topic: "t".into(),
+            partition: 0,
+        };
+        let state = StateLabels {
+            source: "a".into(),
+            target: "b".into(),
+            state: "running".into(),
+        };
+        metrics.records.get_or_create(&partition).inc();
+        metrics.bytes.get_or_create(&partition).inc();
+        metrics.lag_records.get_or_create(&partition).set(0);
+        metrics.lag_seconds.get_or_create(&partition).set(0.0);
+        metrics.record_age.get_or_create(&flow).observe(0.1);
+        metrics
+            .replication_latency
+            .get_or_create(&flow)
+            .observe(0.1);
+        metrics.flow_lag_records.get_or_create(&flow).set(0);
+        metrics.flow_lag_seconds.get_or_create(&flow).set(0.0);
+        metrics.flow_state.get_or_create(&state).set(1);
+        metrics.since_last_copy.get_or_create(&flow).set(0.0);
+        metrics.config_sync_runs.get_or_create(&flow).inc();
+        metrics.config_sync_failures.get_or_create(&flow).inc();
+        let exposition = metrics.encode();
+        let mut queried = Vec::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                let names = expr
+                    .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .filter(|w| w.starts_with("mirrorcast_") || w.starts_with("process_"));
+                queried.extend(names.map(str::to_string));
+            }
+        }
+        assert!(queried.len() > 10);
+        for name in queried {
+            let base = name
+                .trim_end_matches("_bucket")
+                .trim_end_matches("_total")
+                .trim_end_matches("_seconds")
+                .trim_end_matches("_bytes");
+            assert!(
+                exposition.contains(base),
+                "the dashboard queries `{name}`, which is not exposed:\n{exposition}"
+            );
+        }
+    }
+}

@@ -1,0 +1,38 @@
+// Drives a real headless Chromium (Debian's) against the mirrorcast page during a replication
+// run. Usage: node check-page.mjs URL SCREENSHOT REGION TOPIC
+// Exits non-zero, saying what it did not see, when the page does not show what it should.
+import { chromium } from "playwright-core";
+
+const [url, screenshot, region, topic] = process.argv.slice(2);
+const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
+const browser = await chromium.launch({
+  executablePath,
+  args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+});
+try {
+  const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  await page.goto(url);
+  // Three regions and the flows.
+  await page.waitForFunction(() => document.querySelectorAll(".region").length === 3, null, { timeout: 30000 });
+  await page.waitForFunction(() => document.querySelectorAll(".flow").length >= 1, null, { timeout: 30000 });
+  const regions = await page.$$eval(".region", nodes => nodes.map(n => n.dataset.region));
+  const flows = await page.$$eval(".flow", nodes => nodes.map(n => n.dataset.flow));
+  console.log(`regions: ${regions.join(", ")}; flows: ${flows.join(", ")}`);
+  // The numbers change while records flow.
+  const numbers = () => page.$$eval(".flow .lag, .flow .throughput", nodes => nodes.map(n => n.textContent).join(" | "));
+  const first = await numbers();
+  await page.waitForFunction(before => {
+    const now = [...document.querySelectorAll(".flow .lag, .flow .throughput")].map(n => n.textContent).join(" | ");
+    return now !== before;
+  }, first, { timeout: 30000 });
+  console.log(`numbers changed: "${first}" -> "${await numbers()}"`);
+  // A topic's latest events.
+  await page.click(`.region[data-region="${region}"] a.topic:text-is("${topic}")`);
+  await page.waitForSelector("#events .event pre", { timeout: 30000 });
+  const events = await page.$$eval("#events .event", nodes => nodes.length);
+  console.log(`latest events of ${topic} in ${region}: ${events}`);
+  await page.screenshot({ path: screenshot, fullPage: true });
+} finally {
+  await browser.close();
+}

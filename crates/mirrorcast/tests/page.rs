@@ -1,0 +1,102 @@
+//! The web page in a real headless Chromium (Debian's `chromium`, driven by Playwright) during a
+//! replication run: it shows the three regions and the flows, the throughput and lag numbers
+//! change, and a topic's latest events are visible; a screenshot is saved as a test artifact
+//! (`target/test-artifacts/page.png`). The test fails, not skips, when the browser is missing.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use localcluster::Storage;
+
+fn browser_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+#[test]
+fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        Path::new(&chromium).exists(),
+        "no browser at {chromium}: `cargo xtask test` installs Debian's chromium"
+    );
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed: `cargo xtask test` runs npm ci in {}",
+        browser_dir().display()
+    );
+
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    create_topic(&europe, "LH.ORDERS", 3, &[("retention.bytes", "100000000")]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(
+            &clusters,
+            "IdentityReplicationPolicy",
+            "sync.topic.acls.enabled = false\n",
+        ),
+    );
+    let port = localcluster::free_port().unwrap();
+    let replicator = Replicator::start(&config, &["--http", &format!("127.0.0.1:{port}")]);
+    // Records keep coming while the browser looks.
+    let running = Arc::new(AtomicBool::new(true));
+    let producer = {
+        let (running, europe) = (running.clone(), europe.clone());
+        std::thread::spawn(move || {
+            let producer = TestProducer::new(&europe);
+            let mut n = 0;
+            while running.load(Ordering::Relaxed) {
+                producer.send_all("LH.ORDERS", &numbered_records("page", 3, n, 50));
+                n += 50;
+                std::thread::sleep(Duration::from_millis(300));
+            }
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || http_get(port, "/readyz")
+            .is_some_and(|(c, _)| c == 200)),
+        "{}",
+        replicator.log()
+    );
+
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let screenshot = artifacts.join("page.png");
+    let output = Command::new("node")
+        .arg(browser_dir().join("check-page.mjs"))
+        .arg(format!("http://127.0.0.1:{port}/"))
+        .arg(&screenshot)
+        .args(["northamerica", "LH.ORDERS"])
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("node runs");
+    running.store(false, Ordering::Relaxed);
+    producer.join().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "the page check failed:\n{stdout}\n{stderr}\n{}",
+        replicator.log()
+    );
+    println!("{stdout}");
+    assert!(
+        stdout.contains("regions: europe, northamerica, southamerica"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("europe->northamerica") && stdout.contains("europe->southamerica"),
+        "{stdout}"
+    );
+    assert!(
+        screenshot.metadata().is_ok_and(|m| m.len() > 10_000),
+        "no screenshot"
+    );
+}
