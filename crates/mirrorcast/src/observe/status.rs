@@ -179,6 +179,6 @@ mod tests {
         board.error("eu", "sa", "boom");
         let json = serde_json::to_value(board.snapshot()).unwrap();
         assert_eq!(json[1]["last_error"]["message"], "boom");
-        assert_eq!(json[1]["state"], "starting");
+        assert_eq!(json[1]["state"], "running");
     }
 }
