@@ -1,7 +1,8 @@
 //! The web page in a real headless Chromium (Debian's `chromium`, driven by Playwright) during a
 //! replication run: it shows the three regions and the flows, the throughput and lag numbers
 //! change, and a topic's latest events are visible; a screenshot is saved as a test artifact
-//! (`target/test-artifacts/page.png`). The test fails, not skips, when the browser is missing.
+//! (`target/test-artifacts/page.png`); with a target down, the page shows that flow's last
+//! error. The test fails, not skips, when the browser is missing.
 
 mod common;
 
@@ -31,7 +32,7 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         browser_dir().display()
     );
 
-    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let mut clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, "LH.ORDERS", 3, &[("retention.bytes", "100000000")]);
     let dir = tempfile::tempdir().unwrap();
@@ -69,24 +70,31 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let screenshot = artifacts.join("page.png");
-    let output = Command::new("node")
-        .arg(browser_dir().join("check-page.mjs"))
-        .arg(format!("http://127.0.0.1:{port}/"))
-        .arg(&screenshot)
-        .args(["northamerica", "LH.ORDERS"])
-        .env("CHROMIUM", &chromium)
-        .output()
-        .expect("node runs");
-    running.store(false, Ordering::Relaxed);
-    producer.join().unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success(),
-        "the page check failed:\n{stdout}\n{stderr}\n{}",
-        replicator.log()
-    );
-    println!("{stdout}");
+    let check = |args: &[&str]| {
+        let output = Command::new("node")
+            .arg(browser_dir().join("check-page.mjs"))
+            .args(args)
+            .env("CHROMIUM", &chromium)
+            .output()
+            .expect("node runs");
+        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "the page check {args:?} failed:\n{stdout}\n{stderr}\n{}",
+            replicator.log()
+        );
+        println!("{stdout}");
+        stdout
+    };
+    let url = format!("http://127.0.0.1:{port}/");
+    let stdout = check(&[
+        "overview",
+        &url,
+        screenshot.to_str().unwrap(),
+        "northamerica",
+        "LH.ORDERS",
+    ]);
     assert!(
         stdout.contains("regions: europe, northamerica, southamerica"),
         "{stdout}"
@@ -99,4 +107,23 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         screenshot.metadata().is_ok_and(|m| m.len() > 10_000),
         "no screenshot"
     );
+
+    // South America goes down: the page shows that flow's last error.
+    clusters
+        .get_mut("southamerica")
+        .stop(localcluster::StopSignal::Kill)
+        .unwrap();
+    let down = artifacts.join("page-target-down.png");
+    let stdout = check(&[
+        "error",
+        &url,
+        down.to_str().unwrap(),
+        "europe->southamerica",
+    ]);
+    assert!(
+        stdout.contains("error shown for europe->southamerica"),
+        "{stdout}"
+    );
+    running.store(false, Ordering::Relaxed);
+    producer.join().unwrap();
 }

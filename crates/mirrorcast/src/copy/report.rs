@@ -167,6 +167,7 @@ impl FlowReporter {
             s.stopped = stopped;
             s.records_copied = records_copied;
             s.seconds_since_last_copy = since_last_copy;
+            s.last_copy_at_ms = since_last_copy.map(|secs| now_ms() - (secs * 1000.0) as i64);
         });
         for candidate in FlowState::ALL {
             let labels = StateLabels {

@@ -74,6 +74,10 @@ pub struct FlowStatus {
     pub last_error: Option<LastError>,
     pub records_copied: u64,
     pub seconds_since_last_copy: Option<f64>,
+    /// When the target last acknowledged a record, and when topic management last reached
+    /// both clusters (epoch ms): an error newer than both means the flow is degraded.
+    pub last_copy_at_ms: Option<i64>,
+    pub last_reached_at_ms: Option<i64>,
     pub partitions: Vec<PartitionStatus>,
 }
 
@@ -92,8 +96,23 @@ impl FlowStatus {
             last_error: None,
             records_copied: 0,
             seconds_since_last_copy: None,
+            last_copy_at_ms: None,
+            last_reached_at_ms: None,
             partitions: Vec::new(),
         }
+    }
+}
+
+impl FlowStatus {
+    /// The last error came after the last sign that the flow works.
+    fn error_is_current(&self) -> bool {
+        let worked_at = self
+            .last_copy_at_ms
+            .max(self.last_reached_at_ms)
+            .unwrap_or(0);
+        self.last_error
+            .as_ref()
+            .is_some_and(|e| e.at_ms > worked_at)
     }
 }
 
@@ -125,7 +144,7 @@ impl StatusBoard {
         change(status);
         status.state = if status.stopped {
             FlowState::Stopped
-        } else if status.copy_failing || status.topics_failing {
+        } else if status.copy_failing || status.topics_failing || status.error_is_current() {
             FlowState::Degraded
         } else if !(status.source_reachable && status.target_reachable) {
             FlowState::Starting
@@ -176,9 +195,18 @@ mod tests {
         assert!(!board.ready());
         board.update("eu", "sa", |s| s.target_reachable = true);
         assert!(board.ready());
+        board.update("eu", "sa", |s| s.last_copy_at_ms = Some(now_ms() - 1000));
         board.error("eu", "sa", "boom");
         let json = serde_json::to_value(board.snapshot()).unwrap();
         assert_eq!(json[1]["last_error"]["message"], "boom");
-        assert_eq!(json[1]["state"], "running");
+        assert_eq!(
+            json[1]["state"], "degraded",
+            "an error newer than the last copy"
+        );
+        board.update("eu", "sa", |s| s.last_copy_at_ms = Some(now_ms() + 1));
+        assert_eq!(
+            serde_json::to_value(board.snapshot()).unwrap()[1]["state"],
+            "running"
+        );
     }
 }

@@ -149,6 +149,7 @@ impl TopicManager {
                                 s.source_reachable = true;
                                 s.target_reachable = true;
                                 s.topics_failing = false;
+                                s.last_reached_at_ms = Some(crate::observe::status::now_ms());
                             });
                         backoff.reset();
                         next_refresh = match self.flow.refresh_topics_interval {

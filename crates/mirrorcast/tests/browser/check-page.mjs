@@ -1,9 +1,10 @@
 // Drives a real headless Chromium (Debian's) against the mirrorcast page during a replication
-// run. Usage: node check-page.mjs URL SCREENSHOT REGION TOPIC
-// Exits non-zero, saying what it did not see, when the page does not show what it should.
+// run. Exits non-zero, saying what it did not see, when the page does not show what it should.
+//   node check-page.mjs overview URL SCREENSHOT REGION TOPIC   regions, flows, changing numbers, events
+//   node check-page.mjs error URL SCREENSHOT FLOW              the last error of a flow
 import { chromium } from "playwright-core";
 
-const [url, screenshot, region, topic] = process.argv.slice(2);
+const [mode, url, screenshot, ...rest] = process.argv.slice(2);
 const executablePath = process.env.CHROMIUM ?? "/usr/bin/chromium";
 const browser = await chromium.launch({
   executablePath,
@@ -13,6 +14,17 @@ const browser = await chromium.launch({
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
   await page.goto(url);
+  if (mode === "error") {
+    const [flow] = rest;
+    const selector = `.flow[data-flow="${flow}"] .error`;
+    await page.waitForSelector(selector, { timeout: 60000 });
+    const state = `.flow[data-flow="${flow}"] .state`;
+    await page.waitForFunction(sel => document.querySelector(sel)?.textContent === "degraded", state, { timeout: 60000 });
+    console.log(`error shown for ${flow} (state ${await page.textContent(state)}): ${await page.textContent(selector)}`);
+    await page.screenshot({ path: screenshot, fullPage: true });
+    process.exit(0);
+  }
+  const [region, topic] = rest;
   // Three regions and the flows.
   await page.waitForFunction(() => document.querySelectorAll(".region").length === 3, null, { timeout: 30000 });
   await page.waitForFunction(() => document.querySelectorAll(".flow").length >= 1, null, { timeout: 30000 });
