@@ -121,7 +121,7 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         "europe->southamerica",
     ]);
     assert!(
-        stdout.contains("error shown for europe->southamerica"),
+        stdout.contains("error shown for europe->southamerica (state degraded)"),
         "{stdout}"
     );
     running.store(false, Ordering::Relaxed);
