@@ -8,6 +8,7 @@
 //!   MM2's byte format (pure).
 //! - [`topics`]: which topics a flow copies; the topic manager (create, grow, configs, ACLs,
 //!   deletions) against a `ClusterAdmin` seam.
+//! - [`offsets`]: offset syncs, checkpoints and heartbeats: MM2 bytes and translation (pure).
 //! - [`copy`]: the copy loop of one flow: source partitions → same partitions on the target.
 //! - [`flow`]: one flow at run time (topic manager + copier threads).
 //! - [`demo`]: the scenario on one machine: event producer, consumers, `mirrorcast demo`.
@@ -26,6 +27,7 @@ pub mod demo;
 pub mod filter;
 pub mod flow;
 pub mod observe;
+pub mod offsets;
 pub mod policy;
 pub mod progress;
 pub mod shutdown;

@@ -1,0 +1,141 @@
+//! Offset translation, as MM2 does it (Kafka 3.5+): when the copy emits an offset sync, and how
+//! a group's committed source offset becomes a target offset. Pure: the copier feeds it
+//! acknowledged copies; the checkpoint task feeds it the syncs it read and the groups' offsets.
+//!
+//! Translation is never ahead of the truth: a consumer that fails over may re-read records,
+//! never skip them.
+
+use std::collections::BTreeMap;
+
+use super::codec::OffsetSync;
+
+/// Decides, per source partition, when a copied record deserves an offset sync.
+#[derive(Debug, Clone)]
+pub struct SyncEmitter {
+    /// `offset.lag.max`
+    lag_max: i64,
+    last_sync_downstream: Option<i64>,
+    previous: Option<(i64, i64)>,
+}
+
+impl SyncEmitter {
+    pub fn new(lag_max: i64) -> Self {
+        SyncEmitter {
+            lag_max,
+            last_sync_downstream: None,
+            previous: None,
+        }
+    }
+
+    /// The record at `upstream` in the source is at `downstream` in the target. Returns
+    /// whether to emit a sync for it: the first one of this run, when translations would be
+    /// `offset.lag.max` or more behind, when the upstream offsets are not contiguous
+    /// (compaction, transactions), or when the downstream offset went backwards.
+    pub fn copied(&mut self, upstream: i64, downstream: i64) -> bool {
+        let first = self.last_sync_downstream.is_none();
+        // Translation lands one past the last sync, hence the + 1.
+        let stale = self
+            .last_sync_downstream
+            .is_some_and(|last| downstream - (last + 1) >= self.lag_max);
+        let skipped = self.previous.is_some_and(|(up, _)| upstream - up != 1);
+        let truncated = self.previous.is_some_and(|(_, down)| downstream < down);
+        self.previous = Some((upstream, downstream));
+        if first || stale || skipped || truncated {
+            self.last_sync_downstream = Some(downstream);
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// The offset syncs of one source partition, by upstream offset.
+#[derive(Debug, Clone, Default)]
+pub struct SyncHistory {
+    by_upstream: BTreeMap<i64, i64>,
+}
+
+impl SyncHistory {
+    pub fn add(&mut self, sync: &OffsetSync) {
+        // A sync whose downstream went backwards (a truncated target) invalidates the syncs
+        // above it upstream and those pointing past its downstream offset.
+        self.by_upstream
+            .retain(|up, down| *up < sync.upstream_offset && *down <= sync.downstream_offset);
+        self.by_upstream
+            .insert(sync.upstream_offset, sync.downstream_offset);
+    }
+
+    /// The target offset for a committed source offset `committed`: from the newest sync at or
+    /// below it, the same downstream offset when the group is exactly at the sync, else one
+    /// past it. `None` when no sync is old enough to translate from.
+    pub fn translate(&self, committed: i64) -> Option<i64> {
+        let (upstream, downstream) = self.by_upstream.range(..=committed).next_back()?;
+        Some(downstream + i64::from(committed != *upstream))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sync(up: i64, down: i64) -> OffsetSync {
+        OffsetSync {
+            topic: "t".into(),
+            partition: 0,
+            upstream_offset: up,
+            downstream_offset: down,
+        }
+    }
+
+    #[test]
+    fn the_first_copy_of_a_run_is_synced_then_every_lag_max() {
+        let mut emitter = SyncEmitter::new(100);
+        let synced: Vec<i64> = (0..350).filter(|&o| emitter.copied(o, o)).collect();
+        assert_eq!(synced, [0, 101, 202, 303]);
+    }
+
+    #[test]
+    fn gaps_upstream_and_downstream_going_back_are_synced() {
+        let mut emitter = SyncEmitter::new(100);
+        assert!(emitter.copied(10, 0));
+        assert!(!emitter.copied(11, 1));
+        assert!(
+            emitter.copied(15, 2),
+            "upstream skipped 12..14 (compaction)"
+        );
+        assert!(!emitter.copied(16, 3));
+        assert!(emitter.copied(17, 0), "the target topic was truncated");
+    }
+
+    #[test]
+    fn translation_is_never_ahead_of_the_truth() {
+        let mut history = SyncHistory::default();
+        history.add(&sync(100, 42));
+        history.add(&sync(200, 150));
+        assert_eq!(history.translate(100), Some(42), "exactly at a sync");
+        assert_eq!(
+            history.translate(150),
+            Some(43),
+            "between syncs: one past the older one"
+        );
+        assert_eq!(history.translate(200), Some(150));
+        assert_eq!(history.translate(250), Some(151));
+        assert_eq!(history.translate(99), None, "older than every sync");
+    }
+
+    #[test]
+    fn a_truncated_target_forgets_newer_syncs() {
+        let mut history = SyncHistory::default();
+        history.add(&sync(100, 42));
+        history.add(&sync(200, 150));
+        history.add(&sync(150, 10));
+        assert_eq!(history.translate(150), Some(10));
+        assert_eq!(
+            history.translate(210),
+            Some(11),
+            "the newer (200, 150) sync no longer holds"
+        );
+        // Older syncs point past the truncated target's end: rather no translation than a wrong one.
+        assert_eq!(history.translate(120), None);
+    }
+}
