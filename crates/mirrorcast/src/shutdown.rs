@@ -22,6 +22,11 @@ impl Shutdown {
         *self.0 .0.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Blocks until shutdown.
+    pub fn wait(&self) {
+        while !self.sleep(Duration::from_secs(3600)) {}
+    }
+
     /// Sleeps for `duration` or until shutdown; returns whether shutdown was triggered.
     pub fn sleep(&self, duration: Duration) -> bool {
         let (flag, condvar) = &*self.0;

@@ -378,10 +378,7 @@ fn start_http(
                     return;
                 };
                 let stopped = async move {
-                    let _ = tokio::task::spawn_blocking(move || {
-                        while !shutdown.sleep(Duration::from_secs(3600)) {}
-                    })
-                    .await;
+                    let _ = tokio::task::spawn_blocking(move || shutdown.wait()).await;
                 };
                 let _ = axum::serve(listener, http::router(observe, Some(explorer)))
                     .with_graceful_shutdown(stopped)

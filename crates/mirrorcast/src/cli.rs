@@ -1,0 +1,148 @@
+//! The command line's arguments (clap): what every subcommand takes.
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+/// Cross-cluster Kafka replication, MirrorMaker 2 compatible.
+#[derive(Parser)]
+#[command(name = "mirrorcast", version, about)]
+pub(crate) struct Cli {
+    #[command(subcommand)]
+    pub(crate) command: Commands,
+    /// Log lines as text for people, or JSON for log pipelines (level: RUST_LOG).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub(crate) log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum Commands {
+    /// Replicate every enabled flow of a config until SIGINT/SIGTERM.
+    Run(ConfigArgs),
+    /// Check a config and print the resolved flows and settings (secrets redacted).
+    Validate(ConfigArgs),
+    /// Produce the scenario's retail events (Loosehanger Jeans) to a cluster.
+    Datagen(DatagenArgs),
+    /// Print the events of a topic pattern on one cluster, as the scenario's consumers do.
+    Consume(ConsumeArgs),
+    /// The broadcast scenario on this machine, in one command.
+    Demo(DemoArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ClientArgs {
+    #[arg(long)]
+    pub(crate) bootstrap_server: String,
+    /// A client setting, KEY=VALUE, in Java or librdkafka names (repeatable), e.g.
+    /// security.protocol=SASL_SSL.
+    #[arg(long = "property", value_name = "KEY=VALUE")]
+    pub(crate) properties: Vec<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct DatagenArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// Topic of one kind of event, KIND=TOPIC (kinds: orders, cancellations, doors, stock,
+    /// customers, sensors).
+    #[arg(long = "topic", value_name = "KIND=TOPIC")]
+    pub(crate) topics: Vec<String>,
+    /// Seconds between two events of one kind, KIND=SECONDS (defaults: 10, stock 60).
+    #[arg(long = "interval", value_name = "KIND=SECONDS")]
+    pub(crate) intervals: Vec<String>,
+    /// Every interval is divided by this.
+    #[arg(long, default_value_t = 1.0)]
+    pub(crate) rate: f64,
+    /// Seed of the generator: the same seed gives the same events.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) seed: u64,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub(crate) duration: Option<u64>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ConsumeArgs {
+    #[command(flatten)]
+    pub(crate) client: ClientArgs,
+    /// A regular expression matching whole topic names.
+    #[arg(long, default_value = r"LH\..*")]
+    pub(crate) topics: String,
+    #[arg(long, default_value = "mirrorcast-consume")]
+    pub(crate) group: String,
+    /// Written before every line, e.g. a region name.
+    #[arg(long)]
+    pub(crate) label: Option<String>,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct DemoArgs {
+    #[command(subcommand)]
+    pub(crate) control: Option<DemoControl>,
+    /// Stop by itself after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    pub(crate) duration: Option<u64>,
+    /// Keep the demo's data directory after exit.
+    #[arg(long)]
+    pub(crate) keep: bool,
+    /// Event rate multiplier of the producer (1 = the scenario's pace, an order every 10 s).
+    #[arg(long, default_value_t = 5.0)]
+    pub(crate) rate: f64,
+    /// Seconds between topic config syncs.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) config_sync_seconds: u64,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum DemoControl {
+    /// Change a topic's config in a region (e.g. europe): it then follows in the others.
+    TopicConfig {
+        #[arg(long)]
+        region: String,
+        #[arg(long)]
+        topic: String,
+        /// KEY=VALUE settings.
+        #[arg(required = true)]
+        settings: Vec<String>,
+    },
+    /// Each topic of a region with its partitions, end offsets and configs.
+    Describe {
+        #[arg(long)]
+        region: String,
+    },
+    /// Take a region's cluster down.
+    StopRegion { region: String },
+    /// Bring a region's cluster back up.
+    StartRegion { region: String },
+    /// Remove what an interrupted demo left behind.
+    Cleanup,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct ConfigArgs {
+    /// MM2 dedicated-mode properties file (connect-mirror-maker.properties), or a
+    /// KafkaMirrorMaker2 resource (.yaml/.yml).
+    pub(crate) config: PathBuf,
+    /// Only the flows whose target is one of these aliases (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub(crate) clusters: Vec<String>,
+    /// Where a resource's Kubernetes secrets are mounted, as `<secretName>/<key>` files.
+    #[arg(long, default_value = mirrorcast::config::resource::DEFAULT_SECRETS_DIR)]
+    pub(crate) secrets_dir: PathBuf,
+    /// Point a cluster at other brokers: ALIAS=HOST:PORT (repeatable), e.g. to run a
+    /// production file against local clusters.
+    #[arg(long = "bootstrap", value_name = "ALIAS=SERVERS")]
+    pub(crate) bootstraps: Vec<String>,
+    /// Drop every TLS and SASL setting (for local plaintext clusters).
+    #[arg(long)]
+    pub(crate) strip_security: bool,
+    /// Serve /metrics, /api/status, /healthz and /readyz on this address (run only).
+    #[arg(long, value_name = "ADDR")]
+    pub(crate) http: Option<std::net::SocketAddr>,
+}

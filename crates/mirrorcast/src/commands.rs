@@ -1,0 +1,220 @@
+//! What each subcommand does: thin glue between the arguments and the library.
+
+use std::process::ExitCode;
+
+use mirrorcast::config::{self, Config, ConfigErrors};
+use mirrorcast::flow;
+use mirrorcast::observe::Observability;
+use mirrorcast::shutdown::Shutdown;
+use tracing::{info, warn};
+
+use crate::cli::{ConfigArgs, ConsumeArgs, DatagenArgs, DemoArgs, DemoControl};
+
+/// Exit code for configuration mistakes, as for a usage error.
+pub(crate) const EXIT_CONFIG: u8 = 2;
+
+pub(crate) fn exit_with(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("mirrorcast: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// A shutdown that SIGINT/SIGTERM trigger, for the commands that run until stopped.
+pub(crate) fn shutdown_on_signal() -> Shutdown {
+    let shutdown = Shutdown::new();
+    let trigger = shutdown.clone();
+    std::thread::spawn(move || {
+        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            if rt.block_on(wait_for_signal()).is_ok() {
+                trigger.trigger();
+                // A second signal while stopping means "now".
+                let _ = rt.block_on(wait_for_signal());
+                std::process::exit(130);
+            }
+        }
+    });
+    shutdown
+}
+
+pub(crate) fn stop_after(shutdown: &Shutdown, seconds: Option<u64>) {
+    if let Some(seconds) = seconds {
+        let shutdown = shutdown.clone();
+        std::thread::spawn(move || {
+            shutdown.sleep(std::time::Duration::from_secs(seconds));
+            shutdown.trigger();
+        });
+    }
+}
+
+pub(crate) fn datagen(args: &DatagenArgs) -> anyhow::Result<()> {
+    use mirrorcast::demo::{datagen, events::Kind};
+    let config = mirrorcast::config::client::tool_client_config(
+        &args.client.bootstrap_server,
+        &args.client.properties,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let mut options = datagen::DatagenOptions {
+        rate: args.rate,
+        seed: args.seed,
+        ..Default::default()
+    };
+    let kind = |name: &str| {
+        Kind::from_name(name).ok_or_else(|| anyhow::anyhow!("unknown event kind `{name}` (orders, cancellations, doors, stock, customers, sensors)"))
+    };
+    for pair in &args.topics {
+        let (name, topic) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`{pair}` is not KIND=TOPIC"))?;
+        options.topics.insert(kind(name)?.name(), topic.to_string());
+    }
+    for pair in &args.intervals {
+        let (name, secs) = pair
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("`{pair}` is not KIND=SECONDS"))?;
+        let secs: f64 = secs
+            .parse()
+            .map_err(|_| anyhow::anyhow!("`{secs}` is not a number of seconds"))?;
+        options
+            .intervals
+            .insert(kind(name)?.name(), std::time::Duration::from_secs_f64(secs));
+    }
+    let shutdown = shutdown_on_signal();
+    stop_after(&shutdown, args.duration);
+    let sent = datagen::run(&config, &options, &shutdown, |topic, event| {
+        println!("{topic} {} {}", event.key, event.value);
+    })?;
+    eprintln!("produced {sent} event(s)");
+    Ok(())
+}
+
+pub(crate) fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
+    let config = mirrorcast::config::client::tool_client_config(
+        &args.client.bootstrap_server,
+        &args.client.properties,
+    )
+    .map_err(anyhow::Error::msg)?;
+    let shutdown = shutdown_on_signal();
+    let mut out = std::io::stdout();
+    mirrorcast::demo::consume::run(
+        &config,
+        &args.topics,
+        &args.group,
+        args.label.as_deref(),
+        &shutdown,
+        &mut out,
+    )?;
+    Ok(())
+}
+
+pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<()> {
+    use mirrorcast::demo::{control, scenario};
+    let dir = scenario::demo_dir();
+    match &args.control {
+        Some(DemoControl::TopicConfig {
+            region,
+            topic,
+            settings,
+        }) => control::topic_config(&dir, region, topic, settings)?,
+        Some(DemoControl::Describe { region }) => control::describe(&dir, region)?,
+        Some(DemoControl::StopRegion { region }) => control::region_up_down(&dir, region, false)?,
+        Some(DemoControl::StartRegion { region }) => control::region_up_down(&dir, region, true)?,
+        Some(DemoControl::Cleanup) => control::cleanup(&dir)?,
+        None => {
+            let options = scenario::DemoOptions {
+                dir,
+                duration: args.duration.map(std::time::Duration::from_secs),
+                keep: args.keep,
+                rate: args.rate,
+                config_sync: std::time::Duration::from_secs(args.config_sync_seconds),
+            };
+            scenario::run(&options, &shutdown_on_signal())?;
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
+    let (mut config, ignored) =
+        Config::load_with(&args.config, &args.secrets_dir, args.strip_security)?;
+    if !ignored.is_empty() {
+        warn!(
+            "{}: ignored (no meaning outside Kubernetes, or not used by mirrorcast): {}",
+            args.config.display(),
+            ignored.join(", ")
+        );
+    }
+    for pair in &args.bootstraps {
+        let Some((alias, servers)) = pair.split_once('=') else {
+            return Err(ConfigErrors(vec![config::ConfigError {
+                file: args.config.clone(),
+                line: None,
+                key: "--bootstrap".into(),
+                message: format!("`{pair}` is not ALIAS=HOST:PORT"),
+            }]));
+        };
+        config.override_bootstrap(alias, servers)?;
+    }
+    if !args.clusters.is_empty() {
+        config.retain_targets(&args.clusters)?;
+    }
+    Ok(config)
+}
+
+pub(crate) fn config_failure(errors: &ConfigErrors) -> ExitCode {
+    for error in &errors.0 {
+        eprintln!("mirrorcast: {error}");
+    }
+    ExitCode::from(EXIT_CONFIG)
+}
+
+pub(crate) fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+    let shutdown = shutdown_on_signal();
+    let observe = Observability::new();
+    let flows = flow::start_all(&config, &shutdown, &observe)?;
+    for f in &flows {
+        info!(flow = %f.name, "started");
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        if let Some(addr) = http {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
+            info!("serving the page, /metrics, /api/status, /healthz and /readyz on http://{addr}");
+            let explorer =
+                std::sync::Arc::new(mirrorcast::observe::explore::Explorer::new(&config));
+            let app = mirrorcast::observe::http::router(observe, Some(explorer));
+            tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            });
+        }
+        let stopped = shutdown.clone();
+        tokio::task::spawn_blocking(move || stopped.wait()).await?;
+        anyhow::Ok(())
+    })?;
+    info!("stopping: flushing what is in flight and storing progress");
+    for f in flows {
+        f.join();
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
