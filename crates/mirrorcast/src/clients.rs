@@ -162,6 +162,13 @@ impl ClientContext for ClientLog {
 
 impl ConsumerContext for ClientLog {}
 
+/// Producers whose deliveries need no follow-up (best-effort records such as offset syncs).
+impl rdkafka::producer::ProducerContext for ClientLog {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, _: &rdkafka::producer::DeliveryResult<'_>, _: ()) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,6 +69,7 @@ pub fn start(
         source_consumer: client_config(source, ClientRole::Consumer, &client_id),
         target_producer: client_config(target, ClientRole::Producer, &client_id),
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
+        source_producer: client_config(source, ClientRole::Producer, &client_id),
         stats: stats.clone(),
         observe: observe.clone(),
     };

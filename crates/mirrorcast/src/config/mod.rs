@@ -142,6 +142,24 @@ pub struct FlowConfig {
     /// Partitions and replication factor of `mm2-offsets.<source>.internal` when we create it.
     pub progress_topic_partitions: i32,
     pub progress_topic_replication_factor: i32,
+    /// Offset syncs (`emit.offset-syncs.enabled`), or `None`.
+    pub offset_syncs: Option<OffsetSyncsConfig>,
+    /// How often a heartbeat is written to the target's `heartbeats` topic, or `None`.
+    pub heartbeat_interval: Option<Duration>,
+    pub heartbeats_replication_factor: i32,
+}
+
+/// Where and how often offset syncs are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetSyncsConfig {
+    /// `offset-syncs.topic.location = source` (MM2's default) or `target`.
+    pub on_source: bool,
+    /// `mm2-offset-syncs.<alias>.internal` (the target alias on the source, the source alias on
+    /// the target).
+    pub topic: String,
+    /// `offset.lag.max`
+    pub lag_max: i64,
+    pub replication_factor: i32,
 }
 
 impl FlowConfig {
@@ -568,6 +586,34 @@ fn resolve_flow(
         }
     };
     let sync_deletions = look.bool("sync.topic.deletions.enabled", false, errors);
+    let offset_syncs_enabled = look.bool("emit.offset-syncs.enabled", true, errors);
+    let (location_key, location) = look.string("offset-syncs.topic.location", "source");
+    let on_source = match location.trim() {
+        "source" => true,
+        "target" => false,
+        other => {
+            errors.push(raw.error(
+                &location_key,
+                format!("`{other}` is neither `source` nor `target`"),
+            ));
+            true
+        }
+    };
+    let lag_max = look.parse("offset.lag.max", 100i64, "a whole number", errors);
+    let offset_syncs_rf = look.parse(
+        "offset-syncs.topic.replication.factor",
+        3i32,
+        positive,
+        errors,
+    );
+    let heartbeats_enabled = look.bool("emit.heartbeats.enabled", true, errors);
+    let heartbeat_secs = look.parse("emit.heartbeats.interval.seconds", 1u64, positive, errors);
+    let heartbeats_replication_factor = look.parse(
+        "heartbeats.topic.replication.factor",
+        3i32,
+        positive,
+        errors,
+    );
     let acl_sync_enabled = look.bool("sync.topic.acls.enabled", true, errors);
     let acl_sync_secs = look.parse("sync.topic.acls.interval.seconds", 600u64, positive, errors);
     let progress_topic_partitions =
@@ -625,6 +671,19 @@ fn resolve_flow(
         progress_connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
         progress_topic_partitions,
         progress_topic_replication_factor,
+        offset_syncs: offset_syncs_enabled.then(|| OffsetSyncsConfig {
+            on_source,
+            topic: {
+                let alias = if on_source { target } else { source };
+                let sep = &separator;
+                format!("mm2-offset-syncs{sep}{alias}{sep}internal")
+            },
+            lag_max,
+            replication_factor: offset_syncs_rf,
+        }),
+        heartbeat_interval: (heartbeats_enabled && heartbeat_secs > 0)
+            .then(|| Duration::from_secs(heartbeat_secs)),
+        heartbeats_replication_factor,
     })
 }
 

@@ -10,6 +10,7 @@
 pub mod ledger;
 pub mod report;
 pub mod source;
+pub mod syncs;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -29,12 +30,16 @@ use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 use crate::observe::status::StatusBoard;
 use crate::observe::Observability;
+use crate::offsets::codec::{Heartbeat, OffsetSync};
+use crate::offsets::translate::SyncEmitter;
+use crate::policy::HEARTBEATS_TOPIC;
 use crate::progress::{self, codec, Progress};
 use crate::shutdown::Shutdown;
 use crate::topics::Route;
 use ledger::PartitionLedger;
 use report::{FlowReporter, PartitionMeters, PartitionView};
 use source::SourceReader;
+use syncs::SyncWriter;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
@@ -74,6 +79,8 @@ pub struct CopierSetup {
     pub source_consumer: ClientConfig,
     pub target_producer: ClientConfig,
     pub target_consumer: ClientConfig,
+    /// For offset syncs kept on the source.
+    pub source_producer: ClientConfig,
     pub stats: Arc<CopyStats>,
     pub observe: Observability,
 }
@@ -96,7 +103,18 @@ pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) 
             Err(e) => return error!(flow = %flow_name, "cannot create the target producer: {e}"),
         };
     let reporter = FlowReporter::new(setup.observe.clone(), &source, &target);
+    let syncs = match &setup.flow.offset_syncs {
+        None => None,
+        Some(config) => match SyncWriter::new(config, &setup.source_producer, &flow_name) {
+            Ok(writer) => Some(writer),
+            Err(e) => {
+                return error!(flow = %flow_name, "cannot create the offset sync producer: {e}")
+            }
+        },
+    };
     let mut state = CopyState {
+        syncs,
+        last_heartbeat: None,
         reporter,
         board,
         last_publish: Instant::now(),
@@ -127,7 +145,19 @@ struct Tag {
     bytes: u32,
     /// The record's timestamp, for the replication latency.
     timestamp_ms: Option<i64>,
-    is_progress: bool,
+    kind: TagKind,
+}
+
+/// What a produced record is, for its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TagKind {
+    /// A copied record.
+    Record,
+    /// A progress record (`mm2-offsets`).
+    Progress,
+    Heartbeat,
+    /// An offset sync written to the target.
+    OffsetSync,
 }
 
 impl Tag {
@@ -138,7 +168,7 @@ impl Tag {
             offset,
             bytes: 0,
             timestamp_ms: None,
-            is_progress: true,
+            kind: TagKind::Progress,
         }
     }
 }
@@ -146,6 +176,8 @@ impl Tag {
 struct Delivery {
     tag: Tag,
     error: Option<KafkaError>,
+    /// Where the record landed on the target.
+    downstream_offset: Option<i64>,
 }
 
 /// Collects delivery reports; they are handled on the copier thread right after `poll`.
@@ -169,8 +201,13 @@ impl ProducerContext for DeliveryContext {
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
         let error = result.as_ref().err().map(|(e, _)| e.clone());
+        let downstream_offset = result.as_ref().ok().map(|m| m.offset());
         let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
-        reports.push(Delivery { tag: *tag, error });
+        reports.push(Delivery {
+            tag: *tag,
+            error,
+            downstream_offset,
+        });
     }
 }
 
@@ -204,9 +241,14 @@ struct PartitionState {
     /// Its source topic is gone ([`Command::Forget`]): nothing more to copy or store.
     retired: bool,
     meters: PartitionMeters,
+    /// Decides when a copied record deserves an offset sync (when they are on).
+    sync_emitter: Option<SyncEmitter>,
 }
 
 struct CopyState {
+    /// Where offset syncs go, when they are on.
+    syncs: Option<SyncWriter>,
+    last_heartbeat: Option<Instant>,
     reporter: FlowReporter,
     board: Arc<StatusBoard>,
     last_publish: Instant,
@@ -236,6 +278,12 @@ impl CopyState {
                     Err(RecvTimeoutError::Timeout) => {}
                     Err(RecvTimeoutError::Disconnected) => break,
                 }
+                // Heartbeats go on with nothing to copy, once the internal topics exist.
+                if self.progress.is_some() {
+                    self.heartbeat();
+                    self.serve_producer_events();
+                    self.handle_deliveries(reader);
+                }
                 continue;
             }
             while let Ok(command) = commands.try_recv() {
@@ -250,6 +298,10 @@ impl CopyState {
             }
             if self.last_publish.elapsed() >= PUBLISH_EVERY {
                 self.publish(reader, false);
+            }
+            self.heartbeat();
+            if let Some(syncs) = &self.syncs {
+                syncs.poll();
             }
         }
         self.stop();
@@ -328,6 +380,11 @@ impl CopyState {
                     backoff: Backoff::default(),
                     retired: false,
                     meters: self.reporter.partition(&route.source_topic, partition),
+                    sync_emitter: self
+                        .flow
+                        .offset_syncs
+                        .as_ref()
+                        .map(|c| SyncEmitter::new(c.lag_max)),
                 });
                 assigned.push((route.source_topic.clone(), partition, start));
             }
@@ -444,7 +501,7 @@ impl CopyState {
             offset: message.offset(),
             bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
             timestamp_ms,
-            is_progress: false,
+            kind: TagKind::Record,
         };
         let mut record: BaseRecord<'_, [u8], [u8], Box<Tag>> =
             BaseRecord::with_opaque_to(&topic, Box::new(tag)).partition(message.partition());
@@ -515,11 +572,26 @@ impl CopyState {
 
     fn handle_deliveries(&mut self, reader: &SourceReader) {
         let reports = self.take_reports();
-        for Delivery { tag, error } in reports {
+        for Delivery {
+            tag,
+            error,
+            downstream_offset,
+        } in reports
+        {
+            match tag.kind {
+                TagKind::Heartbeat => {
+                    if error.is_none() {
+                        self.reporter.heartbeat_delivered();
+                    }
+                    continue;
+                }
+                TagKind::OffsetSync => continue,
+                TagKind::Record | TagKind::Progress => {}
+            }
             let Some(state) = self.partitions.get_mut(tag.slot) else {
                 continue;
             };
-            if tag.is_progress {
+            if tag.kind == TagKind::Progress {
                 if let Some(e) = error {
                     warn!(flow = %self.flow_name, "storing progress failed: {e}; will store it again");
                     state.ledger.progress_failed(tag.offset);
@@ -535,6 +607,21 @@ impl CopyState {
                     self.stats.count(&tag);
                     self.reporter
                         .acknowledged(&mut state.meters, tag.bytes, tag.timestamp_ms);
+                    if let (Some(downstream), Some(emitter)) =
+                        (downstream_offset, state.sync_emitter.as_mut())
+                    {
+                        if emitter.copied(tag.offset, downstream) {
+                            let sync = OffsetSync {
+                                topic: state.source_topic.clone(),
+                                partition: state.partition,
+                                upstream_offset: tag.offset,
+                                downstream_offset: downstream,
+                            };
+                            if let Some(syncs) = &mut self.syncs {
+                                syncs.emit(&sync, &self.producer);
+                            }
+                        }
+                    }
                     if self.target_failing {
                         self.target_failing = false;
                         info!(flow = %self.flow_name, "the target acknowledges records again");
@@ -680,6 +767,9 @@ impl CopyState {
                 .max(Duration::from_secs(1)),
         );
         self.handle_deliveries_after_stop();
+        if let Some(syncs) = &self.syncs {
+            syncs.flush(Duration::from_secs(1));
+        }
         let acked: u64 = self.stats.records_acked.load(Ordering::Relaxed);
         info!(flow = %self.flow_name, "stopped after {acked} acknowledged record(s)");
     }
@@ -687,13 +777,13 @@ impl CopyState {
     /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
     fn handle_deliveries_after_stop(&mut self) {
         let reports = self.take_reports();
-        for Delivery { tag, error } in reports {
+        for Delivery { tag, error, .. } in reports {
+            if tag.kind != TagKind::Record {
+                continue;
+            }
             let Some(state) = self.partitions.get_mut(tag.slot) else {
                 continue;
             };
-            if tag.is_progress {
-                continue;
-            }
             match error {
                 None => {
                     if state.ledger.acknowledged(tag.epoch, tag.offset) {
@@ -712,6 +802,40 @@ impl CopyState {
 }
 
 impl CopyState {
+    /// Writes MM2's heartbeat to the target's `heartbeats` topic when one is due.
+    fn heartbeat(&mut self) {
+        let Some(interval) = self.flow.heartbeat_interval else {
+            return;
+        };
+        if self
+            .last_heartbeat
+            .is_some_and(|at| at.elapsed() < interval)
+        {
+            return;
+        }
+        self.last_heartbeat = Some(Instant::now());
+        let heartbeat = Heartbeat {
+            source_alias: self.flow.source.clone(),
+            target_alias: self.flow.target.clone(),
+            timestamp_ms: crate::observe::status::now_ms(),
+        };
+        let (key, value) = (heartbeat.key(), heartbeat.value());
+        let tag = Tag {
+            slot: usize::MAX,
+            epoch: 0,
+            offset: heartbeat.timestamp_ms,
+            bytes: 0,
+            timestamp_ms: None,
+            kind: TagKind::Heartbeat,
+        };
+        let record = BaseRecord::with_opaque_to(HEARTBEATS_TOPIC, Box::new(tag))
+            .partition(0)
+            .key(&key[..])
+            .payload(&value[..]);
+        // A full queue or a target that is down: the next one will do.
+        let _ = self.producer.send(record);
+    }
+
     /// Offsets, lag and state of every partition, for metrics and `/api/status`.
     fn publish(&mut self, reader: &SourceReader, stopped: bool) {
         self.last_publish = Instant::now();

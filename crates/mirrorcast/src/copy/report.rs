@@ -42,6 +42,8 @@ pub struct FlowReporter {
     replication_latency: Histogram,
     last_ack: Option<Instant>,
     records_copied: u64,
+    /// When the target last acknowledged a heartbeat (epoch ms).
+    last_heartbeat_ms: Option<i64>,
 }
 
 fn seconds_since(timestamp_ms: i64) -> f64 {
@@ -65,6 +67,7 @@ impl FlowReporter {
             target: target.to_string(),
             last_ack: None,
             records_copied: 0,
+            last_heartbeat_ms: None,
         }
     }
 
@@ -107,6 +110,11 @@ impl FlowReporter {
         }
         self.last_ack = Some(Instant::now());
         self.records_copied += 1;
+    }
+
+    /// The target acknowledged a heartbeat.
+    pub fn heartbeat_delivered(&mut self) {
+        self.last_heartbeat_ms = Some(now_ms());
     }
 
     /// Publishes offsets, lag and state (about once a second).
@@ -160,6 +168,10 @@ impl FlowReporter {
         if let Some(seconds) = since_last_copy {
             m.since_last_copy.get_or_create(&flow).set(seconds);
         }
+        let heartbeat_age = self.last_heartbeat_ms.map(seconds_since);
+        if let Some(age) = heartbeat_age {
+            m.heartbeat_age.get_or_create(&flow).set(age);
+        }
         let records_copied = self.records_copied;
         let state = self.observe.status.update(&self.source, &self.target, |s| {
             s.partitions = statuses;
@@ -168,6 +180,7 @@ impl FlowReporter {
             s.records_copied = records_copied;
             s.seconds_since_last_copy = since_last_copy;
             s.last_copy_at_ms = since_last_copy.map(|secs| now_ms() - (secs * 1000.0) as i64);
+            s.heartbeat_age_seconds = heartbeat_age;
         });
         for candidate in FlowState::ALL {
             let labels = StateLabels {

@@ -55,6 +55,7 @@ pub struct Metrics {
     pub flow_lag_seconds: Family<FlowLabels, FloatGauge>,
     pub flow_state: Family<StateLabels, Gauge>,
     pub since_last_copy: Family<FlowLabels, FloatGauge>,
+    pub heartbeat_age: Family<FlowLabels, FloatGauge>,
     pub config_sync_runs: Family<FlowLabels, Counter>,
     pub config_sync_failures: Family<FlowLabels, Counter>,
 }
@@ -124,6 +125,13 @@ impl Metrics {
             Unit::Seconds,
             since_last_copy.clone(),
         );
+        let heartbeat_age = Family::<FlowLabels, FloatGauge>::default();
+        registry.register_with_unit(
+            "heartbeat_age",
+            "Age of the last heartbeat the target acknowledged",
+            Unit::Seconds,
+            heartbeat_age.clone(),
+        );
         let config_sync_runs = Family::<FlowLabels, Counter>::default();
         registry.register(
             "topic_config_sync_runs",
@@ -149,6 +157,7 @@ impl Metrics {
             flow_lag_seconds,
             flow_state,
             since_last_copy,
+            heartbeat_age,
             config_sync_runs,
             config_sync_failures,
         }

@@ -78,6 +78,8 @@ pub struct FlowStatus {
     /// both clusters (epoch ms): an error newer than both means the flow is degraded.
     pub last_copy_at_ms: Option<i64>,
     pub last_reached_at_ms: Option<i64>,
+    /// Age of the last heartbeat the target acknowledged.
+    pub heartbeat_age_seconds: Option<f64>,
     pub partitions: Vec<PartitionStatus>,
 }
 
@@ -98,6 +100,7 @@ impl FlowStatus {
             seconds_since_last_copy: None,
             last_copy_at_ms: None,
             last_reached_at_ms: None,
+            heartbeat_age_seconds: None,
             partitions: Vec::new(),
         }
     }

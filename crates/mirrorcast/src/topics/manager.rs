@@ -105,8 +105,8 @@ impl TopicManager {
             }
         };
         // The copier reads its progress first, so the progress topic must exist before any route.
-        while let Err(e) = self.ensure_progress_topic(&target) {
-            health.failed(&name, "creating the progress topic", &e);
+        while let Err(e) = self.ensure_internal_topics(&source, &target) {
+            health.failed(&name, "creating the internal topics", &e);
             if self.shutdown.sleep(backoff.next_delay()) {
                 return;
             }
@@ -229,14 +229,36 @@ impl TopicManager {
         Command::Routes(known.routes.values().cloned().collect())
     }
 
-    /// `mm2-offsets.<source>.internal` must exist before the copier reads or writes it.
-    fn ensure_progress_topic(&self, target: &impl ClusterAdmin) -> Result<(), TopicError> {
+    /// The internal topics must exist before the copier writes to them: the progress topic on
+    /// the target, the heartbeats topic on the target and the offset-syncs topic where it is
+    /// configured (MM2 creates them compacted, with one partition but the progress topic).
+    fn ensure_internal_topics(
+        &self,
+        source: &impl ClusterAdmin,
+        target: &impl ClusterAdmin,
+    ) -> Result<(), TopicError> {
+        let compact = [("cleanup.policy".to_string(), "compact".to_string())];
         target.ensure_topic(
             &self.flow.progress_topic(),
             self.flow.progress_topic_partitions,
             self.flow.progress_topic_replication_factor,
-            &[("cleanup.policy".into(), "compact".into())],
+            &compact,
         )?;
+        if self.flow.heartbeat_interval.is_some() {
+            target.ensure_topic(
+                crate::policy::HEARTBEATS_TOPIC,
+                1,
+                self.flow.heartbeats_replication_factor,
+                &compact,
+            )?;
+        }
+        if let Some(syncs) = &self.flow.offset_syncs {
+            if syncs.on_source {
+                source.ensure_topic(&syncs.topic, 1, syncs.replication_factor, &compact)?;
+            } else {
+                target.ensure_topic(&syncs.topic, 1, syncs.replication_factor, &compact)?;
+            }
+        }
         Ok(())
     }
 

@@ -442,3 +442,12 @@ pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     let code = head.split(' ').nth(1)?.parse().ok()?;
     Ok::<_, ()>((code, body.to_string())).ok()
 }
+
+/// Key and value bytes of every record of a topic, in order (records without either skipped).
+pub fn read_raw(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
+    read_all(bootstrap, topic)
+        .into_values()
+        .flatten()
+        .filter_map(|r| Some((r.key?, r.value?)))
+        .collect()
+}
