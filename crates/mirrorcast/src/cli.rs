@@ -33,6 +33,25 @@ pub(crate) enum Commands {
     Consume(ConsumeArgs),
     /// The broadcast scenario on this machine, in one command.
     Demo(DemoArgs),
+    /// A group's committed offsets on the source translated to the target (MM2's
+    /// RemoteClusterUtils.translateOffsets); with --apply, written into the target group.
+    TranslateOffsets(TranslateArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct TranslateArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    #[arg(long)]
+    pub(crate) source: String,
+    #[arg(long)]
+    pub(crate) target: String,
+    #[arg(long)]
+    pub(crate) group: String,
+    /// Commit the translated offsets into the group on the target (only if it has no active
+    /// members there, and never backwards).
+    #[arg(long)]
+    pub(crate) apply: bool,
 }
 
 #[derive(clap::Args)]

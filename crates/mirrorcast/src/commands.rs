@@ -8,7 +8,7 @@ use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 use tracing::{info, warn};
 
-use crate::cli::{ConfigArgs, ConsumeArgs, DatagenArgs, DemoArgs, DemoControl};
+use crate::cli::{ConfigArgs, ConsumeArgs, DatagenArgs, DemoArgs, DemoControl, TranslateArgs};
 
 /// Exit code for configuration mistakes, as for a usage error.
 pub(crate) const EXIT_CONFIG: u8 = 2;
@@ -136,6 +136,66 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<()> {
             };
             scenario::run(&options, &shutdown_on_signal())?;
         }
+    }
+    Ok(())
+}
+
+pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow::Result<()> {
+    use mirrorcast::clients::client_config;
+    use mirrorcast::config::ClientRole;
+    use mirrorcast::offsets::groups;
+    let flow = config
+        .flows
+        .iter()
+        .find(|f| f.source == args.source && f.target == args.target)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "no enabled flow {}->{} in {}",
+                args.source,
+                args.target,
+                config.file.display()
+            )
+        })?;
+    let syncs = flow
+        .offset_syncs
+        .as_ref()
+        .ok_or(groups::GroupsError::NoSyncs)?;
+    let (Some(source), Some(target)) = (config.cluster(&flow.source), config.cluster(&flow.target))
+    else {
+        anyhow::bail!("the flow's clusters are not in the config");
+    };
+    let source_consumer = client_config(source, ClientRole::Consumer, "mirrorcast-translate");
+    let target_consumer = client_config(target, ClientRole::Consumer, "mirrorcast-translate");
+    let syncs_consumer = if syncs.on_source {
+        &source_consumer
+    } else {
+        &target_consumer
+    };
+    let histories = groups::load_syncs(syncs_consumer, &syncs.topic)?;
+    let translations = groups::translate_group(flow, &source_consumer, &histories, &args.group)?;
+    println!("group {}: {} -> {}", args.group, flow.source, flow.target);
+    for t in &translations {
+        let downstream = t
+            .downstream
+            .map_or("no offset sync old enough".to_string(), |o| o.to_string());
+        println!(
+            "  {} [{}] {} -> {} [{}] {}",
+            t.topic, t.partition, t.upstream, t.remote_topic, t.partition, downstream
+        );
+    }
+    if args.apply {
+        let applied = groups::apply_to_target(&target_consumer, &args.group, &translations)?;
+        if applied.group_active {
+            anyhow::bail!(
+                "group {} has active members on {}: nothing written",
+                args.group,
+                flow.target
+            );
+        }
+        println!(
+            "wrote {} offset(s); {} left as they were (already at or past the translation)",
+            applied.written, applied.not_backwards
+        );
     }
     Ok(())
 }

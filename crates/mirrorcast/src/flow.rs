@@ -10,6 +10,7 @@ use crate::clients::client_config;
 use crate::config::{ClientRole, ClusterConfig, Config, FlowConfig};
 use crate::copy::{self, CopierSetup, CopyStats};
 use crate::observe::Observability;
+use crate::offsets::groups::CheckpointTask;
 use crate::shutdown::Shutdown;
 use crate::topics::manager::TopicManager;
 
@@ -77,6 +78,14 @@ pub fn start(
     let copier = std::thread::Builder::new()
         .name(format!("copy {name}"))
         .spawn(move || copy::run(setup, receiver, copier_shutdown))?;
+    let checkpoints = CheckpointTask {
+        flow: flow.clone(),
+        source_consumer: client_config(source, ClientRole::Consumer, &client_id),
+        target_consumer: client_config(target, ClientRole::Consumer, &client_id),
+        target_producer: client_config(target, ClientRole::Producer, &client_id),
+        syncs_consumer: rdkafka::ClientConfig::new(),
+        shutdown: shutdown.clone(),
+    };
     let manager = TopicManager {
         source_admin: client_config(source, ClientRole::Admin, &client_id),
         target_admin: client_config(target, ClientRole::Admin, &client_id),
@@ -90,6 +99,23 @@ pub fn start(
     std::thread::Builder::new()
         .name(format!("topics {name}"))
         .spawn(move || manager.run())?;
+    // Checkpoints hold no state worth waiting for at shutdown: each round flushes its own.
+    let syncs_on_source = checkpoints
+        .flow
+        .offset_syncs
+        .as_ref()
+        .is_some_and(|s| s.on_source);
+    let checkpoints = CheckpointTask {
+        syncs_consumer: if syncs_on_source {
+            checkpoints.source_consumer.clone()
+        } else {
+            checkpoints.target_consumer.clone()
+        },
+        ..checkpoints
+    };
+    std::thread::Builder::new()
+        .name(format!("checkpoints {name}"))
+        .spawn(move || checkpoints.run())?;
     Ok(RunningFlow {
         name,
         stats,

@@ -11,7 +11,7 @@ use clap::Parser;
 use mirrorcast::config;
 
 use cli::{Cli, Commands, LogFormat};
-use commands::{config_failure, consume, datagen, demo, exit_with, load, run};
+use commands::{config_failure, consume, datagen, demo, exit_with, load, run, translate_offsets};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -43,6 +43,10 @@ fn main() -> ExitCode {
         Commands::Datagen(args) => exit_with(datagen(&args)),
         Commands::Consume(args) => exit_with(consume(&args)),
         Commands::Demo(args) => exit_with(demo(&args)),
+        Commands::TranslateOffsets(args) => match load(&args.config) {
+            Ok(config) => exit_with(translate_offsets(config, &args)),
+            Err(errors) => config_failure(&errors),
+        },
         Commands::Run(args) => match load(&args) {
             Ok(config) => exit_with(run(config, args.http)),
             Err(errors) => config_failure(&errors),

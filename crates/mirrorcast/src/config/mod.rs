@@ -147,6 +147,22 @@ pub struct FlowConfig {
     /// How often a heartbeat is written to the target's `heartbeats` topic, or `None`.
     pub heartbeat_interval: Option<Duration>,
     pub heartbeats_replication_factor: i32,
+    /// Consumer group checkpoints and group offset sync.
+    pub groups: GroupsConfig,
+}
+
+/// MM2's checkpoint connector settings of a flow.
+#[derive(Debug, Clone)]
+pub struct GroupsConfig {
+    /// `groups` minus `groups.exclude`.
+    pub filter: TopicFilter,
+    /// `emit.checkpoints.interval.seconds`, or `None` when checkpoints are off.
+    pub checkpoint_interval: Option<Duration>,
+    /// `sync.group.offsets.interval.seconds`, or `None` when group offset sync is off.
+    pub sync_interval: Option<Duration>,
+    /// `<source>.checkpoints.internal` on the target.
+    pub checkpoints_topic: String,
+    pub checkpoints_replication_factor: i32,
 }
 
 /// Where and how often offset syncs are written.
@@ -606,6 +622,29 @@ fn resolve_flow(
         positive,
         errors,
     );
+    let groups_filter = TopicFilter {
+        include: look.patterns("groups", ".*", errors),
+        exclude: look.patterns(
+            "groups.exclude",
+            "console-consumer-.*, connect-.*, __.*",
+            errors,
+        ),
+    };
+    let checkpoints_enabled = look.bool("emit.checkpoints.enabled", true, errors);
+    let checkpoint_secs = look.parse("emit.checkpoints.interval.seconds", 60u64, positive, errors);
+    let group_sync_enabled = look.bool("sync.group.offsets.enabled", false, errors);
+    let group_sync_secs = look.parse(
+        "sync.group.offsets.interval.seconds",
+        60u64,
+        positive,
+        errors,
+    );
+    let checkpoints_rf = look.parse(
+        "checkpoints.topic.replication.factor",
+        3i32,
+        positive,
+        errors,
+    );
     let heartbeats_enabled = look.bool("emit.heartbeats.enabled", true, errors);
     let heartbeat_secs = look.parse("emit.heartbeats.interval.seconds", 1u64, positive, errors);
     let heartbeats_replication_factor = look.parse(
@@ -684,6 +723,15 @@ fn resolve_flow(
         heartbeat_interval: (heartbeats_enabled && heartbeat_secs > 0)
             .then(|| Duration::from_secs(heartbeat_secs)),
         heartbeats_replication_factor,
+        groups: GroupsConfig {
+            filter: groups_filter,
+            checkpoint_interval: (checkpoints_enabled && checkpoint_secs > 0)
+                .then(|| Duration::from_secs(checkpoint_secs)),
+            sync_interval: (group_sync_enabled && group_sync_secs > 0)
+                .then(|| Duration::from_secs(group_sync_secs)),
+            checkpoints_topic: format!("{source}{separator}checkpoints{separator}internal"),
+            checkpoints_replication_factor: checkpoints_rf,
+        },
     })
 }
 

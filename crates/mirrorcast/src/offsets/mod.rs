@@ -3,4 +3,5 @@
 //! ([`translate`]). Pure; the tasks that read and write these records build on them.
 
 pub mod codec;
+pub mod groups;
 pub mod translate;

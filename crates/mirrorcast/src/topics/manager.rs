@@ -252,6 +252,14 @@ impl TopicManager {
                 &compact,
             )?;
         }
+        if self.flow.groups.checkpoint_interval.is_some() {
+            target.ensure_topic(
+                &self.flow.groups.checkpoints_topic,
+                1,
+                self.flow.groups.checkpoints_replication_factor,
+                &compact,
+            )?;
+        }
         if let Some(syncs) = &self.flow.offset_syncs {
             if syncs.on_source {
                 source.ensure_topic(&syncs.topic, 1, syncs.replication_factor, &compact)?;

@@ -1,0 +1,329 @@
+//! Consumer groups across clusters, as MM2's checkpoint connector does it: read the offset
+//! syncs, translate the committed offsets of the source's groups, write checkpoints to
+//! `<source>.checkpoints.internal` on the target, and (with `sync.group.offsets.enabled`) commit
+//! the translated offsets into the same group on the target, only while that group has no
+//! active members there and never backwards. `translate-offsets` uses the same functions.
+
+use std::collections::{BTreeMap, HashMap};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tracing::{info, warn};
+
+use super::codec::{Checkpoint, OffsetSync};
+use super::translate::SyncHistory;
+use crate::clients::ClientLog;
+use crate::config::FlowConfig;
+use crate::shutdown::Shutdown;
+use crate::topics::replicated_topics;
+
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum GroupsError {
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("reading {topic} did not reach its end within {TIMEOUT:?}")]
+    Timeout { topic: String },
+    #[error("offset syncs are off for this flow (emit.offset-syncs.enabled = false): nothing to translate with")]
+    NoSyncs,
+}
+
+/// One partition of a group, translated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Translation {
+    pub topic: String,
+    pub remote_topic: String,
+    pub partition: i32,
+    /// Committed on the source.
+    pub upstream: i64,
+    /// The target offset to resume from; `None` when no sync is old enough.
+    pub downstream: Option<i64>,
+}
+
+fn consumer(
+    config: &ClientConfig,
+    group: &str,
+    label: &str,
+) -> Result<BaseConsumer<ClientLog>, GroupsError> {
+    let mut config = config.clone();
+    config
+        .set("group.id", group)
+        .set("enable.auto.commit", "false");
+    Ok(config.create_with_context(ClientLog::new(label.to_string()))?)
+}
+
+/// Reads the whole offset-syncs topic into a translation history per source partition.
+pub fn load_syncs(
+    consumer_config: &ClientConfig,
+    topic: &str,
+) -> Result<HashMap<(String, i32), SyncHistory>, GroupsError> {
+    let reader = consumer(
+        consumer_config,
+        "mirrorcast-offset-syncs-reader",
+        "offset syncs reader",
+    )?;
+    let mut histories: HashMap<(String, i32), SyncHistory> = HashMap::new();
+    let (low, high) = reader.fetch_watermarks(topic, 0, TIMEOUT)?;
+    if high <= low {
+        return Ok(histories);
+    }
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, 0, Offset::Offset(low))?;
+    reader.assign(&list)?;
+    let deadline = Instant::now() + TIMEOUT * 3;
+    loop {
+        if Instant::now() > deadline {
+            return Err(GroupsError::Timeout {
+                topic: topic.to_string(),
+            });
+        }
+        let Some(message) = reader.poll(Duration::from_millis(200)) else {
+            continue;
+        };
+        let message = message?;
+        if let (Some(key), Some(value)) = (message.key(), message.payload()) {
+            if let Ok(sync) = OffsetSync::decode(key, value) {
+                histories
+                    .entry((sync.topic.clone(), sync.partition))
+                    .or_default()
+                    .add(&sync);
+            }
+        }
+        if message.offset() + 1 >= high {
+            return Ok(histories);
+        }
+    }
+}
+
+/// The source groups the flow checkpoints: listed on the source, filtered by `groups`.
+pub fn source_groups(
+    flow: &FlowConfig,
+    source_consumer: &ClientConfig,
+) -> Result<Vec<String>, GroupsError> {
+    let lister = consumer(source_consumer, "mirrorcast-group-lister", "group lister")?;
+    let groups = lister.fetch_group_list(None, TIMEOUT)?;
+    Ok(groups
+        .groups()
+        .iter()
+        .map(|g| g.name().to_string())
+        .filter(|g| flow.groups.filter.accepts(g))
+        .collect())
+}
+
+/// The committed offsets of `group` on the source for the partitions the flow replicates,
+/// translated to the target.
+pub fn translate_group(
+    flow: &FlowConfig,
+    source_consumer: &ClientConfig,
+    syncs: &HashMap<(String, i32), SyncHistory>,
+    group: &str,
+) -> Result<Vec<Translation>, GroupsError> {
+    let reader = consumer(source_consumer, group, "group offsets reader")?;
+    let metadata = reader.fetch_metadata(None, TIMEOUT)?;
+    let topics: BTreeMap<String, i32> = metadata
+        .topics()
+        .iter()
+        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+        .collect();
+    let routes = replicated_topics(flow, &topics);
+    let mut list = TopicPartitionList::new();
+    for route in &routes {
+        for p in 0..route.partitions {
+            list.add_partition(&route.source_topic, p);
+        }
+    }
+    if list.count() == 0 {
+        return Ok(Vec::new());
+    }
+    let committed = reader.committed_offsets(list, TIMEOUT)?;
+    let mut translations = Vec::new();
+    for element in committed.elements() {
+        let Offset::Offset(upstream) = element.offset() else {
+            continue; // nothing committed
+        };
+        let Some(route) = routes.iter().find(|r| r.source_topic == element.topic()) else {
+            continue;
+        };
+        let downstream = syncs
+            .get(&(element.topic().to_string(), element.partition()))
+            .and_then(|h| h.translate(upstream));
+        translations.push(Translation {
+            topic: element.topic().to_string(),
+            remote_topic: route.remote_topic.clone(),
+            partition: element.partition(),
+            upstream,
+            downstream,
+        });
+    }
+    Ok(translations)
+}
+
+/// What applying translations to a target group did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Applied {
+    pub written: usize,
+    /// The group has active members on the target: nothing written.
+    pub group_active: bool,
+    /// Partitions whose target offset is already at or past the translation.
+    pub not_backwards: usize,
+}
+
+/// Commits translated offsets into `group` on the target, if it has no active members there,
+/// never moving an offset backwards.
+pub fn apply_to_target(
+    target_consumer: &ClientConfig,
+    group: &str,
+    translations: &[Translation],
+) -> Result<Applied, GroupsError> {
+    let client = consumer(target_consumer, group, "group offsets writer")?;
+    let listed = client.fetch_group_list(Some(group), TIMEOUT)?;
+    if listed
+        .groups()
+        .iter()
+        .any(|g| g.name() == group && !g.members().is_empty())
+    {
+        return Ok(Applied {
+            group_active: true,
+            ..Applied::default()
+        });
+    }
+    let mut query = TopicPartitionList::new();
+    for t in translations.iter().filter(|t| t.downstream.is_some()) {
+        query.add_partition(&t.remote_topic, t.partition);
+    }
+    if query.count() == 0 {
+        return Ok(Applied::default());
+    }
+    let current = client.committed_offsets(query, TIMEOUT)?;
+    let mut commit = TopicPartitionList::new();
+    let mut applied = Applied::default();
+    for t in translations {
+        let Some(downstream) = t.downstream else {
+            continue;
+        };
+        let existing = current
+            .find_partition(&t.remote_topic, t.partition)
+            .and_then(|e| match e.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        if existing.is_some_and(|o| o >= downstream) {
+            applied.not_backwards += 1;
+            continue;
+        }
+        commit.add_partition_offset(&t.remote_topic, t.partition, Offset::Offset(downstream))?;
+        applied.written += 1;
+    }
+    if commit.count() > 0 {
+        client.commit(&commit, CommitMode::Sync)?;
+    }
+    Ok(applied)
+}
+
+/// The checkpoint task of one flow.
+pub struct CheckpointTask {
+    pub flow: FlowConfig,
+    pub source_consumer: ClientConfig,
+    pub target_consumer: ClientConfig,
+    pub target_producer: ClientConfig,
+    /// A consumer of the cluster the offset syncs are on.
+    pub syncs_consumer: ClientConfig,
+    pub shutdown: Shutdown,
+}
+
+impl CheckpointTask {
+    pub fn run(self) {
+        let name = self.flow.name();
+        let (Some(checkpoint_every), Some(syncs)) = (
+            self.flow.groups.checkpoint_interval,
+            self.flow.offset_syncs.clone(),
+        ) else {
+            return;
+        };
+        let producer: BaseProducer<ClientLog> = match self
+            .target_producer
+            .create_with_context(ClientLog::new(format!("{name} checkpoints")))
+        {
+            Ok(p) => p,
+            Err(e) => return warn!(flow = %name, "cannot create the checkpoint producer: {e}"),
+        };
+        // Last checkpoint per (group, topic, partition): written only when it moved.
+        let mut last: HashMap<(String, String, i32), (i64, i64)> = HashMap::new();
+        let mut failing = false;
+        let mut last_group_sync = None::<Instant>;
+        // The first round waits one interval, so that the copy has written syncs.
+        while !self.shutdown.sleep(checkpoint_every) {
+            let round = (|| -> Result<usize, GroupsError> {
+                // Rebuilt from the topic each round: no checkpoint is ever made from a partial view.
+                let histories = load_syncs(&self.syncs_consumer, &syncs.topic)?;
+                let mut written = 0;
+                let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
+                    last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
+                });
+                for group in source_groups(&self.flow, &self.source_consumer)? {
+                    let translations =
+                        translate_group(&self.flow, &self.source_consumer, &histories, &group)?;
+                    for t in &translations {
+                        let Some(downstream) = t.downstream else {
+                            continue;
+                        };
+                        let id = (group.clone(), t.remote_topic.clone(), t.partition);
+                        let moved = match last.get(&id) {
+                            None => true,
+                            Some((up, down)) => downstream > *down || t.upstream < *up,
+                        };
+                        if !moved {
+                            continue;
+                        }
+                        let checkpoint = Checkpoint {
+                            group: group.clone(),
+                            topic: t.remote_topic.clone(),
+                            partition: t.partition,
+                            upstream_offset: t.upstream,
+                            downstream_offset: downstream,
+                            metadata: String::new(),
+                        };
+                        let (key, value) = (checkpoint.key(), checkpoint.value());
+                        let record: BaseRecord<'_, [u8], [u8]> =
+                            BaseRecord::to(&self.flow.groups.checkpoints_topic)
+                                .partition(0)
+                                .key(&key[..])
+                                .payload(&value[..]);
+                        if producer.send(record).is_ok() {
+                            last.insert(id, (t.upstream, downstream));
+                            written += 1;
+                        }
+                    }
+                    if sync_groups {
+                        let applied =
+                            apply_to_target(&self.target_consumer, &group, &translations)?;
+                        if applied.written > 0 {
+                            info!(flow = %name, group, "synced {} offset(s) to the target group", applied.written);
+                        }
+                    }
+                }
+                if sync_groups {
+                    last_group_sync = Some(Instant::now());
+                }
+                producer.flush(TIMEOUT)?;
+                Ok(written)
+            })();
+            match round {
+                Ok(_) => {
+                    if std::mem::take(&mut failing) {
+                        info!(flow = %name, "checkpoints: working again");
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        warn!(flow = %name, "checkpoints: {e}; retrying next interval");
+                    }
+                    failing = true;
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,260 @@
+//! Consumer offsets follow the data: a group that consumed part of a topic in Europe finds its
+//! translated position in the checkpoints on the target, and (with group offset sync) resumes
+//! there without skipping a record, re-reading at most offset.lag.max per partition. A target
+//! offset is never moved backwards, and `translate-offsets` agrees with the checkpoints.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use localcluster::Storage;
+use mirrorcast::offsets::codec::Checkpoint;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+fn group_client(bootstrap: &str, group: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap()
+}
+
+fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let mut list = TopicPartitionList::new();
+    for (p, o) in offsets {
+        list.add_partition_offset(topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    group_client(bootstrap, group)
+        .commit(&list, CommitMode::Sync)
+        .unwrap();
+}
+
+fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition(topic, p);
+    }
+    let offsets = group_client(bootstrap, group)
+        .committed_offsets(list, Duration::from_secs(10))
+        .unwrap();
+    offsets
+        .elements()
+        .iter()
+        .filter_map(|e| match e.offset() {
+            Offset::Offset(o) => Some((e.partition(), o)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn groups_resume_on_the_target_without_skipping_and_never_go_backwards() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "orders", 2, &[]);
+    produce(&europe, "orders", &numbered_records("groups", 2, 0, 1000));
+    // "shop" consumed part of each partition in Europe; "ahead" is further on the target already.
+    commit(&europe, "shop", "orders", &[(0, 230), (1, 377)]);
+    commit(&europe, "ahead", "orders", &[(0, 230), (1, 377)]);
+    create_topic(&north, "orders", 2, &[]);
+    commit(&north, "ahead", "orders", &[(0, 450), (1, 450)]);
+
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "offset.lag.max = 100\n\
+                 offset-syncs.topic.location = target\n\
+                 offset-syncs.topic.replication.factor = 1\n\
+                 heartbeats.topic.replication.factor = 1\n\
+                 checkpoints.topic.replication.factor = 1\n\
+                 emit.checkpoints.interval.seconds = 2\n\
+                 sync.group.offsets.enabled = true\n\
+                 sync.group.offsets.interval.seconds = 2\n";
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(&clusters, "IdentityReplicationPolicy", extra),
+    );
+    let replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
+
+    // Checkpoints of "shop" for both partitions, translated by MM2's rule: syncs at 0, 101,
+    // 202, 303, 404 (upstream = downstream here), so 230 -> 203 and 377 -> 304.
+    let checkpoints = || -> BTreeMap<i32, Checkpoint> {
+        read_raw(&north, "europe.checkpoints.internal")
+            .iter()
+            .filter_map(|(k, v)| Checkpoint::decode(k, v).ok())
+            .filter(|c| c.group == "shop")
+            .map(|c| (c.partition, c))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || checkpoints().len() == 2),
+        "{}",
+        replicator.log()
+    );
+    let found = checkpoints();
+    assert_eq!(
+        (found[&0].upstream_offset, found[&0].downstream_offset),
+        (230, 203)
+    );
+    assert_eq!(
+        (found[&1].upstream_offset, found[&1].downstream_offset),
+        (377, 304)
+    );
+    assert_eq!(found[&0].topic, "orders");
+
+    // Group offset sync wrote them into "shop" on the target; "ahead" was not moved back.
+    assert!(
+        wait_until(Duration::from_secs(30), || committed(
+            &north, "shop", "orders", 2
+        ) == BTreeMap::from([
+            (0, 203),
+            (1, 304)
+        ])),
+        "{:?}\n{}",
+        committed(&north, "shop", "orders", 2),
+        replicator.log()
+    );
+    assert_eq!(
+        committed(&north, "ahead", "orders", 2),
+        BTreeMap::from([(0, 450), (1, 450)])
+    );
+
+    // A consumer of "shop" on the target reads every record it had not consumed in Europe.
+    let source = read_all(&europe, "orders");
+    let consumer = group_client(&north, "shop");
+    let mut list = TopicPartitionList::new();
+    let resume = committed(&north, "shop", "orders", 2);
+    for (p, o) in &resume {
+        list.add_partition_offset("orders", *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    consumer.assign(&list).unwrap();
+    let mut read: BTreeMap<i32, Vec<Vec<u8>>> = BTreeMap::new();
+    assert!(wait_until(Duration::from_secs(30), || {
+        while let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            read.entry(m.partition())
+                .or_default()
+                .push(m.payload().unwrap_or_default().to_vec());
+        }
+        read.values().map(Vec::len).sum::<usize>() >= 1000 - 203 - 304
+    }));
+    for (p, consumed_in_europe) in [(0, 230usize), (1, 377)] {
+        let expected: Vec<Vec<u8>> = source[&p][consumed_in_europe..]
+            .iter()
+            .map(|r| r.value.clone().unwrap())
+            .collect();
+        let got = &read[&p];
+        assert!(
+            got.ends_with(&expected),
+            "partition {p}: records were skipped"
+        );
+        let reread = got.len() - expected.len();
+        println!("partition {p}: re-read {reread} record(s) after moving to the target");
+        assert!(reread <= 100, "re-read {reread} > offset.lag.max");
+    }
+
+    // translate-offsets agrees with the checkpoints.
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+        .args(["translate-offsets"])
+        .arg(&config)
+        .args([
+            "--source",
+            "europe",
+            "--target",
+            "northamerica",
+            "--group",
+            "shop",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("orders [0] 230 -> orders [0] 203"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("orders [1] 377 -> orders [1] 304"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_group_with_active_members_on_the_target_is_never_overwritten() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "orders", 1, &[]);
+    produce(&europe, "orders", &numbered_records("live", 1, 0, 300));
+    commit(&europe, "live", "orders", &[(0, 250)]);
+    create_topic(&north, "orders", 1, &[]);
+    // A consumer of "live" is at work on the target: subscribed, polling, committing nothing.
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let member = {
+        let (running, north) = (running.clone(), north.clone());
+        std::thread::spawn(move || {
+            let consumer = group_client(&north, "live");
+            consumer.subscribe(&["orders"]).unwrap();
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                let _ = consumer.poll(Duration::from_millis(100));
+            }
+        })
+    };
+    let has_members = || {
+        group_client(&north, "probe")
+            .fetch_group_list(Some("live"), Duration::from_secs(5))
+            .is_ok_and(|l| {
+                l.groups()
+                    .iter()
+                    .any(|g| g.name() == "live" && !g.members().is_empty())
+            })
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), has_members),
+        "the target group never became active"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "offset-syncs.topic.location = target\n\
+                 offset-syncs.topic.replication.factor = 1\n\
+                 heartbeats.topic.replication.factor = 1\n\
+                 checkpoints.topic.replication.factor = 1\n\
+                 emit.checkpoints.interval.seconds = 1\n\
+                 sync.group.offsets.enabled = true\n\
+                 sync.group.offsets.interval.seconds = 1\n";
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(&clusters, "IdentityReplicationPolicy", extra),
+    );
+    let replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
+    // Checkpoints for "live" are written (so group sync has had its chance) ...
+    assert!(
+        wait_until(Duration::from_secs(30), || read_raw(
+            &north,
+            "europe.checkpoints.internal"
+        )
+        .iter()
+        .filter_map(|(k, v)| Checkpoint::decode(k, v).ok())
+        .any(|c| c.group == "live")),
+        "{}",
+        replicator.log()
+    );
+    // ... and for several more sync intervals the active group keeps its own (no) offsets.
+    assert!(!wait_until(Duration::from_secs(4), || !committed(
+        &north, "live", "orders", 1
+    )
+    .is_empty()));
+    assert!(has_members());
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    member.join().unwrap();
+}
