@@ -1,5 +1,7 @@
-//! Project automation that is not the product: install the test broker and run the whole test
-//! suite. (The scenario on one machine is the product's own `mirrorcast demo`.)
+//! Project automation that is not the product: install the test broker, run the whole test
+//! suite, run the benchmark. (The scenario on one machine is the product's own `mirrorcast demo`.)
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
@@ -20,6 +22,15 @@ enum Task {
     InstallBroker,
     /// The whole test suite: broker install, formatting, clippy, every test.
     Test,
+    /// Throughput, latency, CPU and memory of replication next to the brokers' own limits.
+    Bench {
+        /// Backlog size in MB per record size.
+        #[arg(long, default_value_t = 1024)]
+        megabytes: u64,
+        /// Record sizes in bytes.
+        #[arg(long, value_delimiter = ',', default_value = "1024,100")]
+        sizes: Vec<usize>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -35,6 +46,9 @@ fn main() -> ExitCode {
             })
             .map_err(Into::into),
         Task::Test => test(),
+        Task::Bench { megabytes, sizes } => {
+            bench::run(&bench::Options { megabytes, sizes }, &workspace_root())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

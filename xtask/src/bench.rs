@@ -1,0 +1,365 @@
+//! `cargo xtask bench`: measures, on local memory-storage clusters, what the brokers themselves
+//! accept and serve (a plain producer into the target, a plain consumer from the source) and
+//! what mirrorcast replicates, for a backlog to one and to two targets, plus end-to-end latency
+//! at a fixed rate, CPU seconds per GB and peak memory. Prints a table and writes JSON.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use localcluster::{Clusters, Storage};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+
+const PARTITIONS: i32 = 8;
+const TOPIC: &str = "bench";
+
+fn client(bootstrap: &str) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+fn create_topic(bootstrap: &str, topic: &str) -> Result<()> {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create()?;
+    let new = NewTopic::new(topic, PARTITIONS, TopicReplication::Fixed(1));
+    let rt = tokio_free(admin.create_topics([&new], &AdminOptions::new()))?;
+    for r in rt {
+        if let Err((t, e)) = r {
+            bail!("creating {t}: {e}");
+        }
+    }
+    Ok(())
+}
+
+fn tokio_free<F: std::future::Future>(f: F) -> F::Output {
+    // rdkafka's admin futures are completed by the admin client's own thread.
+    let waker = std::task::Waker::noop();
+    let mut cx = std::task::Context::from_waker(waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let std::task::Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Produces `count` records of `size` bytes; returns the seconds it took until all were acked.
+fn produce(bootstrap: &str, topic: &str, count: u64, size: usize) -> Result<f64> {
+    let producer: BaseProducer = client(bootstrap)
+        .set("enable.idempotence", "true")
+        .set("linger.ms", "5")
+        .set("batch.size", "1000000")
+        .set("queue.buffering.max.kbytes", "262144")
+        .create()?;
+    let payload = vec![b'x'; size];
+    let started = Instant::now();
+    for n in 0..count {
+        let key = (n % 1000).to_string();
+        let mut record = BaseRecord::to(topic)
+            .key(&key)
+            .payload(&payload[..])
+            .partition((n % PARTITIONS as u64) as i32);
+        loop {
+            match producer.send(record) {
+                Ok(()) => break,
+                Err((_, back)) => {
+                    record = back;
+                    producer.poll(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+    producer.flush(Duration::from_secs(600))?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// Reads every record of `topic`; returns the seconds it took.
+fn consume_all(bootstrap: &str, topic: &str, count: u64) -> Result<f64> {
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "bench-reader")
+        .set("enable.auto.commit", "false")
+        .set("fetch.max.bytes", "52428800")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition_offset(topic, p, Offset::Beginning)?;
+    }
+    consumer.assign(&list)?;
+    let started = Instant::now();
+    let mut seen = 0u64;
+    while seen < count {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            m?;
+            seen += 1;
+        }
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("reading {topic} took over 10 minutes");
+        }
+    }
+    Ok(started.elapsed().as_secs_f64())
+}
+
+fn total_records(bootstrap: &str, topic: &str) -> i64 {
+    let Ok(consumer) = client(bootstrap).create::<BaseConsumer>() else {
+        return 0;
+    };
+    (0..PARTITIONS)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .map_or(0, |(_, h)| h)
+        })
+        .sum()
+}
+
+/// CPU seconds and peak resident memory of a process, from /proc.
+fn cpu_and_peak(pid: u32) -> (f64, u64) {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit_once(") ")
+        .map(|(_, r)| r.split(' ').collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let cpu = (ticks(11) + ticks(12)) / 100.0;
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let peak_kb = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    (cpu, peak_kb * 1024)
+}
+
+struct Replicator(Child);
+
+impl Drop for Replicator {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn start_replicator(
+    binary: &Path,
+    dir: &Path,
+    clusters: &Clusters,
+    targets: &[&str],
+) -> Result<Replicator> {
+    let mut text = format!(
+        "clusters = europe, {}\neurope.bootstrap.servers = {}\n",
+        targets.join(", "),
+        clusters.bootstrap("europe")
+    );
+    for t in targets {
+        text += &format!(
+            "{t}.bootstrap.servers = {}\neurope->{t}.enabled = true\n",
+            clusters.bootstrap(t)
+        );
+    }
+    text += "replication.factor = 1\noffset.storage.replication.factor = 1\nheartbeats.topic.replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\ncheckpoints.topic.replication.factor = 1\n\
+             replication.policy.class = IdentityReplicationPolicy\nsync.topic.acls.enabled = false\nrefresh.topics.interval.seconds = 1\n";
+    let config = dir.join(format!("bench-{}.properties", targets.len()));
+    std::fs::write(&config, text)?;
+    let child = Command::new(binary)
+        .arg("run")
+        .arg(&config)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .context("starting mirrorcast")?;
+    Ok(Replicator(child))
+}
+
+pub struct Options {
+    pub megabytes: u64,
+    pub sizes: Vec<usize>,
+}
+
+pub fn run(options: &Options, root: &Path) -> Result<()> {
+    localcluster::ensure_nisshi()?;
+    let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "build",
+            "--release",
+            "--package",
+            "mirrorcast",
+            "--bin",
+            "mirrorcast",
+        ])
+        .current_dir(root)
+        .status()?;
+    if !status.success() {
+        bail!("building mirrorcast failed");
+    }
+    let binary = root.join("target/release/mirrorcast");
+    let out_dir = root.join("target/bench");
+    std::fs::create_dir_all(&out_dir)?;
+    let mut results = Vec::new();
+    for &size in &options.sizes {
+        let count = options.megabytes * 1024 * 1024 / size as u64;
+        let mb = (count * size as u64) as f64 / 1e6;
+        println!("== {size} B records: {count} records, {mb:.0} MB backlog");
+        for targets in [vec!["northamerica"], vec!["northamerica", "southamerica"]] {
+            let mut names = vec!["europe"];
+            names.extend(targets.iter().copied());
+            let clusters = Clusters::start(&names, Storage::Memory)?;
+            let europe = clusters.bootstrap("europe");
+            create_topic(&europe, TOPIC)?;
+            let produce_source = produce(&europe, TOPIC, count, size)?;
+            let mut row = serde_json::json!({ "record_bytes": size, "records": count, "megabytes": mb, "targets": targets.len() });
+            if targets.len() == 1 {
+                let consume = consume_all(&europe, TOPIC, count)?;
+                let target = clusters.bootstrap(targets[0]);
+                create_topic(&target, "raw")?;
+                let produce_target = produce(&target, "raw", count, size)?;
+                row["raw_producer_source_mb_s"] = (mb / produce_source).into();
+                row["raw_producer_target_mb_s"] = (mb / produce_target).into();
+                row["raw_consumer_mb_s"] = (mb / consume).into();
+            }
+            let replicator = start_replicator(&binary, &out_dir, &clusters, &targets)?;
+            let started = Instant::now();
+            loop {
+                let done = targets
+                    .iter()
+                    .all(|t| total_records(&clusters.bootstrap(t), TOPIC) >= count as i64);
+                if done {
+                    break;
+                }
+                if started.elapsed() > Duration::from_secs(1800) {
+                    bail!("replication did not finish in 30 minutes");
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            let (cpu, peak) = cpu_and_peak(replicator.0.id());
+            row["replication_seconds"] = seconds.into();
+            row["replication_mb_s"] = (mb / seconds).into();
+            row["replication_records_s"] = (count as f64 / seconds).into();
+            row["cpu_seconds_per_gb"] = (cpu / (mb * targets.len() as f64 / 1000.0)).into();
+            row["peak_rss_mib"] = (peak as f64 / 1048576.0).into();
+            if let (Some(raw), Some(rep)) = (
+                row["raw_producer_target_mb_s"].as_f64(),
+                row["replication_mb_s"].as_f64(),
+            ) {
+                row["replication_over_raw_producer"] = (rep / raw).into();
+            }
+            if targets.len() == 1 && size == options.sizes[0] {
+                row["latency_ms"] = latency(&clusters, targets[0])?;
+            }
+            drop(replicator);
+            println!("{}", serde_json::to_string(&row)?);
+            results.push(row);
+        }
+    }
+    print_table(&results);
+    let path = out_dir.join("results.json");
+    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// Produces 5,000 records/s for 10 s to the source while replication runs, and measures how
+/// long each takes to be readable on the target.
+fn latency(clusters: &Clusters, target: &str) -> Result<serde_json::Value> {
+    let europe = clusters.bootstrap("europe");
+    let target = clusters.bootstrap(target);
+    create_topic(&europe, "latency")?;
+    // Wait until the replicator has created the remote topic and reads it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while total_records(&target, "latency") == 0 && Instant::now() < deadline {
+        produce(&europe, "latency", 8, 100)?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let consumer: BaseConsumer = client(&target)
+        .set("group.id", "bench-latency")
+        .set("fetch.wait.max.ms", "5")
+        .create()?;
+    let mut list = TopicPartitionList::new();
+    for p in 0..PARTITIONS {
+        list.add_partition_offset("latency", p, Offset::End)?;
+    }
+    consumer.assign(&list)?;
+    let producer: BaseProducer = client(&europe).set("linger.ms", "0").create()?;
+    let rate = 5000u64;
+    let total = rate * 10;
+    let start = Instant::now();
+    let mut latencies = Vec::with_capacity(total as usize);
+    let mut sent = 0u64;
+    let now_ms = || {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+    };
+    while (latencies.len() as u64) < total && start.elapsed() < Duration::from_secs(60) {
+        let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
+        while sent < due.min(total) {
+            let ts = now_ms();
+            let payload = [b'l'; 100];
+            let _ = producer.send(
+                BaseRecord::<[u8], [u8]>::to("latency")
+                    .payload(&payload[..])
+                    .timestamp(ts)
+                    .partition((sent % PARTITIONS as u64) as i32),
+            );
+            sent += 1;
+        }
+        producer.poll(Duration::ZERO);
+        while let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
+            if let Some(ts) = m.timestamp().to_millis() {
+                latencies.push(now_ms() - ts);
+            }
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    latencies.sort_unstable();
+    let pick = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 - 1.0) * q) as usize)
+            .copied()
+            .unwrap_or(-1)
+    };
+    Ok(
+        serde_json::json!({ "rate": rate, "received": latencies.len(), "p50": pick(0.5), "p99": pick(0.99), "max": pick(1.0) }),
+    )
+}
+
+fn print_table(results: &[serde_json::Value]) {
+    println!("\n| record | targets | raw producer (target) MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ratio to raw producer | CPU s/GB | peak RSS MiB | latency p50/p99/max ms |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for r in results {
+        let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
+        let latency = r["latency_ms"].as_object().map_or("-".to_string(), |l| {
+            format!("{}/{}/{}", l["p50"], l["p99"], l["max"])
+        });
+        println!(
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["record_bytes"],
+            r["targets"],
+            f("raw_producer_target_mb_s"),
+            f("raw_consumer_mb_s"),
+            f("replication_mb_s"),
+            f("replication_records_s"),
+            r["replication_over_raw_producer"]
+                .as_f64()
+                .map_or("-".into(), |v| format!("{v:.2}")),
+            f("cpu_seconds_per_gb"),
+            f("peak_rss_mib"),
+            latency
+        );
+    }
+}
