@@ -521,6 +521,21 @@ impl FlowLookup<'_> {
         }
     }
 
+    /// A whole number of at least 1.
+    fn positive<T>(&self, key: &str, default: T, errors: &mut Vec<ConfigError>) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Default + Copy,
+    {
+        let what = "a positive whole number";
+        let value = self.parse(key, default, what, errors);
+        if value <= T::default() {
+            let (k, v) = self.string(key, "");
+            errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+            return default;
+        }
+        value
+    }
+
     fn bool(&self, key: &str, default: bool, errors: &mut Vec<ConfigError>) -> bool {
         match self.get(key) {
             None => default,
@@ -568,18 +583,12 @@ fn resolve_flow(
             ),
         ));
     }
-    let positive = "a positive whole number";
-    let replication_factor = look.parse("replication.factor", 2i32, positive, errors);
+    let replication_factor = look.positive("replication.factor", 2i32, errors);
     let refresh_enabled = look.bool("refresh.topics.enabled", true, errors);
-    let refresh_secs = look.parse("refresh.topics.interval.seconds", 600u64, positive, errors);
-    let progress_ms = look.parse("offset.flush.interval.ms", 1000u64, positive, errors);
+    let refresh_secs = look.positive("refresh.topics.interval.seconds", 600u64, errors);
+    let progress_ms = look.positive("offset.flush.interval.ms", 1000u64, errors);
     let config_sync_enabled = look.bool("sync.topic.configs.enabled", true, errors);
-    let config_sync_secs = look.parse(
-        "sync.topic.configs.interval.seconds",
-        600u64,
-        positive,
-        errors,
-    );
+    let config_sync_secs = look.positive("sync.topic.configs.interval.seconds", 600u64, errors);
     // MM2 before 3.0 called the exclude list a blacklist; honour the old name too.
     let exclude_key = if look.get("config.properties.exclude").is_none()
         && look.get("config.properties.blacklist").is_some()
@@ -616,12 +625,7 @@ fn resolve_flow(
         }
     };
     let lag_max = look.parse("offset.lag.max", 100i64, "a whole number", errors);
-    let offset_syncs_rf = look.parse(
-        "offset-syncs.topic.replication.factor",
-        3i32,
-        positive,
-        errors,
-    );
+    let offset_syncs_rf = look.positive("offset-syncs.topic.replication.factor", 3i32, errors);
     let groups_filter = TopicFilter {
         include: look.patterns("groups", ".*", errors),
         exclude: look.patterns(
@@ -631,32 +635,32 @@ fn resolve_flow(
         ),
     };
     let checkpoints_enabled = look.bool("emit.checkpoints.enabled", true, errors);
-    let checkpoint_secs = look.parse("emit.checkpoints.interval.seconds", 60u64, positive, errors);
+    let checkpoint_secs = look.parse(
+        "emit.checkpoints.interval.seconds",
+        60u64,
+        "a whole number",
+        errors,
+    );
     let group_sync_enabled = look.bool("sync.group.offsets.enabled", false, errors);
     let group_sync_secs = look.parse(
         "sync.group.offsets.interval.seconds",
         60u64,
-        positive,
+        "a whole number",
         errors,
     );
-    let checkpoints_rf = look.parse(
-        "checkpoints.topic.replication.factor",
-        3i32,
-        positive,
-        errors,
-    );
+    let checkpoints_rf = look.positive("checkpoints.topic.replication.factor", 3i32, errors);
     let heartbeats_enabled = look.bool("emit.heartbeats.enabled", true, errors);
-    let heartbeat_secs = look.parse("emit.heartbeats.interval.seconds", 1u64, positive, errors);
-    let heartbeats_replication_factor = look.parse(
-        "heartbeats.topic.replication.factor",
-        3i32,
-        positive,
+    let heartbeat_secs = look.parse(
+        "emit.heartbeats.interval.seconds",
+        1u64,
+        "a whole number",
         errors,
     );
+    let heartbeats_replication_factor =
+        look.positive("heartbeats.topic.replication.factor", 3i32, errors);
     let acl_sync_enabled = look.bool("sync.topic.acls.enabled", true, errors);
-    let acl_sync_secs = look.parse("sync.topic.acls.interval.seconds", 600u64, positive, errors);
-    let progress_topic_partitions =
-        look.parse("offset.storage.partitions", 25i32, positive, errors);
+    let acl_sync_secs = look.positive("sync.topic.acls.interval.seconds", 600u64, errors);
+    let progress_topic_partitions = look.positive("offset.storage.partitions", 25i32, errors);
     // As MM2's worker config: the top-level key wins over the target cluster's.
     let progress_topic = raw
         .get("offset.storage.topic")
@@ -664,30 +668,7 @@ fn resolve_flow(
         .map(|e| e.value.clone())
         .unwrap_or_else(|| format!("mm2-offsets.{source}.internal"));
     let progress_topic_replication_factor =
-        look.parse("offset.storage.replication.factor", 3i32, positive, errors);
-    for (key, value) in [
-        ("replication.factor", replication_factor as i64),
-        ("refresh.topics.interval.seconds", refresh_secs as i64),
-        ("offset.flush.interval.ms", progress_ms as i64),
-        (
-            "sync.topic.configs.interval.seconds",
-            config_sync_secs as i64,
-        ),
-        ("sync.topic.acls.interval.seconds", acl_sync_secs as i64),
-        (
-            "offset.storage.partitions",
-            progress_topic_partitions as i64,
-        ),
-        (
-            "offset.storage.replication.factor",
-            progress_topic_replication_factor as i64,
-        ),
-    ] {
-        if value < 1 {
-            let (k, v) = look.string(key, "");
-            errors.push(raw.error(&k, format!("`{v}` is not {positive}")));
-        }
-    }
+        look.positive("offset.storage.replication.factor", 3i32, errors);
     if errors.len() > before {
         return None;
     }
@@ -954,6 +935,23 @@ replication.factor = 1
         let errs = errors(&text);
         assert_eq!(errs[0].key, "replication.policy.class");
         assert!(errs[0].message.contains("IdentityReplicationPolicy"));
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        for key in [
+            "replication.factor",
+            "heartbeats.topic.replication.factor",
+            "offset.flush.interval.ms",
+        ] {
+            let errs = errors(&format!("{BROADCAST}europe->northamerica.{key} = 0\n"));
+            assert_eq!(
+                errs[0].key,
+                format!("europe->northamerica.{key}"),
+                "{errs:?}"
+            );
+            assert!(errs[0].message.contains("positive"));
+        }
     }
 
     #[test]
