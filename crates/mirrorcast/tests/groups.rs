@@ -70,9 +70,6 @@ fn groups_resume_on_the_target_without_skipping_and_never_go_backwards() {
     let dir = tempfile::tempdir().unwrap();
     let extra = "offset.lag.max = 100\n\
                  offset-syncs.topic.location = target\n\
-                 offset-syncs.topic.replication.factor = 1\n\
-                 heartbeats.topic.replication.factor = 1\n\
-                 checkpoints.topic.replication.factor = 1\n\
                  emit.checkpoints.interval.seconds = 2\n\
                  sync.group.offsets.enabled = true\n\
                  sync.group.offsets.interval.seconds = 2\n";
@@ -226,9 +223,6 @@ fn a_group_with_active_members_on_the_target_is_never_overwritten() {
 
     let dir = tempfile::tempdir().unwrap();
     let extra = "offset-syncs.topic.location = target\n\
-                 offset-syncs.topic.replication.factor = 1\n\
-                 heartbeats.topic.replication.factor = 1\n\
-                 checkpoints.topic.replication.factor = 1\n\
                  emit.checkpoints.interval.seconds = 1\n\
                  sync.group.offsets.enabled = true\n\
                  sync.group.offsets.interval.seconds = 1\n";

@@ -20,8 +20,6 @@ fn offset_syncs_follow_offset_lag_max_and_heartbeats_arrive_at_their_interval() 
     // source (MM2's default).
     let extra = "offset.lag.max = 100\n\
                  emit.heartbeats.interval.seconds = 1\n\
-                 heartbeats.topic.replication.factor = 1\n\
-                 offset-syncs.topic.replication.factor = 1\n\
                  europe->northamerica.offset-syncs.topic.location = target\n";
     let config = write_config(
         dir.path(),

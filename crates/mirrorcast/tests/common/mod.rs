@@ -292,13 +292,27 @@ impl Replicator {
     }
 }
 
+impl Replicator {
+    /// SIGTERM, asserting an exit with status 0 within `timeout`; returns the log.
+    pub fn terminate_cleanly(&mut self, timeout: Duration) -> String {
+        let status = self.terminate(timeout);
+        let log = self.log();
+        assert!(
+            status.is_some_and(|s| s.success()),
+            "exit status {status:?}\n{log}"
+        );
+        log
+    }
+}
+
 impl Drop for Replicator {
     fn drop(&mut self) {
         self.kill();
     }
 }
 
-/// A broadcast config for `europe` → `northamerica`, `southamerica` on the given clusters.
+/// A broadcast config for `europe` → `northamerica`, `southamerica` on the given clusters, with
+/// every topic mirrorcast creates at replication factor 1 (single-broker clusters).
 pub fn broadcast_config(clusters: &Clusters, policy: &str, extra: &str) -> String {
     format!(
         "clusters = europe, northamerica, southamerica\n\
@@ -310,6 +324,9 @@ pub fn broadcast_config(clusters: &Clusters, policy: &str, extra: &str) -> Strin
          replication.policy.class = {policy}\n\
          replication.factor = 1\n\
          offset.storage.replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n\
          {extra}",
         clusters.bootstrap("europe"),
         clusters.bootstrap("northamerica"),
