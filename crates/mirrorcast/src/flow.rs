@@ -3,12 +3,11 @@
 //! so a stalled or unreachable cluster only ever holds back the flows that use it.
 
 use std::sync::mpsc;
-use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::clients::client_config;
 use crate::config::{ClientRole, ClusterConfig, Config, FlowConfig};
-use crate::copy::{self, CopierSetup, CopyStats};
+use crate::copy::{self, CopierSetup};
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
 use crate::shutdown::Shutdown;
@@ -17,7 +16,6 @@ use crate::topics::manager::TopicManager;
 /// A running flow.
 pub struct RunningFlow {
     pub name: String,
-    pub stats: Arc<CopyStats>,
     copier: JoinHandle<()>,
 }
 
@@ -63,7 +61,6 @@ pub fn start(
 ) -> std::io::Result<RunningFlow> {
     let name = flow.name();
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
-    let stats = Arc::new(CopyStats::default());
     let (commands, receiver) = mpsc::channel();
     let setup = CopierSetup {
         flow: flow.clone(),
@@ -71,7 +68,6 @@ pub fn start(
         target_producer: client_config(target, ClientRole::Producer, &client_id),
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         source_producer: client_config(source, ClientRole::Producer, &client_id),
-        stats: stats.clone(),
         observe: observe.clone(),
     };
     let copier_shutdown = shutdown.clone();
@@ -116,9 +112,5 @@ pub fn start(
     std::thread::Builder::new()
         .name(format!("checkpoints {name}"))
         .spawn(move || checkpoints.run())?;
-    Ok(RunningFlow {
-        name,
-        stats,
-        copier,
-    })
+    Ok(RunningFlow { name, copier })
 }

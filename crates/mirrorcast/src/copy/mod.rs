@@ -13,7 +13,6 @@ pub mod source;
 pub mod syncs;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -58,21 +57,6 @@ pub enum Command {
     Forget(Vec<String>),
 }
 
-/// Counters other threads may read.
-#[derive(Debug, Default)]
-pub struct CopyStats {
-    pub records_acked: AtomicU64,
-    pub bytes_acked: AtomicU64,
-}
-
-impl CopyStats {
-    fn count(&self, tag: &Tag) {
-        self.records_acked.fetch_add(1, Ordering::Relaxed);
-        self.bytes_acked
-            .fetch_add(u64::from(tag.bytes), Ordering::Relaxed);
-    }
-}
-
 /// Everything a copier needs to start.
 pub struct CopierSetup {
     pub flow: FlowConfig,
@@ -81,7 +65,6 @@ pub struct CopierSetup {
     pub target_consumer: ClientConfig,
     /// For offset syncs kept on the source.
     pub source_producer: ClientConfig,
-    pub stats: Arc<CopyStats>,
     pub observe: Observability,
 }
 
@@ -129,7 +112,6 @@ pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) 
         last_progress_write: Instant::now(),
         target_failing: false,
         source_failing: false,
-        stats: setup.stats,
         shutdown,
     };
     state.run(&reader, &commands);
@@ -264,7 +246,6 @@ struct CopyState {
     last_progress_write: Instant,
     target_failing: bool,
     source_failing: bool,
-    stats: Arc<CopyStats>,
     shutdown: Shutdown,
 }
 
@@ -604,7 +585,6 @@ impl CopyState {
                         continue;
                     }
                     state.backoff.reset();
-                    self.stats.count(&tag);
                     self.reporter
                         .acknowledged(&mut state.meters, tag.bytes, tag.timestamp_ms);
                     if let (Some(downstream), Some(emitter)) =
@@ -770,7 +750,7 @@ impl CopyState {
         if let Some(syncs) = &self.syncs {
             syncs.flush(Duration::from_secs(1));
         }
-        let acked: u64 = self.stats.records_acked.load(Ordering::Relaxed);
+        let acked = self.reporter.records_copied();
         info!(flow = %self.flow_name, "stopped after {acked} acknowledged record(s)");
     }
 
@@ -787,7 +767,6 @@ impl CopyState {
             match error {
                 None => {
                     if state.ledger.acknowledged(tag.epoch, tag.offset) {
-                        self.stats.count(&tag);
                         self.reporter
                             .acknowledged(&mut state.meters, tag.bytes, tag.timestamp_ms);
                     }

@@ -112,6 +112,11 @@ impl FlowReporter {
         self.records_copied += 1;
     }
 
+    /// Records the target acknowledged since the start.
+    pub fn records_copied(&self) -> u64 {
+        self.records_copied
+    }
+
     /// The target acknowledged a heartbeat.
     pub fn heartbeat_delivered(&mut self) {
         self.last_heartbeat_ms = Some(now_ms());
