@@ -1,7 +1,9 @@
 //! `cargo xtask bench`: measures, on local memory-storage clusters, what the brokers themselves
 //! accept and serve (a plain producer into the target, a plain consumer from the source) and
-//! what mirrorcast replicates, for a backlog to one and to two targets, plus end-to-end latency
-//! at a fixed rate, CPU seconds per GB and peak memory. Prints a table and writes JSON.
+//! what mirrorcast replicates, for a backlog to one and to two targets (with how often it read
+//! each source record), the same backlog copied by a Python confluent-kafka loop as a peer,
+//! end-to-end latency at a fixed rate on fresh clusters, CPU seconds per GB and peak memory.
+//! Prints a table and writes JSON.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -156,6 +158,7 @@ fn start_replicator(
     dir: &Path,
     clusters: &Clusters,
     targets: &[&str],
+    http_port: u16,
 ) -> Result<Replicator> {
     let mut text = format!(
         "clusters = europe, {}\neurope.bootstrap.servers = {}\n",
@@ -176,12 +179,97 @@ fn start_replicator(
     let child = Command::new(binary)
         .arg("run")
         .arg(&config)
+        .arg("--http")
+        .arg(format!("127.0.0.1:{http_port}"))
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
         .context("starting mirrorcast")?;
     Ok(Replicator(child))
+}
+
+/// Records read from the source by every reader of the replicator, from its `/metrics`.
+fn source_records_read(port: u16) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let total = text
+        .lines()
+        .filter(|l| l.starts_with("mirrorcast_source_records_read_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    Some(total)
+}
+
+/// The pinned confluent-kafka (its wheel bundles librdkafka) in a virtualenv under
+/// `target/bench`, made on first use.
+fn python_env(out_dir: &Path) -> Result<std::path::PathBuf> {
+    const CONFLUENT_KAFKA: &str = "confluent-kafka==2.12.1";
+    let venv = out_dir.join("venv");
+    let python = venv.join("bin/python");
+    let ready = Command::new(&python)
+        .args(["-c", "import confluent_kafka"])
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if ready {
+        return Ok(python);
+    }
+    println!("installing {CONFLUENT_KAFKA} into {}", venv.display());
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&venv)
+        .status()
+        .context("python3 -m venv (the Python peer needs CPython 3 with venv)")?;
+    if !made.success() {
+        bail!("python3 -m venv {} failed", venv.display());
+    }
+    let installed = Command::new(venv.join("bin/pip"))
+        .args(["install", "--quiet", CONFLUENT_KAFKA])
+        .status()
+        .context("pip install confluent-kafka")?;
+    if !installed.success() {
+        bail!("pip install {CONFLUENT_KAFKA} failed");
+    }
+    Ok(python)
+}
+
+/// The Python peer copies `count` records of `topic` from `source` into `target_topic` on
+/// `target`; returns the seconds it took.
+fn python_copy(
+    python: &Path,
+    root: &Path,
+    source: &str,
+    target: &str,
+    topic: &str,
+    target_topic: &str,
+    count: u64,
+) -> Result<f64> {
+    let output = Command::new(python)
+        .arg(root.join("xtask/bench/python_copy.py"))
+        .args([source, target, topic, target_topic, &count.to_string()])
+        .stderr(Stdio::inherit())
+        .output()
+        .context("running the Python peer")?;
+    if !output.status.success() {
+        bail!("the Python peer failed ({})", output.status);
+    }
+    let result: serde_json::Value = serde_json::from_slice(&output.stdout).with_context(|| {
+        format!(
+            "Python peer output: {}",
+            String::from_utf8_lossy(&output.stdout)
+        )
+    })?;
+    result["seconds"]
+        .as_f64()
+        .context("the Python peer printed no seconds")
 }
 
 pub struct Options {
@@ -208,6 +296,7 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
     let binary = root.join("target/release/mirrorcast");
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
+    let python = python_env(&out_dir)?;
     let mut results = Vec::new();
     for &size in &options.sizes {
         let count = options.megabytes * 1024 * 1024 / size as u64;
@@ -230,7 +319,8 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
                 row["raw_producer_target_mb_s"] = (mb / produce_target).into();
                 row["raw_consumer_mb_s"] = (mb / consume).into();
             }
-            let replicator = start_replicator(&binary, &out_dir, &clusters, &targets)?;
+            let port = localcluster::free_port()?;
+            let replicator = start_replicator(&binary, &out_dir, &clusters, &targets, port)?;
             let started = Instant::now();
             loop {
                 let done = targets
@@ -251,32 +341,47 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
             row["replication_records_s"] = (count as f64 / seconds).into();
             row["cpu_seconds_per_gb"] = (cpu / (mb * targets.len() as f64 / 1000.0)).into();
             row["peak_rss_mib"] = (peak as f64 / 1048576.0).into();
+            if let Some(read) = source_records_read(port) {
+                row["source_reads_per_record"] = (read / count as f64).into();
+            }
             if let (Some(raw), Some(rep)) = (
                 row["raw_producer_target_mb_s"].as_f64(),
                 row["replication_mb_s"].as_f64(),
             ) {
                 row["replication_over_raw_producer"] = (rep / raw).into();
             }
-            if targets.len() == 1 && size == options.sizes[0] {
-                row["latency_ms"] = latency(&clusters, targets[0])?;
-            }
             drop(replicator);
+            if targets.len() == 1 {
+                let target = clusters.bootstrap(targets[0]);
+                create_topic(&target, "python")?;
+                let python_seconds =
+                    python_copy(&python, root, &europe, &target, TOPIC, "python", count)?;
+                row["python_mb_s"] = (mb / python_seconds).into();
+                row["mirrorcast_over_python"] = (python_seconds / seconds).into();
+            }
             println!("{}", serde_json::to_string(&row)?);
             results.push(row);
         }
     }
-    print_table(&results);
+    let latency = latency(&binary, &out_dir)?;
+    println!("latency: {latency}");
+    print_table(&results, &latency);
     let path = out_dir.join("results.json");
-    std::fs::write(&path, serde_json::to_string_pretty(&results)?)?;
+    let json = serde_json::json!({ "backlog": results, "latency_ms": latency });
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
     println!("wrote {}", path.display());
     Ok(())
 }
 
-/// Produces 5,000 records/s for 10 s to the source while replication runs, and measures how
-/// long each takes to be readable on the target.
-fn latency(clusters: &Clusters, target: &str) -> Result<serde_json::Value> {
+/// On fresh clusters with mirrorcast running, produces 5,000 records/s for 10 s to the source
+/// and measures how long each takes to be readable on the target (one clock: both ends run
+/// here).
+fn latency(binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
+    let clusters = Clusters::start(&["europe", "northamerica"], Storage::Memory)?;
+    let port = localcluster::free_port()?;
+    let _replicator = start_replicator(binary, out_dir, &clusters, &["northamerica"], port)?;
     let europe = clusters.bootstrap("europe");
-    let target = clusters.bootstrap(target);
+    let target = clusters.bootstrap("northamerica");
     create_topic(&europe, "latency")?;
     // Wait until the replicator has created the remote topic and reads it.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -338,28 +443,30 @@ fn latency(clusters: &Clusters, target: &str) -> Result<serde_json::Value> {
     )
 }
 
-fn print_table(results: &[serde_json::Value]) {
-    println!("\n| record | targets | raw producer (target) MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ratio to raw producer | CPU s/GB | peak RSS MiB | latency p50/p99/max ms |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+fn print_table(results: &[serde_json::Value], latency: &serde_json::Value) {
+    println!("\n| record | targets | raw producer (target) MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads per record | CPU s/GB | peak RSS MiB | Python loop MB/s | mirrorcast ÷ Python |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for r in results {
         let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
-        let latency = r["latency_ms"].as_object().map_or("-".to_string(), |l| {
-            format!("{}/{}/{}", l["p50"], l["p99"], l["max"])
-        });
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["record_bytes"],
             r["targets"],
             f("raw_producer_target_mb_s"),
             f("raw_consumer_mb_s"),
             f("replication_mb_s"),
             f("replication_records_s"),
-            r["replication_over_raw_producer"]
-                .as_f64()
-                .map_or("-".into(), |v| format!("{v:.2}")),
+            ratio(r["replication_over_raw_producer"].as_f64()),
+            ratio(r["source_reads_per_record"].as_f64()),
             f("cpu_seconds_per_gb"),
             f("peak_rss_mib"),
-            latency
+            f("python_mb_s"),
+            ratio(r["mirrorcast_over_python"].as_f64()),
         );
     }
+    println!(
+        "\nlatency at {} records/s (100 B, one target, fresh clusters): p50 {} ms, p99 {} ms, max {} ms ({} records)",
+        latency["rate"], latency["p50"], latency["p99"], latency["max"], latency["received"]
+    );
 }

@@ -78,8 +78,8 @@ pub fn client_config(cluster: &ClusterConfig, role: ClientRole, client_id: &str)
 pub struct ClientLog {
     client: String,
     seen: Mutex<HashMap<String, Instant>>,
-    /// Where errors are also shown (the flow's last error in `/api/status`).
-    status: Option<(Arc<StatusBoard>, String, String)>,
+    /// Where errors are also shown (the last error of these flows in `/api/status`).
+    status: Vec<(Arc<StatusBoard>, String, String)>,
 }
 
 /// After this much quiet, the same message is news again.
@@ -90,13 +90,15 @@ impl ClientLog {
         ClientLog {
             client: client.into(),
             seen: Mutex::new(HashMap::new()),
-            status: None,
+            status: Vec::new(),
         }
     }
 
-    /// Also records errors as the last error of flow `source->target`.
+    /// Also records errors as the last error of flow `source->target` (one client may serve
+    /// several flows).
     pub fn reporting_to(mut self, board: Arc<StatusBoard>, source: &str, target: &str) -> Self {
-        self.status = Some((board, source.to_string(), target.to_string()));
+        self.status
+            .push((board, source.to_string(), target.to_string()));
         self
     }
 
@@ -147,7 +149,7 @@ impl ClientContext for ClientLog {
         let expected = reason.contains("Subscribed topic not available");
         if !expected && self.is_news(reason) {
             warn!(client = %self.client, "{error}: {reason}");
-            if let Some((board, source, target)) = &self.status {
+            for (board, source, target) in &self.status {
                 board.error(
                     source,
                     target,

@@ -238,8 +238,8 @@ pub(crate) fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow:
     let shutdown = shutdown_on_signal();
     let observe = Observability::new();
     let flows = flow::start_all(&config, &shutdown, &observe)?;
-    for f in &flows {
-        info!(flow = %f.name, "started");
+    for name in &flows.flows {
+        info!(flow = %name, "started");
     }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -262,9 +262,7 @@ pub(crate) fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow:
         anyhow::Ok(())
     })?;
     info!("stopping: flushing what is in flight and storing progress");
-    for f in flows {
-        f.join();
-    }
+    flows.join();
     Ok(())
 }
 

@@ -9,27 +9,6 @@ use std::time::Duration;
 use common::*;
 use localcluster::{StopSignal, Storage};
 
-fn scrape(port: u16) -> Option<prometheus_parse::Scrape> {
-    let (code, body) = http_get(port, "/metrics")?;
-    assert_eq!(code, 200);
-    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).ok()
-}
-
-/// The value of a sample, summed over every label set matching `labels`.
-fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
-    scrape
-        .samples
-        .iter()
-        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
-        .map(|s| match s.value {
-            prometheus_parse::Value::Counter(v)
-            | prometheus_parse::Value::Gauge(v)
-            | prometheus_parse::Value::Untyped(v) => v,
-            _ => 0.0,
-        })
-        .sum()
-}
-
 #[test]
 fn metrics_show_copying_lag_and_an_outage_and_status_shows_its_error() {
     let mut clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Sqlite);

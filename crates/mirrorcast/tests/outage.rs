@@ -1,7 +1,8 @@
 //! A regional outage: one target cluster is down for 20 s in the middle of a run. The other
 //! target keeps going without waiting; the stopped one catches up on its own once it is back,
 //! even though its deliveries time out while it is down (the test sets a delivery timeout far
-//! shorter than the outage, so failed deliveries must turn into retries, not gaps).
+//! shorter than the outage, so failed deliveries must turn into retries, not gaps). Once both
+//! are back in step they share one reader of the source again.
 
 mod common;
 
@@ -28,7 +29,9 @@ fn a_target_down_for_20s_catches_up_and_the_other_never_waits() {
         dir.path(),
         &broadcast_config(&clusters, "IdentityReplicationPolicy", extra),
     );
-    let replicator = Replicator::start(&config, &[]);
+    let port = localcluster::free_port().unwrap();
+    let http = format!("127.0.0.1:{port}");
+    let replicator = Replicator::start(&config, &["--http", &http]);
     let first_ends = end_offsets(&europe, "events");
     for target in [&north, &south] {
         assert!(
@@ -87,6 +90,45 @@ fn a_target_down_for_20s_catches_up_and_the_other_never_waits() {
         let duplicates = assert_complete_in_order(&source, &read_all(bootstrap, "events"), name);
         println!("{name}: complete after the outage, {duplicates} duplicate(s)");
     }
+
+    // Back in step: the next records are read once for both targets.
+    let read = || {
+        scrape(port).map(|s| {
+            value(
+                &s,
+                "mirrorcast_source_records_read_total",
+                &[("source", "europe")],
+            )
+        })
+    };
+    let before = read().expect("metrics are served");
+    produce(
+        &europe,
+        "events",
+        &numbered_records("outage", 3, 4 * BATCH, BATCH),
+    );
+    let final_ends = end_offsets(&europe, "events");
+    for target in [&north, &south] {
+        assert!(
+            wait_until(Duration::from_secs(60), || progress_reached(
+                target,
+                "europe",
+                "events",
+                &final_ends
+            )),
+            "last batch not copied\n{}",
+            replicator.log()
+        );
+    }
+    let read_after = read().unwrap() - before;
+    println!("after the outage: {BATCH} records copied to both targets, {read_after} read");
+    assert_eq!(
+        read_after,
+        BATCH as f64,
+        "both targets share the source reader again\n{}",
+        replicator.log()
+    );
+
     let log = replicator.log();
     assert!(
         log.contains("delivery to the target failed"),

@@ -1,22 +1,29 @@
-//! The copy loop of one flow: read source partitions, produce each record to the same partition
-//! of its remote topic, and record progress only for what the target acknowledged.
+//! The copy loop of the flows of one source: read source partitions once, produce each record to
+//! the same partition of its remote topic on every target, and record progress only for what
+//! each target acknowledged.
 //!
-//! Runs on its own thread with librdkafka's blocking clients, so that one flow's stalled target
-//! can only ever stall that flow. Per partition it keeps the last acknowledged source offset;
-//! a failed delivery takes the partition away from the reader and hands it back, after a
-//! backoff, at the offset after the last acknowledged one, so a failure becomes a retry, never a
-//! gap. Each such rewind starts a new epoch, and delivery reports of older epochs are ignored.
+//! Runs on its own thread with librdkafka's blocking clients. Each flow is a lane with its own
+//! producer and per-partition bookkeeping; the lanes share one reader of the source
+//! ([`fanout`] decides who reads where), so targets that keep up cost one read between them. A
+//! lane whose target is slow leaves the shared reader after a short wait and catches up on a
+//! reader of its own, so it never holds the others back. Per partition a lane keeps the last
+//! acknowledged source offset; a failed delivery takes the partition away and hands it back,
+//! after a backoff, at the offset after the last acknowledged one, so a failure becomes a
+//! retry, never a gap. Each such rewind starts a new epoch, and delivery reports of older
+//! epochs are ignored.
 
+pub mod fanout;
 pub mod ledger;
 pub mod report;
 pub mod source;
 pub mod syncs;
 
 use std::collections::HashMap;
-use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::counter::Counter;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
@@ -27,14 +34,16 @@ use tracing::{error, info, warn};
 use crate::backoff::Backoff;
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use crate::observe::metrics::ReaderLabels;
 use crate::observe::status::StatusBoard;
 use crate::observe::Observability;
 use crate::offsets::codec::{Heartbeat, OffsetSync};
 use crate::offsets::translate::SyncEmitter;
 use crate::policy::HEARTBEATS_TOPIC;
-use crate::progress::{self, codec, Progress};
+use crate::progress::{codec, Progress};
 use crate::shutdown::Shutdown;
 use crate::topics::Route;
+use fanout::{Join, SharedCursor};
 use ledger::PartitionLedger;
 use report::{FlowReporter, PartitionMeters, PartitionView};
 use source::SourceReader;
@@ -46,10 +55,15 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 const BATCH: usize = 1024;
 /// How often offsets, lag and state are published.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+/// How long a lane whose target queue is full may hold the shared reader while another lane
+/// keeps up, before it leaves to catch up on its own reader.
+const FANOUT_PATIENCE: Duration = Duration::from_millis(500);
 
 /// What the topic manager tells the copier.
 #[derive(Debug)]
 pub enum Command {
+    /// The stored progress, read from the target before the first routes.
+    Resume(Progress),
     /// The remote topics exist; copy these partitions (new ones are added, known ones kept).
     Routes(Vec<Route>),
     /// These source topics are gone for good: stop copying them and drop their progress, so
@@ -57,64 +71,309 @@ pub enum Command {
     Forget(Vec<String>),
 }
 
-/// Everything a copier needs to start.
+/// Everything one flow's lane needs to start.
 pub struct CopierSetup {
     pub flow: FlowConfig,
+    /// For the lane's own reader, when it catches up.
     pub source_consumer: ClientConfig,
     pub target_producer: ClientConfig,
-    pub target_consumer: ClientConfig,
     /// For offset syncs kept on the source.
     pub source_producer: ClientConfig,
     pub observe: Observability,
+    pub commands: Receiver<Command>,
 }
 
-/// Runs the copy of one flow until `shutdown`, then flushes and stores progress.
-pub fn run(setup: CopierSetup, commands: Receiver<Command>, shutdown: Shutdown) {
-    let flow_name = setup.flow.name();
-    let group_id = format!("mirrorcast.{flow_name}");
-    let board = setup.observe.status.clone();
-    let (source, target) = (setup.flow.source.clone(), setup.flow.target.clone());
-    let reader_log =
-        ClientLog::new(format!("{flow_name} source")).reporting_to(board.clone(), &source, &target);
-    let reader = match SourceReader::new(setup.source_consumer.clone(), &group_id, reader_log) {
+/// Runs the copy of every flow of source `source` until `shutdown`, then flushes and stores
+/// progress. `reader_config` is the source consumer the lanes share.
+pub fn run(
+    source: &str,
+    reader_config: ClientConfig,
+    setups: Vec<CopierSetup>,
+    observe: &Observability,
+    shutdown: Shutdown,
+) {
+    let group_id = format!("mirrorcast.{source}");
+    let mut reader_log = ClientLog::new(format!("{source} reader"));
+    for setup in &setups {
+        reader_log = reader_log.reporting_to(
+            observe.status.clone(),
+            &setup.flow.source,
+            &setup.flow.target,
+        );
+    }
+    let shared_reader = match SourceReader::new(reader_config, &group_id, reader_log) {
         Ok(r) => r,
-        Err(e) => return error!(flow = %flow_name, "cannot create the source reader: {e}"),
+        Err(e) => return error!(source, "cannot create the source reader: {e}"),
     };
-    let producer =
-        match create_producer(&setup.target_producer, &flow_name, &board, &source, &target) {
-            Ok(p) => p,
-            Err(e) => return error!(flow = %flow_name, "cannot create the target producer: {e}"),
-        };
-    let reporter = FlowReporter::new(setup.observe.clone(), &source, &target);
-    let syncs = match &setup.flow.offset_syncs {
-        None => None,
-        Some(config) => match SyncWriter::new(config, &setup.source_producer, &flow_name) {
-            Ok(writer) => Some(writer),
-            Err(e) => {
-                return error!(flow = %flow_name, "cannot create the offset sync producer: {e}")
+    let mut lanes = Vec::new();
+    let mut own_readers = Vec::new();
+    for setup in setups {
+        let index = lanes.len();
+        match Lane::new(setup, index, shutdown.clone()) {
+            Ok((lane, reader)) => {
+                lanes.push(lane);
+                own_readers.push(reader);
             }
-        },
+            Err(e) => error!(source, "{e}"),
+        }
+    }
+    let readers = Readers {
+        shared: shared_reader,
+        own: own_readers,
     };
-    let mut state = CopyState {
-        syncs,
-        last_heartbeat: None,
-        reporter,
-        board,
-        last_publish: Instant::now(),
-        flow: setup.flow,
-        flow_name,
-        producer,
-        producer_config: setup.target_producer,
-        target_consumer: setup.target_consumer,
-        partitions: Vec::new(),
-        index: HashMap::new(),
-        progress: None,
-        last_progress_write: Instant::now(),
-        target_failing: false,
+    let metrics = &observe.metrics;
+    let mut group = Group {
+        read_shared: metrics
+            .source_records_read
+            .get_or_create_owned(&ReaderLabels {
+                source: source.to_string(),
+                reader: "shared".to_string(),
+            }),
+        source: source.to_string(),
+        lanes,
+        cursors: Cursors::default(),
         source_failing: false,
         shutdown,
+        scratch: Vec::new(),
     };
-    state.run(&reader, &commands);
+    group.run(&readers);
+}
+
+/// The librdkafka readers of a group: used through `&` (assign, unassign and poll take `&`), so
+/// a borrowed record can be forwarded while the bookkeeping changes.
+struct Readers {
+    shared: SourceReader,
+    /// Each lane's own reader, by lane index, for catching up.
+    own: Vec<SourceReader>,
+}
+
+impl Readers {
+    fn high_watermark(&self, lane: usize, topic: &str, partition: i32) -> Option<i64> {
+        let shared = self.shared.high_watermark(topic, partition);
+        let own = self.own[lane].high_watermark(topic, partition);
+        shared.max(own)
+    }
+}
+
+/// Where the shared reader stands on every source partition any lane copies.
+#[derive(Default)]
+struct Cursors {
+    list: Vec<(String, i32, SharedCursor)>,
+    /// Source topic → partition → index in `list`.
+    index: HashMap<String, HashMap<i32, usize>>,
+}
+
+impl Cursors {
+    fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index.get(topic)?.get(&partition).copied()
+    }
+
+    fn find_or_add(&mut self, topic: &str, partition: i32) -> usize {
+        if let Some(found) = self.find(topic, partition) {
+            return found;
+        }
+        let index = self.list.len();
+        self.list
+            .push((topic.to_string(), partition, SharedCursor::default()));
+        self.index
+            .entry(topic.to_string())
+            .or_default()
+            .insert(partition, index);
+        index
+    }
+
+    /// Lane `lane` (slot `slot`) wants to read partition `cursor` from `from` through the
+    /// shared reader. Returns whether it now does (false: it must catch up on its own).
+    fn join(
+        &mut self,
+        reader: &SourceReader,
+        cursor: usize,
+        lane: usize,
+        slot: usize,
+        from: Offset,
+    ) -> Result<bool, KafkaError> {
+        let (topic, partition, shared) = &mut self.list[cursor];
+        match shared.join(lane, from) {
+            Join::CatchUp => return Ok(false),
+            Join::Share => {}
+            Join::Assign(offset) => {
+                if shared.is_assigned() {
+                    reader.unassign(topic, *partition)?;
+                    shared.unassigned();
+                }
+                reader.assign(&[(topic.as_str(), *partition, offset)])?;
+                shared.assigned(offset);
+            }
+        }
+        shared.add(lane, slot);
+        Ok(true)
+    }
+
+    /// Lane `lane` stops reading partition `cursor` through the shared reader.
+    fn leave(&mut self, reader: &SourceReader, cursor: usize, lane: usize) {
+        let (topic, partition, shared) = &mut self.list[cursor];
+        if shared.remove(lane) {
+            if let Err(e) = reader.unassign(topic, *partition) {
+                warn!("pausing {topic}[{partition}]: {e}");
+            }
+            shared.unassigned();
+        }
+    }
+}
+
+/// The flows of one source, and their shared reader's bookkeeping.
+struct Group {
+    source: String,
+    lanes: Vec<Lane>,
+    cursors: Cursors,
+    source_failing: bool,
+    shutdown: Shutdown,
+    /// Records handed out by the shared reader.
+    read_shared: Counter,
+    /// Reused per record: the lanes a shared record goes to.
+    scratch: Vec<(usize, usize)>,
+}
+
+impl Group {
+    fn run(&mut self, readers: &Readers) {
+        while !self.shutdown.is_triggered() {
+            for lane in &mut self.lanes {
+                lane.apply_commands(readers, &mut self.cursors);
+            }
+            if self.lanes.iter().all(|l| l.partitions.is_empty()) {
+                // Nothing to copy yet. Heartbeats go on, once the internal topics exist.
+                for lane in &mut self.lanes {
+                    lane.housekeeping(readers, &mut self.cursors);
+                }
+                if self.lanes.iter().all(|l| l.disconnected) {
+                    break;
+                }
+                self.shutdown.sleep(Duration::from_millis(100));
+                continue;
+            }
+            for lane in &mut self.lanes {
+                lane.resume_due_partitions(readers, &mut self.cursors);
+            }
+            let catching_up = self.lanes.iter().any(Lane::can_catch_up);
+            // With lanes catching up, the shared reader must not make them wait.
+            let wait = if catching_up {
+                Duration::ZERO
+            } else {
+                Duration::from_millis(50)
+            };
+            let shared = self.forward_shared_batch(readers, wait);
+            let mut caught_up = 0;
+            for index in 0..self.lanes.len() {
+                caught_up += self.forward_catch_up_batch(index, readers);
+            }
+            for lane in &mut self.lanes {
+                lane.housekeeping(readers, &mut self.cursors);
+            }
+            if catching_up && shared + caught_up == 0 {
+                // Every reader is empty for now: do not spin.
+                self.shutdown.sleep(Duration::from_millis(5));
+            }
+        }
+        for lane in &mut self.lanes {
+            lane.stop();
+            lane.publish(readers, true);
+        }
+    }
+
+    /// Forwards up to a batch of records from the shared reader; returns how many it read.
+    fn forward_shared_batch(&mut self, readers: &Readers, wait: Duration) -> usize {
+        for read in 0..BATCH {
+            let timeout = if read == 0 { wait } else { Duration::ZERO };
+            match readers.shared.poll(timeout) {
+                None => return read,
+                Some(Ok(message)) => {
+                    if self.source_failing {
+                        self.source_failing = false;
+                        info!(source = %self.source, "reading the source works again");
+                    }
+                    self.read_shared.inc();
+                    self.forward_shared(&message, readers);
+                }
+                Some(Err(e)) => {
+                    // librdkafka reconnects by itself: say so once, keep going.
+                    if !self.source_failing {
+                        self.source_failing = true;
+                        warn!(source = %self.source, "reading the source: {e}; retrying");
+                    }
+                    for lane in &mut self.lanes {
+                        lane.source_failing = true;
+                    }
+                    return read;
+                }
+            }
+            if self.shutdown.is_triggered() {
+                return read + 1;
+            }
+        }
+        BATCH
+    }
+
+    /// Sends a record of the shared reader to every lane reading its partition there.
+    fn forward_shared(&mut self, message: &BorrowedMessage<'_>, readers: &Readers) {
+        let Some(cursor) = self.cursors.find(message.topic(), message.partition()) else {
+            return;
+        };
+        let shared = &mut self.cursors.list[cursor].2;
+        shared.handed(message.offset());
+        let mut lanes = std::mem::take(&mut self.scratch);
+        lanes.clear();
+        lanes.extend_from_slice(shared.sharing());
+        let keeping_up = lanes
+            .iter()
+            .filter(|(l, _)| self.lanes[*l].full_since.is_none())
+            .count();
+        for &(index, slot) in &lanes {
+            let lane = &mut self.lanes[index];
+            lane.source_failing = false;
+            if lane.partitions[slot].mode != Mode::Shared {
+                continue; // left during this record (a failure while another lane waited)
+            }
+            let others_keep_up = keeping_up > usize::from(lane.full_since.is_none());
+            let outcome = lane.send(slot, message, others_keep_up, readers, &mut self.cursors);
+            if outcome == Sent::Detach {
+                lane.leave_shared_reader(readers, &mut self.cursors);
+            }
+        }
+        self.scratch = lanes;
+    }
+
+    /// Forwards up to a batch from lane `index`'s own reader while its target has room;
+    /// returns how many records it read.
+    fn forward_catch_up_batch(&mut self, index: usize, readers: &Readers) -> usize {
+        let lane = &mut self.lanes[index];
+        if !lane.can_catch_up() {
+            return 0;
+        }
+        let reader = &readers.own[index];
+        for read in 0..BATCH {
+            if read % 64 == 0 && !lane.has_room() {
+                return read;
+            }
+            match reader.poll(Duration::ZERO) {
+                None => return read,
+                Some(Ok(message)) => {
+                    lane.read_own.inc();
+                    lane.forward_own(&message, readers, &mut self.cursors);
+                }
+                Some(Err(e)) => {
+                    if !lane.source_failing {
+                        lane.source_failing = true;
+                        warn!(flow = %lane.flow_name, "reading the source: {e}; retrying");
+                    }
+                    return read;
+                }
+            }
+            if lane.catching_up == 0 {
+                return read + 1;
+            }
+        }
+        BATCH
+    }
 }
 
 /// Identifies a produced record in its delivery report.
@@ -212,13 +471,27 @@ fn create_producer(
     })
 }
 
+/// Which reader a lane takes a partition's records from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// The group's shared reader.
+    Shared,
+    /// The lane's own reader, until it reaches the shared position.
+    CatchingUp,
+    /// Taken away after a failure; read again from the last acknowledged offset at this time.
+    Waiting(Instant),
+}
+
 struct PartitionState {
     source_topic: String,
     remote_topic: Arc<str>,
     partition: i32,
     ledger: PartitionLedger,
-    /// Taken from the reader after a failure; handed back at this time.
-    retry_at: Option<Instant>,
+    mode: Mode,
+    /// The next source offset to send: records before it were sent already in this epoch.
+    next: Offset,
+    /// The partition's place in the group's [`Cursors`].
+    cursor: usize,
     backoff: Backoff,
     /// Its source topic is gone ([`Command::Forget`]): nothing more to copy or store.
     retired: bool,
@@ -227,7 +500,33 @@ struct PartitionState {
     sync_emitter: Option<SyncEmitter>,
 }
 
-struct CopyState {
+/// What became of a record handed to a lane.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// Sent, skipped (sent before), or given up after a rewind that will read it again.
+    Done,
+    /// The target's queue stayed full while other lanes keep up: leave the shared reader.
+    Detach,
+    /// The target's queue is full (catching up: read this record again later).
+    Full,
+}
+
+/// One flow: its target producer and the bookkeeping of every partition it copies.
+struct Lane {
+    index: usize,
+    commands: Receiver<Command>,
+    /// The topic manager is gone (shutdown).
+    disconnected: bool,
+    /// Partitions read on the lane's own reader.
+    catching_up: usize,
+    /// Since when the target's queue is full, while it is.
+    full_since: Option<Instant>,
+    /// Bytes of copied records sent and not yet reported, against the producer's limit.
+    outstanding_bytes: u64,
+    queue_limit_bytes: u64,
+    queue_limit_messages: u64,
+    read_own: Counter,
+    source_failing: bool,
     /// Where offset syncs go, when they are on.
     syncs: Option<SyncWriter>,
     last_heartbeat: Option<Instant>,
@@ -238,111 +537,149 @@ struct CopyState {
     flow_name: String,
     producer: TargetProducer,
     producer_config: ClientConfig,
-    target_consumer: ClientConfig,
     partitions: Vec<PartitionState>,
     /// Source topic → partition → slot in `partitions`.
-    index: HashMap<String, HashMap<i32, usize>>,
+    index_of: HashMap<String, HashMap<i32, usize>>,
     progress: Option<Progress>,
+    /// Routes that came before the progress (never, with the topic manager's order).
+    pending_routes: Vec<Route>,
     last_progress_write: Instant,
     target_failing: bool,
-    source_failing: bool,
     shutdown: Shutdown,
 }
 
-impl CopyState {
-    fn run(&mut self, reader: &SourceReader, commands: &Receiver<Command>) {
-        while !self.shutdown.is_triggered() {
-            if self.partitions.is_empty() {
-                // Nothing to copy yet: wait for the topic manager.
-                match commands.recv_timeout(Duration::from_millis(200)) {
-                    Ok(command) => self.apply(command, reader),
-                    Err(RecvTimeoutError::Timeout) => {}
-                    Err(RecvTimeoutError::Disconnected) => break,
-                }
-                // Heartbeats go on with nothing to copy, once the internal topics exist.
-                if self.progress.is_some() {
-                    self.heartbeat();
-                    self.serve_producer_events();
-                    self.handle_deliveries(reader);
-                }
-                continue;
-            }
-            while let Ok(command) = commands.try_recv() {
-                self.apply(command, reader);
-            }
-            self.resume_due_partitions(reader);
-            self.forward_batch(reader);
-            self.serve_producer_events();
-            self.handle_deliveries(reader);
-            if self.last_progress_write.elapsed() >= self.flow.progress_interval {
-                self.write_progress();
-            }
-            if self.last_publish.elapsed() >= PUBLISH_EVERY {
-                self.publish(reader, false);
-            }
-            self.heartbeat();
-            if let Some(syncs) = &self.syncs {
-                syncs.poll();
-            }
-        }
-        self.stop();
-        self.publish(reader, true);
+impl Lane {
+    fn new(
+        setup: CopierSetup,
+        index: usize,
+        shutdown: Shutdown,
+    ) -> Result<(Lane, SourceReader), String> {
+        let flow_name = setup.flow.name();
+        let board = setup.observe.status.clone();
+        let (source, target) = (setup.flow.source.clone(), setup.flow.target.clone());
+        let reader_log = ClientLog::new(format!("{flow_name} source")).reporting_to(
+            board.clone(),
+            &source,
+            &target,
+        );
+        let reader = SourceReader::new(
+            setup.source_consumer,
+            &format!("mirrorcast.{flow_name}"),
+            reader_log,
+        )
+        .map_err(|e| format!("{flow_name}: cannot create the source reader: {e}"))?;
+        let producer =
+            create_producer(&setup.target_producer, &flow_name, &board, &source, &target)
+                .map_err(|e| format!("{flow_name}: cannot create the target producer: {e}"))?;
+        let syncs = match &setup.flow.offset_syncs {
+            None => None,
+            Some(config) => Some(
+                SyncWriter::new(config, &setup.source_producer, &flow_name).map_err(|e| {
+                    format!("{flow_name}: cannot create the offset sync producer: {e}")
+                })?,
+            ),
+        };
+        let limit = |key: &str, default: u64| {
+            setup
+                .target_producer
+                .get(key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        let lane = Lane {
+            index,
+            commands: setup.commands,
+            disconnected: false,
+            catching_up: 0,
+            full_since: None,
+            outstanding_bytes: 0,
+            queue_limit_bytes: limit("queue.buffering.max.kbytes", 1_048_576) * 1024,
+            queue_limit_messages: limit("queue.buffering.max.messages", 100_000),
+            read_own: setup
+                .observe
+                .metrics
+                .source_records_read
+                .get_or_create_owned(&ReaderLabels {
+                    source: source.clone(),
+                    reader: format!("catch-up {target}"),
+                }),
+            source_failing: false,
+            syncs,
+            last_heartbeat: None,
+            reporter: FlowReporter::new(setup.observe.clone(), &source, &target),
+            board,
+            last_publish: Instant::now(),
+            flow: setup.flow,
+            flow_name,
+            producer,
+            producer_config: setup.target_producer,
+            partitions: Vec::new(),
+            index_of: HashMap::new(),
+            progress: None,
+            pending_routes: Vec::new(),
+            last_progress_write: Instant::now(),
+            target_failing: false,
+            shutdown,
+        };
+        Ok((lane, reader))
     }
 
-    fn forward_batch(&mut self, reader: &SourceReader) {
-        for i in 0..BATCH {
-            let timeout = if i == 0 {
-                Duration::from_millis(50)
-            } else {
-                Duration::ZERO
-            };
-            match reader.poll(timeout) {
-                None => return,
-                Some(Ok(message)) => {
-                    if self.source_failing {
-                        self.source_failing = false;
-                        info!(flow = %self.flow_name, "reading the source works again");
-                    }
-                    self.forward(&message, reader);
-                }
-                Some(Err(e)) => {
-                    // librdkafka reconnects by itself: say so once, keep going.
-                    if !self.source_failing {
-                        self.source_failing = true;
-                        warn!(flow = %self.flow_name, "reading the source: {e}; retrying");
-                    }
+    fn own<'r>(&self, readers: &'r Readers) -> &'r SourceReader {
+        &readers.own[self.index]
+    }
+
+    fn can_catch_up(&self) -> bool {
+        self.catching_up > 0 && self.has_room()
+    }
+
+    /// Whether the target's queue can take a batch more (reading ahead of a full queue would
+    /// only make the lane's own reader fetch it again).
+    fn has_room(&self) -> bool {
+        let messages = self.producer.in_flight_count().max(0) as u64;
+        messages < self.queue_limit_messages * 3 / 4
+            && self.outstanding_bytes < self.queue_limit_bytes * 3 / 4
+    }
+
+    fn apply_commands(&mut self, readers: &Readers, cursors: &mut Cursors) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.apply(command, readers, cursors),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.disconnected = true;
                     return;
                 }
             }
-            if self.shutdown.is_triggered() {
-                return;
-            }
         }
     }
 
-    fn apply(&mut self, command: Command, reader: &SourceReader) {
+    fn apply(&mut self, command: Command, readers: &Readers, cursors: &mut Cursors) {
         match command {
-            Command::Routes(routes) => self.add_routes(routes, reader),
+            Command::Resume(progress) => {
+                info!(flow = %self.flow_name, "resuming {} partition(s) from {}", progress.len(), self.flow.progress_topic());
+                self.progress = Some(progress);
+                let pending = std::mem::take(&mut self.pending_routes);
+                self.add_routes(pending, readers, cursors);
+            }
+            Command::Routes(routes) => self.add_routes(routes, readers, cursors),
             Command::Forget(topics) => {
                 for topic in topics {
-                    self.forget(&topic, reader);
+                    self.forget(&topic, readers, cursors);
                 }
             }
         }
     }
 
     /// Starts copying partitions not seen before, from the stored progress.
-    fn add_routes(&mut self, routes: Vec<Route>, reader: &SourceReader) {
-        if self.progress.is_none() {
-            self.progress = self.load_progress();
-        }
+    fn add_routes(&mut self, routes: Vec<Route>, readers: &Readers, cursors: &mut Cursors) {
         let Some(progress) = &self.progress else {
-            return; // shutdown while loading
+            self.pending_routes.extend(routes);
+            return;
         };
-        let mut assigned = Vec::new();
+        let mut added = Vec::new();
         for route in routes {
             for partition in 0..route.partitions {
-                let known = self.index.entry(route.source_topic.clone()).or_default();
+                let known = self.index_of.entry(route.source_topic.clone()).or_default();
                 if known.contains_key(&partition) {
                     continue;
                 }
@@ -350,14 +687,16 @@ impl CopyState {
                     .get(&(route.source_topic.clone(), partition))
                     .copied();
                 let ledger = PartitionLedger::new(stored);
-                let start = ledger.resume_offset();
-                known.insert(partition, self.partitions.len());
+                let slot = self.partitions.len();
+                known.insert(partition, slot);
                 self.partitions.push(PartitionState {
                     source_topic: route.source_topic.clone(),
                     remote_topic: Arc::from(route.remote_topic.as_str()),
                     partition,
+                    next: ledger.resume_offset(),
                     ledger,
-                    retry_at: None,
+                    mode: Mode::Waiting(Instant::now()),
+                    cursor: cursors.find_or_add(&route.source_topic, partition),
                     backoff: Backoff::default(),
                     retired: false,
                     meters: self.reporter.partition(&route.source_topic, partition),
@@ -367,69 +706,149 @@ impl CopyState {
                         .as_ref()
                         .map(|c| SyncEmitter::new(c.lag_max)),
                 });
-                assigned.push((route.source_topic.clone(), partition, start));
+                added.push(slot);
             }
         }
-        if assigned.is_empty() {
+        if added.is_empty() {
             return;
         }
-        let list: Vec<(&str, i32, Offset)> = assigned
-            .iter()
-            .map(|(t, p, o)| (t.as_str(), *p, *o))
-            .collect();
-        match reader.assign(&list) {
-            Ok(()) => info!(
-                flow = %self.flow_name,
-                "copying {} new partition(s) of {} topic(s)",
-                assigned.len(),
-                self.index.len()
-            ),
+        for &slot in &added {
+            self.start_reading(slot, readers, cursors);
+        }
+        info!(
+            flow = %self.flow_name,
+            "copying {} new partition(s) of {} topic(s)",
+            added.len(),
+            self.index_of.len()
+        );
+    }
+
+    /// Reads a waiting partition again from where it must continue: through the shared reader
+    /// if it can, else on the lane's own reader.
+    fn start_reading(&mut self, slot: usize, readers: &Readers, cursors: &mut Cursors) {
+        let index = self.index;
+        let state = &mut self.partitions[slot];
+        let from = state.next;
+        let joined = cursors.join(&readers.shared, state.cursor, index, slot, from);
+        let result = match joined {
+            Ok(true) => {
+                state.mode = Mode::Shared;
+                return;
+            }
+            Ok(false) => readers.own[index].assign(&[(&state.source_topic, state.partition, from)]),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                state.mode = Mode::CatchingUp;
+                self.catching_up += 1;
+            }
             Err(e) => {
-                error!(flow = %self.flow_name, "cannot read new source partitions: {e}");
-                for (topic, partition, _) in &assigned {
-                    if let Some(slot) = self.slot(topic, *partition) {
-                        self.schedule_retry(slot);
-                    }
-                }
+                warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
+                state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
             }
         }
     }
 
-    /// Reads the stored progress, retrying until it succeeds or shutdown.
-    fn load_progress(&self) -> Option<Progress> {
-        let topic = self.flow.progress_topic();
-        let mut backoff = Backoff::default();
-        let mut failing = false;
-        loop {
-            match progress::load(
-                &self.target_consumer,
-                &topic,
-                &self.flow.progress_connector,
-                &self.flow.source,
-            ) {
-                Ok(progress) => {
-                    info!(
-                        flow = %self.flow_name,
-                        "resuming {} partition(s) from {topic}",
-                        progress.len()
-                    );
-                    return Some(progress);
+    /// Stops reading a partition wherever it is read.
+    fn stop_reading(&mut self, slot: usize, readers: &Readers, cursors: &mut Cursors) {
+        let state = &mut self.partitions[slot];
+        match state.mode {
+            Mode::Shared => cursors.leave(&readers.shared, state.cursor, self.index),
+            Mode::CatchingUp => {
+                self.catching_up -= 1;
+                if let Err(e) =
+                    readers.own[self.index].unassign(&state.source_topic, state.partition)
+                {
+                    warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
+                }
+            }
+            Mode::Waiting(_) => {}
+        }
+    }
+
+    /// The target fell behind: every partition read through the shared reader continues on the
+    /// lane's own reader from where the lane is.
+    fn leave_shared_reader(&mut self, readers: &Readers, cursors: &mut Cursors) {
+        let mut moved = 0;
+        for slot in 0..self.partitions.len() {
+            if self.partitions[slot].mode != Mode::Shared {
+                continue;
+            }
+            self.stop_reading(slot, readers, cursors);
+            let state = &mut self.partitions[slot];
+            match readers.own[self.index].assign(&[(
+                &state.source_topic,
+                state.partition,
+                state.next,
+            )]) {
+                Ok(()) => {
+                    state.mode = Mode::CatchingUp;
+                    self.catching_up += 1;
+                    moved += 1;
                 }
                 Err(e) => {
-                    if !failing {
-                        warn!(flow = %self.flow_name, "cannot read progress from {topic} yet: {e}; retrying");
-                        failing = true;
-                    }
-                    if self.shutdown.sleep(backoff.next_delay()) {
-                        return None;
-                    }
+                    warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
+                    state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
                 }
+            }
+        }
+        info!(
+            flow = %self.flow_name,
+            "the target is slower than the other targets of {}: {moved} partition(s) catch up on their own reader",
+            self.flow.source
+        );
+    }
+
+    /// A record from the lane's own reader.
+    fn forward_own(
+        &mut self,
+        message: &BorrowedMessage<'_>,
+        readers: &Readers,
+        cursors: &mut Cursors,
+    ) {
+        self.source_failing = false;
+        let Some(slot) = self.slot(message.topic(), message.partition()) else {
+            return;
+        };
+        if self.partitions[slot].mode != Mode::CatchingUp {
+            return; // fetched before the partition moved
+        }
+        match self.send(slot, message, false, readers, cursors) {
+            Sent::Done | Sent::Detach => {}
+            Sent::Full => {
+                // Read it again once the queue has room.
+                let state = &self.partitions[slot];
+                let reader = self.own(readers);
+                let again = reader
+                    .unassign(&state.source_topic, state.partition)
+                    .and_then(|()| {
+                        reader.assign(&[(&state.source_topic, state.partition, state.next)])
+                    });
+                if let Err(e) = again {
+                    warn!(flow = %self.flow_name, "re-reading {}[{}]: {e}", state.source_topic, state.partition);
+                    self.take_away(slot, readers, cursors);
+                }
+                return;
+            }
+        }
+        // Caught up with the shared reader: read there again.
+        let state = &self.partitions[slot];
+        if state.mode == Mode::CatchingUp {
+            let shared = &cursors.list[state.cursor].2;
+            if shared.is_assigned() && shared.join(self.index, state.next) != Join::CatchUp {
+                self.stop_reading(slot, readers, cursors);
+                self.start_reading(slot, readers, cursors);
             }
         }
     }
 
-    fn forget(&mut self, topic: &str, reader: &SourceReader) {
-        let Some(partitions) = self.index.remove(topic) else {
+    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index_of.get(topic)?.get(&partition).copied()
+    }
+
+    fn forget(&mut self, topic: &str, readers: &Readers, cursors: &mut Cursors) {
+        let Some(partitions) = self.index_of.remove(topic) else {
             return;
         };
         if let Some(progress) = &mut self.progress {
@@ -437,11 +856,10 @@ impl CopyState {
         }
         let progress_topic = self.flow.progress_topic();
         for (partition, slot) in partitions {
+            self.stop_reading(slot, readers, cursors);
             let state = &mut self.partitions[slot];
             state.retired = true;
-            if state.retry_at.is_none() {
-                let _ = reader.unassign(topic, partition);
-            }
+            state.mode = Mode::Waiting(Instant::now());
             let key = codec::encode_key(
                 &self.flow.progress_connector,
                 &self.flow.source,
@@ -458,29 +876,36 @@ impl CopyState {
         info!(flow = %self.flow_name, "stopped copying {topic}, which is gone from the source");
     }
 
-    fn slot(&self, topic: &str, partition: i32) -> Option<usize> {
-        self.index.get(topic)?.get(&partition).copied()
-    }
-
-    fn forward(&mut self, message: &BorrowedMessage<'_>, reader: &SourceReader) {
-        let Some(slot) = self.slot(message.topic(), message.partition()) else {
-            return;
-        };
-        let (topic, epoch) = {
+    /// Produces one source record to the target, unless this lane sent it before. Waits while
+    /// the target's queue is full, unless the lane may leave the shared reader (`may_detach`:
+    /// other lanes keep up) or reads on its own.
+    fn send(
+        &mut self,
+        slot: usize,
+        message: &BorrowedMessage<'_>,
+        may_detach: bool,
+        readers: &Readers,
+        cursors: &mut Cursors,
+    ) -> Sent {
+        let (topic, epoch, shared) = {
             let state = &self.partitions[slot];
-            if state.retry_at.is_some() {
-                return; // fetched before the partition was taken away
+            if !fanout::wants(state.next, message.offset()) {
+                return Sent::Done;
             }
-            (state.remote_topic.clone(), state.ledger.epoch())
+            (
+                state.remote_topic.clone(),
+                state.ledger.epoch(),
+                state.mode == Mode::Shared,
+            )
         };
         let bytes = message.payload_len() + message.key().map_or(0, <[u8]>::len);
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         let timestamp_ms = message.timestamp().to_millis();
-        self.reporter.read(timestamp_ms);
         let tag = Tag {
             slot,
             epoch,
             offset: message.offset(),
-            bytes: u32::try_from(bytes).unwrap_or(u32::MAX),
+            bytes,
             timestamp_ms,
             kind: TagKind::Record,
         };
@@ -492,7 +917,7 @@ impl CopyState {
         if let Some(payload) = message.payload() {
             record = record.payload(payload);
         }
-        if let Some(timestamp) = message.timestamp().to_millis() {
+        if let Some(timestamp) = timestamp_ms {
             record = record.timestamp(timestamp);
         }
         if let Some(headers) = message.headers() {
@@ -500,32 +925,64 @@ impl CopyState {
         }
         loop {
             match self.producer.send(record) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.full_since = None;
+                    self.outstanding_bytes += u64::from(bytes);
+                    self.partitions[slot].next = Offset::Offset(message.offset() + 1);
+                    self.reporter.read(timestamp_ms);
+                    return Sent::Done;
+                }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    let since = *self.full_since.get_or_insert_with(Instant::now);
+                    if !shared {
+                        return Sent::Full;
+                    }
+                    if may_detach && since.elapsed() >= FANOUT_PATIENCE {
+                        return Sent::Detach;
+                    }
                     // Backpressure: the target is slower than the source. Wait for it here
                     // rather than buffer; the reader's bounded read-ahead stops fetching.
                     record = back;
                     self.producer.poll(Duration::from_millis(20));
-                    self.handle_deliveries(reader);
+                    self.handle_deliveries(readers, cursors);
                     // A slow target must not widen the window re-copied after a crash.
                     if self.last_progress_write.elapsed() >= self.flow.progress_interval {
                         self.write_progress();
                     }
                     if self.partitions[slot].ledger.epoch() != epoch {
-                        return; // rewound meanwhile: the record will be read again
+                        return Sent::Done; // rewound meanwhile: the record will be read again
                     }
                     if self.shutdown.is_triggered() {
                         // Dropping this record leaves a gap unless later ones are dropped too.
-                        self.rewind(slot, reader);
-                        return;
+                        self.rewind(slot, readers, cursors);
+                        return Sent::Done;
                     }
                 }
                 Err((e, _)) => {
                     self.report_failure(slot, &e);
-                    self.rewind(slot, reader);
-                    return;
+                    self.rewind(slot, readers, cursors);
+                    return Sent::Done;
                 }
             }
+        }
+    }
+
+    /// Deliveries, progress, metrics, heartbeats and offset syncs: everything but copying.
+    fn housekeeping(&mut self, readers: &Readers, cursors: &mut Cursors) {
+        if self.progress.is_none() {
+            return; // the internal topics may not exist yet
+        }
+        self.serve_producer_events();
+        self.handle_deliveries(readers, cursors);
+        if self.last_progress_write.elapsed() >= self.flow.progress_interval {
+            self.write_progress();
+        }
+        if self.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish(readers, false);
+        }
+        self.heartbeat();
+        if let Some(syncs) = &self.syncs {
+            syncs.poll();
         }
     }
 
@@ -551,7 +1008,7 @@ impl CopyState {
         std::mem::take(&mut *reports.unwrap_or_else(|e| e.into_inner()))
     }
 
-    fn handle_deliveries(&mut self, reader: &SourceReader) {
+    fn handle_deliveries(&mut self, readers: &Readers, cursors: &mut Cursors) {
         let reports = self.take_reports();
         for Delivery {
             tag,
@@ -567,7 +1024,11 @@ impl CopyState {
                     continue;
                 }
                 TagKind::OffsetSync => continue,
-                TagKind::Record | TagKind::Progress => {}
+                TagKind::Record => {
+                    self.outstanding_bytes =
+                        self.outstanding_bytes.saturating_sub(u64::from(tag.bytes));
+                }
+                TagKind::Progress => {}
             }
             let Some(state) = self.partitions.get_mut(tag.slot) else {
                 continue;
@@ -610,13 +1071,13 @@ impl CopyState {
                 Some(e) => {
                     if state.ledger.delivery_failed(tag.epoch) {
                         self.report_failure(tag.slot, &e);
-                        self.take_away(tag.slot, reader);
+                        self.take_away(tag.slot, readers, cursors);
                     }
                 }
             }
         }
         if let Some((code, reason)) = self.producer.client().fatal_error() {
-            self.replace_producer(code, &reason, reader);
+            self.replace_producer(code, &reason, readers, cursors);
         }
     }
 
@@ -636,48 +1097,57 @@ impl CopyState {
         }
     }
 
-    /// Starts a new epoch for the partition and takes it away from the reader.
-    fn rewind(&mut self, slot: usize, reader: &SourceReader) {
+    /// Starts a new epoch for the partition and takes it away from its reader.
+    fn rewind(&mut self, slot: usize, readers: &Readers, cursors: &mut Cursors) {
         self.partitions[slot].ledger.rewind();
-        self.take_away(slot, reader);
+        self.take_away(slot, readers, cursors);
     }
 
     /// Stops reading the partition and schedules it to be read again, after a backoff, from
     /// right after its last acknowledged record.
-    fn take_away(&mut self, slot: usize, reader: &SourceReader) {
-        let state = &mut self.partitions[slot];
-        if state.retry_at.is_none() {
-            if let Err(e) = reader.unassign(&state.source_topic, state.partition) {
-                warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
-            }
+    fn take_away(&mut self, slot: usize, readers: &Readers, cursors: &mut Cursors) {
+        if !matches!(self.partitions[slot].mode, Mode::Waiting(_)) {
+            self.stop_reading(slot, readers, cursors);
         }
-        self.schedule_retry(slot);
-    }
-
-    fn schedule_retry(&mut self, slot: usize) {
         let state = &mut self.partitions[slot];
-        state.retry_at = Some(Instant::now() + state.backoff.next_delay());
+        state.next = state.ledger.resume_offset();
+        state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
     }
 
-    fn resume_due_partitions(&mut self, reader: &SourceReader) {
+    /// Hands due partitions back to a reader; moves partitions that caught up (or that nobody
+    /// reads through the shared reader any more) back to the shared reader.
+    fn resume_due_partitions(&mut self, readers: &Readers, cursors: &mut Cursors) {
         let now = Instant::now();
-        for state in self.partitions.iter_mut().filter(|s| !s.retired) {
-            if state.retry_at.is_some_and(|at| at <= now) {
-                let offset = state.ledger.resume_offset();
-                match reader.assign(&[(&state.source_topic, state.partition, offset)]) {
-                    Ok(()) => state.retry_at = None,
-                    Err(e) => {
-                        warn!(flow = %self.flow_name, "resuming {}[{}]: {e}", state.source_topic, state.partition);
-                        state.retry_at = Some(now + state.backoff.next_delay());
-                    }
+        for slot in 0..self.partitions.len() {
+            let state = &self.partitions[slot];
+            if state.retired {
+                continue;
+            }
+            let due = match state.mode {
+                Mode::Waiting(at) => at <= now,
+                // Caught up, or nobody reads the partition through the shared reader any more.
+                Mode::CatchingUp => {
+                    let shared = &cursors.list[state.cursor].2;
+                    !shared.is_assigned() || shared.join(self.index, state.next) != Join::CatchUp
                 }
+                Mode::Shared => false,
+            };
+            if due {
+                self.stop_reading(slot, readers, cursors);
+                self.start_reading(slot, readers, cursors);
             }
         }
     }
 
     /// An idempotent producer that hit a fatal error (e.g. the target lost its producer state)
     /// cannot be used again: start a new one and copy everything unacknowledged again.
-    fn replace_producer(&mut self, code: RDKafkaErrorCode, reason: &str, reader: &SourceReader) {
+    fn replace_producer(
+        &mut self,
+        code: RDKafkaErrorCode,
+        reason: &str,
+        readers: &Readers,
+        cursors: &mut Cursors,
+    ) {
         error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
         match create_producer(
             &self.producer_config,
@@ -690,6 +1160,8 @@ impl CopyState {
                 // Dropping the old producer purges what it still held; those reports are stale
                 // once every partition is rewound below.
                 drop(std::mem::replace(&mut self.producer, producer));
+                self.outstanding_bytes = 0;
+                self.full_since = None;
             }
             Err(e) => {
                 error!(flow = %self.flow_name, "cannot create a new target producer: {e}");
@@ -697,7 +1169,9 @@ impl CopyState {
             }
         }
         for slot in 0..self.partitions.len() {
-            self.rewind(slot, reader);
+            if !self.partitions[slot].retired {
+                self.rewind(slot, readers, cursors);
+            }
         }
     }
 
@@ -778,9 +1252,7 @@ impl CopyState {
             }
         }
     }
-}
 
-impl CopyState {
     /// Writes MM2's heartbeat to the target's `heartbeats` topic when one is due.
     fn heartbeat(&mut self) {
         let Some(interval) = self.flow.heartbeat_interval else {
@@ -816,8 +1288,9 @@ impl CopyState {
     }
 
     /// Offsets, lag and state of every partition, for metrics and `/api/status`.
-    fn publish(&mut self, reader: &SourceReader, stopped: bool) {
+    fn publish(&mut self, readers: &Readers, stopped: bool) {
         self.last_publish = Instant::now();
+        let lane = self.index;
         let views = self
             .partitions
             .iter()
@@ -826,7 +1299,7 @@ impl CopyState {
                 topic: &s.source_topic,
                 remote_topic: &s.remote_topic,
                 partition: s.partition,
-                source_end: reader.high_watermark(&s.source_topic, s.partition),
+                source_end: readers.high_watermark(lane, &s.source_topic, s.partition),
                 last_acked: s.ledger.acked(),
                 meters: &s.meters,
             });

@@ -299,9 +299,7 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     for consumer in consumers {
         let _ = consumer.join();
     }
-    for flow in flows {
-        flow.join();
-    }
+    flows.join();
     for (name, _) in REGIONS {
         let _ = clusters.get_mut(name).stop(StopSignal::Term);
     }

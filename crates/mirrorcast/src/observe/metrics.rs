@@ -36,6 +36,13 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// A reader of a source cluster: `shared` (the flows' common reader) or `catch-up <target>`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReaderLabels {
+    pub source: String,
+    pub reader: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn seconds_histogram() -> Histogram {
@@ -58,6 +65,7 @@ pub struct Metrics {
     pub heartbeat_age: Family<FlowLabels, FloatGauge>,
     pub config_sync_runs: Family<FlowLabels, Counter>,
     pub config_sync_failures: Family<FlowLabels, Counter>,
+    pub source_records_read: Family<ReaderLabels, Counter>,
 }
 
 impl Metrics {
@@ -144,6 +152,13 @@ impl Metrics {
             "Topic configs that could not be applied",
             config_sync_failures.clone(),
         );
+        let source_records_read = Family::<ReaderLabels, Counter>::default();
+        registry.register(
+            "source_records_read",
+            "Records read from a source cluster, per reader: the flows of a source share one \
+             reader, so while every target keeps up this grows once per record, not once per target",
+            source_records_read.clone(),
+        );
         root.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry: root,
@@ -160,6 +175,7 @@ impl Metrics {
             heartbeat_age,
             config_sync_runs,
             config_sync_failures,
+            source_records_read,
         }
     }
 

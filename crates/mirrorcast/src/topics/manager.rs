@@ -22,6 +22,7 @@ use crate::config::FlowConfig;
 use crate::copy::Command;
 use crate::observe::metrics::FlowLabels;
 use crate::observe::Observability;
+use crate::progress;
 use crate::shutdown::Shutdown;
 
 /// How many refreshes in a row a source topic must be missing before its remote topic is
@@ -47,7 +48,7 @@ struct Health {
 }
 
 impl Health {
-    fn failed(&mut self, flow: &str, what: &str, error: &TopicError) {
+    fn failed(&mut self, flow: &str, what: &str, error: &dyn std::fmt::Display) {
         if !self.failing {
             warn!(flow, "{what}: {error}; retrying with backoff");
         }
@@ -110,6 +111,31 @@ impl TopicManager {
             if self.shutdown.sleep(backoff.next_delay()) {
                 return;
             }
+        }
+        // The copier starts each partition from the stored progress: it comes before any route.
+        let progress_topic = self.flow.progress_topic();
+        let progress = loop {
+            match progress::load(
+                &self.target_consumer,
+                &progress_topic,
+                &self.flow.progress_connector,
+                &self.flow.source,
+            ) {
+                Ok(progress) => break progress,
+                Err(e) => {
+                    health.failed(
+                        &name,
+                        &format!("reading progress from {progress_topic}"),
+                        &e,
+                    );
+                    if self.shutdown.sleep(backoff.next_delay()) {
+                        return;
+                    }
+                }
+            }
+        };
+        if self.commands.send(Command::Resume(progress)).is_err() {
+            return; // the copier is gone
         }
         let mut known = Known::default();
         if self.flow.sync_deletions {

@@ -468,3 +468,25 @@ pub fn read_raw(bootstrap: &str, topic: &str) -> Vec<(Vec<u8>, Vec<u8>)> {
         .filter_map(|r| Some((r.key?, r.value?)))
         .collect()
 }
+
+/// `/metrics` of a replicator started with `--http`, parsed.
+pub fn scrape(port: u16) -> Option<prometheus_parse::Scrape> {
+    let (code, body) = http_get(port, "/metrics")?;
+    assert_eq!(code, 200);
+    prometheus_parse::Scrape::parse(body.lines().map(|l| Ok(l.to_string()))).ok()
+}
+
+/// The value of a sample, summed over every label set matching `labels`.
+pub fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &str)]) -> f64 {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == name && labels.iter().all(|(k, v)| s.labels.get(k) == Some(*v)))
+        .map(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            _ => 0.0,
+        })
+        .sum()
+}

@@ -1,0 +1,89 @@
+//! Read-once fan-out: two flows of one source share its reader, so while both targets keep up
+//! every source record is fetched once, not once per target (what MM2 does). Counted by
+//! `mirrorcast_source_records_read_total`, over every reader of the source.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use localcluster::Storage;
+
+const RECORDS: usize = 20_000;
+
+fn records_read(port: u16, reader: Option<&str>) -> Option<f64> {
+    let scrape = scrape(port)?;
+    let mut labels = vec![("source", "europe")];
+    if let Some(reader) = reader {
+        labels.push(("reader", reader));
+    }
+    Some(value(
+        &scrape,
+        "mirrorcast_source_records_read_total",
+        &labels,
+    ))
+}
+
+#[test]
+fn two_targets_that_keep_up_read_each_source_record_once() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let (north, south) = (
+        clusters.bootstrap("northamerica"),
+        clusters.bootstrap("southamerica"),
+    );
+    create_topic(&europe, "orders", 4, &[]);
+    produce(&europe, "orders", &numbered_records("warm-up", 4, 0, 100));
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(&clusters, "IdentityReplicationPolicy", ""),
+    );
+    let port = localcluster::free_port().unwrap();
+    let http = format!("127.0.0.1:{port}");
+    let replicator = Replicator::start(&config, &["--http", &http]);
+    let warm_up_ends = end_offsets(&europe, "orders");
+    for target in [&north, &south] {
+        assert!(
+            wait_until(Duration::from_secs(60), || progress_reached(
+                target,
+                "europe",
+                "orders",
+                &warm_up_ends
+            )),
+            "warm-up not copied\n{}",
+            replicator.log()
+        );
+    }
+    let before = records_read(port, None).expect("metrics are served");
+
+    produce(
+        &europe,
+        "orders",
+        &numbered_records("fanout", 4, 100, RECORDS),
+    );
+    let ends = end_offsets(&europe, "orders");
+    for target in [&north, &south] {
+        assert!(
+            wait_until(Duration::from_secs(90), || progress_reached(
+                target, "europe", "orders", &ends
+            )),
+            "not copied\n{}",
+            replicator.log()
+        );
+    }
+    let read = records_read(port, None).unwrap() - before;
+    let shared = records_read(port, Some("shared")).unwrap();
+    println!("{RECORDS} records copied to two targets; {read} read from the source");
+    assert_eq!(
+        read,
+        RECORDS as f64,
+        "each record read once for both targets (shared reader total {shared})\n{}",
+        replicator.log()
+    );
+    let source = read_all(&europe, "orders");
+    for (name, bootstrap) in [("northamerica", &north), ("southamerica", &south)] {
+        assert_complete_in_order(&source, &read_all(bootstrap, "orders"), name);
+    }
+}
