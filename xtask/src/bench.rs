@@ -144,6 +144,15 @@ fn cpu_and_peak(pid: u32) -> (f64, u64) {
     (cpu, peak_kb * 1024)
 }
 
+/// CPU seconds the brokers of these clusters used so far.
+fn brokers_cpu(clusters: &Clusters, names: &[&str]) -> f64 {
+    names
+        .iter()
+        .filter_map(|n| clusters.get(n).pid())
+        .map(|pid| cpu_and_peak(pid).0)
+        .sum()
+}
+
 struct Replicator(Child);
 
 impl Drop for Replicator {
@@ -314,12 +323,20 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
                 let consume = consume_all(&europe, TOPIC, count)?;
                 let target = clusters.bootstrap(targets[0]);
                 create_topic(&target, "raw")?;
+                let broker = brokers_cpu(&clusters, &[targets[0]]);
+                let client = cpu_and_peak(std::process::id()).0;
                 let produce_target = produce(&target, "raw", count, size)?;
+                let gb = mb / 1000.0;
+                row["raw_producer_broker_cpu_s_per_gb"] =
+                    ((brokers_cpu(&clusters, &[targets[0]]) - broker) / gb).into();
+                row["raw_producer_client_cpu_s_per_gb"] =
+                    ((cpu_and_peak(std::process::id()).0 - client) / gb).into();
                 row["raw_producer_source_mb_s"] = (mb / produce_source).into();
                 row["raw_producer_target_mb_s"] = (mb / produce_target).into();
                 row["raw_consumer_mb_s"] = (mb / consume).into();
             }
             let port = localcluster::free_port()?;
+            let brokers_before = brokers_cpu(&clusters, &names);
             let replicator = start_replicator(&binary, &out_dir, &clusters, &targets, port)?;
             let started = Instant::now();
             loop {
@@ -336,6 +353,9 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
             }
             let seconds = started.elapsed().as_secs_f64();
             let (cpu, peak) = cpu_and_peak(replicator.0.id());
+            let brokers = brokers_cpu(&clusters, &names) - brokers_before;
+            row["replication_brokers_cpu_s_per_gb"] = (brokers / (mb / 1000.0)).into();
+            row["replication_cores_busy"] = ((brokers + cpu) / seconds).into();
             row["replication_seconds"] = seconds.into();
             row["replication_mb_s"] = (mb / seconds).into();
             row["replication_records_s"] = (count as f64 / seconds).into();
@@ -444,13 +464,13 @@ fn latency(binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
 }
 
 fn print_table(results: &[serde_json::Value], latency: &serde_json::Value) {
-    println!("\n| record | targets | raw producer (target) MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads per record | CPU s/GB | peak RSS MiB | Python loop MB/s | mirrorcast ÷ Python |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| record | targets | raw producer (target) MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads per record | CPU s/GB | brokers' CPU s/GB | cores busy | peak RSS MiB | Python loop MB/s | mirrorcast ÷ Python |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
     for r in results {
         let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["record_bytes"],
             r["targets"],
             f("raw_producer_target_mb_s"),
@@ -460,6 +480,8 @@ fn print_table(results: &[serde_json::Value], latency: &serde_json::Value) {
             ratio(r["replication_over_raw_producer"].as_f64()),
             ratio(r["source_reads_per_record"].as_f64()),
             f("cpu_seconds_per_gb"),
+            f("replication_brokers_cpu_s_per_gb"),
+            ratio(r["replication_cores_busy"].as_f64()),
             f("peak_rss_mib"),
             f("python_mb_s"),
             ratio(r["mirrorcast_over_python"].as_f64()),
