@@ -24,7 +24,7 @@ enum Task {
     Test,
     /// Throughput, latency, CPU and memory of replication next to the brokers' own limits.
     Bench {
-        /// Backlog size in MB per record size.
+        /// Backlog size in MB per record size (0: measure latency only).
         #[arg(long, default_value_t = 1024)]
         megabytes: u64,
         /// Record sizes in bytes.
