@@ -282,6 +282,9 @@ impl Group {
 
     /// Forwards up to a batch of records from the shared reader; returns how many it read.
     fn forward_shared_batch(&mut self, readers: &Readers, wait: Duration) -> usize {
+        for lane in &mut self.lanes {
+            lane.reporter.tick();
+        }
         for read in 0..BATCH {
             let timeout = if read == 0 { wait } else { Duration::ZERO };
             match readers.shared.poll(timeout) {
@@ -350,6 +353,7 @@ impl Group {
             return 0;
         }
         let reader = &readers.own[index];
+        lane.reporter.tick();
         for read in 0..BATCH {
             if read % 64 == 0 && !lane.has_room() {
                 return read;
@@ -541,6 +545,8 @@ struct Lane {
     /// Source topic → partition → slot in `partitions`.
     index_of: HashMap<String, HashMap<i32, usize>>,
     progress: Option<Progress>,
+    /// The delivery report buffer handed back and forth with the producer's context.
+    spare_reports: Vec<Delivery>,
     /// Routes that came before the progress (never, with the topic manager's order).
     pending_routes: Vec<Route>,
     last_progress_write: Instant,
@@ -616,6 +622,7 @@ impl Lane {
             partitions: Vec::new(),
             index_of: HashMap::new(),
             progress: None,
+            spare_reports: Vec::new(),
             pending_routes: Vec::new(),
             last_progress_write: Instant::now(),
             target_failing: false,
@@ -1003,18 +1010,26 @@ impl Lane {
         reports.unwrap_or_else(|e| e.into_inner()).len()
     }
 
-    fn take_reports(&self) -> Vec<Delivery> {
+    /// The delivery reports collected so far, swapped with the emptied buffer of the previous
+    /// call (no allocation per round).
+    fn take_reports(&mut self) -> Vec<Delivery> {
+        let mut taken = std::mem::take(&mut self.spare_reports);
+        taken.clear();
         let reports = self.producer.context().reports.lock();
-        std::mem::take(&mut *reports.unwrap_or_else(|e| e.into_inner()))
+        std::mem::swap(&mut *reports.unwrap_or_else(|e| e.into_inner()), &mut taken);
+        taken
     }
 
     fn handle_deliveries(&mut self, readers: &Readers, cursors: &mut Cursors) {
-        let reports = self.take_reports();
+        let mut reports = self.take_reports();
+        if !reports.is_empty() {
+            self.reporter.tick();
+        }
         for Delivery {
             tag,
             error,
             downstream_offset,
-        } in reports
+        } in reports.drain(..)
         {
             match tag.kind {
                 TagKind::Heartbeat => {
@@ -1076,6 +1091,7 @@ impl Lane {
                 }
             }
         }
+        self.spare_reports = reports;
         if let Some((code, reason)) = self.producer.client().fatal_error() {
             self.replace_producer(code, &reason, readers, cursors);
         }
@@ -1231,6 +1247,7 @@ impl Lane {
     /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
     fn handle_deliveries_after_stop(&mut self) {
         let reports = self.take_reports();
+        self.reporter.tick();
         for Delivery { tag, error, .. } in reports {
             if tag.kind != TagKind::Record {
                 continue;
