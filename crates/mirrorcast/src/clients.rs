@@ -29,7 +29,12 @@ fn defaults(role: ClientRole) -> &'static [(&'static str, &'static str)] {
             // (70 MB/s instead of 220 MB/s in `cargo xtask bench`).
             ("fetch.queue.backoff.ms", "10"),
         ],
-        ClientRole::Producer => &[("linger.ms", "5"), ("queue.buffering.max.kbytes", "65536")],
+        ClientRole::Producer => &[
+            ("linger.ms", "5"),
+            // Bounded per target: a source fanned out to N targets holds at most N of these
+            // (plus the reader's read-ahead), whatever the backlog.
+            ("queue.buffering.max.kbytes", "32768"),
+        ],
         ClientRole::Admin => &[],
     }
 }
