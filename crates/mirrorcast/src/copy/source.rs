@@ -1,6 +1,6 @@
 //! Where the copier's records come from: a reader of source partitions that can be handed
-//! partitions (at an offset) and have them taken away at any time. Today each flow has its own
-//! reader; the read-once fan-out will put a shared reader behind this same surface.
+//! partitions (at an offset) and have them taken away at any time. Each source has one shared
+//! reader for all its flows, and each flow one of its own for catching up ([`super::fanout`]).
 
 use std::time::Duration;
 
