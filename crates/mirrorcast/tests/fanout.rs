@@ -1,6 +1,7 @@
 //! Read-once fan-out: two flows of one source share its reader, so while both targets keep up
 //! every source record is fetched once, not once per target (what MM2 does). Counted by
-//! `mirrorcast_source_records_read_total`, over every reader of the source.
+//! `mirrorcast_source_records_read_total`, over every reader of the source. A slow target
+//! leaves the shared reader and catches up on its own, so it never holds the other back.
 
 mod common;
 
@@ -86,4 +87,61 @@ fn two_targets_that_keep_up_read_each_source_record_once() {
     for (name, bootstrap) in [("northamerica", &north), ("southamerica", &south)] {
         assert_complete_in_order(&source, &read_all(bootstrap, "orders"), name);
     }
+}
+
+#[test]
+fn a_slow_target_leaves_the_shared_reader_and_never_holds_the_other_back() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let (north, south) = (
+        clusters.bootstrap("northamerica"),
+        clusters.bootstrap("southamerica"),
+    );
+    create_topic(&europe, "orders", 2, &[]);
+    const BACKLOG: usize = 3_000;
+    produce(&europe, "orders", &numbered_records("slow", 2, 0, BACKLOG));
+
+    // South America takes at most 20 records at a time and waits 100 ms to send them: its
+    // queue is full nearly all the time, so it must leave the shared reader.
+    let dir = tempfile::tempdir().unwrap();
+    let slow = "southamerica.producer.queue.buffering.max.messages = 20\n\
+                southamerica.producer.linger.ms = 100\n";
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(&clusters, "IdentityReplicationPolicy", slow),
+    );
+    let port = localcluster::free_port().unwrap();
+    let http = format!("127.0.0.1:{port}");
+    let replicator = Replicator::start(&config, &["--http", &http]);
+    let ends = end_offsets(&europe, "orders");
+    assert!(
+        wait_until(Duration::from_secs(60), || progress_reached(
+            &north, "europe", "orders", &ends
+        )),
+        "northamerica was held back\n{}",
+        replicator.log()
+    );
+    let south_done = progress_reached(&south, "europe", "orders", &ends);
+    assert!(
+        !south_done,
+        "the slow target should still be copying when the other is done\n{}",
+        replicator.log()
+    );
+    assert!(
+        records_read(port, Some("catch-up southamerica")).unwrap_or(0.0) > 0.0,
+        "the slow target reads on its own\n{}",
+        replicator.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(120), || progress_reached(
+            &south, "europe", "orders", &ends
+        )),
+        "southamerica did not finish\n{}",
+        replicator.log()
+    );
+    let source = read_all(&europe, "orders");
+    for (name, bootstrap) in [("northamerica", &north), ("southamerica", &south)] {
+        assert_complete_in_order(&source, &read_all(bootstrap, "orders"), name);
+    }
+    assert!(replicator.log().contains("catch up on their own reader"));
 }

@@ -55,9 +55,11 @@ const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 const BATCH: usize = 1024;
 /// How often offsets, lag and state are published.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-/// How long a lane whose target queue is full may hold the shared reader while another lane
-/// keeps up, before it leaves to catch up on its own reader.
+/// How long, within [`WAIT_WINDOW`], a lane whose target queue is full may make the group wait
+/// while another lane keeps up, before it leaves to catch up on its own reader. Counting the
+/// waits (not one wait) catches a target that is slow, not only one that stalls.
 const FANOUT_PATIENCE: Duration = Duration::from_millis(500);
+const WAIT_WINDOW: Duration = Duration::from_secs(1);
 
 /// What the topic manager tells the copier.
 #[derive(Debug)]
@@ -326,10 +328,8 @@ impl Group {
         let mut lanes = std::mem::take(&mut self.scratch);
         lanes.clear();
         lanes.extend_from_slice(shared.sharing());
-        let keeping_up = lanes
-            .iter()
-            .filter(|(l, _)| self.lanes[*l].full_since.is_none())
-            .count();
+        // Any lane of the group counts: one still starting must not wait for a slow one.
+        let keeping_up = self.lanes.iter().filter(|l| l.full_since.is_none()).count();
         for &(index, slot) in &lanes {
             let lane = &mut self.lanes[index];
             lane.source_failing = false;
@@ -525,6 +525,9 @@ struct Lane {
     catching_up: usize,
     /// Since when the target's queue is full, while it is.
     full_since: Option<Instant>,
+    /// How long the lane made the group wait for its target since `wait_window` began.
+    waited: Duration,
+    wait_window: Instant,
     /// Bytes of copied records sent and not yet reported, against the producer's limit.
     outstanding_bytes: u64,
     queue_limit_bytes: u64,
@@ -598,6 +601,8 @@ impl Lane {
             disconnected: false,
             catching_up: 0,
             full_since: None,
+            waited: Duration::ZERO,
+            wait_window: Instant::now(),
             outstanding_bytes: 0,
             queue_limit_bytes: limit("queue.buffering.max.kbytes", 1_048_576) * 1024,
             queue_limit_messages: limit("queue.buffering.max.messages", 100_000),
@@ -777,6 +782,7 @@ impl Lane {
     /// The target fell behind: every partition read through the shared reader continues on the
     /// lane's own reader from where the lane is.
     fn leave_shared_reader(&mut self, readers: &Readers, cursors: &mut Cursors) {
+        self.waited = Duration::ZERO;
         let mut moved = 0;
         for slot in 0..self.partitions.len() {
             if self.partitions[slot].mode != Mode::Shared {
@@ -843,7 +849,7 @@ impl Lane {
         let state = &self.partitions[slot];
         if state.mode == Mode::CatchingUp {
             let shared = &cursors.list[state.cursor].2;
-            if shared.is_assigned() && shared.join(self.index, state.next) != Join::CatchUp {
+            if shared.is_assigned() && shared.join(self.index, state.next) == Join::Share {
                 self.stop_reading(slot, readers, cursors);
                 self.start_reading(slot, readers, cursors);
             }
@@ -940,17 +946,23 @@ impl Lane {
                     return Sent::Done;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    let since = *self.full_since.get_or_insert_with(Instant::now);
+                    self.full_since.get_or_insert_with(Instant::now);
                     if !shared {
                         return Sent::Full;
                     }
-                    if may_detach && since.elapsed() >= FANOUT_PATIENCE {
+                    if may_detach && self.waited >= FANOUT_PATIENCE {
                         return Sent::Detach;
                     }
                     // Backpressure: the target is slower than the source. Wait for it here
                     // rather than buffer; the reader's bounded read-ahead stops fetching.
                     record = back;
+                    let waiting = Instant::now();
                     self.producer.poll(Duration::from_millis(20));
+                    if self.wait_window.elapsed() >= WAIT_WINDOW {
+                        self.wait_window = waiting;
+                        self.waited = Duration::ZERO;
+                    }
+                    self.waited += waiting.elapsed();
                     self.handle_deliveries(readers, cursors);
                     // A slow target must not widen the window re-copied after a crash.
                     if self.last_progress_write.elapsed() >= self.flow.progress_interval {
@@ -1130,8 +1142,8 @@ impl Lane {
         state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
     }
 
-    /// Hands due partitions back to a reader; moves partitions that caught up (or that nobody
-    /// reads through the shared reader any more) back to the shared reader.
+    /// Hands due partitions back to a reader; moves partitions that caught up back to the
+    /// shared reader.
     fn resume_due_partitions(&mut self, readers: &Readers, cursors: &mut Cursors) {
         let now = Instant::now();
         for slot in 0..self.partitions.len() {
@@ -1141,10 +1153,18 @@ impl Lane {
             }
             let due = match state.mode {
                 Mode::Waiting(at) => at <= now,
-                // Caught up, or nobody reads the partition through the shared reader any more.
+                // Level with the shared reader; or, when nobody reads there, at the end.
                 Mode::CatchingUp => {
                     let shared = &cursors.list[state.cursor].2;
-                    !shared.is_assigned() || shared.join(self.index, state.next) != Join::CatchUp
+                    // Only when level: moving the shared reader back for a lane that fell
+                    // behind would hold the others back again.
+                    if shared.is_assigned() {
+                        shared.join(self.index, state.next) == Join::Share
+                    } else {
+                        let end = readers.own[self.index]
+                            .high_watermark(&state.source_topic, state.partition);
+                        matches!((state.next, end), (Offset::Offset(n), Some(end)) if n >= end)
+                    }
                 }
                 Mode::Shared => false,
             };
