@@ -12,19 +12,6 @@ use localcluster::Storage;
 
 const RECORDS: usize = 20_000;
 
-fn records_read(port: u16, reader: Option<&str>) -> Option<f64> {
-    let scrape = scrape(port)?;
-    let mut labels = vec![("source", "europe")];
-    if let Some(reader) = reader {
-        labels.push(("reader", reader));
-    }
-    Some(value(
-        &scrape,
-        "mirrorcast_source_records_read_total",
-        &labels,
-    ))
-}
-
 #[test]
 fn two_targets_that_keep_up_read_each_source_record_once() {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
@@ -57,7 +44,7 @@ fn two_targets_that_keep_up_read_each_source_record_once() {
             replicator.log()
         );
     }
-    let before = records_read(port, None).expect("metrics are served");
+    let before = europe_records_read(port, None).expect("metrics are served");
 
     produce(
         &europe,
@@ -74,8 +61,8 @@ fn two_targets_that_keep_up_read_each_source_record_once() {
             replicator.log()
         );
     }
-    let read = records_read(port, None).unwrap() - before;
-    let shared = records_read(port, Some("shared")).unwrap();
+    let read = europe_records_read(port, None).unwrap() - before;
+    let shared = europe_records_read(port, Some("shared")).unwrap();
     println!("{RECORDS} records copied to two targets; {read} read from the source");
     assert_eq!(
         read,
@@ -128,7 +115,7 @@ fn a_slow_target_leaves_the_shared_reader_and_never_holds_the_other_back() {
         replicator.log()
     );
     assert!(
-        records_read(port, Some("catch-up southamerica")).unwrap_or(0.0) > 0.0,
+        europe_records_read(port, Some("catch-up southamerica")).unwrap_or(0.0) > 0.0,
         "the slow target reads on its own\n{}",
         replicator.log()
     );

@@ -92,16 +92,7 @@ fn a_target_down_for_20s_catches_up_and_the_other_never_waits() {
     }
 
     // Back in step: the next records are read once for both targets.
-    let read = || {
-        scrape(port).map(|s| {
-            value(
-                &s,
-                "mirrorcast_source_records_read_total",
-                &[("source", "europe")],
-            )
-        })
-    };
-    let before = read().expect("metrics are served");
+    let before = europe_records_read(port, None).expect("metrics are served");
     produce(
         &europe,
         "events",
@@ -120,7 +111,7 @@ fn a_target_down_for_20s_catches_up_and_the_other_never_waits() {
             replicator.log()
         );
     }
-    let read_after = read().unwrap() - before;
+    let read_after = europe_records_read(port, None).unwrap() - before;
     println!("after the outage: {BATCH} records copied to both targets, {read_after} read");
     assert_eq!(
         read_after,

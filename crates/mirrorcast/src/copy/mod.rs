@@ -329,14 +329,14 @@ impl Group {
         lanes.clear();
         lanes.extend_from_slice(shared.sharing());
         // Any lane of the group counts: one still starting must not wait for a slow one.
-        let keeping_up = self.lanes.iter().filter(|l| l.full_since.is_none()).count();
+        let keeping_up = self.lanes.iter().filter(|l| !l.full).count();
         for &(index, slot) in &lanes {
             let lane = &mut self.lanes[index];
             lane.source_failing = false;
             if lane.partitions[slot].mode != Mode::Shared {
                 continue; // left during this record (a failure while another lane waited)
             }
-            let others_keep_up = keeping_up > usize::from(lane.full_since.is_none());
+            let others_keep_up = keeping_up > usize::from(!lane.full);
             let outcome = lane.send(slot, message, others_keep_up, readers, &mut self.cursors);
             if outcome == Sent::Detach {
                 lane.leave_shared_reader(readers, &mut self.cursors);
@@ -509,7 +509,8 @@ struct PartitionState {
 enum Sent {
     /// Sent, skipped (sent before), or given up after a rewind that will read it again.
     Done,
-    /// The target's queue stayed full while other lanes keep up: leave the shared reader.
+    /// The lane made the group wait too long while another lane keeps up: leave the shared
+    /// reader.
     Detach,
     /// The target's queue is full (catching up: read this record again later).
     Full,
@@ -523,8 +524,8 @@ struct Lane {
     disconnected: bool,
     /// Partitions read on the lane's own reader.
     catching_up: usize,
-    /// Since when the target's queue is full, while it is.
-    full_since: Option<Instant>,
+    /// The target's queue was full at the last send.
+    full: bool,
     /// How long the lane made the group wait for its target since `wait_window` began.
     waited: Duration,
     wait_window: Instant,
@@ -600,7 +601,7 @@ impl Lane {
             commands: setup.commands,
             disconnected: false,
             catching_up: 0,
-            full_since: None,
+            full: false,
             waited: Duration::ZERO,
             wait_window: Instant::now(),
             outstanding_bytes: 0,
@@ -634,10 +635,6 @@ impl Lane {
             shutdown,
         };
         Ok((lane, reader))
-    }
-
-    fn own<'r>(&self, readers: &'r Readers) -> &'r SourceReader {
-        &readers.own[self.index]
     }
 
     fn can_catch_up(&self) -> bool {
@@ -738,26 +735,35 @@ impl Lane {
     /// Reads a waiting partition again from where it must continue: through the shared reader
     /// if it can, else on the lane's own reader.
     fn start_reading(&mut self, slot: usize, readers: &Readers, cursors: &mut Cursors) {
-        let index = self.index;
         let state = &mut self.partitions[slot];
-        let from = state.next;
-        let joined = cursors.join(&readers.shared, state.cursor, index, slot, from);
-        let result = match joined {
-            Ok(true) => {
-                state.mode = Mode::Shared;
-                return;
-            }
-            Ok(false) => readers.own[index].assign(&[(&state.source_topic, state.partition, from)]),
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(()) => {
-                state.mode = Mode::CatchingUp;
-                self.catching_up += 1;
+        match cursors.join(&readers.shared, state.cursor, self.index, slot, state.next) {
+            Ok(true) => state.mode = Mode::Shared,
+            Ok(false) => {
+                self.read_on_own(slot, readers);
             }
             Err(e) => {
                 warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
                 state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
+            }
+        }
+    }
+
+    /// Reads a partition no reader has on the lane's own reader, from where the lane is.
+    /// Returns whether it does (else it waits for a retry).
+    fn read_on_own(&mut self, slot: usize, readers: &Readers) -> bool {
+        let state = &mut self.partitions[slot];
+        let assigned =
+            readers.own[self.index].assign(&[(&state.source_topic, state.partition, state.next)]);
+        match assigned {
+            Ok(()) => {
+                state.mode = Mode::CatchingUp;
+                self.catching_up += 1;
+                true
+            }
+            Err(e) => {
+                warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
+                state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
+                false
             }
         }
     }
@@ -789,21 +795,8 @@ impl Lane {
                 continue;
             }
             self.stop_reading(slot, readers, cursors);
-            let state = &mut self.partitions[slot];
-            match readers.own[self.index].assign(&[(
-                &state.source_topic,
-                state.partition,
-                state.next,
-            )]) {
-                Ok(()) => {
-                    state.mode = Mode::CatchingUp;
-                    self.catching_up += 1;
-                    moved += 1;
-                }
-                Err(e) => {
-                    warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
-                    state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
-                }
+            if self.read_on_own(slot, readers) {
+                moved += 1;
             }
         }
         info!(
@@ -830,18 +823,9 @@ impl Lane {
         match self.send(slot, message, false, readers, cursors) {
             Sent::Done | Sent::Detach => {}
             Sent::Full => {
-                // Read it again once the queue has room.
-                let state = &self.partitions[slot];
-                let reader = self.own(readers);
-                let again = reader
-                    .unassign(&state.source_topic, state.partition)
-                    .and_then(|()| {
-                        reader.assign(&[(&state.source_topic, state.partition, state.next)])
-                    });
-                if let Err(e) = again {
-                    warn!(flow = %self.flow_name, "re-reading {}[{}]: {e}", state.source_topic, state.partition);
-                    self.take_away(slot, readers, cursors);
-                }
+                // Read it again (from `next`, this record) once the queue has room.
+                self.stop_reading(slot, readers, cursors);
+                self.read_on_own(slot, readers);
                 return;
             }
         }
@@ -939,14 +923,14 @@ impl Lane {
         loop {
             match self.producer.send(record) {
                 Ok(()) => {
-                    self.full_since = None;
+                    self.full = false;
                     self.outstanding_bytes += u64::from(bytes);
                     self.partitions[slot].next = Offset::Offset(message.offset() + 1);
                     self.reporter.read(timestamp_ms);
                     return Sent::Done;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    self.full_since.get_or_insert_with(Instant::now);
+                    self.full = true;
                     if !shared {
                         return Sent::Full;
                     }
@@ -1197,7 +1181,7 @@ impl Lane {
                 // once every partition is rewound below.
                 drop(std::mem::replace(&mut self.producer, producer));
                 self.outstanding_bytes = 0;
-                self.full_since = None;
+                self.full = false;
             }
             Err(e) => {
                 error!(flow = %self.flow_name, "cannot create a new target producer: {e}");

@@ -490,3 +490,17 @@ pub fn value(scrape: &prometheus_parse::Scrape, name: &str, labels: &[(&str, &st
         })
         .sum()
 }
+
+/// `mirrorcast_source_records_read_total` of source `europe`, over every reader or for one.
+pub fn europe_records_read(port: u16, reader: Option<&str>) -> Option<f64> {
+    let scrape = scrape(port)?;
+    let mut labels = vec![("source", "europe")];
+    if let Some(reader) = reader {
+        labels.push(("reader", reader));
+    }
+    Some(value(
+        &scrape,
+        "mirrorcast_source_records_read_total",
+        &labels,
+    ))
+}
