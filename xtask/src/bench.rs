@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use localcluster::{Clusters, Storage};
+use localcluster::{Broker, Clusters, Storage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -292,10 +292,14 @@ fn python_copy(
 pub struct Options {
     pub megabytes: u64,
     pub sizes: Vec<usize>,
+    pub broker: Broker,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
-    localcluster::ensure_nisshi()?;
+    match options.broker {
+        Broker::Nisshi => drop(localcluster::ensure_nisshi()?),
+        Broker::Kafka => drop(localcluster::ensure_kafka()?),
+    }
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
             "build",
@@ -314,6 +318,7 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
     let python = python_env(&out_dir)?;
+    let broker = options.broker;
     let mut results = Vec::new();
     // `--megabytes 0`: the latency part only.
     let sizes = if options.megabytes == 0 {
@@ -328,7 +333,7 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
         for targets in [vec!["northamerica"], vec!["northamerica", "southamerica"]] {
             let mut names = vec!["europe"];
             names.extend(targets.iter().copied());
-            let clusters = Clusters::start(&names, Storage::Memory)?;
+            let clusters = Clusters::start_on(broker, &names, Storage::Memory)?;
             let europe = clusters.bootstrap("europe");
             create_topic(&europe, TOPIC)?;
             let produce_source = produce(&europe, TOPIC, count, size)?;
@@ -337,7 +342,7 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
                 let consume = consume_all(&europe, TOPIC, count)?;
                 // Every measurement writes into an empty cluster of its own: this broker gets
                 // slower as it holds more, which would favour whichever ran first.
-                let fresh = Clusters::start(&["raw"], Storage::Memory)?;
+                let fresh = Clusters::start_on(broker, &["raw"], Storage::Memory)?;
                 let target = fresh.bootstrap("raw");
                 create_topic(&target, "raw")?;
                 let broker = brokers_cpu(&fresh, &["raw"]);
@@ -390,7 +395,7 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
             }
             drop(replicator);
             if targets.len() == 1 {
-                let fresh = Clusters::start(&["python"], Storage::Memory)?;
+                let fresh = Clusters::start_on(broker, &["python"], Storage::Memory)?;
                 let target = fresh.bootstrap("python");
                 create_topic(&target, "python")?;
                 let python_seconds =
@@ -402,7 +407,7 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
             results.push(row);
         }
     }
-    let latency = latency(&binary, &out_dir)?;
+    let latency = latency(broker, &binary, &out_dir)?;
     println!("latency: {latency}");
     print_table(&results, &latency);
     let path = out_dir.join("results.json");
@@ -416,14 +421,14 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
 /// broker's fetch slows down as a partition grows, so both figures start from empty logs):
 /// first the broker's own produce-to-consume latency on one cluster, then produce on the
 /// source to availability on the target through mirrorcast. One clock: both ends run here.
-fn latency(binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
-    let broker = {
-        let clusters = Clusters::start(&["europe"], Storage::Memory)?;
+fn latency(broker: Broker, binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
+    let broker_alone = {
+        let clusters = Clusters::start_on(broker, &["europe"], Storage::Memory)?;
         let europe = clusters.bootstrap("europe");
         create_topic(&europe, "latency")?;
         measure_latency(&europe, &europe)?
     };
-    let clusters = Clusters::start(&["europe", "northamerica"], Storage::Memory)?;
+    let clusters = Clusters::start_on(broker, &["europe", "northamerica"], Storage::Memory)?;
     let port = localcluster::free_port()?;
     let _replicator = start_replicator(binary, out_dir, &clusters, &["northamerica"], port)?;
     let europe = clusters.bootstrap("europe");
@@ -445,7 +450,7 @@ fn latency(binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
     replicated["mean_age_when_read"] = mean("mirrorcast_record_age_seconds").into();
     replicated["mean_age_when_acknowledged"] =
         mean("mirrorcast_replication_latency_seconds").into();
-    Ok(serde_json::json!({ "broker": broker, "mirrorcast": replicated }))
+    Ok(serde_json::json!({ "broker": broker_alone, "mirrorcast": replicated }))
 }
 
 /// Produces 100 B records at 5,000/s for 10 s to `source` and measures how long each takes to

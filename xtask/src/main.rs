@@ -18,9 +18,12 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install the test broker (nisshi 0.8.1) unless it is already installed.
+    /// Install the demo's broker (nisshi 0.8.1) unless it is already installed.
     InstallBroker,
-    /// The whole test suite: broker install, formatting, clippy, every test.
+    /// Install Apache Kafka and MirrorMaker 2 (jars from Maven Central) unless already there.
+    InstallKafka,
+    /// The whole test suite: installs, formatting, clippy, every test (integration tests on
+    /// Apache Kafka, the demo and page tests on nisshi).
     Test,
     /// Throughput, latency, CPU and memory of replication next to the brokers' own limits.
     Bench {
@@ -30,6 +33,10 @@ enum Task {
         /// Record sizes in bytes.
         #[arg(long, value_delimiter = ',', default_value = "1024,100")]
         sizes: Vec<usize>,
+        /// The brokers: `kafka` (Apache Kafka, with genuine MirrorMaker 2 next to mirrorcast)
+        /// or `nisshi`.
+        #[arg(long, default_value = "kafka")]
+        broker: String,
     },
 }
 
@@ -45,10 +52,28 @@ fn main() -> ExitCode {
                 )
             })
             .map_err(Into::into),
+        Task::InstallKafka => install_kafka().map(|install| {
+            println!(
+                "Apache Kafka {} and MirrorMaker 2 in {}",
+                localcluster::KAFKA_VERSION,
+                install.lib_dir().display()
+            )
+        }),
         Task::Test => test(),
-        Task::Bench { megabytes, sizes } => {
-            bench::run(&bench::Options { megabytes, sizes }, &workspace_root())
-        }
+        Task::Bench {
+            megabytes,
+            sizes,
+            broker,
+        } => parse_broker(&broker).and_then(|broker| {
+            bench::run(
+                &bench::Options {
+                    megabytes,
+                    sizes,
+                    broker,
+                },
+                &workspace_root(),
+            )
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -80,9 +105,58 @@ fn cargo(args: &[&str]) -> Result<()> {
     Ok(())
 }
 
+fn parse_broker(name: &str) -> Result<localcluster::Broker> {
+    match name {
+        "kafka" => Ok(localcluster::Broker::Kafka),
+        "nisshi" => Ok(localcluster::Broker::Nisshi),
+        other => bail!("--broker {other}: use `kafka` or `nisshi`"),
+    }
+}
+
+/// Java and Maven from Debian's packages when missing (the machines normally have them), then
+/// the Kafka jars.
+fn install_kafka() -> Result<localcluster::KafkaInstall> {
+    let missing: Vec<&str> = [("java", "openjdk-17-jdk-headless"), ("mvn", "maven")]
+        .into_iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|(_, package)| package)
+        .collect();
+    if !missing.is_empty() {
+        apt_install(&missing)?;
+    }
+    Ok(localcluster::ensure_kafka()?)
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    println!("installing Debian's {} ...", packages.join(", "));
+    let install: Vec<&str> = ["install", "-y"].iter().chain(packages).copied().collect();
+    for args in [&["update"][..], &install[..]] {
+        let status = Command::new("apt-get")
+            .args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .context("running apt-get")?;
+        if !status.success() {
+            bail!("apt-get {} failed ({status})", args.join(" "));
+        }
+    }
+    Ok(())
+}
+
 fn test() -> Result<()> {
-    let broker = localcluster::ensure_nisshi()?;
-    println!("test broker: {}", broker.display());
+    let nisshi = localcluster::ensure_nisshi()?;
+    println!("demo broker: {}", nisshi.display());
+    let kafka = install_kafka()?;
+    println!(
+        "reference broker: Apache Kafka {} in {}",
+        localcluster::KAFKA_VERSION,
+        kafka.lib_dir().display()
+    );
     ensure_browser()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
@@ -94,6 +168,8 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The integration tests run on Apache Kafka; the demo and page tests pick nisshi themselves.
+    std::env::set_var(localcluster::BROKER_ENV, "kafka");
     cargo_test(&["test", "--workspace", "--locked"])
 }
 
@@ -140,17 +216,7 @@ fn count_before(line: &str, label: &str) -> u64 {
 /// the system browser rather than downloading its own).
 fn ensure_browser() -> Result<()> {
     if !Path::new("/usr/bin/chromium").exists() {
-        println!("installing Debian's chromium for the page test ...");
-        for args in [&["update"][..], &["install", "-y", "chromium"][..]] {
-            let status = Command::new("apt-get")
-                .args(args)
-                .env("DEBIAN_FRONTEND", "noninteractive")
-                .status()
-                .context("running apt-get")?;
-            if !status.success() {
-                bail!("apt-get {} failed ({status})", args.join(" "));
-            }
-        }
+        apt_install(&["chromium"])?;
     }
     let browser_tests = workspace_root().join("crates/mirrorcast/tests/browser");
     if !browser_tests.join("node_modules/playwright-core").exists() {

@@ -1,13 +1,35 @@
-//! Local Kafka-compatible clusters for tests, tooling and the demo.
+//! Local Kafka clusters for tests, tooling and the demo, on two brokers:
 //!
-//! Each cluster is one `nisshi` broker process (see `shared/reference/test-broker.md`) on a
-//! free 127.0.0.1 port, with its data in a directory this crate owns. A cluster can be stopped
-//! (SIGTERM or SIGKILL) and started again on the same port and data, which is how tests play a
-//! regional outage. Every process started here is killed by PID when its handle is dropped, so a
-//! failing test never leaves a broker behind.
+//! - **Apache Kafka** (the reference; [`Broker::Kafka`]): one KRaft node (broker and controller
+//!   in one JVM) per cluster, from jars that `cargo xtask install-kafka` fetches from Maven
+//!   Central. The integration tests and the benchmark run on it. See [`kafka`].
+//! - **nisshi** ([`Broker::Nisshi`]): the Kafka-compatible broker the demo embeds; it needs only
+//!   a Rust toolchain (`cargo xtask install-broker`). See [`nisshi`].
+//!
+//! `MIRRORCAST_TEST_BROKER=kafka|nisshi` picks the broker of [`Clusters::start`] (Kafka unless
+//! said otherwise). Each cluster listens on free 127.0.0.1 ports, with its data in a directory
+//! this crate owns. A cluster can be stopped (SIGTERM or SIGKILL) and started again on the same
+//! port and data, which is how tests play a regional outage. Every process started here is
+//! killed by PID when its handle is dropped, so a failing test never leaves a broker behind.
 //!
 //! This crate deliberately has no Kafka client dependency: readiness is checked with a
 //! hand-encoded ApiVersions request, the smallest real Kafka exchange there is.
+//!
+//! # What differs between nisshi and Apache Kafka (found while moving the suite to Kafka)
+//!
+//! | | Apache Kafka 4.1 | nisshi 0.8.1 |
+//! |---|---|---|
+//! | start-up | a JVM: about 3 s to the first answer, plus 2 s to format a new node; about 300 MiB resident each | well under a second |
+//! | storage | always a log directory on disk, durable across SIGKILL ([`Storage`] is ignored) | memory or sqlite |
+//! | transactions | yes (transactional producers, control markers, read_committed) | InitProducerId with a transactional id refused |
+//! | CreatePartitions, ACLs | yes (ACLs with the StandardAuthorizer of [`KafkaOptions::authorizer`]) | no; ACL calls answer SECURITY_DISABLED |
+//! | DescribeConfigs | every key with its source (topic override, static or dynamic broker config, default) | only keys set on the topic |
+//! | unknown topic in a Metadata request | auto-created only when the broker's `auto.create.topics.enable` (default true) and the client asks; 1 partition here (`num.partitions=1`) | always auto-created, 4 partitions |
+//! | fetch | returns as soon as `fetch.min.bytes` is there | waits the full `fetch.wait.max.ms` |
+//! | compaction | the log cleaner compacts closed segments, leaving offset gaps | none |
+
+pub mod kafka;
+pub mod nisshi;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -16,11 +38,20 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// The broker version every test, tool and the demo are written against.
+use kafka::KafkaPorts;
+pub use kafka::{
+    ensure_kafka, find_kafka, KafkaInstall, KafkaOptions, MirrorMaker, Security, KAFKA_VERSION,
+};
+pub use nisshi::{ensure_nisshi, find_nisshi};
+
+/// The nisshi version the demo and the nisshi runs are written against.
 pub const NISSHI_VERSION: &str = "0.8.1";
 
+/// The environment variable that picks the broker of [`Clusters::start`].
+pub const BROKER_ENV: &str = "MIRRORCAST_TEST_BROKER";
+
 /// How long a broker may take to answer its first Kafka request.
-const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -29,7 +60,19 @@ pub enum Error {
          install it with `cargo xtask install-broker`"
     )]
     BrokerMissing { detail: String },
-    #[error("installing nisshi {NISSHI_VERSION} failed: {0}")]
+    #[error(
+        "Apache Kafka {KAFKA_VERSION} is not installed ({detail}); \
+         install it with `cargo xtask install-kafka`"
+    )]
+    KafkaMissing { detail: String },
+    #[error(
+        "Java 17 or newer is needed to run Apache Kafka ({detail}); install it with \
+         `apt-get install openjdk-17-jdk-headless maven`, then run `cargo xtask install-kafka`"
+    )]
+    JavaMissing { detail: String },
+    #[error("{BROKER_ENV}={0:?} is not a broker this harness runs: use `kafka` or `nisshi`")]
+    UnknownBroker(String),
+    #[error("installing failed: {0}")]
     Install(String),
     #[error("cluster `{name}`: {message}")]
     Cluster { name: String, message: String },
@@ -39,76 +82,38 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
-/// Finds an installed `nisshi` of the pinned version: `$NISSHI_BIN`, then `PATH`, then the cargo
-/// bin directory (where `cargo install` puts it even when that directory is not on `PATH`).
-pub fn find_nisshi() -> Result<PathBuf> {
-    let mut candidates = Vec::new();
-    if let Some(explicit) = std::env::var_os("NISSHI_BIN") {
-        candidates.push(PathBuf::from(explicit));
-    }
-    if let Some(path) = std::env::var_os("PATH") {
-        candidates.extend(std::env::split_paths(&path).map(|dir| dir.join("nisshi")));
-    }
-    candidates.push(cargo_bin_dir().join("nisshi"));
+/// Which broker serves a cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// Apache Kafka, the reference.
+    Kafka,
+    /// nisshi, the demo's embedded broker.
+    Nisshi,
+}
 
-    let mut seen = Vec::new();
-    for candidate in candidates {
-        if !candidate.is_file() {
-            continue;
-        }
-        match Command::new(&candidate).arg("--version").output() {
-            Ok(out) if String::from_utf8_lossy(&out.stdout).contains(NISSHI_VERSION) => {
-                return Ok(candidate)
-            }
-            Ok(out) => seen.push(format!(
-                "{} is version `{}`",
-                candidate.display(),
-                String::from_utf8_lossy(&out.stdout).trim()
-            )),
-            Err(e) => seen.push(format!("{} does not run: {e}", candidate.display())),
+impl Broker {
+    /// `$MIRRORCAST_TEST_BROKER` (`kafka` or `nisshi`); Apache Kafka when unset.
+    pub fn from_env() -> Result<Broker> {
+        match std::env::var(BROKER_ENV) {
+            Err(_) => Ok(Broker::Kafka),
+            Ok(v) => match v.trim().to_ascii_lowercase().as_str() {
+                "" | "kafka" => Ok(Broker::Kafka),
+                "nisshi" => Ok(Broker::Nisshi),
+                _ => Err(Error::UnknownBroker(v)),
+            },
         }
     }
-    let detail = if seen.is_empty() {
-        "not found on PATH or in the cargo bin directory".to_string()
-    } else {
-        seen.join("; ")
-    };
-    Err(Error::BrokerMissing { detail })
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Broker::Kafka => "kafka",
+            Broker::Nisshi => "nisshi",
+        }
+    }
 }
 
-/// Returns the pinned `nisshi`, installing it with `cargo install` first when it is missing.
-/// A cold install compiles for about 14 minutes; cargo's own progress goes to stderr.
-pub fn ensure_nisshi() -> Result<PathBuf> {
-    if let Ok(path) = find_nisshi() {
-        return Ok(path);
-    }
-    eprintln!(
-        "installing the test broker nisshi {NISSHI_VERSION} (about 14 minutes the first time) ..."
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["install", "nisshi", "--version", NISSHI_VERSION, "--locked"])
-        // One dependency declares a newer rustc than this machine has; it compiles fine.
-        .arg("--ignore-rust-version")
-        .args(["--no-default-features", "--features", "dynostore,libsql"])
-        .status()?;
-    if !status.success() {
-        return Err(Error::Install(format!(
-            "cargo install exited with {status}"
-        )));
-    }
-    find_nisshi()
-}
-
-fn cargo_bin_dir() -> PathBuf {
-    if let Some(home) = std::env::var_os("CARGO_HOME") {
-        return PathBuf::from(home).join("bin");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/root".into());
-    PathBuf::from(home).join(".cargo").join("bin")
-}
-
-/// Where a cluster keeps its records.
+/// Where a nisshi cluster keeps its records. Apache Kafka always keeps a log directory on disk,
+/// which survives a stop and restart, whichever is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Storage {
     /// Fast, lost when the broker stops.
@@ -126,14 +131,29 @@ pub enum StopSignal {
     Kill,
 }
 
+/// The broker program behind one cluster.
+#[derive(Debug, Clone)]
+enum Backend {
+    Nisshi {
+        binary: PathBuf,
+        storage: Storage,
+    },
+    Kafka {
+        install: KafkaInstall,
+        options: KafkaOptions,
+        /// The controller's and the internal listener's ports (the client port is the
+        /// cluster's), kept across restarts.
+        other_ports: Option<(u16, u16)>,
+    },
+}
+
 /// One broker process serving one cluster.
 #[derive(Debug)]
 pub struct LocalCluster {
     name: String,
     port: u16,
-    storage: Storage,
     data_dir: PathBuf,
-    binary: PathBuf,
+    backend: Backend,
     child: Option<Child>,
     /// In a process group of its own, so that a Ctrl-C in the terminal reaches only the
     /// program that owns the cluster, which then stops everything in order.
@@ -141,23 +161,10 @@ pub struct LocalCluster {
 }
 
 impl LocalCluster {
-    /// Starts a cluster named `name` with its data under `data_dir`, on `port` or, if `None`,
-    /// on a free port. Returns once the broker answers a Kafka request.
-    pub fn start(
-        binary: &Path,
-        name: &str,
-        port: Option<u16>,
-        storage: Storage,
-        data_dir: &Path,
-    ) -> Result<Self> {
-        Self::start_with(binary, name, port, storage, data_dir, false)
-    }
-
     fn start_with(
-        binary: &Path,
+        backend: Backend,
         name: &str,
         port: Option<u16>,
-        storage: Storage,
         data_dir: &Path,
         detached: bool,
     ) -> Result<Self> {
@@ -166,16 +173,21 @@ impl LocalCluster {
         // try a few when the port is ours to choose.
         let attempts = if port.is_some() { 1 } else { 5 };
         let mut last_error = None;
-        for _ in 0..attempts {
+        for attempt in 0..attempts {
+            let dir = if attempt == 0 {
+                data_dir.to_path_buf()
+            } else {
+                // A Kafka node remembers its ports in its configuration: start afresh.
+                data_dir.join(format!("attempt-{attempt}"))
+            };
             let mut cluster = LocalCluster {
                 name: name.to_string(),
                 port: match port {
                     Some(p) => p,
                     None => free_port()?,
                 },
-                storage,
-                data_dir: data_dir.to_path_buf(),
-                binary: binary.to_path_buf(),
+                data_dir: dir,
+                backend: backend.clone(),
                 child: None,
                 detached,
             };
@@ -198,6 +210,29 @@ impl LocalCluster {
     /// `127.0.0.1:PORT`, for `bootstrap.servers`.
     pub fn bootstrap(&self) -> String {
         format!("127.0.0.1:{}", self.port)
+    }
+
+    /// Which broker serves this cluster.
+    pub fn broker(&self) -> Broker {
+        match self.backend {
+            Backend::Nisshi { .. } => Broker::Nisshi,
+            Backend::Kafka { .. } => Broker::Kafka,
+        }
+    }
+
+    /// The PEM certificate of the CA that signed a SASL_SSL cluster's certificate.
+    pub fn ca_certificate(&self) -> Option<PathBuf> {
+        match &self.backend {
+            Backend::Kafka {
+                options:
+                    KafkaOptions {
+                        security: Security::SaslSsl { .. },
+                        ..
+                    },
+                ..
+            } => Some(self.data_dir.join("ca.pem")),
+            _ => None,
+        }
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -251,35 +286,60 @@ impl LocalCluster {
         }
     }
 
-    fn storage_url(&self) -> String {
-        match self.storage {
-            Storage::Memory => format!("memory://{}/", self.name),
-            Storage::Sqlite => format!("sqlite://{}.db", self.name),
-        }
-    }
-
     fn log_path(&self) -> PathBuf {
         self.data_dir.join(format!("{}.log", self.name))
     }
 
+    /// The command that runs the broker, preparing its files first where the broker needs any.
+    fn command(&mut self) -> Result<Command> {
+        match &mut self.backend {
+            Backend::Nisshi { binary, storage } => {
+                let listener = format!("tcp://127.0.0.1:{}", self.port);
+                let storage_url = match storage {
+                    Storage::Memory => format!("memory://{}/", self.name),
+                    Storage::Sqlite => format!("sqlite://{}.db", self.name),
+                };
+                let mut command = Command::new(binary);
+                command
+                    .arg("broker")
+                    .args(["--cluster-id", &self.name])
+                    .args(["--listener-url", &listener])
+                    .args(["--advertised-listener-url", &listener])
+                    .args(["--storage-engine", &storage_url])
+                    .arg("--silent")
+                    .current_dir(&self.data_dir);
+                Ok(command)
+            }
+            Backend::Kafka {
+                install,
+                options,
+                other_ports,
+            } => {
+                let (controller, internal) = match other_ports {
+                    Some(ports) => *ports,
+                    None => *other_ports.insert((free_port()?, free_port()?)),
+                };
+                let ports = KafkaPorts {
+                    client: self.port,
+                    controller,
+                    internal,
+                };
+                kafka::prepare_node(install, &self.name, &self.data_dir, ports, options)?;
+                Ok(kafka::node_command(install, &self.data_dir))
+            }
+        }
+    }
+
     fn spawn_and_wait(&mut self) -> Result<()> {
-        let listener = format!("tcp://127.0.0.1:{}", self.port);
+        let mut command = self.command()?;
         let log = File::options()
             .create(true)
             .append(true)
             .open(self.log_path())?;
-        let mut command = Command::new(&self.binary);
         if self.detached {
             std::os::unix::process::CommandExt::process_group(&mut command, 0);
         }
         let child = command
-            .arg("broker")
-            .args(["--cluster-id", &self.name])
-            .args(["--listener-url", &listener])
-            .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", &self.storage_url()])
-            .arg("--silent")
-            .current_dir(&self.data_dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
@@ -310,8 +370,9 @@ impl LocalCluster {
                 return Err(cluster_error(
                     &self.name,
                     &format!(
-                        "no Kafka answer on port {} after {READY_TIMEOUT:?}",
-                        self.port
+                        "no Kafka answer on port {} after {READY_TIMEOUT:?}: {}",
+                        self.port,
+                        tail(&self.log_path())
                     ),
                 ));
             }
@@ -335,59 +396,95 @@ pub struct Clusters {
 }
 
 impl Clusters {
-    /// Starts one cluster per name on free ports, with data in a fresh temporary directory
-    /// that is removed on drop.
+    /// Starts one cluster per name on free ports, on the broker `$MIRRORCAST_TEST_BROKER`
+    /// names (Apache Kafka by default), with data in a fresh temporary directory that is
+    /// removed on drop.
     pub fn start(names: &[&str], storage: Storage) -> Result<Self> {
+        Self::start_on(Broker::from_env()?, names, storage)
+    }
+
+    /// As [`Clusters::start`], on the given broker.
+    pub fn start_on(broker: Broker, names: &[&str], storage: Storage) -> Result<Self> {
+        let backend = match broker {
+            Broker::Nisshi => Backend::Nisshi {
+                binary: find_nisshi()?,
+                storage,
+            },
+            Broker::Kafka => Backend::Kafka {
+                install: find_kafka()?,
+                options: KafkaOptions::default(),
+                other_ports: None,
+            },
+        };
+        Self::start_temp(backend, names)
+    }
+
+    /// Apache Kafka clusters with security or an authorizer.
+    pub fn start_kafka(names: &[&str], options: &KafkaOptions) -> Result<Self> {
+        let backend = Backend::Kafka {
+            install: find_kafka()?,
+            options: options.clone(),
+            other_ports: None,
+        };
+        Self::start_temp(backend, names)
+    }
+
+    fn start_temp(backend: Backend, names: &[&str]) -> Result<Self> {
         let temp = tempfile::Builder::new().prefix("localcluster-").tempdir()?;
         let dir = temp.path().to_path_buf();
         let ports = vec![None; names.len()];
-        let mut clusters = Self::start_in(&dir, names, &ports, storage)?;
+        let mut clusters = Self::start_all(backend, &dir, names, &ports, false)?;
         clusters._temp = Some(temp);
         Ok(clusters)
     }
 
-    /// Starts clusters with data under `dir` (kept after drop), each on the given port or a
-    /// free one.
-    pub fn start_in(
-        dir: &Path,
-        names: &[&str],
-        ports: &[Option<u16>],
-        storage: Storage,
-    ) -> Result<Self> {
-        Self::start_in_with(dir, names, ports, storage, false)
-    }
-
-    /// As [`Clusters::start_in`], each broker in a process group of its own: a Ctrl-C in the
-    /// terminal then reaches only the caller, which stops the brokers when it is done with them.
+    /// nisshi clusters with data under `dir` (kept after drop), each on the given port or a
+    /// free one, each broker in a process group of its own: a Ctrl-C in the terminal then
+    /// reaches only the caller, which stops the brokers when it is done with them (the demo).
     pub fn start_detached(
         dir: &Path,
         names: &[&str],
         ports: &[Option<u16>],
         storage: Storage,
     ) -> Result<Self> {
-        Self::start_in_with(dir, names, ports, storage, true)
+        let backend = Backend::Nisshi {
+            binary: find_nisshi()?,
+            storage,
+        };
+        Self::start_all(backend, dir, names, ports, true)
     }
 
-    fn start_in_with(
+    /// Starts the clusters side by side (a JVM takes seconds to start).
+    fn start_all(
+        backend: Backend,
         dir: &Path,
         names: &[&str],
         ports: &[Option<u16>],
-        storage: Storage,
         detached: bool,
     ) -> Result<Self> {
-        let binary = find_nisshi()?;
-        let mut clusters = Vec::with_capacity(names.len());
-        for (i, name) in names.iter().enumerate() {
-            let port = ports.get(i).copied().flatten();
-            clusters.push(LocalCluster::start_with(
-                &binary,
-                name,
-                port,
-                storage,
-                &dir.join(name),
-                detached,
-            )?);
-        }
+        let started: Vec<Result<LocalCluster>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let backend = backend.clone();
+                    let port = ports.get(i).copied().flatten();
+                    let data_dir = dir.join(name);
+                    scope.spawn(move || {
+                        LocalCluster::start_with(backend, name, port, &data_dir, detached)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|_| Err(cluster_error("?", "starting thread panicked")))
+                })
+                .collect()
+        });
+        // On an error the clusters that did start are dropped, hence killed.
+        let clusters = started.into_iter().collect::<Result<Vec<_>>>()?;
         Ok(Clusters {
             clusters,
             _temp: None,
@@ -397,6 +494,11 @@ impl Clusters {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The broker serving these clusters.
+    pub fn broker(&self) -> Option<Broker> {
+        self.clusters.first().map(LocalCluster::broker)
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &LocalCluster> {
@@ -460,7 +562,7 @@ fn answers_api_versions(port: u16) -> bool {
     answered_id == correlation_id && error_code == 0
 }
 
-fn send_signal(child: &Child, signal: libc::c_int) {
+pub(crate) fn send_signal(child: &Child, signal: libc::c_int) {
     if let Ok(pid) = libc::pid_t::try_from(child.id()) {
         // SAFETY: kill(2) with the PID of a child we have not yet reaped.
         unsafe {
@@ -469,7 +571,7 @@ fn send_signal(child: &Child, signal: libc::c_int) {
     }
 }
 
-fn cluster_error(name: &str, message: &str) -> Error {
+pub(crate) fn cluster_error(name: &str, message: &str) -> Error {
     Error::Cluster {
         name: name.to_string(),
         message: message.to_string(),

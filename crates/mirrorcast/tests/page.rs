@@ -32,7 +32,9 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         browser_dir().display()
     );
 
-    let mut clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    // The page is what the demo shows: on the demo's broker.
+    let mut clusters =
+        start_nisshi_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, "LH.ORDERS", 3, &[("retention.bytes", "100000000")]);
     let dir = tempfile::tempdir().unwrap();

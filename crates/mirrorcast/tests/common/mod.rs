@@ -15,11 +15,28 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
-/// Starts clusters; fails the test loudly when the broker is not installed.
+/// Starts clusters on the broker `MIRRORCAST_TEST_BROKER` names (Apache Kafka unless it says
+/// `nisshi`); fails the test loudly when that broker is not installed.
 pub fn start_clusters(names: &[&str], storage: Storage) -> Clusters {
     match Clusters::start(names, storage) {
         Ok(c) => c,
         Err(e) => panic!("cannot start local clusters: {e}"),
+    }
+}
+
+/// Starts nisshi clusters, for what the demo's broker must do whatever the suite runs on.
+pub fn start_nisshi_clusters(names: &[&str], storage: Storage) -> Clusters {
+    match Clusters::start_on(localcluster::Broker::Nisshi, names, storage) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start local nisshi clusters: {e}"),
+    }
+}
+
+/// Starts Apache Kafka clusters with the given security or authorizer.
+pub fn start_kafka_clusters(names: &[&str], options: &localcluster::KafkaOptions) -> Clusters {
+    match Clusters::start_kafka(names, options) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start local Apache Kafka clusters: {e}"),
     }
 }
 
