@@ -10,10 +10,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
-use localcluster::{Broker, Clusters, Storage};
+use localcluster::{Broker, Clusters, MirrorMaker, Storage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -62,10 +63,22 @@ fn produce(bootstrap: &str, topic: &str, count: u64, size: usize) -> Result<f64>
     let payload = vec![b'x'; size];
     let started = Instant::now();
     for n in 0..count {
-        let key = (n % 1000).to_string();
+        // As users' records are: a key, a trace id and an event type besides the value.
+        let key = format!("customer-{:06}", n % 100_000);
+        let trace_id = format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+        let headers = OwnedHeaders::new_with_capacity(2)
+            .insert(Header {
+                key: "trace-id",
+                value: Some(trace_id.as_bytes()),
+            })
+            .insert(Header {
+                key: "event-type",
+                value: Some(&b"OrderPlaced"[..]),
+            });
         let mut record = BaseRecord::to(topic)
             .key(&key)
             .payload(&payload[..])
+            .headers(headers)
             .partition((n % PARTITIONS as u64) as i32);
         loop {
             match producer.send(record) {
@@ -165,6 +178,34 @@ impl Drop for Replicator {
     }
 }
 
+/// The replication config both replicators run: `europe` to each target (alias = bootstrap).
+fn replication_config(
+    dir: &Path,
+    name: &str,
+    source: &str,
+    targets: &[(&str, String)],
+    extra: &str,
+) -> Result<std::path::PathBuf> {
+    let aliases: Vec<&str> = targets.iter().map(|(alias, _)| *alias).collect();
+    let mut text = format!(
+        "clusters = europe, {}\neurope.bootstrap.servers = {source}\n",
+        aliases.join(", ")
+    );
+    for (alias, bootstrap) in targets {
+        text +=
+            &format!("{alias}.bootstrap.servers = {bootstrap}\neurope->{alias}.enabled = true\n");
+    }
+    text += "replication.factor = 1\noffset.storage.replication.factor = 1\nheartbeats.topic.replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\ncheckpoints.topic.replication.factor = 1\n\
+             config.storage.replication.factor = 1\nstatus.storage.replication.factor = 1\n\
+             replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy\n\
+             sync.topic.acls.enabled = false\nrefresh.topics.interval.seconds = 1\n";
+    text += extra;
+    let config = dir.join(format!("{name}-{}.properties", targets.len()));
+    std::fs::write(&config, text)?;
+    Ok(config)
+}
+
 fn start_replicator(
     binary: &Path,
     dir: &Path,
@@ -172,22 +213,17 @@ fn start_replicator(
     targets: &[&str],
     http_port: u16,
 ) -> Result<Replicator> {
-    let mut text = format!(
-        "clusters = europe, {}\neurope.bootstrap.servers = {}\n",
-        targets.join(", "),
-        clusters.bootstrap("europe")
-    );
-    for t in targets {
-        text += &format!(
-            "{t}.bootstrap.servers = {}\neurope->{t}.enabled = true\n",
-            clusters.bootstrap(t)
-        );
-    }
-    text += "replication.factor = 1\noffset.storage.replication.factor = 1\nheartbeats.topic.replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\ncheckpoints.topic.replication.factor = 1\n\
-             replication.policy.class = IdentityReplicationPolicy\nsync.topic.acls.enabled = false\nrefresh.topics.interval.seconds = 1\n";
-    let config = dir.join(format!("bench-{}.properties", targets.len()));
-    std::fs::write(&config, text)?;
+    let targets: Vec<(&str, String)> = targets
+        .iter()
+        .map(|t| (*t, clusters.bootstrap(t)))
+        .collect();
+    let config = replication_config(
+        dir,
+        "mirrorcast",
+        &clusters.bootstrap("europe"),
+        &targets,
+        "",
+    )?;
     let child = Command::new(binary)
         .arg("run")
         .arg(&config)
@@ -289,10 +325,72 @@ fn python_copy(
         .context("the Python peer printed no seconds")
 }
 
+/// Genuine MirrorMaker 2 (dedicated mode, `tasks.max` = the partition count, otherwise its
+/// defaults) copies the backlog of `source` to fresh clusters; returns its figures over the
+/// interval from the first record on a target to the last (the JVM and Connect start-up, about
+/// 10-20 s, is left out, as it would be in a long-running deployment).
+fn mm2_copy(
+    broker: Broker,
+    out_dir: &Path,
+    source: &str,
+    targets: usize,
+    count: u64,
+    mb: f64,
+) -> Result<serde_json::Value> {
+    let aliases = ["northamerica", "southamerica"];
+    let fresh = Clusters::start_on(broker, &aliases[..targets], Storage::Memory)?;
+    let target_list: Vec<(&str, String)> = aliases[..targets]
+        .iter()
+        .map(|a| (*a, fresh.bootstrap(a)))
+        .collect();
+    let extra = format!("tasks.max = {PARTITIONS}\n");
+    let config = replication_config(out_dir, "mm2", source, &target_list, &extra)?;
+    let log = out_dir.join(format!("mm2-{targets}.log"));
+    let mut mm2 = MirrorMaker::start(&config, &[], &log)?;
+    let pid = mm2.pid().context("MM2 did not start")?;
+    let copied = || -> i64 {
+        target_list
+            .iter()
+            .map(|(_, b)| total_records(b, TOPIC))
+            .min()
+            .unwrap_or(0)
+    };
+    let started = Instant::now();
+    while copied() == 0 {
+        if !mm2.is_running() || started.elapsed() > Duration::from_secs(300) {
+            bail!("MM2 copied nothing; its log is {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let first = Instant::now();
+    let brokers_before = brokers_cpu(&fresh, &aliases[..targets]);
+    let (cpu_before, _) = cpu_and_peak(pid);
+    while copied() < count as i64 {
+        if !mm2.is_running() || first.elapsed() > Duration::from_secs(1800) {
+            bail!("MM2 did not finish; its log is {}", log.display());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seconds = first.elapsed().as_secs_f64();
+    let (cpu, peak) = cpu_and_peak(pid);
+    let target_brokers = brokers_cpu(&fresh, &aliases[..targets]) - brokers_before;
+    mm2.stop(Duration::from_secs(5));
+    // Records copied before `first` are few (one fetch); count the whole backlog.
+    Ok(serde_json::json!({
+        "mb_s": mb / seconds,
+        "records_s": count as f64 / seconds,
+        "cpu_seconds_per_gb": (cpu - cpu_before) / (mb * targets as f64 / 1000.0),
+        "target_brokers_cpu_s_per_gb": target_brokers / (mb / 1000.0),
+        "peak_rss_mib": peak as f64 / 1048576.0,
+    }))
+}
+
 pub struct Options {
     pub megabytes: u64,
     pub sizes: Vec<usize>,
     pub broker: Broker,
+    /// Every figure is measured this many times; the table shows the median and the spread.
+    pub runs: usize,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
@@ -318,6 +416,34 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
     let python = python_env(&out_dir)?;
+    let runs: Vec<Run> = (1..=options.runs)
+        .map(|n| {
+            println!("=== run {n} of {}", options.runs);
+            run_once(options, &binary, &out_dir, &python, root)
+        })
+        .collect::<Result<_>>()?;
+    let summary = summarize(&runs);
+    print_table(&summary);
+    let path = out_dir.join("results.json");
+    let json = serde_json::json!({ "broker": options.broker.name(), "median_and_spread": summary, "runs": runs.iter().map(|r| serde_json::json!({"backlog": r.backlog, "latency_ms": r.latency})).collect::<Vec<_>>() });
+    std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+/// One run's figures: a row per record size and target count, and the latencies.
+struct Run {
+    backlog: Vec<serde_json::Value>,
+    latency: serde_json::Value,
+}
+
+fn run_once(
+    options: &Options,
+    binary: &Path,
+    out_dir: &Path,
+    python: &Path,
+    root: &Path,
+) -> Result<Run> {
     let broker = options.broker;
     let mut results = Vec::new();
     // `--megabytes 0`: the latency part only.
@@ -359,8 +485,20 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
                 row["raw_consumer_mb_s"] = (mb / consume).into();
             }
             let port = localcluster::free_port()?;
+            let replicator = start_replicator(binary, out_dir, &clusters, &targets, port)?;
+            // From the first record on every target to the last, as for MM2 below.
+            let first_copied = Instant::now();
+            while targets
+                .iter()
+                .any(|t| total_records(&clusters.bootstrap(t), TOPIC) == 0)
+            {
+                if first_copied.elapsed() > Duration::from_secs(120) {
+                    bail!("mirrorcast copied nothing in 2 minutes");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
             let brokers_before = brokers_cpu(&clusters, &names);
-            let replicator = start_replicator(&binary, &out_dir, &clusters, &targets, port)?;
+            let (cpu_before, _) = cpu_and_peak(replicator.0.id());
             let started = Instant::now();
             loop {
                 let done = targets
@@ -375,7 +513,8 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
                 std::thread::sleep(Duration::from_millis(100));
             }
             let seconds = started.elapsed().as_secs_f64();
-            let (cpu, peak) = cpu_and_peak(replicator.0.id());
+            let (cpu_after, peak) = cpu_and_peak(replicator.0.id());
+            let cpu = cpu_after - cpu_before;
             let brokers = brokers_cpu(&clusters, &names) - brokers_before;
             row["replication_brokers_cpu_s_per_gb"] = (brokers / (mb / 1000.0)).into();
             row["replication_cores_busy"] = ((brokers + cpu) / seconds).into();
@@ -394,12 +533,26 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
                 row["replication_over_raw_producer"] = (rep / raw).into();
             }
             drop(replicator);
+            if broker == Broker::Kafka {
+                let mm2 = mm2_copy(broker, out_dir, &europe, targets.len(), count, mb)?;
+                let (ours, theirs) = (&row["cpu_seconds_per_gb"], &mm2["cpu_seconds_per_gb"]);
+                if let (Some(ours), Some(theirs)) = (ours.as_f64(), theirs.as_f64()) {
+                    // MB per replicator CPU-second, mirrorcast's over MM2's.
+                    row["mb_per_cpu_s_over_mm2"] = (theirs / ours).into();
+                }
+                if let (Some(ours), Some(theirs)) =
+                    (row["peak_rss_mib"].as_f64(), mm2["peak_rss_mib"].as_f64())
+                {
+                    row["rss_over_mm2"] = (ours / theirs).into();
+                }
+                row["mm2"] = mm2;
+            }
             if targets.len() == 1 {
                 let fresh = Clusters::start_on(broker, &["python"], Storage::Memory)?;
                 let target = fresh.bootstrap("python");
                 create_topic(&target, "python")?;
                 let python_seconds =
-                    python_copy(&python, root, &europe, &target, TOPIC, "python", count)?;
+                    python_copy(python, root, &europe, &target, TOPIC, "python", count)?;
                 row["python_mb_s"] = (mb / python_seconds).into();
                 row["mirrorcast_over_python"] = (python_seconds / seconds).into();
             }
@@ -407,14 +560,44 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
             results.push(row);
         }
     }
-    let latency = latency(broker, &binary, &out_dir)?;
+    let latency = latency(broker, binary, out_dir)?;
     println!("latency: {latency}");
-    print_table(&results, &latency);
-    let path = out_dir.join("results.json");
-    let json = serde_json::json!({ "backlog": results, "latency_ms": latency });
-    std::fs::write(&path, serde_json::to_string_pretty(&json)?)?;
-    println!("wrote {}", path.display());
-    Ok(())
+    Ok(Run {
+        backlog: results,
+        latency,
+    })
+}
+
+/// Median and spread (min, max) of every number over the runs, row by row: the same shape as a
+/// run, each number replaced by `{"median", "min", "max"}`.
+fn summarize(runs: &[Run]) -> serde_json::Value {
+    fn combine(values: &[&serde_json::Value]) -> serde_json::Value {
+        match values.first() {
+            Some(serde_json::Value::Object(first)) => first
+                .keys()
+                .map(|k| {
+                    let inner: Vec<&serde_json::Value> =
+                        values.iter().filter_map(|v| v.get(k)).collect();
+                    (k.clone(), combine(&inner))
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into(),
+            Some(serde_json::Value::Number(_)) => {
+                let mut numbers: Vec<f64> = values.iter().filter_map(|v| v.as_f64()).collect();
+                numbers.sort_by(f64::total_cmp);
+                let median = numbers[numbers.len() / 2];
+                serde_json::json!({ "median": median, "min": numbers[0], "max": numbers[numbers.len() - 1] })
+            }
+            Some(other) => (*other).clone(),
+            None => serde_json::Value::Null,
+        }
+    }
+    let rows = runs.first().map_or(0, |r| r.backlog.len());
+    let backlog: Vec<serde_json::Value> = (0..rows)
+        .map(|i| combine(&runs.iter().map(|r| &r.backlog[i]).collect::<Vec<_>>()))
+        .collect();
+    let latency = combine(&runs.iter().map(|r| &r.latency).collect::<Vec<_>>());
+    serde_json::json!({ "backlog": backlog, "latency_ms": latency })
 }
 
 /// End-to-end latency at 5,000 records/s for 10 s, on fresh clusters each time (the test
@@ -450,7 +633,42 @@ fn latency(broker: Broker, binary: &Path, out_dir: &Path) -> Result<serde_json::
     replicated["mean_age_when_read"] = mean("mirrorcast_record_age_seconds").into();
     replicated["mean_age_when_acknowledged"] =
         mean("mirrorcast_replication_latency_seconds").into();
-    Ok(serde_json::json!({ "broker": broker_alone, "mirrorcast": replicated }))
+    drop(_replicator);
+    drop(clusters);
+    let mut result = serde_json::json!({ "broker": broker_alone, "mirrorcast": replicated });
+    if broker == Broker::Kafka {
+        result["mm2"] = mm2_latency(out_dir)?;
+    }
+    Ok(result)
+}
+
+/// The same latency measurement through genuine MirrorMaker 2 on fresh clusters.
+fn mm2_latency(out_dir: &Path) -> Result<serde_json::Value> {
+    let clusters = Clusters::start_on(Broker::Kafka, &["europe", "northamerica"], Storage::Memory)?;
+    let europe = clusters.bootstrap("europe");
+    let target = clusters.bootstrap("northamerica");
+    create_topic(&europe, "latency")?;
+    let config = replication_config(
+        out_dir,
+        "mm2-latency",
+        &europe,
+        &[("northamerica", target.clone())],
+        &format!("tasks.max = {PARTITIONS}\n"),
+    )?;
+    let log = out_dir.join("mm2-latency.log");
+    let _mm2 = MirrorMaker::start(&config, &[], &log)?;
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while total_records(&target, "latency") == 0 {
+        if Instant::now() > deadline {
+            bail!(
+                "MM2 copied nothing in 3 minutes; its log is {}",
+                log.display()
+            );
+        }
+        produce(&europe, "latency", 8, 100)?;
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    measure_latency(&europe, &target)
 }
 
 /// Produces 100 B records at 5,000/s for 10 s to `source` and measures how long each takes to
@@ -519,41 +737,61 @@ fn measure_latency(source: &str, target: &str) -> Result<serde_json::Value> {
     }))
 }
 
-fn print_table(results: &[serde_json::Value], latency: &serde_json::Value) {
-    println!("\n| record | targets | raw producer (target) MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads per record | CPU s/GB | brokers' CPU s/GB | cores busy | peak RSS MiB | Python loop MB/s | mirrorcast ÷ Python |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-    let ratio = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
-    for r in results {
-        let f = |k: &str| r[k].as_f64().map_or("-".to_string(), |v| format!("{v:.1}"));
+/// Prints the medians, with the spread (min-max over the runs) of the figures that vary most.
+fn print_table(summary: &serde_json::Value) {
+    let median = |v: &serde_json::Value| v["median"].as_f64();
+    let num = |v: &serde_json::Value, digits: usize| {
+        median(v).map_or("-".to_string(), |m| format!("{m:.digits$}"))
+    };
+    let spread = |v: &serde_json::Value| match (median(v), v["min"].as_f64(), v["max"].as_f64()) {
+        (Some(m), Some(lo), Some(hi)) => format!("{m:.1} ({lo:.1}-{hi:.1})"),
+        _ => "-".to_string(),
+    };
+    println!("\nMedian of the runs; (min-max) where shown.\n");
+    println!("| record | targets | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for r in summary["backlog"].as_array().into_iter().flatten() {
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            r["record_bytes"],
-            r["targets"],
-            f("raw_producer_target_mb_s"),
-            f("raw_consumer_mb_s"),
-            f("replication_mb_s"),
-            f("replication_records_s"),
-            ratio(r["replication_over_raw_producer"].as_f64()),
-            ratio(r["source_reads_per_record"].as_f64()),
-            f("cpu_seconds_per_gb"),
-            f("replication_brokers_cpu_s_per_gb"),
-            ratio(r["replication_cores_busy"].as_f64()),
-            f("peak_rss_mib"),
-            f("python_mb_s"),
-            ratio(r["mirrorcast_over_python"].as_f64()),
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            r["record_bytes"]["median"],
+            r["targets"]["median"],
+            num(&r["raw_producer_target_mb_s"], 1),
+            num(&r["raw_consumer_mb_s"], 1),
+            spread(&r["replication_mb_s"]),
+            num(&r["replication_records_s"], 0),
+            num(&r["replication_over_raw_producer"], 2),
+            num(&r["source_reads_per_record"], 2),
+            spread(&r["cpu_seconds_per_gb"]),
+            num(&r["replication_brokers_cpu_s_per_gb"], 1),
+            num(&r["peak_rss_mib"], 0),
+            spread(&r["mm2"]["mb_s"]),
+            spread(&r["mm2"]["cpu_seconds_per_gb"]),
+            num(&r["mm2"]["peak_rss_mib"], 0),
+            num(&r["mb_per_cpu_s_over_mm2"], 2),
+            num(&r["rss_over_mm2"], 2),
+            num(&r["python_mb_s"], 1),
         );
     }
-    println!("\nlatency at 5,000 records/s, 100 B, fresh clusters:");
+    let latency = &summary["latency_ms"];
+    println!(
+        "\nlatency at 5,000 records/s, 100 B, fresh clusters, ms, median (min-max) of the runs:"
+    );
     for (what, l) in [
         (
             "broker alone (produce -> consume, one cluster)",
             &latency["broker"],
         ),
         ("mirrorcast (source -> target)", &latency["mirrorcast"]),
+        ("MM2 (source -> target)", &latency["mm2"]),
     ] {
+        if l.is_null() {
+            continue;
+        }
         println!(
-            "  {what}: p50 {} ms, p99 {} ms, max {} ms ({} records)",
-            l["p50"], l["p99"], l["max"], l["received"]
+            "  {what}: p50 {}, p99 {}, max {}",
+            spread(&l["p50"]),
+            spread(&l["p99"]),
+            spread(&l["max"])
         );
     }
 }

@@ -37,6 +37,9 @@ enum Task {
         /// or `nisshi`.
         #[arg(long, default_value = "kafka")]
         broker: String,
+        /// How many times to measure everything (the table shows medians and spreads).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
 }
 
@@ -64,12 +67,14 @@ fn main() -> ExitCode {
             megabytes,
             sizes,
             broker,
+            runs,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
                 &bench::Options {
                     megabytes,
                     sizes,
                     broker,
+                    runs: runs.max(1),
                 },
                 &workspace_root(),
             )

@@ -12,29 +12,8 @@ use std::time::Duration;
 use common::*;
 use localcluster::Storage;
 use mirrorcast::offsets::codec::Checkpoint;
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-
-fn group_client(bootstrap: &str, group: &str) -> BaseConsumer {
-    ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()
-        .unwrap()
-}
-
-fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
-    let mut list = TopicPartitionList::new();
-    for (p, o) in offsets {
-        list.add_partition_offset(topic, *p, Offset::Offset(*o))
-            .unwrap();
-    }
-    group_client(bootstrap, group)
-        .commit(&list, CommitMode::Sync)
-        .unwrap();
-}
+use rdkafka::consumer::Consumer;
+use rdkafka::{Message, Offset, TopicPartitionList};
 
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
     let mut list = TopicPartitionList::new();

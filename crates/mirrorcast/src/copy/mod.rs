@@ -1312,20 +1312,43 @@ impl Lane {
     fn publish(&mut self, readers: &Readers, stopped: bool) {
         self.last_publish = Instant::now();
         let lane = self.index;
-        let views = self
-            .partitions
-            .iter()
-            .filter(|s| !s.retired)
-            .map(|s| PartitionView {
+        let shared_positions = readers.shared.positions();
+        let own_positions = readers.own[lane].positions();
+        let views = self.partitions.iter().filter(|s| !s.retired).map(|s| {
+            let key = (s.source_topic.clone(), s.partition);
+            let reader_position = match s.mode {
+                Mode::Shared => shared_positions.get(&key),
+                Mode::CatchingUp => own_positions.get(&key),
+                Mode::Waiting(_) => None,
+            };
+            PartitionView {
                 topic: &s.source_topic,
                 remote_topic: &s.remote_topic,
                 partition: s.partition,
                 source_end: readers.high_watermark(lane, &s.source_topic, s.partition),
                 last_acked: s.ledger.acked(),
+                read_through: read_through(s, reader_position.copied()),
                 meters: &s.meters,
-            });
+            }
+        });
         self.reporter
             .publish(views, self.target_failing || self.source_failing, stopped);
+    }
+}
+
+/// Where nothing is left to copy of a partition whose reader moved past offsets without
+/// records for the lane: only when everything the lane sent is acknowledged.
+fn read_through(state: &PartitionState, reader_position: Option<i64>) -> Option<i64> {
+    let Offset::Offset(next) = state.next else {
+        return None;
+    };
+    let all_acknowledged = state
+        .ledger
+        .acked()
+        .map_or(next == 0, |acked| acked + 1 == next);
+    match reader_position {
+        Some(position) if all_acknowledged && position > next => Some(position),
+        _ => None,
     }
 }
 

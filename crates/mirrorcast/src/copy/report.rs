@@ -31,6 +31,10 @@ pub struct PartitionView<'a> {
     /// The source end offset the reader last saw.
     pub source_end: Option<i64>,
     pub last_acked: Option<i64>,
+    /// The source offset up to which nothing is left to copy when it is past `last_acked + 1`:
+    /// everything the lane was handed is acknowledged and its reader has moved past offsets
+    /// that hold no record to copy (transaction markers, aborted or compacted records).
+    pub read_through: Option<i64>,
     pub meters: &'a PartitionMeters,
 }
 
@@ -148,7 +152,10 @@ impl FlowReporter {
         let mut statuses = Vec::new();
         let (mut flow_lag, mut flow_lag_seconds) = (0i64, 0f64);
         for view in partitions {
-            let replicated = view.last_acked.map(|o| o + 1);
+            let replicated = match (view.last_acked.map(|o| o + 1), view.read_through) {
+                (Some(acked), Some(through)) => Some(acked.max(through)),
+                (acked, through) => acked.or(through),
+            };
             let lag = view
                 .source_end
                 .map(|end| (end - replicated.unwrap_or(0)).max(0));

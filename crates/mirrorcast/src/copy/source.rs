@@ -2,6 +2,7 @@
 //! partitions (at an offset) and have them taken away at any time. Each source has one shared
 //! reader for all its flows, and each flow one of its own for catching up ([`super::fanout`]).
 
+use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -30,6 +31,22 @@ impl SourceReader {
     /// The partition's end offset as the reader last saw it (no request is made).
     pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         crate::admin_ext::cached_high_watermark(self.consumer.client(), topic, partition)
+    }
+
+    /// Where the reader stands on each assigned partition: the offset after the last record it
+    /// handed out, moved past records it never hands out (transaction markers, and aborted
+    /// records when reading committed only). One call for all partitions, no request.
+    pub fn positions(&self) -> HashMap<(String, i32), i64> {
+        let Ok(list) = self.consumer.position() else {
+            return HashMap::new();
+        };
+        list.elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                Offset::Offset(o) => Some(((e.topic().to_string(), e.partition()), o)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Starts reading these partitions at the given offsets.

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use localcluster::{Clusters, Storage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
@@ -66,19 +66,13 @@ fn client(bootstrap: &str) -> ClientConfig {
 }
 
 pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-    let admin: AdminClient<DefaultClientContext> =
-        client(bootstrap).create().expect("admin client");
+    let admin = admin_client(bootstrap);
     let mut topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
     for (k, v) in configs {
         topic = topic.set(k, v);
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let results = runtime
-        .block_on(admin.create_topics([&topic], &AdminOptions::new()))
-        .expect("create topics");
+    let results =
+        block_on(admin.create_topics([&topic], &AdminOptions::new())).expect("create topics");
     for r in results {
         r.unwrap_or_else(|(t, e)| panic!("create topic {t}: {e}"));
     }
@@ -87,6 +81,38 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&s
             bootstrap, name
         ) == Some(partitions)),
         "topic {name} did not appear"
+    );
+}
+
+/// An admin client for test set-up.
+pub fn admin_client(bootstrap: &str) -> AdminClient<DefaultClientContext> {
+    client(bootstrap).create().expect("admin client")
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+/// Grows `topic` to `total` partitions (CreatePartitions) and waits until it shows.
+pub fn add_partitions(bootstrap: &str, topic: &str, total: usize) {
+    let admin = admin_client(bootstrap);
+    let results = block_on(admin.create_partitions(
+        [&rdkafka::admin::NewPartitions::new(topic, total)],
+        &AdminOptions::new(),
+    ))
+    .expect("create partitions");
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("add partitions to {t}: {e}"));
+    }
+    assert!(
+        wait_until(Duration::from_secs(10), || topic_partitions(
+            bootstrap, topic
+        ) == Some(total as i32)),
+        "{topic} did not grow"
     );
 }
 
@@ -436,6 +462,21 @@ pub fn total_records(bootstrap: &str, topic: &str) -> i64 {
     end_offsets(bootstrap, topic).values().sum()
 }
 
+/// The copy progress stored on `target` (`mm2-offsets.<source>.internal`, MM2's dedicated-mode
+/// connector): the last copied source offset per (topic, partition); `None` while unreadable.
+pub fn stored_progress(target: &str, source_alias: &str) -> Option<mirrorcast::progress::Progress> {
+    let mut config = client(target);
+    config.set("group.id", "test-progress-reader");
+    let progress_topic = format!("mm2-offsets.{source_alias}.internal");
+    mirrorcast::progress::load(
+        &config,
+        &progress_topic,
+        mirrorcast::progress::codec::DEDICATED_MODE_CONNECTOR,
+        source_alias,
+    )
+    .ok()
+}
+
 /// Whether the replicator's stored progress on `target` says every record of `topic` up to the
 /// source's current end is copied and acknowledged.
 pub fn progress_reached(
@@ -444,15 +485,7 @@ pub fn progress_reached(
     topic: &str,
     source_ends: &BTreeMap<i32, i64>,
 ) -> bool {
-    let mut config = client(target);
-    config.set("group.id", "test-progress-reader");
-    let progress_topic = format!("mm2-offsets.{source_alias}.internal");
-    let Ok(progress) = mirrorcast::progress::load(
-        &config,
-        &progress_topic,
-        mirrorcast::progress::codec::DEDICATED_MODE_CONNECTOR,
-        source_alias,
-    ) else {
+    let Some(progress) = stored_progress(target, source_alias) else {
         return false;
     };
     source_ends
@@ -520,4 +553,133 @@ pub fn europe_records_read(port: u16, reader: Option<&str>) -> Option<f64> {
         "mirrorcast_source_records_read_total",
         &labels,
     ))
+}
+
+/// A consumer of `group` that commits only when told to.
+pub fn group_client(bootstrap: &str, group: &str) -> BaseConsumer {
+    client(bootstrap)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap()
+}
+
+/// Commits `offsets` of `topic` for `group` (a group without members).
+pub fn commit(bootstrap: &str, group: &str, topic: &str, offsets: &[(i32, i64)]) {
+    let mut list = TopicPartitionList::new();
+    for (p, o) in offsets {
+        list.add_partition_offset(topic, *p, Offset::Offset(*o))
+            .unwrap();
+    }
+    group_client(bootstrap, group)
+        .commit(&list, CommitMode::Sync)
+        .unwrap();
+}
+
+/// Every record of `topic` with its offset, as a consumer with `isolation.level` sees it, up to
+/// the end of each partition (control markers and aborted or compacted records leave gaps).
+pub fn read_with_offsets(
+    bootstrap: &str,
+    topic: &str,
+    isolation_level: &str,
+) -> BTreeMap<i32, Vec<(i64, TestRecord)>> {
+    let partitions = topic_partitions(bootstrap, topic).unwrap_or(0);
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "test-offset-reader")
+        .set("enable.auto.commit", "false")
+        .set("allow.auto.create.topics", "false")
+        .set("enable.partition.eof", "true")
+        .set("isolation.level", isolation_level)
+        .create()
+        .unwrap();
+    let mut list = TopicPartitionList::new();
+    let mut out: BTreeMap<i32, Vec<(i64, TestRecord)>> = BTreeMap::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning)
+            .unwrap();
+        out.insert(p, Vec::new());
+    }
+    consumer.assign(&list).unwrap();
+    let mut at_end = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while at_end.len() < partitions as usize {
+        assert!(Instant::now() < deadline, "reading {topic} timed out");
+        match consumer.poll(Duration::from_millis(200)) {
+            None => {}
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(p))) => {
+                at_end.insert(p);
+            }
+            Some(Err(e)) => panic!("reading {topic}: {e}"),
+            Some(Ok(message)) => {
+                at_end.remove(&message.partition());
+                let headers = message
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                out.entry(message.partition()).or_default().push((
+                    message.offset(),
+                    TestRecord {
+                        key: message.key().map(<[u8]>::to_vec),
+                        value: message.payload().map(<[u8]>::to_vec),
+                        headers,
+                        timestamp: message.timestamp().to_millis().unwrap_or(-1),
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// Runs `mirrorcast translate-offsets` and returns, per partition of `topic`, the translated
+/// downstream offset of `group`.
+pub fn translate_offsets(
+    config: &Path,
+    source: &str,
+    target: &str,
+    group: &str,
+    topic: &str,
+) -> BTreeMap<i32, i64> {
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+        .arg("translate-offsets")
+        .arg(config)
+        .args(["--source", source, "--target", target, "--group", group])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Lines read `TOPIC [P] UPSTREAM -> REMOTE [P] DOWNSTREAM`.
+    stdout
+        .lines()
+        .filter_map(|line| {
+            let (from, to) = line.split_once(" -> ")?;
+            let mut from = from.split_whitespace();
+            (from.next()? == topic).then_some(())?;
+            let partition = from.next()?.trim_matches(['[', ']']).parse().ok()?;
+            let downstream = to.split_whitespace().nth(2)?.parse().ok()?;
+            Some((partition, downstream))
+        })
+        .collect()
+}
+
+/// The offset syncs of `topic` in an `mm2-offset-syncs.*` topic, in the order written.
+pub fn offset_syncs(
+    bootstrap: &str,
+    syncs_topic: &str,
+    topic: &str,
+) -> Vec<mirrorcast::offsets::codec::OffsetSync> {
+    read_raw(bootstrap, syncs_topic)
+        .iter()
+        .filter_map(|(k, v)| mirrorcast::offsets::codec::OffsetSync::decode(k, v).ok())
+        .filter(|s| s.topic == topic)
+        .collect()
 }

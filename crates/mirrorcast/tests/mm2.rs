@@ -1,0 +1,428 @@
+//! Genuine MirrorMaker 2 (Apache Kafka's `connect-mirror`, dedicated mode) next to mirrorcast
+//! on Apache Kafka, with the same properties file: each continues from the progress the other
+//! stored, MM2's own client code reads mirrorcast's checkpoints and heartbeats, and both write
+//! the same remote topics, configs, offset syncs and checkpoints for the same input.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use localcluster::{Clusters, MirrorMaker, Storage};
+use rdkafka::admin::{AdminOptions, ConfigSource, ResourceSpecifier};
+
+const TOPIC: &str = "LH.ORDERS";
+
+/// One properties file for both replicators: every internal topic at replication factor 1
+/// (single-node clusters), progress flushed every second (Connect's default is 60 s).
+fn mm2_config(clusters: &Clusters, targets: &[&str], policy: &str, extra: &str) -> String {
+    let mut text = format!(
+        "clusters = europe, {}\n\
+         europe.bootstrap.servers = {}\n\
+         replication.policy.class = org.apache.kafka.connect.mirror.{policy}\n\
+         replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n\
+         offset.storage.replication.factor = 1\n\
+         config.storage.replication.factor = 1\n\
+         status.storage.replication.factor = 1\n\
+         offset.flush.interval.ms = 1000\n\
+         emit.checkpoints.interval.seconds = 1\n\
+         refresh.topics.interval.seconds = 5\n\
+         refresh.groups.interval.seconds = 5\n",
+        targets.join(", "),
+        clusters.bootstrap("europe"),
+    );
+    for target in targets {
+        text.push_str(&format!(
+            "{target}.bootstrap.servers = {}\neurope->{target}.enabled = true\n",
+            clusters.bootstrap(target)
+        ));
+    }
+    text.push_str(extra);
+    text
+}
+
+fn start_mm2(config: &Path, target: &str) -> MirrorMaker {
+    let log = config.with_extension(format!("mm2-{target}.log"));
+    MirrorMaker::start(config, &[target], &log).unwrap_or_else(|e| panic!("cannot start MM2: {e}"))
+}
+
+/// Per partition: records on the target, and the last source offset stored as progress.
+fn copied_and_stored(target: &str, topic: &str) -> (BTreeMap<i32, i64>, BTreeMap<i32, i64>) {
+    let copied = end_offsets(target, topic);
+    let stored = stored_progress(target, "europe")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|((_, p), offset)| (p, offset))
+        .collect();
+    (copied, stored)
+}
+
+#[test]
+fn mirrorcast_continues_from_the_progress_mm2_stored() {
+    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, TOPIC, 2, &[]);
+    produce(&europe, TOPIC, &numbered_records("mm2", 2, 0, 40_000));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &mm2_config(
+            &clusters,
+            &["northamerica"],
+            "IdentityReplicationPolicy",
+            "topics = LH.*\n",
+        ),
+    );
+
+    let mut mm2 = start_mm2(&config, "northamerica");
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            let (_, stored) = copied_and_stored(&north, TOPIC);
+            stored.len() == 2
+        }),
+        "MM2 stored no progress for both partitions\n{}",
+        mm2.log()
+    );
+    assert!(
+        mm2.stop(Duration::from_secs(60)),
+        "MM2 did not stop on SIGTERM"
+    );
+    let (by_mm2, stored) = copied_and_stored(&north, TOPIC);
+    println!("MM2 copied {by_mm2:?}, stored progress {stored:?}");
+    let mut expected_recopies = 0;
+    for (p, copied) in &by_mm2 {
+        let resume = stored[p] + 1;
+        assert!(
+            *copied >= resume,
+            "MM2 stored progress beyond what it copied"
+        );
+        expected_recopies += copied - resume;
+    }
+    // More records while nobody replicates.
+    produce(&europe, TOPIC, &numbered_records("after", 2, 40_000, 2_000));
+
+    let replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
+    let ends = end_offsets(&europe, TOPIC);
+    assert!(
+        wait_until(Duration::from_secs(120), || progress_reached(
+            &north, "europe", TOPIC, &ends
+        )),
+        "mirrorcast did not finish\n{}",
+        replicator.log()
+    );
+    let duplicates =
+        assert_complete_in_order(&read_all(&europe, TOPIC), &read_all(&north, TOPIC), TOPIC);
+    println!(
+        "re-copied {duplicates} record(s); MM2 copied {expected_recopies} after its last flush"
+    );
+    assert_eq!(
+        duplicates as i64, expected_recopies,
+        "mirrorcast must resume exactly after the offset MM2 stored"
+    );
+}
+
+#[test]
+fn mm2_continues_from_the_progress_mirrorcast_stored() {
+    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, TOPIC, 2, &[]);
+    produce(&europe, TOPIC, &numbered_records("first", 2, 0, 20_000));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &mm2_config(
+            &clusters,
+            &["northamerica"],
+            "IdentityReplicationPolicy",
+            "topics = LH.*\n",
+        ),
+    );
+    let mut replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
+    assert!(
+        wait_until(Duration::from_secs(60), || total_records(&north, TOPIC) > 0),
+        "{}",
+        replicator.log()
+    );
+    replicator.terminate_cleanly(Duration::from_secs(30));
+    let (copied, stored) = copied_and_stored(&north, TOPIC);
+    println!("mirrorcast copied {copied:?}, stored progress {stored:?}");
+    for (p, count) in &copied {
+        if *count > 0 {
+            assert_eq!(
+                stored.get(p),
+                Some(&(count - 1)),
+                "progress stored at SIGTERM"
+            );
+        }
+    }
+    produce(
+        &europe,
+        TOPIC,
+        &numbered_records("second", 2, 20_000, 2_000),
+    );
+
+    let mm2 = start_mm2(&config, "northamerica");
+    let source_total = total_records(&europe, TOPIC);
+    assert!(
+        wait_until(Duration::from_secs(180), || total_records(&north, TOPIC)
+            >= source_total),
+        "MM2 did not catch up: {} of {source_total}\n{}",
+        total_records(&north, TOPIC),
+        mm2.log()
+    );
+    let duplicates =
+        assert_complete_in_order(&read_all(&europe, TOPIC), &read_all(&north, TOPIC), TOPIC);
+    assert_eq!(
+        duplicates, 0,
+        "MM2 must resume right after mirrorcast's stored progress"
+    );
+}
+
+/// Compiles `tests/mm2/Mm2ClientCheck.java` against Kafka's jars and runs it on `bootstrap`.
+fn mm2_client_check(bootstrap: &str, source_alias: &str, group: &str) -> String {
+    let kafka = localcluster::find_kafka().unwrap_or_else(|e| panic!("{e}"));
+    let classes = tempfile::tempdir().unwrap();
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/mm2/Mm2ClientCheck.java");
+    let javac = Command::new("javac")
+        .args(["-cp", &kafka.classpath(), "-d"])
+        .arg(classes.path())
+        .arg(&source)
+        .output()
+        .expect("javac (a JDK) is needed for this test");
+    assert!(
+        javac.status.success(),
+        "{}",
+        String::from_utf8_lossy(&javac.stderr)
+    );
+    let classpath = format!("{}:{}", classes.path().display(), kafka.classpath());
+    let run = Command::new("java")
+        .args([
+            "-cp",
+            &classpath,
+            "Mm2ClientCheck",
+            bootstrap,
+            source_alias,
+            group,
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&run.stdout).to_string();
+    assert!(
+        run.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    stdout
+}
+
+#[test]
+fn mm2_client_code_reads_mirrorcast_checkpoints_and_heartbeats_and_agrees_on_translation() {
+    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "orders", 2, &[]);
+    produce(&europe, "orders", &numbered_records("orders", 2, 0, 1_000));
+    commit(&europe, "shop", "orders", &[(0, 230), (1, 377)]);
+    let dir = tempfile::tempdir().unwrap();
+    // Both directions, so that each cluster has heartbeats of the other (MM2 runs a heartbeat
+    // connector per pair); `europe.heartbeats` on North America tells MirrorClient where its
+    // data comes from.
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "{}northamerica->europe.enabled = true\n\
+             topics = orders, heartbeats\n\
+             emit.heartbeats.interval.seconds = 1\n",
+            mm2_config(&clusters, &["northamerica"], "DefaultReplicationPolicy", "")
+        ),
+    );
+    let replicator = Replicator::start(&config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(60), || translate_offsets(
+            &config,
+            "europe",
+            "northamerica",
+            "shop",
+            "orders"
+        )
+        .len()
+            == 2),
+        "no checkpoints for shop\n{}",
+        replicator.log()
+    );
+    assert!(
+        wait_until(Duration::from_secs(60), || topic_partitions(
+            &north,
+            "europe.heartbeats"
+        )
+        .is_some()
+            && total_records(&north, "europe.heartbeats") > 0),
+        "europe's heartbeats were not replicated\n{}",
+        replicator.log()
+    );
+    let ours = translate_offsets(&config, "europe", "northamerica", "shop", "orders");
+    let check = mm2_client_check(&north, "europe", "shop");
+    println!("{check}");
+    let theirs: BTreeMap<i32, i64> = check
+        .lines()
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.first() == Some(&"translate") && f.get(1) == Some(&"europe.orders"))
+                .then(|| (f[2].parse().unwrap(), f[3].parse().unwrap()))
+        })
+        .collect();
+    assert_eq!(
+        theirs, ours,
+        "RemoteClusterUtils.translateOffsets disagrees"
+    );
+    assert!(
+        check.lines().any(|l| l == "upstream europe 1"),
+        "MirrorClient should see europe one hop upstream"
+    );
+    let now = now_ms();
+    let heartbeats: Vec<i64> = check
+        .lines()
+        .filter_map(|l| l.strip_prefix("heartbeat europe northamerica "))
+        .map(|ts| ts.parse().unwrap())
+        .collect();
+    assert!(!heartbeats.is_empty(), "MM2's Heartbeat class read none");
+    assert!(
+        heartbeats.iter().all(|ts| (now - ts).abs() < 120_000),
+        "heartbeat timestamps are not recent: {heartbeats:?}"
+    );
+    let checkpoints: BTreeSet<(i32, i64, i64)> = check
+        .lines()
+        .filter_map(|l| l.strip_prefix("checkpoint shop europe.orders "))
+        .map(|rest| {
+            let f: Vec<i64> = rest.split(' ').map(|n| n.parse().unwrap()).collect();
+            (f[0] as i32, f[1], f[2])
+        })
+        .collect();
+    for (partition, upstream) in [(0, 230), (1, 377)] {
+        assert!(
+            checkpoints.contains(&(partition, upstream, ours[&partition])),
+            "MM2's Checkpoint class read {checkpoints:?}"
+        );
+    }
+}
+
+/// Topic-level configs (set on the topic itself) of `topic`.
+fn topic_overrides(bootstrap: &str, topic: &str) -> BTreeMap<String, String> {
+    let admin = admin_client(bootstrap);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let results = runtime
+        .block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()))
+        .unwrap();
+    results
+        .into_iter()
+        .flat_map(|r| r.unwrap().entries)
+        .filter(|e| matches!(e.source, ConfigSource::DynamicTopic))
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
+}
+
+#[test]
+fn mm2_and_mirrorcast_write_the_same_topics_configs_offset_syncs_and_checkpoints() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    create_topic(
+        &europe,
+        TOPIC,
+        3,
+        &[
+            ("retention.ms", "3600000"),
+            ("max.message.bytes", "200000"),
+            ("min.insync.replicas", "1"),
+        ],
+    );
+    produce(&europe, TOPIC, &numbered_records("same", 3, 0, 3_000));
+    commit(&europe, "shop", TOPIC, &[(0, 500), (1, 777), (2, 1_000)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &mm2_config(
+            &clusters,
+            &["northamerica", "southamerica"],
+            "DefaultReplicationPolicy",
+            "topics = LH.*\n",
+        ),
+    );
+    // The same file: MM2 replicates to North America, mirrorcast to South America.
+    let mm2 = start_mm2(&config, "northamerica");
+    let replicator = Replicator::start(&config, &["--clusters", "southamerica"]);
+    let remote = format!("europe.{TOPIC}");
+    let source = read_all(&europe, TOPIC);
+    for (target, log) in [
+        ("northamerica", mm2.log()),
+        ("southamerica", replicator.log()),
+    ] {
+        let bootstrap = clusters.bootstrap(target);
+        assert!(
+            wait_until(Duration::from_secs(180), || total_records(
+                &bootstrap, &remote
+            ) >= 3_000),
+            "{target} did not get the records\n{log}"
+        );
+    }
+    let north = clusters.bootstrap("northamerica");
+    let south = clusters.bootstrap("southamerica");
+    assert_eq!(read_all(&north, &remote), source, "MM2's copy");
+    assert_eq!(read_all(&south, &remote), source, "mirrorcast's copy");
+    assert_eq!(
+        topic_overrides(&north, &remote),
+        topic_overrides(&south, &remote),
+        "remote topic configs"
+    );
+
+    // Checkpoints: the same (group, topic, partition) -> (upstream, downstream) bytes, newest
+    // per key as a compacted topic keeps them (earlier ones depend on when each looked).
+    let checkpoints = |bootstrap: &str| -> BTreeMap<Vec<u8>, Vec<u8>> {
+        read_raw(bootstrap, "europe.checkpoints.internal")
+            .into_iter()
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(120), || {
+            let (n, s) = (checkpoints(&north), checkpoints(&south));
+            n.len() >= 3 && n == s
+        }),
+        "checkpoints differ:\nMM2 {:?}\nmirrorcast {:?}\n{}\n{}",
+        checkpoints(&north),
+        checkpoints(&south),
+        mm2.log(),
+        replicator.log()
+    );
+
+    // Offset syncs, on the source: the same (topic, partition, upstream, downstream) bytes.
+    let syncs = |target: &str| -> BTreeSet<(Vec<u8>, Vec<u8>)> {
+        read_raw(&europe, &format!("mm2-offset-syncs.{target}.internal"))
+            .into_iter()
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || syncs("northamerica")
+            == syncs("southamerica")),
+        "offset syncs differ:\nMM2 {:?}\nmirrorcast {:?}",
+        decode_syncs(&syncs("northamerica")),
+        decode_syncs(&syncs("southamerica"))
+    );
+}
+
+fn decode_syncs(raw: &BTreeSet<(Vec<u8>, Vec<u8>)>) -> Vec<(String, i32, i64, i64)> {
+    raw.iter()
+        .filter_map(|(k, v)| mirrorcast::offsets::codec::OffsetSync::decode(k, v).ok())
+        .map(|s| (s.topic, s.partition, s.upstream_offset, s.downstream_offset))
+        .collect()
+}
