@@ -468,6 +468,14 @@ impl MirrorMaker {
         matches!(self.child.as_mut().map(Child::try_wait), Some(Ok(None)))
     }
 
+    /// SIGKILL: a crash, nothing flushed.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
     /// SIGTERM (MM2 then stops its connectors and flushes their offsets), SIGKILL after
     /// `timeout`. Returns whether it exited by itself.
     pub fn stop(&mut self, timeout: std::time::Duration) -> bool {
@@ -490,10 +498,7 @@ impl MirrorMaker {
 
 impl Drop for MirrorMaker {
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
+        self.kill();
     }
 }
 

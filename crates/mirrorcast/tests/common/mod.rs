@@ -645,6 +645,17 @@ pub fn translate_offsets(
     group: &str,
     topic: &str,
 ) -> BTreeMap<i32, i64> {
+    try_translate_offsets(config, source, target, group, topic).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// [`translate_offsets`], or the command's output when it fails (e.g. no checkpoints yet).
+pub fn try_translate_offsets(
+    config: &Path,
+    source: &str,
+    target: &str,
+    group: &str,
+    topic: &str,
+) -> Result<BTreeMap<i32, i64>, String> {
     let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
         .arg("translate-offsets")
         .arg(config)
@@ -652,13 +663,11 @@ pub fn translate_offsets(
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    if !out.status.success() {
+        return Err(format!("{stdout}{}", String::from_utf8_lossy(&out.stderr)));
+    }
     // Lines read `TOPIC [P] UPSTREAM -> REMOTE [P] DOWNSTREAM`.
-    stdout
+    Ok(stdout
         .lines()
         .filter_map(|line| {
             let (from, to) = line.split_once(" -> ")?;
@@ -668,7 +677,7 @@ pub fn translate_offsets(
             let downstream = to.split_whitespace().nth(2)?.parse().ok()?;
             Some((partition, downstream))
         })
-        .collect()
+        .collect())
 }
 
 /// The offset syncs of `topic` in an `mm2-offset-syncs.*` topic, in the order written.
