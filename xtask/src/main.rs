@@ -175,7 +175,7 @@ fn test() -> Result<()> {
     ])?;
     // The integration tests run on Apache Kafka; the demo and page tests pick nisshi themselves.
     std::env::set_var(localcluster::BROKER_ENV, "kafka");
-    cargo_test(&["test", "--workspace", "--locked"])
+    cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line that sums up every

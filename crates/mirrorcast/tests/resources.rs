@@ -38,6 +38,14 @@ spec:
           sync.topic.acls.enabled: false
           sync.topic.configs.enabled: true
           sync.topic.configs.interval.seconds: 2
+      # Single-node clusters: Apache Kafka refuses a replication factor above the broker count
+      # (nisshi accepted MM2's default of 3).
+      checkpointConnector:
+        config:
+          checkpoints.topic.replication.factor: 1
+      heartbeatConnector:
+        config:
+          heartbeats.topic.replication.factor: 1
   clusters:
     - alias: europe
       bootstrapServers: {europe}
@@ -115,7 +123,9 @@ fn properties(
          refresh.topics.interval.seconds = 2\n\
          offset-syncs.topic.location = target\n\
          sync.topic.acls.enabled = false\n\
-         sync.topic.configs.interval.seconds = 2\n"
+         sync.topic.configs.interval.seconds = 2\n\
+         checkpoints.topic.replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n"
     )
 }
 
