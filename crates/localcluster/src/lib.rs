@@ -26,7 +26,14 @@
 //! | DescribeConfigs | every key with its source (topic override, static or dynamic broker config, default) | only keys set on the topic |
 //! | unknown topic in a Metadata request | auto-created only when the broker's `auto.create.topics.enable` (default true) and the client asks; 1 partition here (`num.partitions=1`) | always auto-created, 4 partitions |
 //! | fetch | returns as soon as `fetch.min.bytes` is there | waits the full `fetch.wait.max.ms` |
-//! | compaction | the log cleaner compacts closed segments, leaving offset gaps | none |
+//! | compaction | the log cleaner compacts closed segments, leaving offset gaps (a segment rolls by `segment.ms` measured on record timestamps: records that all carry one old timestamp never roll it) | none |
+//! | replication factor above the broker count | refused (InvalidReplicationFactor): single-node tests set every internal topic's factor to 1 | accepted |
+//! | SASL, TLS | SCRAM-SHA-512 over TLS with [`Security::SaslSsl`] (users made at format time, a CA per cluster made with openssl) | SCRAM on sqlite only, TLS with its own flags |
+//!
+//! Found by running the suite on Apache Kafka, and fixed in mirrorcast: the source reader used
+//! librdkafka's default `read_committed` where MM2 reads uncommitted; the lag of a partition
+//! whose log ends in a transaction marker never reached 0; the scenario's resource asked for
+//! replication factor 3 on single-node clusters, which nisshi had accepted.
 
 pub mod kafka;
 pub mod nisshi;
@@ -220,6 +227,27 @@ impl LocalCluster {
         }
     }
 
+    /// `127.0.0.1:PORT` of a listener without TLS or authentication: the client port, or for a
+    /// SASL_SSL cluster its internal listener (for test fixtures that set up and read data).
+    pub fn plaintext_bootstrap(&self) -> String {
+        format!("127.0.0.1:{}", self.plaintext_port())
+    }
+
+    fn plaintext_port(&self) -> u16 {
+        match &self.backend {
+            Backend::Kafka {
+                options:
+                    KafkaOptions {
+                        security: Security::SaslSsl { .. },
+                        ..
+                    },
+                other_ports: Some((_, internal)),
+                ..
+            } => *internal,
+            _ => self.port,
+        }
+    }
+
     /// The PEM certificate of the CA that signed a SASL_SSL cluster's certificate.
     pub fn ca_certificate(&self) -> Option<PathBuf> {
         match &self.backend {
@@ -362,7 +390,8 @@ impl LocalCluster {
                     ),
                 ));
             }
-            if answers_api_versions(self.port) {
+            // A SASL_SSL node answers plaintext on its internal listener only.
+            if answers_api_versions(self.plaintext_port()) {
                 return Ok(());
             }
             if Instant::now() >= deadline {

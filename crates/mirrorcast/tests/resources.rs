@@ -290,3 +290,65 @@ fn scenario_resources_run_against_local_clusters_one_replicator_per_region() {
         );
     }
 }
+
+#[test]
+fn the_scenario_resource_runs_over_scram_sha_512_and_tls_with_its_secrets() {
+    // Every cluster as the seed's Event Streams listeners are: SCRAM-SHA-512 over TLS, with a CA
+    // of its own; the resource reads the passwords and CA certificates from mounted secrets.
+    let users = vec![
+        ("mm2-europe".to_string(), "eu-pass".to_string()),
+        ("mm2-northamerica".to_string(), "na-pass".to_string()),
+    ];
+    let options = localcluster::KafkaOptions {
+        security: localcluster::Security::SaslSsl { users },
+        authorizer: None,
+    };
+    let clusters = start_kafka_clusters(&["europe", "northamerica"], &options);
+    let europe = clusters.get("europe");
+    let north = clusters.get("northamerica");
+    // Fixtures use each cluster's internal plaintext listener; mirrorcast only the SASL_SSL one.
+    create_topic(&europe.plaintext_bootstrap(), "LH.ORDERS", 3, &[]);
+    produce(
+        &europe.plaintext_bootstrap(),
+        "LH.ORDERS",
+        &numbered_records("secure", 3, 0, 300),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    write_secrets(&secrets);
+    for (secret, cluster) in [
+        ("eu-cluster-ca-cert", europe),
+        ("na-cluster-ca-cert", north),
+    ] {
+        let ca = cluster
+            .ca_certificate()
+            .expect("a SASL_SSL cluster has a CA");
+        std::fs::copy(ca, secrets.join(secret).join("ca.crt")).unwrap();
+    }
+    let yaml = dir.path().join("mm2-na.yaml");
+    std::fs::write(
+        &yaml,
+        resource(
+            "northamerica",
+            "na",
+            &europe.bootstrap(),
+            &north.bootstrap(),
+        ),
+    )
+    .unwrap();
+    let secrets_arg = format!("--secrets-dir={}", secrets.display());
+    let replicator = Replicator::start(&yaml, &[&secrets_arg]);
+    let source = read_all(&europe.plaintext_bootstrap(), "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(60), || read_all(
+            &north.plaintext_bootstrap(),
+            "LH.ORDERS"
+        ) == source),
+        "LH.ORDERS not copied over SASL_SSL\n{}",
+        replicator.log()
+    );
+    let log = replicator.log();
+    for secret in ["eu-pass", "na-pass"] {
+        assert!(!log.contains(secret), "a password in the log:\n{log}");
+    }
+}

@@ -8,11 +8,34 @@ use std::time::Duration;
 use common::*;
 use localcluster::Storage;
 
-const TOTAL: usize = 100_000;
-const CHUNK: usize = 5_000;
+const BACKLOG: usize = 20_000;
+const CHUNK: usize = 2_000;
+
+/// Per partition of `events` on `target`: records there, and the last source offset stored as
+/// progress (both read once the killed replicator's last writes have landed).
+fn copied_and_stored(
+    target: &str,
+) -> (
+    std::collections::BTreeMap<i32, i64>,
+    std::collections::BTreeMap<i32, i64>,
+) {
+    let mut copied = end_offsets(target, "events");
+    // Produce requests the killed process had sent may still be appended: wait until stable.
+    poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let again = end_offsets(target, "events");
+        std::mem::replace(&mut copied, again.clone()) == again
+    });
+    let stored = stored_progress(target, "europe")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|((t, _), _)| t == "events")
+        .map(|((_, p), o)| (p, o))
+        .collect();
+    (copied, stored)
+}
 
 #[test]
-fn sigkill_mid_copy_then_restart_loses_nothing_on_either_target() {
+fn sigkill_mid_copy_then_restart_loses_nothing_and_recopies_exactly_what_progress_missed() {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Sqlite);
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, "events", 3, &[]);
@@ -21,42 +44,58 @@ fn sigkill_mid_copy_then_restart_loses_nothing_on_either_target() {
         dir.path(),
         &broadcast_config(&clusters, "IdentityReplicationPolicy", ""),
     );
-
-    // A backlog large enough that the copy is still under way when the replicator is killed.
-    let producer = TestProducer::new(&europe);
-    for first in (0..TOTAL).step_by(CHUNK) {
-        producer.send_all("events", &numbered_records("restart", 3, first, CHUNK));
-    }
-
-    let mut replicator = Replicator::start(&config, &[]);
     let north = clusters.bootstrap("northamerica");
     let south = clusters.bootstrap("southamerica");
-    let mid = (TOTAL / 10) as i64;
+
+    // A backlog, and records that keep arriving while the replicator runs, so that it is killed
+    // in the middle of a copy whatever the brokers' speed.
+    let producer = TestProducer::new(&europe);
+    for first in (0..BACKLOG).step_by(CHUNK) {
+        producer.send_all("events", &numbered_records("restart", 3, first, CHUNK));
+    }
+    let producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let writer = {
+        let (producing, europe) = (producing.clone(), europe.clone());
+        std::thread::spawn(move || {
+            let producer = TestProducer::new(&europe);
+            let mut next = BACKLOG;
+            while producing.load(std::sync::atomic::Ordering::Relaxed) {
+                producer.send_all("events", &numbered_records("restart", 3, next, CHUNK));
+                next += CHUNK;
+            }
+            next
+        })
+    };
+
+    let mut replicator = Replicator::start(&config, &[]);
     assert!(
-        poll_until(
-            Duration::from_secs(120),
-            Duration::from_millis(10),
-            || total_records(&north, "events") >= mid && total_records(&south, "events") >= mid
-        ),
-        "replication did not get going\n{}",
+        wait_until(Duration::from_secs(120), || [&north, &south].iter().all(
+            |t| {
+                stored_progress(t, "europe")
+                    .is_some_and(|p| p.keys().filter(|(topic, _)| topic == "events").count() == 3)
+            }
+        )),
+        "no progress stored for every partition\n{}",
         replicator.log()
     );
     replicator.kill();
-    let at_kill = (
-        total_records(&north, "events"),
-        total_records(&south, "events"),
-    );
+    producing.store(false, std::sync::atomic::Ordering::Relaxed);
+    let total = writer.join().unwrap();
     let first_log = replicator.log();
+    let at_kill: Vec<_> = [&north, &south]
+        .iter()
+        .map(|t| copied_and_stored(t))
+        .collect();
 
-    assert!(
-        at_kill.0 < TOTAL as i64 || at_kill.1 < TOTAL as i64,
-        "the copy had finished before the kill ({at_kill:?}): the test did not test a crash mid-copy"
-    );
     let replicator = Replicator::start(&config, &[]);
     let source = read_all(&europe, "events");
     let source_total: usize = source.values().map(Vec::len).sum();
-    assert_eq!(source_total, TOTAL);
-    for (name, bootstrap) in [("northamerica", &north), ("southamerica", &south)] {
+    assert_eq!(source_total, total);
+    for ((name, bootstrap), (copied, stored)) in
+        [("northamerica", &north), ("southamerica", &south)]
+            .into_iter()
+            .zip(&at_kill)
+    {
         let source_ends = end_offsets(&europe, "events");
         let caught_up = wait_until(Duration::from_secs(180), || {
             progress_reached(bootstrap, "europe", "events", &source_ends)
@@ -66,21 +105,18 @@ fn sigkill_mid_copy_then_restart_loses_nothing_on_either_target() {
             "{name} did not complete\nfirst run:\n{first_log}\nsecond run:\n{}",
             replicator.log()
         );
-        let duplicates = assert_complete_in_order(&source, &read_all(bootstrap, "events"), name);
-        println!(
-            "{name}: killed at {} of {TOTAL} records copied; {duplicates} duplicate(s) after restart",
-            if name == "northamerica" { at_kill.0 } else { at_kill.1 }
-        );
-        // At least once, never wholesale: the re-copied window is what was unacknowledged in
-        // progress (about one second of copying), far below what had been copied.
-        let copied_before = if name == "northamerica" {
-            at_kill.0
-        } else {
-            at_kill.1
-        };
+        let copied_total: i64 = copied.values().sum();
         assert!(
-            (duplicates as i64) < copied_before,
-            "{name}: {duplicates} duplicates means the restart began from scratch"
+            copied_total < total as i64,
+            "{name}: the copy had finished before the kill: the test did not test a crash mid-copy"
         );
+        let duplicates = assert_complete_in_order(&source, &read_all(bootstrap, "events"), name);
+        // At least once, never wholesale: the restart resumes right after the stored progress,
+        // so exactly what was copied after the last progress write is copied again.
+        let expected: i64 = copied.iter().map(|(p, c)| c - (stored[p] + 1)).sum();
+        println!(
+            "{name}: killed with {copied_total} of {total} records copied; {duplicates} duplicate(s) after restart, {expected} copied after the last progress write"
+        );
+        assert_eq!(duplicates as i64, expected, "{name}");
     }
 }

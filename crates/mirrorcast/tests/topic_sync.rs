@@ -22,14 +22,11 @@ fn admin(bootstrap: &str) -> TopicAdmin {
     TopicAdmin::new(&config, "test admin").unwrap()
 }
 
+/// A config set on the topic itself (Apache Kafka also describes the broker's defaults, e.g.
+/// the cluster-wide `min.insync.replicas` a KRaft cluster is formatted with; nisshi only what
+/// is set).
 fn config_of(bootstrap: &str, topic: &str, key: &str) -> Option<String> {
-    let configs = admin(bootstrap).describe_configs(&[topic]).ok()?;
-    configs
-        .get(topic)?
-        .iter()
-        .find(|e| e.name == key)?
-        .value
-        .clone()
+    topic_overrides(bootstrap, topic).remove(key)
 }
 
 fn sync_config(clusters: &localcluster::Clusters, extra: &str) -> String {
@@ -443,8 +440,13 @@ fn acl_sync_against_brokers_without_an_authorizer_says_so_once_and_copying_goes_
         "said more than once:\n{}",
         replicator.log()
     );
+    // (A new Kafka cluster's coordinators load for a moment: librdkafka's retried GETPID
+    // warning at start-up is not the flow's health.)
     assert!(
-        !replicator.log().contains("WARN"),
+        !replicator
+            .log()
+            .lines()
+            .any(|l| l.contains("WARN") && !l.contains("Coordinator load in progress")),
         "the flow should be healthy:\n{}",
         replicator.log()
     );

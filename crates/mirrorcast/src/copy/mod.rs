@@ -29,7 +29,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Message, Offset};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::backoff::Backoff;
 use crate::clients::ClientLog;
@@ -51,6 +51,8 @@ use syncs::SyncWriter;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
+/// How long the copy thread waits for a target's metadata after new partitions appear.
+const METADATA_REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
 /// Records forwarded between two looks at deliveries, commands and progress.
 const BATCH: usize = 1024;
 /// How often offsets, lag and state are published.
@@ -721,6 +723,22 @@ impl Lane {
         if added.is_empty() {
             return;
         }
+        // The topic manager has just created or grown these remote topics; librdkafka's
+        // producer would refuse the new partitions as unknown until its next metadata refresh
+        // (5 minutes by default): ask for the topics' metadata now.
+        let remote_topics: std::collections::BTreeSet<Arc<str>> = added
+            .iter()
+            .map(|&slot| self.partitions[slot].remote_topic.clone())
+            .collect();
+        for topic in remote_topics {
+            if let Err(e) = self
+                .producer
+                .client()
+                .fetch_metadata(Some(&topic), METADATA_REFRESH_TIMEOUT)
+            {
+                debug!(flow = %self.flow_name, "metadata of {topic} not refreshed ({e}); a failed delivery retries");
+            }
+        }
         for &slot in &added {
             self.start_reading(slot, readers, cursors);
         }
@@ -1195,9 +1213,28 @@ impl Lane {
         }
     }
 
-    /// Stores the last acknowledged offset of every partition that moved since the last write.
+    /// Stores the last acknowledged offset of every partition that moved since the last write,
+    /// and (as MM2 does at each offset flush) writes the offset syncs held back since.
     fn write_progress(&mut self) {
         self.last_progress_write = Instant::now();
+        if let Some(syncs) = &mut self.syncs {
+            for state in self.partitions.iter_mut().filter(|s| !s.retired) {
+                let Some((upstream, downstream)) = state
+                    .sync_emitter
+                    .as_mut()
+                    .and_then(SyncEmitter::take_delayed)
+                else {
+                    continue;
+                };
+                let sync = OffsetSync {
+                    topic: state.source_topic.clone(),
+                    partition: state.partition,
+                    upstream_offset: upstream,
+                    downstream_offset: downstream,
+                };
+                syncs.emit(&sync, &self.producer);
+            }
+        }
         let topic = self.flow.progress_topic();
         for (slot, state) in self.partitions.iter_mut().enumerate() {
             if state.retired {

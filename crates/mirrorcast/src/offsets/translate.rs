@@ -9,13 +9,18 @@ use std::collections::BTreeMap;
 
 use super::codec::OffsetSync;
 
-/// Decides, per source partition, when a copied record deserves an offset sync.
+/// Decides, per source partition, when a copied record deserves an offset sync: at once by the
+/// rules below, and, as MM2's `OffsetSyncWriter` does, the newest copy that did not get one is
+/// held back and written at the next offset flush, so that a partition at rest translates
+/// exactly at its end.
 #[derive(Debug, Clone)]
 pub struct SyncEmitter {
     /// `offset.lag.max`
     lag_max: i64,
     last_sync_downstream: Option<i64>,
     previous: Option<(i64, i64)>,
+    /// The newest (upstream, downstream) copy not synced yet.
+    delayed: Option<(i64, i64)>,
 }
 
 impl SyncEmitter {
@@ -24,6 +29,7 @@ impl SyncEmitter {
             lag_max,
             last_sync_downstream: None,
             previous: None,
+            delayed: None,
         }
     }
 
@@ -42,10 +48,18 @@ impl SyncEmitter {
         self.previous = Some((upstream, downstream));
         if first || stale || skipped || truncated {
             self.last_sync_downstream = Some(downstream);
+            self.delayed = None;
             true
         } else {
+            self.delayed = Some((upstream, downstream));
             false
         }
+    }
+
+    /// At an offset flush: the held-back (upstream, downstream) sync to write now, if any. It
+    /// does not count as a sync for the rules above (MM2 keeps them apart too).
+    pub fn take_delayed(&mut self) -> Option<(i64, i64)> {
+        self.delayed.take()
     }
 }
 
@@ -92,6 +106,22 @@ mod tests {
         let mut emitter = SyncEmitter::new(100);
         let synced: Vec<i64> = (0..350).filter(|&o| emitter.copied(o, o)).collect();
         assert_eq!(synced, [0, 101, 202, 303]);
+    }
+
+    #[test]
+    fn the_newest_unsynced_copy_waits_for_the_next_flush_and_only_once() {
+        let mut emitter = SyncEmitter::new(100);
+        assert!(emitter.copied(0, 0));
+        assert_eq!(emitter.take_delayed(), None, "synced at once");
+        for o in 1..50 {
+            assert!(!emitter.copied(o, o));
+        }
+        assert_eq!(emitter.take_delayed(), Some((49, 49)));
+        assert_eq!(emitter.take_delayed(), None, "nothing new since");
+        // The delayed sync does not move the lag-max rule: 101 is still due at once.
+        let synced: Vec<i64> = (50..=101).filter(|&o| emitter.copied(o, o)).collect();
+        assert_eq!(synced, [101]);
+        assert_eq!(emitter.take_delayed(), None, "101 was synced at once");
     }
 
     #[test]

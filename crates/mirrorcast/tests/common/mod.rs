@@ -97,6 +97,22 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
         .block_on(future)
 }
 
+/// Configs set on `topic` itself (not the broker's defaults, which Apache Kafka describes too).
+pub fn topic_overrides(bootstrap: &str, topic: &str) -> BTreeMap<String, String> {
+    use rdkafka::admin::{ConfigSource, ResourceSpecifier};
+    let admin = admin_client(bootstrap);
+    let results =
+        block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new()))
+            .expect("describe configs");
+    results
+        .into_iter()
+        .filter_map(Result::ok)
+        .flat_map(|r| r.entries)
+        .filter(|e| matches!(e.source, ConfigSource::DynamicTopic))
+        .filter_map(|e| Some((e.name, e.value?)))
+        .collect()
+}
+
 /// Grows `topic` to `total` partitions (CreatePartitions) and waits until it shows.
 pub fn add_partitions(bootstrap: &str, topic: &str, total: usize) {
     let admin = admin_client(bootstrap);
