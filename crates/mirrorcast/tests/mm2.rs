@@ -51,25 +51,13 @@ fn start_mm2(config: &Path, target: &str) -> MirrorMaker {
     MirrorMaker::start(config, &[target], &log).unwrap_or_else(|e| panic!("cannot start MM2: {e}"))
 }
 
-/// Per partition: records on the target, and the last source offset stored as progress.
-fn copied_and_stored(target: &str, topic: &str) -> (BTreeMap<i32, i64>, BTreeMap<i32, i64>) {
-    let copied = end_offsets(target, topic);
-    let stored = stored_progress(target, "europe")
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|((t, _), _)| t == topic)
-        .map(|((_, p), offset)| (p, offset))
-        .collect();
-    (copied, stored)
-}
-
-#[test]
-fn mirrorcast_continues_from_the_progress_mm2_stored() {
+/// Europe and North America, `LH.ORDERS` with `backlog` records over two partitions, and one
+/// properties file for both replicators.
+fn handoff_setup(backlog: usize) -> (Clusters, tempfile::TempDir, PathBuf) {
     let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
-    let north = clusters.bootstrap("northamerica");
     create_topic(&europe, TOPIC, 2, &[]);
-    produce(&europe, TOPIC, &numbered_records("mm2", 2, 0, 40_000));
+    produce(&europe, TOPIC, &numbered_records("backlog", 2, 0, backlog));
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
@@ -80,25 +68,21 @@ fn mirrorcast_continues_from_the_progress_mm2_stored() {
             "topics = LH.*\n",
         ),
     );
+    (clusters, dir, config)
+}
+
+#[test]
+fn mirrorcast_continues_from_the_progress_mm2_stored() {
+    let (clusters, _dir, config) = handoff_setup(40_000);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
 
     // Records keep arriving while MM2 copies, so that it is stopped in mid-copy.
-    let producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let writer = {
-        let (producing, europe) = (producing.clone(), europe.clone());
-        std::thread::spawn(move || {
-            let producer = TestProducer::new(&europe);
-            let mut next = 40_000;
-            while producing.load(std::sync::atomic::Ordering::Relaxed) {
-                producer.send_all(TOPIC, &numbered_records("during", 2, next, 500));
-                next += 500;
-            }
-            next
-        })
-    };
+    let writer = BackgroundProducer::start(&europe, TOPIC, 2, 40_000);
     let mut mm2 = start_mm2(&config, "northamerica");
     assert!(
         wait_until(Duration::from_secs(120), || {
-            let (_, stored) = copied_and_stored(&north, TOPIC);
+            let (_, stored) = copied_and_stored(&north, "europe", TOPIC);
             stored.len() == 2
         }),
         "MM2 stored no progress for both partitions\n{}",
@@ -106,9 +90,8 @@ fn mirrorcast_continues_from_the_progress_mm2_stored() {
     );
     // A crash: whatever MM2 copied after its last offset flush is not in its progress.
     mm2.kill();
-    producing.store(false, std::sync::atomic::Ordering::Relaxed);
-    let written = writer.join().unwrap();
-    let (by_mm2, stored) = copied_and_stored(&north, TOPIC);
+    let written = writer.stop();
+    let (by_mm2, stored) = copied_and_stored(&north, "europe", TOPIC);
     println!("MM2 copied {by_mm2:?}, stored progress {stored:?}");
     let mut expected_recopies = 0;
     for (p, copied) in &by_mm2 {
@@ -152,21 +135,9 @@ fn mirrorcast_continues_from_the_progress_mm2_stored() {
 
 #[test]
 fn mm2_continues_from_the_progress_mirrorcast_stored() {
-    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let (clusters, _dir, config) = handoff_setup(20_000);
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
-    create_topic(&europe, TOPIC, 2, &[]);
-    produce(&europe, TOPIC, &numbered_records("first", 2, 0, 20_000));
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &mm2_config(
-            &clusters,
-            &["northamerica"],
-            "IdentityReplicationPolicy",
-            "topics = LH.*\n",
-        ),
-    );
     let mut replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
     assert!(
         wait_until(Duration::from_secs(60), || total_records(&north, TOPIC) > 0),
@@ -174,7 +145,7 @@ fn mm2_continues_from_the_progress_mirrorcast_stored() {
         replicator.log()
     );
     replicator.terminate_cleanly(Duration::from_secs(30));
-    let (copied, stored) = copied_and_stored(&north, TOPIC);
+    let (copied, stored) = copied_and_stored(&north, "europe", TOPIC);
     println!("mirrorcast copied {copied:?}, stored progress {stored:?}");
     for (p, count) in &copied {
         if *count > 0 {

@@ -11,29 +11,6 @@ use localcluster::Storage;
 const BACKLOG: usize = 20_000;
 const CHUNK: usize = 2_000;
 
-/// Per partition of `events` on `target`: records there, and the last source offset stored as
-/// progress (both read once the killed replicator's last writes have landed).
-fn copied_and_stored(
-    target: &str,
-) -> (
-    std::collections::BTreeMap<i32, i64>,
-    std::collections::BTreeMap<i32, i64>,
-) {
-    let mut copied = end_offsets(target, "events");
-    // Produce requests the killed process had sent may still be appended: wait until stable.
-    poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
-        let again = end_offsets(target, "events");
-        std::mem::replace(&mut copied, again.clone()) == again
-    });
-    let stored = stored_progress(target, "europe")
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|((t, _), _)| t == "events")
-        .map(|((_, p), o)| (p, o))
-        .collect();
-    (copied, stored)
-}
-
 #[test]
 fn sigkill_mid_copy_then_restart_loses_nothing_and_recopies_exactly_what_progress_missed() {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Sqlite);
@@ -53,19 +30,7 @@ fn sigkill_mid_copy_then_restart_loses_nothing_and_recopies_exactly_what_progres
     for first in (0..BACKLOG).step_by(CHUNK) {
         producer.send_all("events", &numbered_records("restart", 3, first, CHUNK));
     }
-    let producing = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
-    let writer = {
-        let (producing, europe) = (producing.clone(), europe.clone());
-        std::thread::spawn(move || {
-            let producer = TestProducer::new(&europe);
-            let mut next = BACKLOG;
-            while producing.load(std::sync::atomic::Ordering::Relaxed) {
-                producer.send_all("events", &numbered_records("restart", 3, next, CHUNK));
-                next += CHUNK;
-            }
-            next
-        })
-    };
+    let writer = BackgroundProducer::start(&europe, "events", 3, BACKLOG);
 
     let mut replicator = Replicator::start(&config, &[]);
     assert!(
@@ -79,12 +44,11 @@ fn sigkill_mid_copy_then_restart_loses_nothing_and_recopies_exactly_what_progres
         replicator.log()
     );
     replicator.kill();
-    producing.store(false, std::sync::atomic::Ordering::Relaxed);
-    let total = writer.join().unwrap();
+    let total = writer.stop();
     let first_log = replicator.log();
     let at_kill: Vec<_> = [&north, &south]
         .iter()
-        .map(|t| copied_and_stored(t))
+        .map(|t| copied_and_stored(t, "europe", "events"))
         .collect();
 
     let replicator = Replicator::start(&config, &[]);

@@ -155,6 +155,26 @@ pub struct TestRecord {
     pub timestamp: i64,
 }
 
+impl TestRecord {
+    /// What a consumed message holds of a record.
+    pub fn of(message: &impl Message) -> Self {
+        let headers = message
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        TestRecord {
+            key: message.key().map(<[u8]>::to_vec),
+            value: message.payload().map(<[u8]>::to_vec),
+            headers,
+            timestamp: message.timestamp().to_millis().unwrap_or(-1),
+        }
+    }
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -269,22 +289,9 @@ pub fn read_all(bootstrap: &str, topic: &str) -> BTreeMap<i32, Vec<TestRecord>> 
             continue;
         };
         let message = message.expect("fetch");
-        let headers = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
         out.entry(message.partition())
             .or_default()
-            .push(TestRecord {
-                key: message.key().map(<[u8]>::to_vec),
-                value: message.payload().map(<[u8]>::to_vec),
-                headers,
-                timestamp: message.timestamp().to_millis().unwrap_or(-1),
-            });
+            .push(TestRecord::of(&message));
         if remaining
             .get(&message.partition())
             .is_some_and(|h| message.offset() + 1 >= *h)
@@ -629,23 +636,9 @@ pub fn read_with_offsets(
             Some(Err(e)) => panic!("reading {topic}: {e}"),
             Some(Ok(message)) => {
                 at_end.remove(&message.partition());
-                let headers = message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                out.entry(message.partition()).or_default().push((
-                    message.offset(),
-                    TestRecord {
-                        key: message.key().map(<[u8]>::to_vec),
-                        value: message.payload().map(<[u8]>::to_vec),
-                        headers,
-                        timestamp: message.timestamp().to_millis().unwrap_or(-1),
-                    },
-                ));
+                out.entry(message.partition())
+                    .or_default()
+                    .push((message.offset(), TestRecord::of(&message)));
             }
         }
     }
@@ -707,4 +700,75 @@ pub fn offset_syncs(
         .filter_map(|(k, v)| mirrorcast::offsets::codec::OffsetSync::decode(k, v).ok())
         .filter(|s| s.topic == topic)
         .collect()
+}
+
+/// Writes numbered records to `topic` in chunks until stopped, so that a replicator running
+/// meanwhile is always in the middle of a copy, whatever the brokers' speed.
+pub struct BackgroundProducer {
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    writer: Option<std::thread::JoinHandle<usize>>,
+}
+
+impl BackgroundProducer {
+    /// Starts writing records numbered from `first` over `partitions` partitions.
+    pub fn start(bootstrap: &str, topic: &str, partitions: i32, first: usize) -> Self {
+        const CHUNK: usize = 500;
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let writer = {
+            let (running, bootstrap, topic) =
+                (running.clone(), bootstrap.to_string(), topic.to_string());
+            std::thread::spawn(move || {
+                let producer = TestProducer::new(&bootstrap);
+                let mut next = first;
+                while running.load(std::sync::atomic::Ordering::Relaxed) {
+                    producer.send_all(&topic, &numbered_records("during", partitions, next, CHUNK));
+                    next += CHUNK;
+                }
+                next
+            })
+        };
+        BackgroundProducer {
+            running,
+            writer: Some(writer),
+        }
+    }
+
+    /// Stops writing; returns the number after the last record written.
+    pub fn stop(mut self) -> usize {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.writer
+            .take()
+            .map(|w| w.join().expect("background producer"))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for BackgroundProducer {
+    fn drop(&mut self) {
+        self.running
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// Per partition of `topic` on `target`: the records there, and the last source offset stored
+/// as progress, read once the writes of a replicator that was just killed have landed.
+pub fn copied_and_stored(
+    target: &str,
+    source_alias: &str,
+    topic: &str,
+) -> (BTreeMap<i32, i64>, BTreeMap<i32, i64>) {
+    let mut copied = end_offsets(target, topic);
+    // Produce requests the killed process had sent may still be appended: wait until stable.
+    poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+        let again = end_offsets(target, topic);
+        std::mem::replace(&mut copied, again.clone()) == again
+    });
+    let stored = stored_progress(target, source_alias)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|((_, p), offset)| (p, offset))
+        .collect();
+    (copied, stored)
 }
