@@ -19,6 +19,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
 const PARTITIONS: i32 = 8;
+/// MM2's maximum heap here. Its script's 2 GiB ran out on this backlog: with 8 tasks and its
+/// default fetch and producer buffers, two flows threw OutOfMemoryError at 1 GiB, and one flow
+/// of 100 B records stopped copying (garbage collection) at 2 GiB.
+const MM2_HEAP: &str = "4g";
 const TOPIC: &str = "bench";
 
 fn client(bootstrap: &str) -> ClientConfig {
@@ -346,7 +350,7 @@ fn mm2_copy(
     let extra = format!("tasks.max = {PARTITIONS}\n");
     let config = replication_config(out_dir, "mm2", source, &target_list, &extra)?;
     let log = out_dir.join(format!("mm2-{targets}.log"));
-    let mut mm2 = MirrorMaker::start(&config, &[], &log)?;
+    let mut mm2 = MirrorMaker::start_with_heap(&config, &[], &log, MM2_HEAP)?;
     let pid = mm2.pid().context("MM2 did not start")?;
     let copied = || -> i64 {
         target_list
@@ -365,9 +369,21 @@ fn mm2_copy(
     let first = Instant::now();
     let brokers_before = brokers_cpu(&fresh, &aliases[..targets]);
     let (cpu_before, _) = cpu_and_peak(pid);
-    while copied() < count as i64 {
-        if !mm2.is_running() || first.elapsed() > Duration::from_secs(1800) {
-            bail!("MM2 did not finish; its log is {}", log.display());
+    // A JVM out of memory keeps running with dead threads: a copy that stops moving is a failure.
+    let (mut last, mut last_moved) = (0, Instant::now());
+    loop {
+        let now = copied();
+        if now >= count as i64 {
+            break;
+        }
+        if now > last {
+            (last, last_moved) = (now, Instant::now());
+        }
+        if !mm2.is_running() || last_moved.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "MM2 stopped copying at {now} of {count} records; its log is {}",
+                log.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -534,7 +550,12 @@ fn run_once(
             }
             drop(replicator);
             if broker == Broker::Kafka {
-                let mm2 = mm2_copy(broker, out_dir, &europe, targets.len(), count, mb)?;
+                // A copy MM2 could not finish is a result too: say where it stopped.
+                let mm2 = mm2_copy(broker, out_dir, &europe, targets.len(), count, mb)
+                    .unwrap_or_else(|e| {
+                        println!("MM2: {e:#}");
+                        serde_json::json!({ "failed": format!("{e:#}") })
+                    });
                 let (ours, theirs) = (&row["cpu_seconds_per_gb"], &mm2["cpu_seconds_per_gb"]);
                 if let (Some(ours), Some(theirs)) = (ours.as_f64(), theirs.as_f64()) {
                     // MB per replicator CPU-second, mirrorcast's over MM2's.
@@ -588,6 +609,12 @@ fn summarize(runs: &[Run]) -> serde_json::Value {
                 let median = numbers[numbers.len() / 2];
                 serde_json::json!({ "median": median, "min": numbers[0], "max": numbers[numbers.len() - 1] })
             }
+            // Text (e.g. why MM2 failed): every run's, without repeats.
+            Some(serde_json::Value::String(_)) => {
+                let mut texts: Vec<&str> = values.iter().filter_map(|v| v.as_str()).collect();
+                texts.dedup();
+                texts.join("; ").into()
+            }
             Some(other) => (*other).clone(),
             None => serde_json::Value::Null,
         }
@@ -600,8 +627,9 @@ fn summarize(runs: &[Run]) -> serde_json::Value {
     serde_json::json!({ "backlog": backlog, "latency_ms": latency })
 }
 
-/// End-to-end latency at 5,000 records/s for 10 s, on fresh clusters each time (the test
-/// broker's fetch slows down as a partition grows, so both figures start from empty logs):
+/// End-to-end latency at 5,000 records/s (10 s measured after 10 s of warm-up), on fresh
+/// clusters each time (nisshi's fetch slows down as a partition grows, so every figure starts
+/// from empty logs):
 /// first the broker's own produce-to-consume latency on one cluster, then produce on the
 /// source to availability on the target through mirrorcast. One clock: both ends run here.
 fn latency(broker: Broker, binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
@@ -624,7 +652,8 @@ fn latency(broker: Broker, binary: &Path, out_dir: &Path) -> Result<serde_json::
         std::thread::sleep(Duration::from_millis(500));
     }
     let mut replicated = measure_latency(&europe, &target)?;
-    // mirrorcast's own view: how old records were when read, and when acknowledged.
+    // mirrorcast's own view over the whole 20 s: how old records were when read, and when
+    // acknowledged.
     let mean = |name: &str| {
         let sum = metric_sum(port, &format!("{name}_sum"))?;
         let count = metric_sum(port, &format!("{name}_count"))?;
@@ -656,7 +685,7 @@ fn mm2_latency(out_dir: &Path) -> Result<serde_json::Value> {
         &format!("tasks.max = {PARTITIONS}\n"),
     )?;
     let log = out_dir.join("mm2-latency.log");
-    let _mm2 = MirrorMaker::start(&config, &[], &log)?;
+    let _mm2 = MirrorMaker::start_with_heap(&config, &[], &log, MM2_HEAP)?;
     let deadline = Instant::now() + Duration::from_secs(180);
     while total_records(&target, "latency") == 0 {
         if Instant::now() > deadline {
@@ -671,8 +700,10 @@ fn mm2_latency(out_dir: &Path) -> Result<serde_json::Value> {
     measure_latency(&europe, &target)
 }
 
-/// Produces 100 B records at 5,000/s for 10 s to `source` and measures how long each takes to
-/// be readable on `target`, in ms.
+/// Produces 100 B records at 5,000/s for 20 s to `source` and measures how long each of the
+/// last 10 s takes to be readable on `target`, in ms. The first 10 s warm up the path: fresh
+/// JVM brokers compile their hot code then, and on 2 cores a cold source broker fell behind
+/// the rate (records were read about a second after they were written).
 fn measure_latency(source: &str, target: &str) -> Result<serde_json::Value> {
     let consumer: BaseConsumer = client(target)
         .set("group.id", "bench-latency")
@@ -687,9 +718,10 @@ fn measure_latency(source: &str, target: &str) -> Result<serde_json::Value> {
     // requests a second and records would wait in the producer.
     let producer: BaseProducer = client(source).set("linger.ms", "5").create()?;
     let rate = 5000u64;
-    let total = rate * 10;
+    let total = rate * 20;
     let start = Instant::now();
-    let mut latencies = Vec::with_capacity(total as usize);
+    let mut latencies = Vec::with_capacity(total as usize / 2);
+    let mut received = 0u64;
     let mut sent = 0u64;
     let now_ms = || {
         SystemTime::now()
@@ -697,12 +729,11 @@ fn measure_latency(source: &str, target: &str) -> Result<serde_json::Value> {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0)
     };
+    let measured_from = now_ms() + 10_000;
     // Records sent before the consumer resolved its end offsets are never seen: stop once all
     // are sent and nothing more came for a second.
     let mut last_received = Instant::now();
-    while (latencies.len() as u64) < total
-        && (sent < total || last_received.elapsed() < Duration::from_secs(1))
-    {
+    while received < total && (sent < total || last_received.elapsed() < Duration::from_secs(1)) {
         let due = (start.elapsed().as_secs_f64() * rate as f64) as u64;
         while sent < due.min(total) {
             let ts = now_ms();
@@ -718,8 +749,11 @@ fn measure_latency(source: &str, target: &str) -> Result<serde_json::Value> {
         producer.poll(Duration::ZERO);
         while let Some(Ok(m)) = consumer.poll(Duration::ZERO) {
             if let Some(ts) = m.timestamp().to_millis() {
-                latencies.push(now_ms() - ts);
+                received += 1;
                 last_received = Instant::now();
+                if ts >= measured_from {
+                    latencies.push(now_ms() - ts);
+                }
             }
         }
         std::thread::sleep(Duration::from_micros(500));
@@ -772,9 +806,17 @@ fn print_table(summary: &serde_json::Value) {
             num(&r["python_mb_s"], 1),
         );
     }
+    for r in summary["backlog"].as_array().into_iter().flatten() {
+        if let Some(failed) = r["mm2"]["failed"].as_str() {
+            println!(
+                "\nMM2, {} B, {} target(s), did not finish in some run: {failed}",
+                r["record_bytes"]["median"], r["targets"]["median"]
+            );
+        }
+    }
     let latency = &summary["latency_ms"];
     println!(
-        "\nlatency at 5,000 records/s, 100 B, fresh clusters, ms, median (min-max) of the runs:"
+        "\nlatency at 5,000 records/s, 100 B, fresh clusters, 10 s after 10 s of warm-up, ms, median (min-max) of the runs:"
     );
     for (what, l) in [
         (

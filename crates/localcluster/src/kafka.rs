@@ -85,8 +85,11 @@ impl KafkaInstall {
 
 /// Finds Java and the Kafka jars, or says which install command is missing.
 pub fn find_kafka() -> Result<KafkaInstall> {
+    find_kafka_in(&kafka_home())
+}
+
+fn find_kafka_in(home: &Path) -> Result<KafkaInstall> {
     let java = find_java()?;
-    let home = kafka_home();
     let lib = home.join("lib");
     if !lib.join(COMPLETE_MARKER).is_file() {
         return Err(Error::KafkaMissing {
@@ -428,8 +431,19 @@ pub struct MirrorMaker {
 }
 
 impl MirrorMaker {
-    /// Starts `org.apache.kafka.connect.mirror.MirrorMaker CONFIG [--clusters ...]`.
+    /// Starts `org.apache.kafka.connect.mirror.MirrorMaker CONFIG [--clusters ...]` with the
+    /// heap `connect-mirror-maker.sh` gives it (at most 2 GiB).
     pub fn start(config: &Path, clusters: &[&str], log: &Path) -> Result<Self> {
+        Self::start_with_heap(config, clusters, log, "2g")
+    }
+
+    /// As [`MirrorMaker::start`] with another maximum heap (`-Xmx`).
+    pub fn start_with_heap(
+        config: &Path,
+        clusters: &[&str],
+        log: &Path,
+        max_heap: &str,
+    ) -> Result<Self> {
         let install = find_kafka()?;
         let dir = log
             .parent()
@@ -438,7 +452,8 @@ impl MirrorMaker {
         let log4j = dir.join("mm2-log4j2.properties");
         std::fs::write(&log4j, LOG4J2_PROPERTIES.replace("WARN", "INFO"))?;
         let file = std::fs::File::create(log)?;
-        let mut command = install.java(&["-Xms128m", "-Xmx1g", "-XX:+UseG1GC"], &log4j);
+        let max_heap = format!("-Xmx{max_heap}");
+        let mut command = install.java(&["-Xms256m", &max_heap, "-XX:+UseG1GC"], &log4j);
         command
             .arg("org.apache.kafka.connect.mirror.MirrorMaker")
             .arg(config);
@@ -505,6 +520,17 @@ impl Drop for MirrorMaker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_jars_name_the_install_command() {
+        let empty = tempfile::tempdir().unwrap();
+        let error = find_kafka_in(empty.path()).unwrap_err().to_string();
+        // Without Java the error names Java's install; with it, the jars' install.
+        assert!(
+            error.contains("cargo xtask install-kafka"),
+            "the error should say how to install: {error}"
+        );
+    }
 
     #[test]
     fn cluster_ids_are_22_url_safe_characters_and_stable() {
