@@ -70,14 +70,17 @@ fn sigkill_mid_copy_then_restart_loses_nothing_and_recopies_exactly_what_progres
             replicator.log()
         );
         let copied_total: i64 = copied.values().sum();
-        assert!(
-            copied_total < total as i64,
-            "{name}: the copy had finished before the kill: the test did not test a crash mid-copy"
-        );
-        let duplicates = assert_complete_in_order(&source, &read_all(bootstrap, "events"), name);
         // At least once, never wholesale: the restart resumes right after the stored progress,
         // so exactly what was copied after the last progress write is copied again.
         let expected: i64 = copied.iter().map(|(p, c)| c - (stored[p] + 1)).sum();
+        // Mid-copy means work the kill interrupted: records copied but not yet covered by
+        // progress, or records not yet copied (on Kafka the copy often keeps pace with the
+        // writer, so the second alone is not reliable).
+        assert!(
+            expected > 0 || copied_total < total as i64,
+            "{name}: progress covered every record before the kill: the test did not test a crash mid-copy"
+        );
+        let duplicates = assert_complete_in_order(&source, &read_all(bootstrap, "events"), name);
         println!(
             "{name}: killed with {copied_total} of {total} records copied; {duplicates} duplicate(s) after restart, {expected} copied after the last progress write"
         );
