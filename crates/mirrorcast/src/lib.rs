@@ -17,7 +17,10 @@
 //! - [`admin_ext`]: librdkafka admin calls rust-rdkafka does not wrap (all of the `unsafe`).
 //! - [`backoff`], [`shutdown`]: retry pacing and the stop signal shared by every thread.
 
+#![deny(unsafe_code)]
+
 pub mod acls;
+#[allow(unsafe_code)]
 pub mod admin_ext;
 pub mod backoff;
 pub mod clients;
@@ -28,6 +31,7 @@ pub mod filter;
 pub mod flow;
 pub mod observe;
 pub mod offsets;
+pub mod plan;
 pub mod policy;
 pub mod progress;
 pub mod shutdown;

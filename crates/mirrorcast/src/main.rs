@@ -1,3 +1,5 @@
+#![forbid(unsafe_code)]
+
 //! The `mirrorcast` command line: parse arguments, set up logs, run the subcommand, print
 //! errors with the program's name. Arguments are in [`cli`], what each subcommand does in
 //! [`commands`].

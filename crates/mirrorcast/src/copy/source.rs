@@ -10,6 +10,7 @@ use rdkafka::error::KafkaResult;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use super::io::Reader;
 use crate::clients::ClientLog;
 
 pub struct SourceReader {
@@ -27,16 +28,20 @@ impl SourceReader {
             consumer: config.create_with_context(log)?,
         })
     }
+}
+
+impl Reader for SourceReader {
+    type Record<'a> = BorrowedMessage<'a>;
 
     /// The partition's end offset as the reader last saw it (no request is made).
-    pub fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         crate::admin_ext::cached_high_watermark(self.consumer.client(), topic, partition)
     }
 
     /// Where the reader stands on each assigned partition: the offset after the last record it
     /// handed out, moved past records it never hands out (transaction markers, and aborted
     /// records when reading committed only). One call for all partitions, no request.
-    pub fn positions(&self) -> HashMap<(String, i32), i64> {
+    fn positions(&self) -> HashMap<(String, i32), i64> {
         let Ok(list) = self.consumer.position() else {
             return HashMap::new();
         };
@@ -50,7 +55,7 @@ impl SourceReader {
     }
 
     /// Starts reading these partitions at the given offsets.
-    pub fn assign(&self, partitions: &[(&str, i32, Offset)]) -> KafkaResult<()> {
+    fn assign(&self, partitions: &[(&str, i32, Offset)]) -> KafkaResult<()> {
         let mut list = TopicPartitionList::with_capacity(partitions.len());
         for (topic, partition, offset) in partitions {
             list.add_partition_offset(topic, *partition, *offset)?;
@@ -59,13 +64,13 @@ impl SourceReader {
     }
 
     /// Stops reading a partition; records already fetched for it are discarded.
-    pub fn unassign(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+    fn unassign(&self, topic: &str, partition: i32) -> KafkaResult<()> {
         let mut list = TopicPartitionList::with_capacity(1);
         list.add_partition(topic, partition);
         self.consumer.incremental_unassign(&list)
     }
 
-    pub fn poll(&self, timeout: Duration) -> Option<KafkaResult<BorrowedMessage<'_>>> {
+    fn poll(&self, timeout: Duration) -> Option<KafkaResult<BorrowedMessage<'_>>> {
         self.consumer.poll(timeout)
     }
 }

@@ -10,7 +10,8 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use tracing::warn;
 
-use super::{Tag, TagKind, TargetProducer};
+use super::delivery::Tag;
+use super::io::{Outgoing, Target};
 use crate::clients::ClientLog;
 use crate::config::OffsetSyncsConfig;
 use crate::offsets::codec::OffsetSync;
@@ -43,7 +44,7 @@ impl SyncWriter {
         })
     }
 
-    pub(super) fn emit(&mut self, sync: &OffsetSync, target: &TargetProducer) {
+    pub(super) fn emit(&mut self, sync: &OffsetSync, target: &impl Target) {
         let (key, value) = (sync.key(), sync.value());
         let sent = match &self.source_producer {
             Some(producer) => {
@@ -54,19 +55,9 @@ impl SyncWriter {
                 producer.send(record).map_err(|(e, _)| e)
             }
             None => {
-                let tag = Tag {
-                    slot: usize::MAX,
-                    epoch: 0,
-                    offset: sync.upstream_offset,
-                    bytes: 0,
-                    timestamp_ms: None,
-                    kind: TagKind::OffsetSync,
-                };
-                let record = BaseRecord::with_opaque_to(&self.topic, Box::new(tag))
-                    .partition(0)
-                    .key(&key[..])
-                    .payload(&value[..]);
-                target.send(record).map(|_| ()).map_err(|(e, _)| e)
+                let record = Outgoing::internal(&self.topic, &key, Some(&value), Tag::OffsetSync)
+                    .in_partition(0);
+                target.send(record).map_err(|(e, _)| e)
             }
         };
         match sent {

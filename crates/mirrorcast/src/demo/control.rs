@@ -134,11 +134,11 @@ pub fn cleanup(dir: &Path) -> Result<(), DemoError> {
 fn kill_if_nisshi(pid: u32) {
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
     if String::from_utf8_lossy(&cmdline).contains("nisshi") {
-        if let Ok(pid) = libc::pid_t::try_from(pid) {
-            // SAFETY: kill(2) on a PID we just checked is a nisshi process.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-            }
+        let pid = i32::try_from(pid)
+            .ok()
+            .and_then(rustix::process::Pid::from_raw);
+        if let Some(pid) = pid {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
         }
     }
 }

@@ -4,8 +4,6 @@
 //! seconds per partition and per flow, flow state, time since the last copy, config sync runs
 //! and failures, and process metrics.
 
-use std::sync::Mutex;
-
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
@@ -198,12 +196,8 @@ impl Default for Metrics {
 #[derive(Debug)]
 struct ProcessCollector;
 
-static CLOCK_TICKS: Mutex<Option<f64>> = Mutex::new(None);
-
 fn clock_ticks_per_second() -> f64 {
-    let mut cached = CLOCK_TICKS.lock().unwrap_or_else(|e| e.into_inner());
-    // SAFETY: sysconf has no preconditions.
-    *cached.get_or_insert_with(|| unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64)
+    rustix::param::clock_ticks_per_second() as f64
 }
 
 impl Collector for ProcessCollector {

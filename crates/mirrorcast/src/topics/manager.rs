@@ -14,14 +14,14 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::created::CreatedTopicsStore;
-use super::{replicated_topics, ClusterAdmin, Route, TopicAdmin, TopicError};
+use super::{replicated_topics, ClusterAdmin, TopicAdmin, TopicError};
 use crate::acls::{remote_acl, TopicAcl};
 use crate::backoff::Backoff;
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
-use crate::copy::Command;
 use crate::observe::metrics::FlowLabels;
 use crate::observe::Observability;
+use crate::plan::{Command, Route};
 use crate::progress;
 use crate::shutdown::Shutdown;
 

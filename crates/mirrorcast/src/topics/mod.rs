@@ -15,6 +15,7 @@ use crate::acls::TopicAcl;
 use crate::admin_ext::{self, AdminExtError, ConfigOp};
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use crate::plan::Route;
 use config_sync::ConfigValue;
 
 pub mod config_sync;
@@ -44,15 +45,6 @@ pub enum TopicError {
     Admin(#[from] AdminExtError),
     #[error("reading the marks of created topics: {0}")]
     Store(String),
-}
-
-/// A source topic and the remote topic it is copied to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Route {
-    pub source_topic: String,
-    pub remote_topic: String,
-    /// Partitions to copy: the source's count, or fewer if the remote topic has fewer.
-    pub partitions: i32,
 }
 
 /// The source topics `flow` replicates, with their remote names: MM2's

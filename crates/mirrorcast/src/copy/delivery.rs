@@ -1,0 +1,205 @@
+//! What the target says about what a lane produced: each record carries a [`Tag`], and its
+//! delivery report acknowledges a copied record (moving the ledger and emitting offset syncs),
+//! rewinds its partition on a failure, or confirms a progress record or a heartbeat.
+//!
+//! Invariant: a report only counts for the epoch its record was sent in; after a rewind, the
+//! reports of what was in flight before change nothing.
+
+use rdkafka::error::KafkaError;
+use tracing::{info, warn};
+
+use super::io::{Reader, Target};
+use super::lane::Lane;
+use super::readers::Reading;
+use crate::offsets::codec::OffsetSync;
+
+/// A copied record, for its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordTag {
+    pub slot: usize,
+    pub epoch: u32,
+    /// Its source offset.
+    pub offset: i64,
+    pub bytes: u32,
+    /// The record's timestamp, for the replication latency.
+    pub timestamp_ms: Option<i64>,
+}
+
+/// What a produced record is, for its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tag {
+    Record(RecordTag),
+    /// A progress record (`mm2-offsets`) storing `offset` for partition `slot`, or a tombstone
+    /// dropping its progress (`None`).
+    Progress {
+        slot: usize,
+        offset: Option<i64>,
+    },
+    Heartbeat,
+    /// An offset sync written to the target.
+    OffsetSync,
+}
+
+/// A delivery report.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub tag: Tag,
+    pub error: Option<KafkaError>,
+    /// Where the record landed on the target.
+    pub downstream_offset: Option<i64>,
+}
+
+impl<T: Target> Lane<T> {
+    /// The target's events: rdkafka's `poll(ZERO)` serves one event (one produce response's
+    /// reports); serve all that are ready so acknowledgements never fall behind the copy.
+    pub(super) fn serve_target_events(&mut self) {
+        for _ in 0..10_000 {
+            let before = self.target.reports_waiting();
+            self.target.serve(std::time::Duration::ZERO);
+            if self.target.reports_waiting() == before {
+                return;
+            }
+        }
+    }
+
+    /// The delivery reports collected so far, swapped with the emptied buffer of the previous
+    /// call (no allocation per round).
+    fn take_reports(&mut self) -> Vec<Delivery> {
+        let mut taken = std::mem::take(&mut self.spare_reports);
+        taken.clear();
+        self.target.take_reports(&mut taken);
+        taken
+    }
+
+    pub(super) fn handle_deliveries<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let mut reports = self.take_reports();
+        if !reports.is_empty() {
+            self.reporter.tick();
+        }
+        for Delivery {
+            tag,
+            error,
+            downstream_offset,
+        } in reports.drain(..)
+        {
+            let record = match tag {
+                Tag::Heartbeat => {
+                    if error.is_none() {
+                        self.reporter.heartbeat_delivered();
+                    }
+                    continue;
+                }
+                Tag::OffsetSync => continue,
+                Tag::Progress { slot, offset } => {
+                    if let Some(e) = error {
+                        self.progress_failed(slot, offset, &e);
+                    }
+                    continue;
+                }
+                Tag::Record(record) => record,
+            };
+            self.queue.reported(record.bytes);
+            let Some(state) = self.partitions.get_mut(record.slot) else {
+                continue;
+            };
+            let Some(e) = error else {
+                if !state.ledger.acknowledged(record.epoch, record.offset) {
+                    continue;
+                }
+                state.backoff.reset();
+                self.reporter
+                    .acknowledged(&mut state.meters, record.bytes, record.timestamp_ms);
+                if let (Some(downstream), Some(emitter)) =
+                    (downstream_offset, state.sync_emitter.as_mut())
+                {
+                    if emitter.copied(record.offset, downstream) {
+                        let sync = OffsetSync {
+                            topic: state.source_topic.clone(),
+                            partition: state.partition,
+                            upstream_offset: record.offset,
+                            downstream_offset: downstream,
+                        };
+                        if let Some(syncs) = &mut self.syncs {
+                            syncs.emit(&sync, &self.target);
+                        }
+                    }
+                }
+                if self.target_failing {
+                    self.target_failing = false;
+                    info!(flow = %self.flow_name, "the target acknowledges records again");
+                }
+                continue;
+            };
+            if state.ledger.delivery_failed(record.epoch) {
+                self.report_failure(record.slot, &e);
+                self.take_away(record.slot, io);
+            }
+        }
+        self.spare_reports = reports;
+        if let Some((code, reason)) = self.target.fatal_error() {
+            self.replace_producer(code, &reason, io);
+        }
+    }
+
+    fn progress_failed(&mut self, slot: usize, offset: Option<i64>, error: &KafkaError) {
+        let Some(state) = self.partitions.get_mut(slot) else {
+            return;
+        };
+        match offset {
+            Some(offset) => {
+                warn!(flow = %self.flow_name, "storing progress failed: {error}; will store it again");
+                state.ledger.progress_failed(offset);
+            }
+            None => warn!(
+                flow = %self.flow_name,
+                "dropping the progress of {}[{}] failed: {error}",
+                state.source_topic, state.partition
+            ),
+        }
+    }
+
+    /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
+    pub(super) fn handle_deliveries_after_stop(&mut self) {
+        let reports = self.take_reports();
+        self.reporter.tick();
+        for Delivery { tag, error, .. } in reports {
+            let Tag::Record(record) = tag else {
+                continue;
+            };
+            let Some(state) = self.partitions.get_mut(record.slot) else {
+                continue;
+            };
+            match error {
+                None => {
+                    if state.ledger.acknowledged(record.epoch, record.offset) {
+                        self.reporter.acknowledged(
+                            &mut state.meters,
+                            record.bytes,
+                            record.timestamp_ms,
+                        );
+                    }
+                }
+                // Nothing after a failed record may count as acknowledged.
+                Some(_) => {
+                    state.ledger.delivery_failed(record.epoch);
+                }
+            }
+        }
+    }
+
+    /// Says once, when the target starts failing, that records will be copied again.
+    pub(super) fn report_failure(&mut self, slot: usize, error: &KafkaError) {
+        self.reporter
+            .error(&format!("delivery to {} failed: {error}", self.flow.target));
+        if !self.target_failing {
+            self.target_failing = true;
+            let state = &self.partitions[slot];
+            warn!(
+                flow = %self.flow_name,
+                "delivery to the target failed ({error}); {}[{}] and any other failing partition \
+                 will be copied again from the last acknowledged offset",
+                state.remote_topic, state.partition
+            );
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! In-memory stand-ins for the copier's [`Reader`] and [`Target`], for unit tests of its
+//! transitions without a broker. One [`FakeSource`] log is read by any number of readers, each
+//! with its own assignment; a [`FakeTarget`] holds what is sent in flight until the test lets
+//! it acknowledge (or fail) and appends acknowledged records to per-partition logs.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::OwnedHeaders;
+use rdkafka::Offset;
+
+use super::delivery::{Delivery, Tag};
+use super::io::{Outgoing, Reader, SourceRecord, Target};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FakeRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub payload: Vec<u8>,
+}
+
+impl SourceRecord for FakeRecord {
+    fn topic(&self) -> &str {
+        &self.topic
+    }
+    fn partition(&self) -> i32 {
+        self.partition
+    }
+    fn offset(&self) -> i64 {
+        self.offset
+    }
+    fn key(&self) -> Option<&[u8]> {
+        None
+    }
+    fn payload(&self) -> Option<&[u8]> {
+        Some(&self.payload)
+    }
+    fn timestamp_ms(&self) -> Option<i64> {
+        Some(1_700_000_000_000 + self.offset)
+    }
+    fn headers(&self) -> Option<OwnedHeaders> {
+        None
+    }
+}
+
+/// The source cluster's partitions; payloads are `topic/partition/offset`.
+#[derive(Default)]
+pub struct FakeSource {
+    logs: RefCell<BTreeMap<(String, i32), Vec<FakeRecord>>>,
+}
+
+impl FakeSource {
+    pub fn produce(&self, topic: &str, partition: i32, count: usize) {
+        let mut logs = self.logs.borrow_mut();
+        let log = logs.entry((topic.to_string(), partition)).or_default();
+        for _ in 0..count {
+            let offset = log.len() as i64;
+            log.push(FakeRecord {
+                topic: topic.to_string(),
+                partition,
+                offset,
+                payload: format!("{topic}/{partition}/{offset}").into_bytes(),
+            });
+        }
+    }
+
+    pub fn end(&self, topic: &str, partition: i32) -> i64 {
+        self.logs
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .map_or(0, |l| l.len() as i64)
+    }
+}
+
+/// A reader of a [`FakeSource`]; records what it was told, and how many records it handed out.
+pub struct FakeReader {
+    source: Rc<FakeSource>,
+    /// Assigned partitions and the offset handed out next.
+    assigned: RefCell<BTreeMap<(String, i32), i64>>,
+    pub calls: RefCell<Vec<String>>,
+    pub handed_out: RefCell<usize>,
+}
+
+impl FakeReader {
+    pub fn new(source: &Rc<FakeSource>) -> Self {
+        FakeReader {
+            source: source.clone(),
+            assigned: RefCell::default(),
+            calls: RefCell::default(),
+            handed_out: RefCell::new(0),
+        }
+    }
+
+    /// Where the reader stands on a partition, if it is assigned.
+    pub fn position(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.assigned
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .copied()
+    }
+}
+
+impl Reader for FakeReader {
+    type Record<'a> = FakeRecord;
+
+    fn assign(&self, partitions: &[(&str, i32, Offset)]) -> KafkaResult<()> {
+        for (topic, partition, offset) in partitions {
+            let at = match offset {
+                Offset::Offset(o) => *o,
+                Offset::Beginning => 0,
+                _ => self.source.end(topic, *partition),
+            };
+            self.calls
+                .borrow_mut()
+                .push(format!("assign {topic}[{partition}]@{at}"));
+            self.assigned
+                .borrow_mut()
+                .insert((topic.to_string(), *partition), at);
+        }
+        Ok(())
+    }
+
+    fn unassign(&self, topic: &str, partition: i32) -> KafkaResult<()> {
+        self.calls
+            .borrow_mut()
+            .push(format!("unassign {topic}[{partition}]"));
+        self.assigned
+            .borrow_mut()
+            .remove(&(topic.to_string(), partition));
+        Ok(())
+    }
+
+    fn poll(&self, timeout: Duration) -> Option<KafkaResult<FakeRecord>> {
+        let mut assigned = self.assigned.borrow_mut();
+        let logs = self.source.logs.borrow();
+        for (key, next) in assigned.iter_mut() {
+            if let Some(record) = logs.get(key).and_then(|l| l.get(*next as usize)) {
+                *next += 1;
+                *self.handed_out.borrow_mut() += 1;
+                return Some(Ok(record.clone()));
+            }
+        }
+        std::thread::sleep(timeout.min(Duration::from_millis(1)));
+        None
+    }
+
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        Some(self.source.end(topic, partition))
+    }
+
+    fn positions(&self) -> HashMap<(String, i32), i64> {
+        self.assigned.borrow().clone().into_iter().collect()
+    }
+}
+
+/// A record the target holds in flight.
+struct InFlight {
+    topic: String,
+    partition: i32,
+    payload: Option<Vec<u8>>,
+    tag: Tag,
+}
+
+/// The target cluster and its producer, as a test sees and steers them.
+#[derive(Default)]
+pub struct TargetState {
+    /// Records the producer holds at most (then `QueueFull`).
+    pub capacity: usize,
+    /// Whether serving the producer acknowledges what is in flight.
+    pub acknowledging: bool,
+    /// Fail the deliveries of these remote partitions at the next acknowledgement.
+    pub fail_next: Vec<(String, i32)>,
+    /// Report this fatal error until the producer is replaced.
+    pub fatal: bool,
+    pub replaced: usize,
+    in_flight: Vec<InFlight>,
+    reports: Vec<Delivery>,
+    /// Acknowledged payloads per remote partition, in order.
+    pub logs: BTreeMap<(String, i32), Vec<Vec<u8>>>,
+    /// Every progress record acknowledged: (slot, stored offset or tombstone).
+    pub progress: Vec<(usize, Option<i64>)>,
+}
+
+impl TargetState {
+    pub fn in_flight_len(&self) -> usize {
+        self.in_flight.len()
+    }
+}
+
+#[derive(Clone)]
+pub struct FakeTarget(pub Rc<RefCell<TargetState>>);
+
+impl FakeTarget {
+    pub fn new(capacity: usize) -> Self {
+        FakeTarget(Rc::new(RefCell::new(TargetState {
+            capacity,
+            acknowledging: true,
+            ..TargetState::default()
+        })))
+    }
+
+    pub fn state(&self) -> std::cell::RefMut<'_, TargetState> {
+        self.0.borrow_mut()
+    }
+
+    /// The payloads the target holds for a partition, as text.
+    pub fn log(&self, topic: &str, partition: i32) -> Vec<String> {
+        self.0
+            .borrow()
+            .logs
+            .get(&(topic.to_string(), partition))
+            .map(|l| {
+                l.iter()
+                    .map(|p| String::from_utf8_lossy(p).into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn acknowledge(state: &mut TargetState) {
+        let fail = std::mem::take(&mut state.fail_next);
+        for record in std::mem::take(&mut state.in_flight) {
+            let key = (record.topic.clone(), record.partition);
+            let failed = fail.contains(&key);
+            let mut downstream_offset = None;
+            if !failed {
+                let log = state.logs.entry(key).or_default();
+                downstream_offset = Some(log.len() as i64);
+                log.push(record.payload.unwrap_or_default());
+                if let Tag::Progress { slot, offset } = record.tag {
+                    state.progress.push((slot, offset));
+                }
+            }
+            state.reports.push(Delivery {
+                tag: record.tag,
+                error: failed.then(|| {
+                    KafkaError::MessageProduction(RDKafkaErrorCode::NotLeaderForPartition)
+                }),
+                downstream_offset,
+            });
+        }
+    }
+}
+
+impl Target for FakeTarget {
+    fn send<'a>(&self, record: Outgoing<'a>) -> Result<(), (KafkaError, Outgoing<'a>)> {
+        let mut state = self.0.borrow_mut();
+        if state.in_flight.len() >= state.capacity {
+            let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
+            return Err((full, record));
+        }
+        state.in_flight.push(InFlight {
+            topic: record.topic.to_string(),
+            partition: record.partition.unwrap_or(0),
+            payload: record.payload.map(<[u8]>::to_vec),
+            tag: record.tag,
+        });
+        Ok(())
+    }
+
+    fn serve(&self, timeout: Duration) {
+        let mut state = self.0.borrow_mut();
+        if state.acknowledging {
+            Self::acknowledge(&mut state);
+        } else {
+            drop(state);
+            std::thread::sleep(timeout);
+        }
+    }
+
+    fn reports_waiting(&self) -> usize {
+        self.0.borrow().reports.len()
+    }
+
+    fn take_reports(&self, into: &mut Vec<Delivery>) {
+        std::mem::swap(&mut self.0.borrow_mut().reports, into);
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.0.borrow().in_flight.len() as u64
+    }
+
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+        let state = self.0.borrow();
+        state.fatal.then(|| {
+            (
+                RDKafkaErrorCode::OutOfOrderSequenceNumber,
+                "the broker lost the producer's sequence".to_string(),
+            )
+        })
+    }
+
+    fn flush(&self, _timeout: Duration) {
+        self.serve(Duration::ZERO);
+    }
+
+    fn refresh_metadata(&self, _topic: &str) -> KafkaResult<()> {
+        Ok(())
+    }
+
+    fn replace(&mut self) -> KafkaResult<()> {
+        let mut state = self.0.borrow_mut();
+        state.in_flight.clear();
+        state.reports.clear();
+        state.fatal = false;
+        state.replaced += 1;
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! Everything a lane does besides copying, on its own clock: handling delivery reports,
+//! storing progress, writing heartbeats and held-back offset syncs, publishing offsets and lag,
+//! and the final flush at shutdown.
+//!
+//! Invariant: the progress stored for a partition is always an offset the target acknowledged.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tracing::{info, warn};
+
+use super::delivery::Tag;
+use super::io::{Outgoing, Reader, Target};
+use super::lane::Lane;
+use super::partitions::Mode;
+use super::readers::{Readers, Reading};
+use super::report::PartitionView;
+use crate::offsets::codec::{Heartbeat, OffsetSync};
+use crate::offsets::translate::SyncEmitter;
+use crate::policy::HEARTBEATS_TOPIC;
+use crate::progress::codec;
+
+/// How long shutdown waits for the target to acknowledge what is in flight.
+const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
+/// How often offsets, lag and state are published.
+const PUBLISH_EVERY: Duration = Duration::from_secs(1);
+
+/// When a lane last did each periodic job.
+pub(crate) struct Timers {
+    last_progress_write: Instant,
+    last_publish: Instant,
+    last_heartbeat: Option<Instant>,
+}
+
+impl Timers {
+    pub fn new() -> Self {
+        Timers {
+            last_progress_write: Instant::now(),
+            last_publish: Instant::now(),
+            last_heartbeat: None,
+        }
+    }
+
+    pub fn progress_due(&self, interval: Duration) -> bool {
+        self.last_progress_write.elapsed() >= interval
+    }
+
+    fn heartbeat_due(&self, interval: Duration) -> bool {
+        self.last_heartbeat
+            .is_none_or(|at| at.elapsed() >= interval)
+    }
+}
+
+impl<T: Target> Lane<T> {
+    /// Deliveries, progress, metrics, heartbeats and offset syncs: everything but copying.
+    pub fn housekeeping<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        if self.progress.is_none() {
+            return; // the internal topics may not exist yet
+        }
+        self.serve_target_events();
+        self.handle_deliveries(io);
+        if self.timers.progress_due(self.flow.progress_interval) {
+            self.write_progress();
+        }
+        if self.timers.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.publish(io.readers, false);
+        }
+        self.heartbeat();
+        if let Some(syncs) = &self.syncs {
+            syncs.poll();
+        }
+    }
+
+    /// Stores the last acknowledged offset of every partition that moved since the last write,
+    /// and (as MM2 does at each offset flush) writes the offset syncs held back since.
+    pub(super) fn write_progress(&mut self) {
+        self.timers.last_progress_write = Instant::now();
+        if let Some(syncs) = &mut self.syncs {
+            for state in self.partitions.iter_mut().filter(|s| !s.retired) {
+                let Some((upstream, downstream)) = state
+                    .sync_emitter
+                    .as_mut()
+                    .and_then(SyncEmitter::take_delayed)
+                else {
+                    continue;
+                };
+                let sync = OffsetSync {
+                    topic: state.source_topic.clone(),
+                    partition: state.partition,
+                    upstream_offset: upstream,
+                    downstream_offset: downstream,
+                };
+                syncs.emit(&sync, &self.target);
+            }
+        }
+        let topic = self.flow.progress_topic();
+        for (slot, state) in self.partitions.iter_mut().enumerate() {
+            if state.retired {
+                continue;
+            }
+            let Some(acked) = state.ledger.progress_to_store() else {
+                continue;
+            };
+            let key = codec::encode_key(
+                &self.flow.progress_connector,
+                &self.flow.source,
+                &state.source_topic,
+                state.partition,
+            );
+            let value = codec::encode_value(acked);
+            let tag = Tag::Progress {
+                slot,
+                offset: Some(acked),
+            };
+            match self
+                .target
+                .send(Outgoing::internal(&topic, &key, Some(&value), tag))
+            {
+                Ok(()) => state.ledger.progress_sent(acked),
+                // Backpressure: the rest waits for the next interval.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return,
+                Err((e, _)) => {
+                    warn!(flow = %self.flow_name, "cannot store progress now: {e}");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Shutdown: wait (bounded) for what is in flight, then store the final progress.
+    pub fn stop(&mut self) {
+        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        self.target.flush(SHUTDOWN_FLUSH);
+        self.handle_deliveries_after_stop();
+        self.write_progress();
+        self.target.flush(
+            deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1)),
+        );
+        self.handle_deliveries_after_stop();
+        if let Some(syncs) = &self.syncs {
+            syncs.flush(Duration::from_secs(1));
+        }
+        let acked = self.reporter.records_copied();
+        info!(flow = %self.flow_name, "stopped after {acked} acknowledged record(s)");
+    }
+
+    /// Writes MM2's heartbeat to the target's `heartbeats` topic when one is due.
+    fn heartbeat(&mut self) {
+        let Some(interval) = self.flow.heartbeat_interval else {
+            return;
+        };
+        if !self.timers.heartbeat_due(interval) {
+            return;
+        }
+        self.timers.last_heartbeat = Some(Instant::now());
+        let heartbeat = Heartbeat {
+            source_alias: self.flow.source.clone(),
+            target_alias: self.flow.target.clone(),
+            timestamp_ms: crate::observe::status::now_ms(),
+        };
+        let (key, value) = (heartbeat.key(), heartbeat.value());
+        let record = Outgoing::internal(HEARTBEATS_TOPIC, &key, Some(&value), Tag::Heartbeat)
+            .in_partition(0);
+        // A full queue or a target that is down: the next one will do.
+        let _ = self.target.send(record);
+    }
+
+    /// Offsets, lag and state of every partition, for metrics and `/api/status`.
+    pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, stopped: bool) {
+        self.timers.last_publish = Instant::now();
+        let lane = self.index;
+        let shared_positions = readers.shared.positions();
+        let own_positions = readers.own[lane].positions();
+        let views = self.partitions.iter().filter(|s| !s.retired).map(|s| {
+            let key = (s.source_topic.clone(), s.partition);
+            let reader_position = match s.mode {
+                Mode::Shared => shared_positions.get(&key),
+                Mode::CatchingUp => own_positions.get(&key),
+                Mode::Waiting(_) => None,
+            };
+            PartitionView {
+                topic: &s.source_topic,
+                remote_topic: &s.remote_topic,
+                partition: s.partition,
+                source_end: readers.high_watermark(lane, &s.source_topic, s.partition),
+                last_acked: s.ledger.acked(),
+                read_through: s.read_through(reader_position.copied()),
+                meters: &s.meters,
+            }
+        });
+        self.reporter
+            .publish(views, self.target_failing || self.source_failing, stopped);
+    }
+}

@@ -1,0 +1,134 @@
+//! The copier's only contact with Kafka: a [`Reader`] of source partitions, a [`Target`]
+//! producer and the [`SourceRecord`]s between them. The copy logic is generic over these
+//! traits, so its state machine runs against fakes in unit tests; production uses
+//! [`super::source::SourceReader`] and [`super::target::KafkaTarget`].
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::{Message, Offset};
+
+use super::delivery::{Delivery, Tag};
+
+/// A record read from a source partition.
+pub(crate) trait SourceRecord {
+    fn topic(&self) -> &str;
+    fn partition(&self) -> i32;
+    fn offset(&self) -> i64;
+    fn key(&self) -> Option<&[u8]>;
+    fn payload(&self) -> Option<&[u8]>;
+    fn timestamp_ms(&self) -> Option<i64>;
+    /// The headers in order, duplicates and null values included.
+    fn headers(&self) -> Option<OwnedHeaders>;
+}
+
+/// A reader of source partitions that can be handed partitions (at an offset) and have them
+/// taken away at any time. Takes `&self` throughout, so a borrowed record can be forwarded
+/// while the bookkeeping changes.
+pub(crate) trait Reader {
+    type Record<'a>: SourceRecord
+    where
+        Self: 'a;
+
+    fn assign(&self, partitions: &[(&str, i32, Offset)]) -> KafkaResult<()>;
+    /// Stops reading a partition; records already fetched for it are discarded.
+    fn unassign(&self, topic: &str, partition: i32) -> KafkaResult<()>;
+    fn poll(&self, timeout: Duration) -> Option<KafkaResult<Self::Record<'_>>>;
+    /// The partition's end offset as the reader last saw it (no request is made).
+    fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// Where the reader stands on each assigned partition (past records it never hands out).
+    fn positions(&self) -> HashMap<(String, i32), i64>;
+}
+
+/// A record for the target, with what its delivery report must say.
+pub(crate) struct Outgoing<'a> {
+    pub topic: &'a str,
+    pub partition: Option<i32>,
+    pub key: Option<&'a [u8]>,
+    pub payload: Option<&'a [u8]>,
+    pub timestamp_ms: Option<i64>,
+    pub headers: Option<OwnedHeaders>,
+    pub tag: Tag,
+}
+
+impl<'a> Outgoing<'a> {
+    /// A record of our own (progress, heartbeat, offset sync): key and value, no headers.
+    pub fn internal(topic: &'a str, key: &'a [u8], value: Option<&'a [u8]>, tag: Tag) -> Self {
+        Outgoing {
+            topic,
+            partition: None,
+            key: Some(key),
+            payload: value,
+            timestamp_ms: None,
+            headers: None,
+            tag,
+        }
+    }
+
+    pub fn in_partition(mut self, partition: i32) -> Self {
+        self.partition = Some(partition);
+        self
+    }
+}
+
+/// The producer of one flow's target, with its delivery reports.
+pub(crate) trait Target {
+    /// Queues a record; a full queue is `QueueFull`, and the record comes back.
+    #[allow(clippy::result_large_err)]
+    fn send<'a>(&self, record: Outgoing<'a>) -> Result<(), (KafkaError, Outgoing<'a>)>;
+    /// Serves the producer's events (delivery reports) for up to `timeout`.
+    fn serve(&self, timeout: Duration);
+    /// Delivery reports collected and not yet taken.
+    fn reports_waiting(&self) -> usize;
+    /// Swaps the collected reports into `into` (which must be empty).
+    fn take_reports(&self, into: &mut Vec<Delivery>);
+    /// Records queued or in flight.
+    fn in_flight(&self) -> u64;
+    /// A fatal error (e.g. the idempotent producer lost its state): the producer is unusable.
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)>;
+    fn flush(&self, timeout: Duration);
+    /// Asks for a topic's metadata now (librdkafka would wait for its next refresh).
+    fn refresh_metadata(&self, topic: &str) -> KafkaResult<()>;
+    /// Drops the producer (purging what it held, without reports) and starts a new one.
+    fn replace(&mut self) -> KafkaResult<()>;
+}
+
+impl SourceRecord for BorrowedMessage<'_> {
+    fn topic(&self) -> &str {
+        Message::topic(self)
+    }
+
+    fn partition(&self) -> i32 {
+        Message::partition(self)
+    }
+
+    fn offset(&self) -> i64 {
+        Message::offset(self)
+    }
+
+    fn key(&self) -> Option<&[u8]> {
+        Message::key(self)
+    }
+
+    fn payload(&self) -> Option<&[u8]> {
+        Message::payload(self)
+    }
+
+    fn timestamp_ms(&self) -> Option<i64> {
+        Message::timestamp(self).to_millis()
+    }
+
+    fn headers(&self) -> Option<OwnedHeaders> {
+        let headers = Message::headers(self)?;
+        let mut copy = OwnedHeaders::new_with_capacity(headers.count());
+        for header in headers.iter() {
+            copy = copy.insert(Header {
+                key: header.key,
+                value: header.value,
+            });
+        }
+        Some(copy)
+    }
+}

@@ -1,0 +1,537 @@
+//! One flow's lane: the partitions it copies to its target, and the transitions between its
+//! readers. A partition is read through the shared reader while the lane keeps up, on the
+//! lane's own reader while it catches up, or waits after a failure to be read again from right
+//! after its last acknowledged record.
+//!
+//! Invariant: every record is sent at most once per epoch, in source order, and a partition
+//! is only ever read again from right after its last acknowledged record, so a failure becomes
+//! a retry, never a gap. Records below the lane's position (re-read by the shared reader for
+//! another lane) are skipped.
+
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::Offset;
+use tracing::{debug, error, info, warn};
+
+use super::backpressure::Backpressure;
+use super::delivery::{RecordTag, Tag};
+use super::fanout::Join;
+use super::housekeeping::Timers;
+use super::io::{Outgoing, Reader, SourceRecord, Target};
+use super::partitions::{Mode, PartitionIndex, PartitionState};
+use super::readers::Reading;
+use super::report::FlowReporter;
+use super::syncs::SyncWriter;
+use crate::config::FlowConfig;
+use crate::offsets::translate::SyncEmitter;
+use crate::plan::{Command, Route};
+use crate::progress::{codec, Progress};
+use crate::shutdown::Shutdown;
+
+/// What became of a record handed to [`Lane::send`].
+#[derive(Debug)]
+pub(crate) enum Sent {
+    /// Sent, or skipped because the lane sent it before.
+    Done,
+    /// The target's queue is full: nothing was sent.
+    Full,
+    /// The producer refused it for another reason.
+    Failed(KafkaError),
+}
+
+/// What a lane is made of.
+pub(crate) struct LaneSetup<T> {
+    pub index: usize,
+    pub flow: FlowConfig,
+    pub commands: Receiver<Command>,
+    pub target: T,
+    /// Where offset syncs go, when they are on.
+    pub syncs: Option<SyncWriter>,
+    pub reporter: FlowReporter,
+    /// Counts the records of the lane's own reader.
+    pub read_own: Counter,
+    pub queue: Backpressure,
+    pub shutdown: Shutdown,
+}
+
+/// One flow: its target and the bookkeeping of every partition it copies.
+pub(crate) struct Lane<T> {
+    pub(super) index: usize,
+    commands: Receiver<Command>,
+    /// The topic manager is gone (shutdown).
+    pub(super) disconnected: bool,
+    /// Partitions read on the lane's own reader.
+    pub(super) catching_up: usize,
+    pub(super) queue: Backpressure,
+    pub(super) read_own: Counter,
+    pub(super) source_failing: bool,
+    pub(super) target_failing: bool,
+    pub(super) syncs: Option<SyncWriter>,
+    pub(super) reporter: FlowReporter,
+    pub(super) timers: Timers,
+    pub(super) flow: FlowConfig,
+    pub(super) flow_name: String,
+    pub(super) target: T,
+    pub(super) partitions: Vec<PartitionState>,
+    index_of: PartitionIndex,
+    /// The stored progress; `None` until [`Command::Resume`] (the internal topics may not
+    /// exist before).
+    pub(super) progress: Option<Progress>,
+    /// The delivery report buffer handed back and forth with the target.
+    pub(super) spare_reports: Vec<super::delivery::Delivery>,
+    /// Routes that came before the progress (never, with the topic manager's order).
+    pending_routes: Vec<Route>,
+    pub(super) shutdown: Shutdown,
+}
+
+impl<T: Target> Lane<T> {
+    pub fn new(setup: LaneSetup<T>) -> Self {
+        Lane {
+            index: setup.index,
+            commands: setup.commands,
+            disconnected: false,
+            catching_up: 0,
+            queue: setup.queue,
+            read_own: setup.read_own,
+            source_failing: false,
+            target_failing: false,
+            syncs: setup.syncs,
+            reporter: setup.reporter,
+            timers: Timers::new(),
+            flow_name: setup.flow.name(),
+            flow: setup.flow,
+            target: setup.target,
+            partitions: Vec::new(),
+            index_of: PartitionIndex::default(),
+            progress: None,
+            spare_reports: Vec::new(),
+            pending_routes: Vec::new(),
+            shutdown: setup.shutdown,
+        }
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.partitions.is_empty()
+    }
+
+    pub fn can_catch_up(&self) -> bool {
+        self.catching_up > 0 && self.has_room()
+    }
+
+    /// Whether the target's queue can take a batch more.
+    pub fn has_room(&self) -> bool {
+        self.queue.has_room(self.target.in_flight())
+    }
+
+    pub fn apply_commands<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.apply(command, io),
+                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Disconnected) => {
+                    self.disconnected = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    fn apply<R: Reader>(&mut self, command: Command, io: &mut Reading<'_, R>) {
+        match command {
+            Command::Resume(progress) => {
+                info!(flow = %self.flow_name, "resuming {} partition(s) from {}", progress.len(), self.flow.progress_topic());
+                self.progress = Some(progress);
+                let pending = std::mem::take(&mut self.pending_routes);
+                self.add_routes(pending, io);
+            }
+            Command::Routes(routes) => self.add_routes(routes, io),
+            Command::Forget(topics) => {
+                for topic in topics {
+                    self.forget(&topic, io);
+                }
+            }
+        }
+    }
+
+    /// Starts copying partitions not seen before, from the stored progress.
+    fn add_routes<R: Reader>(&mut self, routes: Vec<Route>, io: &mut Reading<'_, R>) {
+        let Some(progress) = &self.progress else {
+            self.pending_routes.extend(routes);
+            return;
+        };
+        let mut added = Vec::new();
+        for route in routes {
+            let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
+            for partition in 0..route.partitions {
+                let slot = self.partitions.len();
+                if !self.index_of.insert(&route.source_topic, partition, slot) {
+                    continue;
+                }
+                let stored = progress
+                    .get(&(route.source_topic.clone(), partition))
+                    .copied();
+                self.partitions.push(PartitionState::new(
+                    &route.source_topic,
+                    remote_topic.clone(),
+                    partition,
+                    stored,
+                    io.cursors.find_or_add(&route.source_topic, partition),
+                    self.reporter.partition(&route.source_topic, partition),
+                    self.flow
+                        .offset_syncs
+                        .as_ref()
+                        .map(|c| SyncEmitter::new(c.lag_max)),
+                ));
+                added.push(slot);
+            }
+        }
+        if added.is_empty() {
+            return;
+        }
+        // The topic manager has just created or grown these remote topics; librdkafka's
+        // producer would refuse the new partitions as unknown until its next metadata refresh
+        // (5 minutes by default): ask for the topics' metadata now.
+        let remote_topics: std::collections::BTreeSet<Arc<str>> = added
+            .iter()
+            .map(|&slot| self.partitions[slot].remote_topic.clone())
+            .collect();
+        for topic in remote_topics {
+            if let Err(e) = self.target.refresh_metadata(&topic) {
+                debug!(flow = %self.flow_name, "metadata of {topic} not refreshed ({e}); a failed delivery retries");
+            }
+        }
+        for &slot in &added {
+            self.start_reading(slot, io);
+        }
+        info!(
+            flow = %self.flow_name,
+            "copying {} new partition(s) of {} topic(s)",
+            added.len(),
+            self.index_of.topic_count()
+        );
+    }
+
+    fn forget<R: Reader>(&mut self, topic: &str, io: &mut Reading<'_, R>) {
+        let Some(partitions) = self.index_of.remove_topic(topic) else {
+            return;
+        };
+        if let Some(progress) = &mut self.progress {
+            progress.retain(|(t, _), _| t != topic);
+        }
+        let progress_topic = self.flow.progress_topic();
+        for (partition, slot) in partitions {
+            self.stop_reading(slot, io);
+            let state = &mut self.partitions[slot];
+            state.retired = true;
+            state.mode = Mode::Waiting(Instant::now());
+            let key = codec::encode_key(
+                &self.flow.progress_connector,
+                &self.flow.source,
+                topic,
+                partition,
+            );
+            let tag = Tag::Progress { slot, offset: None };
+            let tombstone = Outgoing::internal(&progress_topic, &key, None, tag);
+            if let Err((e, _)) = self.target.send(tombstone) {
+                warn!(flow = %self.flow_name, "cannot drop the progress of {topic}[{partition}]: {e}");
+            }
+        }
+        info!(flow = %self.flow_name, "stopped copying {topic}, which is gone from the source");
+    }
+
+    /// Reads a waiting partition again from where it must continue: through the shared reader
+    /// if it can, else on the lane's own reader.
+    fn start_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
+        let state = &mut self.partitions[slot];
+        let joined = io.cursors.join(
+            &io.readers.shared,
+            state.cursor,
+            self.index,
+            slot,
+            state.next,
+        );
+        match joined {
+            Ok(true) => state.mode = Mode::Shared,
+            Ok(false) => {
+                self.read_on_own(slot, io);
+            }
+            Err(e) => {
+                warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
+                state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
+            }
+        }
+    }
+
+    /// Reads a partition on the lane's own reader, from where the lane is. Returns whether it
+    /// does (else it waits for a retry).
+    fn read_on_own<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) -> bool {
+        let state = &mut self.partitions[slot];
+        let assigned = io.readers.own[self.index].assign(&[(
+            &state.source_topic,
+            state.partition,
+            state.next,
+        )]);
+        match assigned {
+            Ok(()) => {
+                state.mode = Mode::CatchingUp;
+                self.catching_up += 1;
+                true
+            }
+            Err(e) => {
+                warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
+                state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
+                false
+            }
+        }
+    }
+
+    /// Stops reading a partition wherever it is read.
+    fn stop_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
+        let state = &mut self.partitions[slot];
+        match state.mode {
+            Mode::Shared => io
+                .cursors
+                .leave(&io.readers.shared, state.cursor, self.index),
+            Mode::CatchingUp => {
+                self.catching_up -= 1;
+                let own = &io.readers.own[self.index];
+                if let Err(e) = own.unassign(&state.source_topic, state.partition) {
+                    warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
+                }
+            }
+            Mode::Waiting(_) => {}
+        }
+    }
+
+    /// The target fell behind: every partition read through the shared reader continues on the
+    /// lane's own reader from where the lane is.
+    pub fn leave_shared_reader<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        self.queue.left();
+        let mut moved = 0;
+        for slot in 0..self.partitions.len() {
+            if self.partitions[slot].mode != Mode::Shared {
+                continue;
+            }
+            self.stop_reading(slot, io);
+            if self.read_on_own(slot, io) {
+                moved += 1;
+            }
+        }
+        info!(
+            flow = %self.flow_name,
+            "the target is slower than the other targets of {}: {moved} partition(s) catch up on their own reader",
+            self.flow.source
+        );
+    }
+
+    /// A record of the shared reader for partition `slot`. Waits while the target's queue is
+    /// full, unless the lane may leave the shared reader (`may_detach`: other lanes keep up)
+    /// and has made them wait long enough.
+    pub fn forward_shared<R: Reader>(
+        &mut self,
+        slot: usize,
+        message: &impl SourceRecord,
+        may_detach: bool,
+        io: &mut Reading<'_, R>,
+    ) {
+        self.source_failing = false;
+        if self.partitions[slot].mode != Mode::Shared {
+            return; // left during this record (a failure while another lane waited)
+        }
+        let epoch = self.partitions[slot].ledger.epoch();
+        loop {
+            match self.send(slot, message) {
+                Sent::Done => return,
+                Sent::Failed(e) => {
+                    self.report_failure(slot, &e);
+                    self.rewind(slot, io);
+                    return;
+                }
+                Sent::Full if may_detach && self.queue.out_of_patience() => {
+                    self.leave_shared_reader(io);
+                    return;
+                }
+                // Backpressure: the target is slower than the source. Wait for it here rather
+                // than buffer; the reader's bounded read-ahead stops fetching.
+                Sent::Full => {
+                    if !self.wait_for_room(slot, epoch, io) {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits a moment for the target, handling its deliveries meanwhile. Returns whether the
+    /// record of `slot` sent in `epoch` is still to be sent (false: the partition was rewound,
+    /// and will read it again).
+    fn wait_for_room<R: Reader>(
+        &mut self,
+        slot: usize,
+        epoch: u32,
+        io: &mut Reading<'_, R>,
+    ) -> bool {
+        let waiting = Instant::now();
+        self.target.serve(Duration::from_millis(20));
+        self.queue.waited(waiting);
+        self.handle_deliveries(io);
+        // A slow target must not widen the window re-copied after a crash.
+        if self.timers.progress_due(self.flow.progress_interval) {
+            self.write_progress();
+        }
+        if self.partitions[slot].ledger.epoch() != epoch {
+            return false;
+        }
+        if self.shutdown.is_triggered() {
+            // Dropping this record leaves a gap unless later ones are dropped too.
+            self.rewind(slot, io);
+            return false;
+        }
+        true
+    }
+
+    /// A record from the lane's own reader.
+    pub fn forward_own<R: Reader>(&mut self, message: &impl SourceRecord, io: &mut Reading<'_, R>) {
+        self.source_failing = false;
+        let Some(slot) = self.index_of.get(message.topic(), message.partition()) else {
+            return;
+        };
+        if self.partitions[slot].mode != Mode::CatchingUp {
+            return; // fetched before the partition moved
+        }
+        match self.send(slot, message) {
+            Sent::Done => {}
+            Sent::Failed(e) => {
+                self.report_failure(slot, &e);
+                self.rewind(slot, io);
+                return;
+            }
+            Sent::Full => {
+                // Read it again (from `next`, this record) once the queue has room.
+                self.stop_reading(slot, io);
+                self.read_on_own(slot, io);
+                return;
+            }
+        }
+        // Caught up with the shared reader: read there again.
+        let state = &self.partitions[slot];
+        let shared = io.cursors.get(state.cursor);
+        if shared.is_assigned() && shared.join(self.index, state.next) == Join::Share {
+            self.stop_reading(slot, io);
+            self.start_reading(slot, io);
+        }
+    }
+
+    /// Produces one source record to the target, unless this lane sent it before.
+    pub fn send(&mut self, slot: usize, message: &impl SourceRecord) -> Sent {
+        let state = &mut self.partitions[slot];
+        if !state.wants(message.offset()) {
+            return Sent::Done;
+        }
+        let bytes = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
+        let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
+        let timestamp_ms = message.timestamp_ms();
+        let record = Outgoing {
+            topic: &state.remote_topic,
+            partition: Some(message.partition()),
+            key: message.key(),
+            payload: message.payload(),
+            timestamp_ms,
+            headers: message.headers(),
+            tag: Tag::Record(RecordTag {
+                slot,
+                epoch: state.ledger.epoch(),
+                offset: message.offset(),
+                bytes,
+                timestamp_ms,
+            }),
+        };
+        match self.target.send(record) {
+            Ok(()) => {
+                self.queue.sent(bytes);
+                state.next = Offset::Offset(message.offset() + 1);
+                self.reporter.read(timestamp_ms);
+                Sent::Done
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                self.queue.full = true;
+                Sent::Full
+            }
+            Err((e, _)) => Sent::Failed(e),
+        }
+    }
+
+    /// Starts a new epoch for the partition and takes it away from its reader.
+    pub(super) fn rewind<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
+        self.partitions[slot].ledger.rewind();
+        self.take_away(slot, io);
+    }
+
+    /// Stops reading the partition and schedules it to be read again, after a backoff, from
+    /// right after its last acknowledged record.
+    pub(super) fn take_away<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
+        if !matches!(self.partitions[slot].mode, Mode::Waiting(_)) {
+            self.stop_reading(slot, io);
+        }
+        self.partitions[slot].wait_and_resume();
+    }
+
+    /// Hands due partitions back to a reader; moves partitions that caught up back to the
+    /// shared reader.
+    pub fn resume_due_partitions<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let now = Instant::now();
+        for slot in 0..self.partitions.len() {
+            let state = &self.partitions[slot];
+            if state.retired {
+                continue;
+            }
+            let due = match state.mode {
+                Mode::Waiting(at) => at <= now,
+                // Level with the shared reader; or, when nobody reads there, at the end.
+                Mode::CatchingUp => {
+                    let shared = io.cursors.get(state.cursor);
+                    // Only when level: moving the shared reader back for a lane that fell
+                    // behind would hold the others back again.
+                    if shared.is_assigned() {
+                        shared.join(self.index, state.next) == Join::Share
+                    } else {
+                        let end = io.readers.own[self.index]
+                            .high_watermark(&state.source_topic, state.partition);
+                        matches!((state.next, end), (Offset::Offset(n), Some(end)) if n >= end)
+                    }
+                }
+                Mode::Shared => false,
+            };
+            if due {
+                self.stop_reading(slot, io);
+                self.start_reading(slot, io);
+            }
+        }
+    }
+
+    /// An idempotent producer that hit a fatal error (e.g. the target lost its producer state)
+    /// cannot be used again: start a new one and copy everything unacknowledged again.
+    pub(super) fn replace_producer<R: Reader>(
+        &mut self,
+        code: RDKafkaErrorCode,
+        reason: &str,
+        io: &mut Reading<'_, R>,
+    ) {
+        error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
+        if let Err(e) = self.target.replace() {
+            return error!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+        }
+        // What the old producer held is gone: its reports are stale once every partition is
+        // rewound below.
+        self.queue.emptied();
+        for slot in 0..self.partitions.len() {
+            if !self.partitions[slot].retired {
+                self.rewind(slot, io);
+            }
+        }
+    }
+}

@@ -1,0 +1,189 @@
+//! The copier's per-partition state, apart from any I/O: the lookup from a source partition to
+//! its slot, which reader a lane takes the partition's records from ([`Mode`]), and the next
+//! offset to send.
+//!
+//! Invariant: a slot, once given, names the same source partition for the lane's lifetime (a
+//! partition whose topic is gone is retired, never reused), so delivery reports tagged with a
+//! slot always find their partition.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use rdkafka::Offset;
+
+use super::ledger::PartitionLedger;
+use super::report::PartitionMeters;
+use crate::backoff::Backoff;
+use crate::offsets::translate::SyncEmitter;
+
+/// Source topic → partition → slot.
+#[derive(Debug, Default)]
+pub(crate) struct PartitionIndex {
+    by_topic: HashMap<String, HashMap<i32, usize>>,
+}
+
+impl PartitionIndex {
+    pub fn get(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.by_topic.get(topic)?.get(&partition).copied()
+    }
+
+    /// Records `slot` for a partition not known yet; returns false (and changes nothing) for a
+    /// known one.
+    pub fn insert(&mut self, topic: &str, partition: i32, slot: usize) -> bool {
+        let partitions = self.by_topic.entry(topic.to_string()).or_default();
+        if partitions.contains_key(&partition) {
+            return false;
+        }
+        partitions.insert(partition, slot);
+        true
+    }
+
+    /// Forgets a topic; returns its partitions and their slots.
+    pub fn remove_topic(&mut self, topic: &str) -> Option<HashMap<i32, usize>> {
+        self.by_topic.remove(topic)
+    }
+
+    pub fn topic_count(&self) -> usize {
+        self.by_topic.len()
+    }
+}
+
+/// Which reader a lane takes a partition's records from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The source's shared reader.
+    Shared,
+    /// The lane's own reader, until it reaches the shared position.
+    CatchingUp,
+    /// Taken away after a failure; read again from the last acknowledged offset at this time.
+    Waiting(Instant),
+}
+
+/// One partition a lane copies.
+pub(crate) struct PartitionState {
+    pub source_topic: String,
+    pub remote_topic: Arc<str>,
+    pub partition: i32,
+    pub ledger: PartitionLedger,
+    pub mode: Mode,
+    /// The next source offset to send: records before it were sent already in this epoch.
+    pub next: Offset,
+    /// The partition's place in the shared reader's cursors.
+    pub cursor: usize,
+    pub backoff: Backoff,
+    /// Its source topic is gone: nothing more to copy or store.
+    pub retired: bool,
+    pub meters: PartitionMeters,
+    /// Decides when a copied record deserves an offset sync (when they are on).
+    pub sync_emitter: Option<SyncEmitter>,
+}
+
+impl PartitionState {
+    /// A partition to be read (at once) from right after its stored progress.
+    pub fn new(
+        source_topic: &str,
+        remote_topic: Arc<str>,
+        partition: i32,
+        stored: Option<i64>,
+        cursor: usize,
+        meters: PartitionMeters,
+        sync_emitter: Option<SyncEmitter>,
+    ) -> Self {
+        let ledger = PartitionLedger::new(stored);
+        PartitionState {
+            source_topic: source_topic.to_string(),
+            remote_topic,
+            partition,
+            next: ledger.resume_offset(),
+            ledger,
+            mode: Mode::Waiting(Instant::now()),
+            cursor,
+            backoff: Backoff::default(),
+            retired: false,
+            meters,
+            sync_emitter,
+        }
+    }
+
+    /// Whether the record at `offset` is still to be sent (not sent before in this epoch).
+    pub fn wants(&self, offset: i64) -> bool {
+        super::fanout::wants(self.next, offset)
+    }
+
+    /// Schedules the partition to be read again, after a backoff, from right after its last
+    /// acknowledged record.
+    pub fn wait_and_resume(&mut self) {
+        self.next = self.ledger.resume_offset();
+        self.mode = Mode::Waiting(Instant::now() + self.backoff.next_delay());
+    }
+
+    /// Where nothing is left to copy of a partition whose reader moved past offsets without
+    /// records for the lane (transaction markers, aborted records): only when everything the
+    /// lane sent is acknowledged.
+    pub fn read_through(&self, reader_position: Option<i64>) -> Option<i64> {
+        let Offset::Offset(next) = self.next else {
+            return None;
+        };
+        let all_acknowledged = self
+            .ledger
+            .acked()
+            .map_or(next == 0, |acked| acked + 1 == next);
+        match reader_position {
+            Some(position) if all_acknowledged && position > next => Some(position),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Observability;
+
+    fn state(stored: Option<i64>) -> PartitionState {
+        let reporter = super::super::report::FlowReporter::new(Observability::new(), "a", "b");
+        PartitionState::new(
+            "t",
+            Arc::from("a.t"),
+            0,
+            stored,
+            0,
+            reporter.partition("t", 0),
+            None,
+        )
+    }
+
+    #[test]
+    fn the_index_gives_each_partition_one_slot() {
+        let mut index = PartitionIndex::default();
+        assert!(index.insert("t", 0, 0));
+        assert!(index.insert("t", 1, 1));
+        assert!(!index.insert("t", 0, 7));
+        assert_eq!(index.get("t", 0), Some(0));
+        assert_eq!(index.get("u", 0), None);
+        assert_eq!(index.remove_topic("t").map(|p| p.len()), Some(2));
+        assert_eq!(index.topic_count(), 0);
+    }
+
+    #[test]
+    fn a_new_partition_resumes_after_its_stored_progress_or_from_the_beginning() {
+        assert_eq!(state(Some(41)).next, Offset::Offset(42));
+        assert_eq!(state(None).next, Offset::Beginning);
+        assert!(!state(Some(41)).wants(41));
+        assert!(state(Some(41)).wants(42));
+    }
+
+    #[test]
+    fn read_through_only_once_everything_sent_is_acknowledged() {
+        let mut s = state(Some(9));
+        // Sent 10 and 11, acknowledged 10 only: the reader's position past markers must wait.
+        s.next = Offset::Offset(12);
+        s.ledger.acknowledged(0, 10);
+        assert_eq!(s.read_through(Some(14)), None);
+        s.ledger.acknowledged(0, 11);
+        assert_eq!(s.read_through(Some(14)), Some(14));
+        assert_eq!(s.read_through(Some(12)), None);
+        assert_eq!(s.read_through(None), None);
+    }
+}

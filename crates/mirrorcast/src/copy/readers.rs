@@ -1,0 +1,106 @@
+//! The readers of one source: the shared reader every lane reads through while it keeps up,
+//! each lane's own reader for catching up, and where the shared reader stands on every
+//! partition ([`Cursors`], built on [`super::fanout::SharedCursor`]).
+//!
+//! Invariant: a partition is assigned on the shared reader exactly while at least one lane
+//! reads it there, at the offset [`super::fanout`] decided.
+
+use rdkafka::error::KafkaError;
+use rdkafka::Offset;
+use tracing::warn;
+
+use super::fanout::{Join, SharedCursor};
+use super::io::Reader;
+use super::partitions::PartitionIndex;
+
+/// The readers of a source, used through `&` so that a borrowed record can be forwarded while
+/// the bookkeeping changes.
+pub(crate) struct Readers<R> {
+    pub shared: R,
+    /// Each lane's own reader, by lane index.
+    pub own: Vec<R>,
+}
+
+impl<R: Reader> Readers<R> {
+    /// The end of a partition as either reader of lane `lane` last saw it.
+    pub fn high_watermark(&self, lane: usize, topic: &str, partition: i32) -> Option<i64> {
+        let shared = self.shared.high_watermark(topic, partition);
+        let own = self.own[lane].high_watermark(topic, partition);
+        shared.max(own)
+    }
+}
+
+/// Where the shared reader stands on every source partition any lane copies.
+#[derive(Default)]
+pub(crate) struct Cursors {
+    list: Vec<(String, i32, SharedCursor)>,
+    index: PartitionIndex,
+}
+
+impl Cursors {
+    pub fn find(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.index.get(topic, partition)
+    }
+
+    pub fn find_or_add(&mut self, topic: &str, partition: i32) -> usize {
+        let cursor = self.list.len();
+        if self.index.insert(topic, partition, cursor) {
+            self.list
+                .push((topic.to_string(), partition, SharedCursor::default()));
+            return cursor;
+        }
+        self.index.get(topic, partition).unwrap_or(cursor)
+    }
+
+    pub fn get(&self, cursor: usize) -> &SharedCursor {
+        &self.list[cursor].2
+    }
+
+    pub fn get_mut(&mut self, cursor: usize) -> &mut SharedCursor {
+        &mut self.list[cursor].2
+    }
+
+    /// Lane `lane` (slot `slot`) wants to read partition `cursor` from `from` through the
+    /// shared reader. Returns whether it now does (false: it must catch up on its own).
+    pub fn join(
+        &mut self,
+        reader: &impl Reader,
+        cursor: usize,
+        lane: usize,
+        slot: usize,
+        from: Offset,
+    ) -> Result<bool, KafkaError> {
+        let (topic, partition, shared) = &mut self.list[cursor];
+        match shared.join(lane, from) {
+            Join::CatchUp => return Ok(false),
+            Join::Share => {}
+            Join::Assign(offset) => {
+                if shared.is_assigned() {
+                    reader.unassign(topic, *partition)?;
+                    shared.unassigned();
+                }
+                reader.assign(&[(topic.as_str(), *partition, offset)])?;
+                shared.assigned(offset);
+            }
+        }
+        shared.add(lane, slot);
+        Ok(true)
+    }
+
+    /// Lane `lane` stops reading partition `cursor` through the shared reader.
+    pub fn leave(&mut self, reader: &impl Reader, cursor: usize, lane: usize) {
+        let (topic, partition, shared) = &mut self.list[cursor];
+        if shared.remove(lane) {
+            if let Err(e) = reader.unassign(topic, *partition) {
+                warn!("pausing {topic}[{partition}]: {e}");
+            }
+            shared.unassigned();
+        }
+    }
+}
+
+/// The readers and the shared cursors together, as a lane's transitions need them.
+pub(crate) struct Reading<'a, R> {
+    pub readers: &'a Readers<R>,
+    pub cursors: &'a mut Cursors,
+}

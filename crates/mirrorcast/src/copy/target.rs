@@ -1,0 +1,179 @@
+//! The real [`Target`]: librdkafka's producer for one flow's target cluster. Delivery reports
+//! are collected by its context and handled on the copier thread right after a `poll`.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::{ClientConfig, ClientContext, Message};
+
+use super::delivery::{Delivery, Tag};
+use super::io::{Outgoing, Target};
+use crate::clients::ClientLog;
+use crate::observe::status::StatusBoard;
+
+/// Collects delivery reports for the copier thread.
+struct DeliveryContext {
+    reports: Mutex<Vec<Delivery>>,
+    log: ClientLog,
+}
+
+impl ClientContext for DeliveryContext {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryContext {
+    type DeliveryOpaque = Box<Tag>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
+        let error = result.as_ref().err().map(|(e, _)| e.clone());
+        let downstream_offset = result.as_ref().ok().map(|m| m.offset());
+        let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
+        reports.push(Delivery {
+            tag: *tag,
+            error,
+            downstream_offset,
+        });
+    }
+}
+
+/// One flow's target producer, and what it takes to start a new one.
+pub(crate) struct KafkaTarget {
+    producer: BaseProducer<DeliveryContext>,
+    config: ClientConfig,
+    /// For the client log: flow name, status board, source and target aliases.
+    label: String,
+    board: Arc<StatusBoard>,
+    source: String,
+    target: String,
+}
+
+impl KafkaTarget {
+    pub fn new(
+        config: ClientConfig,
+        label: &str,
+        board: Arc<StatusBoard>,
+        source: &str,
+        target: &str,
+    ) -> KafkaResult<Self> {
+        let producer = Self::create(&config, label, &board, source, target)?;
+        Ok(KafkaTarget {
+            producer,
+            config,
+            label: label.to_string(),
+            board,
+            source: source.to_string(),
+            target: target.to_string(),
+        })
+    }
+
+    fn create(
+        config: &ClientConfig,
+        label: &str,
+        board: &Arc<StatusBoard>,
+        source: &str,
+        target: &str,
+    ) -> KafkaResult<BaseProducer<DeliveryContext>> {
+        config.create_with_context(DeliveryContext {
+            reports: Mutex::new(Vec::new()),
+            log: ClientLog::new(format!("{label} target")).reporting_to(
+                board.clone(),
+                source,
+                target,
+            ),
+        })
+    }
+
+    fn reports(&self) -> std::sync::MutexGuard<'_, Vec<Delivery>> {
+        let reports = self.producer.context().reports.lock();
+        reports.unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl Target for KafkaTarget {
+    fn send<'a>(&self, record: Outgoing<'a>) -> Result<(), (KafkaError, Outgoing<'a>)> {
+        let Outgoing {
+            topic,
+            partition,
+            key,
+            payload,
+            timestamp_ms,
+            headers,
+            tag,
+        } = record;
+        let record: BaseRecord<'a, [u8], [u8], Box<Tag>> = BaseRecord {
+            topic,
+            partition,
+            payload,
+            key,
+            timestamp: timestamp_ms,
+            headers,
+            delivery_opaque: Box::new(tag),
+        };
+        self.producer.send(record).map_err(|(e, back)| {
+            let back = Outgoing {
+                topic: back.topic,
+                partition: back.partition,
+                key: back.key,
+                payload: back.payload,
+                timestamp_ms: back.timestamp,
+                headers: back.headers,
+                tag: *back.delivery_opaque,
+            };
+            (e, back)
+        })
+    }
+
+    fn serve(&self, timeout: Duration) {
+        self.producer.poll(timeout);
+    }
+
+    fn reports_waiting(&self) -> usize {
+        self.reports().len()
+    }
+
+    fn take_reports(&self, into: &mut Vec<Delivery>) {
+        std::mem::swap(&mut *self.reports(), into);
+    }
+
+    fn in_flight(&self) -> u64 {
+        self.producer.in_flight_count().max(0) as u64
+    }
+
+    fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
+        self.producer.client().fatal_error()
+    }
+
+    fn flush(&self, timeout: Duration) {
+        let _ = self.producer.flush(timeout);
+    }
+
+    fn refresh_metadata(&self, topic: &str) -> KafkaResult<()> {
+        const METADATA_REFRESH_TIMEOUT: Duration = Duration::from_secs(2);
+        self.producer
+            .client()
+            .fetch_metadata(Some(topic), METADATA_REFRESH_TIMEOUT)
+            .map(|_| ())
+    }
+
+    fn replace(&mut self) -> KafkaResult<()> {
+        let producer = Self::create(
+            &self.config,
+            &self.label,
+            &self.board,
+            &self.source,
+            &self.target,
+        )?;
+        // Dropping the old producer purges what it still held, without reports.
+        drop(std::mem::replace(&mut self.producer, producer));
+        Ok(())
+    }
+}

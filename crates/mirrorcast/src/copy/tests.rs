@@ -1,0 +1,270 @@
+//! The copier's transitions, driven through fakes ([`super::fakes`]): sharing one reader,
+//! leaving and rejoining it, rewinding after a failed delivery, replacing a failed producer,
+//! skipping records below a lane's position, and a full target queue. No broker.
+
+use std::rc::Rc;
+use std::sync::mpsc::{self, Sender};
+use std::time::{Duration, Instant};
+
+use super::backpressure::Backpressure;
+use super::fakes::{FakeReader, FakeSource, FakeTarget};
+use super::lane::{Lane, LaneSetup};
+use super::partitions::Mode;
+use super::readers::Readers;
+use super::report::FlowReporter;
+use super::source_copy::SourceCopy;
+use crate::config::properties::RawProperties;
+use crate::config::Config;
+use crate::observe::Observability;
+use crate::plan::{Command, Route};
+use crate::progress::Progress;
+use crate::shutdown::Shutdown;
+
+const TARGETS: [&str; 2] = ["na", "sa"];
+
+struct Harness {
+    source: Rc<FakeSource>,
+    targets: Vec<FakeTarget>,
+    commands: Vec<Sender<Command>>,
+    copy: SourceCopy<FakeTarget, FakeReader>,
+}
+
+/// A source `eu` copied to `targets` lanes (`na`, then `sa`), each target's producer holding at
+/// most `capacity` records.
+fn harness(targets: usize, capacity: usize) -> Harness {
+    let text = "clusters = eu, na, sa\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
+                sa.bootstrap.servers = h:3\neu->na.enabled = true\neu->sa.enabled = true\n\
+                replication.policy.class = IdentityReplicationPolicy\n";
+    let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
+    let flows = Config::resolve(&raw).unwrap().flows;
+    let source = Rc::new(FakeSource::default());
+    let observe = Observability::new();
+    let shutdown = Shutdown::new();
+    let (mut lanes, mut fakes, mut senders, mut own) = (vec![], vec![], vec![], vec![]);
+    for (index, name) in TARGETS.iter().take(targets).enumerate() {
+        let mut flow = flows.iter().find(|f| f.target == *name).unwrap().clone();
+        flow.progress_interval = Duration::from_millis(20);
+        flow.heartbeat_interval = None;
+        let (sender, commands) = mpsc::channel();
+        let target = FakeTarget::new(capacity);
+        lanes.push(Lane::new(LaneSetup {
+            index,
+            flow,
+            commands,
+            target: target.clone(),
+            syncs: None,
+            reporter: FlowReporter::new(observe.clone(), "eu", name),
+            read_own: Default::default(),
+            queue: Backpressure::new(1 << 40, capacity as u64),
+            shutdown: shutdown.clone(),
+        }));
+        fakes.push(target);
+        senders.push(sender);
+        own.push(FakeReader::new(&source));
+    }
+    let readers = Readers {
+        shared: FakeReader::new(&source),
+        own,
+    };
+    Harness {
+        source,
+        targets: fakes,
+        commands: senders,
+        copy: SourceCopy::new("eu", lanes, readers, Default::default(), shutdown),
+    }
+}
+
+impl Harness {
+    /// Lane `lane` resumes from `stored` and copies topic `t` with `partitions` partitions.
+    fn start(&self, lane: usize, stored: &[(i32, i64)], partitions: i32) {
+        let progress: Progress = stored.iter().map(|&(p, o)| (("t".into(), p), o)).collect();
+        self.commands[lane].send(Command::Resume(progress)).unwrap();
+        let route = Route {
+            source_topic: "t".into(),
+            remote_topic: "t".into(),
+            partitions,
+        };
+        self.commands[lane]
+            .send(Command::Routes(vec![route]))
+            .unwrap();
+    }
+
+    /// Runs rounds of the copy loop until `done`, for at most 20 s.
+    fn run_until(&mut self, what: &str, done: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(self.copy.round(), "the copy loop stopped");
+        }
+    }
+
+    fn lane(&self, index: usize) -> &Lane<FakeTarget> {
+        &self.copy.lanes()[index]
+    }
+
+    fn mode(&self, lane: usize, slot: usize) -> Option<Mode> {
+        Some(self.lane(lane).partitions.get(slot)?.mode)
+    }
+
+    fn has(&self, target: usize, partition: i32, count: usize) -> bool {
+        self.targets[target].log("t", partition).len() >= count
+    }
+}
+
+/// `t/<partition>/<offset>` for the offsets of `range`, as the target must hold them.
+fn expected(partition: i32, range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|o| format!("t/{partition}/{o}")).collect()
+}
+
+#[test]
+fn records_are_copied_in_order_and_only_acknowledged_offsets_are_stored() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 100);
+    h.source.produce("t", 1, 50);
+    h.start(0, &[], 2);
+    h.run_until("the copy and its progress", |h| {
+        let stored = |slot, offset| h.targets[0].0.borrow().progress.contains(&(slot, offset));
+        h.has(0, 0, 100) && stored(0, Some(99)) && stored(1, Some(49))
+    });
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..100));
+    assert_eq!(h.targets[0].log("t", 1), expected(1, 0..50));
+    for (slot, offset) in h.targets[0].state().progress.clone() {
+        let end = [100, 50][slot];
+        assert!(
+            offset.is_some_and(|o| o < end),
+            "stored {offset:?} of {slot}"
+        );
+    }
+    assert!(h.copy.readers().own[0].calls.borrow().is_empty());
+}
+
+#[test]
+fn targets_that_keep_up_read_each_record_once_through_the_shared_reader() {
+    let mut h = harness(2, 1000);
+    h.source.produce("t", 0, 200);
+    h.start(0, &[], 1);
+    h.start(1, &[], 1);
+    h.run_until("both copies", |h| h.has(0, 0, 200) && h.has(1, 0, 200));
+    for target in &h.targets {
+        assert_eq!(target.log("t", 0), expected(0, 0..200));
+    }
+    let readers = h.copy.readers();
+    assert_eq!(*readers.shared.handed_out.borrow(), 200);
+    assert!(readers.own.iter().all(|r| *r.handed_out.borrow() == 0));
+}
+
+#[test]
+fn a_lane_below_the_shared_position_skips_what_it_copied_before() {
+    let mut h = harness(2, 1000);
+    h.source.produce("t", 0, 10);
+    // na stored offset 4; sa starts from the beginning, so the shared reader goes back to 0.
+    h.start(0, &[(0, 4)], 1);
+    h.start(1, &[], 1);
+    h.run_until("both copies", |h| h.has(0, 0, 5) && h.has(1, 0, 10));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 5..10));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, 0..10));
+    assert_eq!(*h.copy.readers().shared.handed_out.borrow(), 10);
+}
+
+#[test]
+fn a_slow_target_leaves_the_shared_reader_then_catches_up_and_rejoins() {
+    let mut h = harness(2, 10);
+    h.targets[1].state().acknowledging = false;
+    h.source.produce("t", 0, 100);
+    h.start(0, &[], 1);
+    h.start(1, &[], 1);
+    h.run_until("sa to leave the shared reader", |h| {
+        h.mode(1, 0) == Some(Mode::CatchingUp)
+    });
+    // The lane that keeps up was not held back.
+    h.run_until("na's copy", |h| h.has(0, 0, 100));
+    assert!(!h.has(1, 0, 1), "sa's target acknowledged nothing yet");
+
+    h.targets[1].state().acknowledging = true;
+    h.run_until("sa's copy and its return", |h| {
+        h.has(1, 0, 100) && h.mode(1, 0) == Some(Mode::Shared)
+    });
+    h.source.produce("t", 0, 50);
+    h.run_until("both copies", |h| h.has(0, 0, 150) && h.has(1, 0, 150));
+    for target in &h.targets {
+        assert_eq!(target.log("t", 0), expected(0, 0..150));
+    }
+    let readers = h.copy.readers();
+    assert_eq!(
+        *readers.shared.handed_out.borrow(),
+        150,
+        "read once while shared"
+    );
+    assert!(
+        *readers.own[1].handed_out.borrow() > 0,
+        "sa caught up on its own reader"
+    );
+    assert_eq!(readers.own[1].position("t", 0), None, "own reader released");
+}
+
+#[test]
+fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("the first records", |h| h.has(0, 0, 10));
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.run_until("ten records in flight", |h| {
+        h.targets[0].0.borrow().in_flight_len() == 10
+    });
+    {
+        let mut target = h.targets[0].state();
+        target.fail_next = vec![("t".into(), 0)];
+        target.acknowledging = true;
+    }
+    h.run_until("the copy after the rewind", |h| h.has(0, 0, 20));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+    // Ten failed reports, one rewind: the other nine were of the old epoch.
+    assert_eq!(h.lane(0).partitions[0].ledger.epoch(), 1);
+    let calls = h.copy.readers().shared.calls.borrow().clone();
+    assert_eq!(calls, ["assign t[0]@0", "unassign t[0]", "assign t[0]@10"]);
+}
+
+#[test]
+fn a_fatal_producer_error_replaces_the_producer_and_copies_the_unacknowledged_again() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("the first records", |h| h.has(0, 0, 10));
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.run_until("ten records in flight", |h| {
+        h.targets[0].0.borrow().in_flight_len() == 10
+    });
+    h.targets[0].state().fatal = true;
+    h.run_until("a new producer", |h| h.targets[0].state().replaced == 1);
+    h.targets[0].state().acknowledging = true;
+    h.run_until("the copy", |h| h.has(0, 0, 20));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+    assert_eq!(h.targets[0].state().replaced, 1);
+}
+
+#[test]
+fn a_full_queue_while_catching_up_reads_the_refused_record_again() {
+    let mut h = harness(2, 8);
+    let behind = super::fanout::JOIN_GAP + 50;
+    h.source.produce("t", 0, behind as usize);
+    // na is far ahead, so sa catches up on its own reader, into a queue of eight.
+    h.start(0, &[(0, behind - 10)], 1);
+    h.start(1, &[], 1);
+    h.run_until("sa's copy", |h| h.has(1, 0, behind as usize));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, 0..behind));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, behind - 9..behind));
+    let calls = h.copy.readers().own[1].calls.borrow().clone();
+    let assigned: Vec<i64> = calls
+        .iter()
+        .filter_map(|c| c.strip_prefix("assign t[0]@")?.parse().ok())
+        .collect();
+    assert_eq!(
+        assigned[..2],
+        [0, 8],
+        "the ninth record is read again: {calls:?}"
+    );
+    assert!(assigned.windows(2).all(|w| w[0] <= w[1]), "{calls:?}");
+}
