@@ -16,19 +16,7 @@ use rdkafka_sys::bindings::{
 };
 
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
-
-/// One change of an incremental alter configs request.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ConfigOp {
-    Set {
-        name: String,
-        value: String,
-    },
-    /// Back to the broker's default.
-    Delete {
-        name: String,
-    },
-}
+use crate::topics::config_sync::ConfigOp;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AdminExtError {

@@ -29,6 +29,7 @@ pub mod copy;
 pub mod demo;
 pub mod filter;
 pub mod flow;
+mod health;
 pub mod observe;
 pub mod offsets;
 pub mod plan;

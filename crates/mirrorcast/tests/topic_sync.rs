@@ -10,7 +10,8 @@ use std::time::Duration;
 use common::*;
 use localcluster::{KafkaOptions, Storage};
 use mirrorcast::acls::{AclOperation, AclPermission, TopicAcl};
-use mirrorcast::admin_ext::{self, ConfigOp};
+use mirrorcast::admin_ext;
+use mirrorcast::topics::config_sync::ConfigOp;
 use mirrorcast::topics::{ClusterAdmin, TopicAdmin};
 
 const TARGETS: [&str; 2] = ["northamerica", "southamerica"];

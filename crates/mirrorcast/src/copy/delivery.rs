@@ -124,8 +124,7 @@ impl<T: Target> Lane<T> {
                         }
                     }
                 }
-                if self.target_failing {
-                    self.target_failing = false;
+                if self.target_health.recovered() {
                     info!(flow = %self.flow_name, "the target acknowledges records again");
                 }
                 continue;
@@ -191,8 +190,7 @@ impl<T: Target> Lane<T> {
     pub(super) fn report_failure(&mut self, slot: usize, error: &KafkaError) {
         self.reporter
             .error(&format!("delivery to {} failed: {error}", self.flow.target));
-        if !self.target_failing {
-            self.target_failing = true;
+        if self.target_health.failed() {
             let state = &self.partitions[slot];
             warn!(
                 flow = %self.flow_name,

@@ -190,7 +190,10 @@ impl<T: Target> Lane<T> {
                 meters: &s.meters,
             }
         });
-        self.reporter
-            .publish(views, self.target_failing || self.source_failing, stopped);
+        self.reporter.publish(
+            views,
+            self.target_health.is_failing() || self.source_health.is_failing(),
+            stopped,
+        );
     }
 }

@@ -27,6 +27,7 @@ use super::readers::Reading;
 use super::report::FlowReporter;
 use super::syncs::SyncWriter;
 use crate::config::FlowConfig;
+use crate::health::Health;
 use crate::offsets::translate::SyncEmitter;
 use crate::plan::{Command, Route};
 use crate::progress::{codec, Progress};
@@ -68,8 +69,10 @@ pub(crate) struct Lane<T> {
     pub(super) catching_up: usize,
     pub(super) queue: Backpressure,
     pub(super) read_own: Counter,
-    pub(super) source_failing: bool,
-    pub(super) target_failing: bool,
+    /// Reading the source, as this lane sees it (its own reader, or the shared one).
+    pub(super) source_health: Health,
+    /// Deliveries to the target.
+    pub(super) target_health: Health,
     pub(super) syncs: Option<SyncWriter>,
     pub(super) reporter: FlowReporter,
     pub(super) timers: Timers,
@@ -97,8 +100,8 @@ impl<T: Target> Lane<T> {
             catching_up: 0,
             queue: setup.queue,
             read_own: setup.read_own,
-            source_failing: false,
-            target_failing: false,
+            source_health: Health::default(),
+            target_health: Health::default(),
             syncs: setup.syncs,
             reporter: setup.reporter,
             timers: Timers::new(),
@@ -338,7 +341,7 @@ impl<T: Target> Lane<T> {
         may_detach: bool,
         io: &mut Reading<'_, R>,
     ) {
-        self.source_failing = false;
+        self.source_health.recovered();
         if self.partitions[slot].mode != Mode::Shared {
             return; // left during this record (a failure while another lane waited)
         }
@@ -396,7 +399,7 @@ impl<T: Target> Lane<T> {
 
     /// A record from the lane's own reader.
     pub fn forward_own<R: Reader>(&mut self, message: &impl SourceRecord, io: &mut Reading<'_, R>) {
-        self.source_failing = false;
+        self.source_health.recovered();
         let Some(slot) = self.index_of.get(message.topic(), message.partition()) else {
             return;
         };

@@ -13,6 +13,7 @@ use tracing::{info, warn};
 use super::io::{Reader, SourceRecord, Target};
 use super::lane::Lane;
 use super::readers::{Cursors, Readers, Reading};
+use crate::health::Health;
 use crate::shutdown::Shutdown;
 
 /// Records forwarded between two looks at deliveries, commands and progress.
@@ -24,7 +25,8 @@ pub(crate) struct SourceCopy<T, R> {
     lanes: Vec<Lane<T>>,
     readers: Readers<R>,
     cursors: Cursors,
-    source_failing: bool,
+    /// Reading the shared reader.
+    source_health: Health,
     shutdown: Shutdown,
     /// Records handed out by the shared reader.
     read_shared: Counter,
@@ -45,7 +47,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             lanes,
             readers,
             cursors: Cursors::default(),
-            source_failing: false,
+            source_health: Health::default(),
             shutdown,
             read_shared,
             scratch: Vec::new(),
@@ -125,8 +127,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             match self.readers.shared.poll(timeout) {
                 None => return read,
                 Some(Ok(message)) => {
-                    if self.source_failing {
-                        self.source_failing = false;
+                    if self.source_health.recovered() {
                         info!(source = %self.source, "reading the source works again");
                     }
                     self.read_shared.inc();
@@ -142,12 +143,11 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
                 }
                 Some(Err(e)) => {
                     // librdkafka reconnects by itself: say so once, keep going.
-                    if !self.source_failing {
-                        self.source_failing = true;
+                    if self.source_health.failed() {
                         warn!(source = %self.source, "reading the source: {e}; retrying");
                     }
                     for lane in &mut self.lanes {
-                        lane.source_failing = true;
+                        lane.source_health.failed();
                     }
                     return read;
                 }
@@ -183,8 +183,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
                     lane.forward_own(&message, &mut io);
                 }
                 Some(Err(e)) => {
-                    if !lane.source_failing {
-                        lane.source_failing = true;
+                    if lane.source_health.failed() {
                         warn!(flow = %lane.flow_name, "reading the source: {e}; retrying");
                     }
                     return read;

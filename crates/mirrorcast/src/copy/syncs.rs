@@ -14,13 +14,14 @@ use super::delivery::Tag;
 use super::io::{Outgoing, Target};
 use crate::clients::ClientLog;
 use crate::config::OffsetSyncsConfig;
+use crate::health::Health;
 use crate::offsets::codec::OffsetSync;
 
 pub struct SyncWriter {
     topic: String,
     /// Set when the syncs live on the source cluster.
     source_producer: Option<BaseProducer<ClientLog>>,
-    failing: bool,
+    health: Health,
 }
 
 impl SyncWriter {
@@ -40,7 +41,7 @@ impl SyncWriter {
         Ok(SyncWriter {
             topic: config.topic.clone(),
             source_producer,
-            failing: false,
+            health: Health::default(),
         })
     }
 
@@ -61,12 +62,14 @@ impl SyncWriter {
             }
         };
         match sent {
-            Ok(()) => self.failing = false,
-            Err(e) if !self.failing => {
-                self.failing = true;
-                warn!(topic = %self.topic, "cannot write an offset sync now ({e}); skipping until it works");
+            Ok(()) => {
+                self.health.recovered();
             }
-            Err(_) => {}
+            Err(e) => {
+                if self.health.failed() {
+                    warn!(topic = %self.topic, "cannot write an offset sync now ({e}); skipping until it works");
+                }
+            }
         }
     }
 

@@ -9,7 +9,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 
 use super::scenario::{self, process_alive, DemoState};
 use super::DemoError;
-use crate::admin_ext::ConfigOp;
+use crate::topics::config_sync::ConfigOp;
 use crate::topics::{ClusterAdmin, TopicAdmin};
 
 fn admin(port: u16) -> Result<TopicAdmin, DemoError> {

@@ -16,6 +16,7 @@ use super::codec::{Checkpoint, OffsetSync};
 use super::translate::SyncHistory;
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use crate::health::Health;
 use crate::shutdown::Shutdown;
 use crate::topics::replicated_topics;
 
@@ -252,7 +253,7 @@ impl CheckpointTask {
         };
         // Last checkpoint per (group, topic, partition): written only when it moved.
         let mut last: HashMap<(String, String, i32), (i64, i64)> = HashMap::new();
-        let mut failing = false;
+        let mut health = Health::default();
         let mut last_group_sync = None::<Instant>;
         // The first round waits one interval, so that the copy has written syncs.
         while !self.shutdown.sleep(checkpoint_every) {
@@ -313,15 +314,14 @@ impl CheckpointTask {
             })();
             match round {
                 Ok(_) => {
-                    if std::mem::take(&mut failing) {
+                    if health.recovered() {
                         info!(flow = %name, "checkpoints: working again");
                     }
                 }
                 Err(e) => {
-                    if !failing {
+                    if health.failed() {
                         warn!(flow = %name, "checkpoints: {e}; retrying next interval");
                     }
-                    failing = true;
                 }
             }
         }

@@ -4,8 +4,20 @@
 //! default) they are reset to the target's own default. Pure: the topic manager describes both
 //! sides and applies what this returns.
 
-use crate::admin_ext::ConfigOp;
 use crate::filter::PatternList;
+
+/// One change of an incremental alter configs request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigOp {
+    Set {
+        name: String,
+        value: String,
+    },
+    /// Back to the broker's default.
+    Delete {
+        name: String,
+    },
+}
 
 /// One config entry as DescribeConfigs reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,7 +5,9 @@
 //! brings remote topic configs in line with the source.
 //!
 //! Failures are retried with backoff and logged once per state change; a topic whose config or
-//! partitions cannot be changed is reported and skipped, never a reason to stop the flow.
+//! partitions cannot be changed is reported and skipped, never a reason to stop the flow. The
+//! config and ACL rounds are in [`super::config_round`] and [`super::acl_round`], the timers in
+//! [`super::schedule`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::Sender;
@@ -14,12 +16,13 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use super::created::CreatedTopicsStore;
+use super::schedule::{Every, Retry};
 use super::{replicated_topics, ClusterAdmin, TopicAdmin, TopicError};
-use crate::acls::{remote_acl, TopicAcl};
+use crate::acls::TopicAcl;
 use crate::backoff::Backoff;
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
-use crate::observe::metrics::FlowLabels;
+use crate::health::Health;
 use crate::observe::Observability;
 use crate::plan::{Command, Route};
 use crate::progress;
@@ -28,6 +31,8 @@ use crate::shutdown::Shutdown;
 /// How many refreshes in a row a source topic must be missing before its remote topic is
 /// deleted (with `sync.topic.deletions.enabled`): one missing listing may be a glitch.
 const DELETE_AFTER_MISSING_REFRESHES: u32 = 2;
+/// The longest sleep of a manager with nothing due (all jobs off).
+const IDLE_WAKE: Duration = Duration::from_secs(3600);
 
 pub struct TopicManager {
     pub flow: FlowConfig,
@@ -41,49 +46,28 @@ pub struct TopicManager {
     pub observe: Observability,
 }
 
-/// Reachability of one activity, logged only when it changes.
-#[derive(Default)]
-struct Health {
-    failing: bool,
-}
-
-impl Health {
-    fn failed(&mut self, flow: &str, what: &str, error: &dyn std::fmt::Display) {
-        if !self.failing {
-            warn!(flow, "{what}: {error}; retrying with backoff");
-        }
-        self.failing = true;
-    }
-
-    fn ok(&mut self, flow: &str, what: &str) {
-        if std::mem::take(&mut self.failing) {
-            info!(flow, "{what}: working again");
-        }
-    }
-}
-
 /// What the manager remembers between rounds.
 #[derive(Default)]
-struct Known {
+pub(super) struct Known {
     /// Source topic → route, as last sent to the copier.
-    routes: BTreeMap<String, Route>,
+    pub(super) routes: BTreeMap<String, Route>,
     /// Remote topics this flow created (the only ones it may ever delete).
-    created: HashSet<String>,
+    pub(super) created: HashSet<String>,
     /// Where `created` survives restarts (with `sync.topic.deletions.enabled`).
-    created_store: Option<CreatedTopicsStore>,
+    pub(super) created_store: Option<CreatedTopicsStore>,
     /// Source topic → consecutive refreshes it was missing from the listing.
-    missing: HashMap<String, u32>,
+    pub(super) missing: HashMap<String, u32>,
     /// Topics whose partition growth failed (warned once until it works).
-    growth_refused: HashSet<String>,
+    pub(super) growth_refused: HashSet<String>,
     /// Topics whose config sync failed, with the error last reported.
-    config_failures: HashMap<String, String>,
+    pub(super) config_failures: HashMap<String, String>,
     /// ACLs created on the target (add-only: never created twice, never removed).
-    acls_created: HashSet<TopicAcl>,
+    pub(super) acls_created: HashSet<TopicAcl>,
     /// A cluster of this flow has no authorizer: ACL sync is off.
-    acls_unsupported: bool,
+    pub(super) acls_unsupported: bool,
     /// "No ACLs on the source" was said (and not contradicted since).
-    acls_none_reported: bool,
-    acl_health: Health,
+    pub(super) acls_none_reported: bool,
+    pub(super) acl_health: Health,
 }
 
 impl TopicManager {
@@ -91,84 +75,70 @@ impl TopicManager {
         let name = self.flow.name();
         let mut health = Health::default();
         let mut backoff = Backoff::default();
+        let mut retry = Retry {
+            flow: &name,
+            shutdown: &self.shutdown,
+            backoff: &mut backoff,
+            health: &mut health,
+        };
         // Admin clients are created once; librdkafka reconnects them by itself.
-        let (source, target) = loop {
-            let source = TopicAdmin::with_log(&self.source_admin, self.client_log("source admin"));
-            let target = TopicAdmin::with_log(&self.target_admin, self.client_log("target admin"));
-            match (source, target) {
-                (Ok(source), Ok(target)) => break (source, target),
-                (Err(e), _) | (_, Err(e)) => {
-                    health.failed(&name, "creating admin clients", &e);
-                    if self.shutdown.sleep(backoff.next_delay()) {
-                        return;
-                    }
-                }
-            }
+        let Some((source, target)) = retry.until("creating admin clients", || {
+            let source = TopicAdmin::with_log(&self.source_admin, self.client_log("source admin"))?;
+            let target = TopicAdmin::with_log(&self.target_admin, self.client_log("target admin"))?;
+            Ok::<_, TopicError>((source, target))
+        }) else {
+            return;
         };
         // The copier reads its progress first, so the progress topic must exist before any route.
-        while let Err(e) = self.ensure_internal_topics(&source, &target) {
-            health.failed(&name, "creating the internal topics", &e);
-            if self.shutdown.sleep(backoff.next_delay()) {
-                return;
-            }
+        let created = retry.until("creating the internal topics", || {
+            self.ensure_internal_topics(&source, &target)
+        });
+        if created.is_none() {
+            return;
         }
         // The copier starts each partition from the stored progress: it comes before any route.
         let progress_topic = self.flow.progress_topic();
-        let progress = loop {
-            match progress::load(
-                &self.target_consumer,
-                &progress_topic,
-                &self.flow.progress_connector,
-                &self.flow.source,
-            ) {
-                Ok(progress) => break progress,
-                Err(e) => {
-                    health.failed(
-                        &name,
-                        &format!("reading progress from {progress_topic}"),
-                        &e,
-                    );
-                    if self.shutdown.sleep(backoff.next_delay()) {
-                        return;
-                    }
-                }
-            }
+        let Some(progress) =
+            retry.until(&format!("reading progress from {progress_topic}"), || {
+                progress::load(
+                    &self.target_consumer,
+                    &progress_topic,
+                    &self.flow.progress_connector,
+                    &self.flow.source,
+                )
+            })
+        else {
+            return;
         };
         if self.commands.send(Command::Resume(progress)).is_err() {
             return; // the copier is gone
         }
         let mut known = Known::default();
         if self.flow.sync_deletions {
-            loop {
-                match CreatedTopicsStore::open(
-                    &self.target_consumer,
-                    &self.target_producer,
-                    &self.flow.progress_topic(),
-                    &self.flow.source,
-                ) {
-                    Ok((store, created)) => {
-                        known.created = created;
-                        known.created_store = Some(store);
-                        break;
-                    }
-                    Err(e) => {
-                        health.failed(&name, "reading which topics mirrorcast created", &e);
-                        if self.shutdown.sleep(backoff.next_delay()) {
-                            return;
-                        }
-                    }
-                }
-            }
+            let Some((store, created)) =
+                retry.until("reading which topics mirrorcast created", || {
+                    CreatedTopicsStore::open(
+                        &self.target_consumer,
+                        &self.target_producer,
+                        &progress_topic,
+                        &self.flow.source,
+                    )
+                })
+            else {
+                return;
+            };
+            known.created = created;
+            known.created_store = Some(store);
         }
-        let mut next_refresh = Instant::now();
-        let mut next_config_sync = None;
-        let mut next_acl_sync = None;
+        let mut refresh = Every::due_now(self.flow.refresh_topics_interval, Instant::now());
+        let mut config_sync = Every::new(self.flow.config_sync_interval);
+        let mut acl_sync = Every::new(self.flow.acl_sync_interval);
         loop {
             let now = Instant::now();
-            if now >= next_refresh {
+            if refresh.is_due(now) {
                 match self.refresh(&source, &target, &mut known) {
                     Ok(()) => {
-                        health.ok(&name, "topic management");
+                        health.say_recovered(&name, "topic management");
                         self.observe
                             .status
                             .update(&self.flow.source, &self.flow.target, |s| {
@@ -178,16 +148,13 @@ impl TopicManager {
                                 s.last_reached_at_ms = Some(crate::observe::status::now_ms());
                             });
                         backoff.reset();
-                        next_refresh = match self.flow.refresh_topics_interval {
-                            Some(interval) => now + interval,
-                            None => far_future(now),
-                        };
+                        refresh.done(now);
                         // The first syncs right away: a restart repairs drift at once.
-                        next_config_sync.get_or_insert(now);
-                        next_acl_sync.get_or_insert(now);
+                        config_sync.start(now);
+                        acl_sync.start(now);
                     }
                     Err(e) => {
-                        health.failed(&name, "topic management", &e);
+                        health.warn_failed(&name, "topic management", &e);
                         self.observe.status.error(
                             &self.flow.source,
                             &self.flow.target,
@@ -198,39 +165,30 @@ impl TopicManager {
                             .update(&self.flow.source, &self.flow.target, |s| {
                                 s.topics_failing = true;
                             });
-                        next_refresh = now + backoff.next_delay();
+                        refresh.retry_after(now, backoff.next_delay());
                     }
                 }
                 if self.commands.send(self.routes_command(&known)).is_err() {
                     return; // the copier is gone
                 }
             }
-            if let (Some(interval), Some(due)) = (self.flow.config_sync_interval, next_config_sync)
-            {
-                if now >= due {
-                    self.sync_configs(&source, &target, &mut known);
-                    next_config_sync = Some(now + interval);
+            if config_sync.is_due(now) {
+                self.sync_configs(&source, &target, &mut known);
+                config_sync.done(now);
+            }
+            if acl_sync.is_due(now) {
+                self.sync_acls(&source, &target, &mut known);
+                acl_sync.done(now);
+                if known.acls_unsupported {
+                    acl_sync = Every::new(None);
                 }
             }
-            if let (Some(interval), Some(due)) = (self.flow.acl_sync_interval, next_acl_sync) {
-                if now >= due && !known.acls_unsupported {
-                    self.sync_acls(&source, &target, &mut known);
-                    next_acl_sync = Some(now + interval);
-                }
-            }
-            let mut wake = next_refresh;
-            if let (Some(_), Some(due)) = (self.flow.config_sync_interval, next_config_sync) {
-                wake = wake.min(due);
-            }
-            if let (Some(_), Some(due), false) = (
-                self.flow.acl_sync_interval,
-                next_acl_sync,
-                known.acls_unsupported,
-            ) {
-                wake = wake.min(due);
-            }
-            let pause = wake.saturating_duration_since(Instant::now());
-            if self.shutdown.sleep(pause.min(Duration::from_secs(3600))) {
+            let wake = [refresh.next(), config_sync.next(), acl_sync.next()]
+                .into_iter()
+                .flatten()
+                .min();
+            let pause = wake.map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
+            if self.shutdown.sleep(pause.min(IDLE_WAKE)) {
                 return;
             }
         }
@@ -242,13 +200,6 @@ impl TopicManager {
             &self.flow.source,
             &self.flow.target,
         )
-    }
-
-    fn flow_labels(&self) -> FlowLabels {
-        FlowLabels {
-            source: self.flow.source.clone(),
-            target: self.flow.target.clone(),
-        }
     }
 
     fn routes_command(&self, known: &Known) -> Command {
@@ -297,7 +248,7 @@ impl TopicManager {
     }
 
     /// Lists the source, creates or grows remote topics, deletes orphaned ones if asked to.
-    fn refresh(
+    pub(super) fn refresh(
         &self,
         source: &impl ClusterAdmin,
         target: &impl ClusterAdmin,
@@ -437,361 +388,12 @@ impl TopicManager {
         }
         Ok(())
     }
-
-    /// Brings the configs of every remote topic in line with its source topic.
-    fn sync_configs(
-        &self,
-        source: &impl ClusterAdmin,
-        target: &impl ClusterAdmin,
-        known: &mut Known,
-    ) {
-        let flow = self.flow.name();
-        let sources: Vec<&str> = known.routes.keys().map(String::as_str).collect();
-        let remotes: Vec<&str> = known
-            .routes
-            .values()
-            .map(|r| r.remote_topic.as_str())
-            .collect();
-        if sources.is_empty() {
-            return;
-        }
-        self.observe
-            .metrics
-            .config_sync_runs
-            .get_or_create(&self.flow_labels())
-            .inc();
-        let described = source
-            .describe_configs(&sources)
-            .and_then(|s| target.describe_configs(&remotes).map(|t| (s, t)));
-        let (source_configs, target_configs) = match described {
-            Ok(both) => both,
-            Err(e) => {
-                // Topic management reports unreachable clusters; one line here is enough.
-                warn!(flow, "topic config sync skipped this round: {e}");
-                return;
-            }
-        };
-        for route in known.routes.values() {
-            let (Some(wanted), Some(current)) = (
-                source_configs.get(&route.source_topic),
-                target_configs.get(&route.remote_topic),
-            ) else {
-                continue;
-            };
-            let ops = self.flow.config_filter.sync_ops(wanted, current);
-            if ops.is_empty() {
-                continue;
-            }
-            match target.alter_configs(&route.remote_topic, &ops) {
-                Ok(()) => {
-                    known.config_failures.remove(&route.remote_topic);
-                    info!(flow, "synced configs of {}: {ops:?}", route.remote_topic);
-                }
-                Err(e) => {
-                    self.observe
-                        .metrics
-                        .config_sync_failures
-                        .get_or_create(&self.flow_labels())
-                        .inc();
-                    let message = e.to_string();
-                    let previous = known
-                        .config_failures
-                        .insert(route.remote_topic.clone(), message.clone());
-                    if previous.as_deref() != Some(message.as_str()) {
-                        warn!(
-                            flow,
-                            "cannot sync configs of {}: {message}", route.remote_topic
-                        );
-                    }
-                }
-            }
-        }
-    }
-}
-
-impl TopicManager {
-    /// Adds to the target the ACLs of replicated source topics, mapped by MM2's rules.
-    fn sync_acls(&self, source: &impl ClusterAdmin, target: &impl ClusterAdmin, known: &mut Known) {
-        let flow = self.flow.name();
-        let result = source.describe_topic_acls().and_then(|acls| {
-            // librdkafka (2.12) drops the top-level error of DescribeAcls, so a source without
-            // an authorizer cannot be told from one without ACLs: say so once.
-            if acls.is_empty() != known.acls_none_reported {
-                known.acls_none_reported = acls.is_empty();
-                if acls.is_empty() {
-                    info!(
-                        flow,
-                        "topic ACL sync: the source reports no literal topic ACLs (none are set, \
-                         or it has no authorizer); nothing to copy for now"
-                    );
-                }
-            }
-            let wanted: Vec<TopicAcl> = acls
-                .iter()
-                .filter_map(|acl| {
-                    let route = known.routes.get(&acl.topic)?;
-                    remote_acl(acl, &route.remote_topic)
-                })
-                .filter(|acl| !known.acls_created.contains(acl))
-                .collect();
-            target.create_topic_acls(&wanted)?;
-            Ok(wanted)
-        });
-        match result {
-            Ok(created) => {
-                known.acl_health.ok(&flow, "topic ACL sync");
-                if !created.is_empty() {
-                    info!(flow, "added {} topic ACL(s) on the target", created.len());
-                }
-                known.acls_created.extend(created);
-            }
-            Err(e) if e.is_security_disabled() => {
-                known.acls_unsupported = true;
-                info!(
-                    flow,
-                    "topic ACL sync is off for this flow: a cluster has no authorizer ({e})"
-                );
-            }
-            Err(e) => known.acl_health.failed(&flow, "topic ACL sync", &e),
-        }
-    }
-}
-
-/// An instant far enough ahead to mean "not again", without overflowing.
-fn far_future(now: Instant) -> Instant {
-    now + Duration::from_secs(100 * 365 * 24 * 3600)
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::fake::{manager, FakeCluster};
     use super::*;
-    use crate::acls::{AclOperation, AclPermission};
-    use crate::admin_ext::ConfigOp;
-    use crate::config::{Config, RawProperties};
-    use crate::topics::config_sync::ConfigValue;
-    use std::cell::RefCell;
-    use std::sync::mpsc::{self, Receiver};
-
-    /// Partition count and explicitly set configs of a fake topic.
-    type FakeTopic = (i32, BTreeMap<String, String>);
-    /// name, partitions, configs
-    type TopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
-
-    /// An in-memory cluster: topics with partition counts and explicitly set configs.
-    #[derive(Default)]
-    struct FakeCluster {
-        topics: RefCell<BTreeMap<String, FakeTopic>>,
-        refuse_partitions: RefCell<bool>,
-        acls: RefCell<Vec<TopicAcl>>,
-        no_authorizer: bool,
-    }
-
-    impl FakeCluster {
-        fn with(topics: &[TopicSpec<'_>]) -> Self {
-            let cluster = FakeCluster::default();
-            for (name, partitions, configs) in topics {
-                cluster.add(name, *partitions, configs);
-            }
-            cluster
-        }
-
-        fn add(&self, name: &str, partitions: i32, configs: &[(&str, &str)]) {
-            let configs = configs
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            self.topics
-                .borrow_mut()
-                .insert(name.into(), (partitions, configs));
-        }
-
-        fn partitions(&self, name: &str) -> Option<i32> {
-            self.topics.borrow().get(name).map(|(p, _)| *p)
-        }
-
-        fn config(&self, name: &str, key: &str) -> Option<String> {
-            self.topics.borrow().get(name)?.1.get(key).cloned()
-        }
-    }
-
-    impl ClusterAdmin for FakeCluster {
-        fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
-            Ok(self
-                .topics
-                .borrow()
-                .iter()
-                .map(|(k, (p, _))| (k.clone(), *p))
-                .collect())
-        }
-
-        fn describe_configs(
-            &self,
-            topics: &[&str],
-        ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError> {
-            let all = self.topics.borrow();
-            Ok(topics
-                .iter()
-                .filter_map(|t| all.get(*t).map(|(_, c)| (t.to_string(), c)))
-                .map(|(t, c)| {
-                    let entries = c
-                        .iter()
-                        .map(|(k, v)| ConfigValue {
-                            name: k.clone(),
-                            value: Some(v.clone()),
-                            is_default: false,
-                            read_only: false,
-                            sensitive: false,
-                        })
-                        .collect();
-                    (t, entries)
-                })
-                .collect())
-        }
-
-        fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError> {
-            let mut all = self.topics.borrow_mut();
-            let Some((_, configs)) = all.get_mut(topic) else {
-                return Ok(());
-            };
-            for op in ops {
-                match op {
-                    ConfigOp::Set { name, value } => configs.insert(name.clone(), value.clone()),
-                    ConfigOp::Delete { name } => configs.remove(name),
-                };
-            }
-            Ok(())
-        }
-
-        fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
-            if *self.refuse_partitions.borrow() {
-                return Err(TopicError::Refused {
-                    operation: "adding partitions to",
-                    topic: topic.into(),
-                    code: rdkafka::error::RDKafkaErrorCode::UnsupportedVersion,
-                });
-            }
-            if let Some((p, _)) = self.topics.borrow_mut().get_mut(topic) {
-                *p = (*p).max(partitions);
-            }
-            Ok(())
-        }
-
-        fn delete_topic(&self, topic: &str) -> Result<(), TopicError> {
-            self.topics.borrow_mut().remove(topic);
-            Ok(())
-        }
-
-        fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError> {
-            if self.no_authorizer {
-                return Err(security_disabled());
-            }
-            Ok(self.acls.borrow().clone())
-        }
-
-        fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError> {
-            if self.no_authorizer {
-                return Err(security_disabled());
-            }
-            self.acls.borrow_mut().extend_from_slice(acls);
-            Ok(())
-        }
-
-        fn ensure_topic(
-            &self,
-            topic: &str,
-            partitions: i32,
-            _rf: i32,
-            configs: &[(String, String)],
-        ) -> Result<i32, TopicError> {
-            if let Some(p) = self.partitions(topic) {
-                return Ok(p);
-            }
-            let configs: Vec<(&str, &str)> = configs
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect();
-            self.add(topic, partitions, &configs);
-            Ok(partitions)
-        }
-    }
-
-    fn security_disabled() -> TopicError {
-        TopicError::Admin(crate::admin_ext::AdminExtError::Broker {
-            code: rdkafka::error::RDKafkaErrorCode::SecurityDisabled,
-            message: "no authorizer".into(),
-        })
-    }
-
-    fn acl(topic: &str, operation: AclOperation, permission: AclPermission) -> TopicAcl {
-        TopicAcl {
-            topic: topic.into(),
-            principal: "User:app".into(),
-            host: "*".into(),
-            operation,
-            permission,
-        }
-    }
-
-    #[test]
-    fn acls_of_replicated_topics_are_added_once_by_mm2s_rules() {
-        let (manager, _) =
-            manager("topics = orders\nreplication.policy.class = DefaultReplicationPolicy\n");
-        let source = FakeCluster::with(&[("orders", 1, &[]), ("other", 1, &[])]);
-        *source.acls.borrow_mut() = vec![
-            acl("orders", AclOperation::All, AclPermission::Allow),
-            acl("orders", AclOperation::Write, AclPermission::Allow),
-            acl("orders", AclOperation::Describe, AclPermission::Deny),
-            acl("other", AclOperation::Read, AclPermission::Allow),
-        ];
-        let target = FakeCluster::default();
-        let mut known = Known::default();
-        manager.refresh(&source, &target, &mut known).unwrap();
-        manager.sync_acls(&source, &target, &mut known);
-        manager.sync_acls(&source, &target, &mut known);
-        assert_eq!(
-            *target.acls.borrow(),
-            vec![
-                acl("europe.orders", AclOperation::Read, AclPermission::Allow),
-                acl("europe.orders", AclOperation::Describe, AclPermission::Deny),
-            ]
-        );
-    }
-
-    #[test]
-    fn a_cluster_without_an_authorizer_turns_acl_sync_off() {
-        let (manager, _) = manager("");
-        let source = FakeCluster {
-            no_authorizer: true,
-            ..FakeCluster::with(&[("orders", 1, &[])])
-        };
-        let target = FakeCluster::default();
-        let mut known = Known::default();
-        manager.refresh(&source, &target, &mut known).unwrap();
-        manager.sync_acls(&source, &target, &mut known);
-        assert!(known.acls_unsupported);
-        assert!(!known.acl_health.failing, "not an error, just off");
-    }
-
-    fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {
-        let text = format!(
-            "clusters = europe, na\neurope.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
-             europe->na.enabled = true\nreplication.policy.class = IdentityReplicationPolicy\n{extra}"
-        );
-        let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
-        let flow = Config::resolve(&raw).unwrap().flows.remove(0);
-        let (commands, receiver) = mpsc::channel();
-        let manager = TopicManager {
-            flow,
-            source_admin: rdkafka::ClientConfig::new(),
-            target_admin: rdkafka::ClientConfig::new(),
-            target_consumer: rdkafka::ClientConfig::new(),
-            target_producer: rdkafka::ClientConfig::new(),
-            commands,
-            shutdown: Shutdown::new(),
-            observe: Observability::new(),
-        };
-        (manager, receiver)
-    }
 
     #[test]
     fn remote_topics_get_the_source_partition_count_and_non_excluded_configs() {
@@ -895,35 +497,5 @@ mod tests {
             manager.refresh(&source, &target, &mut known).unwrap();
         }
         assert_eq!(target.partitions("ours"), Some(1));
-    }
-
-    #[test]
-    fn config_changes_follow_except_excluded_keys() {
-        let (manager, _) = manager("");
-        let source = FakeCluster::with(&[("orders", 1, &[("retention.ms", "1000")])]);
-        let target = FakeCluster::default();
-        let mut known = Known::default();
-        manager.refresh(&source, &target, &mut known).unwrap();
-        source
-            .alter_configs(
-                "orders",
-                &[
-                    ConfigOp::Set {
-                        name: "retention.ms".into(),
-                        value: "2000".into(),
-                    },
-                    ConfigOp::Set {
-                        name: "min.insync.replicas".into(),
-                        value: "2".into(),
-                    },
-                ],
-            )
-            .unwrap();
-        manager.sync_configs(&source, &target, &mut known);
-        assert_eq!(
-            target.config("orders", "retention.ms").as_deref(),
-            Some("2000")
-        );
-        assert_eq!(target.config("orders", "min.insync.replicas"), None);
     }
 }

@@ -12,15 +12,21 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::ClientConfig;
 
 use crate::acls::TopicAcl;
-use crate::admin_ext::{self, AdminExtError, ConfigOp};
+use crate::admin_ext::{self, AdminExtError};
 use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 use crate::plan::Route;
+use config_sync::ConfigOp;
 use config_sync::ConfigValue;
 
+mod acl_round;
+mod config_round;
 pub mod config_sync;
 pub mod created;
+#[cfg(test)]
+mod fake;
 pub mod manager;
+mod schedule;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
