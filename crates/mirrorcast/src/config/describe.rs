@@ -1,0 +1,67 @@
+//! A human-readable account of a resolved configuration for `validate`, secrets redacted.
+
+use super::{ClientRole, Config};
+
+/// A human-readable account of a resolved configuration, secrets redacted (`validate`).
+pub fn describe(config: &Config) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let _ = writeln!(out, "config: {}", config.file.display());
+    let _ = writeln!(out, "clusters:");
+    for cluster in &config.clusters {
+        let _ = writeln!(out, "  {} ({})", cluster.alias, cluster.bootstrap_servers());
+        for role in ClientRole::ALL {
+            let settings = cluster.client(role).redacted();
+            let shown: Vec<String> = settings
+                .iter()
+                .filter(|(k, _)| k != "bootstrap.servers")
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            if !shown.is_empty() {
+                let _ = writeln!(out, "    {:?}: {}", role, shown.join(", "));
+            }
+        }
+    }
+    let _ = writeln!(out, "flows:");
+    for flow in &config.flows {
+        let _ = writeln!(out, "  {}", flow.name());
+        let _ = writeln!(out, "    topics: {}", flow.topics.include.as_str());
+        let _ = writeln!(out, "    topics.exclude: {}", flow.topics.exclude.as_str());
+        let _ = writeln!(out, "    replication.policy: {}", flow.policy);
+        let _ = writeln!(out, "    replication.factor: {}", flow.replication_factor);
+        let refresh = match flow.refresh_topics_interval {
+            Some(d) => format!("every {}s", d.as_secs()),
+            None => "off".to_string(),
+        };
+        let _ = writeln!(out, "    refresh.topics: {refresh}");
+        let config_sync = match flow.config_sync_interval {
+            Some(d) => format!("every {}s", d.as_secs()),
+            None => "off".to_string(),
+        };
+        let _ = writeln!(out, "    sync.topic.configs: {config_sync}");
+        let _ = writeln!(
+            out,
+            "    config.properties.exclude: {}",
+            flow.config_filter.exclude.as_str()
+        );
+        let defaults = if flow.config_filter.defaults_from_source {
+            "source"
+        } else {
+            "target"
+        };
+        let _ = writeln!(out, "    use.defaults.from: {defaults}");
+        let acl_sync = match flow.acl_sync_interval {
+            Some(d) => format!("every {}s", d.as_secs()),
+            None => "off".to_string(),
+        };
+        let _ = writeln!(out, "    sync.topic.acls: {acl_sync}");
+        let _ = writeln!(out, "    sync.topic.deletions: {}", flow.sync_deletions);
+        let _ = writeln!(
+            out,
+            "    progress: {} every {}ms",
+            flow.progress_topic(),
+            flow.progress_interval.as_millis()
+        );
+    }
+    out
+}

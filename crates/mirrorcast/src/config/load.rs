@@ -1,0 +1,125 @@
+//! Loading a configuration file (properties or a `KafkaMirrorMaker2` resource) and the command
+//! line's changes to it (`--bootstrap`, `--clusters`, `--strip-security`).
+//!
+//! Invariant: every refusal names the file and the option or key at fault.
+
+use std::path::Path;
+
+use super::client::{self, Setting};
+use super::properties::RawProperties;
+use super::resource;
+use super::{ClusterConfig, Config, ConfigError, ConfigErrors};
+
+impl Config {
+    /// Reads and resolves a properties file, or a `KafkaMirrorMaker2` resource (`.yaml`,
+    /// `.yml`) with its secrets under [`resource::DEFAULT_SECRETS_DIR`].
+    pub fn load(path: &Path) -> Result<Self, ConfigErrors> {
+        Self::load_with(path, Path::new(resource::DEFAULT_SECRETS_DIR), false).map(|(c, _)| c)
+    }
+
+    /// As [`Config::load`], with the secrets of a resource under `secrets_dir`, and without any
+    /// TLS or SASL setting if `strip_security`. Also returns the fields of a resource that were
+    /// ignored.
+    pub fn load_with(
+        path: &Path,
+        secrets_dir: &Path,
+        strip_security: bool,
+    ) -> Result<(Self, Vec<String>), ConfigErrors> {
+        if !resource::is_resource_file(path) {
+            let raw = RawProperties::read(path).map_err(|e| ConfigErrors(vec![e]))?;
+            let mut config = Self::resolve(&raw)?;
+            if strip_security {
+                config.strip_security();
+            }
+            return Ok((config, Vec::new()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: format!("cannot read the file: {e}"),
+            }])
+        })?;
+        let translated = resource::translate(path, &text, secrets_dir, strip_security)
+            .map_err(|e| ConfigErrors(vec![e]))?;
+        let mut config = Self::resolve(&translated.raw)?;
+        // Strimzi runs each mirror's source connector under its own name.
+        for flow in &mut config.flows {
+            flow.progress_connector =
+                format!("{}->{}.MirrorSourceConnector", flow.source, flow.target);
+        }
+        Ok((config, translated.ignored))
+    }
+
+    /// Drops every security setting (`security.protocol`, `ssl.*`, `sasl.*`) of every cluster:
+    /// for running a production file against local plaintext clusters.
+    pub fn strip_security(&mut self) {
+        for cluster in &mut self.clusters {
+            for settings in [
+                &mut cluster.consumer,
+                &mut cluster.producer,
+                &mut cluster.admin,
+            ] {
+                settings.retain(|key| !client::is_security_key(key));
+            }
+        }
+    }
+
+    /// Points cluster `alias` at other brokers (`--bootstrap ALIAS=HOST:PORT`).
+    pub fn override_bootstrap(&mut self, alias: &str, servers: &str) -> Result<(), ConfigErrors> {
+        let Some(cluster) = self.clusters.iter_mut().find(|c| c.alias == alias) else {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: "--bootstrap".into(),
+                message: format!("`{alias}` is not one of the file's clusters"),
+            }]));
+        };
+        for settings in [
+            &mut cluster.consumer,
+            &mut cluster.producer,
+            &mut cluster.admin,
+        ] {
+            let setting = Setting {
+                value: servers.to_string(),
+                origin: "--bootstrap".into(),
+                line: None,
+                reference: None,
+            };
+            settings.set("bootstrap.servers", setting);
+        }
+        Ok(())
+    }
+
+    pub fn cluster(&self, alias: &str) -> Option<&ClusterConfig> {
+        self.clusters.iter().find(|c| c.alias == alias)
+    }
+
+    /// Keeps only the flows whose target is one of `targets` (`--clusters`).
+    pub fn retain_targets(&mut self, targets: &[String]) -> Result<(), ConfigErrors> {
+        let unknown: Vec<ConfigError> = targets
+            .iter()
+            .filter(|t| self.cluster(t).is_none())
+            .map(|t| ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: "--clusters".into(),
+                message: format!("`{t}` is not one of the file's `clusters`"),
+            })
+            .collect();
+        if !unknown.is_empty() {
+            return Err(ConfigErrors(unknown));
+        }
+        self.flows.retain(|f| targets.contains(&f.target));
+        if self.flows.is_empty() {
+            return Err(ConfigErrors(vec![ConfigError {
+                file: self.file.clone(),
+                line: None,
+                key: "--clusters".into(),
+                message: format!("no enabled flow has {} as its target", targets.join(" or ")),
+            }]));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,143 @@
+//! The resolved configuration: clusters with their client settings, and the enabled flows with
+//! every MM2 setting that shapes them. Plain data; [`super::resolve`] builds it and checks it.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::client::ClientSettings;
+use crate::filter::TopicFilter;
+use crate::policy::ReplicationPolicy;
+use crate::topics::config_sync::ConfigFilter;
+
+/// Which of a cluster's clients a setting is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientRole {
+    Consumer,
+    Producer,
+    Admin,
+}
+
+impl ClientRole {
+    pub(super) const ALL: [ClientRole; 3] = [
+        ClientRole::Consumer,
+        ClientRole::Producer,
+        ClientRole::Admin,
+    ];
+
+    pub(super) fn prefix(self) -> &'static str {
+        match self {
+            ClientRole::Consumer => "consumer.",
+            ClientRole::Producer => "producer.",
+            ClientRole::Admin => "admin.",
+        }
+    }
+}
+
+/// One Kafka cluster of the file.
+#[derive(Debug, Clone)]
+pub struct ClusterConfig {
+    pub alias: String,
+    pub consumer: ClientSettings,
+    pub producer: ClientSettings,
+    pub admin: ClientSettings,
+}
+
+impl ClusterConfig {
+    pub fn bootstrap_servers(&self) -> &str {
+        self.admin.get("bootstrap.servers").unwrap_or_default()
+    }
+
+    pub fn client(&self, role: ClientRole) -> &ClientSettings {
+        match role {
+            ClientRole::Consumer => &self.consumer,
+            ClientRole::Producer => &self.producer,
+            ClientRole::Admin => &self.admin,
+        }
+    }
+}
+
+/// One enabled `source->target` replication.
+#[derive(Debug, Clone)]
+pub struct FlowConfig {
+    pub source: String,
+    pub target: String,
+    pub topics: TopicFilter,
+    pub policy: ReplicationPolicy,
+    /// Replication factor of the remote topics this flow creates.
+    pub replication_factor: i32,
+    /// How often new source topics are looked for; `None` when `refresh.topics.enabled=false`.
+    pub refresh_topics_interval: Option<Duration>,
+    /// How often topic configs are synced; `None` when `sync.topic.configs.enabled=false`.
+    pub config_sync_interval: Option<Duration>,
+    /// Which topic configs follow the source (`config.properties.exclude`, `use.defaults.from`).
+    pub config_filter: ConfigFilter,
+    /// How often topic ACLs are synced; `None` when `sync.topic.acls.enabled=false`.
+    pub acl_sync_interval: Option<Duration>,
+    /// `sync.topic.deletions.enabled` (beyond MM2): delete a remote topic this flow created once
+    /// its source topic has been gone for two refreshes.
+    pub sync_deletions: bool,
+    /// How often acknowledged progress is written to `mm2-offsets.<source>.internal`.
+    pub progress_interval: Duration,
+    /// The Connect offsets topic on the target (`offset.storage.topic`).
+    pub progress_topic: String,
+    /// The Connect connector name progress is stored under: `MirrorSourceConnector` in MM2's
+    /// dedicated mode, `<source>-><target>.MirrorSourceConnector` under Strimzi.
+    pub progress_connector: String,
+    /// Partitions and replication factor of `mm2-offsets.<source>.internal` when we create it.
+    pub progress_topic_partitions: i32,
+    pub progress_topic_replication_factor: i32,
+    /// Offset syncs (`emit.offset-syncs.enabled`), or `None`.
+    pub offset_syncs: Option<OffsetSyncsConfig>,
+    /// How often a heartbeat is written to the target's `heartbeats` topic, or `None`.
+    pub heartbeat_interval: Option<Duration>,
+    pub heartbeats_replication_factor: i32,
+    /// Consumer group checkpoints and group offset sync.
+    pub groups: GroupsConfig,
+}
+
+/// MM2's checkpoint connector settings of a flow.
+#[derive(Debug, Clone)]
+pub struct GroupsConfig {
+    /// `groups` minus `groups.exclude`.
+    pub filter: TopicFilter,
+    /// `emit.checkpoints.interval.seconds`, or `None` when checkpoints are off.
+    pub checkpoint_interval: Option<Duration>,
+    /// `sync.group.offsets.interval.seconds`, or `None` when group offset sync is off.
+    pub sync_interval: Option<Duration>,
+    /// `<source>.checkpoints.internal` on the target.
+    pub checkpoints_topic: String,
+    pub checkpoints_replication_factor: i32,
+}
+
+/// Where and how often offset syncs are written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffsetSyncsConfig {
+    /// `offset-syncs.topic.location = source` (MM2's default) or `target`.
+    pub on_source: bool,
+    /// `mm2-offset-syncs.<alias>.internal` (the target alias on the source, the source alias on
+    /// the target).
+    pub topic: String,
+    /// `offset.lag.max`
+    pub lag_max: i64,
+    pub replication_factor: i32,
+}
+
+impl FlowConfig {
+    pub fn name(&self) -> String {
+        format!("{}->{}", self.source, self.target)
+    }
+
+    /// Where the copy's progress lives on the target: the Connect offsets topic of MM2
+    /// (dedicated mode: `mm2-offsets.<source>.internal`, dots whatever the separator).
+    pub fn progress_topic(&self) -> String {
+        self.progress_topic.clone()
+    }
+}
+
+/// A resolved configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub clusters: Vec<ClusterConfig>,
+    pub flows: Vec<FlowConfig>,
+}

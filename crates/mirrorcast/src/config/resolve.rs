@@ -1,0 +1,653 @@
+//! Raw properties resolved into a [`Config`] by MM2's precedence (top level < `<alias>.` <
+//! `<alias>.<client>.`, and `<src>-><tgt>.` over everything for that flow) and defaults,
+//! checking everything that can be checked without a network.
+//!
+//! Invariant: every mistake of the file is collected (not only the first), each naming its
+//! line and key.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use super::client::{self, ClientSettings, Setting};
+use super::properties::{self, RawProperties};
+use super::{ClientRole, ClusterConfig, Config, ConfigError, ConfigErrors, FlowConfig};
+use super::{GroupsConfig, OffsetSyncsConfig};
+use crate::filter::{PatternList, TopicFilter};
+use crate::policy::ReplicationPolicy;
+use crate::topics::config_sync::ConfigFilter;
+
+const DEFAULT_TOPICS: &str = ".*";
+const DEFAULT_TOPICS_EXCLUDE: &str = r".*[\-\.]internal, .*\.replica, __.*";
+const DEFAULT_POLICY: &str = "org.apache.kafka.connect.mirror.DefaultReplicationPolicy";
+const DEFAULT_CONFIG_EXCLUDE: &str = r"follower\.replication\.throttled\.replicas, leader\.replication\.throttled\.replicas, message\.timestamp\.difference\.max\.ms, message\.timestamp\.type, unclean\.leader\.election\.enable, min\.insync\.replicas";
+
+impl Config {
+    pub fn resolve(raw: &RawProperties) -> Result<Self, ConfigErrors> {
+        let mut errors = Vec::new();
+        let aliases = match raw.get("clusters") {
+            None => {
+                errors.push(raw.error(
+                    "clusters",
+                    "missing: list the cluster aliases, e.g. `clusters = europe, northamerica`",
+                ));
+                Vec::new()
+            }
+            Some(entry) => {
+                let aliases: Vec<String> = entry
+                    .value
+                    .split(',')
+                    .map(|a| a.trim().to_string())
+                    .filter(|a| !a.is_empty())
+                    .collect();
+                if aliases.is_empty() {
+                    errors.push(raw.error("clusters", "lists no cluster alias"));
+                }
+                aliases
+            }
+        };
+
+        let clusters: Vec<ClusterConfig> = aliases
+            .iter()
+            .filter_map(|alias| resolve_cluster(raw, alias, &mut errors))
+            .collect();
+
+        let mut flows = Vec::new();
+        let mut seen_pairs = BTreeSet::new();
+        for (key, entry) in raw.iter() {
+            // `<src>-><tgt>.enabled` turns a flow on; `<src>-><tgt>.sync.topic.acls.enabled` and
+            // the like are settings of that flow.
+            let Some((source, rest)) = key.split_once("->") else {
+                continue;
+            };
+            let Some((target, "enabled")) = rest.split_once('.') else {
+                continue;
+            };
+            let (source, target) = (source.trim(), target.trim());
+            for alias in [source, target] {
+                if !aliases.iter().any(|a| a == alias) {
+                    errors.push(raw.error(
+                        key,
+                        format!(
+                            "`{alias}` is not one of the aliases in `clusters` ({})",
+                            aliases.join(", ")
+                        ),
+                    ));
+                }
+            }
+            if source == target {
+                errors.push(raw.error(key, "a cluster cannot replicate to itself"));
+            }
+            match parse_bool(&entry.value) {
+                Some(true) => {}
+                Some(false) => continue,
+                None => {
+                    errors.push(raw.error(key, format!("`{}` is not true or false", entry.value)));
+                    continue;
+                }
+            }
+            if seen_pairs.insert((source.to_string(), target.to_string())) {
+                if let Some(flow) = resolve_flow(raw, source, target, &mut errors) {
+                    flows.push(flow);
+                }
+            }
+        }
+        if errors.is_empty() && flows.is_empty() {
+            errors.push(raw.error(
+                "clusters",
+                "no flow is enabled: add e.g. `europe->northamerica.enabled = true`",
+            ));
+        }
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| e.line.unwrap_or(0));
+            errors.dedup();
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Config {
+            file: raw.file.clone(),
+            clusters,
+            flows,
+        })
+    }
+}
+
+/// Client settings of one cluster, lowest precedence first: top-level connection keys,
+/// `<alias>.` connection keys, `<alias>.<client>.` keys.
+fn resolve_cluster(
+    raw: &RawProperties,
+    alias: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ClusterConfig> {
+    let bootstrap_key = format!("{alias}.bootstrap.servers");
+    if raw.get(&bootstrap_key).is_none() && raw.get("bootstrap.servers").is_none() {
+        errors.push(raw.error(
+            &bootstrap_key,
+            format!("missing: cluster `{alias}` needs `{bootstrap_key} = host:port`"),
+        ));
+        return None;
+    }
+    let cluster_prefix = format!("{alias}.");
+    let mut clients = Vec::new();
+    for role in ClientRole::ALL {
+        // Java names first, keyed by the Java name, remembering which user key set each.
+        let mut java: BTreeMap<String, (&properties::Entry, String)> = BTreeMap::new();
+        for (key, entry) in raw.iter().filter(|(k, _)| client::is_connection_key(k)) {
+            java.insert(key.into(), (entry, key.into()));
+        }
+        for (key, entry) in raw.with_prefix(&cluster_prefix) {
+            if client::is_connection_key(key) {
+                java.insert(key.into(), (entry, format!("{cluster_prefix}{key}")));
+            }
+        }
+        let role_prefix = format!("{cluster_prefix}{}", role.prefix());
+        for (key, entry) in raw.with_prefix(&role_prefix) {
+            java.insert(key.into(), (entry, format!("{role_prefix}{key}")));
+        }
+        let values: BTreeMap<String, String> = java
+            .iter()
+            .map(|(k, (entry, _))| (k.clone(), entry.value.clone()))
+            .collect();
+        let mut settings = ClientSettings::default();
+        for (key, (entry, origin)) in &java {
+            match client::map_java_setting(key, &entry.value, &values) {
+                Ok(client::Mapped::Set(pairs)) => {
+                    for (k, v) in pairs {
+                        let setting = Setting {
+                            value: v,
+                            origin: origin.clone(),
+                            line: entry.line,
+                            reference: entry.reference.clone(),
+                        };
+                        settings.set(&k, setting);
+                    }
+                }
+                Ok(client::Mapped::Nothing) => {}
+                Err(message) => errors.push(ConfigError {
+                    file: raw.file.clone(),
+                    line: entry.line,
+                    key: origin.clone(),
+                    message,
+                }),
+            }
+        }
+        // librdkafka itself knows which names and values it accepts; ask it now, without
+        // connecting, so a typo is reported against the user's line.
+        for (key, setting) in settings.iter() {
+            let mut probe = rdkafka::ClientConfig::new();
+            probe.set(key, &setting.value);
+            if let Err(e) = probe.create_native_config() {
+                errors.push(ConfigError {
+                    file: raw.file.clone(),
+                    line: setting.line,
+                    key: setting.origin.clone(),
+                    message: format!("not accepted by librdkafka as `{key}`: {e}"),
+                });
+            }
+        }
+        clients.push(settings);
+    }
+    let mut clients = clients.into_iter();
+    Some(ClusterConfig {
+        alias: alias.to_string(),
+        consumer: clients.next().unwrap_or_default(),
+        producer: clients.next().unwrap_or_default(),
+        admin: clients.next().unwrap_or_default(),
+    })
+}
+
+/// Looks a flow setting up: `<src>-><tgt>.<key>`, else the top-level `<key>`.
+struct FlowLookup<'a> {
+    raw: &'a RawProperties,
+    prefix: String,
+}
+
+impl FlowLookup<'_> {
+    fn get(&self, key: &str) -> Option<(String, String)> {
+        let flow_key = format!("{}{key}", self.prefix);
+        if let Some(e) = self.raw.get(&flow_key) {
+            return Some((flow_key, e.value.clone()));
+        }
+        self.raw
+            .get(key)
+            .map(|e| (key.to_string(), e.value.clone()))
+    }
+
+    fn string(&self, key: &str, default: &str) -> (String, String) {
+        self.get(key)
+            .unwrap_or_else(|| (key.to_string(), default.to_string()))
+    }
+
+    fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        default: T,
+        what: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> T {
+        match self.get(key) {
+            None => default,
+            Some((k, v)) => v.parse().unwrap_or_else(|_| {
+                errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+                default
+            }),
+        }
+    }
+
+    /// A whole number of at least 1.
+    fn positive<T>(&self, key: &str, default: T, errors: &mut Vec<ConfigError>) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Default + Copy,
+    {
+        let what = "a positive whole number";
+        let value = self.parse(key, default, what, errors);
+        if value <= T::default() {
+            let (k, v) = self.string(key, "");
+            errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+            return default;
+        }
+        value
+    }
+
+    fn bool(&self, key: &str, default: bool, errors: &mut Vec<ConfigError>) -> bool {
+        match self.get(key) {
+            None => default,
+            Some((k, v)) => parse_bool(&v).unwrap_or_else(|| {
+                errors.push(self.raw.error(&k, format!("`{v}` is not true or false")));
+                default
+            }),
+        }
+    }
+
+    fn patterns(&self, key: &str, default: &str, errors: &mut Vec<ConfigError>) -> PatternList {
+        let (k, v) = self.string(key, default);
+        PatternList::parse(&v).unwrap_or_else(|message| {
+            errors.push(self.raw.error(&k, message));
+            PatternList::parse("").unwrap_or_else(|_| unreachable!("an empty list always parses"))
+        })
+    }
+}
+
+fn resolve_flow(
+    raw: &RawProperties,
+    source: &str,
+    target: &str,
+    errors: &mut Vec<ConfigError>,
+) -> Option<FlowConfig> {
+    let look = FlowLookup {
+        raw,
+        prefix: format!("{source}->{target}."),
+    };
+    let before = errors.len();
+    let topics = TopicFilter {
+        include: look.patterns("topics", DEFAULT_TOPICS, errors),
+        exclude: look.patterns("topics.exclude", DEFAULT_TOPICS_EXCLUDE, errors),
+    };
+    let (_, separator) = look.string("replication.policy.separator", ".");
+    let (policy_key, class) = look.string("replication.policy.class", DEFAULT_POLICY);
+    let policy = ReplicationPolicy::from_class_name(&class, &separator);
+    if policy.is_none() {
+        errors.push(raw.error(
+            &policy_key,
+            format!(
+                "unknown replication policy `{class}`: use \
+                 org.apache.kafka.connect.mirror.DefaultReplicationPolicy or \
+                 org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+            ),
+        ));
+    }
+    let replication_factor = look.positive("replication.factor", 2i32, errors);
+    let refresh_enabled = look.bool("refresh.topics.enabled", true, errors);
+    let refresh_secs = look.positive("refresh.topics.interval.seconds", 600u64, errors);
+    let progress_ms = look.positive("offset.flush.interval.ms", 1000u64, errors);
+    let config_sync_enabled = look.bool("sync.topic.configs.enabled", true, errors);
+    let config_sync_secs = look.positive("sync.topic.configs.interval.seconds", 600u64, errors);
+    // MM2 before 3.0 called the exclude list a blacklist; honour the old name too.
+    let exclude_key = if look.get("config.properties.exclude").is_none()
+        && look.get("config.properties.blacklist").is_some()
+    {
+        "config.properties.blacklist"
+    } else {
+        "config.properties.exclude"
+    };
+    let config_exclude = look.patterns(exclude_key, DEFAULT_CONFIG_EXCLUDE, errors);
+    let (defaults_key, defaults_from) = look.string("use.defaults.from", "target");
+    let defaults_from_source = match defaults_from.trim() {
+        "source" => true,
+        "target" => false,
+        other => {
+            errors.push(raw.error(
+                &defaults_key,
+                format!("`{other}` is neither `source` nor `target`"),
+            ));
+            false
+        }
+    };
+    let sync_deletions = look.bool("sync.topic.deletions.enabled", false, errors);
+    let offset_syncs_enabled = look.bool("emit.offset-syncs.enabled", true, errors);
+    let (location_key, location) = look.string("offset-syncs.topic.location", "source");
+    let on_source = match location.trim() {
+        "source" => true,
+        "target" => false,
+        other => {
+            errors.push(raw.error(
+                &location_key,
+                format!("`{other}` is neither `source` nor `target`"),
+            ));
+            true
+        }
+    };
+    let lag_max = look.parse("offset.lag.max", 100i64, "a whole number", errors);
+    let offset_syncs_rf = look.positive("offset-syncs.topic.replication.factor", 3i32, errors);
+    let groups_filter = TopicFilter {
+        include: look.patterns("groups", ".*", errors),
+        exclude: look.patterns(
+            "groups.exclude",
+            "console-consumer-.*, connect-.*, __.*",
+            errors,
+        ),
+    };
+    let checkpoints_enabled = look.bool("emit.checkpoints.enabled", true, errors);
+    let checkpoint_secs = look.parse(
+        "emit.checkpoints.interval.seconds",
+        60u64,
+        "a whole number",
+        errors,
+    );
+    let group_sync_enabled = look.bool("sync.group.offsets.enabled", false, errors);
+    let group_sync_secs = look.parse(
+        "sync.group.offsets.interval.seconds",
+        60u64,
+        "a whole number",
+        errors,
+    );
+    let checkpoints_rf = look.positive("checkpoints.topic.replication.factor", 3i32, errors);
+    let heartbeats_enabled = look.bool("emit.heartbeats.enabled", true, errors);
+    let heartbeat_secs = look.parse(
+        "emit.heartbeats.interval.seconds",
+        1u64,
+        "a whole number",
+        errors,
+    );
+    let heartbeats_replication_factor =
+        look.positive("heartbeats.topic.replication.factor", 3i32, errors);
+    let acl_sync_enabled = look.bool("sync.topic.acls.enabled", true, errors);
+    let acl_sync_secs = look.positive("sync.topic.acls.interval.seconds", 600u64, errors);
+    let progress_topic_partitions = look.positive("offset.storage.partitions", 25i32, errors);
+    // As MM2's worker config: the top-level key wins over the target cluster's.
+    let progress_topic = raw
+        .get("offset.storage.topic")
+        .or_else(|| raw.get(&format!("{target}.offset.storage.topic")))
+        .map(|e| e.value.clone())
+        .unwrap_or_else(|| format!("mm2-offsets.{source}.internal"));
+    let progress_topic_replication_factor =
+        look.positive("offset.storage.replication.factor", 3i32, errors);
+    if errors.len() > before {
+        return None;
+    }
+    Some(FlowConfig {
+        source: source.to_string(),
+        target: target.to_string(),
+        topics,
+        policy: policy?,
+        replication_factor,
+        refresh_topics_interval: refresh_enabled.then(|| Duration::from_secs(refresh_secs)),
+        config_sync_interval: config_sync_enabled.then(|| Duration::from_secs(config_sync_secs)),
+        config_filter: ConfigFilter {
+            exclude: config_exclude,
+            defaults_from_source,
+        },
+        sync_deletions,
+        acl_sync_interval: acl_sync_enabled.then(|| Duration::from_secs(acl_sync_secs)),
+        progress_interval: Duration::from_millis(progress_ms),
+        progress_topic,
+        progress_connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
+        progress_topic_partitions,
+        progress_topic_replication_factor,
+        offset_syncs: offset_syncs_enabled.then(|| OffsetSyncsConfig {
+            on_source,
+            topic: {
+                let alias = if on_source { target } else { source };
+                let sep = &separator;
+                format!("mm2-offset-syncs{sep}{alias}{sep}internal")
+            },
+            lag_max,
+            replication_factor: offset_syncs_rf,
+        }),
+        heartbeat_interval: (heartbeats_enabled && heartbeat_secs > 0)
+            .then(|| Duration::from_secs(heartbeat_secs)),
+        heartbeats_replication_factor,
+        groups: GroupsConfig {
+            filter: groups_filter,
+            checkpoint_interval: (checkpoints_enabled && checkpoint_secs > 0)
+                .then(|| Duration::from_secs(checkpoint_secs)),
+            sync_interval: (group_sync_enabled && group_sync_secs > 0)
+                .then(|| Duration::from_secs(group_sync_secs)),
+            checkpoints_topic: format!("{source}{separator}checkpoints{separator}internal"),
+            checkpoints_replication_factor: checkpoints_rf,
+        },
+    })
+}
+
+fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::describe;
+    use crate::policy::PolicyKind;
+    use std::path::Path;
+
+    fn resolve(text: &str) -> Result<Config, ConfigErrors> {
+        let raw = RawProperties::parse(Path::new("mm2.properties"), text.as_bytes()).unwrap();
+        Config::resolve(&raw)
+    }
+
+    fn errors(text: &str) -> Vec<ConfigError> {
+        resolve(text).unwrap_err().0
+    }
+
+    const BROADCAST: &str = "\
+clusters = europe, northamerica, southamerica
+europe.bootstrap.servers = 127.0.0.1:1
+northamerica.bootstrap.servers = 127.0.0.1:2
+southamerica.bootstrap.servers = 127.0.0.1:3
+europe->northamerica.enabled = true
+europe->southamerica.enabled = true
+europe->northamerica.topics = LH.*
+replication.policy.class = org.apache.kafka.connect.mirror.IdentityReplicationPolicy
+replication.factor = 1
+";
+
+    #[test]
+    fn broadcast_file_resolves_with_mm2_defaults() {
+        let config = resolve(BROADCAST).unwrap();
+        assert_eq!(config.flows.len(), 2);
+        let na = &config.flows[0];
+        assert_eq!(na.name(), "europe->northamerica");
+        assert!(na.topics.accepts("LH.ORDERS") && !na.topics.accepts("other"));
+        assert_eq!(na.policy.kind, PolicyKind::Identity);
+        assert_eq!(na.replication_factor, 1);
+        assert_eq!(na.refresh_topics_interval, Some(Duration::from_secs(600)));
+        assert_eq!(na.progress_topic(), "mm2-offsets.europe.internal");
+        let text = format!("{BROADCAST}replication.policy.separator = _\n");
+        let underscore = resolve(&text).unwrap();
+        assert_eq!(
+            underscore.flows[0].progress_topic(),
+            "mm2-offsets.europe.internal"
+        );
+        let sa = &config.flows[1];
+        assert!(sa.topics.accepts("other"), "topics defaults to .*");
+        assert!(!sa.topics.accepts("x.internal"));
+    }
+
+    #[test]
+    fn flow_keys_override_top_level_keys() {
+        let text = format!(
+            "{BROADCAST}europe->southamerica.replication.factor = 3\nrefresh.topics.enabled = false\n"
+        );
+        let config = resolve(&text).unwrap();
+        assert_eq!(config.flows[0].replication_factor, 1);
+        assert_eq!(config.flows[1].replication_factor, 3);
+        assert_eq!(config.flows[1].refresh_topics_interval, None);
+    }
+
+    #[test]
+    fn client_settings_follow_mm2_precedence() {
+        let text = format!(
+            "{BROADCAST}security.protocol = SASL_PLAINTEXT\nsasl.mechanism = SCRAM-SHA-512\n\
+             europe.security.protocol = PLAINTEXT\neurope.producer.linger.ms = 7\n\
+             northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required username=\"u\" password=\"p\";\n"
+        );
+        let config = resolve(&text).unwrap();
+        let europe = config.cluster("europe").unwrap();
+        assert_eq!(europe.producer.get("security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(europe.producer.get("linger.ms"), Some("7"));
+        assert_eq!(europe.consumer.get("linger.ms"), None);
+        let na = config.cluster("northamerica").unwrap();
+        assert_eq!(na.admin.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(na.admin.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+        assert_eq!(na.consumer.get("sasl.password"), Some("p"));
+        assert!(!describe(&config).contains("password=p"));
+    }
+
+    #[test]
+    fn provider_references_resolve_and_are_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("mm2-secrets.properties");
+        std::fs::write(&secrets, "password = p4ssw0rd\nuser = mm2user\n").unwrap();
+        let s = secrets.display();
+        let text = format!(
+            "{BROADCAST}config.providers = file\n\
+             config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+             northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"${{file:{s}:user}}\" password=\"${{file:{s}:password}}\";\n"
+        );
+        let config = resolve(&text).unwrap();
+        let na = config.cluster("northamerica").unwrap();
+        assert_eq!(na.producer.get("sasl.username"), Some("mm2user"));
+        assert_eq!(na.producer.get("sasl.password"), Some("p4ssw0rd"));
+        let shown = describe(&config);
+        assert!(
+            !shown.contains("p4ssw0rd") && !shown.contains("mm2user"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_broken_reference_names_its_key_and_line() {
+        let text =
+            format!("{BROADCAST}europe.sasl.password = ${{file:/nonexistent.properties:pw}}\n");
+        let err = RawProperties::parse(Path::new("mm2.properties"), text.as_bytes()).unwrap_err();
+        assert_eq!(err.key, "europe.sasl.password");
+        assert_eq!(err.line, Some(10));
+        assert!(err.message.contains("/nonexistent.properties"));
+    }
+
+    #[test]
+    fn missing_clusters_is_named() {
+        let errs = errors("europe.bootstrap.servers = h:1\n");
+        assert_eq!(errs[0].key, "clusters");
+    }
+
+    #[test]
+    fn unknown_alias_in_a_flow_is_named_with_its_line() {
+        let errs = errors(&format!("{BROADCAST}europe->asia.enabled = true\n"));
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].key, "europe->asia.enabled");
+        assert_eq!(errs[0].line, Some(10));
+        assert!(errs[0]
+            .to_string()
+            .starts_with("mm2.properties:10: `europe->asia.enabled`"));
+    }
+
+    #[test]
+    fn invalid_regex_is_named() {
+        let errs = errors(&format!("{BROADCAST}europe->northamerica.topics = LH.(*\n"));
+        assert_eq!(errs[0].key, "europe->northamerica.topics");
+    }
+
+    #[test]
+    fn cluster_without_bootstrap_servers_is_named() {
+        let text = BROADCAST.replace("southamerica.bootstrap.servers = 127.0.0.1:3\n", "");
+        let errs = errors(&text);
+        assert_eq!(errs[0].key, "southamerica.bootstrap.servers");
+    }
+
+    #[test]
+    fn unknown_policy_is_named() {
+        let text = BROADCAST.replace("IdentityReplicationPolicy", "FancyPolicy");
+        let errs = errors(&text);
+        assert_eq!(errs[0].key, "replication.policy.class");
+        assert!(errs[0].message.contains("IdentityReplicationPolicy"));
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        for key in [
+            "replication.factor",
+            "heartbeats.topic.replication.factor",
+            "offset.flush.interval.ms",
+        ] {
+            let errs = errors(&format!("{BROADCAST}europe->northamerica.{key} = 0\n"));
+            assert_eq!(
+                errs[0].key,
+                format!("europe->northamerica.{key}"),
+                "{errs:?}"
+            );
+            assert!(errs[0].message.contains("positive"));
+        }
+    }
+
+    #[test]
+    fn unknown_librdkafka_setting_is_named() {
+        let errs = errors(&format!("{BROADCAST}europe.consumer.no.such.setting = 1\n"));
+        assert_eq!(errs[0].key, "europe.consumer.no.such.setting");
+    }
+
+    #[test]
+    fn java_only_setting_is_rejected_with_the_fix() {
+        let errs = errors(&format!(
+            "{BROADCAST}europe.ssl.truststore.location = /ts.jks\n"
+        ));
+        assert!(errs
+            .iter()
+            .all(|e| e.key == "europe.ssl.truststore.location"));
+        assert!(errs[0].message.contains("ssl.ca.location"));
+    }
+
+    #[test]
+    fn clusters_option_keeps_flows_to_that_target() {
+        let mut config = resolve(BROADCAST).unwrap();
+        config.retain_targets(&["southamerica".into()]).unwrap();
+        assert_eq!(config.flows.len(), 1);
+        assert_eq!(config.flows[0].target, "southamerica");
+        assert!(config.retain_targets(&["asia".into()]).is_err());
+    }
+
+    #[test]
+    fn flow_settings_ending_in_enabled_are_not_flows() {
+        let text = format!(
+            "{BROADCAST}europe->northamerica.sync.topic.acls.enabled = false\n\
+             europe->northamerica.refresh.topics.enabled = false\n"
+        );
+        let config = resolve(&text).unwrap();
+        assert_eq!(config.flows.len(), 2);
+        assert_eq!(config.flows[0].acl_sync_interval, None);
+        assert_eq!(config.flows[0].refresh_topics_interval, None);
+        assert!(config.flows[1].acl_sync_interval.is_some());
+    }
+
+    #[test]
+    fn disabled_flows_are_not_run() {
+        let text = BROADCAST.replace(
+            "europe->southamerica.enabled = true",
+            "europe->southamerica.enabled = false",
+        );
+        assert_eq!(resolve(&text).unwrap().flows.len(), 1);
+    }
+}
