@@ -141,8 +141,8 @@ pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow::Result<()> {
-    use mirrorcast::clients::client_config;
     use mirrorcast::config::ClientRole;
+    use mirrorcast::kafka::clients::client_config;
     use mirrorcast::offsets::groups;
     let flow = config
         .flows

@@ -6,9 +6,9 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use crate::clients::client_config;
 use crate::config::{ClientRole, ClusterConfig, Config, FlowConfig};
 use crate::copy::{self, CopierSetup};
+use crate::kafka::clients::client_config;
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
 use crate::shutdown::Shutdown;

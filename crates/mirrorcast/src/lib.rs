@@ -20,16 +20,14 @@
 #![deny(unsafe_code)]
 
 pub mod acls;
-#[allow(unsafe_code)]
-pub mod admin_ext;
 pub mod backoff;
-pub mod clients;
 pub mod config;
 pub mod copy;
 pub mod demo;
 pub mod filter;
 pub mod flow;
 mod health;
+pub mod kafka;
 pub mod observe;
 pub mod offsets;
 pub mod plan;

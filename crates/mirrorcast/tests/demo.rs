@@ -10,7 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use mirrorcast::topics::{ClusterAdmin, TopicAdmin};
+use mirrorcast::kafka::admin::TopicAdmin;
+use mirrorcast::topics::ClusterAdmin;
 
 const TOPICS: [&str; 6] = [
     "LH.ORDERS",

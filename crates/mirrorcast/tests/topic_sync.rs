@@ -10,9 +10,10 @@ use std::time::Duration;
 use common::*;
 use localcluster::{KafkaOptions, Storage};
 use mirrorcast::acls::{AclOperation, AclPermission, TopicAcl};
-use mirrorcast::admin_ext;
+use mirrorcast::kafka::admin::TopicAdmin;
+use mirrorcast::kafka::ffi;
 use mirrorcast::topics::config_sync::ConfigOp;
-use mirrorcast::topics::{ClusterAdmin, TopicAdmin};
+use mirrorcast::topics::ClusterAdmin;
 
 const TARGETS: [&str; 2] = ["northamerica", "southamerica"];
 const INTERVAL_SECS: u64 = 2;
@@ -261,7 +262,7 @@ fn acl(
 
 fn topic_acls(bootstrap: &str, topic: &str) -> std::collections::BTreeSet<String> {
     let admin = admin_client(bootstrap);
-    admin_ext::describe_topic_acls(admin.inner(), Duration::from_secs(10))
+    ffi::describe_topic_acls(admin.inner(), Duration::from_secs(10))
         .unwrap_or_default()
         .into_iter()
         .filter(|a| a.topic == topic)
@@ -284,7 +285,7 @@ fn acls_of_replicated_topics_reach_targets_with_an_authorizer_by_mm2_rules() {
     use AclOperation::*;
     use AclPermission::*;
     let source = admin_client(&europe);
-    admin_ext::create_topic_acls(
+    ffi::create_topic_acls(
         source.inner(),
         &[
             acl("LH.ORDERS", "User:alice", Read, Allow),
@@ -336,7 +337,7 @@ fn acls_of_replicated_topics_reach_targets_with_an_authorizer_by_mm2_rules() {
         assert!(topic_acls(&bootstrap, "PRIVATE.PAYROLL").is_empty());
     }
     // An ACL added later arrives within a sync interval or two.
-    admin_ext::create_topic_acls(
+    ffi::create_topic_acls(
         source.inner(),
         &[acl("LH.ORDERS", "User:dave", Describe, Allow)],
         Duration::from_secs(10),

@@ -40,8 +40,8 @@ use std::sync::mpsc::Receiver;
 use rdkafka::ClientConfig;
 use tracing::error;
 
-use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use crate::kafka::clients::ClientLog;
 use crate::observe::metrics::ReaderLabels;
 use crate::observe::Observability;
 use crate::plan::Command;

@@ -11,7 +11,7 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::io::Reader;
-use crate::clients::ClientLog;
+use crate::kafka::clients::ClientLog;
 
 pub struct SourceReader {
     consumer: BaseConsumer<ClientLog>,
@@ -35,7 +35,7 @@ impl Reader for SourceReader {
 
     /// The partition's end offset as the reader last saw it (no request is made).
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
-        crate::admin_ext::cached_high_watermark(self.consumer.client(), topic, partition)
+        crate::kafka::ffi::cached_high_watermark(self.consumer.client(), topic, partition)
     }
 
     /// Where the reader stands on each assigned partition: the offset after the last record it

@@ -12,9 +12,9 @@ use tracing::warn;
 
 use super::delivery::Tag;
 use super::io::{Outgoing, Target};
-use crate::clients::ClientLog;
 use crate::config::OffsetSyncsConfig;
 use crate::health::Health;
+use crate::kafka::clients::ClientLog;
 use crate::offsets::codec::OffsetSync;
 
 pub struct SyncWriter {

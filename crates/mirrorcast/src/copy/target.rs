@@ -11,7 +11,7 @@ use rdkafka::{ClientConfig, ClientContext, Message};
 
 use super::delivery::{Delivery, Tag};
 use super::io::{Outgoing, Target};
-use crate::clients::ClientLog;
+use crate::kafka::clients::ClientLog;
 use crate::observe::status::StatusBoard;
 
 /// Collects delivery reports for the copier thread.

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message};
 
-use crate::clients::ClientLog;
+use crate::kafka::clients::ClientLog;
 use crate::shutdown::Shutdown;
 
 /// One printed line.

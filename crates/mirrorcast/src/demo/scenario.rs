@@ -20,10 +20,11 @@ use super::events::Kind;
 use super::{consume, DemoError};
 use crate::config::Config;
 use crate::flow;
+use crate::kafka::admin::TopicAdmin;
 use crate::observe::explore::Explorer;
 use crate::observe::{http, Observability};
 use crate::shutdown::Shutdown;
-use crate::topics::{ClusterAdmin, TopicAdmin};
+use crate::topics::ClusterAdmin;
 use std::net::SocketAddr;
 
 /// The regions: (region name, MM2 alias).

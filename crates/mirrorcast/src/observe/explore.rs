@@ -11,9 +11,10 @@ use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
-use crate::clients::{client_config, ClientLog};
 use crate::config::{ClientRole, Config};
-use crate::topics::{ClusterAdmin, TopicAdmin};
+use crate::kafka::admin::TopicAdmin;
+use crate::kafka::clients::{client_config, ClientLog};
+use crate::topics::ClusterAdmin;
 
 const TIMEOUT: Duration = Duration::from_secs(5);
 

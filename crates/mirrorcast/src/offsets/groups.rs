@@ -14,9 +14,10 @@ use tracing::{info, warn};
 
 use super::codec::{Checkpoint, OffsetSync};
 use super::translate::SyncHistory;
-use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 use crate::health::Health;
+use crate::kafka::clients::ClientLog;
+use crate::kafka::log_reader::{read_to_end, LogReadError};
 use crate::shutdown::Shutdown;
 use crate::topics::replicated_topics;
 
@@ -26,8 +27,8 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 pub enum GroupsError {
     #[error(transparent)]
     Kafka(#[from] rdkafka::error::KafkaError),
-    #[error("reading {topic} did not reach its end within {TIMEOUT:?}")]
-    Timeout { topic: String },
+    #[error(transparent)]
+    Read(#[from] LogReadError),
     #[error("offset syncs are off for this flow (emit.offset-syncs.enabled = false): nothing to translate with")]
     NoSyncs,
 }
@@ -61,30 +62,9 @@ pub fn load_syncs(
     consumer_config: &ClientConfig,
     topic: &str,
 ) -> Result<HashMap<(String, i32), SyncHistory>, GroupsError> {
-    let reader = consumer(
-        consumer_config,
-        "mirrorcast-offset-syncs-reader",
-        "offset syncs reader",
-    )?;
     let mut histories: HashMap<(String, i32), SyncHistory> = HashMap::new();
-    let (low, high) = reader.fetch_watermarks(topic, 0, TIMEOUT)?;
-    if high <= low {
-        return Ok(histories);
-    }
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, 0, Offset::Offset(low))?;
-    reader.assign(&list)?;
-    let deadline = Instant::now() + TIMEOUT * 3;
-    loop {
-        if Instant::now() > deadline {
-            return Err(GroupsError::Timeout {
-                topic: topic.to_string(),
-            });
-        }
-        let Some(message) = reader.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message?;
+    let group_id = "mirrorcast-offset-syncs-reader";
+    read_to_end(consumer_config, group_id, topic, TIMEOUT * 3, |message| {
         if let (Some(key), Some(value)) = (message.key(), message.payload()) {
             if let Ok(sync) = OffsetSync::decode(key, value) {
                 histories
@@ -93,10 +73,8 @@ pub fn load_syncs(
                     .add(&sync);
             }
         }
-        if message.offset() + 1 >= high {
-            return Ok(histories);
-        }
-    }
+    })?;
+    Ok(histories)
 }
 
 /// The source groups the flow checkpoints: listed on the source, filtered by `groups`.

@@ -158,7 +158,7 @@ impl ClusterAdmin for FakeCluster {
 }
 
 pub(super) fn security_disabled() -> TopicError {
-    TopicError::Admin(crate::admin_ext::AdminExtError::Broker {
+    TopicError::Admin(crate::kafka::ffi::AdminExtError::Broker {
         code: rdkafka::error::RDKafkaErrorCode::SecurityDisabled,
         message: "no authorizer".into(),
     })

@@ -17,12 +17,13 @@ use tracing::{info, warn};
 
 use super::created::CreatedTopicsStore;
 use super::schedule::{Every, Retry};
-use super::{replicated_topics, ClusterAdmin, TopicAdmin, TopicError};
+use super::{replicated_topics, ClusterAdmin, TopicError};
 use crate::acls::TopicAcl;
 use crate::backoff::Backoff;
-use crate::clients::ClientLog;
 use crate::config::FlowConfig;
 use crate::health::Health;
+use crate::kafka::admin::TopicAdmin;
+use crate::kafka::clients::ClientLog;
 use crate::observe::Observability;
 use crate::plan::{Command, Route};
 use crate::progress;

@@ -3,18 +3,13 @@
 //! (a broker that auto-creates topics would otherwise pick its own count).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::admin::{
-    AdminClient, AdminOptions, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
-};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::ClientConfig;
 
 use crate::acls::TopicAcl;
-use crate::admin_ext::{self, AdminExtError};
-use crate::clients::ClientLog;
 use crate::config::FlowConfig;
+use crate::kafka::ffi::AdminExtError;
 use crate::plan::Route;
 use config_sync::ConfigOp;
 use config_sync::ConfigValue;
@@ -27,8 +22,6 @@ pub mod created;
 mod fake;
 pub mod manager;
 mod schedule;
-
-const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, thiserror::Error)]
 pub enum TopicError {
@@ -71,7 +64,7 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
         .collect()
 }
 
-/// What topic management needs from a cluster; [`TopicAdmin`] does it over the Kafka
+/// What topic management needs from a cluster; [`crate::kafka::admin::TopicAdmin`] does it over the Kafka
 /// protocol, unit tests with an in-memory cluster.
 pub trait ClusterAdmin {
     /// Every topic with its partition count.
@@ -106,176 +99,6 @@ impl TopicError {
                 ..
             })
         )
-    }
-}
-
-/// Admin access to one cluster.
-pub struct TopicAdmin {
-    admin: AdminClient<ClientLog>,
-}
-
-impl TopicAdmin {
-    /// `label` names the client in librdkafka's log lines.
-    pub fn new(config: &ClientConfig, label: &str) -> Result<Self, TopicError> {
-        Self::with_log(config, ClientLog::new(label))
-    }
-
-    pub fn with_log(config: &ClientConfig, log: ClientLog) -> Result<Self, TopicError> {
-        Ok(TopicAdmin {
-            admin: config.create_with_context(log)?,
-        })
-    }
-}
-
-impl ClusterAdmin for TopicAdmin {
-    /// Every topic with its partition count. Blocking. Asks for all topics, which never
-    /// auto-creates one.
-    fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
-        let metadata = self.admin.inner().fetch_metadata(None, METADATA_TIMEOUT)?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none())
-            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-            .collect())
-    }
-
-    /// The configs of each topic (DescribeConfigs). Topics the broker cannot describe are
-    /// left out. Blocking.
-    fn describe_configs(
-        &self,
-        topics: &[&str],
-    ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError> {
-        let specifiers: Vec<ResourceSpecifier> =
-            topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
-        let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
-        let results =
-            futures_executor::block_on(self.admin.describe_configs(&specifiers, &options))?;
-        let mut configs = BTreeMap::new();
-        for (topic, result) in topics.iter().zip(results) {
-            if let Ok(resource) = result {
-                let entries = resource
-                    .entries
-                    .into_iter()
-                    .map(|e| ConfigValue {
-                        name: e.name,
-                        value: e.value,
-                        is_default: e.is_default,
-                        read_only: e.is_read_only,
-                        sensitive: e.is_sensitive,
-                    })
-                    .collect();
-                configs.insert(topic.to_string(), entries);
-            }
-        }
-        Ok(configs)
-    }
-
-    /// Applies config changes to one topic (IncrementalAlterConfigs). Blocking.
-    fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError> {
-        admin_ext::incremental_alter_topic_configs(
-            self.admin.inner(),
-            topic,
-            ops,
-            METADATA_TIMEOUT,
-        )?;
-        Ok(())
-    }
-
-    /// Grows `topic` to `partitions` partitions (CreatePartitions). Blocking.
-    fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
-        let new = NewPartitions::new(topic, usize::try_from(partitions).unwrap_or(0));
-        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-        let results = futures_executor::block_on(self.admin.create_partitions([&new], &options))?;
-        for result in results {
-            if let Err((topic, code)) = result {
-                return Err(TopicError::Refused {
-                    operation: "adding partitions to",
-                    topic,
-                    code,
-                });
-            }
-        }
-        Ok(())
-    }
-
-    fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError> {
-        Ok(admin_ext::describe_topic_acls(
-            self.admin.inner(),
-            METADATA_TIMEOUT,
-        )?)
-    }
-
-    fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError> {
-        Ok(admin_ext::create_topic_acls(
-            self.admin.inner(),
-            acls,
-            METADATA_TIMEOUT,
-        )?)
-    }
-
-    /// Deletes `topic`. Blocking.
-    fn delete_topic(&self, topic: &str) -> Result<(), TopicError> {
-        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-        let results = futures_executor::block_on(self.admin.delete_topics(&[topic], &options))?;
-        for result in results {
-            match result {
-                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
-                Err((topic, code)) => {
-                    return Err(TopicError::Refused {
-                        operation: "deleting",
-                        topic,
-                        code,
-                    })
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Creates `topic` unless it exists, then waits until metadata shows it. Returns its
-    /// partition count (which may differ from `partitions` when it already existed). Blocking.
-    fn ensure_topic(
-        &self,
-        topic: &str,
-        partitions: i32,
-        replication_factor: i32,
-        configs: &[(String, String)],
-    ) -> Result<i32, TopicError> {
-        if let Some(existing) = self.list_topics()?.get(topic) {
-            return Ok(*existing);
-        }
-        let mut new_topic = NewTopic::new(
-            topic,
-            partitions,
-            TopicReplication::Fixed(replication_factor),
-        );
-        for (k, v) in configs {
-            new_topic = new_topic.set(k, v);
-        }
-        let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
-        // rdkafka's admin futures are completed by the admin client's own thread: no runtime needed.
-        let results = futures_executor::block_on(self.admin.create_topics([&new_topic], &options))?;
-        for result in results {
-            match result {
-                Ok(_) => {}
-                Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-                Err((topic, code)) => return Err(TopicError::Create { topic, code }),
-            }
-        }
-        let started = Instant::now();
-        loop {
-            if let Some(count) = self.list_topics()?.get(topic) {
-                return Ok(*count);
-            }
-            if started.elapsed() > METADATA_TIMEOUT {
-                return Err(TopicError::NotVisible {
-                    topic: topic.to_string(),
-                    waited: METADATA_TIMEOUT,
-                });
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
     }
 }
 
