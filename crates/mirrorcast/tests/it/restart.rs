@@ -1,11 +1,10 @@
 //! Crash safety: a replicator SIGKILLed in the middle of a copy and started again loses
 //! nothing; it re-copies at most what the target had not acknowledged into its progress.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 
 const BACKLOG: usize = 20_000;

@@ -4,11 +4,10 @@
 //! shorter than the outage, so failed deliveries must turn into retries, not gaps). Once both
 //! are back in step they share one reader of the source again.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use localcluster::{StopSignal, Storage};
 
 const BATCH: usize = 3_000;

@@ -1,11 +1,10 @@
 //! MM2's offset syncs and heartbeats on real brokers: written where they are configured, in
 //! MM2's bytes, at the rules' offsets and the configured interval.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 use mirrorcast::offsets::codec::{Heartbeat, OffsetSync};
 

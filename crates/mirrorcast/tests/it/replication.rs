@@ -1,11 +1,10 @@
 //! Broadcast replication on real brokers: europe → northamerica and southamerica, every record
 //! byte-identical in key, value, headers and timestamp, in the same partition and order.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 
 const TARGETS: [&str; 2] = ["northamerica", "southamerica"];

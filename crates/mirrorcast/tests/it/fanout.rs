@@ -3,11 +3,10 @@
 //! `mirrorcast_source_records_read_total`, over every reader of the source. A slow target
 //! leaves the shared reader and catches up on its own, so it never holds the other back.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 
 const RECORDS: usize = 20_000;

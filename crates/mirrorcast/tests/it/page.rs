@@ -4,7 +4,6 @@
 //! (`target/test-artifacts/page.png`); with a target down, the page shows that flow's last
 //! error. The test fails, not skips, when the browser is missing.
 
-mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -12,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 
 fn browser_dir() -> PathBuf {

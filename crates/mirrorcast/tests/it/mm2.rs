@@ -3,14 +3,13 @@
 //! stored, MM2's own client code reads mirrorcast's checkpoints and heartbeats, and both write
 //! the same remote topics, configs, offset syncs and checkpoints for the same input.
 
-mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::{Clusters, MirrorMaker, Storage};
 
 const TOPIC: &str = "LH.ORDERS";

@@ -3,13 +3,12 @@
 //! there without skipping a record, re-reading at most offset.lag.max per partition. A target
 //! offset is never moved backwards, and `translate-offsets` agrees with the checkpoints.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 use mirrorcast::offsets::codec::Checkpoint;
 use rdkafka::consumer::Consumer;

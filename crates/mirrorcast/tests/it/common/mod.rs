@@ -1,6 +1,5 @@
 //! Helpers shared by the integration tests: real nisshi clusters (via `localcluster`), a
 //! `mirrorcast` process, and rdkafka clients to write and read records byte for byte.
-#![allow(dead_code)] // each test binary uses a different part
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -3,12 +3,11 @@
 //! consumer of the configured isolation level sees, never a marker; lag reaches 0; every offset
 //! sync maps a source record to its own copy; translated group offsets never skip a record.
 
-mod common;
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::{Broker, Storage};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;

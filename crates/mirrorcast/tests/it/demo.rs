@@ -3,13 +3,12 @@
 //! them in the scenario's format, a config change made with `demo topic-config` reaches both
 //! targets, and after exit no broker, replicator or demo file remains.
 
-mod common;
 
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use mirrorcast::kafka::admin::TopicAdmin;
 use mirrorcast::topics::ClusterAdmin;
 

@@ -2,11 +2,10 @@
 //! counters increase, lag drops to 0 when the copy completes and grows while the target is
 //! stopped — and /api/status shows the last error of the flow whose target is down.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::{StopSignal, Storage};
 
 #[test]

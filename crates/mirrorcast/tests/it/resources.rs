@@ -3,13 +3,12 @@
 //! sync on, SCRAM + TLS with secrets in a mounted directory) validate to the same flows as the
 //! equivalent properties files, and run against local clusters with `--strip-security`.
 
-mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 
 const REGIONS: [(&str, &str); 2] = [("northamerica", "na"), ("southamerica", "sa")];

@@ -3,11 +3,10 @@
 //! Kafka; refused by nisshi), ACLs by MM2's rules on brokers with an authorizer, and opt-in
 //! deletions.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::{KafkaOptions, Storage};
 use mirrorcast::acls::{AclOperation, AclPermission, TopicAcl};
 use mirrorcast::kafka::admin::TopicAdmin;

@@ -2,12 +2,11 @@
 //! line and key; `validate` prints resolved flows with secrets redacted; SIGTERM stops a run
 //! cleanly with its progress stored.
 
-mod common;
 
 use std::process::Command;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use localcluster::Storage;
 
 const GOOD: &str = "\

@@ -1,0 +1,22 @@
+//! The integration tests, in one binary (one link instead of one per file): each module starts
+//! its own clusters on free ports and runs in parallel with the others.
+//!
+//! Brokers: Apache Kafka unless `MIRRORCAST_TEST_BROKER=nisshi` (see `common`); the demo and
+//! the page tests run nisshi, the demo's broker.
+
+mod common;
+
+mod cli;
+mod demo;
+mod fanout;
+mod groups;
+mod mm2;
+mod observability;
+mod offsets;
+mod outage;
+mod page;
+mod replication;
+mod resources;
+mod restart;
+mod source_logs;
+mod topic_sync;
