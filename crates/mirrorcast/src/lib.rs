@@ -20,18 +20,18 @@
 #![deny(unsafe_code)]
 
 pub mod acls;
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod config;
-pub mod copy;
+pub(crate) mod copy;
 pub mod demo;
-pub mod filter;
+pub(crate) mod filter;
 pub mod flow;
 mod health;
 pub mod kafka;
 pub mod observe;
 pub mod offsets;
-pub mod plan;
-pub mod policy;
+pub(crate) mod plan;
+pub(crate) mod policy;
 pub mod progress;
 pub mod shutdown;
 pub mod topics;

@@ -12,7 +12,7 @@ mod error;
 mod load;
 mod model;
 pub mod properties;
-pub mod providers;
+pub(crate) mod providers;
 mod resolve;
 pub mod resource;
 

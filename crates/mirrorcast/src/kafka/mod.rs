@@ -8,4 +8,4 @@ pub mod admin;
 pub mod clients;
 #[allow(unsafe_code)]
 pub mod ffi;
-pub mod log_reader;
+pub(crate) mod log_reader;

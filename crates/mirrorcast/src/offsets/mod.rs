@@ -4,4 +4,4 @@
 
 pub mod codec;
 pub mod groups;
-pub mod translate;
+pub(crate) mod translate;

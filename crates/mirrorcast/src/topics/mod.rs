@@ -17,10 +17,10 @@ use config_sync::ConfigValue;
 mod acl_round;
 mod config_round;
 pub mod config_sync;
-pub mod created;
+pub(crate) mod created;
 #[cfg(test)]
 mod fake;
-pub mod manager;
+pub(crate) mod manager;
 mod schedule;
 
 #[derive(Debug, thiserror::Error)]
