@@ -173,6 +173,17 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    // The production build without the demo (and its test-harness dependencies) must build too.
+    cargo(&[
+        "clippy",
+        "-p",
+        "mirrorcast",
+        "--no-default-features",
+        "--locked",
+        "--",
+        "-D",
+        "warnings",
+    ])?;
     // The integration tests run on Apache Kafka; the demo and page tests pick nisshi themselves.
     std::env::set_var(localcluster::BROKER_ENV, "kafka");
     cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])

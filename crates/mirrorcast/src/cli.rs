@@ -32,6 +32,7 @@ pub(crate) enum Commands {
     /// Print the events of a topic pattern on one cluster, as the scenario's consumers do.
     Consume(ConsumeArgs),
     /// The broadcast scenario on this machine, in one command.
+    #[cfg(feature = "demo")]
     Demo(DemoArgs),
     /// A group's committed offsets on the source translated to the target (MM2's
     /// RemoteClusterUtils.translateOffsets); with --apply, written into the target group.
@@ -100,6 +101,7 @@ pub(crate) struct ConsumeArgs {
     pub(crate) label: Option<String>,
 }
 
+#[cfg(feature = "demo")]
 #[derive(clap::Args)]
 pub(crate) struct DemoArgs {
     #[command(subcommand)]
@@ -118,6 +120,7 @@ pub(crate) struct DemoArgs {
     pub(crate) config_sync_seconds: u64,
 }
 
+#[cfg(feature = "demo")]
 #[derive(Subcommand)]
 pub(crate) enum DemoControl {
     /// Change a topic's config in a region (e.g. europe): it then follows in the others.

@@ -8,7 +8,9 @@ use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 use tracing::{info, warn};
 
-use crate::cli::{ConfigArgs, ConsumeArgs, DatagenArgs, DemoArgs, DemoControl, TranslateArgs};
+use crate::cli::{ConfigArgs, ConsumeArgs, DatagenArgs, TranslateArgs};
+#[cfg(feature = "demo")]
+use crate::cli::{DemoArgs, DemoControl};
 
 /// Exit code for configuration mistakes, as for a usage error.
 pub(crate) const EXIT_CONFIG: u8 = 2;
@@ -113,6 +115,7 @@ pub(crate) fn consume(args: &ConsumeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[cfg(feature = "demo")]
 pub(crate) fn demo(args: &DemoArgs) -> anyhow::Result<()> {
     use mirrorcast::demo::{control, scenario};
     let dir = scenario::demo_dir();

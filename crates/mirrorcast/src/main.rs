@@ -13,16 +13,21 @@ use clap::Parser;
 use mirrorcast::config;
 
 use cli::{Cli, Commands, LogFormat};
-use commands::{config_failure, consume, datagen, demo, exit_with, load, run, translate_offsets};
+#[cfg(feature = "demo")]
+use commands::demo;
+use commands::{config_failure, consume, datagen, exit_with, load, run, translate_offsets};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo's screen belongs to the regional consumers: only warnings unless asked.
+    #[cfg(feature = "demo")]
     let default_level = if matches!(cli.command, Commands::Demo(_)) {
         "warn"
     } else {
         "info"
     };
+    #[cfg(not(feature = "demo"))]
+    let default_level = "info";
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let logs = tracing_subscriber::fmt()
@@ -44,6 +49,7 @@ fn main() -> ExitCode {
         },
         Commands::Datagen(args) => exit_with(datagen(&args)),
         Commands::Consume(args) => exit_with(consume(&args)),
+        #[cfg(feature = "demo")]
         Commands::Demo(args) => exit_with(demo(&args)),
         Commands::TranslateOffsets(args) => match load(&args.config) {
             Ok(config) => exit_with(translate_offsets(config, &args)),

@@ -1,16 +1,20 @@
 //! The broadcast scenario on one machine: the event producer (`datagen`), the regional
 //! consumers (`consume`), and `mirrorcast demo` ([`scenario`]), which runs three local
 //! clusters, replication from Europe to the two other regions, the producer and the consumers,
-//! and removes it all; [`control`] has the commands for a second terminal.
+//! and removes it all; `control` has the commands for a second terminal. Those two need the
+//! `demo` feature (on by default); the producer and the consumers do not.
 
 pub mod consume;
+#[cfg(feature = "demo")]
 pub mod control;
 pub mod datagen;
 pub mod events;
+#[cfg(feature = "demo")]
 pub mod scenario;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
+    #[cfg(feature = "demo")]
     #[error(transparent)]
     Cluster(#[from] localcluster::Error),
     #[error(transparent)]

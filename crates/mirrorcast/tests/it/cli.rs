@@ -2,7 +2,6 @@
 //! line and key; `validate` prints resolved flows with secrets redacted; SIGTERM stops a run
 //! cleanly with its progress stored.
 
-
 use std::process::Command;
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! them in the scenario's format, a config change made with `demo topic-config` reaches both
 //! targets, and after exit no broker, replicator or demo file remains.
 
-
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

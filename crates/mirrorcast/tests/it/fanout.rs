@@ -3,7 +3,6 @@
 //! `mirrorcast_source_records_read_total`, over every reader of the source. A slow target
 //! leaves the shared reader and catches up on its own, so it never holds the other back.
 
-
 use std::time::Duration;
 
 use crate::common::*;

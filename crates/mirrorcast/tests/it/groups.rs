@@ -3,7 +3,6 @@
 //! there without skipping a record, re-reading at most offset.lag.max per partition. A target
 //! offset is never moved backwards, and `translate-offsets` agrees with the checkpoints.
 
-
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;

@@ -3,7 +3,6 @@
 //! stored, MM2's own client code reads mirrorcast's checkpoints and heartbeats, and both write
 //! the same remote topics, configs, offset syncs and checkpoints for the same input.
 
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;

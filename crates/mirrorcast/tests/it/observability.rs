@@ -2,7 +2,6 @@
 //! counters increase, lag drops to 0 when the copy completes and grows while the target is
 //! stopped — and /api/status shows the last error of the flow whose target is down.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -1,7 +1,6 @@
 //! MM2's offset syncs and heartbeats on real brokers: written where they are configured, in
 //! MM2's bytes, at the rules' offsets and the configured interval.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -4,7 +4,6 @@
 //! shorter than the outage, so failed deliveries must turn into retries, not gaps). Once both
 //! are back in step they share one reader of the source again.
 
-
 use std::time::{Duration, Instant};
 
 use crate::common::*;

@@ -4,7 +4,6 @@
 //! (`target/test-artifacts/page.png`); with a target down, the page shows that flow's last
 //! error. The test fails, not skips, when the browser is missing.
 
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};

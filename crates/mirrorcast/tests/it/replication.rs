@@ -1,7 +1,6 @@
 //! Broadcast replication on real brokers: europe → northamerica and southamerica, every record
 //! byte-identical in key, value, headers and timestamp, in the same partition and order.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -3,7 +3,6 @@
 //! sync on, SCRAM + TLS with secrets in a mounted directory) validate to the same flows as the
 //! equivalent properties files, and run against local clusters with `--strip-security`.
 
-
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;

@@ -1,7 +1,6 @@
 //! Crash safety: a replicator SIGKILLed in the middle of a copy and started again loses
 //! nothing; it re-copies at most what the target had not acknowledged into its progress.
 
-
 use std::time::Duration;
 
 use crate::common::*;

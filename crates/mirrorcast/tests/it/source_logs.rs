@@ -3,7 +3,6 @@
 //! consumer of the configured isolation level sees, never a marker; lag reaches 0; every offset
 //! sync maps a source record to its own copy; translated group offsets never skip a record.
 
-
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -3,7 +3,6 @@
 //! Kafka; refused by nisshi), ACLs by MM2's rules on brokers with an authorizer, and opt-in
 //! deletions.
 
-
 use std::time::Duration;
 
 use crate::common::*;
