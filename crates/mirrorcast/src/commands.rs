@@ -6,6 +6,7 @@ use mirrorcast::config::{self, Config, ConfigErrors};
 use mirrorcast::flow;
 use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
+use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing::{info, warn};
 
 use crate::cli::{ConfigArgs, ConsumeArgs, DatagenArgs, TranslateArgs};
@@ -29,19 +30,22 @@ pub(crate) fn exit_with(result: anyhow::Result<()>) -> ExitCode {
 pub(crate) fn shutdown_on_signal() -> Shutdown {
     let shutdown = Shutdown::new();
     let trigger = shutdown.clone();
-    std::thread::spawn(move || {
-        if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        {
-            if rt.block_on(wait_for_signal()).is_ok() {
-                trigger.trigger();
-                // A second signal while stopping means "now".
-                let _ = rt.block_on(wait_for_signal());
-                std::process::exit(130);
-            }
+    let signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]);
+    match signals {
+        Ok(mut signals) => {
+            std::thread::spawn(move || {
+                let mut received = signals.forever();
+                if received.next().is_some() {
+                    trigger.trigger();
+                    // A second signal while stopping means "now".
+                    if received.next().is_some() {
+                        std::process::exit(130);
+                    }
+                }
+            });
         }
-    });
+        Err(e) => warn!("cannot handle SIGINT and SIGTERM ({e}): stopping will not be graceful"),
+    }
     shutdown
 }
 
@@ -244,38 +248,15 @@ pub(crate) fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow:
     for name in &flows.flows {
         info!(flow = %name, "started");
     }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        if let Some(addr) = http {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
-            info!("serving the page, /metrics, /api/status, /healthz and /readyz on http://{addr}");
-            let explorer =
-                std::sync::Arc::new(mirrorcast::observe::explore::Explorer::new(&config));
-            let app = mirrorcast::observe::http::router(observe, Some(explorer));
-            tokio::spawn(async move {
-                let _ = axum::serve(listener, app).await;
-            });
-        }
-        let stopped = shutdown.clone();
-        tokio::task::spawn_blocking(move || stopped.wait()).await?;
-        anyhow::Ok(())
-    })?;
+    if let Some(addr) = http {
+        let listener =
+            std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
+        let explorer = std::sync::Arc::new(mirrorcast::observe::explore::Explorer::new(&config));
+        mirrorcast::observe::http::serve(listener, observe, Some(explorer), &shutdown)?;
+        info!("serving the page, /metrics, /api/status, /healthz and /readyz on http://{addr}");
+    }
+    shutdown.wait();
     info!("stopping: flushing what is in flight and storing progress");
     flows.join();
-    Ok(())
-}
-
-async fn wait_for_signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
-    }
     Ok(())
 }

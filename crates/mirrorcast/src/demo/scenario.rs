@@ -353,7 +353,7 @@ fn replication_config(state: &DemoState, config_sync: Duration) -> String {
     text
 }
 
-/// Serves metrics and status on a free local port, on a thread of its own, until shutdown.
+/// Serves metrics and status on a free local port until shutdown.
 fn start_http(
     observe: Observability,
     explorer: std::sync::Arc<Explorer>,
@@ -361,29 +361,7 @@ fn start_http(
 ) -> Result<SocketAddr, DemoError> {
     let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
     let addr = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
-    let shutdown = shutdown.clone();
-    std::thread::Builder::new()
-        .name("demo http".into())
-        .spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-            else {
-                return;
-            };
-            runtime.block_on(async move {
-                let Ok(listener) = tokio::net::TcpListener::from_std(listener) else {
-                    return;
-                };
-                let stopped = async move {
-                    let _ = tokio::task::spawn_blocking(move || shutdown.wait()).await;
-                };
-                let _ = axum::serve(listener, http::router(observe, Some(explorer)))
-                    .with_graceful_shutdown(stopped)
-                    .await;
-            });
-        })?;
+    http::serve(listener, observe, Some(explorer), shutdown)?;
     Ok(addr)
 }
 

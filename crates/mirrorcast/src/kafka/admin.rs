@@ -1,5 +1,9 @@
 //! The real [`ClusterAdmin`]: rust-rdkafka's admin client, plus the calls it does not wrap
 //! ([`super::ffi`]). Each call is bounded by a timeout; errors keep the broker's code.
+//!
+//! Blocking, like every Kafka call outside the HTTP server: rust-rdkafka's admin futures are
+//! completed by librdkafka's own thread, so waiting for one (`futures_executor::block_on`) needs
+//! no scheduler, and the callers are plain threads.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};

@@ -2,6 +2,9 @@
 //! `/api/status` (flows, JSON), `/api/regions` and `/api/regions/{alias}/topics/{topic}/events`
 //! (what is in the clusters), `/healthz` (the process is alive) and `/readyz` (every flow has
 //! reached its clusters).
+//!
+//! The only async code of the process: it runs on one tokio runtime on a thread of its own
+//! ([`serve`]); everything else is plain threads with librdkafka's blocking calls.
 
 use std::sync::Arc;
 
@@ -14,6 +17,7 @@ use serde::Deserialize;
 
 use super::explore::Explorer;
 use super::Observability;
+use crate::shutdown::Shutdown;
 
 /// The page, embedded in the binary: one file, no build step.
 const PAGE: &str = include_str!("page.html");
@@ -22,6 +26,40 @@ const PAGE: &str = include_str!("page.html");
 struct App {
     observe: Observability,
     explorer: Option<Arc<Explorer>>,
+}
+
+/// Serves [`router`] on `listener` from a thread of its own until `shutdown`.
+pub fn serve(
+    listener: std::net::TcpListener,
+    observe: Observability,
+    explorer: Option<Arc<Explorer>>,
+    shutdown: &Shutdown,
+) -> std::io::Result<()> {
+    listener.set_nonblocking(true)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shutdown = shutdown.clone();
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(e) => return tracing::error!("the HTTP server cannot start: {e}"),
+                };
+                let stopped = async move {
+                    let _ = tokio::task::spawn_blocking(move || shutdown.wait()).await;
+                };
+                let served = axum::serve(listener, router(observe, explorer))
+                    .with_graceful_shutdown(stopped)
+                    .await;
+                if let Err(e) = served {
+                    tracing::error!("the HTTP server stopped: {e}");
+                }
+            });
+        })?;
+    Ok(())
 }
 
 pub fn router(observe: Observability, explorer: Option<Arc<Explorer>>) -> Router {
