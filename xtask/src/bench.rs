@@ -407,6 +407,10 @@ pub struct Options {
     pub broker: Broker,
     /// Every figure is measured this many times; the table shows the median and the spread.
     pub runs: usize,
+    /// Target counts of the backlog runs (1: northamerica, 2: and southamerica).
+    pub targets: Vec<usize>,
+    /// Whether genuine MirrorMaker 2 is measured too (on Apache Kafka).
+    pub mm2: bool,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
@@ -472,7 +476,11 @@ fn run_once(
         let count = options.megabytes * 1024 * 1024 / size as u64;
         let mb = (count * size as u64) as f64 / 1e6;
         println!("== {size} B records: {count} records, {mb:.0} MB backlog");
-        for targets in [vec!["northamerica"], vec!["northamerica", "southamerica"]] {
+        let target_sets = [vec!["northamerica"], vec!["northamerica", "southamerica"]];
+        for targets in target_sets
+            .into_iter()
+            .filter(|t| options.targets.contains(&t.len()))
+        {
             let mut names = vec!["europe"];
             names.extend(targets.iter().copied());
             let clusters = Clusters::start_on(broker, &names, Storage::Memory)?;
@@ -549,7 +557,7 @@ fn run_once(
                 row["replication_over_raw_producer"] = (rep / raw).into();
             }
             drop(replicator);
-            if broker == Broker::Kafka {
+            if broker == Broker::Kafka && options.mm2 {
                 // A copy MM2 could not finish is a result too: say where it stopped.
                 let mm2 = mm2_copy(broker, out_dir, &europe, targets.len(), count, mb)
                     .unwrap_or_else(|e| {
@@ -581,7 +589,7 @@ fn run_once(
             results.push(row);
         }
     }
-    let latency = latency(broker, binary, out_dir)?;
+    let latency = latency(broker, options.mm2, binary, out_dir)?;
     println!("latency: {latency}");
     Ok(Run {
         backlog: results,
@@ -632,7 +640,7 @@ fn summarize(runs: &[Run]) -> serde_json::Value {
 /// from empty logs):
 /// first the broker's own produce-to-consume latency on one cluster, then produce on the
 /// source to availability on the target through mirrorcast. One clock: both ends run here.
-fn latency(broker: Broker, binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
+fn latency(broker: Broker, mm2: bool, binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
     let broker_alone = {
         let clusters = Clusters::start_on(broker, &["europe"], Storage::Memory)?;
         let europe = clusters.bootstrap("europe");
@@ -665,7 +673,7 @@ fn latency(broker: Broker, binary: &Path, out_dir: &Path) -> Result<serde_json::
     drop(_replicator);
     drop(clusters);
     let mut result = serde_json::json!({ "broker": broker_alone, "mirrorcast": replicated });
-    if broker == Broker::Kafka {
+    if broker == Broker::Kafka && mm2 {
         result["mm2"] = mm2_latency(out_dir)?;
     }
     Ok(result)

@@ -40,6 +40,12 @@ enum Task {
         /// How many times to measure everything (the table shows medians and spreads).
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// Target counts to replicate the backlog to (1 and/or 2).
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        targets: Vec<usize>,
+        /// Leave genuine MirrorMaker 2 out (e.g. to compare two mirrorcast builds quickly).
+        #[arg(long)]
+        without_mm2: bool,
     },
 }
 
@@ -68,6 +74,8 @@ fn main() -> ExitCode {
             sizes,
             broker,
             runs,
+            targets,
+            without_mm2,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
                 &bench::Options {
@@ -75,6 +83,8 @@ fn main() -> ExitCode {
                     sizes,
                     broker,
                     runs: runs.max(1),
+                    targets,
+                    mm2: !without_mm2,
                 },
                 &workspace_root(),
             )
