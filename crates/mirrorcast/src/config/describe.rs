@@ -60,7 +60,7 @@ pub fn describe(config: &Config) -> String {
             out,
             "    progress: {} every {}ms",
             flow.progress_topic(),
-            flow.progress_interval.as_millis()
+            flow.progress.interval.as_millis()
         );
     }
     out

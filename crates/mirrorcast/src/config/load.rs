@@ -46,7 +46,7 @@ impl Config {
         let mut config = Self::resolve(&translated.raw)?;
         // Strimzi runs each mirror's source connector under its own name.
         for flow in &mut config.flows {
-            flow.progress_connector =
+            flow.progress.connector =
                 format!("{}->{}.MirrorSourceConnector", flow.source, flow.target);
         }
         Ok((config, translated.ignored))

@@ -76,23 +76,38 @@ pub struct FlowConfig {
     /// `sync.topic.deletions.enabled` (beyond MM2): delete a remote topic this flow created once
     /// its source topic has been gone for two refreshes.
     pub sync_deletions: bool,
-    /// How often acknowledged progress is written to `mm2-offsets.<source>.internal`.
-    pub progress_interval: Duration,
-    /// The Connect offsets topic on the target (`offset.storage.topic`).
-    pub progress_topic: String,
-    /// The Connect connector name progress is stored under: `MirrorSourceConnector` in MM2's
-    /// dedicated mode, `<source>-><target>.MirrorSourceConnector` under Strimzi.
-    pub progress_connector: String,
-    /// Partitions and replication factor of `mm2-offsets.<source>.internal` when we create it.
-    pub progress_topic_partitions: i32,
-    pub progress_topic_replication_factor: i32,
+    /// Where and how often the copy's progress is stored.
+    pub progress: ProgressConfig,
     /// Offset syncs (`emit.offset-syncs.enabled`), or `None`.
     pub offset_syncs: Option<OffsetSyncsConfig>,
-    /// How often a heartbeat is written to the target's `heartbeats` topic, or `None`.
-    pub heartbeat_interval: Option<Duration>,
-    pub heartbeats_replication_factor: i32,
+    /// Heartbeats (`emit.heartbeats.enabled`), or `None`.
+    pub heartbeats: Option<HeartbeatsConfig>,
     /// Consumer group checkpoints and group offset sync.
     pub groups: GroupsConfig,
+}
+
+/// The copy's progress: the Connect offsets topic of MM2 on the target.
+#[derive(Debug, Clone)]
+pub struct ProgressConfig {
+    /// How often acknowledged progress is written (`offset.flush.interval.ms`).
+    pub interval: Duration,
+    /// `offset.storage.topic` (dedicated mode: `mm2-offsets.<source>.internal`).
+    pub topic: String,
+    /// The Connect connector name progress is stored under: `MirrorSourceConnector` in MM2's
+    /// dedicated mode, `<source>-><target>.MirrorSourceConnector` under Strimzi.
+    pub connector: String,
+    /// Partitions and replication factor of the topic when we create it.
+    pub partitions: i32,
+    pub replication_factor: i32,
+}
+
+/// MM2's heartbeat connector settings of a flow.
+#[derive(Debug, Clone)]
+pub struct HeartbeatsConfig {
+    /// `emit.heartbeats.interval.seconds`
+    pub interval: Duration,
+    /// Of the target's `heartbeats` topic when we create it.
+    pub replication_factor: i32,
 }
 
 /// MM2's checkpoint connector settings of a flow.
@@ -130,7 +145,7 @@ impl FlowConfig {
     /// Where the copy's progress lives on the target: the Connect offsets topic of MM2
     /// (dedicated mode: `mm2-offsets.<source>.internal`, dots whatever the separator).
     pub fn progress_topic(&self) -> String {
-        self.progress_topic.clone()
+        self.progress.topic.clone()
     }
 }
 

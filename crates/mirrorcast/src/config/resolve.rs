@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::client::{self, ClientSettings, Setting};
 use super::properties::{self, RawProperties};
 use super::{ClientRole, ClusterConfig, Config, ConfigError, ConfigErrors, FlowConfig};
-use super::{GroupsConfig, OffsetSyncsConfig};
+use super::{GroupsConfig, HeartbeatsConfig, OffsetSyncsConfig, ProgressConfig};
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
 use crate::topics::config_sync::ConfigFilter;
@@ -294,137 +294,170 @@ fn resolve_flow(
             ),
         ));
     }
-    let replication_factor = look.positive("replication.factor", 2i32, errors);
-    let refresh_enabled = look.bool("refresh.topics.enabled", true, errors);
-    let refresh_secs = look.positive("refresh.topics.interval.seconds", 600u64, errors);
-    let progress_ms = look.positive("offset.flush.interval.ms", 1000u64, errors);
-    let config_sync_enabled = look.bool("sync.topic.configs.enabled", true, errors);
-    let config_sync_secs = look.positive("sync.topic.configs.interval.seconds", 600u64, errors);
-    // MM2 before 3.0 called the exclude list a blacklist; honour the old name too.
-    let exclude_key = if look.get("config.properties.exclude").is_none()
-        && look.get("config.properties.blacklist").is_some()
-    {
-        "config.properties.blacklist"
-    } else {
-        "config.properties.exclude"
+    let interval = |enabled: &str, seconds: &str, errors: &mut Vec<ConfigError>| {
+        let enabled = look.bool(enabled, true, errors);
+        let seconds = look.positive(seconds, 600u64, errors);
+        enabled.then(|| Duration::from_secs(seconds))
     };
-    let config_exclude = look.patterns(exclude_key, DEFAULT_CONFIG_EXCLUDE, errors);
-    let (defaults_key, defaults_from) = look.string("use.defaults.from", "target");
-    let defaults_from_source = match defaults_from.trim() {
-        "source" => true,
-        "target" => false,
-        other => {
-            errors.push(raw.error(
-                &defaults_key,
-                format!("`{other}` is neither `source` nor `target`"),
-            ));
-            false
-        }
-    };
-    let sync_deletions = look.bool("sync.topic.deletions.enabled", false, errors);
-    let offset_syncs_enabled = look.bool("emit.offset-syncs.enabled", true, errors);
-    let (location_key, location) = look.string("offset-syncs.topic.location", "source");
-    let on_source = match location.trim() {
-        "source" => true,
-        "target" => false,
-        other => {
-            errors.push(raw.error(
-                &location_key,
-                format!("`{other}` is neither `source` nor `target`"),
-            ));
-            true
-        }
-    };
-    let lag_max = look.parse("offset.lag.max", 100i64, "a whole number", errors);
-    let offset_syncs_rf = look.positive("offset-syncs.topic.replication.factor", 3i32, errors);
-    let groups_filter = TopicFilter {
-        include: look.patterns("groups", ".*", errors),
-        exclude: look.patterns(
-            "groups.exclude",
-            "console-consumer-.*, connect-.*, __.*",
-            errors,
-        ),
-    };
-    let checkpoints_enabled = look.bool("emit.checkpoints.enabled", true, errors);
-    let checkpoint_secs = look.parse(
-        "emit.checkpoints.interval.seconds",
-        60u64,
-        "a whole number",
-        errors,
-    );
-    let group_sync_enabled = look.bool("sync.group.offsets.enabled", false, errors);
-    let group_sync_secs = look.parse(
-        "sync.group.offsets.interval.seconds",
-        60u64,
-        "a whole number",
-        errors,
-    );
-    let checkpoints_rf = look.positive("checkpoints.topic.replication.factor", 3i32, errors);
-    let heartbeats_enabled = look.bool("emit.heartbeats.enabled", true, errors);
-    let heartbeat_secs = look.parse(
-        "emit.heartbeats.interval.seconds",
-        1u64,
-        "a whole number",
-        errors,
-    );
-    let heartbeats_replication_factor =
-        look.positive("heartbeats.topic.replication.factor", 3i32, errors);
-    let acl_sync_enabled = look.bool("sync.topic.acls.enabled", true, errors);
-    let acl_sync_secs = look.positive("sync.topic.acls.interval.seconds", 600u64, errors);
-    let progress_topic_partitions = look.positive("offset.storage.partitions", 25i32, errors);
-    // As MM2's worker config: the top-level key wins over the target cluster's.
-    let progress_topic = raw
-        .get("offset.storage.topic")
-        .or_else(|| raw.get(&format!("{target}.offset.storage.topic")))
-        .map(|e| e.value.clone())
-        .unwrap_or_else(|| format!("mm2-offsets.{source}.internal"));
-    let progress_topic_replication_factor =
-        look.positive("offset.storage.replication.factor", 3i32, errors);
-    if errors.len() > before {
-        return None;
-    }
-    Some(FlowConfig {
+    let flow = FlowConfig {
         source: source.to_string(),
         target: target.to_string(),
         topics,
+        replication_factor: look.positive("replication.factor", 2i32, errors),
+        refresh_topics_interval: interval(
+            "refresh.topics.enabled",
+            "refresh.topics.interval.seconds",
+            errors,
+        ),
+        config_sync_interval: interval(
+            "sync.topic.configs.enabled",
+            "sync.topic.configs.interval.seconds",
+            errors,
+        ),
+        config_filter: look.config_filter(errors),
+        acl_sync_interval: interval(
+            "sync.topic.acls.enabled",
+            "sync.topic.acls.interval.seconds",
+            errors,
+        ),
+        sync_deletions: look.bool("sync.topic.deletions.enabled", false, errors),
+        progress: look.progress(source, target, errors),
+        offset_syncs: look.offset_syncs(source, target, &separator, errors),
+        heartbeats: look.heartbeats(errors),
+        groups: look.groups(source, &separator, errors),
+        // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
-        replication_factor,
-        refresh_topics_interval: refresh_enabled.then(|| Duration::from_secs(refresh_secs)),
-        config_sync_interval: config_sync_enabled.then(|| Duration::from_secs(config_sync_secs)),
-        config_filter: ConfigFilter {
-            exclude: config_exclude,
-            defaults_from_source,
-        },
-        sync_deletions,
-        acl_sync_interval: acl_sync_enabled.then(|| Duration::from_secs(acl_sync_secs)),
-        progress_interval: Duration::from_millis(progress_ms),
-        progress_topic,
-        progress_connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
-        progress_topic_partitions,
-        progress_topic_replication_factor,
-        offset_syncs: offset_syncs_enabled.then(|| OffsetSyncsConfig {
+    };
+    (errors.len() == before).then_some(flow)
+}
+
+/// The settings of one part of a flow, each from its MM2 keys and defaults.
+impl FlowLookup<'_> {
+    fn either(&self, key: &str, a: &str, b: &str, errors: &mut Vec<ConfigError>) -> bool {
+        let (key, value) = self.string(key, a);
+        match value.trim() {
+            v if v == a => true,
+            v if v == b => false,
+            other => {
+                errors.push(
+                    self.raw
+                        .error(&key, format!("`{other}` is neither `{a}` nor `{b}`")),
+                );
+                true
+            }
+        }
+    }
+
+    /// Every interval of `*.interval.seconds` that can be 0 to turn the job off.
+    fn seconds_or_off(&self, key: &str, errors: &mut Vec<ConfigError>) -> Option<Duration> {
+        let seconds = self.parse(key, 60u64, "a whole number", errors);
+        (seconds > 0).then(|| Duration::from_secs(seconds))
+    }
+
+    fn config_filter(&self, errors: &mut Vec<ConfigError>) -> ConfigFilter {
+        // MM2 before 3.0 called the exclude list a blacklist; honour the old name too.
+        let exclude_key = if self.get("config.properties.exclude").is_none()
+            && self.get("config.properties.blacklist").is_some()
+        {
+            "config.properties.blacklist"
+        } else {
+            "config.properties.exclude"
+        };
+        ConfigFilter {
+            exclude: self.patterns(exclude_key, DEFAULT_CONFIG_EXCLUDE, errors),
+            // `use.defaults.from` is `target` unless it says `source`.
+            defaults_from_source: !self.either("use.defaults.from", "target", "source", errors),
+        }
+    }
+
+    fn progress(
+        &self,
+        source: &str,
+        target: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> ProgressConfig {
+        ProgressConfig {
+            interval: Duration::from_millis(self.positive(
+                "offset.flush.interval.ms",
+                1000u64,
+                errors,
+            )),
+            // As MM2's worker config: the top-level key wins over the target cluster's.
+            topic: self
+                .raw
+                .get("offset.storage.topic")
+                .or_else(|| self.raw.get(&format!("{target}.offset.storage.topic")))
+                .map(|e| e.value.clone())
+                .unwrap_or_else(|| format!("mm2-offsets.{source}.internal")),
+            connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
+            partitions: self.positive("offset.storage.partitions", 25i32, errors),
+            replication_factor: self.positive("offset.storage.replication.factor", 3i32, errors),
+        }
+    }
+
+    fn offset_syncs(
+        &self,
+        source: &str,
+        target: &str,
+        separator: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<OffsetSyncsConfig> {
+        let enabled = self.bool("emit.offset-syncs.enabled", true, errors);
+        let on_source = self.either("offset-syncs.topic.location", "source", "target", errors);
+        let alias = if on_source { target } else { source };
+        let syncs = OffsetSyncsConfig {
             on_source,
-            topic: {
-                let alias = if on_source { target } else { source };
-                let sep = &separator;
-                format!("mm2-offset-syncs{sep}{alias}{sep}internal")
-            },
-            lag_max,
-            replication_factor: offset_syncs_rf,
-        }),
-        heartbeat_interval: (heartbeats_enabled && heartbeat_secs > 0)
-            .then(|| Duration::from_secs(heartbeat_secs)),
-        heartbeats_replication_factor,
-        groups: GroupsConfig {
-            filter: groups_filter,
-            checkpoint_interval: (checkpoints_enabled && checkpoint_secs > 0)
-                .then(|| Duration::from_secs(checkpoint_secs)),
-            sync_interval: (group_sync_enabled && group_sync_secs > 0)
-                .then(|| Duration::from_secs(group_sync_secs)),
+            topic: format!("mm2-offset-syncs{separator}{alias}{separator}internal"),
+            lag_max: self.parse("offset.lag.max", 100i64, "a whole number", errors),
+            replication_factor: self.positive(
+                "offset-syncs.topic.replication.factor",
+                3i32,
+                errors,
+            ),
+        };
+        enabled.then_some(syncs)
+    }
+
+    fn heartbeats(&self, errors: &mut Vec<ConfigError>) -> Option<HeartbeatsConfig> {
+        let enabled = self.bool("emit.heartbeats.enabled", true, errors);
+        let interval = self.parse(
+            "emit.heartbeats.interval.seconds",
+            1u64,
+            "a whole number",
+            errors,
+        );
+        let replication_factor = self.positive("heartbeats.topic.replication.factor", 3i32, errors);
+        (enabled && interval > 0).then(|| HeartbeatsConfig {
+            interval: Duration::from_secs(interval),
+            replication_factor,
+        })
+    }
+
+    fn groups(&self, source: &str, separator: &str, errors: &mut Vec<ConfigError>) -> GroupsConfig {
+        let filter = TopicFilter {
+            include: self.patterns("groups", ".*", errors),
+            exclude: self.patterns(
+                "groups.exclude",
+                "console-consumer-.*, connect-.*, __.*",
+                errors,
+            ),
+        };
+        let checkpoints = self.bool("emit.checkpoints.enabled", true, errors);
+        let checkpoint_interval = self.seconds_or_off("emit.checkpoints.interval.seconds", errors);
+        let group_sync = self.bool("sync.group.offsets.enabled", false, errors);
+        let sync_interval = self.seconds_or_off("sync.group.offsets.interval.seconds", errors);
+        GroupsConfig {
+            filter,
+            checkpoint_interval: checkpoint_interval.filter(|_| checkpoints),
+            sync_interval: sync_interval.filter(|_| group_sync),
             checkpoints_topic: format!("{source}{separator}checkpoints{separator}internal"),
-            checkpoints_replication_factor: checkpoints_rf,
-        },
-    })
+            checkpoints_replication_factor: self.positive(
+                "checkpoints.topic.replication.factor",
+                3i32,
+                errors,
+            ),
+        }
+    }
 }
 
 fn parse_bool(value: &str) -> Option<bool> {

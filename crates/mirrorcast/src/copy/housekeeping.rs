@@ -59,7 +59,7 @@ impl<T: Target> Lane<T> {
         }
         self.serve_target_events();
         self.handle_deliveries(io);
-        if self.timers.progress_due(self.flow.progress_interval) {
+        if self.timers.progress_due(self.flow.progress.interval) {
             self.write_progress();
         }
         if self.timers.last_publish.elapsed() >= PUBLISH_EVERY {
@@ -102,7 +102,7 @@ impl<T: Target> Lane<T> {
                 continue;
             };
             let key = codec::encode_key(
-                &self.flow.progress_connector,
+                &self.flow.progress.connector,
                 &self.flow.source,
                 &state.source_topic,
                 state.partition,
@@ -148,7 +148,7 @@ impl<T: Target> Lane<T> {
 
     /// Writes MM2's heartbeat to the target's `heartbeats` topic when one is due.
     fn heartbeat(&mut self) {
-        let Some(interval) = self.flow.heartbeat_interval else {
+        let Some(interval) = self.flow.heartbeats.as_ref().map(|h| h.interval) else {
             return;
         };
         if !self.timers.heartbeat_due(interval) {

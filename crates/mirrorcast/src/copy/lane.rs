@@ -232,7 +232,7 @@ impl<T: Target> Lane<T> {
             state.retired = true;
             state.mode = Mode::Waiting(Instant::now());
             let key = codec::encode_key(
-                &self.flow.progress_connector,
+                &self.flow.progress.connector,
                 &self.flow.source,
                 topic,
                 partition,
@@ -383,7 +383,7 @@ impl<T: Target> Lane<T> {
         self.queue.waited(waiting);
         self.handle_deliveries(io);
         // A slow target must not widen the window re-copied after a crash.
-        if self.timers.progress_due(self.flow.progress_interval) {
+        if self.timers.progress_due(self.flow.progress.interval) {
             self.write_progress();
         }
         if self.partitions[slot].ledger.epoch() != epoch {

@@ -43,8 +43,8 @@ fn harness(targets: usize, capacity: usize) -> Harness {
     let (mut lanes, mut fakes, mut senders, mut own) = (vec![], vec![], vec![], vec![]);
     for (index, name) in TARGETS.iter().take(targets).enumerate() {
         let mut flow = flows.iter().find(|f| f.target == *name).unwrap().clone();
-        flow.progress_interval = Duration::from_millis(20);
-        flow.heartbeat_interval = None;
+        flow.progress.interval = Duration::from_millis(20);
+        flow.heartbeats = None;
         let (sender, commands) = mpsc::channel();
         let target = FakeTarget::new(capacity);
         lanes.push(Lane::new(LaneSetup {

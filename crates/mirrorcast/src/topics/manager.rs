@@ -104,7 +104,7 @@ impl TopicManager {
                 progress::load(
                     &self.target_consumer,
                     &progress_topic,
-                    &self.flow.progress_connector,
+                    &self.flow.progress.connector,
                     &self.flow.source,
                 )
             })
@@ -218,15 +218,15 @@ impl TopicManager {
         let compact = [("cleanup.policy".to_string(), "compact".to_string())];
         target.ensure_topic(
             &self.flow.progress_topic(),
-            self.flow.progress_topic_partitions,
-            self.flow.progress_topic_replication_factor,
+            self.flow.progress.partitions,
+            self.flow.progress.replication_factor,
             &compact,
         )?;
-        if self.flow.heartbeat_interval.is_some() {
+        if let Some(heartbeats) = &self.flow.heartbeats {
             target.ensure_topic(
                 crate::policy::HEARTBEATS_TOPIC,
                 1,
-                self.flow.heartbeats_replication_factor,
+                heartbeats.replication_factor,
                 &compact,
             )?;
         }
