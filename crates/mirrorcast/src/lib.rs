@@ -2,20 +2,22 @@
 //! writes MirrorMaker 2's internal topics, built first for broadcast (one source, many targets).
 //!
 //! # Layout
-//! - [`config`]: the MM2 properties file, resolved into clusters and flows (pure).
-//! - [`policy`], [`filter`]: replication policies and topic filters (pure).
-//! - [`progress`]: copy progress in `mm2-offsets.<source>.internal`; [`progress::codec`] is
-//!   MM2's byte format (pure).
-//! - [`topics`]: which topics a flow copies; the topic manager (create, grow, configs, ACLs,
-//!   deletions) against a `ClusterAdmin` seam.
-//! - [`offsets`]: offset syncs, checkpoints and heartbeats: MM2 bytes and translation (pure).
-//! - [`copy`]: the copy loop of one flow: source partitions → same partitions on the target.
-//! - [`flow`]: one flow at run time (topic manager + copier threads).
-//! - [`demo`]: the scenario on one machine: event producer, consumers, `mirrorcast demo`.
-//! - [`clients`]: librdkafka client settings: our defaults, the user's, and what we enforce.
-//! - [`acls`]: which topic ACLs are copied and how (pure).
-//! - [`admin_ext`]: librdkafka admin calls rust-rdkafka does not wrap (all of the `unsafe`).
-//! - [`backoff`], [`shutdown`]: retry pacing and the stop signal shared by every thread.
+//! - [`config`]: the MM2 properties file (or a KafkaMirrorMaker2 resource) resolved into
+//!   clusters and flows (pure).
+//! - `policy`, `filter`, [`acls`]: replication policies, name filters, which ACLs are copied
+//!   (pure).
+//! - `plan`: what the control plane tells the copier (`Route`, `Command`).
+//! - [`topics`]: the topic manager (create, grow, configs, ACLs, deletions) against the
+//!   [`topics::ClusterAdmin`] seam, its schedule and rounds.
+//! - `copy`: the copy of one source's flows: read once, produce to every target, progress only
+//!   for what was acknowledged; generic over a reader and a target, tested against fakes.
+//! - [`progress`], [`offsets`]: MM2's internal records (bytes, translation, checkpoints).
+//! - [`flow`]: the threads of a running process, in bootstrap order.
+//! - [`kafka`]: librdkafka clients, the admin client, the FFI module (the crate's only
+//!   `unsafe`), reading a topic to its end.
+//! - [`observe`]: metrics, status, the HTTP server.
+//! - [`demo`]: the scenario on one machine (`mirrorcast demo` needs the `demo` feature).
+//! - `health`, `backoff`, [`shutdown`]: log once per change, retry pacing, the stop signal.
 
 #![deny(unsafe_code)]
 

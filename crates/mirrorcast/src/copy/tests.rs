@@ -202,8 +202,8 @@ fn a_slow_target_leaves_the_shared_reader_then_catches_up_and_rejoins() {
     assert_eq!(readers.own[1].position("t", 0), None, "own reader released");
 }
 
-#[test]
-fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() {
+/// One lane whose target acknowledged t[0]'s first ten records and holds the next ten.
+fn ten_acknowledged_and_ten_in_flight() -> Harness {
     let mut h = harness(1, 1000);
     h.source.produce("t", 0, 10);
     h.start(0, &[], 1);
@@ -213,6 +213,12 @@ fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() 
     h.run_until("ten records in flight", |h| {
         h.targets[0].0.borrow().in_flight_len() == 10
     });
+    h
+}
+
+#[test]
+fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() {
+    let mut h = ten_acknowledged_and_ten_in_flight();
     {
         let mut target = h.targets[0].state();
         target.fail_next = vec![("t".into(), 0)];
@@ -228,15 +234,7 @@ fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() 
 
 #[test]
 fn a_fatal_producer_error_replaces_the_producer_and_copies_the_unacknowledged_again() {
-    let mut h = harness(1, 1000);
-    h.source.produce("t", 0, 10);
-    h.start(0, &[], 1);
-    h.run_until("the first records", |h| h.has(0, 0, 10));
-    h.targets[0].state().acknowledging = false;
-    h.source.produce("t", 0, 10);
-    h.run_until("ten records in flight", |h| {
-        h.targets[0].0.borrow().in_flight_len() == 10
-    });
+    let mut h = ten_acknowledged_and_ten_in_flight();
     h.targets[0].state().fatal = true;
     h.run_until("a new producer", |h| h.targets[0].state().replaced == 1);
     h.targets[0].state().acknowledging = true;

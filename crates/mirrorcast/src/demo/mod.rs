@@ -12,7 +12,9 @@ pub mod events;
 #[cfg(feature = "demo")]
 pub mod scenario;
 
+/// What can stop the demo.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DemoError {
     #[cfg(feature = "demo")]
     #[error(transparent)]

@@ -18,7 +18,9 @@ use rdkafka_sys::bindings::{
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
 use crate::topics::config_sync::ConfigOp;
 
+/// What a librdkafka admin call rust-rdkafka does not wrap can report.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdminExtError {
     #[error("invalid request: {0}")]
     Invalid(String),

@@ -17,7 +17,9 @@ use super::clients::ClientLog;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What can go wrong reading a topic to its end.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum LogReadError {
     #[error(transparent)]
     Kafka(#[from] KafkaError),

@@ -23,7 +23,9 @@ use crate::topics::replicated_topics;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What can go wrong translating consumer group offsets and writing checkpoints.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum GroupsError {
     #[error(transparent)]
     Kafka(#[from] rdkafka::error::KafkaError),

@@ -23,7 +23,9 @@ mod fake;
 pub(crate) mod manager;
 mod schedule;
 
+/// What can go wrong managing topics on a cluster.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TopicError {
     #[error(transparent)]
     Kafka(#[from] KafkaError),
