@@ -1,7 +1,7 @@
 //! The flows (`source->target`) at run time: per flow a topic manager thread that keeps remote
 //! topics in place and tells the copier what to copy, and a checkpoint thread; per source one
 //! copier thread that reads the source once for all its flows. A stalled or unreachable target
-//! only ever holds back its own flow: its lane leaves the shared reader (see [`copy`]).
+//! only ever holds back its own flow: its lane leaves the shared reader (see `copy`).
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;

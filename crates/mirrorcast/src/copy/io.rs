@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, OwnedHeaders};
 use rdkafka::{Message, Offset};
 
 use super::delivery::{Delivery, Tag};
@@ -121,14 +121,8 @@ impl SourceRecord for BorrowedMessage<'_> {
     }
 
     fn headers(&self) -> Option<OwnedHeaders> {
-        let headers = Message::headers(self)?;
-        let mut copy = OwnedHeaders::new_with_capacity(headers.count());
-        for header in headers.iter() {
-            copy = copy.insert(Header {
-                key: header.key,
-                value: header.value,
-            });
-        }
-        Some(copy)
+        // The whole list, copied by librdkafka: keys stay bytes (rust-rdkafka's per-header
+        // accessors would panic on a key that is not UTF-8 and kill the copier).
+        Message::headers(self).map(BorrowedHeaders::detach)
     }
 }

@@ -1,12 +1,15 @@
-//! librdkafka admin calls that rust-rdkafka does not wrap, behind a small safe API. All the
-//! `unsafe` of the crate lives here: each call builds its request, waits on its own result
-//! queue, and frees every librdkafka object it created on every path (RAII guards).
+//! librdkafka calls that rust-rdkafka does not wrap, behind a small safe API: admin calls
+//! (incremental alter configs, ACLs, cached watermarks) and record headers whose keys are any
+//! bytes. All the `unsafe` of the crate lives here: each admin call builds its request, waits
+//! on its own result queue, and frees every librdkafka object it created on every path (RAII
+//! guards); one unsafe block per foreign call.
 
 use std::ffi::{CStr, CString};
 use std::time::Duration;
 
 use rdkafka::client::Client;
 use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::message::{BorrowedHeaders, BorrowedMessage, OwnedHeaders};
 use rdkafka::ClientContext;
 use rdkafka_sys as rdsys;
 use rdkafka_sys::bindings::{
@@ -405,4 +408,106 @@ pub fn cached_high_watermark<C: ClientContext>(
         )
     };
     (code == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+}
+
+// Record headers with any bytes as keys. rust-rdkafka's header accessors turn each key into a
+// `&str` with `unwrap()` (a key that is not UTF-8 panics), and `OwnedHeaders::insert` takes
+// `&str` keys; Kafka's headers are bytes. (The copier itself copies header lists whole with
+// `BorrowedHeaders::detach`, which never looks at the keys.)
+
+/// A header list: (key, value) in order, duplicates and null values included.
+pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+/// The headers of a consumed record, keys as bytes.
+pub fn raw_headers(message: &BorrowedMessage<'_>) -> RawHeaders {
+    let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: a live message; librdkafka points `headers` at a list the message owns.
+    let code = unsafe { rdsys::rd_kafka_message_headers(message.ptr(), &mut headers) };
+    if code != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || headers.is_null() {
+        return RawHeaders::new();
+    }
+    read_header_list(headers)
+}
+
+/// The headers of an [`OwnedHeaders`], keys as bytes.
+pub fn owned_raw_headers(headers: &OwnedHeaders) -> RawHeaders {
+    read_header_list(native_header_list(headers))
+}
+
+/// Headers for a producer, keys as bytes.
+pub fn raw_owned_headers(pairs: &[(&[u8], Option<&[u8]>)]) -> OwnedHeaders {
+    let headers = OwnedHeaders::new_with_capacity(pairs.len());
+    let list = native_header_list(&headers);
+    for (key, value) in pairs {
+        let (value_ptr, value_len) = match value {
+            Some(v) => (v.as_ptr().cast::<std::ffi::c_void>(), v.len() as isize),
+            None => (std::ptr::null(), 0),
+        };
+        // SAFETY: a live, writable list (new above); librdkafka copies name and value.
+        unsafe {
+            rdsys::rd_kafka_header_add(
+                list,
+                key.as_ptr().cast(),
+                key.len() as isize,
+                value_ptr,
+                value_len,
+            )
+        };
+    }
+    headers
+}
+
+/// rust-rdkafka lends a header list as a `&BorrowedHeaders` placed at the native list's address
+/// (its own `as_native_ptr` reads it back the same way); `OwnedHeaders` keeps the native
+/// pointer to itself.
+fn native_header_list(headers: &OwnedHeaders) -> *mut rdsys::rd_kafka_headers_t {
+    let borrowed: &BorrowedHeaders = headers.as_borrowed();
+    borrowed as *const BorrowedHeaders as *mut rdsys::rd_kafka_headers_t
+}
+
+fn read_header_list(list: *const rdsys::rd_kafka_headers_t) -> RawHeaders {
+    let mut out = RawHeaders::new();
+    for index in 0.. {
+        let mut name: *const std::ffi::c_char = std::ptr::null();
+        let mut value: *const std::ffi::c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: a live list; the out-parameters are set to memory the list owns.
+        let code = unsafe {
+            rdsys::rd_kafka_header_get_all(list, index, &mut name, &mut value, &mut size)
+        };
+        if code != rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            break;
+        }
+        // SAFETY: librdkafka keeps header names NUL-terminated; it outlives this copy.
+        let key = unsafe { CStr::from_ptr(name) }.to_bytes().to_vec();
+        let value = (!value.is_null()).then(|| {
+            // SAFETY: `size` bytes at `value`, owned by the list, copied here.
+            unsafe { std::slice::from_raw_parts(value.cast::<u8>(), size) }.to_vec()
+        });
+        out.push((key, value));
+    }
+    out
+}
+
+#[cfg(test)]
+mod header_tests {
+    use super::*;
+
+    #[test]
+    fn header_keys_and_values_of_any_bytes_round_trip_in_order() {
+        let pairs: [(&[u8], Option<&[u8]>); 4] = [
+            (b"\xff\xfe not utf-8", Some(b"\x00\x01")),
+            (b"trace-id", None),
+            (b"trace-id", Some(b"")),
+            (b"\xc3\x28", Some(b"v")),
+        ];
+        let headers = raw_owned_headers(&pairs);
+        let expected: RawHeaders = pairs
+            .iter()
+            .map(|(k, v)| (k.to_vec(), v.map(<[u8]>::to_vec)))
+            .collect();
+        assert_eq!(owned_raw_headers(&headers), expected);
+        // A whole-list copy (what the copier sends) keeps them too.
+        assert_eq!(owned_raw_headers(&headers.as_borrowed().detach()), expected);
+    }
 }

@@ -2,7 +2,7 @@
 //! client settings and logs ([`clients`]), the admin client behind
 //! [`crate::topics::ClusterAdmin`] ([`admin`]), the librdkafka calls rust-rdkafka does not wrap
 //! ([`ffi`], the only `unsafe` of the crate), and reading a compacted topic to its end
-//! ([`log_reader`]: progress, created-topic marks, offset syncs).
+//! (`log_reader`: progress, created-topic marks, offset syncs).
 
 pub mod admin;
 pub mod clients;

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use serde::Serialize;
 
@@ -231,14 +230,10 @@ impl Explorer {
                 offset: message.offset(),
                 timestamp_ms: message.timestamp().to_millis(),
                 key: text(message.key()),
-                headers: message
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_string(), text(h.value)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                headers: crate::kafka::ffi::raw_headers(&message)
+                    .into_iter()
+                    .map(|(key, value)| (readable(&key), value.as_deref().map(readable)))
+                    .collect(),
                 value: text(message.payload()),
             });
             if remaining

@@ -8,8 +8,9 @@ use localcluster::Storage;
 
 const TARGETS: [&str; 2] = ["northamerica", "southamerica"];
 
-/// Keyed and unkeyed records, null and empty values, binary headers with repeated keys and
-/// null values, explicit timestamps days in the past (inside the default 7-day retention).
+/// Keyed and unkeyed records, null and empty values, binary headers with repeated keys, null
+/// values and keys that are not UTF-8 (which once killed the copier), explicit timestamps days
+/// in the past (inside the default 7-day retention).
 fn records_for(partitions: i32, per_partition: usize) -> Vec<(i32, TestRecord)> {
     let base = now_ms() - 3 * 24 * 3600 * 1000;
     let mut records = Vec::new();
@@ -29,6 +30,10 @@ fn records_for(partitions: i32, per_partition: usize) -> Vec<(i32, TestRecord)> 
             let headers = match n % 4 {
                 0 => vec![],
                 1 => vec![("trace".into(), Some(vec![1, 2, 3]))],
+                2 => vec![
+                    (vec![0xff, 0xfe, b'k'], Some(vec![n as u8])),
+                    (vec![0xc3, 0x28], None),
+                ],
                 _ => vec![
                     ("dup".into(), Some(vec![0xde, 0xad])),
                     ("nil".into(), None),

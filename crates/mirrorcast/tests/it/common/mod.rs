@@ -10,7 +10,7 @@ use localcluster::{Clusters, Storage};
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::message::BorrowedMessage;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 
@@ -150,25 +150,18 @@ pub fn topic_partitions(bootstrap: &str, topic: &str) -> Option<i32> {
 pub struct TestRecord {
     pub key: Option<Vec<u8>>,
     pub value: Option<Vec<u8>>,
-    pub headers: Vec<(String, Option<Vec<u8>>)>,
+    /// Keys as bytes: Kafka's header keys need not be UTF-8.
+    pub headers: mirrorcast::kafka::ffi::RawHeaders,
     pub timestamp: i64,
 }
 
 impl TestRecord {
     /// What a consumed message holds of a record.
-    pub fn of(message: &impl Message) -> Self {
-        let headers = message
-            .headers()
-            .map(|h| {
-                h.iter()
-                    .map(|h| (h.key.to_string(), h.value.map(<[u8]>::to_vec)))
-                    .collect()
-            })
-            .unwrap_or_default();
+    pub fn of(message: &BorrowedMessage<'_>) -> Self {
         TestRecord {
             key: message.key().map(<[u8]>::to_vec),
             value: message.payload().map(<[u8]>::to_vec),
-            headers,
+            headers: mirrorcast::kafka::ffi::raw_headers(message),
             timestamp: message.timestamp().to_millis().unwrap_or(-1),
         }
     }
@@ -203,13 +196,12 @@ impl TestProducer {
     pub fn send_all(&self, topic: &str, records: &[(i32, TestRecord)]) {
         let producer = &self.0;
         for (partition, record) in records {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (k, v) in &record.headers {
-                headers = headers.insert(Header {
-                    key: k,
-                    value: v.as_deref(),
-                });
-            }
+            let pairs: Vec<(&[u8], Option<&[u8]>)> = record
+                .headers
+                .iter()
+                .map(|(k, v)| (k.as_slice(), v.as_deref()))
+                .collect();
+            let headers = mirrorcast::kafka::ffi::raw_owned_headers(&pairs);
             let mut base: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(topic)
                 .partition(*partition)
                 .timestamp(record.timestamp)
