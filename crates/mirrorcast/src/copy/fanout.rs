@@ -6,13 +6,16 @@
 //! a rewind of the shared reader for another lane). A lane that is behind, because its target
 //! was slow or down, catches up on a reader of its own and rejoins once it reaches the shared
 //! position, so a slow target never holds the others back and targets that keep up cost one
-//! read of the source between them.
+//! read of the source between them. The shared reader follows the front-runners: a lane far
+//! ahead of it (an up-to-date target, while the reader serves one that is backfilling) takes
+//! it over, and the lanes behind continue on their own readers.
 
 use rdkafka::Offset;
 
 /// How far (in records) the shared reader may be moved back for a lane to join it. Moving it
 /// back re-reads that many records for the lanes already on it (they skip them); beyond this a
-/// lane catches up on its own reader instead.
+/// lane catches up on its own reader instead. The same distance ahead of the reader, a lane
+/// takes it over rather than wait for it to read that far.
 pub const JOIN_GAP: i64 = 10_000;
 
 /// The shared reader's state for one source partition.
@@ -23,6 +26,9 @@ pub struct SharedCursor {
     /// The offset the shared reader hands out next: where it was assigned, then one past the
     /// last record handed out. `None` while the partition is not assigned.
     next: Option<Offset>,
+    /// Lanes (with slots) moved off by a lane that took the reader over: they must continue on
+    /// their own readers.
+    displaced: Vec<(usize, usize)>,
 }
 
 /// What joining the shared reader takes.
@@ -32,6 +38,9 @@ pub enum Join {
     Assign(Offset),
     /// Read there as it is (records before the lane's position are skipped).
     Share,
+    /// Far ahead of where the reader is: reassign it at this offset; the lanes reading there
+    /// now are displaced to their own readers.
+    TakeOver(Offset),
     /// Too far behind: catch up on the lane's own reader first.
     CatchUp,
 }
@@ -62,6 +71,10 @@ impl SharedCursor {
             return Join::Assign(from);
         };
         match (from, at) {
+            (Offset::Offset(f), Offset::Offset(n)) if f - n > JOIN_GAP => Join::TakeOver(from),
+            // The log's start is unknown here: taken as 0 (if retention moved it, the lanes
+            // behind catch up quickly and rejoin).
+            (Offset::Offset(f), Offset::Beginning) if f > JOIN_GAP => Join::TakeOver(from),
             (Offset::Offset(f), Offset::Offset(n)) if f >= n => Join::Share,
             (Offset::Offset(f), Offset::Offset(n)) if n - f <= JOIN_GAP => Join::Assign(from),
             // Nothing handed out yet: the lane skips up to its own position.
@@ -85,6 +98,27 @@ impl SharedCursor {
     pub fn remove(&mut self, lane: usize) -> bool {
         self.sharing.retain(|(l, _)| *l != lane);
         self.sharing.is_empty() && self.next.is_some()
+    }
+
+    /// Lane `lane` took the reader over: every other lane reading here is displaced.
+    pub fn displace_all_but(&mut self, lane: usize) {
+        let (stay, moved): (Vec<_>, Vec<_>) = self.sharing.iter().partition(|(l, _)| *l == lane);
+        self.sharing = stay;
+        self.displaced.extend(moved);
+    }
+
+    pub fn has_displaced(&self) -> bool {
+        !self.displaced.is_empty()
+    }
+
+    /// The slots of lane `lane` displaced since the last call.
+    pub fn take_displaced(&mut self, lane: usize) -> Vec<usize> {
+        if self.displaced.is_empty() {
+            return Vec::new();
+        }
+        let (mine, others): (Vec<_>, Vec<_>) = self.displaced.iter().partition(|(l, _)| *l == lane);
+        self.displaced = others;
+        mine.into_iter().map(|(_, slot)| slot).collect()
     }
 
     /// The shared reader was (re)assigned at `offset`.
@@ -154,6 +188,28 @@ mod tests {
             Join::Assign(Offset::Beginning)
         );
         assert_eq!(c.join(1, Offset::Beginning), Join::CatchUp);
+    }
+
+    #[test]
+    fn a_lane_far_ahead_takes_the_reader_over_and_the_lanes_behind_are_displaced() {
+        let mut c = cursor_at(Offset::Offset(100), &[0, 2]);
+        let ahead = 100 + JOIN_GAP + 1;
+        assert_eq!(
+            c.join(1, Offset::Offset(ahead)),
+            Join::TakeOver(Offset::Offset(ahead))
+        );
+        assert_eq!(c.join(1, Offset::Offset(100 + JOIN_GAP)), Join::Share);
+        let backfilling = cursor_at(Offset::Beginning, &[0]);
+        assert_eq!(
+            backfilling.join(1, Offset::Offset(JOIN_GAP + 1)),
+            Join::TakeOver(Offset::Offset(JOIN_GAP + 1))
+        );
+        c.add(1, 5);
+        c.displace_all_but(1);
+        assert_eq!(c.sharing(), &[(1, 5)]);
+        assert_eq!(c.take_displaced(2), vec![0]);
+        assert_eq!(c.take_displaced(0), vec![0]);
+        assert!(c.take_displaced(0).is_empty());
     }
 
     #[test]

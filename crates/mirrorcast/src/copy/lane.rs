@@ -486,6 +486,7 @@ impl<T: Target> Lane<T> {
     /// Hands due partitions back to a reader; moves partitions that caught up back to the
     /// shared reader.
     pub fn resume_due_partitions<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        self.move_displaced(io);
         let now = Instant::now();
         for slot in 0..self.partitions.len() {
             let state = &self.partitions[slot];
@@ -513,6 +514,25 @@ impl<T: Target> Lane<T> {
                 self.stop_reading(slot, io);
                 self.start_reading(slot, io);
             }
+        }
+    }
+
+    /// Partitions another lane took the shared reader over from, far ahead of this lane (which
+    /// was backfilling): they continue on the lane's own reader from where the lane is.
+    fn move_displaced<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let mut moved = 0;
+        for slot in io.cursors.take_displaced(self.index) {
+            if self.partitions[slot].mode == Mode::Shared && self.read_on_own(slot, io) {
+                moved += 1;
+            }
+        }
+        if moved > 0 {
+            info!(
+                flow = %self.flow_name,
+                "{moved} partition(s) are far behind where the other targets of {} read: they \
+                 catch up on their own reader, and the others no longer wait for them",
+                self.flow.source
+            );
         }
     }
 

@@ -35,6 +35,8 @@ impl<R: Reader> Readers<R> {
 pub(crate) struct Cursors {
     list: Vec<(String, i32, SharedCursor)>,
     index: PartitionIndex,
+    /// A takeover displaced lanes that have not moved yet (saves a scan per round).
+    any_displaced: bool,
 }
 
 impl Cursors {
@@ -71,20 +73,40 @@ impl Cursors {
         from: Offset,
     ) -> Result<bool, KafkaError> {
         let (topic, partition, shared) = &mut self.list[cursor];
-        match shared.join(lane, from) {
+        let join = shared.join(lane, from);
+        match join {
             Join::CatchUp => return Ok(false),
             Join::Share => {}
-            Join::Assign(offset) => {
+            Join::Assign(offset) | Join::TakeOver(offset) => {
                 if shared.is_assigned() {
                     reader.unassign(topic, *partition)?;
                     shared.unassigned();
                 }
                 reader.assign(&[(topic.as_str(), *partition, offset)])?;
                 shared.assigned(offset);
+                if let Join::TakeOver(_) = join {
+                    shared.displace_all_but(lane);
+                    self.any_displaced = true;
+                }
             }
         }
         shared.add(lane, slot);
         Ok(true)
+    }
+
+    /// The slots of lane `lane` that another lane's takeover moved off the shared reader.
+    pub fn take_displaced(&mut self, lane: usize) -> Vec<usize> {
+        if !self.any_displaced {
+            return Vec::new();
+        }
+        let mut slots = Vec::new();
+        let mut left_for_others = false;
+        for (_, _, shared) in &mut self.list {
+            slots.extend(shared.take_displaced(lane));
+            left_for_others |= shared.has_displaced();
+        }
+        self.any_displaced = left_for_others;
+        slots
     }
 
     /// Lane `lane` stops reading partition `cursor` through the shared reader.

@@ -266,3 +266,27 @@ fn a_full_queue_while_catching_up_reads_the_refused_record_again() {
     );
     assert!(assigned.windows(2).all(|w| w[0] <= w[1]), "{calls:?}");
 }
+
+#[test]
+fn a_backfilling_target_never_holds_an_up_to_date_one_back() {
+    let mut h = harness(2, 1000);
+    let backlog = super::fanout::JOIN_GAP * 3;
+    h.source.produce("t", 0, backlog as usize);
+    // na is new (no progress) and its target slow; sa is up to date but for 50 records. na
+    // joins the shared reader first.
+    h.targets[0].state().acknowledging = false;
+    h.start(0, &[], 1);
+    h.start(1, &[(0, backlog - 51)], 1);
+    h.run_until("sa's 50 records", |h| h.has(1, 0, 50));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, backlog - 50..backlog));
+    let shared_reads = *h.copy.readers().shared.handed_out.borrow();
+    assert_eq!(shared_reads, 50, "the shared reader followed the backfill");
+    assert_eq!(h.mode(0, 0), Some(Mode::CatchingUp));
+
+    h.targets[0].state().acknowledging = true;
+    h.run_until("na's backfill and its return", |h| {
+        h.has(0, 0, backlog as usize) && h.mode(0, 0) == Some(Mode::Shared)
+    });
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..backlog));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, backlog - 50..backlog));
+}
