@@ -257,6 +257,5 @@ pub(crate) fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow:
     }
     shutdown.wait();
     info!("stopping: flushing what is in flight and storing progress");
-    flows.join();
-    Ok(())
+    flows.join().map_err(anyhow::Error::msg)
 }

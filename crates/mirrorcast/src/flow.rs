@@ -1,7 +1,9 @@
-//! The flows (`source->target`) at run time: per flow a topic manager thread that keeps remote
-//! topics in place and tells the copier what to copy, and a checkpoint thread; per source one
-//! copier thread that reads the source once for all its flows. A stalled or unreachable target
-//! only ever holds back its own flow: its lane leaves the shared reader (see `copy`).
+//! The flows (`source->target`) at run time, in bootstrap order: per flow a topic manager
+//! thread (internal topics, then the stored progress and `Resume`, then routes) and a
+//! checkpoint thread; per source one copier that reads the source once for all its flows. A
+//! stalled or unreachable target only ever holds back its own flow: its lane leaves the shared
+//! reader (see `copy`). Each source's threads run under a supervisor (`supervise`): a thread
+//! that dies fails its flows visibly and they restart.
 
 use std::sync::mpsc;
 use std::thread::JoinHandle;
@@ -12,81 +14,131 @@ use crate::kafka::clients::client_config;
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
 use crate::shutdown::Shutdown;
+use crate::supervise::{supervise, Policy, Watch};
 use crate::topics::manager::TopicManager;
 
-/// The running flows, and the copier threads to wait for at shutdown.
+/// The running flows, and the supervisors to wait for at shutdown.
 pub struct Running {
     pub flows: Vec<String>,
-    copiers: Vec<JoinHandle<()>>,
+    supervisors: Vec<JoinHandle<Result<(), String>>>,
 }
 
 impl Running {
     /// Waits until every copier has flushed and stored its progress after shutdown. The topic
     /// managers are not waited for: they hold no state, and one may be inside a metadata
-    /// request to an unreachable cluster.
-    pub fn join(self) {
-        for copier in self.copiers {
-            let _ = copier.join();
+    /// request to an unreachable cluster. `Err` names the sources whose flows kept failing
+    /// until the process gave up.
+    pub fn join(self) -> Result<(), String> {
+        let mut gave_up = Vec::new();
+        for supervisor in self.supervisors {
+            match supervisor.join() {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => gave_up.push(e),
+                Err(_) => gave_up.push("a supervisor thread panicked".to_string()),
+            }
+        }
+        if gave_up.is_empty() {
+            Ok(())
+        } else {
+            Err(gave_up.join("; "))
         }
     }
 }
 
-/// Starts every flow of `config`, one copier per source cluster.
+/// One source with the flows that read it.
+struct SourceFlows {
+    source: ClusterConfig,
+    flows: Vec<(FlowConfig, ClusterConfig)>,
+}
+
+/// Starts every flow of `config`, one supervised copier per source cluster.
 pub fn start_all(
     config: &Config,
     shutdown: &Shutdown,
     observe: &Observability,
 ) -> std::io::Result<Running> {
-    let mut by_source: Vec<(String, Vec<CopierSetup>)> = Vec::new();
-    let mut flows = Vec::new();
+    let mut by_source: Vec<SourceFlows> = Vec::new();
+    let mut names = Vec::new();
     for flow in &config.flows {
         let (Some(source), Some(target)) =
             (config.cluster(&flow.source), config.cluster(&flow.target))
         else {
             continue; // resolve() guarantees both exist
         };
-        flows.push(flow.name());
-        let setup = start(
-            flow.clone(),
-            source,
-            target,
-            shutdown.clone(),
-            observe.clone(),
-        )?;
-        match by_source.iter_mut().find(|(s, _)| *s == flow.source) {
-            Some((_, setups)) => setups.push(setup),
-            None => by_source.push((flow.source.clone(), vec![setup])),
+        names.push(flow.name());
+        let entry = (flow.clone(), target.clone());
+        match by_source.iter_mut().find(|s| s.source.alias == flow.source) {
+            Some(group) => group.flows.push(entry),
+            None => by_source.push(SourceFlows {
+                source: source.clone(),
+                flows: vec![entry],
+            }),
         }
     }
-    let mut copiers = Vec::new();
-    for (source, setups) in by_source {
-        let Some(cluster) = config.cluster(&source) else {
-            continue;
-        };
-        let reader = client_config(
-            cluster,
-            ClientRole::Consumer,
-            &format!("mirrorcast-{source}"),
-        );
+    let mut supervisors = Vec::new();
+    for group in by_source {
         let (observe, shutdown) = (observe.clone(), shutdown.clone());
-        copiers.push(
+        let pairs: Vec<(String, String)> = group
+            .flows
+            .iter()
+            .map(|(f, _)| (f.source.clone(), f.target.clone()))
+            .collect();
+        supervisors.push(
             std::thread::Builder::new()
-                .name(format!("copy {source}"))
-                .spawn(move || copy::run(&source, reader, setups, &observe, shutdown))?,
+                .name(format!("supervise {}", group.source.alias))
+                .spawn(move || {
+                    supervise(
+                        &group.source.alias,
+                        &pairs,
+                        &observe,
+                        &shutdown,
+                        &Policy::default(),
+                        |watch| attempt(&group, &observe, watch),
+                    )
+                })?,
         );
     }
-    Ok(Running { flows, copiers })
+    Ok(Running {
+        flows: names,
+        supervisors,
+    })
+}
+
+/// One attempt at a source's flows: their topic managers and checkpoint tasks, then the copier
+/// on this thread until the attempt stops.
+fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
+    let alias = &group.source.alias;
+    let mut setups = Vec::new();
+    for (flow, target) in &group.flows {
+        match start(flow.clone(), &group.source, target, watch, observe.clone()) {
+            Ok(setup) => setups.push(setup),
+            Err(e) => {
+                let name = flow.name();
+                return watch.run(&format!("starting {name}"), || Err(e.to_string()));
+            }
+        }
+    }
+    let reader = client_config(
+        &group.source,
+        ClientRole::Consumer,
+        &format!("mirrorcast-{alias}"),
+    );
+    let shutdown = watch.shutdown();
+    watch.run(&format!("the copier of {alias}"), || {
+        copy::run(alias, reader, setups, observe, shutdown)
+    });
 }
 
 /// Starts a flow's topic manager and checkpoint threads; returns what its copier lane needs.
-pub fn start(
+fn start(
     flow: FlowConfig,
     source: &ClusterConfig,
     target: &ClusterConfig,
-    shutdown: Shutdown,
+    watch: &Watch,
     observe: Observability,
 ) -> std::io::Result<CopierSetup> {
     let name = flow.name();
+    let shutdown: Shutdown = watch.shutdown();
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
     let (commands, receiver) = mpsc::channel();
     let setup = CopierSetup {
@@ -97,12 +149,17 @@ pub fn start(
         observe: observe.clone(),
         commands: receiver,
     };
+    let syncs_on_source = flow.offset_syncs.as_ref().is_some_and(|s| s.on_source);
     let checkpoints = CheckpointTask {
         flow: flow.clone(),
         source_consumer: client_config(source, ClientRole::Consumer, &client_id),
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         target_producer: client_config(target, ClientRole::Producer, &client_id),
-        syncs_consumer: rdkafka::ClientConfig::new(),
+        syncs_consumer: if syncs_on_source {
+            client_config(source, ClientRole::Consumer, &client_id)
+        } else {
+            client_config(target, ClientRole::Consumer, &client_id)
+        },
         shutdown: shutdown.clone(),
     };
     let manager = TopicManager {
@@ -115,25 +172,11 @@ pub fn start(
         shutdown,
         observe,
     };
-    std::thread::Builder::new()
-        .name(format!("topics {name}"))
-        .spawn(move || manager.run())?;
+    watch.spawn(format!("topics {name}"), move || {
+        manager.run();
+        Ok(())
+    })?;
     // Checkpoints hold no state worth waiting for at shutdown: each round flushes its own.
-    let syncs_on_source = checkpoints
-        .flow
-        .offset_syncs
-        .as_ref()
-        .is_some_and(|s| s.on_source);
-    let checkpoints = CheckpointTask {
-        syncs_consumer: if syncs_on_source {
-            checkpoints.source_consumer.clone()
-        } else {
-            checkpoints.target_consumer.clone()
-        },
-        ..checkpoints
-    };
-    std::thread::Builder::new()
-        .name(format!("checkpoints {name}"))
-        .spawn(move || checkpoints.run())?;
+    watch.spawn(format!("checkpoints {name}"), move || checkpoints.run())?;
     Ok(setup)
 }

@@ -36,4 +36,5 @@ pub(crate) mod plan;
 pub(crate) mod policy;
 pub mod progress;
 pub mod shutdown;
+mod supervise;
 pub mod topics;

@@ -38,7 +38,6 @@ mod tests;
 use std::sync::mpsc::Receiver;
 
 use rdkafka::ClientConfig;
-use tracing::error;
 
 use crate::config::FlowConfig;
 use crate::kafka::clients::ClientLog;
@@ -68,14 +67,15 @@ pub struct CopierSetup {
 }
 
 /// Runs the copy of every flow of source `source` until `shutdown`, then flushes and stores
-/// progress. `reader_config` is the source consumer the lanes share.
+/// progress. `reader_config` is the source consumer the lanes share. `Err` when a client cannot
+/// be created: no flow of the source is copied without the others being told.
 pub fn run(
     source: &str,
     reader_config: ClientConfig,
     setups: Vec<CopierSetup>,
     observe: &Observability,
     shutdown: Shutdown,
-) {
+) -> Result<(), String> {
     let group_id = format!("mirrorcast.{source}");
     let mut reader_log = ClientLog::new(format!("{source} reader"));
     for setup in &setups {
@@ -85,20 +85,14 @@ pub fn run(
             &setup.flow.target,
         );
     }
-    let shared = match SourceReader::new(reader_config, &group_id, reader_log) {
-        Ok(r) => r,
-        Err(e) => return error!(source, "cannot create the source reader: {e}"),
-    };
+    let shared = SourceReader::new(reader_config, &group_id, reader_log)
+        .map_err(|e| format!("cannot create the source reader: {e}"))?;
     let mut lanes = Vec::new();
     let mut own = Vec::new();
     for setup in setups {
-        match connect_lane(setup, lanes.len(), shutdown.clone()) {
-            Ok((lane, reader)) => {
-                lanes.push(lane);
-                own.push(reader);
-            }
-            Err(e) => error!(source, "{e}"),
-        }
+        let (lane, reader) = connect_lane(setup, lanes.len(), shutdown.clone())?;
+        lanes.push(lane);
+        own.push(reader);
     }
     let read_shared = observe
         .metrics
@@ -109,6 +103,7 @@ pub fn run(
         });
     let readers = Readers { shared, own };
     SourceCopy::new(source, lanes, readers, read_shared, shutdown).run();
+    Ok(())
 }
 
 /// Creates a lane's clients (its own reader, its target producer, its offset sync producer).

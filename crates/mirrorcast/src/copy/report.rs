@@ -9,8 +9,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::AtomicU64;
 
-use crate::observe::metrics::{FlowLabels, PartitionLabels, StateLabels};
-use crate::observe::status::{now_ms, FlowState, PartitionStatus};
+use crate::observe::metrics::{FlowLabels, PartitionLabels};
+use crate::observe::status::{now_ms, PartitionStatus};
 use crate::observe::Observability;
 
 /// The meters of one copied partition.
@@ -210,16 +210,7 @@ impl FlowReporter {
             s.last_copy_at_ms = since_last_copy.map(|secs| now_ms() - (secs * 1000.0) as i64);
             s.heartbeat_age_seconds = heartbeat_age;
         });
-        for candidate in FlowState::ALL {
-            let labels = StateLabels {
-                source: self.source.clone(),
-                target: self.target.clone(),
-                state: candidate.name().to_string(),
-            };
-            m.flow_state
-                .get_or_create(&labels)
-                .set(i64::from(candidate == state));
-        }
+        m.set_flow_state(&self.source, &self.target, state);
     }
 
     /// Records an error as the flow's last error.

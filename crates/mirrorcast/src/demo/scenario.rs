@@ -300,7 +300,9 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     for consumer in consumers {
         let _ = consumer.join();
     }
-    flows.join();
+    if let Err(e) = flows.join() {
+        eprintln!("mirrorcast: {e}");
+    }
     for (name, _) in REGIONS {
         let _ = clusters.get_mut(name).stop(StopSignal::Term);
     }

@@ -13,6 +13,8 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::{Registry, Unit};
 use std::sync::atomic::AtomicU64;
 
+use super::status::FlowState;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct FlowLabels {
     pub source: String,
@@ -67,6 +69,20 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// `mirrorcast_flow_state`: 1 for the flow's current state, 0 for the others.
+    pub fn set_flow_state(&self, source: &str, target: &str, state: FlowState) {
+        for candidate in FlowState::ALL {
+            let labels = StateLabels {
+                source: source.to_string(),
+                target: target.to_string(),
+                state: candidate.name().to_string(),
+            };
+            self.flow_state
+                .get_or_create(&labels)
+                .set(i64::from(candidate == state));
+        }
+    }
+
     pub fn new() -> Self {
         let mut root = Registry::default();
         let registry = root.sub_registry_with_prefix("mirrorcast");

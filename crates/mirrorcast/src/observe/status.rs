@@ -17,14 +17,17 @@ pub enum FlowState {
     Running,
     /// A cluster cannot be reached or deliveries fail; retrying.
     Degraded,
+    /// A thread of the flow died (its last error says why); it restarts after a backoff.
+    Failed,
     Stopped,
 }
 
 impl FlowState {
-    pub const ALL: [FlowState; 4] = [
+    pub const ALL: [FlowState; 5] = [
         FlowState::Starting,
         FlowState::Running,
         FlowState::Degraded,
+        FlowState::Failed,
         FlowState::Stopped,
     ];
 
@@ -33,6 +36,7 @@ impl FlowState {
             FlowState::Starting => "starting",
             FlowState::Running => "running",
             FlowState::Degraded => "degraded",
+            FlowState::Failed => "failed",
             FlowState::Stopped => "stopped",
         }
     }
@@ -70,6 +74,8 @@ pub struct FlowStatus {
     pub copy_failing: bool,
     /// Topic management cannot reach a cluster.
     pub topics_failing: bool,
+    /// A thread of the flow died and has not been restarted yet.
+    pub failed: bool,
     pub stopped: bool,
     pub last_error: Option<LastError>,
     pub records_copied: u64,
@@ -94,6 +100,7 @@ impl FlowStatus {
             target_reachable: false,
             copy_failing: false,
             topics_failing: false,
+            failed: false,
             stopped: false,
             last_error: None,
             records_copied: 0,
@@ -147,6 +154,8 @@ impl StatusBoard {
         change(status);
         status.state = if status.stopped {
             FlowState::Stopped
+        } else if status.failed {
+            FlowState::Failed
         } else if status.copy_failing || status.topics_failing || status.error_is_current() {
             FlowState::Degraded
         } else if !(status.source_reachable && status.target_reachable) {
@@ -172,13 +181,36 @@ impl StatusBoard {
         flows.values().cloned().collect()
     }
 
-    /// Every flow has reached both its clusters.
+    /// Every flow has reached both its clusters, and none has failed.
     pub fn ready(&self) -> bool {
         let flows = self.flows.read().unwrap_or_else(|e| e.into_inner());
         !flows.is_empty()
             && flows
                 .values()
-                .all(|f| f.source_reachable && f.target_reachable)
+                .all(|f| f.source_reachable && f.target_reachable && !f.failed)
+    }
+
+    /// A thread of flow `source->target` died of `cause`: the flow is failed until
+    /// [`StatusBoard::restarted`].
+    pub fn failed(&self, source: &str, target: &str, cause: &str) -> FlowState {
+        self.update(source, target, |s| {
+            s.failed = true;
+            // The copier's last report, as it stopped, said "stopped": the flow is not.
+            s.stopped = false;
+            s.last_error = Some(LastError {
+                message: cause.to_string(),
+                at_ms: now_ms(),
+            });
+        })
+    }
+
+    /// The flow runs again: starting until it reaches its clusters anew.
+    pub fn restarted(&self, source: &str, target: &str) -> FlowState {
+        self.update(source, target, |s| {
+            s.failed = false;
+            s.source_reachable = false;
+            s.target_reachable = false;
+        })
     }
 }
 

@@ -216,20 +216,23 @@ pub struct CheckpointTask {
 }
 
 impl CheckpointTask {
-    pub fn run(self) {
+    /// Writes checkpoints every interval until shutdown; `Err` when it cannot start.
+    pub fn run(self) -> Result<(), String> {
         let name = self.flow.name();
         let (Some(checkpoint_every), Some(syncs)) = (
             self.flow.groups.checkpoint_interval,
             self.flow.offset_syncs.clone(),
         ) else {
-            return;
+            // Off: nothing to do, which is not a failure of the flow.
+            self.shutdown.wait();
+            return Ok(());
         };
         let producer: BaseProducer<ClientLog> = match self
             .target_producer
             .create_with_context(ClientLog::new(format!("{name} checkpoints")))
         {
             Ok(p) => p,
-            Err(e) => return warn!(flow = %name, "cannot create the checkpoint producer: {e}"),
+            Err(e) => return Err(format!("cannot create the checkpoint producer: {e}")),
         };
         // Last checkpoint per (group, topic, partition): written only when it moved.
         let mut last: HashMap<(String, String, i32), (i64, i64)> = HashMap::new();
@@ -305,5 +308,6 @@ impl CheckpointTask {
                 }
             }
         }
+        Ok(())
     }
 }

@@ -19,4 +19,5 @@ mod replication;
 mod resources;
 mod restart;
 mod source_logs;
+mod supervision;
 mod topic_sync;

@@ -353,6 +353,20 @@ impl Replicator {
 }
 
 impl Replicator {
+    /// Waits up to `timeout` for the process to exit by itself; its exit status.
+    pub fn exit_within(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
+        let child = self.child.as_mut()?;
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = child.try_wait() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     /// SIGTERM, asserting an exit with status 0 within `timeout`; returns the log.
     pub fn terminate_cleanly(&mut self, timeout: Duration) -> String {
         let status = self.terminate(timeout);
