@@ -179,7 +179,20 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
         &target_consumer
     };
     let histories = groups::load_syncs(syncs_consumer, &syncs.topic)?;
-    let translations = groups::translate_group(flow, &source_consumer, &histories, &args.group)?;
+    let (translations, clamped) = groups::translate_group(
+        flow,
+        &source_consumer,
+        &target_consumer,
+        &histories,
+        &args.group,
+    )?;
+    for c in &clamped {
+        warn!(
+            "an offset sync translates to {} in {}[{}], past its end {}: using the end (a forged \
+             or stale sync in {}?)",
+            c.translated, c.remote_topic, c.partition, c.end, syncs.topic
+        );
+    }
     println!("group {}: {} -> {}", args.group, flow.source, flow.target);
     for t in &translations {
         let downstream = t

@@ -4,7 +4,7 @@
 //! the translated offsets into the same group on the target, only while that group has no
 //! active members there and never backwards. `translate-offsets` uses the same functions.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
@@ -33,6 +33,61 @@ pub enum GroupsError {
     Read(#[from] LogReadError),
     #[error("offset syncs are off for this flow (emit.offset-syncs.enabled = false): nothing to translate with")]
     NoSyncs,
+}
+
+/// A translation that pointed past the end of its remote partition (a forged or stale offset
+/// sync) and was brought back to that end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Clamped {
+    pub remote_topic: String,
+    pub partition: i32,
+    pub translated: i64,
+    pub end: i64,
+}
+
+/// Brings every translation to at most its remote partition's end offset (`ends`), so that
+/// no consumer resumes past records the target has. Returns what it changed.
+pub fn clamp_to_ends(
+    translations: &mut [Translation],
+    ends: &HashMap<(String, i32), i64>,
+) -> Vec<Clamped> {
+    let mut clamped = Vec::new();
+    for t in translations.iter_mut() {
+        let (Some(downstream), Some(&end)) = (
+            t.downstream,
+            ends.get(&(t.remote_topic.clone(), t.partition)),
+        ) else {
+            continue;
+        };
+        if downstream > end {
+            clamped.push(Clamped {
+                remote_topic: t.remote_topic.clone(),
+                partition: t.partition,
+                translated: downstream,
+                end,
+            });
+            t.downstream = Some(end);
+        }
+    }
+    clamped
+}
+
+/// The end offsets of the remote partitions of `translations` on the target.
+fn remote_ends(
+    target_consumer: &ClientConfig,
+    translations: &[Translation],
+) -> Result<HashMap<(String, i32), i64>, GroupsError> {
+    let reader = consumer(
+        target_consumer,
+        "mirrorcast-remote-ends",
+        "remote end reader",
+    )?;
+    let mut ends = HashMap::new();
+    for t in translations.iter().filter(|t| t.downstream.is_some()) {
+        let (_, high) = reader.fetch_watermarks(&t.remote_topic, t.partition, TIMEOUT)?;
+        ends.insert((t.remote_topic.clone(), t.partition), high);
+    }
+    Ok(ends)
 }
 
 /// One partition of a group, translated.
@@ -95,8 +150,22 @@ pub fn source_groups(
 }
 
 /// The committed offsets of `group` on the source for the partitions the flow replicates,
-/// translated to the target.
+/// translated to the target and clamped to the remote partitions' ends (what was clamped is
+/// returned too).
 pub fn translate_group(
+    flow: &FlowConfig,
+    source_consumer: &ClientConfig,
+    target_consumer: &ClientConfig,
+    syncs: &HashMap<(String, i32), SyncHistory>,
+    group: &str,
+) -> Result<(Vec<Translation>, Vec<Clamped>), GroupsError> {
+    let mut translations = translate_committed(flow, source_consumer, syncs, group)?;
+    let ends = remote_ends(target_consumer, &translations)?;
+    let clamped = clamp_to_ends(&mut translations, &ends);
+    Ok((translations, clamped))
+}
+
+fn translate_committed(
     flow: &FlowConfig,
     source_consumer: &ClientConfig,
     syncs: &HashMap<(String, i32), SyncHistory>,
@@ -215,7 +284,90 @@ pub struct CheckpointTask {
     pub shutdown: Shutdown,
 }
 
+/// What the checkpoint task remembers between rounds.
+#[derive(Default)]
+struct RoundState {
+    /// Last checkpoint per (group, remote topic, partition): written only when it moved.
+    last: HashMap<(String, String, i32), (i64, i64)>,
+    /// Per group, whether its round fails (logged once per change).
+    groups: HashMap<String, Health>,
+    /// Translations already reported as clamped (once each).
+    clamped: HashSet<(String, String, i32)>,
+}
+
 impl CheckpointTask {
+    /// One group of a round: checkpoints that moved, and (when due) the target group's offsets.
+    fn group_round(
+        &self,
+        group: &str,
+        histories: &HashMap<(String, i32), SyncHistory>,
+        producer: &BaseProducer<ClientLog>,
+        sync_groups: bool,
+        state: &mut RoundState,
+    ) -> Result<usize, GroupsError> {
+        let name = self.flow.name();
+        let (translations, clamped) = translate_group(
+            &self.flow,
+            &self.source_consumer,
+            &self.target_consumer,
+            histories,
+            group,
+        )?;
+        for c in clamped {
+            if state
+                .clamped
+                .insert((group.to_string(), c.remote_topic.clone(), c.partition))
+            {
+                warn!(
+                    flow = %name, group,
+                    "an offset sync translates to {} in {}[{}], past its end {}: using the end (a \
+                     forged or stale sync in {}?)",
+                    c.translated, c.remote_topic, c.partition, c.end,
+                    self.flow.offset_syncs.as_ref().map_or("", |s| s.topic.as_str())
+                );
+            }
+        }
+        let mut written = 0;
+        for t in &translations {
+            let Some(downstream) = t.downstream else {
+                continue;
+            };
+            let id = (group.to_string(), t.remote_topic.clone(), t.partition);
+            let moved = match state.last.get(&id) {
+                None => true,
+                Some((up, down)) => downstream > *down || t.upstream < *up,
+            };
+            if !moved {
+                continue;
+            }
+            let checkpoint = Checkpoint {
+                group: group.to_string(),
+                topic: t.remote_topic.clone(),
+                partition: t.partition,
+                upstream_offset: t.upstream,
+                downstream_offset: downstream,
+                metadata: String::new(),
+            };
+            let (key, value) = (checkpoint.key(), checkpoint.value());
+            let record: BaseRecord<'_, [u8], [u8]> =
+                BaseRecord::to(&self.flow.groups.checkpoints_topic)
+                    .partition(0)
+                    .key(&key[..])
+                    .payload(&value[..]);
+            if producer.send(record).is_ok() {
+                state.last.insert(id, (t.upstream, downstream));
+                written += 1;
+            }
+        }
+        if sync_groups {
+            let applied = apply_to_target(&self.target_consumer, group, &translations)?;
+            if applied.written > 0 {
+                info!(flow = %name, group, "synced {} offset(s) to the target group", applied.written);
+            }
+        }
+        Ok(written)
+    }
+
     /// Writes checkpoints every interval until shutdown; `Err` when it cannot start.
     pub fn run(self) -> Result<(), String> {
         let name = self.flow.name();
@@ -234,67 +386,43 @@ impl CheckpointTask {
             Ok(p) => p,
             Err(e) => return Err(format!("cannot create the checkpoint producer: {e}")),
         };
-        // Last checkpoint per (group, topic, partition): written only when it moved.
-        let mut last: HashMap<(String, String, i32), (i64, i64)> = HashMap::new();
+        let mut state = RoundState::default();
         let mut health = Health::default();
         let mut last_group_sync = None::<Instant>;
         // The first round waits one interval, so that the copy has written syncs.
         while !self.shutdown.sleep(checkpoint_every) {
+            let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
+                last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
+            });
             let round = (|| -> Result<usize, GroupsError> {
                 // Rebuilt from the topic each round: no checkpoint is ever made from a partial view.
                 let histories = load_syncs(&self.syncs_consumer, &syncs.topic)?;
                 let mut written = 0;
-                let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
-                    last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
-                });
                 for group in source_groups(&self.flow, &self.source_consumer)? {
-                    let translations =
-                        translate_group(&self.flow, &self.source_consumer, &histories, &group)?;
-                    for t in &translations {
-                        let Some(downstream) = t.downstream else {
-                            continue;
-                        };
-                        let id = (group.clone(), t.remote_topic.clone(), t.partition);
-                        let moved = match last.get(&id) {
-                            None => true,
-                            Some((up, down)) => downstream > *down || t.upstream < *up,
-                        };
-                        if !moved {
-                            continue;
+                    // One group's trouble is that group's: the others go on.
+                    let done =
+                        self.group_round(&group, &histories, &producer, sync_groups, &mut state);
+                    let group_health = state.groups.entry(group.clone()).or_default();
+                    match done {
+                        Ok(n) => {
+                            written += n;
+                            if group_health.recovered() {
+                                info!(flow = %name, group, "checkpoints of the group: working again");
+                            }
                         }
-                        let checkpoint = Checkpoint {
-                            group: group.clone(),
-                            topic: t.remote_topic.clone(),
-                            partition: t.partition,
-                            upstream_offset: t.upstream,
-                            downstream_offset: downstream,
-                            metadata: String::new(),
-                        };
-                        let (key, value) = (checkpoint.key(), checkpoint.value());
-                        let record: BaseRecord<'_, [u8], [u8]> =
-                            BaseRecord::to(&self.flow.groups.checkpoints_topic)
-                                .partition(0)
-                                .key(&key[..])
-                                .payload(&value[..]);
-                        if producer.send(record).is_ok() {
-                            last.insert(id, (t.upstream, downstream));
-                            written += 1;
+                        Err(e) => {
+                            if group_health.failed() {
+                                warn!(flow = %name, group, "checkpoints of the group: {e}; retrying next interval");
+                            }
                         }
                     }
-                    if sync_groups {
-                        let applied =
-                            apply_to_target(&self.target_consumer, &group, &translations)?;
-                        if applied.written > 0 {
-                            info!(flow = %name, group, "synced {} offset(s) to the target group", applied.written);
-                        }
-                    }
-                }
-                if sync_groups {
-                    last_group_sync = Some(Instant::now());
                 }
                 producer.flush(TIMEOUT)?;
                 Ok(written)
             })();
+            if sync_groups {
+                last_group_sync = Some(Instant::now());
+            }
             match round {
                 Ok(_) => {
                     if health.recovered() {
@@ -309,5 +437,48 @@ impl CheckpointTask {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn translation(partition: i32, downstream: Option<i64>) -> Translation {
+        Translation {
+            topic: "orders".into(),
+            remote_topic: "europe.orders".into(),
+            partition,
+            upstream: 7,
+            downstream,
+        }
+    }
+
+    #[test]
+    fn translations_past_the_remote_end_are_brought_back_to_it() {
+        let mut translations = vec![
+            translation(0, Some(1_000_000)),
+            translation(1, Some(40)),
+            translation(2, None),
+            translation(3, Some(9)),
+        ];
+        let ends = HashMap::from([
+            (("europe.orders".to_string(), 0), 100),
+            (("europe.orders".to_string(), 1), 40),
+            (("europe.orders".to_string(), 2), 5),
+        ]);
+        let clamped = clamp_to_ends(&mut translations, &ends);
+        let downstream: Vec<_> = translations.iter().map(|t| t.downstream).collect();
+        // At the end is fine; no end known leaves it alone (nothing to compare with).
+        assert_eq!(downstream, [Some(100), Some(40), None, Some(9)]);
+        assert_eq!(
+            clamped,
+            [Clamped {
+                remote_topic: "europe.orders".into(),
+                partition: 0,
+                translated: 1_000_000,
+                end: 100
+            }]
+        );
     }
 }

@@ -229,3 +229,73 @@ fn a_group_with_active_members_on_the_target_is_never_overwritten() {
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     member.join().unwrap();
 }
+
+/// A forged (or stale) offset sync pointing far past what the target holds must not make a
+/// group skip data: the translation stops at the remote partition's end. (Before, it was taken
+/// as it was: `translate-offsets` printed 1000000 and `--apply` committed it.)
+#[test]
+fn a_translation_never_points_past_the_end_of_the_remote_partition() {
+    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "orders", 1, &[]);
+    produce(&europe, "orders", &numbered_records("forged", 1, 0, 100));
+    create_topic(&north, "orders", 1, &[]);
+    produce(&north, "orders", &numbered_records("forged", 1, 0, 100));
+    commit(&europe, "shop", "orders", &[(0, 100)]);
+    // The syncs topic on the source (MM2's default location), with one genuine and one forged
+    // sync.
+    let syncs_topic = "mm2-offset-syncs.northamerica.internal";
+    create_topic(&europe, syncs_topic, 1, &[("cleanup.policy", "compact")]);
+    let producer = TestProducer::new(&europe);
+    for (upstream, downstream) in [(50, 50), (100, 1_000_000)] {
+        let sync = mirrorcast::offsets::codec::OffsetSync {
+            topic: "orders".into(),
+            partition: 0,
+            upstream_offset: upstream,
+            downstream_offset: downstream,
+        };
+        let record = TestRecord {
+            key: Some(sync.key()),
+            value: Some(sync.value()),
+            headers: vec![],
+            timestamp: now_ms(),
+        };
+        producer.send_all(syncs_topic, &[(0, record)]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "clusters = europe, northamerica\n\
+             europe.bootstrap.servers = {europe}\n\
+             northamerica.bootstrap.servers = {north}\n\
+             europe->northamerica.enabled = true\n\
+             replication.policy.class = IdentityReplicationPolicy\n"
+        ),
+    );
+    let translated = translate_offsets(&config, "europe", "northamerica", "shop", "orders");
+    assert_eq!(translated, BTreeMap::from([(0, 100)]));
+
+    let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+        .arg("translate-offsets")
+        .arg(&config)
+        .args([
+            "--source",
+            "europe",
+            "--target",
+            "northamerica",
+            "--group",
+            "shop",
+            "--apply",
+        ])
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("past its end 100"), "{log}");
+    assert_eq!(
+        committed(&north, "shop", "orders", 1),
+        BTreeMap::from([(0, 100)])
+    );
+}
