@@ -122,14 +122,29 @@ pub fn load_syncs(
     let mut histories: HashMap<(String, i32), SyncHistory> = HashMap::new();
     let group_id = "mirrorcast-offset-syncs-reader";
     read_to_end(consumer_config, group_id, topic, TIMEOUT * 3, |message| {
-        if let (Some(key), Some(value)) = (message.key(), message.payload()) {
-            if let Ok(sync) = OffsetSync::decode(key, value) {
-                histories
-                    .entry((sync.topic.clone(), sync.partition))
-                    .or_default()
-                    .add(&sync);
-            }
+        let (Some(key), Some(value)) = (message.key(), message.payload()) else {
+            return;
+        };
+        let Ok(sync) = OffsetSync::decode(key, value) else {
+            return;
+        };
+        if sync.upstream_offset < 0 || sync.downstream_offset < 0 {
+            // No copy writes one; translating from it would point consumers at logical offsets.
+            return warn!(
+                topic,
+                partition = message.partition(),
+                offset = message.offset(),
+                "ignoring an offset sync of {}[{}] with a negative offset ({} -> {})",
+                sync.topic,
+                sync.partition,
+                sync.upstream_offset,
+                sync.downstream_offset
+            );
         }
+        histories
+            .entry((sync.topic.clone(), sync.partition))
+            .or_default()
+            .add(&sync);
     })?;
     Ok(histories)
 }

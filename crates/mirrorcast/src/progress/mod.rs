@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use rdkafka::{ClientConfig, Message};
 
+use tracing::warn;
+
 use crate::kafka::log_reader::{read_to_end, LogReadError};
 
 /// Last replicated source offset per (source topic, partition).
@@ -33,12 +35,28 @@ pub fn load(
         let Some((source, offset)) = codec::decode(connector, key, message.payload()) else {
             return;
         };
-        if source.cluster == source_alias {
-            let id = (source.topic, source.partition);
-            match offset {
-                Some(offset) => progress.insert(id, offset),
-                None => progress.remove(&id),
-            };
+        if source.cluster != source_alias {
+            return;
+        }
+        let id = (source.topic, source.partition);
+        match offset {
+            // MM2 never stores one, and librdkafka would take a negative resume offset as a
+            // logical one (-1 is the end: every record would be skipped).
+            Some(offset) if offset < 0 => warn!(
+                topic,
+                partition = message.partition(),
+                offset = message.offset(),
+                "ignoring stored progress {offset} of {}[{}], which no copy writes; it resumes \
+                 from the progress stored before it, or from the beginning",
+                id.0,
+                id.1
+            ),
+            Some(offset) => {
+                progress.insert(id, offset);
+            }
+            None => {
+                progress.remove(&id);
+            }
         }
     })?;
     Ok(progress)

@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod fanout;
 mod groups;
+mod hostile;
 mod mm2;
 mod observability;
 mod offsets;
