@@ -47,10 +47,15 @@ impl SourceRecord for FakeRecord {
     }
 }
 
-/// The source cluster's partitions; payloads are `topic/partition/offset`.
+/// The source cluster's partitions; payloads are `topic/partition/offset` (with a generation
+/// suffix after a re-creation). A reader whose position is out of range resets to the log's
+/// start, as `auto.offset.reset=earliest` does.
 #[derive(Default)]
 pub struct FakeSource {
     logs: RefCell<BTreeMap<(String, i32), Vec<FakeRecord>>>,
+    /// Where each log starts (records below were deleted).
+    starts: RefCell<BTreeMap<(String, i32), i64>>,
+    generation: RefCell<u32>,
 }
 
 impl FakeSource {
@@ -59,13 +64,42 @@ impl FakeSource {
         let log = logs.entry((topic.to_string(), partition)).or_default();
         for _ in 0..count {
             let offset = log.len() as i64;
+            let generation = *self.generation.borrow();
+            let suffix = if generation == 0 {
+                String::new()
+            } else {
+                format!("#{generation}")
+            };
             log.push(FakeRecord {
                 topic: topic.to_string(),
                 partition,
                 offset,
-                payload: format!("{topic}/{partition}/{offset}").into_bytes(),
+                payload: format!("{topic}/{partition}/{offset}{suffix}").into_bytes(),
             });
         }
+    }
+
+    /// The topic is deleted and created again: its offsets start over at 0.
+    pub fn recreate(&self, topic: &str, partition: i32) {
+        *self.generation.borrow_mut() += 1;
+        let key = (topic.to_string(), partition);
+        self.logs.borrow_mut().insert(key.clone(), Vec::new());
+        self.starts.borrow_mut().insert(key, 0);
+    }
+
+    /// Retention deletes the records below `offset`.
+    pub fn delete_before(&self, topic: &str, partition: i32, offset: i64) {
+        self.starts
+            .borrow_mut()
+            .insert((topic.to_string(), partition), offset);
+    }
+
+    pub fn start(&self, topic: &str, partition: i32) -> i64 {
+        self.starts
+            .borrow()
+            .get(&(topic.to_string(), partition))
+            .copied()
+            .unwrap_or(0)
     }
 
     pub fn end(&self, topic: &str, partition: i32) -> i64 {
@@ -138,6 +172,13 @@ impl Reader for FakeReader {
         let mut assigned = self.assigned.borrow_mut();
         let logs = self.source.logs.borrow();
         for (key, next) in assigned.iter_mut() {
+            let (start, end) = (
+                self.source.start(&key.0, key.1),
+                self.source.end(&key.0, key.1),
+            );
+            if *next < start || *next > end {
+                *next = start; // out of range: auto.offset.reset=earliest
+            }
             if let Some(record) = logs.get(key).and_then(|l| l.get(*next as usize)) {
                 *next += 1;
                 *self.handed_out.borrow_mut() += 1;
@@ -150,6 +191,10 @@ impl Reader for FakeReader {
 
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         Some(self.source.end(topic, partition))
+    }
+
+    fn low_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        Some(self.source.start(topic, partition))
     }
 
     fn positions(&self) -> HashMap<(String, i32), i64> {

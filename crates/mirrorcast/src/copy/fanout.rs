@@ -59,6 +59,15 @@ impl SharedCursor {
         &self.sharing
     }
 
+    /// The offset the next record must have, when the reader was assigned at or has handed
+    /// out an offset: a record below it means the source's offsets went back.
+    pub fn position(&self) -> Option<i64> {
+        match self.next {
+            Some(Offset::Offset(n)) => Some(n),
+            _ => None,
+        }
+    }
+
     pub fn is_assigned(&self) -> bool {
         self.next.is_some()
     }

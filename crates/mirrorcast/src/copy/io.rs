@@ -38,6 +38,8 @@ pub(crate) trait Reader {
     fn poll(&self, timeout: Duration) -> Option<KafkaResult<Self::Record<'_>>>;
     /// The partition's end offset as the reader last saw it (no request is made).
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64>;
+    /// Where the partition's log starts, as the reader last saw it (no request is made).
+    fn low_watermark(&self, topic: &str, partition: i32) -> Option<i64>;
     /// Where the reader stands on each assigned partition (past records it never hands out).
     fn positions(&self) -> HashMap<(String, i32), i64>;
 }

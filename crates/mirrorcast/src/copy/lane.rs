@@ -406,6 +406,13 @@ impl<T: Target> Lane<T> {
         if self.partitions[slot].mode != Mode::CatchingUp {
             return; // fetched before the partition moved
         }
+        if let Offset::Offset(expected) = self.partitions[slot].next {
+            if expected != message.offset() {
+                let own = &io.readers.own[self.index];
+                let low = own.low_watermark(message.topic(), message.partition());
+                self.source_moved(slot, expected, message.offset(), low);
+            }
+        }
         match self.send(slot, message) {
             Sent::Done => {}
             Sent::Failed(e) => {
@@ -427,6 +434,43 @@ impl<T: Target> Lane<T> {
             self.stop_reading(slot, io);
             self.start_reading(slot, io);
         }
+    }
+
+    /// The reader of partition `slot` handed out `offset` where `expected` was next. Back: the
+    /// source's offsets went back (topic re-created or truncated, cluster rebuilt), and copying
+    /// goes on from `offset` rather than skipping every record up to the old position. Forward,
+    /// past the log's start `low`: records were deleted at the source before they were copied.
+    /// Either is logged and counted, never hidden.
+    pub fn source_moved(&mut self, slot: usize, expected: i64, offset: i64, low: Option<i64>) {
+        let state = &mut self.partitions[slot];
+        if offset < expected {
+            warn!(
+                flow = %self.flow_name,
+                "{}[{}]: the source's offsets went back from {expected} to {offset} (the topic \
+                 was re-created or truncated, or the cluster rebuilt); copying from {offset}",
+                state.source_topic, state.partition
+            );
+            state.meters.resets.inc();
+            state.ledger.restart_at(offset);
+            state.next = Offset::Offset(offset);
+            return;
+        }
+        let from = match state.next {
+            Offset::Offset(next) => next.max(expected),
+            _ => expected,
+        };
+        let Some(until) = low.map(|low| low.min(offset)).filter(|&until| until > from) else {
+            return; // a gap the log has (compaction, transaction markers)
+        };
+        warn!(
+            flow = %self.flow_name,
+            "{}[{}]: {} record(s) at offsets {from}..{until} were deleted at the source (retention \
+             or DeleteRecords) before they were copied",
+            state.source_topic,
+            state.partition,
+            until - from
+        );
+        state.meters.lost_at_source.inc_by((until - from) as u64);
     }
 
     /// Produces one source record to the target, unless this lane sent it before.

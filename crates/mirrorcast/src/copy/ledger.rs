@@ -61,6 +61,15 @@ impl PartitionLedger {
         true
     }
 
+    /// The source's offsets went back (or jumped): copying goes on from `offset`, with a new
+    /// epoch; what was acknowledged before means nothing for the new offsets. The stored
+    /// progress is kept until an acknowledgement replaces it.
+    pub fn restart_at(&mut self, offset: i64) {
+        self.rewind();
+        self.start = Offset::Offset(offset);
+        self.acked = None;
+    }
+
     /// Starts a new epoch: every report of what is in flight is stale from now on.
     pub fn rewind(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);

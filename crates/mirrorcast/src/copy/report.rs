@@ -16,6 +16,8 @@ use crate::observe::Observability;
 /// The meters of one copied partition.
 pub struct PartitionMeters {
     records: Counter,
+    pub resets: Counter,
+    pub lost_at_source: Counter,
     bytes: Counter,
     lag_records: Gauge,
     lag_seconds: Gauge<f64, AtomicU64>,
@@ -91,6 +93,8 @@ impl FlowReporter {
         let m = &self.observe.metrics;
         PartitionMeters {
             records: m.records.get_or_create_owned(&labels),
+            resets: m.offset_resets.get_or_create_owned(&labels),
+            lost_at_source: m.records_lost_at_source.get_or_create_owned(&labels),
             bytes: m.bytes.get_or_create_owned(&labels),
             lag_records: m.lag_records.get_or_create_owned(&labels),
             lag_seconds: m.lag_seconds.get_or_create_owned(&labels),

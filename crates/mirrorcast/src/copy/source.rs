@@ -35,7 +35,11 @@ impl Reader for SourceReader {
 
     /// The partition's end offset as the reader last saw it (no request is made).
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
-        crate::kafka::ffi::cached_high_watermark(self.consumer.client(), topic, partition)
+        crate::kafka::ffi::cached_watermarks(self.consumer.client(), topic, partition)?.1
+    }
+
+    fn low_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        crate::kafka::ffi::cached_watermarks(self.consumer.client(), topic, partition)?.0
     }
 
     /// Where the reader stands on each assigned partition: the offset after the last record it

@@ -219,9 +219,19 @@ fn forward_shared<T: Target, R: Reader>(
         return;
     };
     let shared = io.cursors.get_mut(cursor);
+    let expected = shared.position();
     shared.handed(message.offset());
     scratch.clear();
     scratch.extend_from_slice(shared.sharing());
+    if let Some(expected) = expected.filter(|&e| e != message.offset()) {
+        let low = io
+            .readers
+            .shared
+            .low_watermark(message.topic(), message.partition());
+        for &(index, slot) in scratch.iter() {
+            lanes[index].source_moved(slot, expected, message.offset(), low);
+        }
+    }
     // Any lane of the source counts: one still starting must not wait for a slow one.
     let keeping_up = lanes.iter().filter(|l| !l.queue.full).count();
     for &(index, slot) in scratch.iter() {

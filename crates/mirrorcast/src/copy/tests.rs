@@ -290,3 +290,55 @@ fn a_backfilling_target_never_holds_an_up_to_date_one_back() {
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..backlog));
     assert_eq!(h.targets[1].log("t", 0), expected(0, backlog - 50..backlog));
 }
+
+/// `t/0/<offset>#1` for the offsets of `range`: records of the topic's second life.
+fn expected_recreated(range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|o| format!("t/0/{o}#1")).collect()
+}
+
+#[test]
+fn a_topic_created_again_while_copying_is_copied_from_its_new_start_not_skipped() {
+    let mut h = harness(2, 1000);
+    h.source.produce("t", 0, 100);
+    h.start(0, &[], 1);
+    h.start(1, &[], 1);
+    h.run_until("the first life", |h| h.has(0, 0, 100) && h.has(1, 0, 100));
+    h.source.recreate("t", 0);
+    h.source.produce("t", 0, 50);
+    h.run_until("the second life", |h| h.has(0, 0, 150) && h.has(1, 0, 150));
+    for (lane, target) in h.targets.iter().enumerate() {
+        let mut want = expected(0, 0..100);
+        want.extend(expected_recreated(0..50));
+        assert_eq!(target.log("t", 0), want);
+        assert_eq!(h.lane(lane).partitions[0].meters.resets.get(), 1);
+    }
+    h.run_until("progress of the second life", |h| {
+        h.targets[0].0.borrow().progress.last() == Some(&(0, Some(49)))
+    });
+}
+
+#[test]
+fn a_topic_created_again_while_stopped_is_copied_from_its_new_start() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 100);
+    h.source.recreate("t", 0);
+    h.source.produce("t", 0, 50);
+    // Progress of the first life says 99: the reader is out of range and resets to 0.
+    h.start(0, &[(0, 99)], 1);
+    h.run_until("the second life", |h| h.has(0, 0, 50));
+    assert_eq!(h.targets[0].log("t", 0), expected_recreated(0..50));
+    assert_eq!(h.lane(0).partitions[0].meters.resets.get(), 1);
+}
+
+#[test]
+fn records_deleted_at_the_source_before_they_were_copied_are_counted_as_lost() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 100);
+    h.source.delete_before("t", 0, 40);
+    h.start(0, &[(0, 9)], 1);
+    h.run_until("what is left", |h| h.has(0, 0, 60));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 40..100));
+    let meters = &h.lane(0).partitions[0].meters;
+    assert_eq!(meters.lost_at_source.get(), 30, "offsets 10..40");
+    assert_eq!(meters.resets.get(), 0);
+}

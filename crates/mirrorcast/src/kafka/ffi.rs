@@ -388,13 +388,14 @@ pub fn create_topic_acls<C: ClientContext>(
     }
 }
 
-/// The high watermark of a partition as the client last saw it in a fetch response (no
-/// request is made): the source end offset a reader knows about, for lag.
-pub fn cached_high_watermark<C: ClientContext>(
+/// The low and high watermarks of a partition as the client last saw them in a fetch response
+/// (no request is made; -1 when not known): where the log starts (for records retention
+/// deleted before they were copied) and where it ends (for lag).
+pub fn cached_watermarks<C: ClientContext>(
     client: &Client<C>,
     topic: &str,
     partition: i32,
-) -> Option<i64> {
+) -> Option<(Option<i64>, Option<i64>)> {
     let topic = c_string(topic).ok()?;
     let (mut low, mut high) = (-1i64, -1i64);
     // SAFETY: a live client handle, a NUL-terminated topic name and two out-parameters.
@@ -407,7 +408,8 @@ pub fn cached_high_watermark<C: ClientContext>(
             &mut high,
         )
     };
-    (code == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR && high >= 0).then_some(high)
+    let known = |o: i64| (o >= 0).then_some(o);
+    (code == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then_some((known(low), known(high)))
 }
 
 // Record headers with any bytes as keys. rust-rdkafka's header accessors turn each key into a

@@ -66,6 +66,8 @@ pub struct Metrics {
     pub config_sync_runs: Family<FlowLabels, Counter>,
     pub config_sync_failures: Family<FlowLabels, Counter>,
     pub source_records_read: Family<ReaderLabels, Counter>,
+    pub offset_resets: Family<PartitionLabels, Counter>,
+    pub records_lost_at_source: Family<PartitionLabels, Counter>,
 }
 
 impl Metrics {
@@ -91,6 +93,18 @@ impl Metrics {
             "records",
             "Records copied and acknowledged by the target (MM2 record-count)",
             records.clone(),
+        );
+        let offset_resets = Family::<PartitionLabels, Counter>::default();
+        registry.register(
+            "offset_resets",
+            "Times the source partition's offsets went back (topic re-created, truncated, cluster rebuilt): copying went on from the new offsets",
+            offset_resets.clone(),
+        );
+        let records_lost_at_source = Family::<PartitionLabels, Counter>::default();
+        registry.register(
+            "records_lost_at_source",
+            "Records deleted at the source (retention, DeleteRecords) before they were copied",
+            records_lost_at_source.clone(),
         );
         let bytes = Family::<PartitionLabels, Counter>::default();
         registry.register_with_unit(
@@ -178,6 +192,8 @@ impl Metrics {
             registry: root,
             records,
             bytes,
+            offset_resets,
+            records_lost_at_source,
             record_age,
             replication_latency,
             lag_records,

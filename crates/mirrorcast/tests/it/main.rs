@@ -20,5 +20,6 @@ mod replication;
 mod resources;
 mod restart;
 mod source_logs;
+mod source_resets;
 mod supervision;
 mod topic_sync;

@@ -83,6 +83,20 @@ pub fn create_topic(bootstrap: &str, name: &str, partitions: i32, configs: &[(&s
     );
 }
 
+/// Creates a topic if the broker lets it now (not while a deletion of the same name is under
+/// way); whether it then exists with `partitions` partitions.
+pub fn try_create_topic(bootstrap: &str, name: &str, partitions: i32) -> bool {
+    let admin = admin_client(bootstrap);
+    let topic = NewTopic::new(name, partitions, TopicReplication::Fixed(1));
+    let Ok(results) = block_on(admin.create_topics([&topic], &AdminOptions::new())) else {
+        return false;
+    };
+    results.iter().all(Result::is_ok)
+        && wait_until(Duration::from_secs(10), || {
+            topic_partitions(bootstrap, name) == Some(partitions)
+        })
+}
+
 /// An admin client for test set-up.
 pub fn admin_client(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     client(bootstrap).create().expect("admin client")
