@@ -117,6 +117,8 @@ pub struct FakeReader {
     assigned: RefCell<BTreeMap<(String, i32), i64>>,
     pub calls: RefCell<Vec<String>>,
     pub handed_out: RefCell<usize>,
+    /// How many of the next `assign` calls fail.
+    pub failing_assigns: RefCell<u32>,
 }
 
 impl FakeReader {
@@ -126,6 +128,7 @@ impl FakeReader {
             assigned: RefCell::default(),
             calls: RefCell::default(),
             handed_out: RefCell::new(0),
+            failing_assigns: RefCell::new(0),
         }
     }
 
@@ -142,6 +145,11 @@ impl Reader for FakeReader {
     type Record<'a> = FakeRecord;
 
     fn assign(&self, partitions: &[(&str, i32, Offset)]) -> KafkaResult<()> {
+        let mut failing = self.failing_assigns.borrow_mut();
+        if *failing > 0 {
+            *failing -= 1;
+            return Err(KafkaError::Subscription("assign refused (test)".into()));
+        }
         for (topic, partition, offset) in partitions {
             let at = match offset {
                 Offset::Offset(o) => *o,

@@ -73,6 +73,8 @@ pub(crate) struct Lane<T> {
     pub(super) source_health: Health,
     /// Deliveries to the target.
     pub(super) target_health: Health,
+    /// Joining the shared reader.
+    shared_join: Health,
     pub(super) syncs: Option<SyncWriter>,
     pub(super) reporter: FlowReporter,
     pub(super) timers: Timers,
@@ -102,6 +104,7 @@ impl<T: Target> Lane<T> {
             read_own: setup.read_own,
             source_health: Health::default(),
             target_health: Health::default(),
+            shared_join: Health::default(),
             syncs: setup.syncs,
             reporter: setup.reporter,
             timers: Timers::new(),
@@ -258,13 +261,21 @@ impl<T: Target> Lane<T> {
             state.next,
         );
         match joined {
-            Ok(true) => state.mode = Mode::Shared,
+            Ok(true) => {
+                state.mode = Mode::Shared;
+                if self.shared_join.recovered() {
+                    info!(flow = %self.flow_name, "the shared reader takes partitions again");
+                }
+            }
             Ok(false) => {
                 self.read_on_own(slot, io);
             }
             Err(e) => {
-                warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
-                state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
+                // The partition is not lost for lack of the shared reader: read it alone.
+                if self.shared_join.failed() {
+                    warn!(flow = %self.flow_name, "reading {}[{}] through the shared reader: {e}; reading it on the lane's own reader", state.source_topic, state.partition);
+                }
+                self.read_on_own(slot, io);
             }
         }
     }

@@ -3,7 +3,8 @@
 //! partition ([`Cursors`], built on [`super::fanout::SharedCursor`]).
 //!
 //! Invariant: a partition is assigned on the shared reader exactly while at least one lane
-//! reads it there, at the offset [`super::fanout`] decided.
+//! reads it there, at the offset [`super::fanout`] decided; a failed reassignment leaves no
+//! lane listed there.
 
 use rdkafka::error::KafkaError;
 use rdkafka::Offset;
@@ -82,7 +83,13 @@ impl Cursors {
                     reader.unassign(topic, *partition)?;
                     shared.unassigned();
                 }
-                reader.assign(&[(topic.as_str(), *partition, offset)])?;
+                if let Err(e) = reader.assign(&[(topic.as_str(), *partition, offset)]) {
+                    // Nobody reads the partition here now: the lanes that did continue on their
+                    // own readers rather than wait for records that will not come.
+                    shared.displace_all_but(lane);
+                    self.any_displaced |= shared.has_displaced();
+                    return Err(e);
+                }
                 shared.assigned(offset);
                 if let Join::TakeOver(_) = join {
                     shared.displace_all_but(lane);

@@ -342,3 +342,19 @@ fn records_deleted_at_the_source_before_they_were_copied_are_counted_as_lost() {
     assert_eq!(meters.lost_at_source.get(), 30, "offsets 10..40");
     assert_eq!(meters.resets.get(), 0);
 }
+
+#[test]
+fn a_failed_reassignment_of_the_shared_reader_leaves_no_lane_without_records() {
+    let mut h = harness(2, 1000);
+    h.source.produce("t", 0, 20);
+    h.start(0, &[], 1);
+    h.run_until("na's first records", |h| h.has(0, 0, 20));
+    // sa joins a little behind: the shared reader is moved back, and from then on it refuses
+    // every assignment.
+    *h.copy.readers().shared.failing_assigns.borrow_mut() = u32::MAX;
+    h.start(1, &[(0, 9)], 1);
+    h.source.produce("t", 0, 30);
+    h.run_until("both copies", |h| h.has(0, 0, 50) && h.has(1, 0, 40));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..50));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, 10..50));
+}
