@@ -177,6 +177,11 @@ fn start(
         Ok(())
     })?;
     // Checkpoints hold no state worth waiting for at shutdown: each round flushes its own.
-    watch.spawn(format!("checkpoints {name}"), move || checkpoints.run())?;
+    // They need offset syncs to translate with; with either off there is no task to run.
+    let checkpointing = checkpoints.flow.groups.checkpoint_interval.is_some()
+        && checkpoints.flow.offset_syncs.is_some();
+    if checkpointing {
+        watch.spawn(format!("checkpoints {name}"), move || checkpoints.run())?;
+    }
     Ok(setup)
 }

@@ -390,9 +390,7 @@ impl CheckpointTask {
             self.flow.groups.checkpoint_interval,
             self.flow.offset_syncs.clone(),
         ) else {
-            // Off: nothing to do, which is not a failure of the flow.
-            self.shutdown.wait();
-            return Ok(());
+            return Err("checkpoints or offset syncs are off for this flow".into());
         };
         let producer: BaseProducer<ClientLog> = match self
             .target_producer

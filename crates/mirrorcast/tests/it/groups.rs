@@ -264,16 +264,7 @@ fn a_translation_never_points_past_the_end_of_the_remote_partition() {
         producer.send_all(syncs_topic, &[(0, record)]);
     }
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "clusters = europe, northamerica\n\
-             europe.bootstrap.servers = {europe}\n\
-             northamerica.bootstrap.servers = {north}\n\
-             europe->northamerica.enabled = true\n\
-             replication.policy.class = IdentityReplicationPolicy\n"
-        ),
-    );
+    let config = write_config(dir.path(), &one_flow_config(&clusters, ""));
     let translated = translate_offsets(&config, "europe", "northamerica", "shop", "orders");
     assert_eq!(translated, BTreeMap::from([(0, 100)]));
 

@@ -32,20 +32,7 @@ fn a_negative_stored_progress_is_ignored_with_a_warning_and_nothing_is_skipped()
     produce(&north, progress_topic, &[(0, forged)]);
 
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &format!(
-            "clusters = europe, northamerica\n\
-             europe.bootstrap.servers = {europe}\n\
-             northamerica.bootstrap.servers = {north}\n\
-             europe->northamerica.enabled = true\n\
-             replication.policy.class = IdentityReplicationPolicy\n\
-             replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n"
-        ),
-    );
+    let config = write_config(dir.path(), &one_flow_config(&clusters, ""));
     let replicator = Replicator::start(&config, &[]);
     let source = read_all(&europe, "orders");
     let copied = wait_until(Duration::from_secs(60), || {

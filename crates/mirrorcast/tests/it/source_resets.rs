@@ -14,23 +14,7 @@ use rdkafka::admin::AdminOptions;
 use rdkafka::{Offset, TopicPartitionList};
 
 fn config(clusters: &localcluster::Clusters, dir: &std::path::Path) -> std::path::PathBuf {
-    write_config(
-        dir,
-        &format!(
-            "clusters = europe, northamerica\n\
-             europe.bootstrap.servers = {}\n\
-             northamerica.bootstrap.servers = {}\n\
-             europe->northamerica.enabled = true\n\
-             replication.policy.class = IdentityReplicationPolicy\n\
-             replication.factor = 1\n\
-             offset.storage.replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n",
-            clusters.bootstrap("europe"),
-            clusters.bootstrap("northamerica")
-        ),
-    )
+    write_config(dir, &one_flow_config(clusters, ""))
 }
 
 /// Deletes `topic` and creates it again with `partitions` partitions, once the broker lets it.

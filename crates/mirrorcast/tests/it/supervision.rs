@@ -16,20 +16,13 @@ fn a_copier_that_cannot_run_fails_its_flow_visibly_and_the_process_exits_non_zer
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(
         dir.path(),
-        &format!(
-            "clusters = europe, northamerica\n\
-             europe.bootstrap.servers = {europe}\n\
-             northamerica.bootstrap.servers = {}\n\
-             europe->northamerica.enabled = true\n\
-             replication.factor = 1\n\
-             offset.storage.replication.factor = 1\n\
-             offset-syncs.topic.replication.factor = 1\n\
-             heartbeats.topic.replication.factor = 1\n\
-             checkpoints.topic.replication.factor = 1\n\
-             northamerica.producer.security.protocol = SSL\n\
-             northamerica.producer.ssl.ca.location = {}/missing-ca.pem\n",
-            clusters.bootstrap("northamerica"),
-            dir.path().display()
+        &one_flow_config(
+            &clusters,
+            &format!(
+                "northamerica.producer.security.protocol = SSL\n\
+                 northamerica.producer.ssl.ca.location = {}/missing-ca.pem\n",
+                dir.path().display()
+            ),
         ),
     );
     let port = localcluster::free_port().unwrap();

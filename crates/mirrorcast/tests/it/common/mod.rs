@@ -399,6 +399,25 @@ impl Drop for Replicator {
     }
 }
 
+/// A config with one flow, `europe` → `northamerica` on `clusters`: identity policy, every topic
+/// mirrorcast creates at replication factor 1 (single-broker clusters), then `extra`.
+pub fn one_flow_config(clusters: &Clusters, extra: &str) -> String {
+    format!(
+        "clusters = europe, northamerica\n\
+         europe.bootstrap.servers = {}\n\
+         northamerica.bootstrap.servers = {}\n\
+         europe->northamerica.enabled = true\n\
+         replication.policy.class = IdentityReplicationPolicy\n\
+         replication.factor = 1\n\
+         offset.storage.replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\n{extra}",
+        clusters.bootstrap("europe"),
+        clusters.bootstrap("northamerica")
+    )
+}
+
 /// A broadcast config for `europe` → `northamerica`, `southamerica` on the given clusters, with
 /// every topic mirrorcast creates at replication factor 1 (single-broker clusters).
 pub fn broadcast_config(clusters: &Clusters, policy: &str, extra: &str) -> String {
