@@ -102,6 +102,7 @@ impl<T: Target> Lane<T> {
             let Some(state) = self.partitions.get_mut(record.slot) else {
                 continue;
             };
+            state.reported();
             let Some(e) = error else {
                 if !state.ledger.acknowledged(record.epoch, record.offset) {
                     continue;
@@ -168,6 +169,7 @@ impl<T: Target> Lane<T> {
             let Some(state) = self.partitions.get_mut(record.slot) else {
                 continue;
             };
+            state.reported();
             match error {
                 None => {
                     if state.ledger.acknowledged(record.epoch, record.offset) {

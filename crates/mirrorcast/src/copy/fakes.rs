@@ -227,6 +227,11 @@ pub struct TargetState {
     pub acknowledging: bool,
     /// Fail the deliveries of these remote partitions at the next acknowledgement.
     pub fail_next: Vec<(String, i32)>,
+    /// At the next acknowledgement, fail the first record in flight of these remote partitions
+    /// and hold the rest (as librdkafka may, when a record times out with later ones queued).
+    pub fail_head: Vec<(String, i32)>,
+    /// Remote partitions whose records stay in flight, neither acknowledged nor failed.
+    pub held: Vec<(String, i32)>,
     /// Report this fatal error until the producer is replaced.
     pub fatal: bool,
     pub replaced: usize,
@@ -275,9 +280,30 @@ impl FakeTarget {
     }
 
     fn acknowledge(state: &mut TargetState) {
+        for key in std::mem::take(&mut state.fail_head) {
+            let head = state
+                .in_flight
+                .iter()
+                .position(|r| r.topic == key.0 && r.partition == key.1);
+            if let Some(head) = head {
+                let record = state.in_flight.remove(head);
+                state.reports.push(Delivery {
+                    tag: record.tag,
+                    error: Some(KafkaError::MessageProduction(
+                        RDKafkaErrorCode::MessageTimedOut,
+                    )),
+                    downstream_offset: None,
+                });
+            }
+            state.held.push(key);
+        }
         let fail = std::mem::take(&mut state.fail_next);
         for record in std::mem::take(&mut state.in_flight) {
             let key = (record.topic.clone(), record.partition);
+            if state.held.contains(&key) {
+                state.in_flight.push(record);
+                continue;
+            }
             let failed = fail.contains(&key);
             let mut downstream_offset = None;
             if !failed {

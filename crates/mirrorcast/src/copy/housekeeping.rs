@@ -63,6 +63,7 @@ impl<T: Target> Lane<T> {
             self.write_progress();
         }
         if self.timers.last_publish.elapsed() >= PUBLISH_EVERY {
+            self.check_stalled();
             self.publish(io.readers, false);
         }
         self.heartbeat();
@@ -124,6 +125,42 @@ impl<T: Target> Lane<T> {
                     return;
                 }
             }
+        }
+    }
+
+    /// A target that takes records but never answers (down, black-holed, its partition
+    /// leaderless) is said once, and again when it answers. Its records stay queued: the
+    /// producer delivers them in order when it can, which a re-send could not promise.
+    fn check_stalled(&mut self) {
+        let now = Instant::now();
+        let timeout = self.delivery_timeout;
+        let mut stalled = self
+            .partitions
+            .iter_mut()
+            .filter(|s| !s.retired)
+            .filter_map(|s| {
+                s.stalled(now, timeout)
+                    .then(|| (s.remote_topic.clone(), s.partition))
+            });
+        let Some((topic, partition)) = stalled.next() else {
+            if self.stall.recovered() {
+                info!(flow = %self.flow_name, "the target acknowledges records again");
+            }
+            return;
+        };
+        let others = stalled.count();
+        if self.stall.failed() {
+            let message = format!(
+                "{} has acknowledged nothing of {topic}[{partition}]{} for over {timeout:?}; \
+                 the records stay queued and are delivered in order once it answers",
+                self.flow.target,
+                match others {
+                    0 => String::new(),
+                    n => format!(" and {n} other partition(s)"),
+                },
+            );
+            warn!(flow = %self.flow_name, "{message}");
+            self.reporter.error(&message);
         }
     }
 
@@ -192,7 +229,9 @@ impl<T: Target> Lane<T> {
         });
         self.reporter.publish(
             views,
-            self.target_health.is_failing() || self.source_health.is_failing(),
+            self.target_health.is_failing()
+                || self.source_health.is_failing()
+                || self.stall.is_failing(),
             stopped,
         );
     }

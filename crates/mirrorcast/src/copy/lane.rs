@@ -56,6 +56,9 @@ pub(crate) struct LaneSetup<T> {
     /// Counts the records of the lane's own reader.
     pub read_own: Counter,
     pub queue: Backpressure,
+    /// After this long with records in flight and no report, the target counts as failing
+    /// (the producer itself never gives a record up: see `connect_lane`).
+    pub delivery_timeout: Duration,
     pub shutdown: Shutdown,
 }
 
@@ -75,6 +78,9 @@ pub(crate) struct Lane<T> {
     pub(super) target_health: Health,
     /// Joining the shared reader.
     shared_join: Health,
+    /// Records in flight with no report for longer than `delivery_timeout`.
+    pub(super) stall: Health,
+    pub(super) delivery_timeout: Duration,
     pub(super) syncs: Option<SyncWriter>,
     pub(super) reporter: FlowReporter,
     pub(super) timers: Timers,
@@ -105,6 +111,8 @@ impl<T: Target> Lane<T> {
             source_health: Health::default(),
             target_health: Health::default(),
             shared_join: Health::default(),
+            stall: Health::default(),
+            delivery_timeout: setup.delivery_timeout,
             syncs: setup.syncs,
             reporter: setup.reporter,
             timers: Timers::new(),
@@ -511,7 +519,7 @@ impl<T: Target> Lane<T> {
         match self.target.send(record) {
             Ok(()) => {
                 self.queue.sent(bytes);
-                state.next = Offset::Offset(message.offset() + 1);
+                state.sent(message.offset());
                 self.reporter.read(timestamp_ms);
                 Sent::Done
             }
@@ -549,7 +557,7 @@ impl<T: Target> Lane<T> {
                 continue;
             }
             let due = match state.mode {
-                Mode::Waiting(at) => at <= now,
+                Mode::Waiting(_) => state.due(now),
                 // Level with the shared reader; or, when nobody reads there, at the end.
                 Mode::CatchingUp => {
                     let shared = io.cursors.get(state.cursor);
@@ -607,6 +615,7 @@ impl<T: Target> Lane<T> {
         // rewound below.
         self.queue.emptied();
         for slot in 0..self.partitions.len() {
+            self.partitions[slot].in_flight = 0;
             if !self.partitions[slot].retired {
                 self.rewind(slot, io);
             }

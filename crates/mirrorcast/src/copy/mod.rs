@@ -36,6 +36,7 @@ mod target;
 mod tests;
 
 use std::sync::mpsc::Receiver;
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
@@ -134,7 +135,16 @@ fn connect_lane(
         limit("queue.buffering.max.kbytes", 1_048_576) * 1024,
         limit("queue.buffering.max.messages", 100_000),
     );
-    let producer = KafkaTarget::new(setup.target_producer, &flow_name, board, &source, &target)
+    // librdkafka gives up a record after `message.timeout.ms` while later ones of its
+    // partition may still be delivered: the re-send lands after them, out of order, and every
+    // rewind under load piles up another copy of the window. The copy's producer therefore
+    // never gives up (as Kafka Connect's `delivery.timeout.ms=MAX` for MM2); the user's
+    // timeout (`delivery.timeout.ms`, Java's default 120 s) says when the target counts as
+    // failing, and its records stay queued in order meanwhile.
+    let delivery_timeout = Duration::from_millis(limit("message.timeout.ms", 120_000));
+    let mut target_producer = setup.target_producer;
+    target_producer.set("message.timeout.ms", "0");
+    let producer = KafkaTarget::new(target_producer, &flow_name, board, &source, &target)
         .map_err(|e| format!("{flow_name}: cannot create the target producer: {e}"))?;
     let syncs = match &setup.flow.offset_syncs {
         None => None,
@@ -160,6 +170,7 @@ fn connect_lane(
         syncs,
         read_own,
         queue,
+        delivery_timeout,
         shutdown,
     });
     Ok((lane, reader))

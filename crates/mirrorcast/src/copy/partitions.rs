@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::Offset;
 
@@ -77,6 +77,12 @@ pub(crate) struct PartitionState {
     pub meters: PartitionMeters,
     /// Decides when a copied record deserves an offset sync (when they are on).
     pub sync_emitter: Option<SyncEmitter>,
+    /// Records of this partition the producer holds, of any epoch: a rewind re-sends only once
+    /// none is left, so an old attempt never races the new one and each failure re-sends a
+    /// record at most once.
+    pub in_flight: u32,
+    /// Since when (as the once-a-second check saw it) records are in flight with no report.
+    pub unreported_since: Option<Instant>,
 }
 
 impl PartitionState {
@@ -103,7 +109,38 @@ impl PartitionState {
             retired: false,
             meters,
             sync_emitter,
+            in_flight: 0,
+            unreported_since: None,
         }
+    }
+
+    /// The producer took a record of this partition.
+    pub fn sent(&mut self, offset: i64) {
+        self.next = Offset::Offset(offset + 1);
+        self.in_flight += 1;
+    }
+
+    /// The target reported on a record of this partition (acknowledged or failed, any epoch).
+    pub fn reported(&mut self) {
+        self.in_flight = self.in_flight.saturating_sub(1);
+        self.unreported_since = None;
+    }
+
+    /// Whether records have been in flight with no report for `timeout` (seen at `now`, a check
+    /// made about once a second).
+    pub fn stalled(&mut self, now: Instant, timeout: Duration) -> bool {
+        if self.in_flight == 0 {
+            self.unreported_since = None;
+            return false;
+        }
+        let since = *self.unreported_since.get_or_insert(now);
+        !timeout.is_zero() && now.duration_since(since) >= timeout
+    }
+
+    /// Whether a waiting partition may be read again at `now`: its backoff is over and nothing
+    /// of an earlier attempt is still in flight.
+    pub fn due(&self, now: Instant) -> bool {
+        matches!(self.mode, Mode::Waiting(at) if at <= now) && self.in_flight == 0
     }
 
     /// Whether the record at `offset` is still to be sent (not sent before in this epoch).

@@ -32,6 +32,11 @@ struct Harness {
 /// A source `eu` copied to `targets` lanes (`na`, then `sa`), each target's producer holding at
 /// most `capacity` records.
 fn harness(targets: usize, capacity: usize) -> Harness {
+    harness_with_timeout(targets, capacity, Duration::from_secs(120))
+}
+
+/// [`harness`] whose lanes count the target as failing after `delivery_timeout` of silence.
+fn harness_with_timeout(targets: usize, capacity: usize, delivery_timeout: Duration) -> Harness {
     let text = "clusters = eu, na, sa\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
                 sa.bootstrap.servers = h:3\neu->na.enabled = true\neu->sa.enabled = true\n\
                 replication.policy.class = IdentityReplicationPolicy\n";
@@ -56,6 +61,7 @@ fn harness(targets: usize, capacity: usize) -> Harness {
             reporter: FlowReporter::new(observe.clone(), "eu", name),
             read_own: Default::default(),
             queue: Backpressure::new(1 << 40, capacity as u64),
+            delivery_timeout,
             shutdown: shutdown.clone(),
         }));
         fakes.push(target);
@@ -230,6 +236,57 @@ fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() 
     assert_eq!(h.lane(0).partitions[0].ledger.epoch(), 1);
     let calls = h.copy.readers().shared.calls.borrow().clone();
     assert_eq!(calls, ["assign t[0]@0", "unassign t[0]", "assign t[0]@10"]);
+}
+
+#[test]
+fn a_rewind_waits_until_the_failed_attempt_has_drained_and_resends_each_record_once() {
+    let mut h = ten_acknowledged_and_ten_in_flight();
+    {
+        let mut target = h.targets[0].state();
+        // 10 fails; 11..19 stay queued and will still be delivered.
+        target.fail_head = vec![("t".into(), 0)];
+        target.acknowledging = true;
+    }
+    h.run_until("the rewind and its backoff", |h| {
+        h.lane(0).partitions[0].ledger.epoch() == 1
+            && matches!(h.mode(0, 0), Some(Mode::Waiting(at)) if at <= Instant::now())
+    });
+    for _ in 0..50 {
+        assert!(h.copy.round());
+    }
+    assert_eq!(
+        h.targets[0].state().in_flight_len(),
+        9,
+        "nothing is sent again while the failed attempt's records are still in flight"
+    );
+    assert!(matches!(h.mode(0, 0), Some(Mode::Waiting(_))));
+
+    h.targets[0].state().held.clear();
+    h.run_until("the copy again from 10", |h| h.has(0, 0, 29));
+    let mut once_late_then_again = expected(0, 0..10);
+    once_late_then_again.extend(expected(0, 11..20));
+    once_late_then_again.extend(expected(0, 10..20));
+    assert_eq!(h.targets[0].log("t", 0), once_late_then_again);
+    assert_eq!(h.lane(0).partitions[0].ledger.epoch(), 1, "one rewind");
+}
+
+#[test]
+fn a_target_that_stops_answering_is_reported_and_nothing_is_sent_twice() {
+    let mut h = harness_with_timeout(1, 1000, Duration::from_millis(1));
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("the first records", |h| h.has(0, 0, 10));
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.run_until("the target counted as failing", |h| {
+        h.lane(0).stall.is_failing()
+    });
+    h.targets[0].state().acknowledging = true;
+    h.run_until("the copy and the recovery", |h| {
+        h.has(0, 0, 20) && !h.lane(0).stall.is_failing()
+    });
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+    assert_eq!(h.lane(0).partitions[0].ledger.epoch(), 0, "no rewind");
 }
 
 #[test]

@@ -541,8 +541,8 @@ pub fn stored_progress(target: &str, source_alias: &str) -> Option<mirrorcast::p
     .ok()
 }
 
-/// Whether the replicator's stored progress on `target` says every record of `topic` up to the
-/// source's current end is copied and acknowledged.
+/// Whether the replicator's stored progress on `target` says every record of `topic` up to
+/// `source_ends` is copied and acknowledged (or more, while records keep arriving).
 pub fn progress_reached(
     target: &str,
     source_alias: &str,
@@ -552,9 +552,12 @@ pub fn progress_reached(
     let Some(progress) = stored_progress(target, source_alias) else {
         return false;
     };
-    source_ends
-        .iter()
-        .all(|(p, end)| *end == 0 || progress.get(&(topic.to_string(), *p)) == Some(&(end - 1)))
+    source_ends.iter().all(|(p, end)| {
+        *end == 0
+            || progress
+                .get(&(topic.to_string(), *p))
+                .is_some_and(|stored| *stored >= end - 1)
+    })
 }
 
 /// A plain HTTP/1.1 GET: (status code, body), or `None` when nothing answers.
@@ -751,8 +754,21 @@ pub struct BackgroundProducer {
 }
 
 impl BackgroundProducer {
-    /// Starts writing records numbered from `first` over `partitions` partitions.
+    /// Starts writing records numbered from `first` over `partitions` partitions, as fast as
+    /// the broker takes them.
     pub fn start(bootstrap: &str, topic: &str, partitions: i32, first: usize) -> Self {
+        Self::start_paced(bootstrap, topic, partitions, first, Duration::ZERO)
+    }
+
+    /// [`BackgroundProducer::start`], with a pause after each chunk of 500 records: steady
+    /// traffic a replicator can keep up with on a shared machine.
+    pub fn start_paced(
+        bootstrap: &str,
+        topic: &str,
+        partitions: i32,
+        first: usize,
+        pause: Duration,
+    ) -> Self {
         const CHUNK: usize = 500;
         let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
         let writer = {
@@ -764,6 +780,7 @@ impl BackgroundProducer {
                 while running.load(std::sync::atomic::Ordering::Relaxed) {
                     producer.send_all(&topic, &numbered_records("during", partitions, next, CHUNK));
                     next += CHUNK;
+                    std::thread::sleep(pause);
                 }
                 next
             })
