@@ -84,6 +84,25 @@ pub struct FlowConfig {
     pub heartbeats: Option<HeartbeatsConfig>,
     /// Consumer group checkpoints and group offset sync.
     pub groups: GroupsConfig,
+    /// What becomes of a record the target refuses for good.
+    pub errors: ErrorsConfig,
+}
+
+/// A record the target refuses for good (too large, invalid timestamp, invalid record), by Kafka
+/// Connect's `errors.*` keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ErrorsConfig {
+    /// `errors.tolerance=none` (the default): its partition stops there, visibly.
+    StopPartition,
+    /// `errors.tolerance=all` without a dead-letter topic: counted, logged and passed over.
+    Skip,
+    /// `errors.tolerance=all` with `errors.deadletterqueue.topic.name`: written there on the
+    /// target, with headers saying where it came from and why, then passed over.
+    DeadLetter {
+        topic: String,
+        /// `errors.deadletterqueue.topic.replication.factor` (Connect's default 3).
+        replication_factor: i32,
+    },
 }
 
 /// The copy's progress: the Connect offsets topic of MM2 on the target.

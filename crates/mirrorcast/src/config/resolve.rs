@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::client::{self, ClientSettings, Setting};
 use super::properties::{self, RawProperties};
 use super::{ClientRole, ClusterConfig, Config, ConfigError, ConfigErrors, FlowConfig};
-use super::{GroupsConfig, HeartbeatsConfig, OffsetSyncsConfig, ProgressConfig};
+use super::{ErrorsConfig, GroupsConfig, HeartbeatsConfig, OffsetSyncsConfig, ProgressConfig};
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
 use crate::topics::config_sync::ConfigFilter;
@@ -325,6 +325,7 @@ fn resolve_flow(
         offset_syncs: look.offset_syncs(source, target, &separator, errors),
         heartbeats: look.heartbeats(errors),
         groups: look.groups(source, &separator, errors),
+        errors: look.errors(errors),
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
     };
@@ -416,6 +417,44 @@ impl FlowLookup<'_> {
             ),
         };
         enabled.then_some(syncs)
+    }
+
+    fn errors(&self, errors: &mut Vec<ConfigError>) -> ErrorsConfig {
+        let (tolerance_key, tolerance) = self.string("errors.tolerance", "none");
+        let dead_letter = self
+            .get("errors.deadletterqueue.topic.name")
+            .filter(|(_, topic)| !topic.trim().is_empty());
+        let replication_factor = self.positive(
+            "errors.deadletterqueue.topic.replication.factor",
+            3i32,
+            errors,
+        );
+        match (tolerance.trim(), dead_letter) {
+            ("none", None) => ErrorsConfig::StopPartition,
+            ("none", Some((key, _))) => {
+                errors.push(
+                    self.raw.error(
+                        &key,
+                        "a dead-letter topic is only written with `errors.tolerance = all`; set \
+                     that too, or remove this key"
+                            .to_string(),
+                    ),
+                );
+                ErrorsConfig::StopPartition
+            }
+            ("all", None) => ErrorsConfig::Skip,
+            ("all", Some((_, topic))) => ErrorsConfig::DeadLetter {
+                topic: topic.trim().to_string(),
+                replication_factor,
+            },
+            (other, _) => {
+                errors.push(
+                    self.raw
+                        .error(&tolerance_key, format!("`{other}` is not `none` or `all`")),
+                );
+                ErrorsConfig::StopPartition
+            }
+        }
     }
 
     fn heartbeats(&self, errors: &mut Vec<ConfigError>) -> Option<HeartbeatsConfig> {
@@ -617,6 +656,30 @@ replication.factor = 1
         let errs = errors(&text);
         assert_eq!(errs[0].key, "replication.policy.class");
         assert!(errs[0].message.contains("IdentityReplicationPolicy"));
+    }
+
+    #[test]
+    fn errors_tolerance_follows_kafka_connect() {
+        let flow = |extra: &str| resolve(&format!("{BROADCAST}{extra}")).unwrap().flows[0].clone();
+        assert_eq!(flow("").errors, ErrorsConfig::StopPartition);
+        assert_eq!(flow("errors.tolerance = all\n").errors, ErrorsConfig::Skip);
+        assert_eq!(
+            flow("errors.tolerance = all\nerrors.deadletterqueue.topic.name = dlq\n").errors,
+            ErrorsConfig::DeadLetter {
+                topic: "dlq".into(),
+                replication_factor: 3
+            }
+        );
+        let errs = errors(&format!("{BROADCAST}errors.tolerance = some\n"));
+        assert_eq!(errs[0].key, "errors.tolerance");
+        let errs = errors(&format!(
+            "{BROADCAST}europe->northamerica.errors.deadletterqueue.topic.name = dlq\n"
+        ));
+        assert_eq!(
+            errs[0].key,
+            "europe->northamerica.errors.deadletterqueue.topic.name"
+        );
+        assert!(errs[0].message.contains("errors.tolerance = all"));
     }
 
     #[test]

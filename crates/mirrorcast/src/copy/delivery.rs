@@ -23,6 +23,8 @@ pub(crate) struct RecordTag {
     pub bytes: u32,
     /// The record's timestamp, for the replication latency.
     pub timestamp_ms: Option<i64>,
+    /// Written to the dead-letter topic, the target having refused it.
+    pub dead_letter: bool,
 }
 
 /// What a produced record is, for its delivery report.
@@ -107,6 +109,13 @@ impl<T: Target> Lane<T> {
                 if !state.ledger.acknowledged(record.epoch, record.offset) {
                     continue;
                 }
+                if state.alone == Some(record.offset) {
+                    state.alone = None;
+                }
+                if record.dead_letter {
+                    state.refusal = None;
+                    continue;
+                }
                 state.backoff.reset();
                 self.reporter
                     .acknowledged(&mut state.meters, record.bytes, record.timestamp_ms);
@@ -130,10 +139,7 @@ impl<T: Target> Lane<T> {
                 }
                 continue;
             };
-            if state.ledger.delivery_failed(record.epoch) {
-                self.report_failure(record.slot, &e);
-                self.take_away(record.slot, io);
-            }
+            self.judge_failure(&record, &e, false, io);
         }
         self.spare_reports = reports;
         if let Some((code, reason)) = self.target.fatal_error() {

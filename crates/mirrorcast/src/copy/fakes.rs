@@ -79,6 +79,19 @@ impl FakeSource {
         }
     }
 
+    /// Appends one record with this payload.
+    pub fn produce_payload(&self, topic: &str, partition: i32, payload: &[u8]) {
+        let mut logs = self.logs.borrow_mut();
+        let log = logs.entry((topic.to_string(), partition)).or_default();
+        let offset = log.len() as i64;
+        log.push(FakeRecord {
+            topic: topic.to_string(),
+            partition,
+            offset,
+            payload: payload.to_vec(),
+        });
+    }
+
     /// The topic is deleted and created again: its offsets start over at 0.
     pub fn recreate(&self, topic: &str, partition: i32) {
         *self.generation.borrow_mut() += 1;
@@ -232,6 +245,12 @@ pub struct TargetState {
     pub fail_head: Vec<(String, i32)>,
     /// Remote partitions whose records stay in flight, neither acknowledged nor failed.
     pub held: Vec<(String, i32)>,
+    /// Like a broker's `max.message.bytes`: a partition's records in flight together (a batch)
+    /// all fail as too large when one of them is larger.
+    pub max_record_bytes: Option<usize>,
+    /// Payloads refused as invalid in topic `t` (KIP-467: the others of their batch fail as
+    /// bystanders).
+    pub invalid: Vec<Vec<u8>>,
     /// Report this fatal error until the producer is replaced.
     pub fatal: bool,
     pub replaced: usize,
@@ -298,10 +317,46 @@ impl FakeTarget {
             state.held.push(key);
         }
         let fail = std::mem::take(&mut state.fail_next);
+        // Per remote partition, what its batch is refused for, if anything.
+        let mut batch_errors: HashMap<(String, i32), RDKafkaErrorCode> = HashMap::new();
+        for record in &state.in_flight {
+            let size = record.payload.as_ref().map_or(0, Vec::len);
+            let key = (record.topic.clone(), record.partition);
+            if state.max_record_bytes.is_some_and(|max| size > max) {
+                batch_errors.insert(key, RDKafkaErrorCode::MessageSizeTooLarge);
+            } else if record.topic == "t"
+                && record
+                    .payload
+                    .as_ref()
+                    .is_some_and(|p| state.invalid.contains(p))
+            {
+                batch_errors
+                    .entry(key)
+                    .or_insert(RDKafkaErrorCode::InvalidRecord);
+            }
+        }
         for record in std::mem::take(&mut state.in_flight) {
             let key = (record.topic.clone(), record.partition);
             if state.held.contains(&key) {
                 state.in_flight.push(record);
+                continue;
+            }
+            if let Some(&code) = batch_errors.get(&key) {
+                let own_fault = code == RDKafkaErrorCode::MessageSizeTooLarge
+                    || record
+                        .payload
+                        .as_ref()
+                        .is_some_and(|p| state.invalid.contains(p));
+                let code = if own_fault {
+                    code
+                } else {
+                    RDKafkaErrorCode::InvalidDifferentRecord
+                };
+                state.reports.push(Delivery {
+                    tag: record.tag,
+                    error: Some(KafkaError::MessageProduction(code)),
+                    downstream_offset: None,
+                });
                 continue;
             }
             let failed = fail.contains(&key);

@@ -208,6 +208,7 @@ impl<T: Target> Lane<T> {
     pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, stopped: bool) {
         self.timers.last_publish = Instant::now();
         let lane = self.index;
+        let any_stopped = self.partitions.iter().any(|s| s.mode == Mode::Stopped);
         let shared_positions = readers.shared.positions();
         let own_positions = readers.own[lane].positions();
         let views = self.partitions.iter().filter(|s| !s.retired).map(|s| {
@@ -215,7 +216,7 @@ impl<T: Target> Lane<T> {
             let reader_position = match s.mode {
                 Mode::Shared => shared_positions.get(&key),
                 Mode::CatchingUp => own_positions.get(&key),
-                Mode::Waiting(_) => None,
+                Mode::Waiting(_) | Mode::Stopped => None,
             };
             PartitionView {
                 topic: &s.source_topic,
@@ -224,6 +225,10 @@ impl<T: Target> Lane<T> {
                 source_end: readers.high_watermark(lane, &s.source_topic, s.partition),
                 last_acked: s.ledger.acked(),
                 read_through: s.read_through(reader_position.copied()),
+                stopped_at: (s.mode == Mode::Stopped)
+                    .then_some(s.refusal.as_ref())
+                    .flatten()
+                    .map(|r| (r.offset, r.reason.as_str())),
                 meters: &s.meters,
             }
         });
@@ -231,7 +236,8 @@ impl<T: Target> Lane<T> {
             views,
             self.target_health.is_failing()
                 || self.source_health.is_failing()
-                || self.stall.is_failing(),
+                || self.stall.is_failing()
+                || any_stopped,
             stopped,
         );
     }

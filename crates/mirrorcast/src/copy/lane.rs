@@ -312,7 +312,7 @@ impl<T: Target> Lane<T> {
     }
 
     /// Stops reading a partition wherever it is read.
-    fn stop_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
+    pub(super) fn stop_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
         let state = &mut self.partitions[slot];
         match state.mode {
             Mode::Shared => io
@@ -325,7 +325,7 @@ impl<T: Target> Lane<T> {
                     warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
                 }
             }
-            Mode::Waiting(_) => {}
+            Mode::Waiting(_) | Mode::Stopped => {}
         }
     }
 
@@ -369,8 +369,7 @@ impl<T: Target> Lane<T> {
             match self.send(slot, message) {
                 Sent::Done => return,
                 Sent::Failed(e) => {
-                    self.report_failure(slot, &e);
-                    self.rewind(slot, io);
+                    self.send_failed(slot, message.offset(), &e, io);
                     return;
                 }
                 Sent::Full if may_detach && self.queue.out_of_patience() => {
@@ -435,8 +434,7 @@ impl<T: Target> Lane<T> {
         match self.send(slot, message) {
             Sent::Done => {}
             Sent::Failed(e) => {
-                self.report_failure(slot, &e);
-                self.rewind(slot, io);
+                self.send_failed(slot, message.offset(), &e, io);
                 return;
             }
             Sent::Full => {
@@ -498,6 +496,12 @@ impl<T: Target> Lane<T> {
         if !state.wants(message.offset()) {
             return Sent::Done;
         }
+        if state.must_wait(message.offset()) {
+            return Sent::Full;
+        }
+        if state.alone == Some(message.offset()) && state.refusal.is_some() {
+            return self.deal_with_refused(slot, message);
+        }
         let bytes = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         let timestamp_ms = message.timestamp_ms();
@@ -514,6 +518,7 @@ impl<T: Target> Lane<T> {
                 offset: message.offset(),
                 bytes,
                 timestamp_ms,
+                dead_letter: false,
             }),
         };
         match self.target.send(record) {
@@ -529,6 +534,26 @@ impl<T: Target> Lane<T> {
             }
             Err((e, _)) => Sent::Failed(e),
         }
+    }
+
+    /// The producer refused a record of `slot` before sending it.
+    fn send_failed<R: Reader>(
+        &mut self,
+        slot: usize,
+        offset: i64,
+        error: &KafkaError,
+        io: &mut Reading<'_, R>,
+    ) {
+        let state = &self.partitions[slot];
+        let tag = RecordTag {
+            slot,
+            epoch: state.ledger.epoch(),
+            offset,
+            bytes: 0,
+            timestamp_ms: None,
+            dead_letter: state.refusal.is_some() && state.alone == Some(offset),
+        };
+        self.judge_failure(&tag, error, true, io);
     }
 
     /// Starts a new epoch for the partition and takes it away from its reader.
@@ -571,9 +596,10 @@ impl<T: Target> Lane<T> {
                         matches!((state.next, end), (Offset::Offset(n), Some(end)) if n >= end)
                     }
                 }
-                Mode::Shared => false,
+                Mode::Shared | Mode::Stopped => false,
             };
             if due {
+                self.partitions[slot].arm_suspect();
                 self.stop_reading(slot, io);
                 self.start_reading(slot, io);
             }

@@ -27,6 +27,7 @@ mod lane;
 pub mod ledger;
 mod partitions;
 mod readers;
+mod refusal;
 pub mod report;
 pub mod source;
 mod source_copy;

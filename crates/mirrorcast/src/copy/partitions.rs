@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Offset;
 
 use super::ledger::PartitionLedger;
+use super::refusal::Refusal;
 use super::report::PartitionMeters;
 use crate::backoff::Backoff;
 use crate::offsets::translate::SyncEmitter;
@@ -58,6 +59,8 @@ pub(crate) enum Mode {
     CatchingUp,
     /// Taken away after a failure; read again from the last acknowledged offset at this time.
     Waiting(Instant),
+    /// Stopped at a record the target refused for good (`errors.tolerance = none`).
+    Stopped,
 }
 
 /// One partition a lane copies.
@@ -83,6 +86,13 @@ pub(crate) struct PartitionState {
     pub in_flight: u32,
     /// Since when (as the once-a-second check saw it) records are in flight with no report.
     pub unreported_since: Option<Instant>,
+    /// A record the target refused for good, until it is dealt with.
+    pub refusal: Option<Refusal>,
+    /// A record sent only with nothing else of the partition in flight, and nothing after it
+    /// until it is reported: a refused record, or the suspect of a batch refused as too large.
+    pub alone: Option<i64>,
+    /// The largest record (offset, bytes) of a batch the target refused as too large.
+    largest_too_large: Option<(i64, u32)>,
 }
 
 impl PartitionState {
@@ -111,7 +121,32 @@ impl PartitionState {
             sync_emitter,
             in_flight: 0,
             unreported_since: None,
+            refusal: None,
+            alone: None,
+            largest_too_large: None,
         }
+    }
+
+    /// A record of a batch refused as too large: remember the largest.
+    pub fn note_too_large(&mut self, offset: i64, bytes: u32) {
+        if self
+            .largest_too_large
+            .is_none_or(|(_, largest)| bytes > largest)
+        {
+            self.largest_too_large = Some((offset, bytes));
+        }
+    }
+
+    /// Resuming after a batch was refused as too large: its largest record goes alone.
+    pub fn arm_suspect(&mut self) {
+        if let Some((offset, _)) = self.largest_too_large.take() {
+            self.alone = Some(offset);
+        }
+    }
+
+    /// Whether the record at `offset` must wait until nothing of the partition is in flight.
+    pub fn must_wait(&self, offset: i64) -> bool {
+        self.alone.is_some_and(|alone| offset >= alone) && self.in_flight > 0
     }
 
     /// The producer took a record of this partition.
@@ -152,6 +187,9 @@ impl PartitionState {
     /// acknowledged record.
     pub fn wait_and_resume(&mut self) {
         self.next = self.ledger.resume_offset();
+        if self.mode == Mode::Stopped {
+            return;
+        }
         self.mode = Mode::Waiting(Instant::now() + self.backoff.next_delay());
     }
 

@@ -18,6 +18,9 @@ pub struct PartitionMeters {
     records: Counter,
     pub resets: Counter,
     pub lost_at_source: Counter,
+    pub refused: Counter,
+    /// 1 while stopped at a refused record.
+    pub stopped: Gauge,
     bytes: Counter,
     lag_records: Gauge,
     lag_seconds: Gauge<f64, AtomicU64>,
@@ -37,6 +40,8 @@ pub struct PartitionView<'a> {
     /// everything the lane was handed is acknowledged and its reader has moved past offsets
     /// that hold no record to copy (transaction markers, aborted or compacted records).
     pub read_through: Option<i64>,
+    /// Where the partition is stopped, and why: a record the target refused for good.
+    pub stopped_at: Option<(i64, &'a str)>,
     pub meters: &'a PartitionMeters,
 }
 
@@ -95,6 +100,8 @@ impl FlowReporter {
             records: m.records.get_or_create_owned(&labels),
             resets: m.offset_resets.get_or_create_owned(&labels),
             lost_at_source: m.records_lost_at_source.get_or_create_owned(&labels),
+            refused: m.records_refused.get_or_create_owned(&labels),
+            stopped: m.partition_stopped.get_or_create_owned(&labels),
             bytes: m.bytes.get_or_create_owned(&labels),
             lag_records: m.lag_records.get_or_create_owned(&labels),
             lag_seconds: m.lag_seconds.get_or_create_owned(&labels),
@@ -185,6 +192,8 @@ impl FlowReporter {
                 replicated_offset: replicated,
                 lag_records: lag,
                 lag_seconds,
+                stopped_at_offset: view.stopped_at.map(|(offset, _)| offset),
+                stop_reason: view.stopped_at.map(|(_, reason)| reason.to_string()),
             });
         }
         let m = &self.observe.metrics;

@@ -14,7 +14,7 @@ use super::readers::Readers;
 use super::report::FlowReporter;
 use super::source_copy::SourceCopy;
 use crate::config::properties::RawProperties;
-use crate::config::Config;
+use crate::config::{Config, ErrorsConfig};
 use crate::observe::Observability;
 use crate::plan::{Command, Route};
 use crate::progress::Progress;
@@ -32,11 +32,22 @@ struct Harness {
 /// A source `eu` copied to `targets` lanes (`na`, then `sa`), each target's producer holding at
 /// most `capacity` records.
 fn harness(targets: usize, capacity: usize) -> Harness {
-    harness_with_timeout(targets, capacity, Duration::from_secs(120))
+    harness_with(
+        targets,
+        capacity,
+        Duration::from_secs(120),
+        ErrorsConfig::StopPartition,
+    )
 }
 
-/// [`harness`] whose lanes count the target as failing after `delivery_timeout` of silence.
-fn harness_with_timeout(targets: usize, capacity: usize, delivery_timeout: Duration) -> Harness {
+/// [`harness`] whose lanes count the target as failing after `delivery_timeout` of silence
+/// and deal with refused records by `errors`.
+fn harness_with(
+    targets: usize,
+    capacity: usize,
+    delivery_timeout: Duration,
+    errors: ErrorsConfig,
+) -> Harness {
     let text = "clusters = eu, na, sa\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
                 sa.bootstrap.servers = h:3\neu->na.enabled = true\neu->sa.enabled = true\n\
                 replication.policy.class = IdentityReplicationPolicy\n";
@@ -50,6 +61,7 @@ fn harness_with_timeout(targets: usize, capacity: usize, delivery_timeout: Durat
         let mut flow = flows.iter().find(|f| f.target == *name).unwrap().clone();
         flow.progress.interval = Duration::from_millis(20);
         flow.heartbeats = None;
+        flow.errors = errors.clone();
         let (sender, commands) = mpsc::channel();
         let target = FakeTarget::new(capacity);
         lanes.push(Lane::new(LaneSetup {
@@ -272,7 +284,12 @@ fn a_rewind_waits_until_the_failed_attempt_has_drained_and_resends_each_record_o
 
 #[test]
 fn a_target_that_stops_answering_is_reported_and_nothing_is_sent_twice() {
-    let mut h = harness_with_timeout(1, 1000, Duration::from_millis(1));
+    let mut h = harness_with(
+        1,
+        1000,
+        Duration::from_millis(1),
+        ErrorsConfig::StopPartition,
+    );
     h.source.produce("t", 0, 10);
     h.start(0, &[], 1);
     h.run_until("the first records", |h| h.has(0, 0, 10));
@@ -414,4 +431,95 @@ fn a_failed_reassignment_of_the_shared_reader_leaves_no_lane_without_records() {
     h.run_until("both copies", |h| h.has(0, 0, 50) && h.has(1, 0, 40));
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..50));
     assert_eq!(h.targets[1].log("t", 0), expected(0, 10..50));
+}
+
+/// `t[0]` holds ten records, the sixth (offset 5) `poison`; `t[1]` ten ordinary ones.
+fn one_poison_record(errors: ErrorsConfig, poison: &[u8]) -> Harness {
+    let h = harness_with(1, 1000, Duration::from_secs(120), errors);
+    h.source.produce("t", 0, 5);
+    h.source.produce_payload("t", 0, poison);
+    for offset in 6..10 {
+        h.source
+            .produce_payload("t", 0, format!("t/0/{offset}").as_bytes());
+    }
+    h.source.produce("t", 1, 10);
+    h
+}
+
+fn stored(h: &Harness, slot: usize) -> Option<i64> {
+    h.targets[0]
+        .state()
+        .progress
+        .iter()
+        .rev()
+        .find(|(s, _)| *s == slot)
+        .and_then(|(_, offset)| *offset)
+}
+
+#[test]
+fn a_record_too_large_for_the_target_stops_only_its_partition_there() {
+    let mut h = one_poison_record(ErrorsConfig::StopPartition, &[b'x'; 500]);
+    h.targets[0].state().max_record_bytes = Some(100);
+    h.start(0, &[], 2);
+    h.run_until("t[0] stopped, t[1] copied", |h| {
+        h.mode(0, 0) == Some(Mode::Stopped) && h.has(0, 1, 10) && stored(h, 0) == Some(4)
+    });
+    // The batch with the large record failed whole; its other records went again, the large one
+    // alone, which identified it.
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..5));
+    let refusal = h.lane(0).partitions[0].refusal.clone().unwrap();
+    assert_eq!(refusal.offset, 5);
+    assert!(refusal.reason.contains("too large"), "{}", refusal.reason);
+    assert_eq!(h.lane(0).partitions[0].meters.refused.get(), 1);
+    assert_eq!(h.lane(0).partitions[0].meters.stopped.get(), 1);
+    // The other partition keeps copying.
+    h.source.produce("t", 1, 5);
+    h.run_until("more of t[1]", |h| h.has(0, 1, 15));
+    assert_eq!(h.targets[0].log("t", 1), expected(1, 0..15));
+    assert_eq!(h.targets[0].log("t", 0).len(), 5, "t[0] stays stopped");
+}
+
+#[test]
+fn a_batch_too_large_as_a_whole_is_not_blamed_on_an_innocent_record() {
+    let mut h = one_poison_record(ErrorsConfig::StopPartition, b"t/0/5");
+    // No record is larger than the limit: nothing is refused, everything arrives.
+    h.targets[0].state().max_record_bytes = Some(100);
+    h.start(0, &[], 2);
+    h.run_until("the copy", |h| h.has(0, 0, 10) && h.has(0, 1, 10));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
+    assert_eq!(h.lane(0).partitions[0].meters.refused.get(), 0);
+}
+
+#[test]
+fn errors_tolerance_all_writes_a_refused_record_to_the_dead_letter_topic_and_goes_on() {
+    let dead_letter = ErrorsConfig::DeadLetter {
+        topic: "dlq".into(),
+        replication_factor: 1,
+    };
+    let mut h = one_poison_record(dead_letter, b"invalid");
+    h.targets[0].state().invalid = vec![b"invalid".to_vec()];
+    h.start(0, &[], 2);
+    h.run_until("the copy past the refused record", |h| {
+        h.has(0, 0, 9) && h.has(0, 1, 10) && stored(h, 0) == Some(9)
+    });
+    let mut without_5 = expected(0, 0..5);
+    without_5.extend(expected(0, 6..10));
+    assert_eq!(h.targets[0].log("t", 0), without_5, "in order, without it");
+    assert_eq!(h.targets[0].log("dlq", 0), ["invalid"]);
+    assert_eq!(h.lane(0).partitions[0].meters.refused.get(), 1);
+    assert_eq!(h.lane(0).partitions[0].mode, Mode::Shared);
+}
+
+#[test]
+fn errors_tolerance_all_without_a_dead_letter_topic_skips_the_refused_record_visibly() {
+    let mut h = one_poison_record(ErrorsConfig::Skip, b"invalid");
+    h.targets[0].state().invalid = vec![b"invalid".to_vec()];
+    h.start(0, &[], 2);
+    h.run_until("the copy past the refused record", |h| {
+        h.has(0, 0, 9) && stored(h, 0) == Some(9)
+    });
+    let mut without_5 = expected(0, 0..5);
+    without_5.extend(expected(0, 6..10));
+    assert_eq!(h.targets[0].log("t", 0), without_5);
+    assert_eq!(h.lane(0).partitions[0].meters.refused.get(), 1);
 }

@@ -68,6 +68,8 @@ pub struct Metrics {
     pub source_records_read: Family<ReaderLabels, Counter>,
     pub offset_resets: Family<PartitionLabels, Counter>,
     pub records_lost_at_source: Family<PartitionLabels, Counter>,
+    pub records_refused: Family<PartitionLabels, Counter>,
+    pub partition_stopped: Family<PartitionLabels, Gauge>,
 }
 
 impl Metrics {
@@ -105,6 +107,18 @@ impl Metrics {
             "records_lost_at_source",
             "Records deleted at the source (retention, DeleteRecords) before they were copied",
             records_lost_at_source.clone(),
+        );
+        let records_refused = Family::<PartitionLabels, Counter>::default();
+        registry.register(
+            "records_refused",
+            "Records the target refused for good (too large, invalid timestamp, invalid record): stopped at, dead-lettered or skipped by errors.tolerance",
+            records_refused.clone(),
+        );
+        let partition_stopped = Family::<PartitionLabels, Gauge>::default();
+        registry.register(
+            "partition_stopped",
+            "1 while the partition's copy is stopped at a record the target refused (errors.tolerance=none)",
+            partition_stopped.clone(),
         );
         let bytes = Family::<PartitionLabels, Counter>::default();
         registry.register_with_unit(
@@ -194,6 +208,8 @@ impl Metrics {
             bytes,
             offset_resets,
             records_lost_at_source,
+            records_refused,
+            partition_stopped,
             record_age,
             replication_latency,
             lag_records,

@@ -53,6 +53,10 @@ pub struct PartitionStatus {
     pub replicated_offset: Option<i64>,
     pub lag_records: Option<i64>,
     pub lag_seconds: Option<f64>,
+    /// The offset of a record the target refused for good, where this partition's copy stopped
+    /// (`errors.tolerance = none`), and why.
+    pub stopped_at_offset: Option<i64>,
+    pub stop_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

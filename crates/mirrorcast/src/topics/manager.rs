@@ -208,8 +208,8 @@ impl TopicManager {
     }
 
     /// The internal topics must exist before the copier writes to them: the progress topic on
-    /// the target, the heartbeats topic on the target and the offset-syncs topic where it is
-    /// configured (MM2 creates them compacted, with one partition but the progress topic).
+    /// the target, the heartbeats topic on the target, the dead-letter topic if there is one,
+    /// and the offset-syncs topic where it is configured (MM2 creates them compacted, with one partition but the progress topic).
     fn ensure_internal_topics(
         &self,
         source: &impl ClusterAdmin,
@@ -237,6 +237,14 @@ impl TopicManager {
                 self.flow.groups.checkpoints_replication_factor,
                 &compact,
             )?;
+        }
+        if let crate::config::ErrorsConfig::DeadLetter {
+            topic,
+            replication_factor,
+        } = &self.flow.errors
+        {
+            // As Kafka Connect creates its dead-letter topic: one partition, not compacted.
+            target.ensure_topic(topic, 1, *replication_factor, &[])?;
         }
         if let Some(syncs) = &self.flow.offset_syncs {
             if syncs.on_source {

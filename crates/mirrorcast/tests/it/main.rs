@@ -16,6 +16,7 @@ mod observability;
 mod offsets;
 mod outage;
 mod page;
+mod poison;
 mod replication;
 mod resources;
 mod restart;

@@ -1,0 +1,293 @@
+//! A record the target refuses for good (too large, invalid timestamp, invalid record), as
+//! opposed to a target that is down or busy: telling the two apart, finding the refused record
+//! of a batch, and what becomes of it by Kafka Connect's `errors.tolerance`: its partition stops
+//! there (`none`), or it is written to the dead-letter topic or passed over (`all`).
+//!
+//! Invariant: a refused record is never passed over unseen (it is counted, logged and shown),
+//! and nothing after it counts as acknowledged until it is dealt with: it is sent or skipped
+//! only when nothing else of its partition is in flight, and nothing after it is sent until its
+//! fate is known.
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use tracing::{error, warn};
+
+use super::delivery::{RecordTag, Tag};
+use super::io::{Outgoing, Reader, SourceRecord, Target};
+use super::lane::{Lane, Sent};
+use super::partitions::Mode;
+use super::readers::Reading;
+use crate::config::ErrorsConfig;
+
+/// What a failed delivery says about its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// The target may take it later (down, busy, a leader moving): send it again.
+    Retry,
+    /// This very record will never be taken.
+    Refused,
+    /// The broker refused the whole batch as too large: one of its records may be the cause.
+    BatchTooLarge,
+}
+
+/// Judges a delivery error; `local`: librdkafka refused the record before sending it (its own
+/// size check is of the record alone).
+pub(crate) fn judge(error: &KafkaError, local: bool) -> Verdict {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge) if local => Verdict::Refused,
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge) => {
+            Verdict::BatchTooLarge
+        }
+        // The broker names the refused records of a batch (KIP-467); the others of the batch
+        // fail with `InvalidDifferentRecord` and are sent again.
+        Some(
+            RDKafkaErrorCode::InvalidRecord
+            | RDKafkaErrorCode::InvalidTimestamp
+            | RDKafkaErrorCode::InvalidMessage,
+        ) => Verdict::Refused,
+        _ => Verdict::Retry,
+    }
+}
+
+/// The Java exception Kafka Connect would name for the error (its dead-letter header).
+fn exception_class(error: &KafkaError) -> &'static str {
+    match error.rdkafka_error_code() {
+        Some(RDKafkaErrorCode::MessageSizeTooLarge | RDKafkaErrorCode::MessageBatchTooLarge) => {
+            "org.apache.kafka.common.errors.RecordTooLargeException"
+        }
+        Some(RDKafkaErrorCode::InvalidTimestamp) => {
+            "org.apache.kafka.common.errors.InvalidTimestampException"
+        }
+        Some(RDKafkaErrorCode::InvalidMessage) => {
+            "org.apache.kafka.common.errors.CorruptRecordException"
+        }
+        _ => "org.apache.kafka.common.InvalidRecordException",
+    }
+}
+
+/// A record of a partition the target refused, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Refusal {
+    pub offset: i64,
+    pub reason: String,
+    pub exception: &'static str,
+}
+
+/// Kafka Connect's dead-letter context headers (`errors.deadletterqueue.context.headers.enable`),
+/// after the record's own headers.
+pub(crate) fn dead_letter_headers(
+    own: Option<OwnedHeaders>,
+    connector: &str,
+    topic: &str,
+    partition: i32,
+    refusal: &Refusal,
+) -> OwnedHeaders {
+    let context = [
+        ("__connect.errors.topic", topic.to_string()),
+        ("__connect.errors.partition", partition.to_string()),
+        ("__connect.errors.offset", refusal.offset.to_string()),
+        ("__connect.errors.connector.name", connector.to_string()),
+        ("__connect.errors.task.id", "0".to_string()),
+        ("__connect.errors.stage", "KAFKA_PRODUCE".to_string()),
+        (
+            "__connect.errors.exception.class.name",
+            refusal.exception.to_string(),
+        ),
+        ("__connect.errors.exception.message", refusal.reason.clone()),
+    ];
+    context
+        .iter()
+        .fold(own.unwrap_or_default(), |headers, (key, value)| {
+            headers.insert(Header {
+                key,
+                value: Some(value.as_bytes()),
+            })
+        })
+}
+
+impl<T: Target> Lane<T> {
+    /// A delivery of partition `slot` failed with `error` (`local`: refused by librdkafka before
+    /// sending). Returns whether the record was refused for good (and dealt with here).
+    pub(super) fn judge_failure<R: Reader>(
+        &mut self,
+        record: &RecordTag,
+        error: &KafkaError,
+        local: bool,
+        io: &mut Reading<'_, R>,
+    ) {
+        let state = &mut self.partitions[record.slot];
+        let current = record.epoch == state.ledger.epoch();
+        let verdict = match judge(error, local) {
+            // Sent alone and still too large: it is the one.
+            Verdict::BatchTooLarge if state.alone == Some(record.offset) => Verdict::Refused,
+            verdict => verdict,
+        };
+        if record.dead_letter && verdict != Verdict::Retry {
+            let reason = format!(
+                "{}; the dead-letter topic refused it too: {error}",
+                state.refusal.as_ref().map_or("", |r| r.reason.as_str())
+            );
+            return self.stop_partition(record.slot, record.offset, reason, error, io);
+        }
+        match verdict {
+            // Even of an attempt already given up (its batch's earlier records failed first, as
+            // bystanders): the record itself is refused, and would be again.
+            Verdict::Refused => self.refused(record.slot, record.offset, current, error, io),
+            Verdict::BatchTooLarge => {
+                state.note_too_large(record.offset, record.bytes);
+                if state.ledger.delivery_failed(record.epoch) {
+                    warn!(
+                        flow = %self.flow_name,
+                        "{}[{}]: the target refused a batch as too large ({error}); sending its \
+                         largest record alone to find out whether it is the cause",
+                        state.remote_topic, state.partition
+                    );
+                    self.take_away(record.slot, io);
+                }
+            }
+            Verdict::Retry => {
+                if state.ledger.delivery_failed(record.epoch) {
+                    self.report_failure(record.slot, error);
+                    self.take_away(record.slot, io);
+                }
+            }
+        }
+    }
+
+    /// The record at `offset` of `slot` will never be taken: count it, then stop the partition
+    /// there, or deal with it (dead letter, skip) when it is read again. `current`: it was sent
+    /// in the partition's current attempt (else that attempt is already given up).
+    fn refused<R: Reader>(
+        &mut self,
+        slot: usize,
+        offset: i64,
+        current: bool,
+        error: &KafkaError,
+        io: &mut Reading<'_, R>,
+    ) {
+        let state = &mut self.partitions[slot];
+        if state.refusal.as_ref().is_some_and(|r| r.offset == offset) {
+            return; // known already
+        }
+        state.meters.refused.inc();
+        let reason = error.to_string();
+        match &self.flow.errors {
+            ErrorsConfig::StopPartition => {
+                self.stop_partition(slot, offset, reason, error, io);
+            }
+            handling => {
+                let what = match handling {
+                    ErrorsConfig::DeadLetter { topic, .. } => format!("written to {topic}"),
+                    _ => "skipped (errors.tolerance = all)".to_string(),
+                };
+                warn!(
+                    flow = %self.flow_name,
+                    "{}[{}] offset {offset}: the target refused the record for good ({reason}); \
+                     it is {what}",
+                    state.source_topic, state.partition
+                );
+                state.refusal = Some(Refusal {
+                    offset,
+                    reason,
+                    exception: exception_class(error),
+                });
+                state.alone = Some(offset);
+                if current {
+                    state.ledger.rewind();
+                    self.take_away(slot, io);
+                }
+            }
+        }
+    }
+
+    /// `errors.tolerance = none`: the partition stops at `offset` (its progress stays before
+    /// it) and says so, while every other partition goes on.
+    fn stop_partition<R: Reader>(
+        &mut self,
+        slot: usize,
+        offset: i64,
+        reason: String,
+        error: &KafkaError,
+        io: &mut Reading<'_, R>,
+    ) {
+        if !matches!(self.partitions[slot].mode, Mode::Waiting(_) | Mode::Stopped) {
+            self.stop_reading(slot, io);
+        }
+        let state = &mut self.partitions[slot];
+        state.ledger.rewind();
+        state.mode = Mode::Stopped;
+        state.meters.stopped.set(1);
+        let message = format!(
+            "{}[{}] stopped at offset {offset}: the target refused the record for good ({reason}); \
+             the other partitions go on. Fix the target (e.g. the topic's max.message.bytes) and \
+             restart, or set errors.tolerance = all (with errors.deadletterqueue.topic.name)",
+            state.source_topic, state.partition
+        );
+        error!(flow = %self.flow_name, "{message}");
+        self.reporter.error(&message);
+        state.refusal = Some(Refusal {
+            offset,
+            reason,
+            exception: exception_class(error),
+        });
+    }
+
+    /// Sends the refused record at `offset` where `errors.tolerance = all` says, once nothing
+    /// else of its partition is in flight.
+    pub(super) fn deal_with_refused(&mut self, slot: usize, message: &impl SourceRecord) -> Sent {
+        let state = &mut self.partitions[slot];
+        let Some(refusal) = state.refusal.clone() else {
+            return Sent::Done;
+        };
+        match &self.flow.errors {
+            ErrorsConfig::DeadLetter { topic, .. } => {
+                let headers = dead_letter_headers(
+                    message.headers(),
+                    &self.flow.progress.connector,
+                    &state.source_topic,
+                    state.partition,
+                    &refusal,
+                );
+                let record = Outgoing {
+                    topic,
+                    partition: None,
+                    key: message.key(),
+                    payload: message.payload(),
+                    // Written now, as Connect writes dead letters (the record's own timestamp
+                    // may be why it was refused).
+                    timestamp_ms: None,
+                    headers: Some(headers),
+                    tag: Tag::Record(RecordTag {
+                        slot,
+                        epoch: state.ledger.epoch(),
+                        offset: refusal.offset,
+                        bytes: 0,
+                        timestamp_ms: None,
+                        dead_letter: true,
+                    }),
+                };
+                match self.target.send(record) {
+                    Ok(()) => {
+                        state.sent(refusal.offset);
+                        Sent::Done
+                    }
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                        Sent::Full
+                    }
+                    Err((e, _)) => Sent::Failed(e),
+                }
+            }
+            _ => {
+                // Passed over: nothing of the partition is in flight, so it is acknowledged in
+                // order.
+                state.next = rdkafka::Offset::Offset(refusal.offset + 1);
+                state
+                    .ledger
+                    .acknowledged(state.ledger.epoch(), refusal.offset);
+                state.refusal = None;
+                state.alone = None;
+                Sent::Done
+            }
+        }
+    }
+}
