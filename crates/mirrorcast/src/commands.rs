@@ -178,7 +178,7 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
     } else {
         &target_consumer
     };
-    let histories = groups::load_syncs(syncs_consumer, &syncs.topic)?;
+    let histories = mirrorcast::offsets::sync_store::load(syncs_consumer, &syncs.topic)?;
     let (translations, clamped) = groups::translate_group(
         flow,
         &source_consumer,

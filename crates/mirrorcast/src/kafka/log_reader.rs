@@ -1,9 +1,11 @@
-//! Reads a topic from its start to the end it had when the read began: how progress,
-//! created-topic marks and offset syncs (compacted topics) are loaded.
+//! Reads a topic up to the end it has when asked: how progress, created-topic marks and offset
+//! syncs (compacted topics) are loaded, once at start or again and again as they grow.
 //!
-//! Invariant: the read ends only when every partition's position reached the end offset taken
-//! at the start, also when the last offsets hold no record (compaction, transaction markers),
-//! or fails with a timeout; it never returns a partial view as complete.
+//! Invariant: a read ends only when every partition's position reached the end offset taken
+//! when it began, also when the last offsets hold no record (compaction, transaction markers),
+//! or fails; it never returns a partial view as complete. There is no deadline on a read that
+//! moves (a large topic takes what it takes, with a progress line every few seconds); it fails
+//! only when nothing moved for [`STALL_TIMEOUT`].
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -12,10 +14,16 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use tracing::info;
 
 use super::clients::ClientLog;
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+/// A read that has not moved for this long fails (the cluster is unreachable, or the topic's
+/// leader gone): the caller retries.
+pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
+/// How often a long read says how far it got.
+const PROGRESS_EVERY: Duration = Duration::from_secs(10);
 
 /// What can go wrong reading a topic to its end.
 #[derive(Debug, thiserror::Error)]
@@ -25,78 +33,139 @@ pub enum LogReadError {
     Kafka(#[from] KafkaError),
     #[error("topic `{0}` does not exist")]
     Missing(String),
-    #[error("reading `{topic}` did not reach its end within {timeout:?}")]
-    Timeout { topic: String, timeout: Duration },
+    #[error("reading `{topic}` made no progress for {timeout:?} ({read} record(s) read)")]
+    Stalled {
+        topic: String,
+        timeout: Duration,
+        read: u64,
+    },
+}
+
+/// A reader of every partition of one topic, from its start; each [`LogReader::read_to_end`]
+/// continues where the previous one stopped.
+pub struct LogReader {
+    consumer: BaseConsumer<ClientLog>,
+    topic: String,
+    partitions: Vec<i32>,
+    /// The next offset to read per partition (its start until something is read).
+    positions: HashMap<i32, i64>,
+}
+
+impl LogReader {
+    /// Opens `topic` at its start. `group_id` is only for librdkafka's `assign` (nothing is
+    /// joined or committed) unless the settings have one.
+    pub fn open(
+        consumer_config: &ClientConfig,
+        group_id: &str,
+        topic: &str,
+    ) -> Result<Self, LogReadError> {
+        let mut config = consumer_config.clone();
+        if config.get("group.id").is_none() {
+            config.set("group.id", group_id);
+        }
+        config.set("enable.auto.commit", "false");
+        let consumer: BaseConsumer<ClientLog> =
+            config.create_with_context(ClientLog::new(format!("{topic} reader")))?;
+        let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
+        let partitions: Vec<i32> = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| t.partitions().iter().map(|p| p.id()).collect())
+            .ok_or_else(|| LogReadError::Missing(topic.to_string()))?;
+        let mut assignment = TopicPartitionList::new();
+        for &partition in &partitions {
+            assignment.add_partition_offset(topic, partition, Offset::Beginning)?;
+        }
+        consumer.assign(&assignment)?;
+        Ok(LogReader {
+            consumer,
+            topic: topic.to_string(),
+            partitions,
+            positions: HashMap::new(),
+        })
+    }
+
+    /// Hands every record from where the last read stopped to the end each partition has now to
+    /// `visit`, partition by partition in offset order. Blocking; returns how many it read.
+    pub fn read_to_end(
+        &mut self,
+        mut visit: impl FnMut(&BorrowedMessage<'_>),
+    ) -> Result<u64, LogReadError> {
+        let mut remaining: HashMap<i32, i64> = HashMap::new();
+        for &partition in &self.partitions {
+            let (low, high) =
+                self.consumer
+                    .fetch_watermarks(&self.topic, partition, METADATA_TIMEOUT)?;
+            let next = self.positions.get(&partition).copied().unwrap_or(low);
+            if high > next.max(low) {
+                remaining.insert(partition, high);
+            }
+        }
+        let total: i64 = remaining
+            .iter()
+            .map(|(p, high)| high - self.positions.get(p).copied().unwrap_or(0))
+            .sum();
+        let started = Instant::now();
+        let (mut read, mut moved_at, mut said_at) = (0u64, Instant::now(), Instant::now());
+        while !remaining.is_empty() {
+            if moved_at.elapsed() > STALL_TIMEOUT {
+                return Err(LogReadError::Stalled {
+                    topic: self.topic.clone(),
+                    timeout: STALL_TIMEOUT,
+                    read,
+                });
+            }
+            if said_at.elapsed() >= PROGRESS_EVERY {
+                said_at = Instant::now();
+                info!(
+                    topic = %self.topic,
+                    "still reading: {read} of about {total} record(s) in {:.0?}",
+                    started.elapsed()
+                );
+            }
+            let Some(message) = self.consumer.poll(Duration::from_millis(200)) else {
+                // The end can be a gap (compaction, control records): ask where the reader is.
+                for element in self.consumer.position()?.elements() {
+                    let Offset::Offset(position) = element.offset() else {
+                        continue;
+                    };
+                    let partition = element.partition();
+                    if self.positions.get(&partition) != Some(&position) {
+                        moved_at = Instant::now();
+                        self.positions.insert(partition, position);
+                    }
+                    if remaining
+                        .get(&partition)
+                        .is_some_and(|high| position >= *high)
+                    {
+                        remaining.remove(&partition);
+                    }
+                }
+                continue;
+            };
+            let message = message?;
+            visit(&message);
+            read += 1;
+            moved_at = Instant::now();
+            let (partition, next) = (message.partition(), message.offset() + 1);
+            self.positions.insert(partition, next);
+            if remaining.get(&partition).is_some_and(|high| next >= *high) {
+                remaining.remove(&partition);
+            }
+        }
+        Ok(read)
+    }
 }
 
 /// Hands every record of `topic` to `visit`, partition by partition in offset order, until the
-/// end each partition had when called. `group_id` is only for librdkafka's `assign` (nothing is
-/// joined or committed) unless the settings have one. Blocking, for at most `timeout`.
+/// end each partition had when called. Blocking.
 pub fn read_to_end(
     consumer_config: &ClientConfig,
     group_id: &str,
     topic: &str,
-    timeout: Duration,
-    mut visit: impl FnMut(&BorrowedMessage<'_>),
+    visit: impl FnMut(&BorrowedMessage<'_>),
 ) -> Result<(), LogReadError> {
-    let mut config = consumer_config.clone();
-    if config.get("group.id").is_none() {
-        config.set("group.id", group_id);
-    }
-    config.set("enable.auto.commit", "false");
-    let consumer: BaseConsumer<ClientLog> =
-        config.create_with_context(ClientLog::new(format!("{topic} reader")))?;
-    let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
-    let partitions: Vec<i32> = metadata
-        .topics()
-        .iter()
-        .find(|t| t.name() == topic && t.error().is_none() && !t.partitions().is_empty())
-        .map(|t| t.partitions().iter().map(|p| p.id()).collect())
-        .ok_or_else(|| LogReadError::Missing(topic.to_string()))?;
-
-    let mut remaining: HashMap<i32, i64> = HashMap::new();
-    let mut assignment = TopicPartitionList::new();
-    for partition in partitions {
-        let (low, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
-        if high > low {
-            remaining.insert(partition, high);
-            assignment.add_partition_offset(topic, partition, Offset::Offset(low))?;
-        }
-    }
-    if remaining.is_empty() {
-        return Ok(());
-    }
-    consumer.assign(&assignment)?;
-    let deadline = Instant::now() + timeout;
-    while !remaining.is_empty() {
-        if Instant::now() > deadline {
-            return Err(LogReadError::Timeout {
-                topic: topic.to_string(),
-                timeout,
-            });
-        }
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            // The end can be a gap (compaction, control records): ask where the reader is.
-            for element in consumer.position()?.elements() {
-                if let Offset::Offset(position) = element.offset() {
-                    if remaining
-                        .get(&element.partition())
-                        .is_some_and(|high| position >= *high)
-                    {
-                        remaining.remove(&element.partition());
-                    }
-                }
-            }
-            continue;
-        };
-        let message = message?;
-        visit(&message);
-        if remaining
-            .get(&message.partition())
-            .is_some_and(|high| message.offset() + 1 >= *high)
-        {
-            remaining.remove(&message.partition());
-        }
-    }
+    LogReader::open(consumer_config, group_id, topic)?.read_to_end(visit)?;
     Ok(())
 }

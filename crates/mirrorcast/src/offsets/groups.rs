@@ -9,15 +9,16 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
-use super::codec::{Checkpoint, OffsetSync};
+use super::codec::Checkpoint;
+use super::sync_store::OffsetSyncStore;
 use super::translate::SyncHistory;
 use crate::config::FlowConfig;
 use crate::health::Health;
 use crate::kafka::clients::ClientLog;
-use crate::kafka::log_reader::{read_to_end, LogReadError};
+use crate::kafka::log_reader::LogReadError;
 use crate::shutdown::Shutdown;
 use crate::topics::replicated_topics;
 
@@ -112,41 +113,6 @@ fn consumer(
         .set("group.id", group)
         .set("enable.auto.commit", "false");
     Ok(config.create_with_context(ClientLog::new(label.to_string()))?)
-}
-
-/// Reads the whole offset-syncs topic into a translation history per source partition.
-pub fn load_syncs(
-    consumer_config: &ClientConfig,
-    topic: &str,
-) -> Result<HashMap<(String, i32), SyncHistory>, GroupsError> {
-    let mut histories: HashMap<(String, i32), SyncHistory> = HashMap::new();
-    let group_id = "mirrorcast-offset-syncs-reader";
-    read_to_end(consumer_config, group_id, topic, TIMEOUT * 3, |message| {
-        let (Some(key), Some(value)) = (message.key(), message.payload()) else {
-            return;
-        };
-        let Ok(sync) = OffsetSync::decode(key, value) else {
-            return;
-        };
-        if sync.upstream_offset < 0 || sync.downstream_offset < 0 {
-            // No copy writes one; translating from it would point consumers at logical offsets.
-            return warn!(
-                topic,
-                partition = message.partition(),
-                offset = message.offset(),
-                "ignoring an offset sync of {}[{}] with a negative offset ({} -> {})",
-                sync.topic,
-                sync.partition,
-                sync.upstream_offset,
-                sync.downstream_offset
-            );
-        }
-        histories
-            .entry((sync.topic.clone(), sync.partition))
-            .or_default()
-            .add(&sync);
-    })?;
-    Ok(histories)
 }
 
 /// The source groups the flow checkpoints: listed on the source, filtered by `groups`.
@@ -399,6 +365,7 @@ impl CheckpointTask {
             Ok(p) => p,
             Err(e) => return Err(format!("cannot create the checkpoint producer: {e}")),
         };
+        let mut store = OffsetSyncStore::new(&self.syncs_consumer, &syncs.topic);
         let mut state = RoundState::default();
         let mut health = Health::default();
         let mut last_group_sync = None::<Instant>;
@@ -408,13 +375,13 @@ impl CheckpointTask {
                 last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
             });
             let round = (|| -> Result<usize, GroupsError> {
-                // Rebuilt from the topic each round: no checkpoint is ever made from a partial view.
-                let histories = load_syncs(&self.syncs_consumer, &syncs.topic)?;
+                // Read to the topic's end as of now: no checkpoint is made from a partial view.
+                let histories = store.update()?;
                 let mut written = 0;
                 for group in source_groups(&self.flow, &self.source_consumer)? {
                     // One group's trouble is that group's: the others go on.
                     let done =
-                        self.group_round(&group, &histories, &producer, sync_groups, &mut state);
+                        self.group_round(&group, histories, &producer, sync_groups, &mut state);
                     let group_health = state.groups.entry(group.clone()).or_default();
                     match done {
                         Ok(n) => {

@@ -4,4 +4,5 @@
 
 pub mod codec;
 pub mod groups;
+pub mod sync_store;
 pub(crate) mod translate;

@@ -63,7 +63,11 @@ impl SyncEmitter {
     }
 }
 
-/// The offset syncs of one source partition, by upstream offset.
+/// Syncs kept per source partition, as MM2's `OffsetSyncStore` keeps 64: the newest, the
+/// oldest, and between them ever sparser ones going back.
+pub const SYNCS_KEPT: usize = 64;
+
+/// The offset syncs of one source partition, by upstream offset; at most [`SYNCS_KEPT`].
 #[derive(Debug, Clone, Default)]
 pub struct SyncHistory {
     by_upstream: BTreeMap<i64, i64>,
@@ -77,6 +81,42 @@ impl SyncHistory {
             .retain(|up, down| *up < sync.upstream_offset && *down <= sync.downstream_offset);
         self.by_upstream
             .insert(sync.upstream_offset, sync.downstream_offset);
+        if self.by_upstream.len() > SYNCS_KEPT {
+            self.thin();
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.by_upstream.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.by_upstream.is_empty()
+    }
+
+    /// Drops syncs until [`SYNCS_KEPT`] remain, never the newest or the oldest: each time the
+    /// one whose removal opens the smallest gap for its age (distance to the newest sync). A
+    /// group near the end translates precisely, an old one still translates, only farther
+    /// behind; dropping a sync never makes a translation ahead of the truth.
+    fn thin(&mut self) {
+        while self.by_upstream.len() > SYNCS_KEPT {
+            let upstream: Vec<i64> = self.by_upstream.keys().copied().collect();
+            let newest = upstream[upstream.len() - 1];
+            // Removing upstream[i] joins the gaps on either side of it.
+            let cost = |i: usize| {
+                let gap = i128::from(upstream[i + 1]) - i128::from(upstream[i - 1]);
+                let age = (i128::from(newest) - i128::from(upstream[i + 1])).max(1);
+                (gap, age)
+            };
+            let cheapest = (1..upstream.len() - 1).min_by(|&a, &b| {
+                let ((gap_a, age_a), (gap_b, age_b)) = (cost(a), cost(b));
+                (gap_a * age_b).cmp(&(gap_b * age_a))
+            });
+            let Some(cheapest) = cheapest else {
+                return;
+            };
+            self.by_upstream.remove(&upstream[cheapest]);
+        }
     }
 
     /// The target offset for a committed source offset `committed`: from the newest sync at or
@@ -151,6 +191,35 @@ mod tests {
         assert_eq!(history.translate(200), Some(150));
         assert_eq!(history.translate(250), Some(151));
         assert_eq!(history.translate(99), None, "older than every sync");
+    }
+
+    #[test]
+    fn a_long_history_stays_bounded_and_never_translates_ahead() {
+        let mut history = SyncHistory::default();
+        // Upstream u is at downstream u - 7 (seven records were not copied long ago).
+        for i in 0..20_000i64 {
+            history.add(&sync(i * 10 + 7, i * 10));
+        }
+        assert_eq!(history.len(), SYNCS_KEPT);
+        let newest = 19_999 * 10 + 7;
+        assert_eq!(
+            history.translate(newest),
+            Some(newest - 7),
+            "exact at the end"
+        );
+        assert_eq!(history.translate(7), Some(0), "the oldest still translates");
+        for committed in (7..=newest).step_by(997) {
+            let translated = history.translate(committed).unwrap();
+            assert!(
+                translated <= committed - 7,
+                "{committed} -> {translated}: ahead"
+            );
+            // Behind by at most about the distance to the newest sync.
+            assert!(
+                committed - 7 - translated <= (newest - committed) + 10,
+                "{committed} -> {translated}: too far behind"
+            );
+        }
     }
 
     #[test]

@@ -5,7 +5,6 @@
 pub mod codec;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use rdkafka::{ClientConfig, Message};
 
@@ -16,10 +15,8 @@ use crate::kafka::log_reader::{read_to_end, LogReadError};
 /// Last replicated source offset per (source topic, partition).
 pub type Progress = HashMap<(String, i32), i64>;
 
-const READ_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Reads every record of `topic` on the target and keeps the newest offset per source
-/// partition of `source_alias`. Blocking.
+/// partition of `source_alias`. Blocking, for as long as the read moves.
 pub fn load(
     consumer_config: &ClientConfig,
     topic: &str,
@@ -28,7 +25,7 @@ pub fn load(
 ) -> Result<Progress, LogReadError> {
     let mut progress = Progress::new();
     let group_id = format!("mirrorcast.progress.{source_alias}");
-    read_to_end(consumer_config, &group_id, topic, READ_TIMEOUT, |message| {
+    read_to_end(consumer_config, &group_id, topic, |message| {
         let Some(key) = message.key() else {
             return;
         };
