@@ -202,8 +202,9 @@ pub struct Applied {
     pub not_backwards: usize,
 }
 
-/// Commits translated offsets into `group` on the target, if it has no active members there,
-/// never moving an offset backwards.
+/// Commits translated offsets into `group` on the target, if it has no active members there
+/// (classic members as listed, or members on the new consumer protocol, whose coordinator
+/// refuses the commit), never moving an offset backwards.
 pub fn apply_to_target(
     target_consumer: &ClientConfig,
     group: &str,
@@ -249,9 +250,28 @@ pub fn apply_to_target(
         applied.written += 1;
     }
     if commit.count() > 0 {
-        client.commit(&commit, CommitMode::Sync)?;
+        if let Err(e) = client.commit(&commit, CommitMode::Sync) {
+            // A group on the new consumer protocol (KIP-848) has members the classic listing
+            // above does not show; its coordinator refuses a commit from outside the group.
+            if refused_as_active(&e) {
+                return Ok(Applied {
+                    group_active: true,
+                    ..Applied::default()
+                });
+            }
+            return Err(e.into());
+        }
     }
     Ok(applied)
+}
+
+/// Whether a commit was refused because the group has members (and we are not one of them).
+fn refused_as_active(error: &rdkafka::error::KafkaError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(UnknownMemberId | IllegalGeneration | StaleMemberEpoch | RebalanceInProgress)
+    )
 }
 
 /// The checkpoint task of one flow.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::common::*;
 use localcluster::Storage;
 use mirrorcast::offsets::codec::Checkpoint;
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 fn committed(bootstrap: &str, group: &str, topic: &str, partitions: i32) -> BTreeMap<i32, i64> {
@@ -165,6 +165,17 @@ fn groups_resume_on_the_target_without_skipping_and_never_go_backwards() {
 
 #[test]
 fn a_group_with_active_members_on_the_target_is_never_overwritten() {
+    active_target_group_is_never_overwritten("classic");
+}
+
+/// The same with the target's consumer on the new group protocol (KIP-848), which the classic
+/// group listing does not show with members.
+#[test]
+fn a_group_on_the_new_consumer_protocol_with_members_is_never_overwritten() {
+    active_target_group_is_never_overwritten("consumer");
+}
+
+fn active_target_group_is_never_overwritten(protocol: &str) {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
@@ -174,25 +185,26 @@ fn a_group_with_active_members_on_the_target_is_never_overwritten() {
     create_topic(&north, "orders", 1, &[]);
     // A consumer of "live" is at work on the target: subscribed, polling, committing nothing.
     let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let assigned = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let member = {
-        let (running, north) = (running.clone(), north.clone());
+        let (running, assigned) = (running.clone(), assigned.clone());
+        let (north, protocol) = (north.clone(), protocol.to_string());
         std::thread::spawn(move || {
-            let consumer = group_client(&north, "live");
+            let consumer: BaseConsumer = client(&north)
+                .set("group.id", "live")
+                .set("group.protocol", &protocol)
+                .set("enable.auto.commit", "false")
+                .create()
+                .unwrap();
             consumer.subscribe(&["orders"]).unwrap();
             while running.load(std::sync::atomic::Ordering::Relaxed) {
                 let _ = consumer.poll(Duration::from_millis(100));
+                let has_partitions = consumer.assignment().is_ok_and(|a| a.count() > 0);
+                assigned.store(has_partitions, std::sync::atomic::Ordering::Relaxed);
             }
         })
     };
-    let has_members = || {
-        group_client(&north, "probe")
-            .fetch_group_list(Some("live"), Duration::from_secs(5))
-            .is_ok_and(|l| {
-                l.groups()
-                    .iter()
-                    .any(|g| g.name() == "live" && !g.members().is_empty())
-            })
-    };
+    let has_members = || assigned.load(std::sync::atomic::Ordering::Relaxed);
     assert!(
         wait_until(Duration::from_secs(30), has_members),
         "the target group never became active"
@@ -226,6 +238,11 @@ fn a_group_with_active_members_on_the_target_is_never_overwritten() {
     )
     .is_empty()));
     assert!(has_members());
+    let log = replicator.log();
+    assert!(
+        !log.contains("checkpoints of the group"),
+        "an active group is skipped, not an error:\n{log}"
+    );
     running.store(false, std::sync::atomic::Ordering::Relaxed);
     member.join().unwrap();
 }

@@ -58,7 +58,8 @@ pub fn poll_until(timeout: Duration, step: Duration, mut condition: impl FnMut()
     }
 }
 
-fn client(bootstrap: &str) -> ClientConfig {
+/// Settings of a client of `bootstrap`, to add to.
+pub fn client(bootstrap: &str) -> ClientConfig {
     let mut config = ClientConfig::new();
     config.set("bootstrap.servers", bootstrap);
     config
