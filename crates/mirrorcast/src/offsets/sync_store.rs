@@ -74,7 +74,12 @@ fn add(histories: &mut Histories, topic: &str, message: &BorrowedMessage<'_>) {
         return;
     };
     let Ok(sync) = OffsetSync::decode(key, value) else {
-        return;
+        return warn!(
+            topic,
+            partition = message.partition(),
+            offset = message.offset(),
+            "ignoring a record of the offset-syncs topic that is not an offset sync"
+        );
     };
     if sync.upstream_offset < 0 || sync.downstream_offset < 0 {
         // No copy writes one; translating from it would point consumers at logical offsets.

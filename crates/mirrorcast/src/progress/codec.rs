@@ -60,6 +60,13 @@ pub fn decode(
     Some((partition, offset))
 }
 
+/// Whether `key` is a Connect offset key of `connector` (so a record [`decode`] cannot read is
+/// one of ours gone wrong, not another connector's).
+pub fn is_ours(connector: &str, key: &[u8]) -> bool {
+    serde_json::from_slice::<(String, serde_json::Value)>(key)
+        .is_ok_and(|(name, _)| name == connector)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,5 +135,16 @@ mod tests {
         )
         .is_none());
         assert!(decode(DEDICATED_MODE_CONNECTOR, b"not json", None).is_none());
+        assert!(!is_ours(DEDICATED_MODE_CONNECTOR, b"not json"));
+    }
+
+    #[test]
+    fn a_record_of_ours_that_does_not_decode_is_told_apart() {
+        let key = encode_key(DEDICATED_MODE_CONNECTOR, "europe", "t", 3);
+        assert!(decode(DEDICATED_MODE_CONNECTOR, &key, Some(b"{\"offset\":\"x\"}")).is_none());
+        assert!(is_ours(DEDICATED_MODE_CONNECTOR, &key));
+        let bad_key = br#"["MirrorSourceConnector",{"cluster":"europe"}]"#;
+        assert!(decode(DEDICATED_MODE_CONNECTOR, bad_key, None).is_none());
+        assert!(is_ours(DEDICATED_MODE_CONNECTOR, bad_key));
     }
 }

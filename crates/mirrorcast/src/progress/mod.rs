@@ -30,6 +30,15 @@ pub fn load(
             return;
         };
         let Some((source, offset)) = codec::decode(connector, key, message.payload()) else {
+            if codec::is_ours(connector, key) {
+                warn!(
+                    topic,
+                    partition = message.partition(),
+                    offset = message.offset(),
+                    "ignoring a progress record of {connector} that cannot be read (no copy \
+                     writes one like it); its partition resumes from the progress stored before it"
+                );
+            }
             return;
         };
         if source.cluster != source_alias {

@@ -1,6 +1,6 @@
 //! Internal topics written by someone else cannot make the copy skip records: a negative
-//! progress offset in `mm2-offsets.*` (which no copy writes) is ignored with a warning, and the
-//! partition is copied from the beginning. (Before, -2 was taken as stored progress: the copy
+//! progress offset in `mm2-offsets.*` (which no copy writes) or one that cannot be read is
+//! ignored with a warning, and the partition is copied from the beginning. (Before, -2 was taken as stored progress: the copy
 //! resumed at librdkafka's logical offset -1, the end, and skipped every record.)
 
 use std::time::Duration;
@@ -29,7 +29,15 @@ fn a_negative_stored_progress_is_ignored_with_a_warning_and_nothing_is_skipped()
         headers: vec![],
         timestamp: now_ms(),
     };
-    produce(&north, progress_topic, &[(0, forged)]);
+    let mut unreadable = forged.clone();
+    unreadable.key = Some(codec::encode_key(
+        codec::DEDICATED_MODE_CONNECTOR,
+        "europe",
+        "orders",
+        1,
+    ));
+    unreadable.value = Some(br#"{"offset":"soon"}"#.to_vec());
+    produce(&north, progress_topic, &[(0, forged), (0, unreadable)]);
 
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), &one_flow_config(&clusters, ""));
@@ -43,6 +51,10 @@ fn a_negative_stored_progress_is_ignored_with_a_warning_and_nothing_is_skipped()
     let log = replicator.log();
     assert!(
         log.contains("ignoring stored progress -2 of orders[0]"),
+        "{log}"
+    );
+    assert!(
+        log.contains("ignoring a progress record of MirrorSourceConnector that cannot be read"),
         "{log}"
     );
 }
