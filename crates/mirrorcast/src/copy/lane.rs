@@ -242,6 +242,7 @@ impl<T: Target> Lane<T> {
             let state = &mut self.partitions[slot];
             state.retired = true;
             state.mode = Mode::Waiting(Instant::now());
+            state.meters.stopped.set(0);
             let key = codec::encode_key(
                 &self.flow.progress.connector,
                 &self.flow.source,

@@ -316,13 +316,18 @@ pub struct Replicator {
 
 impl Replicator {
     pub fn start(config: &Path, args: &[&str]) -> Self {
+        Self::start_logging(config, args, "info")
+    }
+
+    /// [`Replicator::start`] with `RUST_LOG` set to `filter`.
+    pub fn start_logging(config: &Path, args: &[&str], filter: &str) -> Self {
         let log = config.with_extension(format!("{}.log", now_ms()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
             .arg("run")
             .arg(config)
             .args(args)
-            .env("RUST_LOG", "info")
+            .env("RUST_LOG", filter)
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
