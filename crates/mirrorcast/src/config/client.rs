@@ -73,6 +73,16 @@ impl fmt::Debug for ClientSettings {
     }
 }
 
+/// `message` about the setting `key` = `value`, with the value masked when it may be a secret:
+/// by its key, or because a config provider resolved it (librdkafka's "not accepted" errors,
+/// for one, repeat the value).
+pub fn mask_value(message: &str, key: &str, value: &str, from_provider: bool) -> String {
+    if value.is_empty() || !(from_provider || is_secret(key)) {
+        return message.to_string();
+    }
+    message.replace(value, "[redacted]")
+}
+
 /// Whether a setting's value must never be shown.
 pub fn is_secret(key: &str) -> bool {
     let key = key.to_ascii_lowercase();
@@ -83,6 +93,9 @@ pub fn is_secret(key: &str) -> bool {
         "ssl.key.pem",
         "token",
         "credentials",
+        // Schema Registry's `user:password`.
+        "user.info",
+        "oauthbearer.config",
     ]
     .iter()
     .any(|needle| key.contains(needle))

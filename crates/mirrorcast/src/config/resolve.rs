@@ -165,7 +165,12 @@ fn resolve_cluster(
                     file: raw.file.clone(),
                     line: entry.line,
                     key: origin.clone(),
-                    message,
+                    message: client::mask_value(
+                        &message,
+                        key,
+                        &entry.value,
+                        entry.reference.is_some(),
+                    ),
                 }),
             }
         }
@@ -175,11 +180,18 @@ fn resolve_cluster(
             let mut probe = rdkafka::ClientConfig::new();
             probe.set(key, &setting.value);
             if let Err(e) = probe.create_native_config() {
+                // librdkafka's message repeats the value.
+                let message = format!("not accepted by librdkafka as `{key}`: {e}");
                 errors.push(ConfigError {
                     file: raw.file.clone(),
                     line: setting.line,
                     key: setting.origin.clone(),
-                    message: format!("not accepted by librdkafka as `{key}`: {e}"),
+                    message: client::mask_value(
+                        &message,
+                        key,
+                        &setting.value,
+                        setting.reference.is_some(),
+                    ),
                 });
             }
         }
@@ -608,6 +620,29 @@ replication.factor = 1
             !shown.contains("p4ssw0rd") && !shown.contains("mm2user"),
             "{shown}"
         );
+    }
+
+    #[test]
+    fn a_refused_setting_never_echoes_a_secret_or_a_resolved_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("mm2-secrets.properties");
+        std::fs::write(&secrets, "info = user:s3cr3t-value\n").unwrap();
+        let s = secrets.display();
+        let text = format!(
+            "{BROADCAST}config.providers = file\n\
+             config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+             europe.consumer.basic.auth.user.info = ${{file:{s}:info}}\n\
+             europe.consumer.schema.registry.basic.auth.user.info = plain:l1teral-secret\n"
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let shown = format!("{errs:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("l1teral"),
+            "{shown}"
+        );
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert_eq!(errs[0].key, "europe.consumer.basic.auth.user.info");
     }
 
     #[test]

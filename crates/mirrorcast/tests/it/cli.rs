@@ -120,6 +120,40 @@ fn validate_prints_flows_and_redacts_secrets() {
     assert!(!stdout.contains("topsecret") && !stderr.contains("topsecret"));
 }
 
+/// librdkafka's "not accepted" errors repeat the value: a secret, or a value a config provider
+/// resolved, is masked in them. (Before: `validate` printed the environment variable's value.)
+#[test]
+fn a_refused_setting_is_named_without_its_secret_value() {
+    let text = format!(
+        "{GOOD}europe.consumer.basic.auth.user.info = ${{env:MIRRORCAST_TEST_SECRET}}\n\
+         northamerica.producer.schema.registry.basic.auth.user.info = user:l1teral\n"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), &text);
+    for command in ["validate", "run"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+            .arg(command)
+            .arg(&path)
+            .env("MIRRORCAST_TEST_SECRET", "user:s3cr3t")
+            .output()
+            .unwrap();
+        let shown = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(2), "{shown}");
+        assert!(
+            shown.contains("`europe.consumer.basic.auth.user.info`"),
+            "{shown}"
+        );
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("l1teral"),
+            "{shown}"
+        );
+    }
+}
+
 #[test]
 fn clusters_option_with_an_unknown_alias_exits_2() {
     let (code, _, stderr) = mirrorcast(&["validate", "--clusters", "asia"], GOOD);
