@@ -246,8 +246,8 @@ pub struct TargetState {
     /// Remote partitions whose records stay in flight, neither acknowledged nor failed.
     pub held: Vec<(String, i32)>,
     /// Like a broker's `max.message.bytes`: a partition's records in flight together (a batch)
-    /// all fail as too large when one of them is larger.
-    pub max_record_bytes: Option<usize>,
+    /// all fail as too large when together they are larger.
+    pub max_batch_bytes: Option<usize>,
     /// Payloads refused as invalid in topic `t` (KIP-467: the others of their batch fail as
     /// bystanders).
     pub invalid: Vec<Vec<u8>>,
@@ -319,10 +319,17 @@ impl FakeTarget {
         let fail = std::mem::take(&mut state.fail_next);
         // Per remote partition, what its batch is refused for, if anything.
         let mut batch_errors: HashMap<(String, i32), RDKafkaErrorCode> = HashMap::new();
+        let mut batch_bytes: HashMap<(String, i32), usize> = HashMap::new();
         for record in &state.in_flight {
-            let size = record.payload.as_ref().map_or(0, Vec::len);
             let key = (record.topic.clone(), record.partition);
-            if state.max_record_bytes.is_some_and(|max| size > max) {
+            *batch_bytes.entry(key).or_default() += record.payload.as_ref().map_or(0, Vec::len);
+        }
+        for record in &state.in_flight {
+            let key = (record.topic.clone(), record.partition);
+            if state
+                .max_batch_bytes
+                .is_some_and(|max| batch_bytes[&key] > max)
+            {
                 batch_errors.insert(key, RDKafkaErrorCode::MessageSizeTooLarge);
             } else if record.topic == "t"
                 && record

@@ -500,7 +500,7 @@ impl<T: Target> Lane<T> {
         if state.must_wait(message.offset()) {
             return Sent::Full;
         }
-        if state.alone == Some(message.offset()) && state.refusal.is_some() {
+        if state.refused_at(message.offset()) {
             return self.deal_with_refused(slot, message);
         }
         let bytes = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
@@ -552,7 +552,7 @@ impl<T: Target> Lane<T> {
             offset,
             bytes: 0,
             timestamp_ms: None,
-            dead_letter: state.refusal.is_some() && state.alone == Some(offset),
+            dead_letter: state.refused_at(offset),
         };
         self.judge_failure(&tag, error, true, io);
     }

@@ -137,11 +137,17 @@ impl PartitionState {
         }
     }
 
-    /// Resuming after a batch was refused as too large: its largest record goes alone.
+    /// Resuming after a batch was refused as too large: its largest record goes alone (unless a
+    /// refused record is still to be dealt with, which goes alone first).
     pub fn arm_suspect(&mut self) {
         if let Some((offset, _)) = self.largest_too_large.take() {
-            self.alone = Some(offset);
+            self.alone = self.alone.or(Some(offset));
         }
+    }
+
+    /// Whether the record at `offset` is the refused one still to be dealt with.
+    pub fn refused_at(&self, offset: i64) -> bool {
+        self.refusal.as_ref().is_some_and(|r| r.offset == offset)
     }
 
     /// Whether the record at `offset` must wait until nothing of the partition is in flight.

@@ -106,8 +106,9 @@ pub(crate) fn dead_letter_headers(
 }
 
 impl<T: Target> Lane<T> {
-    /// A delivery of partition `slot` failed with `error` (`local`: refused by librdkafka before
-    /// sending). Returns whether the record was refused for good (and dealt with here).
+    /// A delivery of `record` failed with `error` (`local`: refused by librdkafka before
+    /// sending): retried from the last acknowledged record, or, refused for good, dealt with by
+    /// `errors.tolerance`.
     pub(super) fn judge_failure<R: Reader>(
         &mut self,
         record: &RecordTag,
@@ -166,7 +167,7 @@ impl<T: Target> Lane<T> {
         io: &mut Reading<'_, R>,
     ) {
         let state = &mut self.partitions[slot];
-        if state.refusal.as_ref().is_some_and(|r| r.offset == offset) {
+        if state.refused_at(offset) {
             return; // known already
         }
         state.meters.refused.inc();

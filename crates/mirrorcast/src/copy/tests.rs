@@ -459,7 +459,7 @@ fn stored(h: &Harness, slot: usize) -> Option<i64> {
 #[test]
 fn a_record_too_large_for_the_target_stops_only_its_partition_there() {
     let mut h = one_poison_record(ErrorsConfig::StopPartition, &[b'x'; 500]);
-    h.targets[0].state().max_record_bytes = Some(100);
+    h.targets[0].state().max_batch_bytes = Some(100);
     h.start(0, &[], 2);
     h.run_until("t[0] stopped, t[1] copied", |h| {
         h.mode(0, 0) == Some(Mode::Stopped) && h.has(0, 1, 10) && stored(h, 0) == Some(4)
@@ -482,12 +482,15 @@ fn a_record_too_large_for_the_target_stops_only_its_partition_there() {
 #[test]
 fn a_batch_too_large_as_a_whole_is_not_blamed_on_an_innocent_record() {
     let mut h = one_poison_record(ErrorsConfig::StopPartition, b"t/0/5");
-    // No record is larger than the limit: nothing is refused, everything arrives.
-    h.targets[0].state().max_record_bytes = Some(100);
+    // Ten records of 5 bytes make a batch over the limit, but none is over it alone: each
+    // probe succeeds, nothing is refused, everything arrives in order.
+    h.targets[0].state().max_batch_bytes = Some(30);
     h.start(0, &[], 2);
     h.run_until("the copy", |h| h.has(0, 0, 10) && h.has(0, 1, 10));
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
     assert_eq!(h.lane(0).partitions[0].meters.refused.get(), 0);
+    assert_eq!(h.targets[0].log("t", 1), expected(1, 0..10));
+    assert_eq!(h.lane(0).partitions[1].mode, Mode::Shared);
 }
 
 #[test]

@@ -93,19 +93,22 @@ impl LogReader {
         mut visit: impl FnMut(&BorrowedMessage<'_>),
     ) -> Result<u64, LogReadError> {
         let mut remaining: HashMap<i32, i64> = HashMap::new();
+        let mut total = 0;
         for &partition in &self.partitions {
             let (low, high) =
                 self.consumer
                     .fetch_watermarks(&self.topic, partition, METADATA_TIMEOUT)?;
-            let next = self.positions.get(&partition).copied().unwrap_or(low);
-            if high > next.max(low) {
+            let next = self
+                .positions
+                .get(&partition)
+                .copied()
+                .unwrap_or(low)
+                .max(low);
+            if high > next {
                 remaining.insert(partition, high);
+                total += high - next;
             }
         }
-        let total: i64 = remaining
-            .iter()
-            .map(|(p, high)| high - self.positions.get(p).copied().unwrap_or(0))
-            .sum();
         let started = Instant::now();
         let (mut read, mut moved_at, mut said_at) = (0u64, Instant::now(), Instant::now());
         while !remaining.is_empty() {

@@ -13,7 +13,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::codec::Checkpoint;
-use super::sync_store::OffsetSyncStore;
+use super::sync_store::{Histories, OffsetSyncStore};
 use super::translate::SyncHistory;
 use crate::config::FlowConfig;
 use crate::health::Health;
@@ -137,7 +137,7 @@ pub fn translate_group(
     flow: &FlowConfig,
     source_consumer: &ClientConfig,
     target_consumer: &ClientConfig,
-    syncs: &HashMap<(String, i32), SyncHistory>,
+    syncs: &Histories,
     group: &str,
 ) -> Result<(Vec<Translation>, Vec<Clamped>), GroupsError> {
     let mut translations = translate_committed(flow, source_consumer, syncs, group)?;
@@ -149,7 +149,7 @@ pub fn translate_group(
 fn translate_committed(
     flow: &FlowConfig,
     source_consumer: &ClientConfig,
-    syncs: &HashMap<(String, i32), SyncHistory>,
+    syncs: &Histories,
     group: &str,
 ) -> Result<Vec<Translation>, GroupsError> {
     let reader = consumer(source_consumer, group, "group offsets reader")?;
@@ -301,7 +301,7 @@ impl CheckpointTask {
     fn group_round(
         &self,
         group: &str,
-        histories: &HashMap<(String, i32), SyncHistory>,
+        histories: &Histories,
         producer: &BaseProducer<ClientLog>,
         sync_groups: bool,
         state: &mut RoundState,
