@@ -14,7 +14,6 @@ use tracing::{info, warn};
 
 use super::codec::Checkpoint;
 use super::sync_store::{Histories, OffsetSyncStore};
-use super::translate::SyncHistory;
 use crate::config::FlowConfig;
 use crate::health::Health;
 use crate::kafka::clients::ClientLog;
