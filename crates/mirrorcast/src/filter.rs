@@ -1,24 +1,52 @@
-//! Name filters: MM2's comma-separated Java regex lists (`topics`, `topics.exclude`, later
-//! `groups`), each of which must match the WHOLE name.
+//! Name filters: MM2's comma-separated Java regex lists (`topics`, `topics.exclude`,
+//! `groups`, `groups.exclude`), each of which must match the WHOLE name.
+//!
+//! Invariant: a pattern that cannot be evaluated on a name (fancy-regex's backtrack limit)
+//! never lets that name through: an include counts as no match, an exclude as a match. The
+//! first such failure of each pattern is logged once.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use fancy_regex::Regex;
+
+/// One pattern of a list, with whether its evaluation failure was already reported.
+#[derive(Debug, Clone)]
+struct Pattern {
+    text: String,
+    regex: Regex,
+    failure_reported: Arc<AtomicBool>,
+}
 
 /// A comma-separated list of patterns, any of which may match.
 #[derive(Debug, Clone)]
 pub struct PatternList {
     source: String,
-    patterns: Vec<Regex>,
+    patterns: Vec<Pattern>,
+}
+
+/// Whether a list matched a name, or could not tell.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Match {
+    Yes,
+    No,
+    /// A pattern could not be evaluated on the name and none matched it.
+    Unknown,
 }
 
 impl PatternList {
     /// Compiles `list`; the error names the pattern that does not compile.
     pub fn parse(list: &str) -> Result<Self, String> {
         let mut patterns = Vec::new();
-        for pattern in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let anchored = format!("^(?:{pattern})$");
+        for text in list.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let anchored = format!("^(?:{text})$");
             let regex = Regex::new(&anchored)
-                .map_err(|e| format!("`{pattern}` is not a valid regular expression: {e}"))?;
-            patterns.push(regex);
+                .map_err(|e| format!("`{text}` is not a valid regular expression: {e}"))?;
+            patterns.push(Pattern {
+                text: text.to_string(),
+                regex,
+                failure_reported: Arc::new(AtomicBool::new(false)),
+            });
         }
         Ok(PatternList {
             source: list.to_string(),
@@ -26,12 +54,32 @@ impl PatternList {
         })
     }
 
-    /// Whether any pattern matches the whole of `name`. A pattern too complex to evaluate
-    /// (fancy-regex's backtrack limit) counts as no match.
+    /// Whether any pattern matches the whole of `name`.
+    pub fn evaluate(&self, name: &str) -> Match {
+        let mut result = Match::No;
+        for pattern in &self.patterns {
+            match pattern.regex.is_match(name) {
+                Ok(true) => return Match::Yes,
+                Ok(false) => {}
+                Err(error) => {
+                    if !pattern.failure_reported.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            "the pattern `{}` cannot be evaluated on `{name}` ({error}); names \
+                             it cannot decide are left out (never replicated), here and from \
+                             now on: simplify the pattern",
+                            pattern.text
+                        );
+                    }
+                    result = Match::Unknown;
+                }
+            }
+        }
+        result
+    }
+
+    /// Whether a pattern surely matches the whole of `name`.
     pub fn matches(&self, name: &str) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| p.is_match(name).unwrap_or(false))
+        self.evaluate(name) == Match::Yes
     }
 
     pub fn as_str(&self) -> &str {
@@ -39,7 +87,7 @@ impl PatternList {
     }
 }
 
-/// `topics` minus `topics.exclude`.
+/// `topics` minus `topics.exclude` (or the groups' pair).
 #[derive(Debug, Clone)]
 pub struct TopicFilter {
     pub include: PatternList,
@@ -47,8 +95,10 @@ pub struct TopicFilter {
 }
 
 impl TopicFilter {
-    pub fn accepts(&self, topic: &str) -> bool {
-        self.include.matches(topic) && !self.exclude.matches(topic)
+    /// Included for sure and excluded by no pattern for sure: a name a pattern cannot decide
+    /// is left out.
+    pub fn accepts(&self, name: &str) -> bool {
+        self.include.evaluate(name) == Match::Yes && self.exclude.evaluate(name) == Match::No
     }
 }
 
@@ -64,6 +114,43 @@ mod tests {
         assert!(!list.matches("xLH.ORDERS"));
         assert!(!list.matches("orders2"));
         assert!(!list.matches("my-orders"));
+    }
+
+    /// A backreference makes fancy-regex backtrack; the alternation makes it exponential.
+    const UNDECIDABLE: &str = r"(a|aa)*\1b";
+
+    fn hard_name() -> String {
+        "a".repeat(40) + "c"
+    }
+
+    #[test]
+    fn a_pattern_that_cannot_decide_never_lets_a_name_through() {
+        let name = hard_name();
+        let undecidable = PatternList::parse(UNDECIDABLE).unwrap();
+        assert_eq!(undecidable.evaluate(&name), Match::Unknown);
+        let as_include = TopicFilter {
+            include: undecidable.clone(),
+            exclude: PatternList::parse("").unwrap(),
+        };
+        assert!(
+            !as_include.accepts(&name),
+            "an include that cannot decide includes nothing"
+        );
+        let as_exclude = TopicFilter {
+            include: PatternList::parse(".*").unwrap(),
+            exclude: undecidable,
+        };
+        assert!(
+            !as_exclude.accepts(&name),
+            "an exclude that cannot decide excludes"
+        );
+        assert!(
+            as_exclude.accepts("orders"),
+            "names it decides are judged as usual"
+        );
+        // A pattern that decides wins over one that cannot.
+        let either = PatternList::parse(&format!("{UNDECIDABLE}, a+c")).unwrap();
+        assert_eq!(either.evaluate(&name), Match::Yes);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! default) they are reset to the target's own default. Pure: the topic manager describes both
 //! sides and applies what this returns.
 
-use crate::filter::PatternList;
+use crate::filter::{Match, PatternList};
 
 /// One change of an incremental alter configs request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +39,7 @@ pub struct ConfigFilter {
 
 impl ConfigFilter {
     fn replicates(&self, entry: &ConfigValue) -> bool {
-        !entry.read_only && !entry.sensitive && !self.exclude.matches(&entry.name)
+        !entry.read_only && !entry.sensitive && self.exclude.evaluate(&entry.name) == Match::No
     }
 
     /// The source's value that the target should have: `Some` to set, `None` for the target's
