@@ -164,7 +164,21 @@ pub(crate) struct ConfigArgs {
     /// Drop every TLS and SASL setting (for local plaintext clusters).
     #[arg(long)]
     pub(crate) strip_security: bool,
-    /// Serve /metrics, /api/status, /healthz and /readyz on this address (run only).
+    /// Serve the page, /metrics, /api/status, /api/regions, /healthz and /readyz on this
+    /// address (run only). See --http-token-file before binding anything but 127.0.0.1.
     #[arg(long, value_name = "ADDR")]
     pub(crate) http: Option<std::net::SocketAddr>,
+    /// Also serve the latest records of the topics this process replicates (on the page and
+    /// at /api/regions/{alias}/topics/{topic}/events), read with mirrorcast's credentials.
+    /// Off by default.
+    #[arg(long, requires = "http")]
+    pub(crate) http_browse: bool,
+    /// Require `Authorization: Bearer <token>` for everything but /, /healthz and /readyz; the
+    /// token is the file's first line. The page asks for it once.
+    #[arg(long, value_name = "FILE", requires = "http")]
+    pub(crate) http_token_file: Option<PathBuf>,
+    /// A host name the HTTP side answers to besides IP addresses and localhost (repeatable;
+    /// `*` for any): requests naming another host are refused, against DNS rebinding.
+    #[arg(long, value_name = "NAME", requires = "http")]
+    pub(crate) http_allow_host: Vec<String>,
 }

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use mirrorcast::config::{self, Config, ConfigErrors};
 use mirrorcast::flow;
+use mirrorcast::observe::access::{AccessPolicy, Token};
 use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -247,6 +248,38 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
     Ok(config)
 }
 
+/// Who may use `--http`: the token of `--http-token-file`, the allowed host names and
+/// `--http-browse`. A token file that cannot be read or is empty is a config error.
+pub(crate) fn http_access(args: &ConfigArgs) -> Result<AccessPolicy, ConfigErrors> {
+    let token = match &args.http_token_file {
+        None => None,
+        Some(file) => {
+            let refused = |message: String| {
+                ConfigErrors(vec![config::ConfigError {
+                    file: file.clone(),
+                    line: None,
+                    key: "--http-token-file".into(),
+                    message,
+                }])
+            };
+            let text = std::fs::read_to_string(file)
+                .map_err(|e| refused(format!("cannot read the token file: {e}")))?;
+            Some(Token::from_file_text(&text).ok_or_else(|| {
+                refused("the token file's first line is empty: it should hold the token".into())
+            })?)
+        }
+    };
+    Ok(AccessPolicy {
+        token,
+        allowed_hosts: args
+            .http_allow_host
+            .iter()
+            .map(|host| host.to_ascii_lowercase())
+            .collect(),
+        browse: args.http_browse,
+    })
+}
+
 pub(crate) fn config_failure(errors: &ConfigErrors) -> ExitCode {
     for error in &errors.0 {
         eprintln!("mirrorcast: {error}");
@@ -254,19 +287,38 @@ pub(crate) fn config_failure(errors: &ConfigErrors) -> ExitCode {
     ExitCode::from(EXIT_CONFIG)
 }
 
-pub(crate) fn run(config: Config, http: Option<std::net::SocketAddr>) -> anyhow::Result<()> {
+pub(crate) fn run(
+    config: Config,
+    http: Option<(std::net::SocketAddr, AccessPolicy)>,
+) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
     let observe = Observability::new();
     let flows = flow::start_all(&config, &shutdown, &observe)?;
     for name in &flows.flows {
         info!(flow = %name, "started");
     }
-    if let Some(addr) = http {
+    if let Some((addr, access)) = http {
         let listener =
             std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
         let explorer = std::sync::Arc::new(mirrorcast::observe::explore::Explorer::new(&config));
-        mirrorcast::observe::http::serve(listener, observe, Some(explorer), &shutdown)?;
-        info!("serving the page, /metrics, /api/status, /healthz and /readyz on http://{addr}");
+        let guarded = if access.token.is_some() {
+            "token required"
+        } else {
+            "no token"
+        };
+        let browsing = if access.browse { "on" } else { "off" };
+        mirrorcast::observe::http::serve(
+            listener,
+            observe,
+            Some(explorer),
+            access,
+            mirrorcast::observe::http::Limits::default(),
+            &shutdown,
+        )?;
+        info!(
+            "serving the page, /metrics, /api/status, /healthz and /readyz on http://{addr} \
+             ({guarded}; browsing records {browsing})"
+        );
     }
     shutdown.wait();
     info!("stopping: flushing what is in flight and storing progress");

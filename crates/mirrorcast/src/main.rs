@@ -15,7 +15,9 @@ use mirrorcast::config;
 use cli::{Cli, Commands, LogFormat};
 #[cfg(feature = "demo")]
 use commands::demo;
-use commands::{config_failure, consume, datagen, exit_with, load, run, translate_offsets};
+use commands::{
+    config_failure, consume, datagen, exit_with, http_access, load, run, translate_offsets,
+};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -55,8 +57,8 @@ fn main() -> ExitCode {
             Ok(config) => exit_with(translate_offsets(config, &args)),
             Err(errors) => config_failure(&errors),
         },
-        Commands::Run(args) => match load(&args) {
-            Ok(config) => exit_with(run(config, args.http)),
+        Commands::Run(args) => match load(&args).and_then(|c| Ok((c, http_access(&args)?))) {
+            Ok((config, access)) => exit_with(run(config, args.http.map(|addr| (addr, access)))),
             Err(errors) => config_failure(&errors),
         },
     }

@@ -2,6 +2,7 @@
 //! so that every later error can point at the line that caused it.
 
 use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use super::{providers, ConfigError};
@@ -25,8 +26,33 @@ pub struct RawProperties {
     entries: BTreeMap<String, Entry>,
 }
 
+/// A configuration file larger than this is a mistake (or a device that never ends).
+const MAX_FILE_BYTES: u64 = 16 << 20;
+
+/// Java's `Properties.load(InputStream)` reads ISO-8859-1: each byte is the character of that
+/// code point (java-properties' default, windows-1252, differs for 0x80-0x9F).
+pub(crate) fn java_text(bytes: &[u8]) -> String {
+    bytes.iter().map(|&b| char::from(b)).collect()
+}
+
+/// The lines of properties text already decoded by [`java_text`]. Handed to java-properties as
+/// UTF-8, which holds no byte-order mark: its decoder sniffs them (Java does not) and panics
+/// on a file that starts with a UTF-16 one and ends mid-character (found by fuzzing).
+pub(crate) fn java_lines(text: &str) -> java_properties::PropertiesIter<&[u8]> {
+    java_properties::PropertiesIter::new_with_encoding(text.as_bytes(), encoding_rs::UTF_8)
+}
+
 impl RawProperties {
     pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        // A device or a directory would never end, or fail oddly.
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+            return Err(ConfigError {
+                file: path.to_path_buf(),
+                line: None,
+                key: String::new(),
+                message: "not a regular file".into(),
+            });
+        }
         let file = std::fs::File::open(path).map_err(|e| ConfigError {
             file: path.to_path_buf(),
             line: None,
@@ -37,12 +63,30 @@ impl RawProperties {
     }
 
     /// Parses properties text (ISO-8859-1 like Java's `Properties.load`, which MM2 uses).
-    pub fn parse(path: &Path, input: impl std::io::Read) -> Result<Self, ConfigError> {
+    pub fn parse(path: &Path, mut input: impl std::io::Read) -> Result<Self, ConfigError> {
+        let refused = |message: String| ConfigError {
+            file: path.to_path_buf(),
+            line: None,
+            key: String::new(),
+            message,
+        };
+        let mut bytes = Vec::new();
+        (&mut input)
+            .take(MAX_FILE_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| refused(format!("cannot read the file: {e}")))?;
+        if bytes.len() as u64 > MAX_FILE_BYTES {
+            return Err(refused(format!(
+                "larger than {} MiB: not a configuration file",
+                MAX_FILE_BYTES >> 20
+            )));
+        }
+        let text = java_text(&bytes);
         let mut props = RawProperties {
             file: path.to_path_buf(),
             entries: BTreeMap::new(),
         };
-        for line in java_properties::PropertiesIter::new(input) {
+        for line in java_lines(&text) {
             let line = line.map_err(|e| ConfigError {
                 file: path.to_path_buf(),
                 line: e.line_number(),
@@ -155,6 +199,27 @@ mod tests {
         let props = parse("topics = LH.*, \\\n   other\nname = caf\\u00e9\n");
         assert_eq!(props.get("topics").unwrap().value, "LH.*, other");
         assert_eq!(props.get("name").unwrap().value, "café");
+    }
+
+    #[test]
+    fn bytes_are_read_as_java_reads_them_and_no_input_panics() {
+        // Java's ISO-8859-1: 0x80 is U+0080 (windows-1252 would make it the euro sign); a
+        // byte-order mark is two characters, not an encoding switch.
+        let path = Path::new("mm2.properties");
+        let props = RawProperties::parse(path, &b"a = \x80\xe9\n"[..]).unwrap();
+        assert_eq!(props.get("a").unwrap().value, "\u{80}\u{e9}");
+        let props = RawProperties::parse(path, &b"\xfe\xffa = 1\n"[..]).unwrap();
+        assert_eq!(props.get("\u{fe}\u{ff}a").unwrap().value, "1");
+        // Found by fuzzing: java-properties' own decoder panicked on this (UTF-16 mark, odd
+        // length).
+        let crash = b"\xfe\xff\xff\xff\xff\xff\xff\xffusca.b\xe2";
+        assert!(RawProperties::parse(path, &crash[..]).is_ok());
+    }
+
+    #[test]
+    fn a_device_is_refused_not_read_forever() {
+        let err = RawProperties::read(Path::new("/dev/zero")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
     }
 
     #[test]

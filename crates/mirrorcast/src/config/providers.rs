@@ -3,7 +3,35 @@
 //! of DIR/FILE, as Kubernetes mounts secrets) and `${env:NAME}` (an environment variable).
 //! Resolved values are treated as secrets: they are never displayed, only the reference is.
 
+use std::io::Read;
 use std::path::Path;
+
+/// A referenced file holds a secret or a few properties: more than this is a mistake (or a
+/// device such as `/dev/zero`, which would never end).
+const MAX_REFERENCED_FILE: u64 = 1 << 20;
+
+/// The bytes of the regular file `path`, refused if it is anything else or too large.
+fn read_referenced(path: &Path) -> Result<Vec<u8>, String> {
+    let shown = path.display();
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    let metadata = file
+        .metadata()
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if !metadata.is_file() {
+        return Err(format!("`{shown}` is not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_REFERENCED_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read `{shown}`: {e}"))?;
+    if bytes.len() as u64 > MAX_REFERENCED_FILE {
+        return Err(format!(
+            "`{shown}` is larger than {} KiB, too large for a secret",
+            MAX_REFERENCED_FILE / 1024
+        ));
+    }
+    Ok(bytes)
+}
 
 /// Replaces every `${provider:...}` in `value`. `Err` says which reference failed and why.
 pub fn resolve(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
@@ -41,13 +69,18 @@ fn resolve_one(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
             let (path, key) = rest.rsplit_once(':').ok_or_else(|| {
                 format!("`${{{reference}}}` needs a path and a key: `${{file:PATH:KEY}}`")
             })?;
-            let text = std::fs::read(path).map_err(|e| format!("cannot read `{path}`: {e}"))?;
-            let props = java_properties::read(&text[..])
-                .map_err(|e| format!("`{path}` is not a properties file: {e}"))?;
-            props
-                .get(key)
-                .cloned()
-                .ok_or_else(|| format!("`{path}` has no key `{key}`"))
+            let text = read_referenced(Path::new(path))?;
+            let text = super::properties::java_text(&text);
+            let mut found = None;
+            for line in super::properties::java_lines(&text) {
+                let line = line.map_err(|e| format!("`{path}` is not a properties file: {e}"))?;
+                if let java_properties::LineContent::KVPair(k, v) = line.consume_content() {
+                    if k == key {
+                        found = Some(v);
+                    }
+                }
+            }
+            found.ok_or_else(|| format!("`{path}` has no key `{key}`"))
         }
         "directory" => {
             let (dir, file) = rest.rsplit_once(':').ok_or_else(|| {
@@ -56,9 +89,10 @@ fn resolve_one(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 )
             })?;
             let path = Path::new(dir).join(file);
-            std::fs::read_to_string(&path)
-                .map(|s| s.trim_end_matches(['\n', '\r']).to_string())
-                .map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+            let bytes = read_referenced(&path)?;
+            let text = String::from_utf8(bytes)
+                .map_err(|_| format!("`{}` is not UTF-8 text", path.display()))?;
+            Ok(text.trim_end_matches(['\n', '\r']).to_string())
         }
         other => Err(format!(
             "unknown config provider `{other}`: mirrorcast resolves `file`, `directory` and `env`"
@@ -72,6 +106,17 @@ mod tests {
 
     fn no_env(_: &str) -> Option<String> {
         None
+    }
+
+    #[test]
+    fn a_reference_to_a_device_or_a_huge_file_is_refused_not_read_forever() {
+        let zero = resolve("${directory:/dev:zero}", &no_env).unwrap_err();
+        assert!(zero.contains("not a regular file"), "{zero}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'x'; 2 << 20]).unwrap();
+        let refused = resolve(&format!("${{file:{}:key}}", big.display()), &no_env).unwrap_err();
+        assert!(refused.contains("too large"), "{refused}");
     }
 
     #[test]

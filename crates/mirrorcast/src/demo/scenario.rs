@@ -21,6 +21,7 @@ use super::{consume, DemoError};
 use crate::config::Config;
 use crate::flow;
 use crate::kafka::admin::TopicAdmin;
+use crate::observe::access::AccessPolicy;
 use crate::observe::explore::Explorer;
 use crate::observe::{http, Observability};
 use crate::shutdown::Shutdown;
@@ -363,7 +364,20 @@ fn start_http(
 ) -> Result<SocketAddr, DemoError> {
     let listener = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
     let addr = listener.local_addr()?;
-    http::serve(listener, observe, Some(explorer), shutdown)?;
+    // The demo's own local clusters: their records are the point, and only this machine
+    // reaches the port.
+    let access = AccessPolicy {
+        browse: true,
+        ..AccessPolicy::default()
+    };
+    http::serve(
+        listener,
+        observe,
+        Some(explorer),
+        access,
+        http::Limits::default(),
+        shutdown,
+    )?;
     Ok(addr)
 }
 

@@ -4,8 +4,10 @@
 //!
 //! - [`metrics`]: Prometheus metrics (MM2's, under Prometheus names, plus lag and flow state).
 //! - [`status`]: the snapshot behind `/api/status` and `/readyz`.
-//! - [`http`]: the HTTP server (`--http`).
+//! - [`http`]: the HTTP server (`--http`), [`access`]: who may use it, [`explore`]: what it
+//!   shows of the clusters.
 
+pub mod access;
 pub mod explore;
 pub mod http;
 pub mod metrics;

@@ -48,16 +48,19 @@ pub enum TopicError {
     Store(String),
 }
 
-/// The source topics `flow` replicates, with their remote names: MM2's
-/// `shouldReplicateTopic` (filter, not internal, no cycle).
+/// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (filter,
+/// not internal, no cycle).
+pub fn replicates(flow: &FlowConfig, topic: &str) -> bool {
+    flow.topics.accepts(topic)
+        && !flow.policy.is_internal_topic(topic)
+        && !flow.policy.is_cycle(topic, &flow.target)
+}
+
+/// The source topics `flow` replicates, with their remote names.
 pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32>) -> Vec<Route> {
     source_topics
         .iter()
-        .filter(|(topic, _)| {
-            flow.topics.accepts(topic)
-                && !flow.policy.is_internal_topic(topic)
-                && !flow.policy.is_cycle(topic, &flow.target)
-        })
+        .filter(|(topic, _)| replicates(flow, topic))
         .map(|(topic, partitions)| Route {
             source_topic: topic.clone(),
             remote_topic: flow.policy.remote_topic(&flow.source, topic),

@@ -2,6 +2,8 @@
 // run. Exits non-zero, saying what it did not see, when the page does not show what it should.
 //   node check-page.mjs overview URL SCREENSHOT REGION TOPIC   regions, flows, changing numbers, events
 //   node check-page.mjs error URL SCREENSHOT FLOW              the last error of a flow
+// With MIRRORCAST_TOKEN set, the page's request for the token is answered with it, and how many
+// times it asked is printed.
 import { chromium } from "playwright-core";
 
 const [mode, url, screenshot, ...rest] = process.argv.slice(2);
@@ -13,6 +15,9 @@ const browser = await chromium.launch({
 });
 try {
   const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
+  let asked = 0;
+  page.on("dialog", dialog => { asked += 1; dialog.accept(process.env.MIRRORCAST_TOKEN ?? ""); });
+  process.on("exit", () => { if (process.env.MIRRORCAST_TOKEN) console.log(`asked for the token ${asked} time(s)`); });
   await page.goto(url);
   if (mode === "error") {
     const [flow] = rest;

@@ -154,6 +154,28 @@ fn a_refused_setting_is_named_without_its_secret_value() {
     }
 }
 
+/// The HTTP side's options are checked before anything starts: a token file that cannot be
+/// read or holds no token, or an --http-* option without --http, exits 2 naming what is wrong.
+#[test]
+fn a_bad_http_token_file_or_a_lone_http_option_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty-token");
+    std::fs::write(&empty, "\n").unwrap();
+    let missing = dir.path().join("no-such-token");
+    for (file, says) in [(&empty, "first line is empty"), (&missing, "cannot read")] {
+        let file = file.to_str().unwrap();
+        let args = ["run", "--http", "127.0.0.1:0", "--http-token-file", file];
+        let (code, _, stderr) = mirrorcast(&args, GOOD);
+        assert_eq!(code, 2, "{stderr}");
+        assert!(stderr.contains(file), "names the file: {stderr}");
+        assert!(stderr.contains("`--http-token-file`"), "{stderr}");
+        assert!(stderr.contains(says), "{stderr}");
+    }
+    let (code, _, stderr) = mirrorcast(&["run", "--http-browse"], GOOD);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("--http"), "{stderr}");
+}
+
 #[test]
 fn clusters_option_with_an_unknown_alias_exits_2() {
     let (code, _, stderr) = mirrorcast(&["validate", "--clusters", "asia"], GOOD);

@@ -11,6 +11,7 @@ mod demo;
 mod fanout;
 mod groups;
 mod hostile;
+mod http_access;
 mod mm2;
 mod observability;
 mod offsets;

@@ -45,7 +45,19 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         ),
     );
     let port = localcluster::free_port().unwrap();
-    let replicator = Replicator::start(&config, &["--http", &format!("127.0.0.1:{port}")]);
+    // Locked down as a user exposing it would: a token, and browsing records asked for.
+    let token_file = dir.path().join("token");
+    std::fs::write(&token_file, "page-test-token\n").unwrap();
+    let replicator = Replicator::start(
+        &config,
+        &[
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--http-browse",
+            "--http-token-file",
+            token_file.to_str().unwrap(),
+        ],
+    );
     // Records keep coming while the browser looks.
     let running = Arc::new(AtomicBool::new(true));
     let producer = {
@@ -75,6 +87,7 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
             .arg(browser_dir().join("check-page.mjs"))
             .args(args)
             .env("CHROMIUM", &chromium)
+            .env("MIRRORCAST_TOKEN", "page-test-token")
             .output()
             .expect("node runs");
         let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
@@ -85,6 +98,10 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
             replicator.log()
         );
         println!("{stdout}");
+        assert!(
+            stdout.contains("asked for the token 1 time(s)"),
+            "the page asks for the token once: {stdout}"
+        );
         stdout
     };
     let url = format!("http://127.0.0.1:{port}/");
