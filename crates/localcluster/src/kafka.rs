@@ -172,6 +172,12 @@ pub struct KafkaOptions {
     /// Run the StandardAuthorizer (ACLs are enforced and can be listed) with these principals
     /// as super users besides the node itself (e.g. `User:ANONYMOUS` for plaintext clients).
     pub authorizer: Option<Vec<String>>,
+    /// A second plaintext listener behind a [`crate::FaultProxy`] that advertises the relay's
+    /// port ([`crate::LocalCluster::faulty_bootstrap`], [`crate::LocalCluster::faults`]).
+    /// Plaintext clusters only.
+    pub faults: bool,
+    /// SASL_SSL only: the broker's certificate expired yesterday (clients must refuse it).
+    pub expired_certificate: bool,
 }
 
 impl Default for KafkaOptions {
@@ -179,6 +185,8 @@ impl Default for KafkaOptions {
         KafkaOptions {
             security: Security::Plaintext,
             authorizer: None,
+            faults: false,
+            expired_certificate: false,
         }
     }
 }
@@ -190,6 +198,8 @@ pub(crate) struct KafkaPorts {
     pub client: u16,
     pub controller: u16,
     pub internal: u16,
+    /// The faulty listener's port and the relay's port it advertises.
+    pub faulty: Option<(u16, u16)>,
 }
 
 /// Writes the node's configuration into `dir` and formats its log directory, unless a previous
@@ -208,7 +218,7 @@ pub(crate) fn prepare_node(
         return Ok(());
     }
     if let Security::SaslSsl { .. } = options.security {
-        make_certificates(name, dir)?;
+        make_certificates(name, dir, options.expired_certificate)?;
     }
     std::fs::write(
         server_properties_path(dir),
@@ -302,6 +312,7 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
         client,
         controller,
         internal,
+        faulty,
     } = ports;
     let mut text = format!(
         "process.roles=broker,controller\n\
@@ -322,12 +333,22 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
         data = dir.join("data").display(),
     );
     match &options.security {
-        Security::Plaintext => text.push_str(&format!(
-            "listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{client}\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             inter.broker.listener.name=PLAINTEXT\n"
-        )),
+        Security::Plaintext => match faulty {
+            None => text.push_str(&format!(
+                "listeners=PLAINTEXT://127.0.0.1:{client},CONTROLLER://127.0.0.1:{controller}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{client}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 inter.broker.listener.name=PLAINTEXT\n"
+            )),
+            // A client's metadata names the listener it came in on: through the relay, the
+            // relay's port.
+            Some((listener, relay)) => text.push_str(&format!(
+                "listeners=PLAINTEXT://127.0.0.1:{client},FAULTY://127.0.0.1:{listener},CONTROLLER://127.0.0.1:{controller}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{client},FAULTY://127.0.0.1:{relay}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,FAULTY:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+                 inter.broker.listener.name=PLAINTEXT\n"
+            )),
+        },
         Security::SaslSsl { .. } => text.push_str(&format!(
             "listeners=SASL_SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
              advertised.listeners=SASL_SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
@@ -359,7 +380,7 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
 
 /// A CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it, as the PEM keystore Kafka
 /// reads (private key and certificate in one file), made with the openssl command.
-fn make_certificates(name: &str, dir: &Path) -> Result<()> {
+fn make_certificates(name: &str, dir: &Path, expired: bool) -> Result<()> {
     let run = |args: &[&str]| -> Result<()> {
         let out = Command::new("openssl")
             .args(args)
@@ -413,7 +434,8 @@ fn make_certificates(name: &str, dir: &Path) -> Result<()> {
         "-out",
         "broker.pem",
         "-days",
-        "2",
+        // Valid from now until yesterday: expired as soon as it is made.
+        if expired { "-1" } else { "2" },
         "-extfile",
         "broker.ext",
     ])?;
@@ -549,12 +571,15 @@ mod tests {
             client: 1,
             controller: 2,
             internal: 3,
+            faulty: None,
         };
         let options = KafkaOptions {
             security: Security::SaslSsl {
                 users: vec![("alice".into(), "s3cret".into())],
             },
             authorizer: Some(vec!["User:alice".into()]),
+            faults: false,
+            expired_certificate: false,
         };
         let text = server_properties(Path::new("/d"), ports, &options);
         assert!(text.contains("listeners=SASL_SSL://127.0.0.1:1,INTERNAL://127.0.0.1:3,"));

@@ -37,6 +37,7 @@
 
 pub mod kafka;
 pub mod nisshi;
+pub mod proxy;
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -50,6 +51,7 @@ pub use kafka::{
     ensure_kafka, find_kafka, KafkaInstall, KafkaOptions, MirrorMaker, Security, KAFKA_VERSION,
 };
 pub use nisshi::{ensure_nisshi, find_nisshi};
+pub use proxy::{Fault, FaultProxy};
 
 /// The nisshi version the demo and the nisshi runs are written against.
 pub const NISSHI_VERSION: &str = "0.8.1";
@@ -148,10 +150,19 @@ enum Backend {
     Kafka {
         install: KafkaInstall,
         options: KafkaOptions,
-        /// The controller's and the internal listener's ports (the client port is the
-        /// cluster's), kept across restarts.
-        other_ports: Option<(u16, u16)>,
+        /// The ports besides the client port (the cluster's), kept across restarts.
+        other_ports: Option<OtherPorts>,
     },
+}
+
+/// The ports of a Kafka node besides its client port.
+#[derive(Debug, Clone, Copy)]
+struct OtherPorts {
+    controller: u16,
+    internal: u16,
+    /// With [`KafkaOptions::faults`]: the listener behind the relay, and the relay's port,
+    /// which that listener advertises.
+    faulty: Option<(u16, u16)>,
 }
 
 /// One broker process serving one cluster.
@@ -165,6 +176,15 @@ pub struct LocalCluster {
     /// In a process group of its own, so that a Ctrl-C in the terminal reaches only the
     /// program that owns the cluster, which then stops everything in order.
     detached: bool,
+    /// With [`KafkaOptions::faults`]: the relay in front of the faulty listener. It outlives
+    /// broker restarts.
+    relay: Option<FaultProxy>,
+}
+
+impl std::fmt::Debug for FaultProxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FaultProxy({})", self.port())
+    }
 }
 
 impl LocalCluster {
@@ -197,6 +217,7 @@ impl LocalCluster {
                 backend: backend.clone(),
                 child: None,
                 detached,
+                relay: None,
             };
             match cluster.spawn_and_wait() {
                 Ok(()) => return Ok(cluster),
@@ -241,7 +262,7 @@ impl LocalCluster {
                         security: Security::SaslSsl { .. },
                         ..
                     },
-                other_ports: Some((_, internal)),
+                other_ports: Some(OtherPorts { internal, .. }),
                 ..
             } => *internal,
             _ => self.port,
@@ -261,6 +282,18 @@ impl LocalCluster {
             } => Some(self.data_dir.join("ca.pem")),
             _ => None,
         }
+    }
+
+    /// The relay in front of a cluster started with [`KafkaOptions::faults`]: break the
+    /// connections of clients that bootstrap through [`LocalCluster::faulty_bootstrap`].
+    pub fn faults(&self) -> Option<&FaultProxy> {
+        self.relay.as_ref()
+    }
+
+    /// `127.0.0.1:PORT` of the relay: clients bootstrapped here stay behind it (the listener
+    /// behind it advertises the relay's port).
+    pub fn faulty_bootstrap(&self) -> Option<String> {
+        self.relay.as_ref().map(FaultProxy::address)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -343,14 +376,27 @@ impl LocalCluster {
                 options,
                 other_ports,
             } => {
-                let (controller, internal) = match other_ports {
+                let ports = match other_ports {
                     Some(ports) => *ports,
-                    None => *other_ports.insert((free_port()?, free_port()?)),
+                    None => *other_ports.insert(OtherPorts {
+                        controller: free_port()?,
+                        internal: free_port()?,
+                        faulty: if options.faults {
+                            Some((free_port()?, free_port()?))
+                        } else {
+                            None
+                        },
+                    }),
                 };
+                if let (Some((listener, relay)), None) = (ports.faulty, &self.relay) {
+                    let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, listener));
+                    self.relay = Some(FaultProxy::start(relay, upstream)?);
+                }
                 let ports = KafkaPorts {
                     client: self.port,
-                    controller,
-                    internal,
+                    controller: ports.controller,
+                    internal: ports.internal,
+                    faulty: ports.faulty,
                 };
                 kafka::prepare_node(install, &self.name, &self.data_dir, ports, options)?;
                 Ok(kafka::node_command(install, &self.data_dir))

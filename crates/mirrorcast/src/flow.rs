@@ -138,6 +138,8 @@ fn start(
     observe: Observability,
 ) -> std::io::Result<CopierSetup> {
     let name = flow.name();
+    // Shown from the start (`starting`), so a flow that cannot reach its clusters is seen.
+    observe.status.update(&flow.source, &flow.target, |_| {});
     let shutdown: Shutdown = watch.shutdown();
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
     let (commands, receiver) = mpsc::channel();

@@ -116,6 +116,25 @@ pub fn is_connection_key(key: &str) -> bool {
         || key.starts_with("sasl.")
 }
 
+/// Why the file a librdkafka `*.location` setting names cannot be read, if it cannot.
+/// `ssl.ca.location` may also be a directory of certificates, or `probe` (the system's).
+pub fn unreadable_location(key: &str, path: &str) -> Option<String> {
+    if !key.starts_with("ssl.") || !key.ends_with(".location") {
+        return None;
+    }
+    if key == "ssl.ca.location" && path == "probe" {
+        return None;
+    }
+    match std::fs::metadata(path) {
+        Err(e) => Some(format!("cannot read `{path}`: {e}")),
+        Ok(meta) if meta.is_dir() && key == "ssl.ca.location" => None,
+        Ok(meta) if !meta.is_file() => Some(format!("`{path}` is not a file")),
+        Ok(_) => std::fs::File::open(path)
+            .err()
+            .map(|e| format!("cannot read `{path}`: {e}")),
+    }
+}
+
 /// The result of mapping one Java setting.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Mapped {

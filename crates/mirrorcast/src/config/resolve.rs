@@ -194,6 +194,16 @@ fn resolve_cluster(
                     ),
                 });
             }
+            // librdkafka reads these only when a client starts: a missing file would
+            // otherwise pass `validate` and fail every flow at run time.
+            if let Some(problem) = client::unreadable_location(key, &setting.value) {
+                errors.push(ConfigError {
+                    file: raw.file.clone(),
+                    line: setting.line,
+                    key: setting.origin.clone(),
+                    message: problem,
+                });
+            }
         }
         clients.push(settings);
     }

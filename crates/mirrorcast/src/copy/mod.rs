@@ -79,7 +79,7 @@ pub fn run(
     shutdown: Shutdown,
 ) -> Result<(), String> {
     let group_id = format!("mirrorcast.{source}");
-    let mut reader_log = ClientLog::new(format!("{source} reader"));
+    let mut reader_log = ClientLog::new(format!("{source} reader")).trusting(&reader_config);
     for setup in &setups {
         reader_log = reader_log.reporting_to(
             observe.status.clone(),
@@ -117,8 +117,9 @@ fn connect_lane(
     let flow_name = setup.flow.name();
     let board = setup.observe.status.clone();
     let (source, target) = (setup.flow.source.clone(), setup.flow.target.clone());
-    let reader_log =
-        ClientLog::new(format!("{flow_name} source")).reporting_to(board.clone(), &source, &target);
+    let reader_log = ClientLog::new(format!("{flow_name} source"))
+        .trusting(&setup.source_consumer)
+        .reporting_to(board.clone(), &source, &target);
     let reader = SourceReader::new(
         setup.source_consumer,
         &format!("mirrorcast.{flow_name}"),

@@ -31,10 +31,9 @@ impl SyncWriter {
         label: &str,
     ) -> Result<Self, rdkafka::error::KafkaError> {
         let source_producer = if config.on_source {
-            Some(
-                source_producer
-                    .create_with_context(ClientLog::new(format!("{label} offset syncs")))?,
-            )
+            Some(source_producer.create_with_context(
+                ClientLog::new(format!("{label} offset syncs")).trusting(source_producer),
+            )?)
         } else {
             None
         };

@@ -84,11 +84,9 @@ impl KafkaTarget {
     ) -> KafkaResult<BaseProducer<DeliveryContext>> {
         config.create_with_context(DeliveryContext {
             reports: Mutex::new(Vec::new()),
-            log: ClientLog::new(format!("{label} target")).reporting_to(
-                board.clone(),
-                source,
-                target,
-            ),
+            log: ClientLog::new(format!("{label} target"))
+                .trusting(config)
+                .reporting_to(board.clone(), source, target),
         })
     }
 

@@ -47,8 +47,8 @@ pub fn run(
         .set("allow.auto.create.topics", "false")
         // Topics that appear later (replicated ones) are found within seconds.
         .set("topic.metadata.refresh.interval.ms", "3000");
-    let consumer: BaseConsumer<ClientLog> =
-        config.create_with_context(ClientLog::new(format!("consumer {group}")))?;
+    let consumer: BaseConsumer<ClientLog> = config
+        .create_with_context(ClientLog::new(format!("consumer {group}")).trusting(&config))?;
     // librdkafka treats a subscription starting with ^ as a regex.
     let anchored = format!(
         "^{}$",

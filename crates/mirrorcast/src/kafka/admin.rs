@@ -27,7 +27,21 @@ pub struct TopicAdmin {
     admin: AdminClient<ClientLog>,
 }
 
+/// Serves the admin client's log and error events when a call ends, whatever its outcome:
+/// rust-rdkafka's admin client leaves them unserved (see [`ffi::serve_main_queue`]).
+struct ServeEventsAfter<'a>(&'a AdminClient<ClientLog>);
+
+impl Drop for ServeEventsAfter<'_> {
+    fn drop(&mut self) {
+        ffi::serve_main_queue(self.0.inner());
+    }
+}
+
 impl TopicAdmin {
+    fn serve_events_after(&self) -> ServeEventsAfter<'_> {
+        ServeEventsAfter(&self.admin)
+    }
+
     /// `label` names the client in librdkafka's log lines.
     pub fn new(config: &ClientConfig, label: &str) -> Result<Self, TopicError> {
         Self::with_log(config, ClientLog::new(label))
@@ -35,7 +49,7 @@ impl TopicAdmin {
 
     pub fn with_log(config: &ClientConfig, log: ClientLog) -> Result<Self, TopicError> {
         Ok(TopicAdmin {
-            admin: config.create_with_context(log)?,
+            admin: config.create_with_context(log.trusting(config))?,
         })
     }
 }
@@ -44,6 +58,7 @@ impl ClusterAdmin for TopicAdmin {
     /// Every topic with its partition count. Blocking. Asks for all topics, which never
     /// auto-creates one.
     fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
+        let _events = self.serve_events_after();
         let metadata = self.admin.inner().fetch_metadata(None, METADATA_TIMEOUT)?;
         Ok(metadata
             .topics()
@@ -59,6 +74,7 @@ impl ClusterAdmin for TopicAdmin {
         &self,
         topics: &[&str],
     ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError> {
+        let _events = self.serve_events_after();
         let specifiers: Vec<ResourceSpecifier> =
             topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
         let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
@@ -86,12 +102,14 @@ impl ClusterAdmin for TopicAdmin {
 
     /// Applies config changes to one topic (IncrementalAlterConfigs). Blocking.
     fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError> {
+        let _events = self.serve_events_after();
         ffi::incremental_alter_topic_configs(self.admin.inner(), topic, ops, METADATA_TIMEOUT)?;
         Ok(())
     }
 
     /// Grows `topic` to `partitions` partitions (CreatePartitions). Blocking.
     fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError> {
+        let _events = self.serve_events_after();
         let new = NewPartitions::new(topic, usize::try_from(partitions).unwrap_or(0));
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
         let results = futures_executor::block_on(self.admin.create_partitions([&new], &options))?;
@@ -108,6 +126,7 @@ impl ClusterAdmin for TopicAdmin {
     }
 
     fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError> {
+        let _events = self.serve_events_after();
         Ok(ffi::describe_topic_acls(
             self.admin.inner(),
             METADATA_TIMEOUT,
@@ -115,6 +134,7 @@ impl ClusterAdmin for TopicAdmin {
     }
 
     fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError> {
+        let _events = self.serve_events_after();
         Ok(ffi::create_topic_acls(
             self.admin.inner(),
             acls,
@@ -124,6 +144,7 @@ impl ClusterAdmin for TopicAdmin {
 
     /// Deletes `topic`. Blocking.
     fn delete_topic(&self, topic: &str) -> Result<(), TopicError> {
+        let _events = self.serve_events_after();
         let options = AdminOptions::new().operation_timeout(Some(METADATA_TIMEOUT));
         let results = futures_executor::block_on(self.admin.delete_topics(&[topic], &options))?;
         for result in results {
@@ -150,6 +171,7 @@ impl ClusterAdmin for TopicAdmin {
         replication_factor: i32,
         configs: &[(String, String)],
     ) -> Result<i32, TopicError> {
+        let _events = self.serve_events_after();
         if let Some(existing) = self.list_topics()?.get(topic) {
             return Ok(*existing);
         }

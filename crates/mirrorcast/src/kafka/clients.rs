@@ -12,6 +12,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext};
 use tracing::{debug, warn};
 
+use super::tls_check::{broker_address, TlsTrust};
 use crate::observe::status::StatusBoard;
 
 use crate::config::{ClientRole, ClusterConfig};
@@ -94,6 +95,44 @@ pub struct ClientLog {
     seen: Mutex<HashMap<String, Instant>>,
     /// Where errors are also shown (the last error of these flows in `/api/status`).
     status: Vec<(Arc<StatusBoard>, String, String)>,
+    /// The latest cause librdkafka gave for a failing connection, for the caller whose
+    /// request failed with only "transport failure" to say why ([`ClientLog::problems`]).
+    last_problem: LastProblem,
+    /// The client's TLS trust, to say why a broker's certificate is refused.
+    tls: Option<Arc<TlsTrust>>,
+    /// Why each broker's certificate was refused, once found out: recorded as the problem in
+    /// place of librdkafka's vaguer message on every later attempt.
+    explained: Arc<Mutex<HashMap<String, String>>>,
+}
+
+/// The latest connection problem a client's librdkafka reported, and when.
+#[derive(Clone, Default)]
+pub struct LastProblem(Arc<Mutex<Option<(Instant, String)>>>);
+
+impl LastProblem {
+    /// The latest problem, if it was reported within `window` (librdkafka repeats it on every
+    /// reconnection while it lasts, at least every 10 s by default).
+    pub fn recent(&self, window: Duration) -> Option<String> {
+        let latest = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        latest
+            .as_ref()
+            .filter(|(at, _)| at.elapsed() <= window)
+            .map(|(_, message)| message.clone())
+    }
+
+    fn record(&self, message: &str) {
+        // "1/1 brokers are down" follows the message that says why.
+        if message.contains("brokers are down") {
+            return;
+        }
+        let message = match message.strip_prefix("[thrd:") {
+            Some(rest) => rest.split_once("]: ").map_or(rest, |(_, text)| text),
+            None => message,
+        };
+        // Timings change on every attempt; the text before them is the cause.
+        let message = message.split(" (after ").next().unwrap_or(message);
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some((Instant::now(), message.into()));
+    }
 }
 
 /// After this much quiet, the same message is news again.
@@ -105,7 +144,71 @@ impl ClientLog {
             client: client.into(),
             seen: Mutex::new(HashMap::new()),
             status: Vec::new(),
+            last_problem: LastProblem::default(),
+            tls: None,
+            explained: Arc::default(),
         }
+    }
+
+    /// Records `message` as the latest problem, or what was found out about it.
+    fn record_problem(&self, message: &str) {
+        let explanation = message
+            .contains("certificate verify failed")
+            .then(|| broker_address(message))
+            .flatten()
+            .and_then(|address| {
+                let explained = self.explained.lock().unwrap_or_else(|e| e.into_inner());
+                explained.get(address).cloned()
+            });
+        self.last_problem
+            .record(explanation.as_deref().unwrap_or(message));
+    }
+
+    /// Explains refused broker certificates with the TLS trust of `config` (if it uses TLS).
+    pub fn trusting(mut self, config: &ClientConfig) -> Self {
+        self.tls = TlsTrust::of(config).map(Arc::new);
+        self
+    }
+
+    /// librdkafka says only "certificate verify failed": find out why, off librdkafka's and
+    /// the caller's threads (a TLS handshake of our own), and say it once.
+    fn explain_refused_certificate(&self, message: &str) {
+        let (Some(trust), Some(address)) = (&self.tls, broker_address(message)) else {
+            return;
+        };
+        // librdkafka says it in two messages per failed handshake: check once.
+        if !self.is_news(&format!("tls check of {address}")) {
+            return;
+        }
+        let (trust, address) = (trust.clone(), address.to_string());
+        let (client, problem, status, explained) = (
+            self.client.clone(),
+            self.last_problem.clone(),
+            self.status.clone(),
+            self.explained.clone(),
+        );
+        let _ = std::thread::Builder::new()
+            .name("tls-check".into())
+            .spawn(move || {
+                let Some(explanation) = trust.explain(&address) else {
+                    return;
+                };
+                let message = format!("{address}: {explanation}");
+                warn!(client = %client, "{message}");
+                problem.record(&message);
+                explained
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(address, message.clone());
+                for (board, source, target) in &status {
+                    board.error(source, target, &format!("{client}: {message}"));
+                }
+            });
+    }
+
+    /// A handle on the latest connection problem this client's librdkafka reports.
+    pub fn problems(&self) -> LastProblem {
+        self.last_problem.clone()
     }
 
     /// Also records errors as the last error of flow `source->target` (one client may serve
@@ -151,8 +254,14 @@ impl ClientContext for ClientLog {
                 | RDKafkaLogLevel::Error
                 | RDKafkaLogLevel::Warning
         );
+        if serious {
+            self.record_problem(message);
+        }
         if serious && self.is_news(message) {
             warn!(client = %self.client, "librdkafka {facility}: {message}");
+            if message.contains("certificate verify failed") {
+                self.explain_refused_certificate(message);
+            }
         } else {
             debug!(client = %self.client, "librdkafka {facility}: {message}");
         }
@@ -161,6 +270,9 @@ impl ClientContext for ClientLog {
     fn error(&self, error: KafkaError, reason: &str) {
         // A pattern subscription that matches nothing yet (topics still to be replicated).
         let expected = reason.contains("Subscribed topic not available");
+        if !expected {
+            self.record_problem(reason);
+        }
         if !expected && self.is_news(reason) {
             warn!(client = %self.client, "{error}: {reason}");
             for (board, source, target) in &self.status {

@@ -412,6 +412,74 @@ pub fn cached_watermarks<C: ClientContext>(
     (code == rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR).then_some((known(low), known(high)))
 }
 
+/// Delivers the log lines and error events waiting on a client's main queue to its context.
+/// rust-rdkafka forwards librdkafka's logs to that queue, which its consumers and producers
+/// serve when polled, but its admin client never serves: without this, an admin client's
+/// "SASL authentication error" or "certificate verify failed" is never seen (and its events
+/// pile up). Returns how many events were served. Never blocks.
+pub fn serve_main_queue<C: ClientContext>(client: &Client<C>) -> usize {
+    // SAFETY: a live client handle; the main queue reference is released by the guard.
+    let queue = Guard {
+        ptr: unsafe { rdsys::rd_kafka_queue_get_main(client.native_ptr()) },
+        free: rdsys::rd_kafka_queue_destroy,
+    };
+    if queue.ptr.is_null() {
+        return 0;
+    }
+    let mut served = 0;
+    loop {
+        // SAFETY: a live queue; a timeout of 0 returns at once, NULL when empty.
+        let event = Guard {
+            ptr: unsafe { rdsys::rd_kafka_queue_poll(queue.ptr, 0) },
+            free: rdsys::rd_kafka_event_destroy,
+        };
+        if event.ptr.is_null() {
+            return served;
+        }
+        served += 1;
+        // SAFETY: a live event.
+        let kind = unsafe { rdsys::rd_kafka_event_type(event.ptr) };
+        if kind == rdsys::RD_KAFKA_EVENT_LOG {
+            let mut facility: *const std::os::raw::c_char = std::ptr::null();
+            let mut message: *const std::os::raw::c_char = std::ptr::null();
+            let mut level: std::os::raw::c_int = 0;
+            // SAFETY: a live log event and three out-parameters; the strings live as long as
+            // the event, which the guard frees after they are copied.
+            let found = unsafe {
+                rdsys::rd_kafka_event_log(event.ptr, &mut facility, &mut message, &mut level)
+            };
+            if found == 0 {
+                // SAFETY: NULL or NUL-terminated strings owned by the live event.
+                let (facility, message) = unsafe { (text(facility), text(message)) };
+                client.context().log(log_level(level), &facility, &message);
+            }
+        } else if kind == rdsys::RD_KAFKA_EVENT_ERROR {
+            // SAFETY: a live error event.
+            let code = unsafe { rdsys::rd_kafka_event_error(event.ptr) };
+            // SAFETY: a NUL-terminated string owned by the live event.
+            let reason = unsafe { text(rdsys::rd_kafka_event_error_string(event.ptr)) };
+            client
+                .context()
+                .error(rdkafka::error::KafkaError::Global(code.into()), &reason);
+        }
+    }
+}
+
+/// librdkafka's syslog level as rust-rdkafka's.
+fn log_level(level: std::os::raw::c_int) -> rdkafka::config::RDKafkaLogLevel {
+    use rdkafka::config::RDKafkaLogLevel as Level;
+    match level {
+        0 => Level::Emerg,
+        1 => Level::Alert,
+        2 => Level::Critical,
+        3 => Level::Error,
+        4 => Level::Warning,
+        5 => Level::Notice,
+        6 => Level::Info,
+        _ => Level::Debug,
+    }
+}
+
 // Record headers with any bytes as keys. rust-rdkafka's header accessors turn each key into a
 // `&str` with `unwrap()` (a key that is not UTF-8 panics), and `OwnedHeaders::insert` takes
 // `&str` keys; Kafka's headers are bytes. (The copier itself copies header lists whole with

@@ -64,8 +64,8 @@ impl LogReader {
             config.set("group.id", group_id);
         }
         config.set("enable.auto.commit", "false");
-        let consumer: BaseConsumer<ClientLog> =
-            config.create_with_context(ClientLog::new(format!("{topic} reader")))?;
+        let consumer: BaseConsumer<ClientLog> = config
+            .create_with_context(ClientLog::new(format!("{topic} reader")).trusting(&config))?;
         let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;
         let partitions: Vec<i32> = metadata
             .topics()

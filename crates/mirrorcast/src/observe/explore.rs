@@ -222,7 +222,7 @@ impl Explorer {
         config.set("group.id", "mirrorcast-explorer");
         config.set("enable.auto.commit", "false");
         let consumer: BaseConsumer<ClientLog> = config
-            .create_with_context(ClientLog::new(format!("explorer {alias}")))
+            .create_with_context(ClientLog::new(format!("explorer {alias}")).trusting(&config))
             .map_err(|e| e.to_string())?;
         let consumer = Arc::new(Mutex::new(consumer));
         consumers.insert(alias.to_string(), consumer.clone());

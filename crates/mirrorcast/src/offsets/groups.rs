@@ -111,7 +111,7 @@ fn consumer(
     config
         .set("group.id", group)
         .set("enable.auto.commit", "false");
-    Ok(config.create_with_context(ClientLog::new(label.to_string()))?)
+    Ok(config.create_with_context(ClientLog::new(label.to_string()).trusting(&config))?)
 }
 
 /// The source groups the flow checkpoints: listed on the source, filtered by `groups`.
@@ -377,10 +377,9 @@ impl CheckpointTask {
         ) else {
             return Err("checkpoints or offset syncs are off for this flow".into());
         };
-        let producer: BaseProducer<ClientLog> = match self
-            .target_producer
-            .create_with_context(ClientLog::new(format!("{name} checkpoints")))
-        {
+        let producer: BaseProducer<ClientLog> = match self.target_producer.create_with_context(
+            ClientLog::new(format!("{name} checkpoints")).trusting(&self.target_producer),
+        ) {
             Ok(p) => p,
             Err(e) => return Err(format!("cannot create the checkpoint producer: {e}")),
         };

@@ -76,16 +76,48 @@ impl TopicManager {
         let name = self.flow.name();
         let mut health = Health::default();
         let mut backoff = Backoff::default();
+        let (source_log, target_log) = (
+            self.client_log("source admin"),
+            self.client_log("target admin"),
+        );
+        let causes = [
+            ("source", source_log.problems()),
+            ("target", target_log.problems()),
+        ];
+        // Before the first round the flow is not running yet: its status says why, with
+        // librdkafka's cause (a request only fails with "transport failure").
+        let show_failure = |message: &str| {
+            let mut message = message.to_string();
+            for (side, cause) in &causes {
+                if let Some(cause) = cause.recent(std::time::Duration::from_secs(60)) {
+                    message.push_str(&format!("; {side}: {cause}"));
+                }
+            }
+            let status = &self.observe.status;
+            status.error(&self.flow.source, &self.flow.target, &message);
+            status.update(&self.flow.source, &self.flow.target, |s| {
+                s.topics_failing = true;
+            });
+        };
         let mut retry = Retry {
             flow: &name,
             shutdown: &self.shutdown,
             backoff: &mut backoff,
             health: &mut health,
+            on_failure: &show_failure,
         };
         // Admin clients are created once; librdkafka reconnects them by itself.
+        let mut logs = Some((source_log, target_log));
         let Some((source, target)) = retry.until("creating admin clients", || {
-            let source = TopicAdmin::with_log(&self.source_admin, self.client_log("source admin"))?;
-            let target = TopicAdmin::with_log(&self.target_admin, self.client_log("target admin"))?;
+            let (source_log, target_log) = match logs.take() {
+                Some(logs) => logs,
+                None => (
+                    self.client_log("source admin"),
+                    self.client_log("target admin"),
+                ),
+            };
+            let source = TopicAdmin::with_log(&self.source_admin, source_log)?;
+            let target = TopicAdmin::with_log(&self.target_admin, target_log)?;
             Ok::<_, TopicError>((source, target))
         }) else {
             return;

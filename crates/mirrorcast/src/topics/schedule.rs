@@ -67,6 +67,8 @@ pub(crate) struct Retry<'a> {
     pub shutdown: &'a Shutdown,
     pub backoff: &'a mut Backoff,
     pub health: &'a mut Health,
+    /// Told of every failure (`what: error`), e.g. to show it in the flow's status.
+    pub on_failure: &'a dyn Fn(&str),
 }
 
 impl Retry<'_> {
@@ -81,6 +83,7 @@ impl Retry<'_> {
                 Ok(value) => return Some(value),
                 Err(e) => {
                     self.health.warn_failed(self.flow, what, &e);
+                    (self.on_failure)(&format!("{what}: {e}"));
                     if self.shutdown.sleep(self.backoff.next_delay()) {
                         return None;
                     }
@@ -134,6 +137,7 @@ mod tests {
             shutdown: &shutdown,
             backoff: &mut backoff,
             health: &mut health,
+            on_failure: &|_| {},
         };
         let mut attempts = 0;
         let value = retry.until("step", || {

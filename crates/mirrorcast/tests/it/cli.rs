@@ -65,6 +65,19 @@ fn missing_clusters_exits_2_naming_the_key() {
     );
 }
 
+/// librdkafka reads a CA file only when a client starts; `validate` must not pass a file that
+/// is not there.
+#[test]
+fn a_ca_file_that_cannot_be_read_exits_2_naming_the_key_and_line() {
+    let text = format!(
+        "{GOOD}europe.security.protocol = SSL\n\
+         europe.ssl.truststore.type = PEM\n\
+         europe.ssl.truststore.location = /nonexistent/ca.pem\n"
+    );
+    let line = GOOD.lines().count() + 3;
+    assert_config_error(&text, "europe.ssl.truststore.location", Some(line));
+}
+
 #[test]
 fn unknown_alias_in_a_flow_exits_2_naming_the_key_and_line() {
     assert_config_error(

@@ -299,7 +299,7 @@ fn the_scenario_resource_runs_over_scram_sha_512_and_tls_with_its_secrets() {
     ];
     let options = localcluster::KafkaOptions {
         security: localcluster::Security::SaslSsl { users },
-        authorizer: None,
+        ..localcluster::KafkaOptions::default()
     };
     let clusters = start_kafka_clusters(&["europe", "northamerica"], &options);
     let europe = clusters.get("europe");

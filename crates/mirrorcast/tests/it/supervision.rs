@@ -1,6 +1,6 @@
 //! A flow whose copier cannot run is shown failed, restarts with backoff and, when it keeps
 //! failing, ends the process with an error. Here the target producer cannot be created (its
-//! CA file does not exist, which `validate` cannot know): the topic manager still reaches both
+//! CA file holds no certificate, which `validate` does not check): the topic manager still reaches both
 //! clusters, which once showed the flow `running` while nothing was copied.
 
 use std::time::Duration;
@@ -14,13 +14,14 @@ fn a_copier_that_cannot_run_fails_its_flow_visibly_and_the_process_exits_non_zer
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, "events", 1, &[]);
     let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("broken-ca.pem"), "not a certificate\n").unwrap();
     let config = write_config(
         dir.path(),
         &one_flow_config(
             &clusters,
             &format!(
                 "northamerica.producer.security.protocol = SSL\n\
-                 northamerica.producer.ssl.ca.location = {}/missing-ca.pem\n",
+                 northamerica.producer.ssl.ca.location = {}/broken-ca.pem\n",
                 dir.path().display()
             ),
         ),

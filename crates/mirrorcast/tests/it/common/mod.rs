@@ -321,13 +321,20 @@ impl Replicator {
 
     /// [`Replicator::start`] with `RUST_LOG` set to `filter`.
     pub fn start_logging(config: &Path, args: &[&str], filter: &str) -> Self {
+        Self::start_with_env(config, args, &[("RUST_LOG", filter)])
+    }
+
+    /// [`Replicator::start`] with these environment variables (`RUST_LOG` is `info` unless
+    /// given).
+    pub fn start_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
         let log = config.with_extension(format!("{}.log", now_ms()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
             .arg("run")
             .arg(config)
             .args(args)
-            .env("RUST_LOG", filter)
+            .env("RUST_LOG", "info")
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(file.try_clone().unwrap())
             .stderr(file)
