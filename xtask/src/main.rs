@@ -25,6 +25,16 @@ enum Task {
     /// The whole test suite: installs, formatting, clippy, every test (integration tests on
     /// Apache Kafka, the demo and page tests on nisshi).
     Test,
+    /// Coverage-guided fuzzing of what mirrorcast reads from outside (cargo-fuzz, installed if
+    /// missing), starting from and adding to the corpus in crates/mirrorcast/fuzz/corpus.
+    Fuzz {
+        /// The targets (default: all).
+        #[arg(long, value_delimiter = ',')]
+        targets: Vec<String>,
+        /// Seconds per target.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
     /// Throughput, latency, CPU and memory of replication next to the brokers' own limits.
     Bench {
         /// Backlog size in MB per record size (0: measure latency only).
@@ -69,6 +79,7 @@ fn main() -> ExitCode {
             )
         }),
         Task::Test => test(),
+        Task::Fuzz { targets, seconds } => fuzz(&targets, seconds, true),
         Task::Bench {
             megabytes,
             sizes,
@@ -163,6 +174,59 @@ fn apt_install(packages: &[&str]) -> Result<()> {
     Ok(())
 }
 
+/// The fuzz targets of crates/mirrorcast/fuzz.
+const FUZZ_TARGETS: [&str; 3] = ["properties", "resource", "internal_records"];
+
+/// How long each target runs in `cargo xtask test`, after its whole corpus.
+const FUZZ_SMOKE_SECONDS: u64 = 10;
+
+fn fuzz_dir() -> PathBuf {
+    workspace_root().join("crates/mirrorcast/fuzz")
+}
+
+/// Runs each target for `seconds`. `keep_finds`: new inputs go into the repository's corpus
+/// (a fuzzing session); otherwise into a temporary directory (the smoke leaves the tree
+/// untouched). A crash, a hang over 10 s or an input over 2 GiB of memory fails.
+fn fuzz(targets: &[String], seconds: u64, keep_finds: bool) -> Result<()> {
+    if !on_path("cargo-fuzz") {
+        cargo(&["install", "cargo-fuzz", "--locked"])?;
+    }
+    let targets: Vec<&str> = if targets.is_empty() {
+        FUZZ_TARGETS.to_vec()
+    } else {
+        targets.iter().map(String::as_str).collect()
+    };
+    for target in targets {
+        let corpus = fuzz_dir().join("corpus").join(target);
+        let scratch = tempfile::tempdir()?;
+        let mut dirs = vec![corpus.clone()];
+        if !keep_finds {
+            // libFuzzer writes new inputs to its first directory and only reads the others.
+            dirs.insert(0, scratch.path().to_path_buf());
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        println!("$ cargo fuzz run {target} ({seconds} s)");
+        let status = Command::new(cargo)
+            .args(["fuzz", "run", "--sanitizer", "none", target])
+            .args(&dirs)
+            .arg("--")
+            .arg(format!("-max_total_time={seconds}"))
+            .args(["-timeout=10", "-rss_limit_mb=2048", "-print_final_stats=1"])
+            // cargo-fuzz passes nightly flags; the stable toolchain takes them with this.
+            .env("RUSTC_BOOTSTRAP", "1")
+            .current_dir(workspace_root().join("crates/mirrorcast"))
+            .status()
+            .context("running cargo fuzz")?;
+        if !status.success() {
+            bail!(
+                "fuzz target `{target}` failed ({status}): the input is in {}",
+                fuzz_dir().join("artifacts").join(target).display()
+            );
+        }
+    }
+    Ok(())
+}
+
 fn test() -> Result<()> {
     let nisshi = localcluster::ensure_nisshi()?;
     println!("demo broker: {}", nisshi.display());
@@ -194,6 +258,7 @@ fn test() -> Result<()> {
         "-D",
         "warnings",
     ])?;
+    fuzz(&[], FUZZ_SMOKE_SECONDS, false)?;
     // The integration tests run on Apache Kafka; the demo and page tests pick nisshi themselves.
     std::env::set_var(localcluster::BROKER_ENV, "kafka");
     cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])

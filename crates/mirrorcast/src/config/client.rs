@@ -292,8 +292,18 @@ pub fn tool_client_config(
 fn map_jaas(value: &str) -> Result<Mapped, String> {
     let module = value.split_whitespace().next().unwrap_or_default();
     if !(module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule")) {
+        // The value holds a password: echo its first word only if it is a class name.
+        let found = if module.ends_with("LoginModule")
+            && module
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '$')
+        {
+            format!("found `{module}`")
+        } else {
+            "its first word is not a login module class".to_string()
+        };
         return Err(format!(
-            "only PlainLoginModule and ScramLoginModule logins can be mapped (found `{module}`); \
+            "only PlainLoginModule and ScramLoginModule logins can be mapped ({found}); \
              for other mechanisms use librdkafka's own settings (e.g. `sasl.oauthbearer.*`)"
         ));
     }
@@ -369,6 +379,18 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.contains("sasl.oauthbearer"), "{err}");
+    }
+
+    #[test]
+    fn a_jaas_line_that_cannot_be_mapped_is_not_echoed() {
+        let err = map("sasl.jaas.config", "hunter2 required;").unwrap_err();
+        assert!(!err.contains("hunter2"), "{err}");
+        let err = map(
+            "sasl.jaas.config",
+            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
+        )
+        .unwrap_err();
+        assert!(err.contains("OAuthBearerLoginModule"), "{err}");
     }
 
     #[test]
