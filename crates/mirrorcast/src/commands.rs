@@ -224,6 +224,9 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
 pub(crate) fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
     let (mut config, ignored) =
         Config::load_with(&args.config, &args.secrets_dir, args.strip_security)?;
+    for warning in &config.warnings {
+        warn!("{warning}");
+    }
     if !ignored.is_empty() {
         warn!(
             "{}: ignored (no meaning outside Kubernetes, or not used by mirrorcast): {}",

@@ -9,6 +9,7 @@
 pub mod client;
 mod describe;
 mod error;
+pub mod keys;
 mod load;
 mod model;
 pub mod properties;

@@ -1,6 +1,7 @@
 //! The resolved configuration: clusters with their client settings, and the enabled flows with
 //! every MM2 setting that shapes them. Plain data; [`super::resolve`] builds it and checks it.
 
+use super::ConfigError;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -174,4 +175,7 @@ pub struct Config {
     pub file: PathBuf,
     pub clusters: Vec<ClusterConfig>,
     pub flows: Vec<FlowConfig>,
+    /// Keys that have no effect here or that nobody knows ([`super::keys`]): said once when
+    /// the file is loaded.
+    pub warnings: Vec<ConfigError>,
 }

@@ -46,6 +46,9 @@ impl Config {
             }
         };
 
+        let (refused, warnings) = super::keys::check(raw, &aliases);
+        errors.extend(refused);
+
         let clusters: Vec<ClusterConfig> = aliases
             .iter()
             .filter_map(|alias| resolve_cluster(raw, alias, &mut errors))
@@ -106,6 +109,7 @@ impl Config {
             file: raw.file.clone(),
             clusters,
             flows,
+            warnings,
         })
     }
 }
@@ -301,7 +305,11 @@ fn resolve_flow(
     let before = errors.len();
     let topics = TopicFilter {
         include: look.patterns("topics", DEFAULT_TOPICS, errors),
-        exclude: look.patterns("topics.exclude", DEFAULT_TOPICS_EXCLUDE, errors),
+        exclude: look.patterns(
+            look.key_or_old_name("topics.exclude", "topics.blacklist"),
+            DEFAULT_TOPICS_EXCLUDE,
+            errors,
+        ),
     };
     let (_, separator) = look.string("replication.policy.separator", ".");
     let (policy_key, class) = look.string("replication.policy.class", DEFAULT_POLICY);
@@ -377,15 +385,18 @@ impl FlowLookup<'_> {
         (seconds > 0).then(|| Duration::from_secs(seconds))
     }
 
-    fn config_filter(&self, errors: &mut Vec<ConfigError>) -> ConfigFilter {
-        // MM2 before 3.0 called the exclude list a blacklist; honour the old name too.
-        let exclude_key = if self.get("config.properties.exclude").is_none()
-            && self.get("config.properties.blacklist").is_some()
-        {
-            "config.properties.blacklist"
+    /// `new`, or MM2's name for it before 3.0 (`*.blacklist`) when only that is set.
+    fn key_or_old_name<'k>(&self, new: &'k str, old: &'k str) -> &'k str {
+        if self.get(new).is_none() && self.get(old).is_some() {
+            old
         } else {
-            "config.properties.exclude"
-        };
+            new
+        }
+    }
+
+    fn config_filter(&self, errors: &mut Vec<ConfigError>) -> ConfigFilter {
+        let exclude_key =
+            self.key_or_old_name("config.properties.exclude", "config.properties.blacklist");
         ConfigFilter {
             exclude: self.patterns(exclude_key, DEFAULT_CONFIG_EXCLUDE, errors),
             // `use.defaults.from` is `target` unless it says `source`.
@@ -498,7 +509,7 @@ impl FlowLookup<'_> {
         let filter = TopicFilter {
             include: self.patterns("groups", ".*", errors),
             exclude: self.patterns(
-                "groups.exclude",
+                self.key_or_old_name("groups.exclude", "groups.blacklist"),
                 "console-consumer-.*, connect-.*, __.*",
                 errors,
             ),
@@ -577,6 +588,22 @@ replication.factor = 1
         let sa = &config.flows[1];
         assert!(sa.topics.accepts("other"), "topics defaults to .*");
         assert!(!sa.topics.accepts("x.internal"));
+    }
+
+    #[test]
+    fn mm2s_old_blacklist_names_are_honoured_when_the_new_ones_are_absent() {
+        let text = format!("{BROADCAST}topics.blacklist = secret.*\ngroups.blacklist = batch-.*\n");
+        let config = resolve(&text).unwrap();
+        let sa = &config.flows[1];
+        assert!(!sa.topics.accepts("secret.payroll") && sa.topics.accepts("orders"));
+        assert!(!sa.groups.filter.accepts("batch-7") && sa.groups.filter.accepts("shop"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let both = format!("{text}topics.exclude = other\n");
+        let config = resolve(&both).unwrap();
+        assert!(
+            config.flows[1].topics.accepts("secret.payroll"),
+            "the new name wins"
+        );
     }
 
     #[test]

@@ -65,6 +65,25 @@ fn missing_clusters_exits_2_naming_the_key() {
     );
 }
 
+/// No key is ignored silently: a misspelt key is warned about with the nearest known one (and
+/// the file is still valid), a custom filter class is refused (MM2 would load it; a fallback
+/// to `topics = .*` would replicate everything).
+#[test]
+fn unknown_keys_are_warned_about_and_custom_classes_refused() {
+    let text = format!("{GOOD}refresh.topic.interval.seconds = 5\ntasks.max = 4\n");
+    let (code, _, stderr) = mirrorcast(&["validate"], &text);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("`refresh.topic.interval.seconds`")
+            && stderr.contains("did you mean `refresh.topics.interval.seconds`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("`tasks.max`: has no effect"), "{stderr}");
+    let text = format!("{GOOD}topic.filter.class = com.example.OnlyMine\n");
+    let line = GOOD.lines().count() + 1;
+    assert_config_error(&text, "topic.filter.class", Some(line));
+}
+
 /// librdkafka reads a CA file only when a client starts; `validate` must not pass a file that
 /// is not there.
 #[test]
