@@ -258,6 +258,19 @@ impl FlowLookup<'_> {
         }
     }
 
+    /// A replication factor: at least 1, or -1 for the broker's `default.replication.factor`
+    /// (KIP-464, as MM2 and the Strimzi and Event Streams examples write it).
+    fn replication_factor(&self, key: &str, default: i32, errors: &mut Vec<ConfigError>) -> i32 {
+        let what = "a replication factor (a positive whole number, or -1 for the broker's default)";
+        let value = self.parse(key, default, what, errors);
+        if value == 0 || value < -1 {
+            let (k, v) = self.string(key, "");
+            errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+            return default;
+        }
+        value
+    }
+
     /// A whole number of at least 1.
     fn positive<T>(&self, key: &str, default: T, errors: &mut Vec<ConfigError>) -> T
     where
@@ -333,7 +346,7 @@ fn resolve_flow(
         source: source.to_string(),
         target: target.to_string(),
         topics,
-        replication_factor: look.positive("replication.factor", 2i32, errors),
+        replication_factor: look.replication_factor("replication.factor", 2i32, errors),
         refresh_topics_interval: interval(
             "refresh.topics.enabled",
             "refresh.topics.interval.seconds",
@@ -425,7 +438,11 @@ impl FlowLookup<'_> {
                 .unwrap_or_else(|| format!("mm2-offsets.{source}.internal")),
             connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
             partitions: self.positive("offset.storage.partitions", 25i32, errors),
-            replication_factor: self.positive("offset.storage.replication.factor", 3i32, errors),
+            replication_factor: self.replication_factor(
+                "offset.storage.replication.factor",
+                3i32,
+                errors,
+            ),
         }
     }
 
@@ -443,7 +460,7 @@ impl FlowLookup<'_> {
             on_source,
             topic: format!("mm2-offset-syncs{separator}{alias}{separator}internal"),
             lag_max: self.parse("offset.lag.max", 100i64, "a whole number", errors),
-            replication_factor: self.positive(
+            replication_factor: self.replication_factor(
                 "offset-syncs.topic.replication.factor",
                 3i32,
                 errors,
@@ -457,7 +474,7 @@ impl FlowLookup<'_> {
         let dead_letter = self
             .get("errors.deadletterqueue.topic.name")
             .filter(|(_, topic)| !topic.trim().is_empty());
-        let replication_factor = self.positive(
+        let replication_factor = self.replication_factor(
             "errors.deadletterqueue.topic.replication.factor",
             3i32,
             errors,
@@ -498,7 +515,8 @@ impl FlowLookup<'_> {
             "a whole number",
             errors,
         );
-        let replication_factor = self.positive("heartbeats.topic.replication.factor", 3i32, errors);
+        let replication_factor =
+            self.replication_factor("heartbeats.topic.replication.factor", 3i32, errors);
         (enabled && interval > 0).then(|| HeartbeatsConfig {
             interval: Duration::from_secs(interval),
             replication_factor,
@@ -523,7 +541,7 @@ impl FlowLookup<'_> {
             checkpoint_interval: checkpoint_interval.filter(|_| checkpoints),
             sync_interval: sync_interval.filter(|_| group_sync),
             checkpoints_topic: format!("{source}{separator}checkpoints{separator}internal"),
-            checkpoints_replication_factor: self.positive(
+            checkpoints_replication_factor: self.replication_factor(
                 "checkpoints.topic.replication.factor",
                 3i32,
                 errors,
@@ -752,6 +770,25 @@ replication.factor = 1
             "europe->northamerica.errors.deadletterqueue.topic.name"
         );
         assert!(errs[0].message.contains("errors.tolerance = all"));
+    }
+
+    #[test]
+    fn a_replication_factor_of_minus_one_means_the_brokers_default() {
+        let text = format!(
+            "{BROADCAST}replication.factor = -1\noffset.storage.replication.factor = -1\n\
+             heartbeats.topic.replication.factor = -1\ncheckpoints.topic.replication.factor = -1\n\
+             offset-syncs.topic.replication.factor = -1\n"
+        );
+        let config = resolve(&text).unwrap();
+        assert_eq!(config.flows[0].replication_factor, -1);
+        assert_eq!(config.flows[0].progress.replication_factor, -1);
+        for bad in ["-2", "0"] {
+            let errs = errors(&format!("{BROADCAST}replication.factor = {bad}\n"));
+            assert!(
+                errs[0].message.contains("-1 for the broker's default"),
+                "{errs:?}"
+            );
+        }
     }
 
     #[test]

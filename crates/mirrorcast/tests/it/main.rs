@@ -18,6 +18,7 @@ mod observability;
 mod offsets;
 mod outage;
 mod page;
+mod parity;
 mod poison;
 mod replication;
 mod resources;
