@@ -24,6 +24,8 @@ type TopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
 pub(super) struct FakeCluster {
     pub topics: RefCell<BTreeMap<String, FakeTopic>>,
     pub refuse_partitions: RefCell<bool>,
+    /// Topics whose creation is refused (a policy violation, as a broker's create policy would).
+    pub refuse_creating: RefCell<std::collections::BTreeSet<String>>,
     pub acls: RefCell<Vec<TopicAcl>>,
     pub no_authorizer: bool,
 }
@@ -147,6 +149,12 @@ impl ClusterAdmin for FakeCluster {
     ) -> Result<i32, TopicError> {
         if let Some(p) = self.partitions(topic) {
             return Ok(p);
+        }
+        if self.refuse_creating.borrow().contains(topic) {
+            return Err(TopicError::Create {
+                topic: topic.into(),
+                code: rdkafka::error::RDKafkaErrorCode::PolicyViolation,
+            });
         }
         let configs: Vec<(&str, &str)> = configs
             .iter()

@@ -60,6 +60,9 @@ pub(super) struct Known {
     pub(super) missing: HashMap<String, u32>,
     /// Topics whose partition growth failed (warned once until it works).
     pub(super) growth_refused: HashSet<String>,
+    /// Remote topics the target refused to create, for a reason of their own (warned once
+    /// until it works; the other topics go on).
+    pub(super) creation_refused: HashSet<String>,
     /// Topics whose config sync failed, with the error last reported.
     pub(super) config_failures: HashMap<String, String>,
     /// ACLs created on the target (add-only: never created twice, never removed).
@@ -302,7 +305,30 @@ impl TopicManager {
             known.missing.remove(&route.source_topic);
             let remote_partitions = match target_topics.get(&route.remote_topic) {
                 Some(count) => *count,
-                None => self.create_remote_topic(source, target, &route, known)?,
+                None => match self.create_remote_topic(source, target, &route, known) {
+                    Ok(count) => {
+                        known.creation_refused.remove(&route.remote_topic);
+                        count
+                    }
+                    // MM2 logs it and creates the others: so do we; the topic is not copied
+                    // (nothing may be produced into a topic the broker would make its own way)
+                    // and creating it is tried again at each refresh.
+                    Err(e) if refused_for_itself(&e) => {
+                        if known.creation_refused.insert(route.remote_topic.clone()) {
+                            warn!(
+                                flow,
+                                "the target refused to create {} ({e}): {} is not copied; the \
+                                 other topics go on, and creating it is tried again at each \
+                                 refresh",
+                                route.remote_topic,
+                                route.source_topic
+                            );
+                        }
+                        known.routes.remove(&route.source_topic);
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                },
             };
             if remote_partitions < route.partitions {
                 match target.create_partitions(&route.remote_topic, route.partitions) {
@@ -336,6 +362,7 @@ impl TopicManager {
     }
 
     /// Creates the remote topic with the source's partition count and replicated configs.
+    /// (A refusal is [`refused_for_itself`] or a failure of the whole round.)
     fn create_remote_topic(
         &self,
         source: &impl ClusterAdmin,
@@ -431,6 +458,28 @@ impl TopicManager {
     }
 }
 
+/// Whether the target refused a topic for a reason of that topic (its name, configs,
+/// replication factor, a policy, an ACL), so other topics may still be created; anything else
+/// (the cluster unreachable, a timeout) fails the whole round, which is retried with backoff.
+fn refused_for_itself(error: &TopicError) -> bool {
+    use rdkafka::error::RDKafkaErrorCode as Code;
+    matches!(
+        error,
+        TopicError::Create { code, .. } if matches!(
+            code,
+            Code::PolicyViolation
+                | Code::InvalidConfig
+                | Code::InvalidReplicationFactor
+                | Code::InvalidPartitions
+                | Code::InvalidReplicaAssignment
+                | Code::InvalidTopic
+                | Code::TopicAuthorizationFailed
+                | Code::ClusterAuthorizationFailed
+                | Code::InvalidRequest
+        )
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::fake::{manager, FakeCluster};
@@ -479,6 +528,36 @@ mod tests {
             "new partitions are copied"
         );
         assert!(known.growth_refused.is_empty());
+    }
+
+    #[test]
+    fn a_topic_the_target_refuses_is_skipped_and_the_others_are_created_in_the_same_round() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[("alpha", 1, &[]), ("beta", 2, &[]), ("gamma", 1, &[])]);
+        let target = FakeCluster::with(&[]);
+        target.refuse_creating.borrow_mut().insert("beta".into());
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(target.partitions("alpha"), Some(1));
+        assert_eq!(
+            target.partitions("gamma"),
+            Some(1),
+            "created after the refusal"
+        );
+        assert_eq!(target.partitions("beta"), None);
+        assert!(
+            !known.routes.contains_key("beta"),
+            "a refused topic is not copied"
+        );
+        assert!(known.creation_refused.contains("beta"), "warned once");
+        target.refuse_creating.borrow_mut().clear();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(
+            target.partitions("beta"),
+            Some(2),
+            "tried again at the next refresh"
+        );
+        assert!(known.routes.contains_key("beta") && known.creation_refused.is_empty());
     }
 
     #[test]
