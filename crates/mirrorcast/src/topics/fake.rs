@@ -26,6 +26,8 @@ pub(super) struct FakeCluster {
     pub refuse_partitions: RefCell<bool>,
     /// Topics whose creation is refused (a policy violation, as a broker's create policy would).
     pub refuse_creating: RefCell<std::collections::BTreeSet<String>>,
+    /// Topics this client is not authorized to create.
+    pub deny_creating: RefCell<std::collections::BTreeSet<String>>,
     pub acls: RefCell<Vec<TopicAcl>>,
     pub no_authorizer: bool,
 }
@@ -149,6 +151,12 @@ impl ClusterAdmin for FakeCluster {
     ) -> Result<i32, TopicError> {
         if let Some(p) = self.partitions(topic) {
             return Ok(p);
+        }
+        if self.deny_creating.borrow().contains(topic) {
+            return Err(TopicError::Create {
+                topic: topic.into(),
+                code: rdkafka::error::RDKafkaErrorCode::TopicAuthorizationFailed,
+            });
         }
         if self.refuse_creating.borrow().contains(topic) {
             return Err(TopicError::Create {

@@ -251,14 +251,19 @@ impl TopicManager {
         target: &impl ClusterAdmin,
     ) -> Result<(), TopicError> {
         let compact = [("cleanup.policy".to_string(), "compact".to_string())];
-        target.ensure_topic(
+        let ensure = |admin: &dyn ClusterAdmin, topic: &str, partitions, factor, configs: &[_]| {
+            self.ensure_internal_topic(admin, topic, partitions, factor, configs)
+        };
+        ensure(
+            target,
             &self.flow.progress_topic(),
             self.flow.progress.partitions,
             self.flow.progress.replication_factor,
             &compact,
         )?;
         if let Some(heartbeats) = &self.flow.heartbeats {
-            target.ensure_topic(
+            ensure(
+                target,
                 crate::policy::HEARTBEATS_TOPIC,
                 1,
                 heartbeats.replication_factor,
@@ -266,7 +271,8 @@ impl TopicManager {
             )?;
         }
         if self.flow.groups.checkpoint_interval.is_some() {
-            target.ensure_topic(
+            ensure(
+                target,
                 &self.flow.groups.checkpoints_topic,
                 1,
                 self.flow.groups.checkpoints_replication_factor,
@@ -279,16 +285,42 @@ impl TopicManager {
         } = &self.flow.errors
         {
             // As Kafka Connect creates its dead-letter topic: one partition, not compacted.
-            target.ensure_topic(topic, 1, *replication_factor, &[])?;
+            ensure(target, topic, 1, *replication_factor, &[])?;
         }
         if let Some(syncs) = &self.flow.offset_syncs {
-            if syncs.on_source {
-                source.ensure_topic(&syncs.topic, 1, syncs.replication_factor, &compact)?;
-            } else {
-                target.ensure_topic(&syncs.topic, 1, syncs.replication_factor, &compact)?;
-            }
+            let cluster: &dyn ClusterAdmin = if syncs.on_source { source } else { target };
+            ensure(cluster, &syncs.topic, 1, syncs.replication_factor, &compact)?;
         }
         Ok(())
+    }
+
+    /// Creates an internal topic unless it exists. Not being allowed to create it is taken to
+    /// mean someone else did (or the broker will): MM2's `MirrorUtils` does the same, so a
+    /// locked-down cluster whose operator made the topics works; one warning says so.
+    fn ensure_internal_topic(
+        &self,
+        admin: &dyn ClusterAdmin,
+        topic: &str,
+        partitions: i32,
+        replication_factor: i32,
+        configs: &[(String, String)],
+    ) -> Result<(), TopicError> {
+        use rdkafka::error::RDKafkaErrorCode as Code;
+        match admin.ensure_topic(topic, partitions, replication_factor, configs) {
+            Ok(_) => Ok(()),
+            Err(TopicError::Create {
+                code: code @ (Code::TopicAuthorizationFailed | Code::ClusterAuthorizationFailed),
+                ..
+            }) => {
+                warn!(
+                    flow = %self.flow.name(),
+                    "not allowed to create the internal topic {topic} ({code}): assuming it \
+                     exists or that the broker creates it"
+                );
+                Ok(())
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Lists the source, creates or grows remote topics, deletes orphaned ones if asked to.
@@ -558,6 +590,35 @@ mod tests {
             "tried again at the next refresh"
         );
         assert!(known.routes.contains_key("beta") && known.creation_refused.is_empty());
+    }
+
+    #[test]
+    fn an_internal_topic_it_may_not_create_is_taken_to_exist_as_mm2_does() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[]);
+        let target = FakeCluster::with(&[]);
+        let progress = manager.flow.progress_topic();
+        target.deny_creating.borrow_mut().insert(progress.clone());
+        manager
+            .ensure_internal_topics(&source, &target)
+            .expect("not authorized: assumed to exist");
+        assert_eq!(target.partitions(&progress), None);
+        assert_eq!(
+            target.partitions("heartbeats"),
+            Some(1),
+            "the others are created"
+        );
+        target.deny_creating.borrow_mut().clear();
+        target
+            .refuse_creating
+            .borrow_mut()
+            .insert("heartbeats".into());
+        let target = FakeCluster::with(&[]);
+        target.refuse_creating.borrow_mut().insert(progress);
+        assert!(
+            manager.ensure_internal_topics(&source, &target).is_err(),
+            "any other refusal still fails"
+        );
     }
 
     #[test]
