@@ -87,6 +87,9 @@ pub struct FlowConfig {
     pub groups: GroupsConfig,
     /// What becomes of a record the target refuses for good.
     pub errors: ErrorsConfig,
+    /// `auto.offset.reset = latest` in the source's consumer settings: partitions without
+    /// progress start at their end (MM2's consumer honours it too).
+    pub start_at_end: bool,
 }
 
 /// A record the target refuses for good (too large, invalid timestamp, invalid record), by Kafka

@@ -94,6 +94,14 @@ impl Config {
                 }
             }
         }
+        for flow in &mut flows {
+            let reset = clusters
+                .iter()
+                .find(|c| c.alias == flow.source)
+                .and_then(|c| c.consumer.get("auto.offset.reset"));
+            flow.start_at_end =
+                reset.is_some_and(|r| matches!(r.trim(), "latest" | "largest" | "end"));
+        }
         if errors.is_empty() && flows.is_empty() {
             errors.push(raw.error(
                 "clusters",
@@ -369,6 +377,8 @@ fn resolve_flow(
         heartbeats: look.heartbeats(errors),
         groups: look.groups(source, &separator, errors),
         errors: look.errors(errors),
+        // From the source's consumer settings, once the clusters are resolved.
+        start_at_end: false,
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
     };
@@ -789,6 +799,23 @@ replication.factor = 1
                 "{errs:?}"
             );
         }
+    }
+
+    #[test]
+    fn auto_offset_reset_latest_on_the_source_consumer_starts_new_partitions_at_their_end() {
+        let config = resolve(BROADCAST).unwrap();
+        assert!(
+            !config.flows[0].start_at_end,
+            "earliest, as MM2, unless said"
+        );
+        let text = format!("{BROADCAST}europe.consumer.auto.offset.reset = latest\n");
+        let config = resolve(&text).unwrap();
+        assert!(config.flows.iter().all(|f| f.start_at_end));
+        let text = format!("{BROADCAST}northamerica.consumer.auto.offset.reset = latest\n");
+        assert!(
+            !resolve(&text).unwrap().flows[0].start_at_end,
+            "the source's, not the target's"
+        );
     }
 
     #[test]

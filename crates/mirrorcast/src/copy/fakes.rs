@@ -221,6 +221,10 @@ impl Reader for FakeReader {
     fn positions(&self) -> HashMap<(String, i32), i64> {
         self.assigned.borrow().clone().into_iter().collect()
     }
+
+    fn end_offset(&self, topic: &str, partition: i32) -> rdkafka::error::KafkaResult<i64> {
+        Ok(self.source.end(topic, partition))
+    }
 }
 
 /// A record the target holds in flight.

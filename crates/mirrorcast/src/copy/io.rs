@@ -42,6 +42,8 @@ pub(crate) trait Reader {
     fn low_watermark(&self, topic: &str, partition: i32) -> Option<i64>;
     /// Where the reader stands on each assigned partition (past records it never hands out).
     fn positions(&self) -> HashMap<(String, i32), i64>;
+    /// The partition's end offset now (a request to the broker).
+    fn end_offset(&self, topic: &str, partition: i32) -> KafkaResult<i64>;
 }
 
 /// A record for the target, with what its delivery report must say.

@@ -177,7 +177,7 @@ impl<T: Target> Lane<T> {
             self.pending_routes.extend(routes);
             return;
         };
-        let mut added = Vec::new();
+        let (mut added, mut without_progress) = (Vec::new(), Vec::new());
         for route in routes {
             let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
             for partition in 0..route.partitions {
@@ -200,8 +200,14 @@ impl<T: Target> Lane<T> {
                         .as_ref()
                         .map(|c| SyncEmitter::new(c.lag_max)),
                 ));
+                if stored.is_none() && self.flow.start_at_end {
+                    without_progress.push(slot);
+                }
                 added.push(slot);
             }
+        }
+        for slot in without_progress {
+            self.start_at_end(slot, &io.readers.shared);
         }
         if added.is_empty() {
             return;
@@ -227,6 +233,32 @@ impl<T: Target> Lane<T> {
             added.len(),
             self.index_of.topic_count()
         );
+    }
+
+    /// `auto.offset.reset = latest`: a partition without progress starts at its end now, as
+    /// MM2's consumer does; its earlier records are not copied.
+    fn start_at_end(&mut self, slot: usize, reader: &impl Reader) {
+        let state = &mut self.partitions[slot];
+        match reader.end_offset(&state.source_topic, state.partition) {
+            Ok(0) => {}
+            Ok(end) => {
+                info!(
+                    flow = %self.flow_name,
+                    "{}[{}] has no progress and auto.offset.reset = latest: copying from its end \
+                     ({end}); the {end} record(s) before are not copied",
+                    state.source_topic,
+                    state.partition
+                );
+                state.start_at(end);
+            }
+            Err(e) => warn!(
+                flow = %self.flow_name,
+                "{}[{}] has no progress and auto.offset.reset = latest, but its end cannot be \
+                 read ({e}): copying from its beginning instead",
+                state.source_topic,
+                state.partition
+            ),
+        }
     }
 
     fn forget<R: Reader>(&mut self, topic: &str, io: &mut Reading<'_, R>) {

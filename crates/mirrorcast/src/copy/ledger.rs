@@ -27,6 +27,18 @@ impl PartitionLedger {
         }
     }
 
+    /// A partition without progress whose copy starts at `offset` (`auto.offset.reset =
+    /// latest`): everything before it counts as handled, and that is stored as progress at the
+    /// next flush, so a restart does not move the start again.
+    pub fn starting_at(offset: i64) -> Self {
+        PartitionLedger {
+            start: Offset::Offset(offset),
+            acked: Some(offset - 1),
+            stored: None,
+            epoch: 0,
+        }
+    }
+
     /// The epoch to tag records with now.
     pub fn epoch(&self) -> u32 {
         self.epoch

@@ -96,6 +96,12 @@ pub(crate) struct PartitionState {
 }
 
 impl PartitionState {
+    /// Starts a partition without progress at `offset` instead of its beginning.
+    pub fn start_at(&mut self, offset: i64) {
+        self.ledger = PartitionLedger::starting_at(offset);
+        self.next = self.ledger.resume_offset();
+    }
+
     /// A partition to be read (at once) from right after its stored progress.
     pub fn new(
         source_topic: &str,

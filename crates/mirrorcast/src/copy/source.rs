@@ -42,6 +42,13 @@ impl Reader for SourceReader {
         crate::kafka::ffi::cached_watermarks(self.consumer.client(), topic, partition)?.0
     }
 
+    fn end_offset(&self, topic: &str, partition: i32) -> KafkaResult<i64> {
+        let (_, high) =
+            self.consumer
+                .fetch_watermarks(topic, partition, Duration::from_secs(10))?;
+        Ok(high)
+    }
+
     /// Where the reader stands on each assigned partition: the offset after the last record it
     /// handed out, moved past records it never hands out (transaction markers, and aborted
     /// records when reading committed only). One call for all partitions, no request.

@@ -14,7 +14,7 @@ use super::readers::Readers;
 use super::report::FlowReporter;
 use super::source_copy::SourceCopy;
 use crate::config::properties::RawProperties;
-use crate::config::{Config, ErrorsConfig};
+use crate::config::{Config, ErrorsConfig, FlowConfig};
 use crate::observe::Observability;
 use crate::plan::{Command, Route};
 use crate::progress::Progress;
@@ -48,6 +48,17 @@ fn harness_with(
     delivery_timeout: Duration,
     errors: ErrorsConfig,
 ) -> Harness {
+    harness_tuned(targets, capacity, delivery_timeout, errors, &|_| {})
+}
+
+/// [`harness_with`], each lane's flow changed by `tune` first.
+fn harness_tuned(
+    targets: usize,
+    capacity: usize,
+    delivery_timeout: Duration,
+    errors: ErrorsConfig,
+    tune: &dyn Fn(&mut FlowConfig),
+) -> Harness {
     let text = "clusters = eu, na, sa\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
                 sa.bootstrap.servers = h:3\neu->na.enabled = true\neu->sa.enabled = true\n\
                 replication.policy.class = IdentityReplicationPolicy\n";
@@ -62,6 +73,7 @@ fn harness_with(
         flow.progress.interval = Duration::from_millis(20);
         flow.heartbeats = None;
         flow.errors = errors.clone();
+        tune(&mut flow);
         let (sender, commands) = mpsc::channel();
         let target = FakeTarget::new(capacity);
         lanes.push(Lane::new(LaneSetup {
@@ -154,6 +166,38 @@ fn records_are_copied_in_order_and_only_acknowledged_offsets_are_stored() {
         );
     }
     assert!(h.copy.readers().own[0].calls.borrow().is_empty());
+}
+
+/// `auto.offset.reset = latest`: a partition without progress is copied from its end at the
+/// start, and that start is stored at once (a restart does not move it); a partition with
+/// progress resumes after it as always.
+#[test]
+fn with_auto_offset_reset_latest_partitions_without_progress_start_at_their_end() {
+    let mut h = harness_tuned(
+        1,
+        1000,
+        Duration::from_secs(120),
+        ErrorsConfig::StopPartition,
+        &|flow| flow.start_at_end = true,
+    );
+    h.source.produce("t", 0, 40);
+    h.source.produce("t", 1, 40);
+    h.start(0, &[(1, 9)], 2);
+    h.run_until("the start at the end stored", |h| {
+        h.targets[0].0.borrow().progress.contains(&(0, Some(39)))
+    });
+    assert!(
+        h.targets[0].log("t", 0).is_empty(),
+        "nothing before the end"
+    );
+    h.source.produce("t", 0, 5);
+    h.run_until("the new records", |h| h.has(0, 0, 5) && h.has(0, 1, 30));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 40..45));
+    assert_eq!(
+        h.targets[0].log("t", 1),
+        expected(1, 10..40),
+        "progress wins"
+    );
 }
 
 #[test]

@@ -15,7 +15,12 @@ const TOPIC: &str = "LH.ORDERS";
 
 /// One properties file for both replicators: every internal topic at replication factor 1
 /// (single-node clusters), progress flushed every second (Connect's default is 60 s).
-fn mm2_config(clusters: &Clusters, targets: &[&str], policy: &str, extra: &str) -> String {
+pub(crate) fn mm2_config(
+    clusters: &Clusters,
+    targets: &[&str],
+    policy: &str,
+    extra: &str,
+) -> String {
     let mut text = format!(
         "clusters = europe, {}\n\
          europe.bootstrap.servers = {}\n\
@@ -44,7 +49,7 @@ fn mm2_config(clusters: &Clusters, targets: &[&str], policy: &str, extra: &str) 
     text
 }
 
-fn start_mm2(config: &Path, target: &str) -> MirrorMaker {
+pub(crate) fn start_mm2(config: &Path, target: &str) -> MirrorMaker {
     let log = config.with_extension(format!("mm2-{target}.log"));
     MirrorMaker::start(config, &[target], &log).unwrap_or_else(|e| panic!("cannot start MM2: {e}"))
 }

@@ -40,3 +40,78 @@ fn a_replication_factor_of_minus_one_creates_every_topic_with_the_brokers_defaul
     }
     assert!(!replicator.log().contains("ERROR"), "{}", replicator.log());
 }
+
+/// The record numbers of `topic` on `bootstrap`, per partition, in order.
+fn numbers(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i32, Vec<usize>> {
+    read_all(bootstrap, topic)
+        .into_iter()
+        .map(|(p, records)| {
+            let numbers = records
+                .iter()
+                .filter_map(|r| {
+                    let value = String::from_utf8(r.value.clone()?).ok()?;
+                    value.split('-').nth(1)?.parse().ok()
+                })
+                .collect();
+            (p, numbers)
+        })
+        .collect()
+}
+
+/// `auto.offset.reset = latest` in the source's consumer settings, on genuine MM2 and on
+/// mirrorcast side by side (one properties file, one target each): neither copies the records
+/// that were there before it started, and each copies everything from where it started, with
+/// no gap. mirrorcast used to force `earliest` and copy the whole backlog.
+#[test]
+fn auto_offset_reset_latest_skips_the_backlog_as_mm2_does() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    create_topic(&europe, "LH.ORDERS", 2, &[]);
+    produce(&europe, "LH.ORDERS", &numbered_records("old", 2, 0, 100));
+    let dir = tempfile::tempdir().unwrap();
+    let text = crate::mm2::mm2_config(
+        &clusters,
+        &["northamerica", "southamerica"],
+        "IdentityReplicationPolicy",
+        "topics = LH.*\neurope.consumer.auto.offset.reset = latest\n",
+    );
+    let config = write_config(dir.path(), &text);
+    let _mm2 = crate::mm2::start_mm2(&config, "northamerica");
+    let replicator = Replicator::start(&config, &["--clusters", "southamerica"]);
+    // New records until both have copied some: then both are past their start.
+    let mut next = 100;
+    let both_copy = wait_until(Duration::from_secs(180), || {
+        produce(&europe, "LH.ORDERS", &numbered_records("new", 2, next, 10));
+        next += 10;
+        ["northamerica", "southamerica"]
+            .iter()
+            .all(|t| total_records(&clusters.bootstrap(t), "LH.ORDERS") > 0)
+    });
+    assert!(both_copy, "not both copying\n{}", replicator.log());
+    produce(&europe, "LH.ORDERS", &numbered_records("new", 2, next, 100));
+    let last = numbers(&europe, "LH.ORDERS");
+    for target in ["northamerica", "southamerica"] {
+        let bootstrap = clusters.bootstrap(target);
+        assert!(
+            wait_until(Duration::from_secs(60), || numbers(&bootstrap, "LH.ORDERS")
+                .iter()
+                .all(|(p, n)| n.last() == last[p].last())),
+            "{target} did not catch up\n{}",
+            replicator.log()
+        );
+        for (partition, copied) in numbers(&bootstrap, "LH.ORDERS") {
+            let source = &last[&partition];
+            let first = copied[0];
+            assert!(
+                first >= 100,
+                "{target}[{partition}] copied the backlog: starts at {first}"
+            );
+            let start = source.iter().position(|&n| n == first).unwrap();
+            assert_eq!(
+                &source[start..],
+                &copied[..],
+                "{target}[{partition}]: a gap or a duplicate"
+            );
+        }
+    }
+}
