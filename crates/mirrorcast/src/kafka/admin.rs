@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{
-    AdminClient, AdminOptions, NewPartitions, NewTopic, ResourceSpecifier, TopicReplication,
+    AdminClient, AdminOptions, ConfigSource, NewPartitions, NewTopic, ResourceSpecifier,
+    TopicReplication,
 };
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
@@ -25,6 +26,18 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 /// Admin access to one cluster.
 pub struct TopicAdmin {
     admin: AdminClient<ClientLog>,
+}
+
+/// Whether a topic's config entry is an override of that topic. A value the topic inherits
+/// from the broker (its static `server.properties` or a dynamic broker config) is not, though
+/// Kafka reports it as not default: copied, it would pin the source broker's setting on the
+/// target as a topic override. Brokers too old to say where a value comes from: their flag.
+fn set_on_topic(source: &ConfigSource, is_default: bool) -> bool {
+    match source {
+        ConfigSource::DynamicTopic => true,
+        ConfigSource::Unknown => !is_default,
+        _ => false,
+    }
 }
 
 /// Serves the admin client's log and error events when a call ends, whatever its outcome:
@@ -87,9 +100,9 @@ impl ClusterAdmin for TopicAdmin {
                     .entries
                     .into_iter()
                     .map(|e| ConfigValue {
+                        is_default: !set_on_topic(&e.source, e.is_default),
                         name: e.name,
                         value: e.value,
-                        is_default: e.is_default,
                         read_only: e.is_read_only,
                         sensitive: e.is_sensitive,
                     })
@@ -206,5 +219,25 @@ impl ClusterAdmin for TopicAdmin {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_topic_overrides_count_as_set_on_the_topic() {
+        assert!(set_on_topic(&ConfigSource::DynamicTopic, false));
+        for inherited in [
+            ConfigSource::StaticBroker,
+            ConfigSource::DynamicBroker,
+            ConfigSource::DynamicDefaultBroker,
+            ConfigSource::Default,
+        ] {
+            assert!(!set_on_topic(&inherited, false), "{inherited:?}");
+        }
+        assert!(set_on_topic(&ConfigSource::Unknown, false));
+        assert!(!set_on_topic(&ConfigSource::Unknown, true));
     }
 }

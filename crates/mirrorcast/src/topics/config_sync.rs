@@ -24,7 +24,8 @@ pub enum ConfigOp {
 pub struct ConfigValue {
     pub name: String,
     pub value: Option<String>,
-    /// At the broker's default (not set on the topic).
+    /// Not set on the topic: Kafka's default, or inherited from the broker's static or dynamic
+    /// config (as a topic, only overrides are the source's own).
     pub is_default: bool,
     pub read_only: bool,
     pub sensitive: bool,

@@ -115,3 +115,45 @@ fn auto_offset_reset_latest_skips_the_backlog_as_mm2_does() {
         }
     }
 }
+
+/// A topic config the source topic inherits from its broker (here a dynamic broker config,
+/// `log.retention.ms` on node 1) is not the topic's own: Kafka reports it as not default, and
+/// mirrorcast used to pin it on the remote topic as an override. Only real topic overrides
+/// travel (MM2 checks the config source too).
+#[test]
+fn configs_a_topic_inherits_from_its_broker_are_not_copied_as_overrides() {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    let broker = ResourceSpecifier::Broker(1);
+    let altered = block_on(admin_client(&europe).alter_configs(
+        [&AlterConfig::new(broker).set("log.retention.ms", "3600000")],
+        &rdkafka::admin::AdminOptions::new(),
+    ))
+    .expect("alter the broker's config");
+    assert!(altered.iter().all(Result::is_ok), "{altered:?}");
+    create_topic(&europe, "events", 1, &[("max.message.bytes", "200000")]);
+    produce(&europe, "events", &numbered_records("cfg", 1, 0, 10));
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), &one_flow_config(&clusters, ""));
+    let replicator = Replicator::start(&config, &[]);
+    let ends = end_offsets(&europe, "events");
+    assert!(
+        wait_until(Duration::from_secs(90), || progress_reached(
+            &north, "europe", "events", &ends
+        )),
+        "{}",
+        replicator.log()
+    );
+    let remote = topic_overrides(&north, "events");
+    assert_eq!(
+        remote.get("max.message.bytes").map(String::as_str),
+        Some("200000"),
+        "the topic's own override travels: {remote:?}"
+    );
+    assert!(
+        !remote.contains_key("retention.ms"),
+        "the source broker's retention was pinned on the remote topic: {remote:?}"
+    );
+}

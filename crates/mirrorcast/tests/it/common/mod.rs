@@ -103,7 +103,7 @@ pub fn admin_client(bootstrap: &str) -> AdminClient<DefaultClientContext> {
     client(bootstrap).create().expect("admin client")
 }
 
-fn block_on<F: std::future::Future>(future: F) -> F::Output {
+pub fn block_on<F: std::future::Future>(future: F) -> F::Output {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
