@@ -99,6 +99,12 @@ impl ReplicationPolicy {
             || topic.ends_with("-internal")
     }
 
+    /// MM2's `isHeartbeatsTopic`: `heartbeats`, or a remote copy of it (`<alias>.heartbeats`,
+    /// any number of hops).
+    pub fn is_heartbeats_topic(&self, topic: &str) -> bool {
+        self.looks_like_heartbeat(topic)
+    }
+
     fn looks_like_heartbeat(&self, topic: &str) -> bool {
         topic == HEARTBEATS_TOPIC
             || topic.ends_with(&format!("{}{HEARTBEATS_TOPIC}", self.separator))

@@ -48,10 +48,11 @@ pub enum TopicError {
     Store(String),
 }
 
-/// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (filter,
-/// not internal, no cycle).
+/// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (the
+/// filter, or a heartbeats topic whatever the filter says, so `upstreamClusters()` and
+/// `replicationHops()` work downstream; not internal; no cycle).
 pub fn replicates(flow: &FlowConfig, topic: &str) -> bool {
-    flow.topics.accepts(topic)
+    (flow.topics.accepts(topic) || flow.policy.is_heartbeats_topic(topic))
         && !flow.policy.is_internal_topic(topic)
         && !flow.policy.is_cycle(topic, &flow.target)
 }
@@ -161,5 +162,37 @@ mod tests {
             names,
             [("LH.DOORS", "LH.DOORS"), ("LH.ORDERS", "LH.ORDERS")]
         );
+    }
+
+    /// MM2 replicates heartbeats topics whatever `topics` says (so `upstreamClusters()` and
+    /// `replicationHops()` see every hop), except back to where they came from.
+    #[test]
+    fn heartbeats_topics_are_replicated_whatever_the_filter_but_never_back() {
+        for policy in ["DefaultReplicationPolicy", "IdentityReplicationPolicy"] {
+            let f = flow(&format!(
+                "topics = LH.*\nreplication.policy.class = {policy}\n"
+            ));
+            let routes = replicated_topics(
+                &f,
+                &topics(&[
+                    ("heartbeats", 1),
+                    ("asia.heartbeats", 1),
+                    ("na.heartbeats", 1),
+                    ("other", 1),
+                ]),
+            );
+            let names: Vec<_> = routes
+                .iter()
+                .map(|r| (r.source_topic.as_str(), r.remote_topic.as_str()))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    ("asia.heartbeats", "europe.asia.heartbeats"),
+                    ("heartbeats", "europe.heartbeats")
+                ],
+                "{policy}"
+            );
+        }
     }
 }
