@@ -20,6 +20,9 @@ pub enum PolicyKind {
 pub struct ReplicationPolicy {
     pub kind: PolicyKind,
     pub separator: String,
+    /// The separator of MM2's internal topic names (`<alias><sep>checkpoints<sep>internal`):
+    /// `separator`, or `.` with `replication.policy.internal.topic.separator.enabled = false`.
+    pub internal_separator: String,
 }
 
 impl ReplicationPolicy {
@@ -37,7 +40,15 @@ impl ReplicationPolicy {
         full_ok.then(|| ReplicationPolicy {
             kind,
             separator: separator.to_string(),
+            internal_separator: separator.to_string(),
         })
+    }
+
+    /// MM2's `replication.policy.internal.topic.separator.enabled = false`: internal topics are
+    /// named with `.` whatever the separator.
+    pub fn with_dot_in_internal_topics(mut self) -> Self {
+        self.internal_separator = ".".into();
+        self
     }
 
     /// The name of `topic` from `source_alias` on the target.
@@ -97,6 +108,7 @@ impl ReplicationPolicy {
             || topic.starts_with('.')
             || topic.ends_with(".internal")
             || topic.ends_with("-internal")
+            || topic.ends_with(&format!("{}internal", self.internal_separator))
     }
 
     /// MM2's `isHeartbeatsTopic`: `heartbeats`, or a remote copy of it (`<alias>.heartbeats`,
@@ -157,6 +169,7 @@ mod tests {
         let underscore = ReplicationPolicy {
             kind: PolicyKind::Default,
             separator: "_".into(),
+            internal_separator: "_".into(),
         };
         assert_eq!(underscore.remote_topic("europe", "orders"), "europe_orders");
         assert_eq!(default().topic_source("europe.LH.ORDERS"), Some("europe"));
@@ -223,5 +236,12 @@ mod tests {
         for t in ["LH.ORDERS", "heartbeats", "internal"] {
             assert!(!p.is_internal_topic(t), "{t}");
         }
+        let underscore =
+            ReplicationPolicy::from_class_name("DefaultReplicationPolicy", "_").unwrap();
+        assert!(underscore.is_internal_topic("europe_checkpoints_internal"));
+        assert!(underscore.is_internal_topic("mm2-offsets.europe.internal"));
+        assert!(!underscore
+            .with_dot_in_internal_topics()
+            .is_internal_topic("europe_checkpoints_internal"));
     }
 }

@@ -37,6 +37,10 @@ pub const KEYS: &[(&str, Rule)] = &[
     ("config.properties.blacklist", Rule::Honoured),
     ("replication.policy.class", Rule::Honoured),
     ("replication.policy.separator", Rule::Honoured),
+    (
+        "replication.policy.internal.topic.separator.enabled",
+        Rule::Honoured,
+    ),
     ("replication.factor", Rule::Honoured),
     ("refresh.topics.enabled", Rule::Honoured),
     ("refresh.topics.interval.seconds", Rule::Honoured),
@@ -150,10 +154,6 @@ pub const KEYS: &[(&str, Rule)] = &[
     (
         "admin.timeout.ms",
         Rule::NoEffect("admin calls time out after 10 s and are retried with backoff"),
-    ),
-    (
-        "replication.policy.internal.topic.separator.enabled",
-        Rule::NoEffect("internal topic names always use the separator here"),
     ),
     (
         "use.incremental.alter.configs",

@@ -334,7 +334,24 @@ fn resolve_flow(
     };
     let (_, separator) = look.string("replication.policy.separator", ".");
     let (policy_key, class) = look.string("replication.policy.class", DEFAULT_POLICY);
-    let policy = ReplicationPolicy::from_class_name(&class, &separator);
+    // MM2 names its internal topics with the separator unless told not to (KIP-690).
+    let separator_in_internal_topics = look.bool(
+        "replication.policy.internal.topic.separator.enabled",
+        true,
+        errors,
+    );
+    let internal_separator = if separator_in_internal_topics {
+        separator.clone()
+    } else {
+        ".".to_string()
+    };
+    let policy = ReplicationPolicy::from_class_name(&class, &separator).map(|p| {
+        if separator_in_internal_topics {
+            p
+        } else {
+            p.with_dot_in_internal_topics()
+        }
+    });
     if policy.is_none() {
         errors.push(raw.error(
             &policy_key,
@@ -373,9 +390,9 @@ fn resolve_flow(
         ),
         sync_deletions: look.bool("sync.topic.deletions.enabled", false, errors),
         progress: look.progress(source, target, errors),
-        offset_syncs: look.offset_syncs(source, target, &separator, errors),
+        offset_syncs: look.offset_syncs(source, target, &internal_separator, errors),
         heartbeats: look.heartbeats(errors),
-        groups: look.groups(source, &separator, errors),
+        groups: look.groups(source, &internal_separator, errors),
         errors: look.errors(errors),
         // From the source's consumer settings, once the clusters are resolved.
         start_at_end: false,
@@ -816,6 +833,23 @@ replication.factor = 1
             !resolve(&text).unwrap().flows[0].start_at_end,
             "the source's, not the target's"
         );
+    }
+
+    #[test]
+    fn internal_topics_use_the_separator_unless_told_not_to_as_in_mm2() {
+        let text = format!("{BROADCAST}replication.policy.separator = _\n");
+        let config = resolve(&text).unwrap();
+        let na = &config.flows[0];
+        assert_eq!(na.groups.checkpoints_topic, "europe_checkpoints_internal");
+        let syncs = na.offset_syncs.as_ref().unwrap();
+        assert_eq!(syncs.topic, "mm2-offset-syncs_northamerica_internal");
+        assert!(na.policy.is_internal_topic("europe_checkpoints_internal"));
+        let text = format!("{text}replication.policy.internal.topic.separator.enabled = false\n");
+        let config = resolve(&text).unwrap();
+        let na = &config.flows[0];
+        assert_eq!(na.groups.checkpoints_topic, "europe.checkpoints.internal");
+        let syncs = na.offset_syncs.as_ref().unwrap();
+        assert_eq!(syncs.topic, "mm2-offset-syncs.northamerica.internal");
     }
 
     #[test]
