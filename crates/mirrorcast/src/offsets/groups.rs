@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use tracing::{info, warn};
 
 use super::codec::Checkpoint;
@@ -100,6 +100,8 @@ pub struct Translation {
     pub upstream: i64,
     /// The target offset to resume from; `None` when no sync is old enough.
     pub downstream: Option<i64>,
+    /// The metadata the group committed with its offset (carried in the checkpoint, as MM2).
+    pub metadata: String,
 }
 
 fn consumer(
@@ -186,6 +188,7 @@ fn translate_committed(
             partition: element.partition(),
             upstream,
             downstream,
+            metadata: element.metadata().to_string(),
         });
     }
     Ok(translations)
@@ -346,7 +349,7 @@ impl CheckpointTask {
                 partition: t.partition,
                 upstream_offset: t.upstream,
                 downstream_offset: downstream,
-                metadata: String::new(),
+                metadata: t.metadata.clone(),
             };
             let (key, value) = (checkpoint.key(), checkpoint.value());
             let record: BaseRecord<'_, [u8], [u8]> =
@@ -368,6 +371,38 @@ impl CheckpointTask {
         Ok(written)
     }
 
+    /// The checkpoints already in the checkpoints topic, newest per (group, topic, partition):
+    /// after a restart nothing is emitted again unless it moved, and never backwards (as MM2
+    /// reloads its checkpoints since 3.7). An unreadable topic starts afresh, said once.
+    fn emitted_checkpoints(&self) -> HashMap<(String, String, i32), (i64, i64)> {
+        let mut last = HashMap::new();
+        let topic = &self.flow.groups.checkpoints_topic;
+        let read = crate::kafka::log_reader::read_to_end(
+            &self.target_consumer,
+            "mirrorcast-checkpoints-reader",
+            topic,
+            |message| {
+                let (Some(key), Some(value)) = (message.key(), message.payload()) else {
+                    return;
+                };
+                if let Ok(c) = Checkpoint::decode(key, value) {
+                    let id = (c.group, c.topic, c.partition);
+                    last.insert(id, (c.upstream_offset, c.downstream_offset));
+                }
+            },
+        );
+        match read {
+            Ok(()) => {}
+            Err(crate::kafka::log_reader::LogReadError::Missing(_)) => {}
+            Err(e) => warn!(
+                flow = %self.flow.name(),
+                "reading the checkpoints already in {topic}: {e}; each group's next checkpoint \
+                 is written again"
+            ),
+        }
+        last
+    }
+
     /// Writes checkpoints every interval until shutdown; `Err` when it cannot start.
     pub fn run(self) -> Result<(), String> {
         let name = self.flow.name();
@@ -384,7 +419,10 @@ impl CheckpointTask {
             Err(e) => return Err(format!("cannot create the checkpoint producer: {e}")),
         };
         let mut store = OffsetSyncStore::new(&self.syncs_consumer, &syncs.topic);
-        let mut state = RoundState::default();
+        let mut state = RoundState {
+            last: self.emitted_checkpoints(),
+            ..RoundState::default()
+        };
         let mut health = Health::default();
         let mut last_group_sync = None::<Instant>;
         // The first round waits one interval, so that the copy has written syncs.
@@ -449,6 +487,7 @@ mod tests {
             partition,
             upstream: 7,
             downstream,
+            metadata: String::new(),
         }
     }
 

@@ -157,3 +157,68 @@ fn configs_a_topic_inherits_from_its_broker_are_not_copied_as_overrides() {
         "the source broker's retention was pinned on the remote topic: {remote:?}"
     );
 }
+
+/// The checkpoints of `group` in the target's checkpoints topic, in order.
+fn checkpoints_of(bootstrap: &str, group: &str) -> Vec<mirrorcast::offsets::codec::Checkpoint> {
+    read_raw(bootstrap, "europe.checkpoints.internal")
+        .into_iter()
+        .filter_map(|(k, v)| mirrorcast::offsets::codec::Checkpoint::decode(&k, &v).ok())
+        .filter(|c| c.group == group)
+        .collect()
+}
+
+fn commit_with_metadata(bootstrap: &str, group: &str, offset: i64, metadata: &str) {
+    use rdkafka::consumer::{CommitMode, Consumer};
+    let mut list = rdkafka::TopicPartitionList::new();
+    list.add_partition_offset("events", 0, rdkafka::Offset::Offset(offset))
+        .unwrap();
+    list.find_partition("events", 0)
+        .unwrap()
+        .set_metadata(metadata);
+    group_client(bootstrap, group)
+        .commit(&list, CommitMode::Sync)
+        .unwrap();
+}
+
+/// As MM2 (since 3.7), checkpoints are read back from the checkpoints topic after a restart:
+/// nothing that did not move is written again (mirrorcast re-emitted every group's checkpoint
+/// at each start), and the group's commit metadata travels in the checkpoint (it was empty).
+#[test]
+fn checkpoints_carry_the_commit_metadata_and_are_not_emitted_again_after_a_restart() {
+    let clusters = start_clusters(&["europe", "northamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    create_topic(&europe, "events", 1, &[]);
+    produce(&europe, "events", &numbered_records("cp", 1, 0, 100));
+    commit_with_metadata(&europe, "shop", 60, "session=42");
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "emit.checkpoints.interval.seconds = 1\n";
+    let config = write_config(dir.path(), &one_flow_config(&clusters, extra));
+    let mut replicator = Replicator::start(&config, &[]);
+    assert!(
+        wait_until(Duration::from_secs(90), || !checkpoints_of(&north, "shop")
+            .is_empty()),
+        "no checkpoint\n{}",
+        replicator.log()
+    );
+    let first = checkpoints_of(&north, "shop");
+    assert_eq!(first[0].upstream_offset, 60);
+    assert_eq!(first[0].metadata, "session=42", "{first:?}");
+    replicator.terminate_cleanly(Duration::from_secs(30));
+
+    let replicator = Replicator::start(&config, &[]);
+    // A group committed after the restart shows that checkpoint rounds ran.
+    commit_with_metadata(&europe, "other", 70, "");
+    assert!(
+        wait_until(Duration::from_secs(90), || !checkpoints_of(&north, "other")
+            .is_empty()),
+        "no checkpoint after the restart\n{}",
+        replicator.log()
+    );
+    assert_eq!(
+        checkpoints_of(&north, "shop"),
+        first,
+        "a checkpoint that did not move was written again\n{}",
+        replicator.log()
+    );
+}
