@@ -270,7 +270,9 @@ impl TopicManager {
                 &compact,
             )?;
         }
-        if self.flow.groups.checkpoint_interval.is_some() {
+        // Checkpoints are made from offset syncs: without them (`emit.offset-syncs.enabled =
+        // false`) there are none, and no checkpoints topic, as in MM2.
+        if self.flow.groups.checkpoint_interval.is_some() && self.flow.offset_syncs.is_some() {
             ensure(
                 target,
                 &self.flow.groups.checkpoints_topic,
@@ -619,6 +621,23 @@ mod tests {
             manager.ensure_internal_topics(&source, &target).is_err(),
             "any other refusal still fails"
         );
+    }
+
+    #[test]
+    fn without_offset_syncs_there_is_no_syncs_topic_and_no_checkpoints_topic() {
+        let (without_syncs, _) = manager("emit.offset-syncs.enabled = false\n");
+        let (source, target) = (FakeCluster::with(&[]), FakeCluster::with(&[]));
+        without_syncs
+            .ensure_internal_topics(&source, &target)
+            .unwrap();
+        let mut created: Vec<String> = target.topics.borrow().keys().cloned().collect();
+        created.extend(source.topics.borrow().keys().cloned());
+        assert_eq!(created, ["heartbeats", "mm2-offsets.europe.internal"]);
+        let (manager, _) = manager("");
+        let (source, target) = (FakeCluster::with(&[]), FakeCluster::with(&[]));
+        manager.ensure_internal_topics(&source, &target).unwrap();
+        assert!(target.partitions("europe.checkpoints.internal").is_some());
+        assert!(source.partitions("mm2-offset-syncs.na.internal").is_some());
     }
 
     #[test]
