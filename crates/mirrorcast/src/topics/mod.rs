@@ -126,6 +126,18 @@ mod tests {
         names.iter().map(|(n, p)| (n.to_string(), *p)).collect()
     }
 
+    /// (source topic, remote topic) of what `flow` replicates of `source`.
+    fn route_names(flow: &FlowConfig, source: &[(&str, i32)]) -> Vec<(String, String)> {
+        replicated_topics(flow, &topics(source))
+            .into_iter()
+            .map(|r| (r.source_topic, r.remote_topic))
+            .collect()
+    }
+
+    fn owned((source, remote): (&str, &str)) -> (String, String) {
+        (source.to_string(), remote.to_string())
+    }
+
     #[test]
     fn default_policy_skips_internals_and_cycles() {
         let routes = replicated_topics(
@@ -150,17 +162,9 @@ mod tests {
     #[test]
     fn identity_policy_with_a_pattern() {
         let f = flow("topics = LH.*\nreplication.policy.class = IdentityReplicationPolicy\n");
-        let routes = replicated_topics(
-            &f,
-            &topics(&[("LH.ORDERS", 3), ("other", 1), ("LH.DOORS", 1)]),
-        );
-        let names: Vec<_> = routes
-            .iter()
-            .map(|r| (r.source_topic.as_str(), r.remote_topic.as_str()))
-            .collect();
         assert_eq!(
-            names,
-            [("LH.DOORS", "LH.DOORS"), ("LH.ORDERS", "LH.ORDERS")]
+            route_names(&f, &[("LH.ORDERS", 3), ("other", 1), ("LH.DOORS", 1)]),
+            [("LH.DOORS", "LH.DOORS"), ("LH.ORDERS", "LH.ORDERS")].map(owned)
         );
     }
 
@@ -172,25 +176,19 @@ mod tests {
             let f = flow(&format!(
                 "topics = LH.*\nreplication.policy.class = {policy}\n"
             ));
-            let routes = replicated_topics(
-                &f,
-                &topics(&[
-                    ("heartbeats", 1),
-                    ("asia.heartbeats", 1),
-                    ("na.heartbeats", 1),
-                    ("other", 1),
-                ]),
-            );
-            let names: Vec<_> = routes
-                .iter()
-                .map(|r| (r.source_topic.as_str(), r.remote_topic.as_str()))
-                .collect();
+            let source = [
+                ("heartbeats", 1),
+                ("asia.heartbeats", 1),
+                ("na.heartbeats", 1),
+                ("other", 1),
+            ];
             assert_eq!(
-                names,
+                route_names(&f, &source),
                 [
                     ("asia.heartbeats", "europe.asia.heartbeats"),
                     ("heartbeats", "europe.heartbeats")
-                ],
+                ]
+                .map(owned),
                 "{policy}"
             );
         }

@@ -51,9 +51,19 @@ fn flow_states(port: u16) -> Vec<(String, String)> {
         .unwrap_or_default()
 }
 
-fn all_running(port: u16, flows: usize) -> bool {
-    let states = flow_states(port);
-    states.len() == flows && states.iter().all(|(_, state)| state == "running")
+/// The `flows` flows are all `running` again, by themselves, within `within`.
+fn assert_running_again(port: u16, flows: usize, within: Duration, replicator: &Replicator) {
+    let running = wait_until(within, || {
+        let states = flow_states(port);
+        states.len() == flows && states.iter().all(|(_, state)| state == "running")
+    });
+    assert!(running, "{:?}\n{}", flow_states(port), replicator.log());
+}
+
+/// `TOPIC` on `europe` (3 partitions) with records arriving every `pause`.
+fn traffic(europe: &str, pause: Duration) -> BackgroundProducer {
+    create_topic(europe, TOPIC, 3, &[]);
+    BackgroundProducer::start_paced(europe, TOPIC, 3, 0, pause)
 }
 
 /// Waits until every target's stored progress covers the source, then checks every record is
@@ -117,9 +127,7 @@ fn a_source_cut_mid_copy_again_and_again_loses_nothing() {
     let clusters = start_faulty(&["europe", "northamerica"]);
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
-    create_topic(&europe, TOPIC, 3, &[]);
-    let background =
-        BackgroundProducer::start_paced(&europe, TOPIC, 3, 0, Duration::from_millis(50));
+    let background = traffic(&europe, Duration::from_millis(50));
     let (_dir, replicator, port) = start_replicator(&clusters, &["northamerica"], "", &["europe"]);
     let relay = clusters.get("europe").faults().unwrap();
     let mut cut = 0;
@@ -147,12 +155,7 @@ fn a_source_cut_mid_copy_again_and_again_loses_nothing() {
         relay.accepted() - refused_from
     );
     assert!(cut >= 5, "there were connections to cut: {cut}");
-    assert!(
-        wait_until(Duration::from_secs(60), || all_running(port, 1)),
-        "{:?}\n{}",
-        flow_states(port),
-        replicator.log()
-    );
+    assert_running_again(port, 1, Duration::from_secs(60), &replicator);
 }
 
 #[test]
@@ -160,9 +163,7 @@ fn a_target_black_holed_past_the_delivery_timeout_catches_up_by_itself() {
     let clusters = start_faulty(&["europe", "northamerica"]);
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
-    create_topic(&europe, TOPIC, 3, &[]);
-    let background =
-        BackgroundProducer::start_paced(&europe, TOPIC, 3, 0, Duration::from_millis(50));
+    let background = traffic(&europe, Duration::from_millis(50));
     let extra = "northamerica.producer.delivery.timeout.ms = 3000\n";
     let (_dir, replicator, port) =
         start_replicator(&clusters, &["northamerica"], extra, &["northamerica"]);
@@ -199,12 +200,7 @@ fn a_target_black_holed_past_the_delivery_timeout_catches_up_by_itself() {
         "{}",
         replicator.log()
     );
-    assert!(
-        wait_until(Duration::from_secs(120), || all_running(port, 1)),
-        "{:?}\n{}",
-        flow_states(port),
-        replicator.log()
-    );
+    assert_running_again(port, 1, Duration::from_secs(120), &replicator);
 }
 
 /// The share of a target's replication latencies at or under `seconds` (a bucket bound).
@@ -235,14 +231,12 @@ fn latency_on_one_target_does_not_slow_the_other() {
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
     let south = clusters.bootstrap("southamerica");
-    create_topic(&europe, TOPIC, 3, &[]);
     clusters
         .get("southamerica")
         .faults()
         .unwrap()
         .set(Fault::Latency(Duration::from_millis(200)));
-    let background =
-        BackgroundProducer::start_paced(&europe, TOPIC, 3, 0, Duration::from_millis(100));
+    let background = traffic(&europe, Duration::from_millis(100));
     let (_dir, replicator, port) = start_replicator(
         &clusters,
         &["northamerica", "southamerica"],
@@ -278,12 +272,7 @@ fn latency_on_one_target_does_not_slow_the_other() {
         "northamerica was held to southamerica's pace: {fast}\n{}",
         replicator.log()
     );
-    assert!(
-        wait_until(Duration::from_secs(60), || all_running(port, 2)),
-        "{:?}\n{}",
-        flow_states(port),
-        replicator.log()
-    );
+    assert_running_again(port, 2, Duration::from_secs(60), &replicator);
 }
 
 #[test]
@@ -291,9 +280,7 @@ fn brokers_restarted_again_and_again_during_a_copy_lose_nothing() {
     let mut clusters = start_kafka_clusters(&["europe", "northamerica"], &KafkaOptions::default());
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
-    create_topic(&europe, TOPIC, 3, &[]);
-    let mut background =
-        BackgroundProducer::start_paced(&europe, TOPIC, 3, 0, Duration::from_millis(50));
+    let mut background = traffic(&europe, Duration::from_millis(50));
     let extra = "northamerica.producer.delivery.timeout.ms = 5000\n";
     let (_dir, replicator, port) = start_replicator(&clusters, &["northamerica"], extra, &[]);
     for (round, name) in ["northamerica", "europe", "northamerica", "europe"]
@@ -322,10 +309,5 @@ fn brokers_restarted_again_and_again_during_a_copy_lose_nothing() {
     let duplicates =
         assert_every_record_everywhere(&europe, &[("northamerica", north.clone())], &replicator);
     println!("{written} records over four broker restarts; duplicates {duplicates:?}");
-    assert!(
-        wait_until(Duration::from_secs(120), || all_running(port, 1)),
-        "{:?}\n{}",
-        flow_states(port),
-        replicator.log()
-    );
+    assert_running_again(port, 1, Duration::from_secs(120), &replicator);
 }
