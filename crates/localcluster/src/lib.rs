@@ -378,20 +378,26 @@ impl LocalCluster {
             } => {
                 let ports = match other_ports {
                     Some(ports) => *ports,
-                    None => *other_ports.insert(OtherPorts {
-                        controller: free_port()?,
-                        internal: free_port()?,
-                        faulty: if options.faults {
-                            Some((free_port()?, free_port()?))
+                    None => {
+                        let faulty = if options.faults {
+                            // The relay binds its own port first: it is what the listener
+                            // behind it advertises, and it stays through restarts.
+                            let listener = free_port()?;
+                            let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, listener));
+                            let relay = FaultProxy::start(0, upstream)?;
+                            let advertised = relay.port();
+                            self.relay = Some(relay);
+                            Some((listener, advertised))
                         } else {
                             None
-                        },
-                    }),
+                        };
+                        *other_ports.insert(OtherPorts {
+                            controller: free_port()?,
+                            internal: free_port()?,
+                            faulty,
+                        })
+                    }
                 };
-                if let (Some((listener, relay)), None) = (ports.faulty, &self.relay) {
-                    let upstream = SocketAddr::from((Ipv4Addr::LOCALHOST, listener));
-                    self.relay = Some(FaultProxy::start(relay, upstream)?);
-                }
                 let ports = KafkaPorts {
                     client: self.port,
                     controller: ports.controller,

@@ -78,9 +78,11 @@ pub struct FaultProxy {
 }
 
 impl FaultProxy {
-    /// Relays `127.0.0.1:port` to `upstream`.
+    /// Relays `127.0.0.1:port` to `upstream`; port 0 takes a free one (no race with another
+    /// caller probing for free ports: the relay holds it from the start).
     pub fn start(port: u16, upstream: SocketAddr) -> Result<Self> {
         let listener = TcpListener::bind(("127.0.0.1", port))?;
+        let port = listener.local_addr()?.port();
         let shared = Arc::new(Shared {
             upstream,
             fault: Mutex::new(Fault::None),
@@ -283,7 +285,7 @@ mod tests {
     }
 
     fn proxy() -> FaultProxy {
-        FaultProxy::start(crate::free_port().unwrap(), echo_server()).unwrap()
+        FaultProxy::start(0, echo_server()).unwrap()
     }
 
     fn round_trip(stream: &mut TcpStream, text: &[u8]) -> std::io::Result<Vec<u8>> {
