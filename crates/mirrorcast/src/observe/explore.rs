@@ -163,16 +163,27 @@ impl Explorer {
         }
     }
 
+    /// Kafka's and MM2's internal topics, by the config's own replication policies (custom
+    /// separators included).
+    fn is_internal(&self, topic: &str) -> bool {
+        self.flows.iter().any(|f| f.policy.is_internal_topic(topic))
+            || topic.starts_with("__")
+            || topic.ends_with(".internal")
+    }
+
     /// Whether the records of `topic` on `alias` may be shown: a topic a flow replicates from
     /// that cluster, or the remote name of one on a flow's target.
     pub fn browsable(&self, alias: &str, topic: &str) -> Result<(), BrowseError> {
         if !self.clusters.contains_key(alias) {
             return Err(BrowseError::UnknownCluster(alias.to_string()));
         }
+        if self.is_internal(topic) {
+            return Err(BrowseError::NotReplicated {
+                alias: alias.to_string(),
+                topic: topic.to_string(),
+            });
+        }
         let replicated = self.flows.iter().any(|flow| {
-            if flow.policy.is_internal_topic(topic) {
-                return false;
-            }
             let from_source = flow.source == alias && replicates(flow, topic);
             let on_target = flow.target == alias
                 && flow
@@ -268,9 +279,7 @@ impl Explorer {
         let names: Vec<&str> = topics
             .keys()
             .map(String::as_str)
-            .filter(|t| {
-                !t.starts_with("__") && !t.ends_with(".internal") && !t.starts_with("mirrormaker2-")
-            })
+            .filter(|t| !self.is_internal(t) && !t.starts_with("mirrormaker2-"))
             .collect();
         let configs = admin.describe_configs(&names).map_err(|e| e.to_string())?;
         let consumer = self.consumer(alias)?;
