@@ -168,10 +168,7 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
         .offset_syncs
         .as_ref()
         .ok_or(groups::GroupsError::NoSyncs)?;
-    let (Some(source), Some(target)) = (config.cluster(&flow.source), config.cluster(&flow.target))
-    else {
-        anyhow::bail!("the flow's clusters are not in the config");
-    };
+    let (source, target) = (&flow.clients.source, &flow.clients.target);
     let source_consumer = client_config(source, ClientRole::Consumer, "mirrorcast-translate");
     let target_consumer = client_config(target, ClientRole::Consumer, "mirrorcast-translate");
     let syncs_consumer = if syncs.on_source {
@@ -248,6 +245,13 @@ pub(crate) fn load(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
     if !args.clusters.is_empty() {
         config.retain_targets(&args.clusters)?;
     }
+    Ok(config)
+}
+
+/// [`load`], and whatever else `run` would refuse before starting (`validate` says the same).
+pub(crate) fn load_to_run(args: &ConfigArgs) -> Result<Config, ConfigErrors> {
+    let config = load(args)?;
+    config.check_shared_readers()?;
     Ok(config)
 }
 

@@ -8,7 +8,7 @@
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 
-use crate::config::{ClientRole, ClusterConfig, Config, FlowConfig};
+use crate::config::{ClientRole, Config, FlowConfig};
 use crate::copy::{self, CopierSetup};
 use crate::kafka::clients::client_config;
 use crate::observe::Observability;
@@ -45,10 +45,11 @@ impl Running {
     }
 }
 
-/// One source with the flows that read it.
+/// One source with the flows that read it (whose source consumer settings agree:
+/// [`Config::check_shared_readers`]).
 struct SourceFlows {
-    source: ClusterConfig,
-    flows: Vec<(FlowConfig, ClusterConfig)>,
+    alias: String,
+    flows: Vec<FlowConfig>,
 }
 
 /// Starts every flow of `config`, one supervised copier per source cluster.
@@ -60,18 +61,12 @@ pub fn start_all(
     let mut by_source: Vec<SourceFlows> = Vec::new();
     let mut names = Vec::new();
     for flow in &config.flows {
-        let (Some(source), Some(target)) =
-            (config.cluster(&flow.source), config.cluster(&flow.target))
-        else {
-            continue; // resolve() guarantees both exist
-        };
         names.push(flow.name());
-        let entry = (flow.clone(), target.clone());
-        match by_source.iter_mut().find(|s| s.source.alias == flow.source) {
-            Some(group) => group.flows.push(entry),
+        match by_source.iter_mut().find(|s| s.alias == flow.source) {
+            Some(group) => group.flows.push(flow.clone()),
             None => by_source.push(SourceFlows {
-                source: source.clone(),
-                flows: vec![entry],
+                alias: flow.source.clone(),
+                flows: vec![flow.clone()],
             }),
         }
     }
@@ -81,14 +76,14 @@ pub fn start_all(
         let pairs: Vec<(String, String)> = group
             .flows
             .iter()
-            .map(|(f, _)| (f.source.clone(), f.target.clone()))
+            .map(|f| (f.source.clone(), f.target.clone()))
             .collect();
         supervisors.push(
             std::thread::Builder::new()
-                .name(format!("supervise {}", group.source.alias))
+                .name(format!("supervise {}", group.alias))
                 .spawn(move || {
                     supervise(
-                        &group.source.alias,
+                        &group.alias,
                         &pairs,
                         &observe,
                         &shutdown,
@@ -107,10 +102,10 @@ pub fn start_all(
 /// One attempt at a source's flows: their topic managers and checkpoint tasks, then the copier
 /// on this thread until the attempt stops.
 fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
-    let alias = &group.source.alias;
+    let alias = &group.alias;
     let mut setups = Vec::new();
-    for (flow, target) in &group.flows {
-        match start(flow.clone(), &group.source, target, watch, observe.clone()) {
+    for flow in &group.flows {
+        match start(flow.clone(), watch, observe.clone()) {
             Ok(setup) => setups.push(setup),
             Err(e) => {
                 let name = flow.name();
@@ -118,8 +113,11 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             }
         }
     }
+    let Some(first) = group.flows.first() else {
+        return;
+    };
     let reader = client_config(
-        &group.source,
+        &first.clients.source,
         ClientRole::Consumer,
         &format!("mirrorcast-{alias}"),
     );
@@ -130,14 +128,9 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
 }
 
 /// Starts a flow's topic manager and checkpoint threads; returns what its copier lane needs.
-fn start(
-    flow: FlowConfig,
-    source: &ClusterConfig,
-    target: &ClusterConfig,
-    watch: &Watch,
-    observe: Observability,
-) -> std::io::Result<CopierSetup> {
+fn start(flow: FlowConfig, watch: &Watch, observe: Observability) -> std::io::Result<CopierSetup> {
     let name = flow.name();
+    let (source, target) = (&flow.clients.source, &flow.clients.target);
     // Shown from the start (`starting`), so a flow that cannot reach its clusters is seen.
     observe.status.update(&flow.source, &flow.target, |_| {});
     let shutdown: Shutdown = watch.shutdown();

@@ -16,7 +16,8 @@ use cli::{Cli, Commands, LogFormat};
 #[cfg(feature = "demo")]
 use commands::demo;
 use commands::{
-    config_failure, consume, datagen, exit_with, http_access, load, run, translate_offsets,
+    config_failure, consume, datagen, exit_with, http_access, load, load_to_run, run,
+    translate_offsets,
 };
 
 fn main() -> ExitCode {
@@ -42,7 +43,7 @@ fn main() -> ExitCode {
             .init(),
     }
     match cli.command {
-        Commands::Validate(args) => match load(&args) {
+        Commands::Validate(args) => match load_to_run(&args) {
             Ok(config) => {
                 print!("{}", config::describe(&config));
                 ExitCode::SUCCESS
@@ -57,9 +58,13 @@ fn main() -> ExitCode {
             Ok(config) => exit_with(translate_offsets(config, &args)),
             Err(errors) => config_failure(&errors),
         },
-        Commands::Run(args) => match load(&args).and_then(|c| Ok((c, http_access(&args)?))) {
-            Ok((config, access)) => exit_with(run(config, args.http.map(|addr| (addr, access)))),
-            Err(errors) => config_failure(&errors),
-        },
+        Commands::Run(args) => {
+            match load_to_run(&args).and_then(|c| Ok((c, http_access(&args)?))) {
+                Ok((config, access)) => {
+                    exit_with(run(config, args.http.map(|addr| (addr, access))))
+                }
+                Err(errors) => config_failure(&errors),
+            }
+        }
     }
 }

@@ -35,6 +35,14 @@ impl ClientSettings {
         self.0.get(key).map(|s| s.value.as_str())
     }
 
+    /// The settings' names and values, without where they came from.
+    pub fn values(&self) -> BTreeMap<&str, &str> {
+        self.0
+            .iter()
+            .map(|(k, s)| (k.as_str(), s.value.as_str()))
+            .collect()
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Setting)> {
         self.0.iter().map(|(k, s)| (k.as_str(), s))
     }

@@ -62,6 +62,31 @@ pub fn describe(config: &Config) -> String {
             flow.progress_topic(),
             flow.progress.interval.as_millis()
         );
+        // Only where the flow's own client keys change what its cluster says.
+        for side in [&flow.clients.source, &flow.clients.target] {
+            let Some(cluster) = config.cluster(&side.alias) else {
+                continue;
+            };
+            for role in ClientRole::ALL {
+                let (ours, theirs) = (side.client(role), cluster.client(role));
+                if ours.values() == theirs.values() {
+                    continue;
+                }
+                let shown: Vec<String> = ours
+                    .redacted()
+                    .into_iter()
+                    .filter(|(k, _)| ours.get(k) != theirs.get(k))
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "    {} {:?} (this flow): {}",
+                    side.alias,
+                    role,
+                    shown.join(", ")
+                );
+            }
+        }
     }
     out
 }

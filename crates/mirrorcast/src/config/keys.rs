@@ -235,7 +235,7 @@ pub fn rule(key: &str) -> Option<Rule> {
 }
 
 /// What the keys of `raw` say beyond their values: errors for refused values and for
-/// flow-level client settings, warnings for keys without effect and unknown keys.
+/// flow-level client settings MM2 gives to something else, warnings for keys without effect and unknown keys.
 pub fn check(raw: &RawProperties, aliases: &[String]) -> (Vec<ConfigError>, Vec<ConfigError>) {
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     for (key, entry) in raw.iter() {
@@ -245,14 +245,13 @@ pub fn check(raw: &RawProperties, aliases: &[String]) -> (Vec<ConfigError>, Vec<
                 if bare == "enabled" {
                     continue;
                 }
-                if is_client_prefix(bare) {
-                    errors.push(raw.error(
-                        key,
-                        "client settings for one flow are not read yet: set them on the \
-                         cluster instead (`<source>.consumer.*` for reading, \
-                         `<target>.producer.*` for writing, `<alias>.admin.*`)",
-                    ));
-                    continue;
+                match flow_client_key(bare) {
+                    FlowClientKey::Read => continue, // checked by librdkafka per flow
+                    FlowClientKey::Refused(message) => {
+                        errors.push(raw.error(key, message));
+                        continue;
+                    }
+                    FlowClientKey::NotClient => {}
                 }
             }
             Scope::Cluster => {
@@ -316,6 +315,45 @@ fn split_scope<'a>(key: &'a str, aliases: &[String]) -> (Scope, &'a str) {
         }
     }
     (Scope::TopLevel, key)
+}
+
+/// What a flow-level (`<src>-><tgt>.`) key means for the flow's clients.
+enum FlowClientKey {
+    /// Read into the flow's clients ([`super::precedence`]).
+    Read,
+    Refused(&'static str),
+    NotClient,
+}
+
+fn flow_client_key(key: &str) -> FlowClientKey {
+    if key.starts_with("target.producer.") {
+        return FlowClientKey::Refused(
+            "MM2 gives this only to the producer of offset syncs kept on the target, which \
+             mirrorcast does not have apart (they go with the records): set \
+             `<src>-><tgt>.producer.*` for the producer that writes to the target",
+        );
+    }
+    let side_cluster = ["source.cluster.", "target.cluster."]
+        .iter()
+        .find_map(|p| key.strip_prefix(p));
+    if side_cluster.is_some_and(client::is_connection_key) {
+        return FlowClientKey::Read;
+    }
+    let bare = ["source.", "target."]
+        .iter()
+        .find_map(|p| key.strip_prefix(p))
+        .unwrap_or(key);
+    if is_client_prefix(bare) {
+        return FlowClientKey::Read;
+    }
+    if client::is_connection_key(key) {
+        return FlowClientKey::Refused(
+            "a connection setting of one flow is not read: set it on the cluster \
+             (`<alias>.<key>`), or for one flow's clients as \
+             `<src>-><tgt>.source.cluster.<key>` / `<src>-><tgt>.target.cluster.<key>`",
+        );
+    }
+    FlowClientKey::NotClient
 }
 
 fn is_client_prefix(key: &str) -> bool {
@@ -405,10 +443,24 @@ mod tests {
     }
 
     #[test]
-    fn flow_level_client_settings_are_refused_not_ignored() {
-        let (errors, _) = check_text("europe->na.producer.linger.ms = 5\n");
-        assert_eq!(errors.len(), 1);
-        assert!(errors[0].contains("`<target>.producer.*`"), "{errors:?}");
+    fn flow_level_client_settings_are_read_except_those_mm2_gives_elsewhere() {
+        let (errors, warnings) = check_text(
+            "europe->na.producer.linger.ms = 5\n\
+             europe->na.consumer.fetch.min.bytes = 5\n\
+             europe->na.source.consumer.fetch.min.bytes = 5\n\
+             europe->na.target.admin.request.timeout.ms = 5\n\
+             europe->na.source.cluster.security.protocol = SSL\n\
+             europe->na.target.producer.linger.ms = 5\n\
+             europe->na.sasl.mechanism = PLAIN\n",
+        );
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors
+            .iter()
+            .any(|e| e.contains("`europe->na.target.producer.linger.ms`")));
+        assert!(errors
+            .iter()
+            .any(|e| e.contains("`europe->na.sasl.mechanism`") && e.contains("source.cluster")));
     }
 }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use super::client::{self, Setting};
+use super::client::{self, ClientSettings, Setting};
 use super::properties::RawProperties;
 use super::resource;
 use super::{ClusterConfig, Config, ConfigError, ConfigErrors};
@@ -55,7 +55,7 @@ impl Config {
     /// Drops every security setting (`security.protocol`, `ssl.*`, `sasl.*`) of every cluster:
     /// for running a production file against local plaintext clusters.
     pub fn strip_security(&mut self) {
-        for cluster in &mut self.clusters {
+        for cluster in self.client_configs_mut(None) {
             for settings in [
                 &mut cluster.consumer,
                 &mut cluster.producer,
@@ -68,28 +68,99 @@ impl Config {
 
     /// Points cluster `alias` at other brokers (`--bootstrap ALIAS=HOST:PORT`).
     pub fn override_bootstrap(&mut self, alias: &str, servers: &str) -> Result<(), ConfigErrors> {
-        let Some(cluster) = self.clusters.iter_mut().find(|c| c.alias == alias) else {
+        if self.cluster(alias).is_none() {
             return Err(ConfigErrors(vec![ConfigError {
                 file: self.file.clone(),
                 line: None,
                 key: "--bootstrap".into(),
                 message: format!("`{alias}` is not one of the file's clusters"),
             }]));
-        };
-        for settings in [
-            &mut cluster.consumer,
-            &mut cluster.producer,
-            &mut cluster.admin,
-        ] {
-            let setting = Setting {
-                value: servers.to_string(),
-                origin: "--bootstrap".into(),
-                line: None,
-                reference: None,
-            };
-            settings.set("bootstrap.servers", setting);
+        }
+        for cluster in self.client_configs_mut(Some(alias)) {
+            for settings in [
+                &mut cluster.consumer,
+                &mut cluster.producer,
+                &mut cluster.admin,
+            ] {
+                let setting = Setting {
+                    value: servers.to_string(),
+                    origin: "--bootstrap".into(),
+                    line: None,
+                    reference: None,
+                };
+                settings.set("bootstrap.servers", setting);
+            }
         }
         Ok(())
+    }
+
+    /// Every set of client settings for cluster `alias` (all clusters if `None`): the
+    /// cluster's own and those of each flow's clients on it.
+    fn client_configs_mut<'a>(
+        &'a mut self,
+        alias: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a mut ClusterConfig> + 'a {
+        let flows = self
+            .flows
+            .iter_mut()
+            .flat_map(|f| [&mut f.clients.source, &mut f.clients.target]);
+        self.clusters
+            .iter_mut()
+            .chain(flows)
+            .filter(move |c| alias.is_none_or(|a| c.alias == a))
+    }
+
+    /// Flows from one source are read once for all their targets, by one consumer: their
+    /// consumer settings must agree. Checked after `--clusters`, so that a process per target
+    /// may give each flow its own.
+    pub fn check_shared_readers(&self) -> Result<(), ConfigErrors> {
+        let mut errors = Vec::new();
+        for (i, flow) in self.flows.iter().enumerate() {
+            let first = &self.flows[..i].iter().find(|f| f.source == flow.source);
+            let Some(first) = first else { continue };
+            let (ours, theirs) = (
+                &flow.clients.source.consumer,
+                &first.clients.source.consumer,
+            );
+            if ours.values() == theirs.values() {
+                continue;
+            }
+            // Where each differing setting was written, on either flow.
+            let differs =
+                |a: &ClientSettings, b: &ClientSettings| -> Vec<(String, Option<usize>)> {
+                    a.iter()
+                        .filter(|(k, s)| b.get(k) != Some(s.value.as_str()))
+                        .map(|(_, s)| (s.origin.clone(), s.line))
+                        .collect()
+                };
+            let mut differing = differs(ours, theirs);
+            differing.extend(differs(theirs, ours));
+            differing.sort();
+            differing.dedup();
+            let (key, line) = differing.first().cloned().unwrap_or_default();
+            let keys: Vec<String> = differing.iter().map(|(k, _)| format!("`{k}`")).collect();
+            errors.push(ConfigError {
+                file: self.file.clone(),
+                line,
+                key,
+                message: format!(
+                    "{} and {} read {} once, with one consumer, so their consumer settings \
+                     must agree; these differ: {}. Set them on the cluster \
+                     (`{}.consumer.*`), the same on every flow from it, or run a process per \
+                     target (`--clusters`)",
+                    first.name(),
+                    flow.name(),
+                    flow.source,
+                    keys.join(", "),
+                    flow.source
+                ),
+            });
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigErrors(errors))
+        }
     }
 
     pub fn cluster(&self, alias: &str) -> Option<&ClusterConfig> {

@@ -12,6 +12,7 @@ mod error;
 pub mod keys;
 mod load;
 mod model;
+mod precedence;
 pub mod properties;
 pub(crate) mod providers;
 mod resolve;

@@ -90,6 +90,17 @@ pub struct FlowConfig {
     /// `auto.offset.reset = latest` in the source's consumer settings: partitions without
     /// progress start at their end (MM2's consumer honours it too).
     pub start_at_end: bool,
+    /// The settings of this flow's clients.
+    pub clients: FlowClients,
+}
+
+/// The clients of one flow on its source and on its target: each cluster's settings with the
+/// flow's own client keys (`<src>-><tgt>.consumer.*`, `.source.admin.*`, ...) in MM2's
+/// precedence ([`super::precedence`]).
+#[derive(Debug, Clone)]
+pub struct FlowClients {
+    pub source: ClusterConfig,
+    pub target: ClusterConfig,
 }
 
 /// A record the target refuses for good (too large, invalid timestamp, invalid record), by Kafka

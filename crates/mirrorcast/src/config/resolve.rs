@@ -5,12 +5,12 @@
 //! Invariant: every mistake of the file is collected (not only the first), each naming its
 //! line and key.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use super::client::{self, ClientSettings, Setting};
-use super::properties::{self, RawProperties};
-use super::{ClientRole, ClusterConfig, Config, ConfigError, ConfigErrors, FlowConfig};
+use super::precedence::{self, Side};
+use super::properties::RawProperties;
+use super::{ClusterConfig, Config, ConfigError, ConfigErrors, FlowClients, FlowConfig};
 use super::{ErrorsConfig, GroupsConfig, HeartbeatsConfig, OffsetSyncsConfig, ProgressConfig};
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
@@ -94,14 +94,6 @@ impl Config {
                 }
             }
         }
-        for flow in &mut flows {
-            let reset = clusters
-                .iter()
-                .find(|c| c.alias == flow.source)
-                .and_then(|c| c.consumer.get("auto.offset.reset"));
-            flow.start_at_end =
-                reset.is_some_and(|r| matches!(r.trim(), "latest" | "largest" | "end"));
-        }
         if errors.is_empty() && flows.is_empty() {
             errors.push(raw.error(
                 "clusters",
@@ -109,8 +101,10 @@ impl Config {
             ));
         }
         if !errors.is_empty() {
+            // A cluster's key is read again for each flow's clients: said once.
+            let mut seen = BTreeSet::new();
+            errors.retain(|e| seen.insert(e.to_string()));
             errors.sort_by_key(|e| e.line.unwrap_or(0));
-            errors.dedup();
             return Err(ConfigErrors(errors));
         }
         Ok(Config {
@@ -122,8 +116,7 @@ impl Config {
     }
 }
 
-/// Client settings of one cluster, lowest precedence first: top-level connection keys,
-/// `<alias>.` connection keys, `<alias>.<client>.` keys.
+/// The clients of cluster `alias` ([`precedence`]), which must have brokers to connect to.
 fn resolve_cluster(
     raw: &RawProperties,
     alias: &str,
@@ -137,95 +130,7 @@ fn resolve_cluster(
         ));
         return None;
     }
-    let cluster_prefix = format!("{alias}.");
-    let mut clients = Vec::new();
-    for role in ClientRole::ALL {
-        // Java names first, keyed by the Java name, remembering which user key set each.
-        let mut java: BTreeMap<String, (&properties::Entry, String)> = BTreeMap::new();
-        for (key, entry) in raw.iter().filter(|(k, _)| client::is_connection_key(k)) {
-            java.insert(key.into(), (entry, key.into()));
-        }
-        for (key, entry) in raw.with_prefix(&cluster_prefix) {
-            if client::is_connection_key(key) {
-                java.insert(key.into(), (entry, format!("{cluster_prefix}{key}")));
-            }
-        }
-        let role_prefix = format!("{cluster_prefix}{}", role.prefix());
-        for (key, entry) in raw.with_prefix(&role_prefix) {
-            java.insert(key.into(), (entry, format!("{role_prefix}{key}")));
-        }
-        let values: BTreeMap<String, String> = java
-            .iter()
-            .map(|(k, (entry, _))| (k.clone(), entry.value.clone()))
-            .collect();
-        let mut settings = ClientSettings::default();
-        for (key, (entry, origin)) in &java {
-            match client::map_java_setting(key, &entry.value, &values) {
-                Ok(client::Mapped::Set(pairs)) => {
-                    for (k, v) in pairs {
-                        let setting = Setting {
-                            value: v,
-                            origin: origin.clone(),
-                            line: entry.line,
-                            reference: entry.reference.clone(),
-                        };
-                        settings.set(&k, setting);
-                    }
-                }
-                Ok(client::Mapped::Nothing) => {}
-                Err(message) => errors.push(ConfigError {
-                    file: raw.file.clone(),
-                    line: entry.line,
-                    key: origin.clone(),
-                    message: client::mask_value(
-                        &message,
-                        key,
-                        &entry.value,
-                        entry.reference.is_some(),
-                    ),
-                }),
-            }
-        }
-        // librdkafka itself knows which names and values it accepts; ask it now, without
-        // connecting, so a typo is reported against the user's line.
-        for (key, setting) in settings.iter() {
-            let mut probe = rdkafka::ClientConfig::new();
-            probe.set(key, &setting.value);
-            if let Err(e) = probe.create_native_config() {
-                // librdkafka's message repeats the value.
-                let message = format!("not accepted by librdkafka as `{key}`: {e}");
-                errors.push(ConfigError {
-                    file: raw.file.clone(),
-                    line: setting.line,
-                    key: setting.origin.clone(),
-                    message: client::mask_value(
-                        &message,
-                        key,
-                        &setting.value,
-                        setting.reference.is_some(),
-                    ),
-                });
-            }
-            // librdkafka reads these only when a client starts: a missing file would
-            // otherwise pass `validate` and fail every flow at run time.
-            if let Some(problem) = client::unreadable_location(key, &setting.value) {
-                errors.push(ConfigError {
-                    file: raw.file.clone(),
-                    line: setting.line,
-                    key: setting.origin.clone(),
-                    message: problem,
-                });
-            }
-        }
-        clients.push(settings);
-    }
-    let mut clients = clients.into_iter();
-    Some(ClusterConfig {
-        alias: alias.to_string(),
-        consumer: clients.next().unwrap_or_default(),
-        producer: clients.next().unwrap_or_default(),
-        admin: clients.next().unwrap_or_default(),
-    })
+    Some(precedence::cluster(raw, alias, errors))
 }
 
 /// Looks a flow setting up: `<src>-><tgt>.<key>`, else the top-level `<key>`.
@@ -367,6 +272,10 @@ fn resolve_flow(
         let seconds = look.positive(seconds, 600u64, errors);
         enabled.then(|| Duration::from_secs(seconds))
     };
+    let clients = FlowClients {
+        source: precedence::flow_side(raw, (source, target), Side::Source, errors),
+        target: precedence::flow_side(raw, (source, target), Side::Target, errors),
+    };
     let flow = FlowConfig {
         source: source.to_string(),
         target: target.to_string(),
@@ -394,8 +303,12 @@ fn resolve_flow(
         heartbeats: look.heartbeats(errors),
         groups: look.groups(source, &internal_separator, errors),
         errors: look.errors(errors),
-        // From the source's consumer settings, once the clusters are resolved.
-        start_at_end: false,
+        start_at_end: clients
+            .source
+            .consumer
+            .get("auto.offset.reset")
+            .is_some_and(|r| matches!(r.trim(), "latest" | "largest" | "end")),
+        clients,
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
     };
@@ -679,6 +592,73 @@ replication.factor = 1
         assert_eq!(na.admin.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
         assert_eq!(na.consumer.get("sasl.password"), Some("p"));
         assert!(!describe(&config).contains("password=p"));
+    }
+
+    #[test]
+    fn a_flows_client_keys_follow_mm2s_connector_precedence() {
+        let text = format!(
+            "{BROADCAST}europe->northamerica.consumer.fetch.min.bytes = 7\n\
+             europe.consumer.fetch.min.bytes = 3\n\
+             europe->northamerica.consumer.fetch.wait.max.ms = 70\n\
+             europe->northamerica.source.consumer.check.crcs = true\n\
+             northamerica.producer.linger.ms = 10\n\
+             europe->northamerica.producer.linger.ms = 50\n\
+             europe->northamerica.admin.request.timeout.ms = 4000\n\
+             northamerica.admin.request.timeout.ms = 5000\n\
+             europe->northamerica.target.admin.retries = 4\n\
+             europe->northamerica.source.cluster.security.protocol = SSL\n"
+        );
+        let config = resolve(&text).unwrap();
+        let flow = &config.flows[0];
+        let (source, target) = (&flow.clients.source, &flow.clients.target);
+        // MM2's `source.consumer.` (the cluster's keys) wins over the flow's `consumer.`.
+        assert_eq!(source.consumer.get("fetch.min.bytes"), Some("3"));
+        assert_eq!(source.consumer.get("fetch.wait.max.ms"), Some("70"));
+        assert_eq!(source.consumer.get("check.crcs"), Some("true"));
+        assert_eq!(target.consumer.get("fetch.min.bytes"), Some("7"));
+        assert_eq!(target.consumer.get("check.crcs"), None, "source side only");
+        // The records' producer is the Connect worker's: the flow's keys win.
+        assert_eq!(target.producer.get("linger.ms"), Some("50"));
+        assert_eq!(source.producer.get("linger.ms"), Some("50"));
+        assert_eq!(target.admin.get("request.timeout.ms"), Some("5000"));
+        assert_eq!(source.admin.get("request.timeout.ms"), Some("4000"));
+        assert_eq!(target.admin.get("retries"), Some("4"));
+        assert_eq!(source.consumer.get("security.protocol"), Some("SSL"));
+        assert_eq!(target.consumer.get("security.protocol"), None);
+        // The other flow and the clusters themselves are untouched.
+        let other = &config.flows[1].clients.source;
+        assert_eq!(other.consumer.get("fetch.wait.max.ms"), None);
+        assert_eq!(
+            config
+                .cluster("europe")
+                .unwrap()
+                .admin
+                .get("request.timeout.ms"),
+            None
+        );
+    }
+
+    #[test]
+    fn flows_reading_one_source_must_agree_on_its_consumer_unless_run_apart() {
+        let text = format!("{BROADCAST}europe->southamerica.consumer.fetch.min.bytes = 7\n");
+        let config = resolve(&text).unwrap();
+        let refused = config.check_shared_readers().unwrap_err().0;
+        assert_eq!(refused.len(), 1);
+        let message = refused[0].to_string();
+        assert!(
+            message.contains("mm2.properties:")
+                && message.contains("`europe->southamerica.consumer.fetch.min.bytes`")
+                && message.contains("read europe once"),
+            "{message}"
+        );
+        let mut apart = config.clone();
+        apart.retain_targets(&["southamerica".into()]).unwrap();
+        assert!(apart.check_shared_readers().is_ok());
+        let same = format!(
+            "{BROADCAST}europe->southamerica.consumer.fetch.min.bytes = 7\n\
+             europe->northamerica.consumer.fetch.min.bytes = 7\n"
+        );
+        assert!(resolve(&same).unwrap().check_shared_readers().is_ok());
     }
 
     #[test]

@@ -144,28 +144,31 @@ fn transactional_source_copies_what_each_isolation_level_sees_and_lag_reaches_ze
     commit(&europe, "at-end", TOPIC, &[(0, 18), (1, 18)]);
     commit(&europe, "after-abort", TOPIC, &[(0, 12), (1, 12)]);
 
+    // One file, as MM2 users write it: the flow to South America reads committed records only
+    // (a flow-level consumer key, MM2's `<src>-><tgt>.consumer.*`), the other MM2's default.
     let dir = tempfile::tempdir().unwrap();
-    let extra = "topics = LH.*\nemit.checkpoints.interval.seconds = 1\n";
-    let default_config = write_config(
+    let extra = "topics = LH.*\nemit.checkpoints.interval.seconds = 1\n\
+                 europe->southamerica.consumer.isolation.level = read_committed\n";
+    let config = write_config(
         dir.path(),
         &broadcast_config(&clusters, "IdentityReplicationPolicy", extra),
     );
-    let committed_dir = tempfile::tempdir().unwrap();
-    let committed_config = write_config(
-        committed_dir.path(),
-        &broadcast_config(
-            &clusters,
-            "IdentityReplicationPolicy",
-            &format!("{extra}europe.consumer.isolation.level = read_committed\n"),
-        ),
+    // Both flows in one process would read europe once with two isolation levels: refused.
+    let refused = mirrorcast_command(&["validate", config.to_str().unwrap()]);
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        String::from_utf8_lossy(&refused.stderr)
+            .contains("`europe->southamerica.consumer.isolation.level`"),
+        "{refused:?}"
     );
+    let (default_config, committed_config) = (&config, &config);
     let (north_port, south_port) = (
         localcluster::free_port().unwrap(),
         localcluster::free_port().unwrap(),
     );
     // MM2's default (read_uncommitted) into North America, read_committed into South America.
     let north_replicator = Replicator::start(
-        &default_config,
+        default_config,
         &[
             "--clusters",
             "northamerica",
@@ -174,7 +177,7 @@ fn transactional_source_copies_what_each_isolation_level_sees_and_lag_reaches_ze
         ],
     );
     let south_replicator = Replicator::start(
-        &committed_config,
+        committed_config,
         &[
             "--clusters",
             "southamerica",
@@ -189,14 +192,14 @@ fn transactional_source_copies_what_each_isolation_level_sees_and_lag_reaches_ze
             &uncommitted,
             &north_replicator,
             north_port,
-            &default_config,
+            default_config,
         ),
         (
             "southamerica",
             &committed_view,
             &south_replicator,
             south_port,
-            &committed_config,
+            committed_config,
         ),
     ] {
         let bootstrap = clusters.bootstrap(target);

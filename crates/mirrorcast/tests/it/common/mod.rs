@@ -714,6 +714,14 @@ pub fn translate_offsets(
     try_translate_offsets(config, source, target, group, topic).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// Runs the mirrorcast binary to its end.
+pub fn mirrorcast_command(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
 /// [`translate_offsets`], or the command's output when it fails (e.g. no checkpoints yet).
 pub fn try_translate_offsets(
     config: &Path,

@@ -1,0 +1,193 @@
+//! Which keys make each Kafka client's settings, in MM2's precedence, and their mapping to
+//! librdkafka settings checked against librdkafka itself.
+//!
+//! A cluster's clients (tools, the HTTP explorer): top-level connection keys < `<alias>.`
+//! connection keys < `<alias>.<client>.` keys (MM2's `clusterProps`).
+//!
+//! A flow's clients follow MM2's connector configs (`MirrorConnectorConfig`), in which the
+//! cluster's keys arrive as `source.<client>.` / `target.<client>.` and the flow's own
+//! `<src>-><tgt>.<client>.` keys as `<client>.`, which the former win over:
+//! `<src>-><tgt>.source.cluster.` connection keys < `<src>-><tgt>.<client>.` < the cluster's
+//! keys < `<src>-><tgt>.source.<client>.` (`target.` for the target side). The producer that
+//! writes the records is the Connect worker's in MM2 (`workerConfig`), where the flow's
+//! `<src>-><tgt>.producer.` keys win over the target cluster's.
+//!
+//! Invariant: a later layer wins; every value passes through the same Java-to-librdkafka
+//! mapping and librdkafka check, and every mistake names the key as the user wrote it.
+
+use std::collections::BTreeMap;
+
+use super::client::{self, ClientSettings, Setting};
+use super::properties::{Entry, RawProperties};
+use super::{ClientRole, ClusterConfig, ConfigError};
+
+/// One source of keys for a client, under a prefix of the file.
+enum Layer {
+    /// Only connection keys (`bootstrap.servers`, security, timeouts) under the prefix.
+    Connection(String),
+    /// Every key under the prefix.
+    Every(String),
+}
+
+/// Which end of a flow a client talks to.
+#[derive(Clone, Copy)]
+pub(super) enum Side {
+    Source,
+    Target,
+}
+
+impl Side {
+    fn prefix(self) -> &'static str {
+        match self {
+            Side::Source => "source.",
+            Side::Target => "target.",
+        }
+    }
+}
+
+fn cluster_layers(alias: &str, role: ClientRole) -> Vec<Layer> {
+    vec![
+        Layer::Connection(String::new()),
+        Layer::Connection(format!("{alias}.")),
+        Layer::Every(format!("{alias}.{}", role.prefix())),
+    ]
+}
+
+/// MM2's connector-side precedence for one client of flow `flow_prefix` (`<src>-><tgt>.`).
+fn flow_layers(flow_prefix: &str, side: Side, alias: &str, role: ClientRole) -> Vec<Layer> {
+    let side_prefix = format!("{flow_prefix}{}", side.prefix());
+    let mut layers = vec![
+        Layer::Connection(format!("{side_prefix}cluster.")),
+        Layer::Every(format!("{flow_prefix}{}", role.prefix())),
+    ];
+    layers.extend(cluster_layers(alias, role));
+    layers.push(Layer::Every(format!("{side_prefix}{}", role.prefix())));
+    layers
+}
+
+/// The clients of cluster `alias`.
+pub(super) fn cluster(
+    raw: &RawProperties,
+    alias: &str,
+    errors: &mut Vec<ConfigError>,
+) -> ClusterConfig {
+    let [consumer, producer, admin] =
+        ClientRole::ALL.map(|role| settings(raw, &cluster_layers(alias, role), errors));
+    ClusterConfig {
+        alias: alias.to_string(),
+        consumer,
+        producer,
+        admin,
+    }
+}
+
+/// The clients flow `source->target` uses on one of its clusters.
+pub(super) fn flow_side(
+    raw: &RawProperties,
+    (source, target): (&str, &str),
+    side: Side,
+    errors: &mut Vec<ConfigError>,
+) -> ClusterConfig {
+    let flow_prefix = format!("{source}->{target}.");
+    let alias = match side {
+        Side::Source => source,
+        Side::Target => target,
+    };
+    let [consumer, producer, admin] = ClientRole::ALL.map(|role| {
+        let layers = match (side, role) {
+            (Side::Target, ClientRole::Producer) => {
+                let mut layers = cluster_layers(alias, role);
+                layers.push(Layer::Every(format!("{flow_prefix}{}", role.prefix())));
+                layers
+            }
+            _ => flow_layers(&flow_prefix, side, alias, role),
+        };
+        settings(raw, &layers, errors)
+    });
+    ClusterConfig {
+        alias: alias.to_string(),
+        consumer,
+        producer,
+        admin,
+    }
+}
+
+/// The librdkafka settings `layers` make, later layers winning.
+fn settings(
+    raw: &RawProperties,
+    layers: &[Layer],
+    errors: &mut Vec<ConfigError>,
+) -> ClientSettings {
+    // Java names first, keyed by the Java name, remembering which user key set each.
+    let mut java: BTreeMap<String, (&Entry, String)> = BTreeMap::new();
+    for layer in layers {
+        let (prefix, connection_only) = match layer {
+            Layer::Connection(prefix) => (prefix, true),
+            Layer::Every(prefix) => (prefix, false),
+        };
+        for (key, entry) in raw.with_prefix(prefix) {
+            if !connection_only || client::is_connection_key(key) {
+                java.insert(key.into(), (entry, format!("{prefix}{key}")));
+            }
+        }
+    }
+    let values: BTreeMap<String, String> = java
+        .iter()
+        .map(|(k, (entry, _))| (k.clone(), entry.value.clone()))
+        .collect();
+    let mut settings = ClientSettings::default();
+    for (key, (entry, origin)) in &java {
+        match client::map_java_setting(key, &entry.value, &values) {
+            Ok(client::Mapped::Set(pairs)) => {
+                for (k, v) in pairs {
+                    let setting = Setting {
+                        value: v,
+                        origin: origin.clone(),
+                        line: entry.line,
+                        reference: entry.reference.clone(),
+                    };
+                    settings.set(&k, setting);
+                }
+            }
+            Ok(client::Mapped::Nothing) => {}
+            Err(message) => errors.push(ConfigError {
+                file: raw.file.clone(),
+                line: entry.line,
+                key: origin.clone(),
+                message: client::mask_value(&message, key, &entry.value, entry.reference.is_some()),
+            }),
+        }
+    }
+    // librdkafka itself knows which names and values it accepts; ask it now, without
+    // connecting, so a typo is reported against the user's line.
+    for (key, setting) in settings.iter() {
+        let mut probe = rdkafka::ClientConfig::new();
+        probe.set(key, &setting.value);
+        if let Err(e) = probe.create_native_config() {
+            // librdkafka's message repeats the value.
+            let message = format!("not accepted by librdkafka as `{key}`: {e}");
+            errors.push(ConfigError {
+                file: raw.file.clone(),
+                line: setting.line,
+                key: setting.origin.clone(),
+                message: client::mask_value(
+                    &message,
+                    key,
+                    &setting.value,
+                    setting.reference.is_some(),
+                ),
+            });
+        }
+        // librdkafka reads these only when a client starts: a missing file would
+        // otherwise pass `validate` and fail every flow at run time.
+        if let Some(problem) = client::unreadable_location(key, &setting.value) {
+            errors.push(ConfigError {
+                file: raw.file.clone(),
+                line: setting.line,
+                key: setting.origin.clone(),
+                message: problem,
+            });
+        }
+    }
+    settings
+}
