@@ -70,6 +70,8 @@ pub fn start_all(
             }),
         }
     }
+    // Not waited for at shutdown: they hold no state.
+    crate::heartbeats::start(&config.heartbeat_pairs, shutdown)?;
     let mut supervisors = Vec::new();
     for group in by_source {
         let (observe, shutdown) = (observe.clone(), shutdown.clone());

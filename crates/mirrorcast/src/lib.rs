@@ -12,7 +12,8 @@
 //! - `copy`: the copy of one source's flows: read once, produce to every target, progress only
 //!   for what was acknowledged; generic over a reader and a target, tested against fakes.
 //! - [`progress`], [`offsets`]: MM2's internal records (bytes, translation, checkpoints).
-//! - [`flow`]: the threads of a running process, in bootstrap order.
+//! - [`flow`]: the threads of a running process, in bootstrap order; [`heartbeats`]: MM2's
+//!   heartbeats for the cluster pairs without an enabled flow.
 //! - [`kafka`]: librdkafka clients, the admin client, the FFI module (the crate's only
 //!   `unsafe`), reading a topic to its end.
 //! - [`observe`]: metrics, status, the HTTP server.
@@ -29,6 +30,7 @@ pub mod demo;
 pub(crate) mod filter;
 pub mod flow;
 mod health;
+pub mod heartbeats;
 pub mod kafka;
 pub mod observe;
 pub mod offsets;

@@ -62,6 +62,10 @@ pub fn describe(config: &Config) -> String {
             flow.progress_topic(),
             flow.progress.interval.as_millis()
         );
+        if let Some(heartbeats) = &flow.heartbeats {
+            let every = heartbeats.interval.as_secs();
+            let _ = writeln!(out, "    heartbeats: every {every}s");
+        }
         // Only where the flow's own client keys change what its cluster says.
         for side in [&flow.clients.source, &flow.clients.target] {
             let Some(cluster) = config.cluster(&side.alias) else {
@@ -86,6 +90,13 @@ pub fn describe(config: &Config) -> String {
                     shown.join(", ")
                 );
             }
+        }
+    }
+    if !config.heartbeat_pairs.is_empty() {
+        let _ = writeln!(out, "heartbeats only (no enabled flow, as MM2):");
+        for pair in &config.heartbeat_pairs {
+            let every = pair.heartbeats.interval.as_secs();
+            let _ = writeln!(out, "  {} every {every}s", pair.name());
         }
     }
     out

@@ -104,9 +104,14 @@ impl Config {
             .flows
             .iter_mut()
             .flat_map(|f| [&mut f.clients.source, &mut f.clients.target]);
+        let heartbeats = self
+            .heartbeat_pairs
+            .iter_mut()
+            .map(|p| &mut p.target_clients);
         self.clusters
             .iter_mut()
             .chain(flows)
+            .chain(heartbeats)
             .filter(move |c| alias.is_none_or(|a| c.alias == a))
     }
 
@@ -183,12 +188,18 @@ impl Config {
             return Err(ConfigErrors(unknown));
         }
         self.flows.retain(|f| targets.contains(&f.target));
-        if self.flows.is_empty() {
+        // As MM2's `--clusters`: only the heartbeats written into those clusters (a process
+        // may write nothing else: MM2's heartbeats into a source, for its targets to see).
+        self.heartbeat_pairs.retain(|p| targets.contains(&p.target));
+        if self.flows.is_empty() && self.heartbeat_pairs.is_empty() {
             return Err(ConfigErrors(vec![ConfigError {
                 file: self.file.clone(),
                 line: None,
                 key: "--clusters".into(),
-                message: format!("no enabled flow has {} as its target", targets.join(" or ")),
+                message: format!(
+                    "no enabled flow, and no heartbeats, has {} as its target",
+                    targets.join(" or ")
+                ),
             }]));
         }
         Ok(())

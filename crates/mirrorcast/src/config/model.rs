@@ -144,6 +144,24 @@ pub struct HeartbeatsConfig {
     pub replication_factor: i32,
 }
 
+/// MM2's heartbeat connector on a pair of clusters that no enabled flow covers: MM2 emits
+/// heartbeats for every pair (`<src>-><tgt>.enabled = false` included) unless
+/// `emit.heartbeats.enabled` is false for it.
+#[derive(Debug, Clone)]
+pub struct HeartbeatPair {
+    pub source: String,
+    pub target: String,
+    pub heartbeats: HeartbeatsConfig,
+    /// The pair's clients on the target, in MM2's precedence for that pair.
+    pub target_clients: ClusterConfig,
+}
+
+impl HeartbeatPair {
+    pub fn name(&self) -> String {
+        format!("{}->{}", self.source, self.target)
+    }
+}
+
 /// MM2's checkpoint connector settings of a flow.
 #[derive(Debug, Clone)]
 pub struct GroupsConfig {
@@ -189,6 +207,8 @@ pub struct Config {
     pub file: PathBuf,
     pub clusters: Vec<ClusterConfig>,
     pub flows: Vec<FlowConfig>,
+    /// Pairs of clusters with heartbeats and no enabled flow.
+    pub heartbeat_pairs: Vec<HeartbeatPair>,
     /// Keys that have no effect here or that nobody knows ([`super::keys`]): said once when
     /// the file is loaded.
     pub warnings: Vec<ConfigError>,

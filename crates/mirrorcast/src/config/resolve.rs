@@ -11,7 +11,8 @@ use std::time::Duration;
 use super::precedence::{self, Side};
 use super::properties::RawProperties;
 use super::{ClusterConfig, Config, ConfigError, ConfigErrors, FlowClients, FlowConfig};
-use super::{ErrorsConfig, GroupsConfig, HeartbeatsConfig, OffsetSyncsConfig, ProgressConfig};
+use super::{ErrorsConfig, GroupsConfig, HeartbeatPair, HeartbeatsConfig};
+use super::{OffsetSyncsConfig, ProgressConfig};
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
 use crate::topics::config_sync::ConfigFilter;
@@ -94,6 +95,35 @@ impl Config {
                 }
             }
         }
+        let mut heartbeat_pairs = Vec::new();
+        for source in &aliases {
+            for target in aliases.iter().filter(|t| *t != source) {
+                if flows
+                    .iter()
+                    .any(|f: &FlowConfig| f.source == *source && f.target == *target)
+                {
+                    continue; // its copier emits them
+                }
+                let look = FlowLookup {
+                    raw,
+                    prefix: format!("{source}->{target}."),
+                };
+                if let Some(heartbeats) = look.heartbeats(&mut errors) {
+                    let side = Side::Target;
+                    heartbeat_pairs.push(HeartbeatPair {
+                        source: source.clone(),
+                        target: target.clone(),
+                        heartbeats,
+                        target_clients: precedence::flow_side(
+                            raw,
+                            (source, target),
+                            side,
+                            &mut errors,
+                        ),
+                    });
+                }
+            }
+        }
         if errors.is_empty() && flows.is_empty() {
             errors.push(raw.error(
                 "clusters",
@@ -111,6 +141,7 @@ impl Config {
             file: raw.file.clone(),
             clusters,
             flows,
+            heartbeat_pairs,
             warnings,
         })
     }
@@ -873,6 +904,51 @@ replication.factor = 1
         assert_eq!(config.flows.len(), 1);
         assert_eq!(config.flows[0].target, "southamerica");
         assert!(config.retain_targets(&["asia".into()]).is_err());
+    }
+
+    #[test]
+    fn heartbeats_go_to_every_pair_without_a_flow_unless_turned_off_as_in_mm2() {
+        let pairs = |config: &Config| -> Vec<String> {
+            config.heartbeat_pairs.iter().map(|p| p.name()).collect()
+        };
+        let config = resolve(&format!(
+            "{BROADCAST}northamerica->europe.enabled = false\n\
+             southamerica->northamerica.emit.heartbeats.enabled = false\n\
+             northamerica->southamerica.emit.heartbeats.interval.seconds = 7\n"
+        ))
+        .unwrap();
+        // europe->northamerica and europe->southamerica are flows: their copiers write them.
+        assert_eq!(
+            pairs(&config),
+            [
+                "northamerica->europe",
+                "northamerica->southamerica",
+                "southamerica->europe"
+            ]
+        );
+        assert_eq!(
+            config.heartbeat_pairs[1].heartbeats.interval,
+            Duration::from_secs(7)
+        );
+        let off = resolve(&format!(
+            "{BROADCAST}emit.heartbeats.enabled = false\n\
+             southamerica->europe.emit.heartbeats.enabled = true\n"
+        ))
+        .unwrap();
+        assert_eq!(pairs(&off), ["southamerica->europe"]);
+        // `--clusters europe`: a process that only writes heartbeats into europe.
+        let mut into_europe = config.clone();
+        into_europe.retain_targets(&["europe".into()]).unwrap();
+        assert!(into_europe.flows.is_empty());
+        assert_eq!(
+            pairs(&into_europe),
+            ["northamerica->europe", "southamerica->europe"]
+        );
+        let mut nothing = off.clone();
+        assert!(nothing.retain_targets(&["northamerica".into()]).is_ok());
+        let mut none_at_all =
+            resolve(&format!("{BROADCAST}emit.heartbeats.enabled = false\n")).unwrap();
+        assert!(none_at_all.retain_targets(&["europe".into()]).is_err());
     }
 
     #[test]

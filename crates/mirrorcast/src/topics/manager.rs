@@ -296,9 +296,6 @@ impl TopicManager {
         Ok(())
     }
 
-    /// Creates an internal topic unless it exists. Not being allowed to create it is taken to
-    /// mean someone else did (or the broker will): MM2's `MirrorUtils` does the same, so a
-    /// locked-down cluster whose operator made the topics works; one warning says so.
     fn ensure_internal_topic(
         &self,
         admin: &dyn ClusterAdmin,
@@ -307,22 +304,8 @@ impl TopicManager {
         replication_factor: i32,
         configs: &[(String, String)],
     ) -> Result<(), TopicError> {
-        use rdkafka::error::RDKafkaErrorCode as Code;
-        match admin.ensure_topic(topic, partitions, replication_factor, configs) {
-            Ok(_) => Ok(()),
-            Err(TopicError::Create {
-                code: code @ (Code::TopicAuthorizationFailed | Code::ClusterAuthorizationFailed),
-                ..
-            }) => {
-                warn!(
-                    flow = %self.flow.name(),
-                    "not allowed to create the internal topic {topic} ({code}): assuming it \
-                     exists or that the broker creates it"
-                );
-                Ok(())
-            }
-            Err(e) => Err(e),
-        }
+        let spec = (partitions, replication_factor, configs);
+        ensure_internal_topic(admin, &self.flow.name(), topic, spec)
     }
 
     /// Lists the source, creates or grows remote topics, deletes orphaned ones if asked to.
@@ -512,6 +495,34 @@ fn refused_for_itself(error: &TopicError) -> bool {
                 | Code::InvalidRequest
         )
     )
+}
+
+/// Creates an internal topic (with `(partitions, replication factor, configs)`) unless it
+/// exists. Not being allowed to create it is taken to mean someone else did (or the broker
+/// will): MM2's `MirrorUtils` does the same, so a locked-down cluster whose operator made the
+/// topics works; one warning says so.
+pub(crate) fn ensure_internal_topic(
+    admin: &dyn ClusterAdmin,
+    flow: &str,
+    topic: &str,
+    (partitions, replication_factor, configs): (i32, i32, &[(String, String)]),
+) -> Result<(), TopicError> {
+    use rdkafka::error::RDKafkaErrorCode as Code;
+    match admin.ensure_topic(topic, partitions, replication_factor, configs) {
+        Ok(_) => Ok(()),
+        Err(TopicError::Create {
+            code: code @ (Code::TopicAuthorizationFailed | Code::ClusterAuthorizationFailed),
+            ..
+        }) => {
+            warn!(
+                flow,
+                "not allowed to create the internal topic {topic} ({code}): assuming it \
+                 exists or that the broker creates it"
+            );
+            Ok(())
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[cfg(test)]
