@@ -3,7 +3,11 @@
 use std::time::Duration;
 
 use crate::common::*;
-use localcluster::Storage;
+use localcluster::{Clusters, KafkaOptions, Security, Storage};
+use mirrorcast::acls::{AclOperation, AclPermission, TopicAcl};
+use mirrorcast::kafka::ffi;
+
+const PASSWORD: &str = "mirror-Pa55word";
 
 /// `-1` is the broker's `default.replication.factor` (KIP-464), as the Strimzi and Event
 /// Streams examples write it: mirrorcast used to refuse the file. Every topic it creates, the
@@ -221,4 +225,168 @@ fn checkpoints_carry_the_commit_metadata_and_are_not_emitted_again_after_a_resta
         "a checkpoint that did not move was written again\n{}",
         replicator.log()
     );
+}
+
+/// Creates compacted topics on `bootstrap`, as an operator of a locked-down cluster would.
+fn create_compacted(bootstrap: &str, topics: &[(&str, i32)]) {
+    for (topic, partitions) in topics {
+        create_topic(
+            bootstrap,
+            topic,
+            *partitions,
+            &[("cleanup.policy", "compact")],
+        );
+    }
+}
+
+fn allow(bootstrap: &str, principal: &str, topics: &[&str], operations: &[AclOperation]) {
+    let acls: Vec<TopicAcl> = topics
+        .iter()
+        .flat_map(|topic| {
+            operations.iter().map(|operation| TopicAcl {
+                topic: topic.to_string(),
+                principal: principal.into(),
+                host: "*".into(),
+                operation: *operation,
+                permission: AclPermission::Allow,
+            })
+        })
+        .collect();
+    let admin = admin_client(bootstrap);
+    ffi::create_topic_acls(admin.inner(), &acls, Duration::from_secs(10)).unwrap();
+}
+
+/// A target whose ACLs let the replicator write `LH.ORDERS` and the internal topics the
+/// operator made, but create neither them nor `SECRET.PLANS`: as MM2 (`MirrorUtils`, and
+/// `MirrorSourceConnector` logging a topic it could not create), the internal topics are taken
+/// to exist, the refused topic is said once and left, the others are copied; once allowed, the
+/// next refresh creates and copies it.
+#[test]
+fn a_target_that_refuses_some_creations_gets_the_rest_and_the_refused_topic_once_allowed() {
+    use AclOperation::*;
+    let europe_cluster = match Clusters::start_kafka(&["europe"], &KafkaOptions::default()) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start Kafka: {e}"),
+    };
+    let locked = KafkaOptions {
+        security: Security::SaslSsl {
+            users: vec![("mirror".into(), PASSWORD.into())],
+        },
+        authorizer: Some(vec![]),
+        ..KafkaOptions::default()
+    };
+    let north_cluster = match Clusters::start_kafka(&["northamerica"], &locked) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start a SASL_SSL Kafka cluster with an authorizer: {e}"),
+    };
+    let europe = europe_cluster.bootstrap("europe");
+    let north_node = north_cluster.get("northamerica");
+    // The test's own clients use the node's plaintext listener, a super user.
+    let north = north_node.plaintext_bootstrap();
+    create_topic(&europe, "LH.ORDERS", 2, &[]);
+    create_topic(&europe, "SECRET.PLANS", 1, &[]);
+    produce(&europe, "LH.ORDERS", &numbered_records("orders", 2, 0, 400));
+    produce(
+        &europe,
+        "SECRET.PLANS",
+        &numbered_records("plans", 1, 0, 50),
+    );
+    // The operator made two of the internal topics and let the replicator use them; the
+    // checkpoints topic neither exists nor may be created (there are no groups to checkpoint).
+    let internal = ["mm2-offsets.europe.internal", "heartbeats"];
+    create_compacted(&north, &[(internal[0], 5), (internal[1], 1)]);
+    let principal = "User:mirror";
+    allow(
+        &north,
+        principal,
+        &internal,
+        &[Read, Write, Describe, DescribeConfigs],
+    );
+    let copy = [Create, Read, Write, Describe, DescribeConfigs, AlterConfigs];
+    allow(&north, principal, &["LH.ORDERS"], &copy);
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "clusters = europe, northamerica\n\
+             europe.bootstrap.servers = {europe}\n\
+             northamerica.bootstrap.servers = {}\n\
+             northamerica.security.protocol = SASL_SSL\n\
+             northamerica.sasl.mechanism = SCRAM-SHA-512\n\
+             northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule \
+             required username=\"mirror\" password=\"{PASSWORD}\";\n\
+             northamerica.ssl.truststore.type = PEM\n\
+             northamerica.ssl.truststore.location = {}\n\
+             europe->northamerica.enabled = true\n\
+             topics = LH.*, SECRET.*\n\
+             replication.policy.class = IdentityReplicationPolicy\n\
+             refresh.topics.interval.seconds = 1\n\
+             sync.topic.acls.enabled = false\n\
+             replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n",
+            north_node.bootstrap(),
+            north_node.ca_certificate().unwrap().display()
+        ),
+    );
+    let port = localcluster::free_port().unwrap();
+    let replicator = Replicator::start(
+        &config,
+        &[
+            "--clusters",
+            "northamerica",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
+    let orders = read_all(&europe, "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(90), || read_all(&north, "LH.ORDERS")
+            == orders),
+        "LH.ORDERS was not copied beside the refused topic\n{}",
+        replicator.log()
+    );
+    let refusals = |log: &str| {
+        log.lines()
+            .filter(|l| l.contains("refused to create SECRET.PLANS"))
+            .count()
+    };
+    assert!(
+        wait_until(Duration::from_secs(30), || refusals(&replicator.log()) == 1),
+        "the refused creation is not said\n{}",
+        replicator.log()
+    );
+    // Refreshes come every second: a few of them, and still said once.
+    assert!(
+        !poll_until(Duration::from_secs(5), Duration::from_millis(250), || {
+            refusals(&replicator.log()) > 1
+        }),
+        "said at every refresh\n{}",
+        replicator.log()
+    );
+    // Topics it can see are used as they are; one it may not create is taken to exist, once.
+    let log = replicator.log();
+    let assumed = |topic: &str| {
+        let warning = format!("not allowed to create the internal topic {topic} ");
+        log.lines().filter(|l| l.contains(&warning)).count()
+    };
+    assert_eq!(assumed("europe.checkpoints.internal"), 1, "{log}");
+    assert_eq!(assumed(internal[0]) + assumed(internal[1]), 0, "{log}");
+    // The replicator's consumers join no group: a cluster that grants none is no problem.
+    assert!(!log.contains("GroupAuthorizationFailed"), "{log}");
+    let status = http_get(port, "/api/status")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    assert!(status.contains("\"running\""), "{status}");
+    assert_eq!(topic_partitions(&north, "SECRET.PLANS"), None);
+
+    allow(&north, principal, &["SECRET.PLANS"], &copy);
+    let plans = read_all(&europe, "SECRET.PLANS");
+    assert!(
+        wait_until(Duration::from_secs(60), || read_all(&north, "SECRET.PLANS")
+            == plans),
+        "SECRET.PLANS was not created and copied once allowed\n{}",
+        replicator.log()
+    );
+    assert!(!replicator.log().contains(PASSWORD));
 }
