@@ -333,13 +333,14 @@ fn mm2_and_mirrorcast_write_the_same_topics_configs_offset_syncs_and_checkpoints
             &clusters,
             &["northamerica", "southamerica"],
             "DefaultReplicationPolicy",
-            "topics = LH.*\n",
+            // A custom separator: remote and internal topic names follow it (KIP-690).
+            "topics = LH.*\nreplication.policy.separator = _\n",
         ),
     );
     // The same file: MM2 replicates to North America, mirrorcast to South America.
     let mm2 = start_mm2(&config, "northamerica");
     let replicator = Replicator::start(&config, &["--clusters", "southamerica"]);
-    let remote = format!("europe.{TOPIC}");
+    let remote = format!("europe_{TOPIC}");
     let source = read_all(&europe, TOPIC);
     for (target, log) in [
         ("northamerica", mm2.log()),
@@ -362,6 +363,33 @@ fn mm2_and_mirrorcast_write_the_same_topics_configs_offset_syncs_and_checkpoints
         topic_overrides(&south, &remote),
         "remote topic configs"
     );
+
+    // The same topics on both targets, named by the same separator rules, but Connect's own:
+    // config and status topics, and the offsets topic of the worker that runs only the
+    // heartbeats of the pair from the other target (mirrorcast runs no Connect worker, and its
+    // heartbeats store no progress).
+    let topics = |bootstrap: &str| -> BTreeSet<String> {
+        let admin = admin_client(bootstrap);
+        let metadata = admin
+            .inner()
+            .fetch_metadata(None, Duration::from_secs(10))
+            .unwrap();
+        metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_string())
+            .filter(|t| !t.starts_with("mm2-configs.") && !t.starts_with("mm2-status."))
+            .filter(|t| !t.starts_with("mm2-offsets.") || t == "mm2-offsets.europe.internal")
+            .filter(|t| !t.starts_with("__"))
+            .collect()
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || topics(&north) == topics(&south)),
+        "topics: MM2 made {:?}, mirrorcast {:?}",
+        topics(&north),
+        topics(&south)
+    );
+    println!("topics on both targets: {:?}", topics(&south));
 
     // Heartbeats: MM2's heartbeat connector runs for every pair into the clusters it was
     // started for, flow or not; each target has those of its flow and of the other target.
@@ -395,7 +423,7 @@ fn mm2_and_mirrorcast_write_the_same_topics_configs_offset_syncs_and_checkpoints
     // record's acknowledgement came before its last offset flush with anything to commit (seen
     // both ways here), so for MM2 it is optional.
     let syncs = |target: &str| -> BTreeSet<(Vec<u8>, Vec<u8>)> {
-        read_raw(&europe, &format!("mm2-offset-syncs.{target}.internal"))
+        read_raw(&europe, &format!("mm2-offset-syncs_{target}_internal"))
             .into_iter()
             .collect()
     };
@@ -445,7 +473,7 @@ fn mm2_and_mirrorcast_write_the_same_topics_configs_offset_syncs_and_checkpoints
     // come from an older sync: mirrorcast's is never behind MM2's, and neither is ahead of the
     // truth (here downstream = upstream).
     let checkpoints = |bootstrap: &str| -> BTreeMap<i32, i64> {
-        read_raw(bootstrap, "europe.checkpoints.internal")
+        read_raw(bootstrap, "europe_checkpoints_internal")
             .iter()
             .filter_map(|(k, v)| mirrorcast::offsets::codec::Checkpoint::decode(k, v).ok())
             .filter(|c| c.group == "shop" && c.topic == remote)
@@ -456,7 +484,7 @@ fn mm2_and_mirrorcast_write_the_same_topics_configs_offset_syncs_and_checkpoints
             .collect()
     };
     let committed: BTreeMap<i32, i64> = [(0, 500), (1, 777), (2, 1_000)].into();
-    let our_syncs: Vec<_> = offset_syncs(&europe, "mm2-offset-syncs.southamerica.internal", TOPIC);
+    let our_syncs: Vec<_> = offset_syncs(&europe, "mm2-offset-syncs_southamerica_internal", TOPIC);
     let expected: BTreeMap<i32, i64> = committed
         .iter()
         .map(|(p, g)| (*p, mm2_translation(&our_syncs, *p, *g)))
