@@ -95,6 +95,10 @@ impl Config {
                 }
             }
         }
+        let mut warnings = warnings;
+        warnings.extend(without_syncs(raw, &flows));
+        let mut seen = BTreeSet::new();
+        warnings.retain(|w| seen.insert(w.to_string()));
         let mut heartbeat_pairs = Vec::new();
         for source in &aliases {
             for target in aliases.iter().filter(|t| *t != source) {
@@ -145,6 +149,59 @@ impl Config {
             warnings,
         })
     }
+}
+
+/// What `emit.offset-syncs.enabled = false` turns off beyond the syncs, said rather than
+/// ignored: checkpoints and group offset sync (made from syncs; MM2's checkpoint connector
+/// refuses to start), and the syncs topic's own settings (with which MM2's source connector
+/// refuses to start at all: mirrorcast copies anyway).
+fn without_syncs(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<ConfigError> {
+    let mut warnings = Vec::new();
+    for flow in flows.iter().filter(|f| f.offset_syncs.is_none()) {
+        let look = FlowLookup {
+            raw,
+            prefix: format!("{}.", flow.name()),
+        };
+        for key in [
+            "offset-syncs.topic.location",
+            "offset-syncs.topic.replication.factor",
+        ] {
+            if let Some((key, _)) = look.get(key) {
+                warnings.push(raw.error(
+                    &key,
+                    "has no effect with `emit.offset-syncs.enabled = false` (MM2 does not \
+                     start its source connector with both: nothing would be copied)",
+                ));
+            }
+        }
+        let explicitly_on = |key: &str| {
+            look.get(key)
+                .filter(|(_, v)| parse_bool(v) == Some(true))
+                .map(|(k, _)| k)
+        };
+        let checkpoints = explicitly_on("emit.checkpoints.enabled");
+        let group_sync = explicitly_on("sync.group.offsets.enabled");
+        let (key, what) = match (checkpoints, group_sync) {
+            (_, Some(key)) => (key, "group offsets are not synced"),
+            (Some(key), None) => (key, "no checkpoints are written"),
+            // Checkpoints are on by default: said against the key that turned the syncs off,
+            // unless checkpoints are off too.
+            (None, None) => match look.get("emit.offset-syncs.enabled") {
+                Some((key, _)) if flow.groups.checkpoint_interval.is_some() => {
+                    (key, "no checkpoints are written")
+                }
+                _ => continue,
+            },
+        };
+        warnings.push(raw.error(
+            &key,
+            format!(
+                "{what} for {}: they are made from offset syncs, which                  `emit.offset-syncs.enabled = false` turns off (MM2's checkpoint connector does                  not start either)",
+                flow.name()
+            ),
+        ));
+    }
+    warnings
 }
 
 /// The clients of cluster `alias` ([`precedence`]), which must have brokers to connect to.
@@ -904,6 +961,31 @@ replication.factor = 1
         assert_eq!(config.flows.len(), 1);
         assert_eq!(config.flows[0].target, "southamerica");
         assert!(config.retain_targets(&["asia".into()]).is_err());
+    }
+
+    #[test]
+    fn what_turning_offset_syncs_off_turns_off_too_is_said() {
+        let said = |extra: &str| -> Vec<String> {
+            let config = resolve(&format!("{BROADCAST}{extra}")).unwrap();
+            config.warnings.iter().map(ToString::to_string).collect()
+        };
+        let warnings =
+            said("emit.offset-syncs.enabled = false\noffset-syncs.topic.replication.factor = 1\n");
+        assert_eq!(warnings.len(), 3, "{warnings:?}");
+        assert!(warnings[0].contains("`offset-syncs.topic.replication.factor`: has no effect"));
+        assert!(warnings.iter().any(|w| w.contains(
+            "`emit.offset-syncs.enabled`: no checkpoints are written for europe->northamerica"
+        )));
+        let group_sync = said(
+            "europe->southamerica.emit.offset-syncs.enabled = false\n\
+             sync.group.offsets.enabled = true\n",
+        );
+        assert_eq!(group_sync.len(), 1, "{group_sync:?}");
+        assert!(group_sync[0].contains(
+            "`sync.group.offsets.enabled`: group offsets are not synced for europe->southamerica"
+        ));
+        let quiet = said("emit.offset-syncs.enabled = false\nemit.checkpoints.enabled = false\n");
+        assert!(quiet.is_empty(), "{quiet:?}");
     }
 
     #[test]

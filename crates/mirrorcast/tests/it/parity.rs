@@ -65,22 +65,28 @@ fn numbers(bootstrap: &str, topic: &str) -> std::collections::BTreeMap<i32, Vec<
 /// `auto.offset.reset = latest` in the source's consumer settings, on genuine MM2 and on
 /// mirrorcast side by side (one properties file, one target each): neither copies the records
 /// that were there before it started, and each copies everything from where it started, with
-/// no gap. mirrorcast used to force `earliest` and copy the whole backlog.
+/// no gap. mirrorcast used to force `earliest` and copy the whole backlog. The same run turns
+/// offset syncs off: neither writes a syncs topic, nor a checkpoints topic (nothing to make
+/// checkpoints from).
 #[test]
-fn auto_offset_reset_latest_skips_the_backlog_as_mm2_does() {
+fn auto_offset_reset_latest_skips_the_backlog_and_without_syncs_no_checkpoints_as_mm2() {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, "LH.ORDERS", 2, &[]);
     produce(&europe, "LH.ORDERS", &numbered_records("old", 2, 0, 100));
     let dir = tempfile::tempdir().unwrap();
+    // Without the syncs topic's settings, with which MM2's source connector would refuse to
+    // start (mirrorcast says they have no effect).
     let text = crate::mm2::mm2_config(
         &clusters,
         &["northamerica", "southamerica"],
         "IdentityReplicationPolicy",
-        "topics = LH.*\neurope.consumer.auto.offset.reset = latest\n",
-    );
+        "topics = LH.*\neurope.consumer.auto.offset.reset = latest\n\
+         emit.offset-syncs.enabled = false\n",
+    )
+    .replace("offset-syncs.topic.replication.factor = 1\n", "");
     let config = write_config(dir.path(), &text);
-    let _mm2 = crate::mm2::start_mm2(&config, "northamerica");
+    let mm2 = crate::mm2::start_mm2(&config, "northamerica");
     let replicator = Replicator::start(&config, &["--clusters", "southamerica"]);
     // New records until both have copied some: then both are past their start.
     let mut next = 100;
@@ -91,7 +97,12 @@ fn auto_offset_reset_latest_skips_the_backlog_as_mm2_does() {
             .iter()
             .all(|t| total_records(&clusters.bootstrap(t), "LH.ORDERS") > 0)
     });
-    assert!(both_copy, "not both copying\n{}", replicator.log());
+    assert!(
+        both_copy,
+        "not both copying\nMM2:\n{}\nmirrorcast:\n{}",
+        mm2.log(),
+        replicator.log()
+    );
     produce(&europe, "LH.ORDERS", &numbered_records("new", 2, next, 100));
     let last = numbers(&europe, "LH.ORDERS");
     for target in ["northamerica", "southamerica"] {
@@ -117,7 +128,22 @@ fn auto_offset_reset_latest_skips_the_backlog_as_mm2_does() {
                 "{target}[{partition}]: a gap or a duplicate"
             );
         }
+        assert_eq!(
+            topic_partitions(&europe, &format!("mm2-offset-syncs.{target}.internal")),
+            None
+        );
+        assert_eq!(
+            topic_partitions(&bootstrap, "europe.checkpoints.internal"),
+            None,
+            "{target}"
+        );
+        assert!(topic_partitions(&bootstrap, "heartbeats").is_some());
     }
+    assert!(
+        replicator.log().contains("no checkpoints are written for europe->southamerica"),
+        "{}",
+        replicator.log()
+    );
 }
 
 /// A topic config the source topic inherits from its broker (here a dynamic broker config,
