@@ -44,6 +44,8 @@ impl Config {
         let translated = resource::translate(path, &text, secrets_dir, strip_security)
             .map_err(|e| ConfigErrors(vec![e]))?;
         let mut config = Self::resolve(&translated.raw)?;
+        // Strimzi runs connectors for its mirrors only: no heartbeats for other pairs.
+        config.heartbeat_pairs.clear();
         // Strimzi runs each mirror's source connector under its own name.
         for flow in &mut config.flows {
             flow.progress.connector =
@@ -203,5 +205,19 @@ impl Config {
             }]));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_resource_writes_heartbeats_for_its_mirrors_only_as_strimzi_runs_them() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mm2-na.yaml");
+        let (config, _) = Config::load_with(&example, Path::new("/nonexistent"), true).unwrap();
+        assert_eq!(config.flows.len(), 1);
+        assert!(config.flows[0].heartbeats.is_some());
+        assert!(config.heartbeat_pairs.is_empty());
     }
 }

@@ -140,7 +140,9 @@ fn auto_offset_reset_latest_skips_the_backlog_and_without_syncs_no_checkpoints_a
         assert!(topic_partitions(&bootstrap, "heartbeats").is_some());
     }
     assert!(
-        replicator.log().contains("no checkpoints are written for europe->southamerica"),
+        replicator
+            .log()
+            .contains("no checkpoints are written for europe->southamerica"),
         "{}",
         replicator.log()
     );
