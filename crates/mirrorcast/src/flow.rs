@@ -5,14 +5,16 @@
 //! reader (see `copy`). Each source's threads run under a supervisor (`supervise`): a thread
 //! that dies fails its flows visibly and they restart.
 
-use std::sync::mpsc;
 use std::thread::JoinHandle;
 
 use crate::config::{ClientRole, Config, FlowConfig};
+use crate::copy::report::FlowShards;
+use crate::copy::shard::Shard;
 use crate::copy::{self, CopierSetup};
 use crate::kafka::clients::client_config;
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
+use crate::plan::Commands;
 use crate::shutdown::Shutdown;
 use crate::supervise::{supervise, Policy, Watch};
 use crate::topics::manager::TopicManager;
@@ -50,6 +52,8 @@ impl Running {
 struct SourceFlows {
     alias: String,
     flows: Vec<FlowConfig>,
+    /// Copier threads, each with some of the source's partitions.
+    threads: usize,
 }
 
 /// Starts every flow of `config`, one supervised copier per source cluster.
@@ -67,8 +71,12 @@ pub fn start_all(
             None => by_source.push(SourceFlows {
                 alias: flow.source.clone(),
                 flows: vec![flow.clone()],
+                threads: 1,
             }),
         }
+    }
+    for group in &mut by_source {
+        group.threads = copier_threads(&group.flows);
     }
     // Not waited for at shutdown: they hold no state.
     crate::heartbeats::start(&config.heartbeat_pairs, shutdown)?;
@@ -101,14 +109,18 @@ pub fn start_all(
     })
 }
 
-/// One attempt at a source's flows: their topic managers and checkpoint tasks, then the copier
-/// on this thread until the attempt stops.
+/// One attempt at a source's flows: their topic managers and checkpoint tasks, then the
+/// source's copier threads until the attempt stops.
 fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     let alias = &group.alias;
-    let mut setups = Vec::new();
+    let mut per_thread: Vec<Vec<CopierSetup>> = (0..group.threads).map(|_| Vec::new()).collect();
     for flow in &group.flows {
-        match start(flow.clone(), watch, observe.clone()) {
-            Ok(setup) => setups.push(setup),
+        match start(flow.clone(), group.threads, watch, observe.clone()) {
+            Ok(setups) => {
+                for (thread, setup) in per_thread.iter_mut().zip(setups) {
+                    thread.push(setup);
+                }
+            }
             Err(e) => {
                 let name = flow.name();
                 return watch.run(&format!("starting {name}"), || Err(e.to_string()));
@@ -123,29 +135,74 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
         ClientRole::Consumer,
         &format!("mirrorcast-{alias}"),
     );
-    let shutdown = watch.shutdown();
-    watch.run(&format!("the copier of {alias}"), || {
-        copy::run(alias, reader, setups, observe, shutdown)
-    });
+    let mut copiers = Vec::new();
+    for (index, setups) in per_thread.into_iter().enumerate() {
+        let (alias, reader, observe) = (alias.clone(), reader.clone(), observe.clone());
+        let shutdown = watch.shutdown();
+        // Short: Linux shows 15 characters of a thread's name.
+        let spawned = watch.spawn(format!("copier{index} {alias}"), move || {
+            copy::run(&alias, reader, setups, &observe, shutdown)
+        });
+        match spawned {
+            Ok(copier) => copiers.push(copier),
+            Err(e) => {
+                watch.run("starting a copier thread", || Err(e.to_string()));
+                break;
+            }
+        }
+    }
+    // The attempt lasts as long as its copiers: each stores its progress before it ends.
+    for copier in copiers {
+        let _ = copier.join();
+    }
 }
 
-/// Starts a flow's topic manager and checkpoint threads; returns what its copier lane needs.
-fn start(flow: FlowConfig, watch: &Watch, observe: Observability) -> std::io::Result<CopierSetup> {
+/// Copier threads for a source: the most any of its flows asks for with `tasks.max`, else one
+/// per core.
+fn copier_threads(flows: &[FlowConfig]) -> usize {
+    flows
+        .iter()
+        .filter_map(|f| f.tasks_max)
+        .max()
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+/// Starts a flow's topic manager and checkpoint threads; returns what the flow's lane on each
+/// of its source's `threads` copier threads needs.
+fn start(
+    flow: FlowConfig,
+    threads: usize,
+    watch: &Watch,
+    observe: Observability,
+) -> std::io::Result<Vec<CopierSetup>> {
     let name = flow.name();
     let (source, target) = (&flow.clients.source, &flow.clients.target);
     // Shown from the start (`starting`), so a flow that cannot reach its clusters is seen.
     observe.status.update(&flow.source, &flow.target, |_| {});
     let shutdown: Shutdown = watch.shutdown();
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
-    let (commands, receiver) = mpsc::channel();
-    let setup = CopierSetup {
-        flow: flow.clone(),
-        source_consumer: client_config(source, ClientRole::Consumer, &client_id),
-        target_producer: client_config(target, ClientRole::Producer, &client_id),
-        source_producer: client_config(source, ClientRole::Producer, &client_id),
-        observe: observe.clone(),
-        commands: receiver,
-    };
+    let (commands, receivers) = Commands::to_threads(threads);
+    let reported_together = FlowShards::new(threads);
+    let setups = Shard::all(threads)
+        .zip(receivers)
+        .map(|(shard, receiver)| {
+            let mut flow = flow.clone();
+            // Once per flow.
+            if !shard.is_first() {
+                flow.heartbeats = None;
+            }
+            CopierSetup {
+                flow,
+                shard,
+                shards: reported_together.clone(),
+                source_consumer: client_config(source, ClientRole::Consumer, &client_id),
+                target_producer: client_config(target, ClientRole::Producer, &client_id),
+                source_producer: client_config(source, ClientRole::Producer, &client_id),
+                observe: observe.clone(),
+                commands: receiver,
+            }
+        })
+        .collect();
     let syncs_on_source = flow.offset_syncs.as_ref().is_some_and(|s| s.on_source);
     let checkpoints = CheckpointTask {
         flow: flow.clone(),
@@ -180,5 +237,5 @@ fn start(flow: FlowConfig, watch: &Watch, observe: Observability) -> std::io::Re
     if checkpointing {
         watch.spawn(format!("checkpoints {name}"), move || checkpoints.run())?;
     }
-    Ok(setup)
+    Ok(setups)
 }

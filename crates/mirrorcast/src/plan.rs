@@ -17,7 +17,7 @@ pub struct Route {
 }
 
 /// What the topic manager tells the copier.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum Command {
     /// The stored progress, read from the target before the first routes.
     Resume(Progress),
@@ -26,4 +26,30 @@ pub enum Command {
     /// These source topics are gone for good: stop copying them and drop their progress, so
     /// that a topic created again under the same name starts from its beginning.
     Forget(Vec<String>),
+}
+
+/// The topic manager's line to every copier thread of its flow: each is told everything and
+/// keeps the partitions that are its own.
+#[derive(Debug, Clone)]
+pub struct Commands(Vec<std::sync::mpsc::Sender<Command>>);
+
+/// A copier thread of the flow is gone (the attempt is stopping).
+#[derive(Debug)]
+pub struct CopierGone;
+
+impl Commands {
+    /// A line to `threads` copier threads, and each thread's end of it.
+    pub fn to_threads(threads: usize) -> (Self, Vec<std::sync::mpsc::Receiver<Command>>) {
+        let (senders, receivers) = (0..threads.max(1))
+            .map(|_| std::sync::mpsc::channel())
+            .unzip();
+        (Commands(senders), receivers)
+    }
+
+    pub fn send(&self, command: Command) -> Result<(), CopierGone> {
+        for sender in &self.0 {
+            sender.send(command.clone()).map_err(|_| CopierGone)?;
+        }
+        Ok(())
+    }
 }

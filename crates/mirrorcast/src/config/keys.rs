@@ -132,13 +132,7 @@ pub const KEYS: &[(&str, Rule)] = &[
             "mirrorcast does not copy exactly once yet: remove the key",
         ),
     ),
-    (
-        "tasks.max",
-        Rule::NoEffect(
-            "mirrorcast copies each source's partitions on one thread, read once for every \
-             target; more throughput takes more processes, each with its own `--clusters`",
-        ),
-    ),
+    ("tasks.max", Rule::Honoured),
     (
         "refresh.groups.enabled",
         Rule::NoEffect("groups are listed again at every checkpoint round"),
@@ -424,7 +418,7 @@ mod tests {
     #[test]
     fn keys_without_effect_and_unknown_keys_are_warned_about() {
         let (errors, warnings) = check_text(
-            "tasks.max = 4\n\
+            "consumer.poll.timeout.ms = 4\n\
              key.converter = org.apache.kafka.connect.converters.ByteArrayConverter\n\
              refresh.topic.interval.seconds = 5\n\
              europe->na.sync.topic.acl.enabled = false\n",
@@ -433,7 +427,7 @@ mod tests {
         assert_eq!(warnings.len(), 4, "{warnings:?}");
         assert!(warnings
             .iter()
-            .any(|w| w.contains("`tasks.max`") && w.contains("one thread")));
+            .any(|w| w.contains("`consumer.poll.timeout.ms`") && w.contains("polls")));
         assert!(warnings
             .iter()
             .any(|w| w.contains("did you mean `refresh.topics.interval.seconds`")));

@@ -92,6 +92,9 @@ pub struct FlowConfig {
     pub start_at_end: bool,
     /// The settings of this flow's clients.
     pub clients: FlowClients,
+    /// `tasks.max`: copier threads for the source (the most any of its flows asks for);
+    /// `None`: one per core.
+    pub tasks_max: Option<usize>,
 }
 
 /// The clients of one flow on its source and on its target: each cluster's settings with the

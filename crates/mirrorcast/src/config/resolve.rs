@@ -397,6 +397,9 @@ fn resolve_flow(
             .get("auto.offset.reset")
             .is_some_and(|r| matches!(r.trim(), "latest" | "largest" | "end")),
         clients,
+        tasks_max: look
+            .get("tasks.max")
+            .map(|_| look.positive("tasks.max", 1usize, errors)),
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
     };

@@ -25,6 +25,7 @@ use super::io::{Outgoing, Reader, SourceRecord, Target};
 use super::partitions::{Mode, PartitionIndex, PartitionState};
 use super::readers::Reading;
 use super::report::FlowReporter;
+use super::shard::Shard;
 use super::syncs::SyncWriter;
 use crate::config::FlowConfig;
 use crate::health::Health;
@@ -47,6 +48,8 @@ pub(crate) enum Sent {
 /// What a lane is made of.
 pub(crate) struct LaneSetup<T> {
     pub index: usize,
+    /// The partitions of the flow this lane copies: its copier thread's.
+    pub shard: Shard,
     pub flow: FlowConfig,
     pub commands: Receiver<Command>,
     pub target: T,
@@ -65,6 +68,7 @@ pub(crate) struct LaneSetup<T> {
 /// One flow: its target and the bookkeeping of every partition it copies.
 pub(crate) struct Lane<T> {
     pub(super) index: usize,
+    shard: Shard,
     commands: Receiver<Command>,
     /// The topic manager is gone (shutdown).
     pub(super) disconnected: bool,
@@ -103,6 +107,7 @@ impl<T: Target> Lane<T> {
     pub fn new(setup: LaneSetup<T>) -> Self {
         Lane {
             index: setup.index,
+            shard: setup.shard,
             commands: setup.commands,
             disconnected: false,
             catching_up: 0,
@@ -157,7 +162,11 @@ impl<T: Target> Lane<T> {
     fn apply<R: Reader>(&mut self, command: Command, io: &mut Reading<'_, R>) {
         match command {
             Command::Resume(progress) => {
-                info!(flow = %self.flow_name, "resuming {} partition(s) from {}", progress.len(), self.flow.progress_topic());
+                let ours = progress
+                    .keys()
+                    .filter(|(topic, partition)| self.shard.owns(topic, *partition))
+                    .count();
+                info!(flow = %self.flow_name, "resuming {ours} partition(s) from {}", self.flow.progress_topic());
                 self.progress = Some(progress);
                 let pending = std::mem::take(&mut self.pending_routes);
                 self.add_routes(pending, io);
@@ -181,6 +190,9 @@ impl<T: Target> Lane<T> {
         for route in routes {
             let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
             for partition in 0..route.partitions {
+                if !self.shard.owns(&route.source_topic, partition) {
+                    continue; // another copier thread's
+                }
                 let slot = self.partitions.len();
                 if !self.index_of.insert(&route.source_topic, partition, slot) {
                     continue;

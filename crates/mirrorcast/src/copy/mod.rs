@@ -29,6 +29,7 @@ mod partitions;
 mod readers;
 mod refusal;
 pub mod report;
+pub mod shard;
 pub mod source;
 mod source_copy;
 pub mod syncs;
@@ -50,15 +51,20 @@ use crate::shutdown::Shutdown;
 use backpressure::Backpressure;
 use lane::{Lane, LaneSetup};
 use readers::Readers;
-use report::FlowReporter;
+use report::{FlowReporter, FlowShards};
+use shard::Shard;
 use source::SourceReader;
 use source_copy::SourceCopy;
+use std::sync::Arc;
 use syncs::SyncWriter;
 use target::KafkaTarget;
 
-/// Everything one flow's lane needs to start.
+/// Everything one flow's lane needs to start on one copier thread.
 pub struct CopierSetup {
     pub flow: FlowConfig,
+    /// The thread, and where the flow's threads report together.
+    pub shard: Shard,
+    pub shards: Arc<FlowShards>,
     /// For the lane's own reader, when it catches up.
     pub source_consumer: ClientConfig,
     pub target_producer: ClientConfig,
@@ -165,7 +171,14 @@ fn connect_lane(
         });
     let lane = Lane::new(LaneSetup {
         index,
-        reporter: FlowReporter::new(setup.observe.clone(), &source, &target),
+        reporter: FlowReporter::for_thread(
+            setup.observe.clone(),
+            &source,
+            &target,
+            setup.shards,
+            setup.shard.index,
+        ),
+        shard: setup.shard,
         flow: setup.flow,
         commands: setup.commands,
         target: producer,

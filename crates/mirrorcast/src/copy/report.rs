@@ -1,7 +1,10 @@
 //! What the copy of one flow reports: per-record counters and histograms (atomics the copier
 //! holds handles to), and about once a second the per-partition offsets and lag, as gauges and
-//! as the flow's status snapshot.
+//! as the flow's status snapshot. A flow copied by several threads ([`super::shard`]) is
+//! reported as one: each thread's part is kept in [`FlowShards`] and the flow's figures are
+//! made from all of them.
 
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use prometheus_client::metrics::counter::Counter;
@@ -45,8 +48,58 @@ pub struct PartitionView<'a> {
     pub meters: &'a PartitionMeters,
 }
 
+/// What each copier thread of one flow last published.
+#[derive(Default)]
+pub struct FlowShards(Mutex<Vec<Option<ShardReport>>>);
+
+impl FlowShards {
+    pub fn new(threads: usize) -> Arc<Self> {
+        Arc::new(FlowShards(Mutex::new(vec![None; threads.max(1)])))
+    }
+
+    /// Stores thread `index`'s part; returns the flow's whole, from every thread that has
+    /// published.
+    fn combine(&self, index: usize, part: ShardReport) -> ShardReport {
+        let mut parts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = parts.get_mut(index) {
+            *slot = Some(part);
+        }
+        let mut whole = ShardReport::default();
+        for part in parts.iter().flatten() {
+            whole.partitions.extend(part.partitions.iter().cloned());
+            whole.lag += part.lag;
+            whole.lag_seconds = whole.lag_seconds.max(part.lag_seconds);
+            whole.last_ack = whole.last_ack.max(part.last_ack);
+            whole.records_copied += part.records_copied;
+            whole.last_heartbeat_ms = whole.last_heartbeat_ms.max(part.last_heartbeat_ms);
+            whole.copy_failing |= part.copy_failing;
+            whole.stopped |= part.stopped;
+        }
+        whole
+            .partitions
+            .sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        whole
+    }
+}
+
+/// One thread's part of a flow's figures, or their sum.
+#[derive(Clone, Default)]
+struct ShardReport {
+    partitions: Vec<PartitionStatus>,
+    lag: i64,
+    lag_seconds: f64,
+    last_ack: Option<Instant>,
+    records_copied: u64,
+    last_heartbeat_ms: Option<i64>,
+    copy_failing: bool,
+    stopped: bool,
+}
+
 pub struct FlowReporter {
     observe: Observability,
+    /// Where the flow's threads meet, and which one this is.
+    shards: Arc<FlowShards>,
+    shard: usize,
     source: String,
     target: String,
     record_age: Histogram,
@@ -66,7 +119,20 @@ fn seconds_since(timestamp_ms: i64) -> f64 {
 }
 
 impl FlowReporter {
+    /// The reporter of a flow copied by one thread.
+    #[cfg(test)]
     pub fn new(observe: Observability, source: &str, target: &str) -> Self {
+        Self::for_thread(observe, source, target, FlowShards::new(1), 0)
+    }
+
+    /// The reporter of thread `shard` of a flow copied by the threads of `shards`.
+    pub fn for_thread(
+        observe: Observability,
+        source: &str,
+        target: &str,
+        shards: Arc<FlowShards>,
+        shard: usize,
+    ) -> Self {
         let flow = FlowLabels {
             source: source.to_string(),
             target: target.to_string(),
@@ -78,6 +144,8 @@ impl FlowReporter {
                 .replication_latency
                 .get_or_create_owned(&flow),
             observe,
+            shards,
+            shard,
             source: source.to_string(),
             target: target.to_string(),
             last_ack: None,
@@ -196,29 +264,41 @@ impl FlowReporter {
                 stop_reason: view.stopped_at.map(|(_, reason)| reason.to_string()),
             });
         }
+        let whole = self.shards.combine(
+            self.shard,
+            ShardReport {
+                partitions: statuses,
+                lag: flow_lag,
+                lag_seconds: flow_lag_seconds,
+                last_ack: self.last_ack,
+                records_copied: self.records_copied,
+                last_heartbeat_ms: self.last_heartbeat_ms,
+                copy_failing,
+                stopped,
+            },
+        );
         let m = &self.observe.metrics;
         let flow = FlowLabels {
             source: self.source.clone(),
             target: self.target.clone(),
         };
-        m.flow_lag_records.get_or_create(&flow).set(flow_lag);
+        m.flow_lag_records.get_or_create(&flow).set(whole.lag);
         m.flow_lag_seconds
             .get_or_create(&flow)
-            .set(flow_lag_seconds);
-        let since_last_copy = self.last_ack.map(|at| at.elapsed().as_secs_f64());
+            .set(whole.lag_seconds);
+        let since_last_copy = whole.last_ack.map(|at| at.elapsed().as_secs_f64());
         if let Some(seconds) = since_last_copy {
             m.since_last_copy.get_or_create(&flow).set(seconds);
         }
-        let heartbeat_age = self.last_heartbeat_ms.map(seconds_since);
+        let heartbeat_age = whole.last_heartbeat_ms.map(seconds_since);
         if let Some(age) = heartbeat_age {
             m.heartbeat_age.get_or_create(&flow).set(age);
         }
-        let records_copied = self.records_copied;
         let state = self.observe.status.update(&self.source, &self.target, |s| {
-            s.partitions = statuses;
-            s.copy_failing = copy_failing;
-            s.stopped = stopped;
-            s.records_copied = records_copied;
+            s.partitions = whole.partitions;
+            s.copy_failing = whole.copy_failing;
+            s.stopped = whole.stopped;
+            s.records_copied = whole.records_copied;
             s.seconds_since_last_copy = since_last_copy;
             s.last_copy_at_ms = since_last_copy.map(|secs| now_ms() - (secs * 1000.0) as i64);
             s.heartbeat_age_seconds = heartbeat_age;
@@ -231,5 +311,49 @@ impl FlowReporter {
         self.observe
             .status
             .error(&self.source, &self.target, message);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(topic: &str, lag: i64, copied: u64, failing: bool) -> ShardReport {
+        ShardReport {
+            partitions: vec![PartitionStatus {
+                topic: topic.into(),
+                remote_topic: topic.into(),
+                partition: 0,
+                source_end_offset: None,
+                replicated_offset: None,
+                lag_records: Some(lag),
+                lag_seconds: None,
+                stopped_at_offset: None,
+                stop_reason: None,
+            }],
+            lag,
+            lag_seconds: lag as f64,
+            records_copied: copied,
+            copy_failing: failing,
+            ..ShardReport::default()
+        }
+    }
+
+    #[test]
+    fn a_flows_figures_are_those_of_all_its_threads() {
+        let shards = FlowShards::new(2);
+        assert_eq!(
+            shards.combine(0, part("b", 5, 10, false)).records_copied,
+            10
+        );
+        let whole = shards.combine(1, part("a", 7, 3, true));
+        assert_eq!((whole.lag, whole.lag_seconds), (12, 7.0));
+        assert_eq!(whole.records_copied, 13);
+        assert!(whole.copy_failing, "one thread failing is the flow failing");
+        let topics: Vec<&str> = whole.partitions.iter().map(|p| p.topic.as_str()).collect();
+        assert_eq!(topics, ["a", "b"]);
+        // A thread's new figures replace its old ones.
+        let again = shards.combine(0, part("b", 0, 20, false));
+        assert_eq!((again.lag, again.records_copied), (7, 23));
     }
 }

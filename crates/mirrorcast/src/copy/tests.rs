@@ -12,6 +12,7 @@ use super::lane::{Lane, LaneSetup};
 use super::partitions::Mode;
 use super::readers::Readers;
 use super::report::FlowReporter;
+use super::shard::Shard;
 use super::source_copy::SourceCopy;
 use crate::config::properties::RawProperties;
 use crate::config::{Config, ErrorsConfig, FlowConfig};
@@ -48,16 +49,24 @@ fn harness_with(
     delivery_timeout: Duration,
     errors: ErrorsConfig,
 ) -> Harness {
-    harness_tuned(targets, capacity, delivery_timeout, errors, &|_| {})
+    harness_tuned(
+        targets,
+        capacity,
+        delivery_timeout,
+        errors,
+        &|_| {},
+        Shard::ALONE,
+    )
 }
 
-/// [`harness_with`], each lane's flow changed by `tune` first.
+/// [`harness_with`], each lane's flow changed by `tune` first, as copier thread `shard`.
 fn harness_tuned(
     targets: usize,
     capacity: usize,
     delivery_timeout: Duration,
     errors: ErrorsConfig,
     tune: &dyn Fn(&mut FlowConfig),
+    shard: Shard,
 ) -> Harness {
     let text = "clusters = eu, na, sa\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
                 sa.bootstrap.servers = h:3\neu->na.enabled = true\neu->sa.enabled = true\n\
@@ -78,6 +87,7 @@ fn harness_tuned(
         let target = FakeTarget::new(capacity);
         lanes.push(Lane::new(LaneSetup {
             index,
+            shard,
             flow,
             commands,
             target: target.clone(),
@@ -146,6 +156,46 @@ fn expected(partition: i32, range: std::ops::Range<i64>) -> Vec<String> {
     range.map(|o| format!("t/{partition}/{o}")).collect()
 }
 
+/// Two copier threads of one source: each copies and stores the progress of its own
+/// partitions only, to every target, and together they copy every partition once.
+#[test]
+fn copier_threads_of_a_source_split_its_partitions_between_them() {
+    let mut copied = Vec::new();
+    for shard in Shard::all(2) {
+        let mut h = harness_tuned(
+            2,
+            1000,
+            Duration::from_secs(120),
+            ErrorsConfig::StopPartition,
+            &|_| {},
+            shard,
+        );
+        for partition in 0..4 {
+            h.source.produce("t", partition, 10);
+        }
+        h.start(0, &[], 4);
+        h.start(1, &[], 4);
+        let owned: Vec<i32> = (0..4).filter(|&p| shard.owns("t", p)).collect();
+        assert_eq!(owned.len(), 2, "{shard:?}");
+        h.run_until("its partitions on both targets", |h| {
+            owned.iter().all(|&p| h.has(0, p, 10) && h.has(1, p, 10))
+        });
+        for target in 0..2 {
+            for partition in 0..4 {
+                let log = h.targets[target].log("t", partition);
+                if owned.contains(&partition) {
+                    assert_eq!(log, expected(partition, 0..10));
+                } else {
+                    assert!(log.is_empty(), "{shard:?} copied {partition}");
+                }
+            }
+        }
+        copied.extend(owned);
+    }
+    copied.sort();
+    assert_eq!(copied, [0, 1, 2, 3]);
+}
+
 #[test]
 fn records_are_copied_in_order_and_only_acknowledged_offsets_are_stored() {
     let mut h = harness(1, 1000);
@@ -179,6 +229,7 @@ fn with_auto_offset_reset_latest_partitions_without_progress_start_at_their_end(
         Duration::from_secs(120),
         ErrorsConfig::StopPartition,
         &|flow| flow.start_at_end = true,
+        Shard::ALONE,
     );
     h.source.produce("t", 0, 40);
     h.source.produce("t", 1, 40);

@@ -3,7 +3,7 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::mpsc::{self, Receiver};
+use std::sync::mpsc::Receiver;
 
 use super::config_sync::{ConfigOp, ConfigValue};
 use super::manager::TopicManager;
@@ -11,7 +11,7 @@ use super::{ClusterAdmin, TopicError};
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
 use crate::config::{Config, RawProperties};
 use crate::observe::Observability;
-use crate::plan::Command;
+use crate::plan::{Command, Commands};
 use crate::shutdown::Shutdown;
 
 /// Partition count and explicitly set configs of a fake topic.
@@ -197,7 +197,8 @@ pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {
     );
     let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
     let flow = Config::resolve(&raw).unwrap().flows.remove(0);
-    let (commands, receiver) = mpsc::channel();
+    let (commands, mut receivers) = Commands::to_threads(1);
+    let receiver = receivers.remove(0);
     let manager = TopicManager {
         flow,
         source_admin: rdkafka::ClientConfig::new(),

@@ -10,7 +10,6 @@
 //! [`super::schedule`].
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::mpsc::Sender;
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -25,7 +24,7 @@ use crate::health::Health;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::ClientLog;
 use crate::observe::Observability;
-use crate::plan::{Command, Route};
+use crate::plan::{Command, Commands, Route};
 use crate::progress;
 use crate::shutdown::Shutdown;
 
@@ -42,7 +41,7 @@ pub struct TopicManager {
     /// For the marks of created topics, kept in the progress topic.
     pub target_consumer: rdkafka::ClientConfig,
     pub target_producer: rdkafka::ClientConfig,
-    pub commands: Sender<Command>,
+    pub commands: Commands,
     pub shutdown: Shutdown,
     pub observe: Observability,
 }

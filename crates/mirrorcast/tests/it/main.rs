@@ -23,6 +23,7 @@ mod poison;
 mod replication;
 mod resources;
 mod restart;
+mod scale;
 mod secure;
 mod source_logs;
 mod source_resets;
