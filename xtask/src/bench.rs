@@ -213,21 +213,17 @@ fn replication_config(
 fn start_replicator(
     binary: &Path,
     dir: &Path,
+    source: &str,
     clusters: &Clusters,
     targets: &[&str],
+    extra: &str,
     http_port: u16,
 ) -> Result<Replicator> {
     let targets: Vec<(&str, String)> = targets
         .iter()
         .map(|t| (*t, clusters.bootstrap(t)))
         .collect();
-    let config = replication_config(
-        dir,
-        "mirrorcast",
-        &clusters.bootstrap("europe"),
-        &targets,
-        "",
-    )?;
+    let config = replication_config(dir, "mirrorcast", source, &targets, extra)?;
     let child = Command::new(binary)
         .arg("run")
         .arg(&config)
@@ -239,6 +235,74 @@ fn start_replicator(
         .spawn()
         .context("starting mirrorcast")?;
     Ok(Replicator(child))
+}
+
+/// mirrorcast's copy of the `count` records (`mb` MB) of europe (in `source`) to `targets` (in
+/// `clusters`) with `threads` copier threads (`None`: its default), into `row`.
+#[allow(clippy::too_many_arguments)]
+fn measure_mirrorcast(
+    binary: &Path,
+    out_dir: &Path,
+    source: &Clusters,
+    clusters: &Clusters,
+    targets: &[&str],
+    threads: Option<usize>,
+    (count, mb): (u64, f64),
+    row: &mut serde_json::Value,
+) -> Result<()> {
+    let port = localcluster::free_port()?;
+    let extra = threads.map_or(String::new(), |n| format!("tasks.max = {n}\n"));
+    let europe = source.bootstrap("europe");
+    let replicator = start_replicator(binary, out_dir, &europe, clusters, targets, &extra, port)?;
+    let brokers_now = || brokers_cpu(source, &["europe"]) + brokers_cpu(clusters, targets);
+    // From the first record on every target to the last, as for MM2 below.
+    let first_copied = Instant::now();
+    while targets
+        .iter()
+        .any(|t| total_records(&clusters.bootstrap(t), TOPIC) == 0)
+    {
+        if first_copied.elapsed() > Duration::from_secs(120) {
+            bail!("mirrorcast copied nothing in 2 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let brokers_before = brokers_now();
+    let (cpu_before, _) = cpu_and_peak(replicator.0.id());
+    let started = Instant::now();
+    loop {
+        let done = targets
+            .iter()
+            .all(|t| total_records(&clusters.bootstrap(t), TOPIC) >= count as i64);
+        if done {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(1800) {
+            bail!("replication did not finish in 30 minutes");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let (cpu_after, peak) = cpu_and_peak(replicator.0.id());
+    let cpu = cpu_after - cpu_before;
+    let brokers = brokers_now() - brokers_before;
+    row["replication_brokers_cpu_s_per_gb"] = (brokers / (mb / 1000.0)).into();
+    row["replication_cores_busy"] = ((brokers + cpu) / seconds).into();
+    row["mirrorcast_cores_busy"] = (cpu / seconds).into();
+    row["replication_seconds"] = seconds.into();
+    row["replication_mb_s"] = (mb / seconds).into();
+    row["replication_records_s"] = (count as f64 / seconds).into();
+    row["cpu_seconds_per_gb"] = (cpu / (mb * targets.len() as f64 / 1000.0)).into();
+    row["peak_rss_mib"] = (peak as f64 / 1048576.0).into();
+    if let Some(read) = source_records_read(port) {
+        row["source_reads_per_record"] = (read / count as f64).into();
+    }
+    if let (Some(raw), Some(rep)) = (
+        row["raw_producer_target_mb_s"].as_f64(),
+        row["replication_mb_s"].as_f64(),
+    ) {
+        row["replication_over_raw_producer"] = (rep / raw).into();
+    }
+    Ok(())
 }
 
 /// Records read from the source by every reader of the replicator, from its `/metrics`.
@@ -411,6 +475,8 @@ pub struct Options {
     pub targets: Vec<usize>,
     /// Whether genuine MirrorMaker 2 is measured too (on Apache Kafka).
     pub mm2: bool,
+    /// mirrorcast is measured with each of these `tasks.max` (empty: once, its default).
+    pub copier_threads: Vec<usize>,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
@@ -508,85 +574,65 @@ fn run_once(
                 row["raw_producer_target_mb_s"] = (mb / produce_target).into();
                 row["raw_consumer_mb_s"] = (mb / consume).into();
             }
-            let port = localcluster::free_port()?;
-            let replicator = start_replicator(binary, out_dir, &clusters, &targets, port)?;
-            // From the first record on every target to the last, as for MM2 below.
-            let first_copied = Instant::now();
-            while targets
-                .iter()
-                .any(|t| total_records(&clusters.bootstrap(t), TOPIC) == 0)
-            {
-                if first_copied.elapsed() > Duration::from_secs(120) {
-                    bail!("mirrorcast copied nothing in 2 minutes");
+            // One row per copier-thread count (`tasks.max`), each into targets of its own;
+            // MM2 and Python once, with the first.
+            let variants: Vec<Option<usize>> = if options.copier_threads.is_empty() {
+                vec![None]
+            } else {
+                options.copier_threads.iter().copied().map(Some).collect()
+            };
+            let base = row;
+            for (variant, threads) in variants.into_iter().enumerate() {
+                let mut row = base.clone();
+                if let Some(threads) = threads {
+                    row["copier_threads"] = threads.into();
                 }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let brokers_before = brokers_cpu(&clusters, &names);
-            let (cpu_before, _) = cpu_and_peak(replicator.0.id());
-            let started = Instant::now();
-            loop {
-                let done = targets
-                    .iter()
-                    .all(|t| total_records(&clusters.bootstrap(t), TOPIC) >= count as i64);
-                if done {
-                    break;
+                let fresh_targets;
+                let into = if variant == 0 {
+                    &clusters
+                } else {
+                    fresh_targets = Clusters::start_on(broker, &targets, Storage::Memory)?;
+                    &fresh_targets
+                };
+                let sizes = (count, mb);
+                measure_mirrorcast(
+                    binary, out_dir, &clusters, into, &targets, threads, sizes, &mut row,
+                )?;
+                if variant == 0 {
+                    let seconds = row["replication_seconds"].as_f64().unwrap_or(f64::NAN);
+                    if broker == Broker::Kafka && options.mm2 {
+                        // A copy MM2 could not finish is a result too: say where it stopped.
+                        let mm2 = mm2_copy(broker, out_dir, &europe, targets.len(), count, mb)
+                            .unwrap_or_else(|e| {
+                                println!("MM2: {e:#}");
+                                serde_json::json!({ "failed": format!("{e:#}") })
+                            });
+                        let (ours, theirs) =
+                            (&row["cpu_seconds_per_gb"], &mm2["cpu_seconds_per_gb"]);
+                        if let (Some(ours), Some(theirs)) = (ours.as_f64(), theirs.as_f64()) {
+                            // MB per replicator CPU-second, mirrorcast's over MM2's.
+                            row["mb_per_cpu_s_over_mm2"] = (theirs / ours).into();
+                        }
+                        if let (Some(ours), Some(theirs)) =
+                            (row["peak_rss_mib"].as_f64(), mm2["peak_rss_mib"].as_f64())
+                        {
+                            row["rss_over_mm2"] = (ours / theirs).into();
+                        }
+                        row["mm2"] = mm2;
+                    }
+                    if targets.len() == 1 {
+                        let fresh = Clusters::start_on(broker, &["python"], Storage::Memory)?;
+                        let target = fresh.bootstrap("python");
+                        create_topic(&target, "python")?;
+                        let python_seconds =
+                            python_copy(python, root, &europe, &target, TOPIC, "python", count)?;
+                        row["python_mb_s"] = (mb / python_seconds).into();
+                        row["mirrorcast_over_python"] = (python_seconds / seconds).into();
+                    }
                 }
-                if started.elapsed() > Duration::from_secs(1800) {
-                    bail!("replication did not finish in 30 minutes");
-                }
-                std::thread::sleep(Duration::from_millis(100));
+                println!("{}", serde_json::to_string(&row)?);
+                results.push(row);
             }
-            let seconds = started.elapsed().as_secs_f64();
-            let (cpu_after, peak) = cpu_and_peak(replicator.0.id());
-            let cpu = cpu_after - cpu_before;
-            let brokers = brokers_cpu(&clusters, &names) - brokers_before;
-            row["replication_brokers_cpu_s_per_gb"] = (brokers / (mb / 1000.0)).into();
-            row["replication_cores_busy"] = ((brokers + cpu) / seconds).into();
-            row["replication_seconds"] = seconds.into();
-            row["replication_mb_s"] = (mb / seconds).into();
-            row["replication_records_s"] = (count as f64 / seconds).into();
-            row["cpu_seconds_per_gb"] = (cpu / (mb * targets.len() as f64 / 1000.0)).into();
-            row["peak_rss_mib"] = (peak as f64 / 1048576.0).into();
-            if let Some(read) = source_records_read(port) {
-                row["source_reads_per_record"] = (read / count as f64).into();
-            }
-            if let (Some(raw), Some(rep)) = (
-                row["raw_producer_target_mb_s"].as_f64(),
-                row["replication_mb_s"].as_f64(),
-            ) {
-                row["replication_over_raw_producer"] = (rep / raw).into();
-            }
-            drop(replicator);
-            if broker == Broker::Kafka && options.mm2 {
-                // A copy MM2 could not finish is a result too: say where it stopped.
-                let mm2 = mm2_copy(broker, out_dir, &europe, targets.len(), count, mb)
-                    .unwrap_or_else(|e| {
-                        println!("MM2: {e:#}");
-                        serde_json::json!({ "failed": format!("{e:#}") })
-                    });
-                let (ours, theirs) = (&row["cpu_seconds_per_gb"], &mm2["cpu_seconds_per_gb"]);
-                if let (Some(ours), Some(theirs)) = (ours.as_f64(), theirs.as_f64()) {
-                    // MB per replicator CPU-second, mirrorcast's over MM2's.
-                    row["mb_per_cpu_s_over_mm2"] = (theirs / ours).into();
-                }
-                if let (Some(ours), Some(theirs)) =
-                    (row["peak_rss_mib"].as_f64(), mm2["peak_rss_mib"].as_f64())
-                {
-                    row["rss_over_mm2"] = (ours / theirs).into();
-                }
-                row["mm2"] = mm2;
-            }
-            if targets.len() == 1 {
-                let fresh = Clusters::start_on(broker, &["python"], Storage::Memory)?;
-                let target = fresh.bootstrap("python");
-                create_topic(&target, "python")?;
-                let python_seconds =
-                    python_copy(python, root, &europe, &target, TOPIC, "python", count)?;
-                row["python_mb_s"] = (mb / python_seconds).into();
-                row["mirrorcast_over_python"] = (python_seconds / seconds).into();
-            }
-            println!("{}", serde_json::to_string(&row)?);
-            results.push(row);
         }
     }
     let latency = latency(broker, options.mm2, binary, out_dir)?;
@@ -649,7 +695,16 @@ fn latency(broker: Broker, mm2: bool, binary: &Path, out_dir: &Path) -> Result<s
     };
     let clusters = Clusters::start_on(broker, &["europe", "northamerica"], Storage::Memory)?;
     let port = localcluster::free_port()?;
-    let _replicator = start_replicator(binary, out_dir, &clusters, &["northamerica"], port)?;
+    let source = clusters.bootstrap("europe");
+    let _replicator = start_replicator(
+        binary,
+        out_dir,
+        &source,
+        &clusters,
+        &["northamerica"],
+        "",
+        port,
+    )?;
     let europe = clusters.bootstrap("europe");
     let target = clusters.bootstrap("northamerica");
     create_topic(&europe, "latency")?;
@@ -817,13 +872,14 @@ fn print_table(summary: &serde_json::Value) {
         _ => "-".to_string(),
     };
     println!("\nMedian of the runs; (min-max) where shown.\n");
-    println!("| record | targets | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| record | targets | copier threads | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in summary["backlog"].as_array().into_iter().flatten() {
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["record_bytes"]["median"],
             r["targets"]["median"],
+            median(&r["copier_threads"]).map_or("default".to_string(), |n| n.to_string()),
             num(&r["raw_producer_target_mb_s"], 1),
             num(&r["raw_consumer_mb_s"], 1),
             spread(&r["replication_mb_s"]),
@@ -831,6 +887,8 @@ fn print_table(summary: &serde_json::Value) {
             num(&r["replication_over_raw_producer"], 2),
             num(&r["source_reads_per_record"], 2),
             spread(&r["cpu_seconds_per_gb"]),
+            num(&r["mirrorcast_cores_busy"], 2),
+            num(&r["replication_cores_busy"], 2),
             num(&r["replication_brokers_cpu_s_per_gb"], 1),
             num(&r["peak_rss_mib"], 0),
             spread(&r["mm2"]["mb_s"]),

@@ -56,6 +56,10 @@ enum Task {
         /// Leave genuine MirrorMaker 2 out (e.g. to compare two mirrorcast builds quickly).
         #[arg(long)]
         without_mm2: bool,
+        /// Measure mirrorcast with each of these copier thread counts (`tasks.max`; default:
+        /// once, with its own default of one per core).
+        #[arg(long, value_delimiter = ',')]
+        copier_threads: Vec<usize>,
     },
 }
 
@@ -87,6 +91,7 @@ fn main() -> ExitCode {
             runs,
             targets,
             without_mm2,
+            copier_threads,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
                 &bench::Options {
@@ -96,6 +101,7 @@ fn main() -> ExitCode {
                     runs: runs.max(1),
                     targets,
                     mm2: !without_mm2,
+                    copier_threads,
                 },
                 &workspace_root(),
             )
