@@ -128,7 +128,7 @@ struct ConnectorSpec {
 #[derive(Debug)]
 pub struct Translated {
     pub raw: RawProperties,
-    /// `spec.replicas`, `spec.mirrors[0].sourceConnector.tasksMax`, ...
+    /// `spec.replicas`, `spec.template`, ...
     pub ignored: Vec<String>,
     /// Mirrors as (source, target): their progress is kept the Strimzi way.
     pub mirrors: Vec<(String, String)>,
@@ -349,7 +349,21 @@ pub fn translate(
             ("heartbeatConnector", &mirror.heartbeat_connector),
         ] {
             let Some(connector) = connector else { continue };
-            ignored.extend(connector.other.keys().map(|k| format!("{at}.{name}.{k}")));
+            let mut other = connector.other.clone();
+            // The source connector's tasks are mirrorcast's copier threads (`tasks.max`).
+            if name == "sourceConnector" {
+                if let Some(tasks) = other.remove("tasksMax") {
+                    let tasks = scalar(&tasks).ok_or_else(|| {
+                        error(
+                            &format!("{at}.{name}.tasksMax"),
+                            None,
+                            "is not a number".into(),
+                        )
+                    })?;
+                    pairs.push((format!("{flow}.tasks.max"), tasks));
+                }
+            }
+            ignored.extend(other.keys().map(|k| format!("{at}.{name}.{k}")));
             for (key, value) in &connector.config {
                 let value = scalar(value).ok_or_else(|| {
                     error(
@@ -474,9 +488,9 @@ spec:
                 "spec.replicas",
                 "spec.template",
                 "spec.clusters[1].config.group.id",
-                "spec.mirrors[0].sourceConnector.tasksMax",
             ]
         );
+        assert_eq!(get("europe->northamerica.tasks.max").as_deref(), Some("2"));
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod common;
 
 mod cli;
 mod demo;
+mod deploy;
 mod fanout;
 mod faults;
 mod groups;
