@@ -69,11 +69,15 @@ fn emit(pair: &HeartbeatPair, shutdown: &Shutdown) {
     };
     let mut health = Health::default();
     let mut topic_ready = false;
+    let every = pair.heartbeats.interval;
     loop {
-        let written = write_one(pair, &admin, &producer, &mut topic_ready);
-        match written {
+        match write_one(pair, &admin, &producer, &mut topic_ready) {
             Ok(()) => health.say_recovered(&name, "writing heartbeats"),
-            Err(e) => health.warn_failed(&name, "writing heartbeats", &e),
+            Err(e) => {
+                if health.failed() {
+                    warn!(flow = %name, "cannot write heartbeats: {e}; trying again every {every:?}");
+                }
+            }
         }
         if shutdown.sleep(pair.heartbeats.interval) {
             return;

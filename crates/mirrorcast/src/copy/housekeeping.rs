@@ -143,13 +143,15 @@ impl<T: Target> Lane<T> {
                     .then(|| (s.remote_topic.clone(), s.partition))
             });
         let Some((topic, partition)) = stalled.next() else {
-            if self.stall.recovered() {
+            // Said for the flow when its last stalled copier thread sees it answer.
+            if self.stall.recovered() && self.reporter.stall_ended() {
                 info!(flow = %self.flow_name, "the target acknowledges records again");
             }
             return;
         };
         let others = stalled.count();
-        if self.stall.failed() {
+        // Said for the flow by the first of its copier threads to see it.
+        if self.stall.failed() && self.reporter.stall_began() {
             let message = format!(
                 "{} has acknowledged nothing of {topic}[{partition}]{} for over {timeout:?}; \
                  the records stay queued and are delivered in order once it answers",

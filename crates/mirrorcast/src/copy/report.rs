@@ -10,7 +10,7 @@ use std::time::Instant;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::observe::metrics::{FlowLabels, PartitionLabels};
 use crate::observe::status::{now_ms, PartitionStatus};
@@ -48,19 +48,26 @@ pub struct PartitionView<'a> {
     pub meters: &'a PartitionMeters,
 }
 
-/// What each copier thread of one flow last published.
+/// What each copier thread of one flow last published, and how many of them see the target
+/// stalled (said once for the flow, not once per thread).
 #[derive(Default)]
-pub struct FlowShards(Mutex<Vec<Option<ShardReport>>>);
+pub struct FlowShards {
+    parts: Mutex<Vec<Option<ShardReport>>>,
+    stalled: AtomicUsize,
+}
 
 impl FlowShards {
     pub fn new(threads: usize) -> Arc<Self> {
-        Arc::new(FlowShards(Mutex::new(vec![None; threads.max(1)])))
+        Arc::new(FlowShards {
+            parts: Mutex::new(vec![None; threads.max(1)]),
+            stalled: AtomicUsize::new(0),
+        })
     }
 
     /// Stores thread `index`'s part; returns the flow's whole, from every thread that has
     /// published.
     fn combine(&self, index: usize, part: ShardReport) -> ShardReport {
-        let mut parts = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut parts = self.parts.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(slot) = parts.get_mut(index) {
             *slot = Some(part);
         }
@@ -306,6 +313,17 @@ impl FlowReporter {
         m.set_flow_state(&self.source, &self.target, state);
     }
 
+    /// This thread sees the target stalled: true if no other thread of the flow did (say it).
+    pub fn stall_began(&self) -> bool {
+        self.shards.stalled.fetch_add(1, Ordering::SeqCst) == 0
+    }
+
+    /// This thread sees the target answer again: true if no thread of the flow still sees it
+    /// stalled (say it).
+    pub fn stall_ended(&self) -> bool {
+        self.shards.stalled.fetch_sub(1, Ordering::SeqCst) == 1
+    }
+
     /// Records an error as the flow's last error.
     pub fn error(&self, message: &str) {
         self.observe
@@ -355,5 +373,17 @@ mod tests {
         // A thread's new figures replace its old ones.
         let again = shards.combine(0, part("b", 0, 20, false));
         assert_eq!((again.lag, again.records_copied), (7, 23));
+    }
+
+    #[test]
+    fn a_stalled_target_is_said_once_per_flow_whatever_its_threads_see() {
+        let shards = FlowShards::new(2);
+        let thread =
+            |i| FlowReporter::for_thread(Observability::new(), "eu", "na", shards.clone(), i);
+        let (first, second) = (thread(0), thread(1));
+        assert!(first.stall_began(), "the first to see it says it");
+        assert!(!second.stall_began());
+        assert!(!first.stall_ended(), "the other still sees it");
+        assert!(second.stall_ended(), "the last one says it is over");
     }
 }

@@ -28,7 +28,11 @@ fn two_targets_that_keep_up_read_each_source_record_once() {
     );
     let port = localcluster::free_port().unwrap();
     let http = format!("127.0.0.1:{port}");
-    let replicator = Replicator::start(&config, &["--http", &http]);
+    // As deployed: the process serves the targets (no heartbeats into Europe to copy back).
+    let replicator = Replicator::start(
+        &config,
+        &["--clusters", "northamerica,southamerica", "--http", &http],
+    );
     let warm_up_ends = end_offsets(&europe, "orders");
     for target in [&north, &south] {
         assert!(
@@ -98,7 +102,11 @@ fn a_slow_target_leaves_the_shared_reader_and_never_holds_the_other_back() {
     );
     let port = localcluster::free_port().unwrap();
     let http = format!("127.0.0.1:{port}");
-    let replicator = Replicator::start(&config, &["--http", &http]);
+    // As deployed: the process serves the targets (no heartbeats into Europe to copy back).
+    let replicator = Replicator::start(
+        &config,
+        &["--clusters", "northamerica,southamerica", "--http", &http],
+    );
     let ends = end_offsets(&europe, "orders");
     assert!(
         wait_until(Duration::from_secs(60), || progress_reached(

@@ -30,7 +30,11 @@ fn a_target_down_for_20s_catches_up_and_the_other_never_waits() {
     );
     let port = localcluster::free_port().unwrap();
     let http = format!("127.0.0.1:{port}");
-    let replicator = Replicator::start(&config, &["--http", &http]);
+    // As deployed: the process serves the targets (no heartbeats into Europe to copy back).
+    let replicator = Replicator::start(
+        &config,
+        &["--clusters", "northamerica,southamerica", "--http", &http],
+    );
     let first_ends = end_offsets(&europe, "events");
     for target in [&north, &south] {
         assert!(

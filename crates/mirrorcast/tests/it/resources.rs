@@ -190,8 +190,10 @@ fn scenario_resources_resolve_to_the_same_flows_as_the_properties_files() {
         let password = format!("{short}-pass");
         let secrets_arg = format!("--secrets-dir={}", secrets.display());
         let (from_yaml, notes) = validate(&[yaml.to_str().unwrap(), &secrets_arg], &[]);
+        // `--clusters`, as a replicator per region runs: only the heartbeats into its region,
+        // as Strimzi's connectors for the resource's mirrors.
         let (from_props, _) = validate(
-            &[props.to_str().unwrap()],
+            &[props.to_str().unwrap(), "--clusters", target],
             &[("MM2_TARGET_PASSWORD", &password)],
         );
         assert_eq!(
