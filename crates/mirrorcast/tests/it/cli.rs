@@ -70,7 +70,9 @@ fn missing_clusters_exits_2_naming_the_key() {
 /// to `topics = .*` would replicate everything).
 #[test]
 fn unknown_keys_are_warned_about_and_custom_classes_refused() {
-    let text = format!("{GOOD}refresh.topic.interval.seconds = 5\ntasks.max = 4\n");
+    let text = format!(
+        "{GOOD}refresh.topic.interval.seconds = 5\nconsumer.poll.timeout.ms = 4\ntasks.max = 4\n"
+    );
     let (code, _, stderr) = mirrorcast(&["validate"], &text);
     assert_eq!(code, 0, "{stderr}");
     assert!(
@@ -78,7 +80,11 @@ fn unknown_keys_are_warned_about_and_custom_classes_refused() {
             && stderr.contains("did you mean `refresh.topics.interval.seconds`"),
         "{stderr}"
     );
-    assert!(stderr.contains("`tasks.max`: has no effect"), "{stderr}");
+    assert!(
+        stderr.contains("`consumer.poll.timeout.ms`: has no effect"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("`tasks.max`"), "honoured: {stderr}");
     let text = format!("{GOOD}topic.filter.class = com.example.OnlyMine\n");
     let line = GOOD.lines().count() + 1;
     assert_config_error(&text, "topic.filter.class", Some(line));

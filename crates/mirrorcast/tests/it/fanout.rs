@@ -94,8 +94,11 @@ fn a_slow_target_leaves_the_shared_reader_and_never_holds_the_other_back() {
     // seconds for the backlog, so that a loaded machine cannot make North America look as slow):
     // its queue is full nearly all the time, so it must leave the shared reader.
     let dir = tempfile::tempdir().unwrap();
+    // One copier thread: each thread has its own producer, which would make the slow target
+    // as many times faster.
     let slow = "southamerica.producer.queue.buffering.max.messages = 10\n\
-                southamerica.producer.linger.ms = 100\n";
+                southamerica.producer.linger.ms = 100\n\
+                tasks.max = 1\n";
     let config = write_config(
         dir.path(),
         &broadcast_config(&clusters, "IdentityReplicationPolicy", slow),
