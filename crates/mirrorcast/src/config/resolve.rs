@@ -196,7 +196,9 @@ fn without_syncs(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<ConfigError> 
         warnings.push(raw.error(
             &key,
             format!(
-                "{what} for {}: they are made from offset syncs, which                  `emit.offset-syncs.enabled = false` turns off (MM2's checkpoint connector does                  not start either)",
+                "{what} for {}: they are made from offset syncs, which \
+                 `emit.offset-syncs.enabled = false` turns off (MM2's checkpoint connector does \
+                 not start either)",
                 flow.name()
             ),
         ));
@@ -987,6 +989,7 @@ replication.factor = 1
         assert!(group_sync[0].contains(
             "`sync.group.offsets.enabled`: group offsets are not synced for europe->southamerica"
         ));
+        assert!(!group_sync[0].contains("  "), "one sentence: {group_sync:?}");
         let quiet = said("emit.offset-syncs.enabled = false\nemit.checkpoints.enabled = false\n");
         assert!(quiet.is_empty(), "{quiet:?}");
     }
