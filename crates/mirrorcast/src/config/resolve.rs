@@ -989,7 +989,10 @@ replication.factor = 1
         assert!(group_sync[0].contains(
             "`sync.group.offsets.enabled`: group offsets are not synced for europe->southamerica"
         ));
-        assert!(!group_sync[0].contains("  "), "one sentence: {group_sync:?}");
+        assert!(
+            !group_sync[0].contains("  "),
+            "one sentence: {group_sync:?}"
+        );
         let quiet = said("emit.offset-syncs.enabled = false\nemit.checkpoints.enabled = false\n");
         assert!(quiet.is_empty(), "{quiet:?}");
     }
