@@ -11,6 +11,8 @@ use crate::config::{ClientRole, Config, FlowConfig};
 use crate::copy::report::FlowShards;
 use crate::copy::shard::Shard;
 use crate::copy::{self, CopierSetup};
+use crate::instances::membership::{default_group_id, MemberFlow, Membership};
+use crate::instances::Standing;
 use crate::kafka::clients::client_config;
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
@@ -109,17 +111,31 @@ pub fn start_all(
     })
 }
 
-/// One attempt at a source's flows: their topic managers and checkpoint tasks, then the
-/// source's copier threads until the attempt stops.
+/// One attempt at a source's flows: their topic managers and checkpoint tasks, the group
+/// member when instances share the source, then the source's copier threads until the attempt
+/// stops.
 fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     let alias = &group.alias;
+    let group_id = group.flows.iter().find_map(|f| f.instances_group.clone());
+    let standing = match group_id {
+        Some(_) => Standing::in_group(),
+        None => Standing::alone(),
+    };
     let mut per_thread: Vec<Vec<CopierSetup>> = (0..group.threads).map(|_| Vec::new()).collect();
+    let mut members = Vec::new();
     for flow in &group.flows {
-        match start(flow.clone(), group.threads, watch, observe.clone()) {
-            Ok(setups) => {
+        match start(
+            flow.clone(),
+            group.threads,
+            watch,
+            observe.clone(),
+            &standing,
+        ) {
+            Ok((setups, member)) => {
                 for (thread, setup) in per_thread.iter_mut().zip(setups) {
                     thread.push(setup);
                 }
+                members.push(member);
             }
             Err(e) => {
                 let name = flow.name();
@@ -151,9 +167,33 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             }
         }
     }
+    let (leave, copiers_done) = std::sync::mpsc::channel::<()>();
+    let mut member = None;
+    if let Some(id) = group_id {
+        let targets: Vec<&str> = group.flows.iter().map(|f| f.target.as_str()).collect();
+        let membership = Membership {
+            source: alias.clone(),
+            group_id: id.unwrap_or_else(|| default_group_id(alias, &targets)),
+            consumer: reader.clone(),
+            flows: members,
+            standing,
+            observe: observe.clone(),
+            leave: copiers_done,
+            shutdown: watch.shutdown(),
+        };
+        match watch.spawn(format!("member {alias}"), move || membership.run()) {
+            Ok(thread) => member = Some(thread),
+            Err(e) => watch.run("starting the group member", || Err(e.to_string())),
+        }
+    }
     // The attempt lasts as long as its copiers: each stores its progress before it ends.
     for copier in copiers {
         let _ = copier.join();
+    }
+    // Only now may the group hand this process's partitions on.
+    drop(leave);
+    if let Some(member) = member {
+        let _ = member.join();
     }
 }
 
@@ -174,7 +214,8 @@ fn start(
     threads: usize,
     watch: &Watch,
     observe: Observability,
-) -> std::io::Result<Vec<CopierSetup>> {
+    standing: &Standing,
+) -> std::io::Result<(Vec<CopierSetup>, MemberFlow)> {
     let name = flow.name();
     let (source, target) = (&flow.clients.source, &flow.clients.target);
     // Shown from the start (`starting`), so a flow that cannot reach its clusters is seen.
@@ -200,6 +241,7 @@ fn start(
                 source_producer: client_config(source, ClientRole::Producer, &client_id),
                 observe: observe.clone(),
                 commands: receiver,
+                standing: standing.clone(),
             }
         })
         .collect();
@@ -209,6 +251,7 @@ fn start(
         source_consumer: client_config(source, ClientRole::Consumer, &client_id),
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         target_producer: client_config(target, ClientRole::Producer, &client_id),
+        standing: standing.clone(),
         syncs_consumer: if syncs_on_source {
             client_config(source, ClientRole::Consumer, &client_id)
         } else {
@@ -221,10 +264,16 @@ fn start(
         target_admin: client_config(target, ClientRole::Admin, &client_id),
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         target_producer: client_config(target, ClientRole::Producer, &client_id),
-        flow,
-        commands,
+        flow: flow.clone(),
+        commands: commands.clone(),
+        standing: standing.clone(),
         shutdown,
         observe,
+    };
+    let member = MemberFlow {
+        target_consumer: client_config(target, ClientRole::Consumer, &client_id),
+        flow,
+        commands,
     };
     watch.spawn(format!("topics {name}"), move || {
         manager.run();
@@ -237,5 +286,5 @@ fn start(
     if checkpointing {
         watch.spawn(format!("checkpoints {name}"), move || checkpoints.run())?;
     }
-    Ok(setups)
+    Ok((setups, member))
 }

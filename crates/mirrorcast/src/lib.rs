@@ -31,6 +31,7 @@ pub(crate) mod filter;
 pub mod flow;
 mod health;
 pub mod heartbeats;
+pub mod instances;
 pub mod kafka;
 pub mod observe;
 pub mod offsets;

@@ -26,6 +26,22 @@ pub enum Command {
     /// These source topics are gone for good: stop copying them and drop their progress, so
     /// that a topic created again under the same name starts from its beginning.
     Forget(Vec<String>),
+    /// Instances sharing a group (`crate::instances`): the group gave this process these
+    /// partitions; their progress, read from the progress topic after the assignment.
+    Acquire {
+        partitions: Vec<(String, i32)>,
+        progress: Progress,
+    },
+    /// The group takes these partitions away: stop reading them, store their acknowledged
+    /// progress, then answer on `done` (the group hands them on only after every answer).
+    Release {
+        partitions: Vec<(String, i32)>,
+        done: std::sync::mpsc::Sender<()>,
+    },
+    /// The group took these partitions away without asking (the session expired): stop
+    /// without storing anything, another member copies them from its own reading of the
+    /// progress.
+    Abandon(Vec<(String, i32)>),
 }
 
 /// The topic manager's line to every copier thread of its flow: each is told everything and
@@ -44,6 +60,11 @@ impl Commands {
             .map(|_| std::sync::mpsc::channel())
             .unzip();
         (Commands(senders), receivers)
+    }
+
+    /// How many copier threads hear each command.
+    pub fn threads(&self) -> usize {
+        self.0.len()
     }
 
     pub fn send(&self, command: Command) -> Result<(), CopierGone> {

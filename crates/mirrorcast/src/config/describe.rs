@@ -66,6 +66,16 @@ pub fn describe(config: &Config) -> String {
             let every = heartbeats.interval.as_secs();
             let _ = writeln!(out, "    heartbeats: every {every}s");
         }
+        if let Some(group) = &flow.instances_group {
+            let group = group
+                .as_deref()
+                .unwrap_or("default: mirrorcast.<source>.<targets>");
+            let _ = writeln!(
+                out,
+                "    instances: share {}'s partitions with the other processes in group {group}",
+                flow.source
+            );
+        }
         // Only where the flow's own client keys change what its cluster says.
         for side in [&flow.clients.source, &flow.clients.target] {
             let Some(cluster) = config.cluster(&side.alias) else {

@@ -133,6 +133,8 @@ pub const KEYS: &[(&str, Rule)] = &[
         ),
     ),
     ("tasks.max", Rule::Honoured),
+    ("instances.group.enabled", Rule::Honoured),
+    ("instances.group.id", Rule::Honoured),
     (
         "refresh.groups.enabled",
         Rule::NoEffect("groups are listed again at every checkpoint round"),

@@ -95,6 +95,11 @@ pub struct FlowConfig {
     /// `tasks.max`: copier threads for the source (the most any of its flows asks for);
     /// `None`: one per core.
     pub tasks_max: Option<usize>,
+    /// `instances.group.enabled` (beyond MM2): the processes of this replicator share the
+    /// source's partitions through a consumer group on the source, with the id of
+    /// `instances.group.id` if set (`crate::instances`). `None`: this process copies every
+    /// partition.
+    pub instances_group: Option<Option<String>>,
 }
 
 /// The clients of one flow on its source and on its target: each cluster's settings with the

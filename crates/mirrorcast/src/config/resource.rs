@@ -184,7 +184,22 @@ pub fn translate(
     }
     let spec = resource.spec;
     let mut pairs: Vec<(String, String)> = Vec::new();
-    let mut ignored: Vec<String> = spec.other.keys().map(|k| format!("spec.{k}")).collect();
+    let mut ignored: Vec<String> = spec
+        .other
+        .keys()
+        .filter(|k| *k != "replicas")
+        .map(|k| format!("spec.{k}"))
+        .collect();
+    // Strimzi's Connect workers share the connectors' tasks; mirrorcast's processes share the
+    // sources' partitions through a group (`instances.group.enabled`).
+    if let Some(replicas) = spec.other.get("replicas") {
+        let count = scalar(replicas)
+            .and_then(|r| r.trim().parse::<u32>().ok())
+            .ok_or_else(|| error("spec.replicas", None, "is not a number".into()))?;
+        if count > 1 {
+            pairs.push(("instances.group.enabled".into(), "true".into()));
+        }
+    }
     let aliases: Vec<&str> = spec.clusters.iter().map(|c| c.alias.as_str()).collect();
     pairs.push(("clusters".into(), aliases.join(", ")));
 
@@ -484,13 +499,21 @@ spec:
         );
         assert_eq!(
             t.ignored,
-            [
-                "spec.replicas",
-                "spec.template",
-                "spec.clusters[1].config.group.id",
-            ]
+            ["spec.template", "spec.clusters[1].config.group.id",]
         );
         assert_eq!(get("europe->northamerica.tasks.max").as_deref(), Some("2"));
+        assert_eq!(get("instances.group.enabled"), None, "one replica");
+        let three =
+            translate_text(&RESOURCE.replace("replicas: 1", "replicas: 3"), dir.path()).unwrap();
+        assert_eq!(
+            three
+                .raw
+                .get("instances.group.enabled")
+                .map(|v| v.value.clone())
+                .as_deref(),
+            Some("true"),
+            "replicas share through a group"
+        );
     }
 
     #[test]

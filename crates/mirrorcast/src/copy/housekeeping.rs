@@ -75,6 +75,16 @@ impl<T: Target> Lane<T> {
     /// Stores the last acknowledged offset of every partition that moved since the last write,
     /// and (as MM2 does at each offset flush) writes the offset syncs held back since.
     pub(super) fn write_progress(&mut self) {
+        // Checked right before writing: a process frozen in the middle of a round must not
+        // go on to store progress that another instance has moved on from meanwhile.
+        if self.standing.may_write() {
+            self.store_progress();
+        }
+    }
+
+    /// [`Lane::write_progress`] whatever the lease says: for a release, which the group
+    /// asked for (so this process is still a member).
+    pub(super) fn store_progress(&mut self) {
         self.timers.last_progress_write = Instant::now();
         if let Some(syncs) = &mut self.syncs {
             for state in self.partitions.iter_mut().filter(|s| !s.retired) {
@@ -171,6 +181,8 @@ impl<T: Target> Lane<T> {
         let deadline = Instant::now() + SHUTDOWN_FLUSH;
         self.target.flush(SHUTDOWN_FLUSH);
         self.handle_deliveries_after_stop();
+        // Not when a member's lease lapsed: it may have lost its partitions already, and their
+        // new owner's progress must not be overwritten with older.
         self.write_progress();
         self.target.flush(
             deadline
@@ -190,6 +202,9 @@ impl<T: Target> Lane<T> {
         let Some(interval) = self.flow.heartbeats.as_ref().map(|h| h.interval) else {
             return;
         };
+        if !self.standing.leads() {
+            return; // another instance of the replicator writes them
+        }
         if !self.timers.heartbeat_due(interval) {
             return;
         }

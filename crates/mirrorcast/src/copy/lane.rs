@@ -8,6 +8,7 @@
 //! a retry, never a gap. Records below the lane's position (re-read by the shared reader for
 //! another lane) are skipped.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -29,6 +30,7 @@ use super::shard::Shard;
 use super::syncs::SyncWriter;
 use crate::config::FlowConfig;
 use crate::health::Health;
+use crate::instances::Standing;
 use crate::offsets::translate::SyncEmitter;
 use crate::plan::{Command, Route};
 use crate::progress::{codec, Progress};
@@ -62,6 +64,8 @@ pub(crate) struct LaneSetup<T> {
     /// After this long with records in flight and no report, the target counts as failing
     /// (the producer itself never gives a record up: see `connect_lane`).
     pub delivery_timeout: Duration,
+    /// Whether this process may write, and leads the flow (instances sharing a group).
+    pub standing: Standing,
     pub shutdown: Shutdown,
 }
 
@@ -92,7 +96,7 @@ pub(crate) struct Lane<T> {
     pub(super) flow_name: String,
     pub(super) target: T,
     pub(super) partitions: Vec<PartitionState>,
-    index_of: PartitionIndex,
+    pub(super) index_of: PartitionIndex,
     /// The stored progress; `None` until [`Command::Resume`] (the internal topics may not
     /// exist before).
     pub(super) progress: Option<Progress>,
@@ -100,6 +104,15 @@ pub(crate) struct Lane<T> {
     pub(super) spare_reports: Vec<super::delivery::Delivery>,
     /// Routes that came before the progress (never, with the topic manager's order).
     pending_routes: Vec<Route>,
+    /// Every route the topic manager gave, by source topic: partitions the group gives this
+    /// process later are copied by them.
+    pub(super) routes: HashMap<String, Route>,
+    /// In a group: the partitions it gave this process (`None`: every partition is ours).
+    pub(super) assigned: Option<HashSet<(String, i32)>>,
+    /// Progress read at an assignment that came before [`Command::Resume`]; it wins over the
+    /// progress read at the flow's start, which may be older.
+    pub(super) acquired_progress: HashMap<(String, i32), Option<i64>>,
+    pub(super) standing: Standing,
     pub(super) shutdown: Shutdown,
 }
 
@@ -129,8 +142,22 @@ impl<T: Target> Lane<T> {
             progress: None,
             spare_reports: Vec::new(),
             pending_routes: Vec::new(),
+            routes: HashMap::new(),
+            assigned: setup.standing.is_grouped().then(HashSet::new),
+            acquired_progress: HashMap::new(),
+            standing: setup.standing,
             shutdown: setup.shutdown,
         }
+    }
+
+    /// Whether this lane copies the partition: its copier thread's, and (in a group) given to
+    /// this process.
+    pub(super) fn owns(&self, topic: &str, partition: i32) -> bool {
+        self.shard.owns(topic, partition)
+            && self
+                .assigned
+                .as_ref()
+                .is_none_or(|assigned| assigned.contains(&(topic.to_string(), partition)))
     }
 
     pub fn is_idle(&self) -> bool {
@@ -161,10 +188,16 @@ impl<T: Target> Lane<T> {
 
     fn apply<R: Reader>(&mut self, command: Command, io: &mut Reading<'_, R>) {
         match command {
-            Command::Resume(progress) => {
+            Command::Resume(mut progress) => {
+                for (partition, offset) in self.acquired_progress.drain() {
+                    match offset {
+                        Some(offset) => progress.insert(partition, offset),
+                        None => progress.remove(&partition),
+                    };
+                }
                 let ours = progress
                     .keys()
-                    .filter(|(topic, partition)| self.shard.owns(topic, *partition))
+                    .filter(|(topic, partition)| self.owns(topic, *partition))
                     .count();
                 info!(flow = %self.flow_name, "resuming {ours} partition(s) from {}", self.flow.progress_topic());
                 self.progress = Some(progress);
@@ -174,14 +207,29 @@ impl<T: Target> Lane<T> {
             Command::Routes(routes) => self.add_routes(routes, io),
             Command::Forget(topics) => {
                 for topic in topics {
+                    self.routes.remove(&topic);
                     self.forget(&topic, io);
                 }
             }
+            Command::Acquire {
+                partitions,
+                progress,
+            } => self.acquire(partitions, progress, io),
+            Command::Release { partitions, done } => {
+                self.release(&partitions, io);
+                // The membership waits for every thread's answer, or gives up waiting.
+                let _ = done.send(());
+            }
+            Command::Abandon(partitions) => self.abandon(&partitions, io),
         }
     }
 
     /// Starts copying partitions not seen before, from the stored progress.
-    fn add_routes<R: Reader>(&mut self, routes: Vec<Route>, io: &mut Reading<'_, R>) {
+    pub(super) fn add_routes<R: Reader>(&mut self, routes: Vec<Route>, io: &mut Reading<'_, R>) {
+        for route in &routes {
+            self.routes
+                .insert(route.source_topic.clone(), route.clone());
+        }
         let Some(progress) = &self.progress else {
             self.pending_routes.extend(routes);
             return;
@@ -190,8 +238,8 @@ impl<T: Target> Lane<T> {
         for route in routes {
             let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
             for partition in 0..route.partitions {
-                if !self.shard.owns(&route.source_topic, partition) {
-                    continue; // another copier thread's
+                if !self.owns(&route.source_topic, partition) {
+                    continue; // another copier thread's, or another process's
                 }
                 let slot = self.partitions.len();
                 if !self.index_of.insert(&route.source_topic, partition, slot) {

@@ -21,6 +21,7 @@ mod delivery;
 #[cfg(test)]
 mod fakes;
 pub mod fanout;
+mod handover;
 mod housekeeping;
 mod io;
 mod lane;
@@ -43,6 +44,7 @@ use std::time::Duration;
 use rdkafka::ClientConfig;
 
 use crate::config::FlowConfig;
+use crate::instances::Standing;
 use crate::kafka::clients::ClientLog;
 use crate::observe::metrics::ReaderLabels;
 use crate::observe::Observability;
@@ -72,6 +74,8 @@ pub struct CopierSetup {
     pub source_producer: ClientConfig,
     pub observe: Observability,
     pub commands: Receiver<Command>,
+    /// Whether this process may write, and leads the flow (instances sharing a group).
+    pub standing: Standing,
 }
 
 /// Runs the copy of every flow of source `source` until `shutdown`, then flushes and stores
@@ -97,6 +101,9 @@ pub fn run(
         .map_err(|e| format!("cannot create the source reader: {e}"))?;
     let mut lanes = Vec::new();
     let mut own = Vec::new();
+    let standing = setups
+        .first()
+        .map_or_else(Standing::alone, |s| s.standing.clone());
     for setup in setups {
         let (lane, reader) = connect_lane(setup, lanes.len(), shutdown.clone())?;
         lanes.push(lane);
@@ -110,7 +117,7 @@ pub fn run(
             reader: "shared".to_string(),
         });
     let readers = Readers { shared, own };
-    SourceCopy::new(source, lanes, readers, read_shared, shutdown).run();
+    SourceCopy::new(source, lanes, readers, read_shared, standing, shutdown).run();
     Ok(())
 }
 
@@ -186,6 +193,7 @@ fn connect_lane(
         read_own,
         queue,
         delivery_timeout,
+        standing: setup.standing,
         shutdown,
     });
     Ok((lane, reader))

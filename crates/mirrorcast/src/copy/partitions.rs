@@ -40,6 +40,16 @@ impl PartitionIndex {
         true
     }
 
+    /// Forgets one partition; returns its slot.
+    pub fn remove(&mut self, topic: &str, partition: i32) -> Option<usize> {
+        let partitions = self.by_topic.get_mut(topic)?;
+        let slot = partitions.remove(&partition);
+        if partitions.is_empty() {
+            self.by_topic.remove(topic);
+        }
+        slot
+    }
+
     /// Forgets a topic; returns its partitions and their slots.
     pub fn remove_topic(&mut self, topic: &str) -> Option<HashMap<i32, usize>> {
         self.by_topic.remove(topic)

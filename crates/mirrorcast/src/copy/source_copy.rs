@@ -14,6 +14,7 @@ use super::io::{Reader, SourceRecord, Target};
 use super::lane::Lane;
 use super::readers::{Cursors, Readers, Reading};
 use crate::health::Health;
+use crate::instances::Standing;
 use crate::shutdown::Shutdown;
 
 /// Records forwarded between two looks at deliveries, commands and progress.
@@ -27,6 +28,8 @@ pub(crate) struct SourceCopy<T, R> {
     cursors: Cursors,
     /// Reading the shared reader.
     source_health: Health,
+    /// In a group: whether this process may write now.
+    standing: Standing,
     shutdown: Shutdown,
     /// Records handed out by the shared reader.
     read_shared: Counter,
@@ -40,6 +43,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
         lanes: Vec<Lane<T>>,
         readers: Readers<R>,
         read_shared: Counter,
+        standing: Standing,
         shutdown: Shutdown,
     ) -> Self {
         SourceCopy {
@@ -48,6 +52,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             readers,
             cursors: Cursors::default(),
             source_health: Health::default(),
+            standing,
             shutdown,
             read_shared,
             scratch: Vec::new(),
@@ -76,6 +81,12 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
         };
         for lane in &mut self.lanes {
             lane.apply_commands(&mut io);
+        }
+        if !self.standing.may_write() {
+            // A member of a group without its lease (not confirmed since a pause): nothing is
+            // read, produced or stored until the group confirms it or takes its partitions.
+            self.shutdown.sleep(Duration::from_millis(20));
+            return true;
         }
         if self.lanes.iter().all(Lane::is_idle) {
             // Nothing to copy yet. Heartbeats go on, once the internal topics exist.
@@ -123,6 +134,10 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             lane.reporter.tick();
         }
         for read in 0..BATCH {
+            // Before reading, never between reading and forwarding (that would be a gap).
+            if !self.standing.may_write() {
+                return read;
+            }
             let timeout = if read == 0 { wait } else { Duration::ZERO };
             match self.readers.shared.poll(timeout) {
                 None => return read,
@@ -170,6 +185,9 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
         lane.reporter.tick();
         for read in 0..BATCH {
             if read % 64 == 0 && !lane.has_room() {
+                return read;
+            }
+            if !self.standing.may_write() {
                 return read;
             }
             match reader.poll(Duration::ZERO) {

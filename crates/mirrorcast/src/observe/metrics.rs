@@ -43,6 +43,12 @@ pub struct ReaderLabels {
     pub reader: String,
 }
 
+/// A source cluster (the group its instances share).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SourceLabels {
+    pub source: String,
+}
+
 type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn seconds_histogram() -> Histogram {
@@ -70,6 +76,8 @@ pub struct Metrics {
     pub records_lost_at_source: Family<PartitionLabels, Counter>,
     pub records_refused: Family<PartitionLabels, Counter>,
     pub partition_stopped: Family<PartitionLabels, Gauge>,
+    pub group_partitions: Family<SourceLabels, Gauge>,
+    pub group_leads: Family<SourceLabels, Gauge>,
 }
 
 impl Metrics {
@@ -201,6 +209,18 @@ impl Metrics {
              reader, so while every target keeps up this grows once per record, not once per target",
             source_records_read.clone(),
         );
+        let group_partitions = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "group_partitions",
+            "Source partitions the instances' group gives this process (instances.group.enabled)",
+            group_partitions.clone(),
+        );
+        let group_leads = Family::<SourceLabels, Gauge>::default();
+        registry.register(
+            "group_leads",
+            "1 while this process leads the source's flows in its group: topic creation and sync, checkpoints and heartbeats run here",
+            group_leads.clone(),
+        );
         root.register_collector(Box::new(ProcessCollector));
         Metrics {
             registry: root,
@@ -222,6 +242,8 @@ impl Metrics {
             config_sync_runs,
             config_sync_failures,
             source_records_read,
+            group_partitions,
+            group_leads,
         }
     }
 

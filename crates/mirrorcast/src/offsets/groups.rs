@@ -279,6 +279,8 @@ fn refused_as_active(error: &rdkafka::error::KafkaError) -> bool {
 /// The checkpoint task of one flow.
 pub struct CheckpointTask {
     pub flow: FlowConfig,
+    /// With instances sharing the source, only the leading one checkpoints.
+    pub standing: crate::instances::Standing,
     pub source_consumer: ClientConfig,
     pub target_consumer: ClientConfig,
     pub target_producer: ClientConfig,
@@ -427,6 +429,9 @@ impl CheckpointTask {
         let mut last_group_sync = None::<Instant>;
         // The first round waits one interval, so that the copy has written syncs.
         while !self.shutdown.sleep(checkpoint_every) {
+            if !self.standing.leads() {
+                continue; // another instance of the replicator checkpoints
+            }
             let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
                 last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
             });

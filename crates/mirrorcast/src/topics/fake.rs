@@ -206,6 +206,7 @@ pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {
         target_consumer: rdkafka::ClientConfig::new(),
         target_producer: rdkafka::ClientConfig::new(),
         commands,
+        standing: crate::instances::Standing::alone(),
         shutdown: Shutdown::new(),
         observe: Observability::new(),
     };

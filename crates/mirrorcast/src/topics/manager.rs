@@ -21,6 +21,7 @@ use crate::acls::TopicAcl;
 use crate::backoff::Backoff;
 use crate::config::FlowConfig;
 use crate::health::Health;
+use crate::instances::Standing;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::ClientLog;
 use crate::observe::Observability;
@@ -42,6 +43,9 @@ pub struct TopicManager {
     pub target_consumer: rdkafka::ClientConfig,
     pub target_producer: rdkafka::ClientConfig,
     pub commands: Commands,
+    /// With instances sharing the source: only the leading one creates, grows, syncs and
+    /// deletes; every instance routes what exists.
+    pub standing: Standing,
     pub shutdown: Shutdown,
     pub observe: Observability,
 }
@@ -208,11 +212,15 @@ impl TopicManager {
                 }
             }
             if config_sync.is_due(now) {
-                self.sync_configs(&source, &target, &mut known);
+                if self.standing.leads() {
+                    self.sync_configs(&source, &target, &mut known);
+                }
                 config_sync.done(now);
             }
             if acl_sync.is_due(now) {
-                self.sync_acls(&source, &target, &mut known);
+                if self.standing.leads() {
+                    self.sync_acls(&source, &target, &mut known);
+                }
                 acl_sync.done(now);
                 if known.acls_unsupported {
                     acl_sync = Every::new(None);
@@ -319,8 +327,11 @@ impl TopicManager {
         let target_topics = target.list_topics()?;
         for mut route in replicated_topics(&self.flow, &source_topics) {
             known.missing.remove(&route.source_topic);
+            let leads = self.standing.leads();
             let remote_partitions = match target_topics.get(&route.remote_topic) {
                 Some(count) => *count,
+                // The leading instance creates it; copied here once it exists.
+                None if !leads => continue,
                 None => match self.create_remote_topic(source, target, &route, known) {
                     Ok(count) => {
                         known.creation_refused.remove(&route.remote_topic);
@@ -346,7 +357,9 @@ impl TopicManager {
                     Err(e) => return Err(e),
                 },
             };
-            if remote_partitions < route.partitions {
+            if remote_partitions < route.partitions && !leads {
+                route.partitions = remote_partitions;
+            } else if remote_partitions < route.partitions {
                 match target.create_partitions(&route.remote_topic, route.partitions) {
                     Ok(()) => {
                         info!(
@@ -453,6 +466,9 @@ impl TopicManager {
             known.missing.remove(&topic);
             if known.routes.remove(&topic).is_some() {
                 let _ = self.commands.send(Command::Forget(vec![topic.clone()]));
+            }
+            if !self.standing.leads() {
+                continue; // the leading instance deletes
             }
             if known.created.remove(&remote_topic) {
                 target.delete_topic(&remote_topic)?;

@@ -45,9 +45,22 @@ fn each_region_deploys_a_replicator_whose_config_validates_with_the_secrets_it_m
         let (config_map, deployment) = (kind("ConfigMap"), kind("Deployment"));
         let spec = &deployment["spec"];
         let name = path.display().to_string();
-        // No scale-out yet: two instances would copy the same partitions.
-        assert_eq!(spec["replicas"], 1, "{name}");
-        assert_eq!(str_at(spec, &["strategy", "type"]), "Recreate", "{name}");
+        // Several pods share the source's partitions: the resource says so too, or each pod
+        // would copy everything.
+        let replicas = spec["replicas"].as_u64().unwrap();
+        assert!(replicas > 1, "{name}");
+        assert_eq!(
+            str_at(spec, &["strategy", "type"]),
+            "RollingUpdate",
+            "{name}"
+        );
+        let resource: serde_norway::Value =
+            serde_norway::from_str(str_at(&config_map, &["data", "mm2.yaml"])).unwrap();
+        assert_eq!(
+            resource["spec"]["replicas"].as_u64(),
+            Some(replicas),
+            "{name}"
+        );
         let pod = &spec["template"]["spec"];
         assert_eq!(pod["securityContext"]["runAsNonRoot"], true, "{name}");
         let container = &pod["containers"][0];
@@ -129,7 +142,9 @@ fn each_region_deploys_a_replicator_whose_config_validates_with_the_secrets_it_m
         ]);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
-            out.status.success() && stdout.contains(&format!("europe->{region}")),
+            out.status.success()
+                && stdout.contains(&format!("europe->{region}"))
+                && stdout.contains("instances: share europe's partitions"),
             "{name}: {out:?}"
         );
         assert!(

@@ -14,6 +14,7 @@ mod faults;
 mod groups;
 mod hostile;
 mod http_access;
+mod instances;
 mod mm2;
 mod observability;
 mod offsets;

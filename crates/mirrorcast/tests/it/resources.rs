@@ -215,12 +215,7 @@ fn scenario_resources_resolve_to_the_same_flows_as_the_properties_files() {
                 "a secret was shown"
             );
         }
-        for ignored in [
-            "spec.replicas",
-            "spec.resources",
-            "spec.template",
-            "group.id",
-        ] {
+        for ignored in ["spec.resources", "spec.template", "group.id"] {
             assert!(
                 notes.contains(ignored),
                 "{ignored} should be reported as ignored: {notes}"

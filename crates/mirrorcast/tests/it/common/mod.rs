@@ -380,6 +380,22 @@ impl Replicator {
         threads
     }
 
+    /// SIGSTOP (`true`) or SIGCONT (`false`): the process freezes, every thread of it, as in a
+    /// long garbage-collection pause or a VM stall, and later goes on.
+    pub fn freeze(&self, frozen: bool) {
+        let signal = if frozen {
+            rustix::process::Signal::STOP
+        } else {
+            rustix::process::Signal::CONT
+        };
+        let pid = self
+            .pid()
+            .and_then(|pid| i32::try_from(pid).ok())
+            .and_then(rustix::process::Pid::from_raw)
+            .expect("a running replicator");
+        rustix::process::kill_process(pid, signal).expect("signal the replicator");
+    }
+
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();

@@ -1,0 +1,152 @@
+//! Partitions moving between instances of one replicator (`crate::instances`): the group
+//! gives a lane partitions (`Acquire`, with progress read after the assignment), asks for them
+//! back (`Release`), or takes them away (`Abandon`, the session expired).
+//!
+//! Invariant: a released partition's acknowledged progress is handed to the target producer
+//! and flushed before the lane answers, and nothing is written for it afterwards; an abandoned
+//! partition gets no write at all, so a member that lost its partitions never moves their
+//! stored progress back.
+
+use std::time::{Duration, Instant};
+
+use tracing::{info, warn};
+
+use super::io::{Reader, Target};
+use super::lane::Lane;
+use super::partitions::Mode;
+use super::readers::Reading;
+use crate::progress::Progress;
+
+/// How long a release waits for the target to acknowledge what is in flight. Bounded well
+/// below a session timeout: a target that is down must not hold the group's rebalance.
+const RELEASE_FLUSH: Duration = Duration::from_secs(5);
+
+impl<T: Target> Lane<T> {
+    /// The group gave this process `partitions`; `progress` was read after the assignment,
+    /// so it includes what the previous owner stored when it let them go.
+    pub(super) fn acquire<R: Reader>(
+        &mut self,
+        partitions: Vec<(String, i32)>,
+        progress: Progress,
+        io: &mut Reading<'_, R>,
+    ) {
+        let Some(assigned) = &mut self.assigned else {
+            return; // not in a group: every partition is ours already
+        };
+        for partition in &partitions {
+            assigned.insert(partition.clone());
+            let stored = progress.get(partition).copied();
+            match (&mut self.progress, stored) {
+                (Some(known), Some(offset)) => {
+                    known.insert(partition.clone(), offset);
+                }
+                (Some(known), None) => {
+                    known.remove(partition);
+                }
+                (None, _) => {
+                    self.acquired_progress.insert(partition.clone(), stored);
+                }
+            }
+        }
+        let routes = self.routes.values().cloned().collect();
+        self.add_routes(routes, io);
+    }
+
+    /// Hands `partitions` back to the group: stops reading them, waits (bounded) for what is
+    /// in flight, stores their acknowledged progress and forgets them.
+    pub(super) fn release<R: Reader>(
+        &mut self,
+        partitions: &[(String, i32)],
+        io: &mut Reading<'_, R>,
+    ) {
+        let slots = self.take_back(partitions, io);
+        if slots.is_empty() {
+            return;
+        }
+        let started = Instant::now();
+        self.target.flush(RELEASE_FLUSH);
+        self.handle_deliveries_after_stop();
+        // The group asked: this process is still a member, whatever its lease says.
+        self.store_progress();
+        self.target.flush(
+            RELEASE_FLUSH
+                .saturating_sub(started.elapsed())
+                .max(Duration::from_secs(1)),
+        );
+        self.handle_deliveries_after_stop();
+        let unacknowledged: usize = slots
+            .iter()
+            .filter(|&&slot| self.partitions[slot].in_flight > 0)
+            .count();
+        if unacknowledged > 0 {
+            warn!(
+                flow = %self.flow_name,
+                "handed over {unacknowledged} partition(s) with records the target has not \
+                 acknowledged yet: the next owner copies them again from the stored progress"
+            );
+        }
+        self.retire(&slots);
+        info!(
+            flow = %self.flow_name,
+            "handed {} partition(s) over to another instance after storing their progress ({} ms)",
+            slots.len(),
+            started.elapsed().as_millis()
+        );
+    }
+
+    /// The group took `partitions` away: stop at once and store nothing for them.
+    pub(super) fn abandon<R: Reader>(
+        &mut self,
+        partitions: &[(String, i32)],
+        io: &mut Reading<'_, R>,
+    ) {
+        let slots = self.take_back(partitions, io);
+        if slots.is_empty() {
+            return;
+        }
+        self.retire(&slots);
+        warn!(
+            flow = %self.flow_name,
+            "lost {} partition(s) to the group (its session expired): stopped copying them \
+             without storing progress; another instance continues from the progress stored before",
+            slots.len()
+        );
+    }
+
+    /// Stops reading the lane's slots among `partitions`, which are no longer this
+    /// process's, and returns them.
+    fn take_back<R: Reader>(
+        &mut self,
+        partitions: &[(String, i32)],
+        io: &mut Reading<'_, R>,
+    ) -> Vec<usize> {
+        let mut slots = Vec::new();
+        for (topic, partition) in partitions {
+            if let Some(assigned) = &mut self.assigned {
+                assigned.remove(&(topic.clone(), *partition));
+            }
+            if let Some(progress) = &mut self.progress {
+                // Read again when the group gives it back: another member moves it meanwhile.
+                progress.remove(&(topic.clone(), *partition));
+            }
+            let Some(slot) = self.index_of.remove(topic, *partition) else {
+                continue;
+            };
+            if !self.partitions[slot].retired {
+                self.stop_reading(slot, io);
+                slots.push(slot);
+            }
+        }
+        slots
+    }
+
+    /// Slots that are no longer copied: no progress, status or metrics from them.
+    fn retire(&mut self, slots: &[usize]) {
+        for &slot in slots {
+            let state = &mut self.partitions[slot];
+            state.retired = true;
+            state.mode = Mode::Waiting(Instant::now());
+            state.meters.stopped.set(0);
+        }
+    }
+}

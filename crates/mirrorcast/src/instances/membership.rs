@@ -1,0 +1,413 @@
+//! The group member of one source in this process: a consumer in the replicator's group on
+//! the source, subscribed to the topics the source's flows replicate, that never fetches (its
+//! partitions stay paused). Its rebalances become the copier's commands: partitions given are
+//! acquired once their progress is read from each flow's progress topic; partitions asked back
+//! are released (the callback returns only when every copier thread stored their progress, so
+//! the cooperative protocol hands them on after that); partitions lost (session expired) are
+//! abandoned. It keeps the process's [`Standing`]: the lease, and whether it leads the flows.
+//!
+//! Invariant: progress for a partition is read only after the group gave it to this process,
+//! and a revocation is answered only after the copier stored the partition's progress or gave
+//! up waiting for it (bounded, and said).
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
+use tracing::{error, info, warn};
+
+use super::lease::{Lease, Poll};
+use super::{leader_partition, Standing};
+use crate::config::FlowConfig;
+use crate::health::Health;
+use crate::kafka::clients::ClientLog;
+use crate::observe::metrics::SourceLabels;
+use crate::observe::Observability;
+use crate::plan::{Command, Commands};
+use crate::progress::{self, Progress};
+use crate::shutdown::Shutdown;
+use crate::topics::replicated_topics;
+
+/// How long a revocation waits for the copier threads to store the progress of what they hand
+/// over (each waits at most 5 s for its target): far below `max.poll.interval.ms`.
+const RELEASE_WAIT: Duration = Duration::from_secs(30);
+/// How often the source's topics are listed for the subscription, at most.
+const SUBSCRIPTION_REFRESH: Duration = Duration::from_secs(5);
+const POLL: Duration = Duration::from_millis(100);
+
+/// One flow of the source, as the membership sees it.
+pub struct MemberFlow {
+    pub flow: FlowConfig,
+    pub commands: Commands,
+    /// Reads the flow's progress topic on its target.
+    pub target_consumer: ClientConfig,
+}
+
+/// Everything the membership of a source needs.
+pub struct Membership {
+    pub source: String,
+    pub group_id: String,
+    /// The source's consumer settings (connection, security, `session.timeout.ms`, ...).
+    pub consumer: ClientConfig,
+    pub flows: Vec<MemberFlow>,
+    pub standing: Standing,
+    pub observe: Observability,
+    /// Disconnected once the copier threads stored their final progress: only then does the
+    /// member leave the group (else the next owner could read older progress).
+    pub leave: Receiver<()>,
+    pub shutdown: Shutdown,
+}
+
+/// The default group of a replicator's instances: one per source and selection of targets, so
+/// processes started with the same `--clusters` share, and others do not.
+pub fn default_group_id(source: &str, targets: &[&str]) -> String {
+    let mut targets: Vec<&str> = targets.to_vec();
+    targets.sort_unstable();
+    targets.dedup();
+    format!("mirrorcast.{source}.{}", targets.join("+"))
+}
+
+/// The member's state, shared between the polling thread and librdkafka's callbacks (which
+/// run on the same thread, inside `poll`).
+struct State {
+    lease: Lease,
+    owned: BTreeSet<(String, i32)>,
+    subscribed: BTreeSet<String>,
+    /// Given by the group, progress not read yet: (flow index, partitions).
+    to_acquire: Vec<(usize, Vec<(String, i32)>)>,
+    leads: bool,
+}
+
+struct MemberContext {
+    log: ClientLog,
+    source: String,
+    flows: Vec<Commands>,
+    standing: Standing,
+    state: Mutex<State>,
+}
+
+impl ClientContext for MemberContext {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, facility: &str, message: &str) {
+        self.log.log(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.log.error(error, reason);
+    }
+}
+
+impl ConsumerContext for MemberContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else {
+            return;
+        };
+        let partitions = partitions_of(list);
+        if partitions.is_empty() {
+            return;
+        }
+        let lost = consumer.assignment_lost();
+        {
+            let mut state = self.lock();
+            for partition in &partitions {
+                state.owned.remove(partition);
+            }
+            for (_, pending) in &mut state.to_acquire {
+                pending.retain(|p| !partitions.contains(p));
+            }
+            if lost {
+                state.lease.lost();
+                self.standing.set_lease(None);
+            }
+            self.update_leadership(&mut state);
+        }
+        if lost {
+            warn!(source = %self.source, "the group took {} partition(s) from this process (its session expired): they are dropped without storing progress", partitions.len());
+            for commands in &self.flows {
+                let _ = commands.send(Command::Abandon(partitions.clone()));
+            }
+            return;
+        }
+        let (done, answers) = mpsc::channel();
+        let mut expected = 0;
+        for commands in &self.flows {
+            let release = Command::Release {
+                partitions: partitions.clone(),
+                done: done.clone(),
+            };
+            if commands.send(release).is_ok() {
+                expected += commands.threads();
+            }
+        }
+        drop(done);
+        let deadline = Instant::now() + RELEASE_WAIT;
+        for answered in 0..expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if answers.recv_timeout(left).is_err() {
+                // Gone (stopping) or too slow: the group must not wait longer.
+                warn!(source = %self.source, "handing {} partition(s) over after {answered} of {expected} copier answer(s): the next owner may copy some records again", partitions.len());
+                break;
+            }
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(list) => {
+                // A member only: the copier reads these partitions with its own readers.
+                if let Err(e) = consumer.pause(list) {
+                    warn!(source = %self.source, "cannot pause the member's partitions ({e}): it may fetch records it does not use");
+                }
+                let partitions = partitions_of(list);
+                if partitions.is_empty() {
+                    return;
+                }
+                let mut state = self.lock();
+                state.owned.extend(partitions.iter().cloned());
+                for flow in 0..self.flows.len() {
+                    state.to_acquire.push((flow, partitions.clone()));
+                }
+                self.update_leadership(&mut state);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                warn!(source = %self.source, "the group's rebalance failed: {e}; librdkafka retries")
+            }
+        }
+    }
+}
+
+impl MemberContext {
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic elsewhere while holding it leaves plain data behind.
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Leads when it owns the leader partition; said on every change.
+    fn update_leadership(&self, state: &mut State) {
+        let leads = leader_partition(&state.subscribed).is_some_and(|p| state.owned.contains(&p));
+        if leads != state.leads {
+            state.leads = leads;
+            self.standing.set_leads(leads);
+            if leads {
+                info!(source = %self.source, "this instance now leads the flows of {} (topic creation and sync, checkpoints, heartbeats)", self.source);
+            } else {
+                info!(source = %self.source, "this instance no longer leads the flows of {}", self.source);
+            }
+        }
+    }
+}
+
+fn partitions_of(list: &TopicPartitionList) -> Vec<(String, i32)> {
+    list.elements()
+        .iter()
+        .map(|e| (e.topic().to_string(), e.partition()))
+        .collect()
+}
+
+impl Membership {
+    /// Runs until the copier threads are done (`leave`), then leaves the group.
+    pub fn run(self) -> Result<(), String> {
+        let mut config = self.consumer.clone();
+        config.set("group.id", &self.group_id);
+        config.set("client.id", format!("mirrorcast-{}-member", self.source));
+        let classic = config
+            .get("group.protocol")
+            .is_none_or(|p| p.eq_ignore_ascii_case("classic"));
+        if classic && config.get("partition.assignment.strategy").is_none() {
+            // Incremental: a rebalance moves only the partitions that must move.
+            config.set("partition.assignment.strategy", "cooperative-sticky");
+        }
+        let millis = |key: &str, default: u64| {
+            Duration::from_millis(
+                config
+                    .get(key)
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(default),
+            )
+        };
+        let lease = Lease::new(
+            millis("session.timeout.ms", 45_000),
+            millis("heartbeat.interval.ms", 3_000),
+        );
+        let context = MemberContext {
+            log: ClientLog::new(format!("{} member", self.source)).trusting(&config),
+            source: self.source.clone(),
+            flows: self.flows.iter().map(|f| f.commands.clone()).collect(),
+            standing: self.standing.clone(),
+            state: Mutex::new(State {
+                lease,
+                owned: BTreeSet::new(),
+                subscribed: BTreeSet::new(),
+                to_acquire: Vec::new(),
+                leads: false,
+            }),
+        };
+        let consumer: BaseConsumer<MemberContext> = config
+            .create_with_context(context)
+            .map_err(|e| format!("cannot create the group member of {}: {e}", self.source))?;
+        info!(source = %self.source, group = %self.group_id, "sharing the partitions of {} with the other instances in group {}", self.source, self.group_id);
+        let labels = SourceLabels {
+            source: self.source.clone(),
+        };
+        let mut health = Health::default();
+        let mut last_listing: Option<Instant> = None;
+        let mut progress_health = Health::default();
+        while let Err(TryRecvError::Empty) = self.leave.try_recv() {
+            if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
+                last_listing = Some(Instant::now());
+                if let Err(e) = self.subscribe(&consumer) {
+                    if health.failed() {
+                        warn!(source = %self.source, "listing the source's topics for the group: {e}; retrying");
+                    }
+                }
+            }
+            match consumer.poll(POLL) {
+                Some(Err(e)) => {
+                    if health.failed() {
+                        error!(source = %self.source, group = %self.group_id, "the group member of {}: {e} (it needs READ on group {} and DESCRIBE on the replicated topics); retrying", self.source, self.group_id);
+                    }
+                }
+                Some(Ok(_)) | None => {
+                    if health.recovered() {
+                        info!(source = %self.source, "the group member works again");
+                    }
+                }
+            }
+            let (acquire, owned, leads) = {
+                let mut state = consumer.context().lock();
+                if let Poll::AfterGap(gap) = state.lease.polled(Instant::now()) {
+                    warn!(source = %self.source, "this process did not run for {gap:?}: nothing is written until the group confirms its partitions");
+                }
+                self.standing.set_lease(state.lease.valid_until());
+                (
+                    std::mem::take(&mut state.to_acquire),
+                    state.owned.len(),
+                    state.leads,
+                )
+            };
+            let unread = self.acquire(acquire, &mut progress_health);
+            if !unread.is_empty() {
+                consumer.context().lock().to_acquire.extend(unread);
+                self.shutdown.sleep(Duration::from_secs(1));
+            }
+            let metrics = &self.observe.metrics;
+            metrics
+                .group_partitions
+                .get_or_create(&labels)
+                .set(owned as i64);
+            metrics
+                .group_leads
+                .get_or_create(&labels)
+                .set(i64::from(leads && self.standing.leads()));
+        }
+        self.standing.set_leads(false);
+        info!(source = %self.source, "leaving group {}", self.group_id);
+        // Dropping the consumer closes it: the group hands its partitions on.
+        Ok(())
+    }
+
+    /// Subscribes to the source topics some flow replicates (when they changed).
+    fn subscribe(&self, consumer: &BaseConsumer<MemberContext>) -> Result<(), KafkaError> {
+        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        let listing = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none())
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect();
+        let topics: BTreeSet<String> = self
+            .flows
+            .iter()
+            .flat_map(|f| replicated_topics(&f.flow, &listing))
+            .map(|route| route.source_topic)
+            .collect();
+        let context = consumer.context();
+        if context.lock().subscribed == topics {
+            return Ok(());
+        }
+        if topics.is_empty() {
+            consumer.unsubscribe();
+        } else {
+            let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+            consumer.subscribe(&names)?;
+        }
+        info!(source = %self.source, "the group member subscribes to {} topic(s)", topics.len());
+        let mut state = context.lock();
+        state.subscribed = topics;
+        context.update_leadership(&mut state);
+        Ok(())
+    }
+
+    /// Reads each flow's progress for the partitions the group gave and hands them to the
+    /// copier; returns what could not be read yet (tried again in a second).
+    fn acquire(
+        &self,
+        pending: Vec<(usize, Vec<(String, i32)>)>,
+        health: &mut Health,
+    ) -> Vec<(usize, Vec<(String, i32)>)> {
+        let mut unread = Vec::new();
+        for (index, partitions) in pending {
+            if partitions.is_empty() {
+                continue;
+            }
+            let member = &self.flows[index];
+            let flow = &member.flow;
+            let topic = flow.progress_topic();
+            match progress::load(
+                &member.target_consumer,
+                &topic,
+                &flow.progress.connector,
+                &flow.source,
+            ) {
+                Ok(stored) => {
+                    let wanted: HashSet<&(String, i32)> = partitions.iter().collect();
+                    let progress: Progress = stored
+                        .into_iter()
+                        .filter(|(partition, _)| wanted.contains(partition))
+                        .collect();
+                    if health.recovered() {
+                        info!(flow = %flow.name(), "reading progress works again");
+                    }
+                    let _ = member.commands.send(Command::Acquire {
+                        partitions,
+                        progress,
+                    });
+                }
+                Err(e) => {
+                    if health.failed() {
+                        warn!(flow = %flow.name(), "the group gave this process {} partition(s), but their progress cannot be read from {topic} ({e}); they are copied once it can", partitions.len());
+                    }
+                    unread.push((index, partitions));
+                }
+            }
+        }
+        unread
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_group_depends_on_the_source_and_the_set_of_targets() {
+        assert_eq!(
+            default_group_id("europe", &["southamerica", "northamerica"]),
+            "mirrorcast.europe.northamerica+southamerica"
+        );
+        assert_eq!(
+            default_group_id("europe", &["northamerica", "southamerica"]),
+            default_group_id("europe", &["southamerica", "northamerica", "northamerica"])
+        );
+        assert_ne!(
+            default_group_id("europe", &["northamerica"]),
+            default_group_id("europe", &["southamerica"])
+        );
+    }
+}

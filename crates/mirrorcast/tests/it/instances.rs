@@ -1,0 +1,362 @@
+//! Several processes of one replicator (`instances.group.enabled`) share Europe's partitions
+//! through a consumer group on Europe, under continuous production: one is SIGKILLed, a fourth
+//! joins, one is frozen (SIGSTOP) past its session timeout and then goes on. Every record ends
+//! on both targets in order, the stored progress never goes back, duplicates only come from
+//! where a partition moved, and the flows' duties run on one instance at a time.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::common::*;
+use localcluster::Storage;
+use mirrorcast::progress::codec::{decode, DEDICATED_MODE_CONNECTOR};
+
+const TOPICS: [(&str, i32); 2] = [("LH.ORDERS", 6), ("LH.STOCK", 3)];
+const PARTITIONS: f64 = 9.0;
+const TARGETS: [&str; 2] = ["northamerica", "southamerica"];
+
+/// One process of the replicator, with its HTTP port.
+struct Instance {
+    name: &'static str,
+    port: u16,
+    replicator: Replicator,
+}
+
+impl Instance {
+    fn start(name: &'static str, config: &std::path::Path) -> Self {
+        let port = localcluster::free_port().unwrap();
+        let replicator = Replicator::start(
+            config,
+            &[
+                "--clusters",
+                "northamerica,southamerica",
+                "--http",
+                &format!("127.0.0.1:{port}"),
+            ],
+        );
+        Instance {
+            name,
+            port,
+            replicator,
+        }
+    }
+
+    /// Europe's partitions the group gives it, whether it leads, and the records it copied.
+    fn standing(&self) -> Option<(f64, f64, f64)> {
+        let scrape = scrape(self.port)?;
+        let europe = [("source", "europe")];
+        Some((
+            value(&scrape, "mirrorcast_group_partitions", &europe),
+            value(&scrape, "mirrorcast_group_leads", &europe),
+            value(&scrape, "mirrorcast_records_total", &europe),
+        ))
+    }
+}
+
+/// The instances that are up (not killed, not frozen), shared with the sampler.
+type Live = Arc<Mutex<Vec<(&'static str, u16)>>>;
+
+/// Samples every live instance's `mirrorcast_group_leads` until stopped; fails when two
+/// instances said they lead in two rounds in a row (one round may straddle a handover).
+fn sample_leaders(live: Live, running: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
+    std::thread::spawn(move || {
+        let mut overlaps = Vec::new();
+        let mut previous: Vec<&str> = Vec::new();
+        let mut leaders_seen = BTreeSet::new();
+        while running.load(Ordering::Relaxed) {
+            let instances = live.lock().unwrap().clone();
+            let leaders: Vec<&str> = instances
+                .iter()
+                .filter(|(_, port)| {
+                    scrape(*port).is_some_and(|s| {
+                        value(&s, "mirrorcast_group_leads", &[("source", "europe")]) > 0.0
+                    })
+                })
+                .map(|(name, _)| *name)
+                .collect();
+            leaders_seen.extend(leaders.iter().copied());
+            if leaders.len() > 1 && previous.len() > 1 {
+                overlaps.push(format!("{previous:?} then {leaders:?}"));
+            }
+            previous = leaders;
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        overlaps.push(format!("leaders seen: {leaders_seen:?}"));
+        overlaps
+    })
+}
+
+/// Waits until the instances named own all of Europe's partitions between them, none of them
+/// idle, one of them leading.
+fn wait_for_balance(instances: &[&Instance], what: &str) {
+    let mut last = Vec::new();
+    let balanced = wait_until(Duration::from_secs(60), || {
+        last = instances.iter().map(|i| (i.name, i.standing())).collect();
+        let standings: Vec<(f64, f64, f64)> = last.iter().filter_map(|(_, s)| *s).collect();
+        standings.len() == instances.len()
+            && standings.iter().map(|s| s.0).sum::<f64>() == PARTITIONS
+            && standings.iter().all(|s| s.0 > 0.0)
+            && standings.iter().filter(|s| s.1 > 0.0).count() == 1
+    });
+    let logs: String = instances
+        .iter()
+        .map(|i| format!("--- {}\n{}", i.name, i.replicator.log()))
+        .collect();
+    assert!(balanced, "{what}: not balanced: {last:?}\n{logs}");
+}
+
+fn leader<'a>(instances: &[&'a Instance]) -> &'a Instance {
+    let mut found = None;
+    wait_until(Duration::from_secs(30), || {
+        found = instances
+            .iter()
+            .find(|i| i.standing().is_some_and(|s| s.1 > 0.0));
+        found.is_some()
+    });
+    found.unwrap_or_else(|| {
+        let logs: String = instances
+            .iter()
+            .map(|i| format!("--- {} {:?}\n{}", i.name, i.standing(), i.replicator.log()))
+            .collect();
+        panic!("no leader\n{logs}")
+    })
+}
+
+/// The source partitions an instance copies now, per its `/api/status`.
+fn copied_partitions(port: u16) -> BTreeSet<(String, i32)> {
+    let (_, body) = http_get(port, "/api/status").expect("status");
+    let status: serde_json::Value = serde_json::from_str(&body).expect("status JSON");
+    status["flows"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|flow| flow["partitions"].as_array().into_iter().flatten())
+        .filter_map(|p| {
+            Some((
+                p["topic"].as_str()?.to_string(),
+                p["partition"].as_i64()? as i32,
+            ))
+        })
+        .collect()
+}
+
+/// The history of the progress stored on `target`: per source partition, every offset in
+/// the order written (one key always lands on one partition of the progress topic).
+fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
+    let mut history: BTreeMap<(String, i32), Vec<i64>> = BTreeMap::new();
+    for (key, value) in read_raw(target, "mm2-offsets.europe.internal") {
+        if let Some((source, Some(offset))) = decode(DEDICATED_MODE_CONNECTOR, &key, Some(&value)) {
+            history
+                .entry((source.topic, source.partition))
+                .or_default()
+                .push(offset);
+        }
+    }
+    history
+}
+
+#[test]
+fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    for (topic, partitions) in TOPICS {
+        create_topic(&europe, topic, partitions, &[]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(
+            &clusters,
+            "IdentityReplicationPolicy",
+            "topics = LH.*\n\
+             tasks.max = 1\n\
+             instances.group.enabled = true\n\
+             europe.consumer.session.timeout.ms = 6000\n\
+             europe.consumer.heartbeat.interval.ms = 1000\n\
+             emit.heartbeats.interval.seconds = 1\n\
+             refresh.topics.interval.seconds = 2\n",
+        ),
+    );
+    let producers: Vec<BackgroundProducer> = TOPICS
+        .iter()
+        .map(|(topic, partitions)| {
+            BackgroundProducer::start_paced(
+                &europe,
+                topic,
+                *partitions,
+                0,
+                Duration::from_millis(100),
+            )
+        })
+        .collect();
+    let a = Instance::start("a", &config);
+    let b = Instance::start("b", &config);
+    let c = Instance::start("c", &config);
+    let live: Live = Arc::new(Mutex::new(vec![
+        (a.name, a.port),
+        (b.name, b.port),
+        (c.name, c.port),
+    ]));
+    let running = Arc::new(AtomicBool::new(true));
+    let sampler = sample_leaders(live.clone(), running.clone());
+    wait_for_balance(&[&a, &b, &c], "three instances");
+    let mut copied_by = BTreeMap::new();
+    let settle = Instant::now() + Duration::from_secs(3);
+    for instance in [&a, &b, &c] {
+        // Each copies its share: records show up on its own counters.
+        assert!(
+            wait_until(Duration::from_secs(30), || instance
+                .standing()
+                .is_some_and(|s| s.2 > 0.0)),
+            "{} copied nothing\n{}",
+            instance.name,
+            instance.replicator.log()
+        );
+    }
+    std::thread::sleep(settle.saturating_duration_since(Instant::now()));
+
+    // The leader dies without a word: its partitions and duties move after its session.
+    let mut instances = vec![a, b, c];
+    let killed = leader(&instances.iter().collect::<Vec<_>>()).name;
+    let mut dead = instances.remove(instances.iter().position(|i| i.name == killed).unwrap());
+    copied_by.insert(dead.name, dead.standing().map(|s| s.2).unwrap_or(0.0));
+    live.lock().unwrap().retain(|(name, _)| *name != killed);
+    dead.replicator.kill();
+    wait_for_balance(&instances.iter().collect::<Vec<_>>(), "after the kill");
+
+    // A fourth joins and takes a share.
+    let d = Instance::start("d", &config);
+    live.lock().unwrap().push((d.name, d.port));
+    instances.push(d);
+    wait_for_balance(&instances.iter().collect::<Vec<_>>(), "after the join");
+
+    // The leader freezes past its session timeout, then goes on.
+    let frozen = leader(&instances.iter().collect::<Vec<_>>()).name;
+    let frozen_at = instances.iter().position(|i| i.name == frozen).unwrap();
+    let frozen_partitions = copied_partitions(instances[frozen_at].port);
+    live.lock().unwrap().retain(|(name, _)| *name != frozen);
+    instances[frozen_at].replicator.freeze(true);
+    let others: Vec<&Instance> = instances.iter().filter(|i| i.name != frozen).collect();
+    wait_for_balance(&others, "while one is frozen");
+    instances[frozen_at].replicator.freeze(false);
+    let resumed = Instant::now();
+    live.lock()
+        .unwrap()
+        .push((instances[frozen_at].name, instances[frozen_at].port));
+    wait_for_balance(&instances.iter().collect::<Vec<_>>(), "after the thaw");
+    let thawed_log = instances[frozen_at].replicator.log();
+    assert!(
+        thawed_log.contains("did not run for") && thawed_log.contains("session expired"),
+        "the frozen instance did not see its pause and its loss:\n{thawed_log}"
+    );
+    println!("rejoined {:?} after the thaw", resumed.elapsed());
+
+    // Production stops; everything arrives.
+    for producer in producers {
+        producer.stop();
+    }
+    let sources: Vec<(&str, BTreeMap<i32, Vec<TestRecord>>)> = TOPICS
+        .iter()
+        .map(|(topic, _)| (*topic, read_all(&europe, topic)))
+        .collect();
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        for (topic, _) in &sources {
+            let ends = end_offsets(&europe, topic);
+            assert!(
+                wait_until(Duration::from_secs(90), || progress_reached(
+                    &bootstrap, "europe", topic, &ends
+                )),
+                "{target}: {topic} not all copied"
+            );
+        }
+    }
+    running.store(false, Ordering::Relaxed);
+    let sampled = sampler.join().unwrap();
+    for instance in &instances {
+        copied_by.insert(
+            instance.name,
+            instance.standing().map(|s| s.2).unwrap_or(0.0),
+        );
+    }
+    println!("records copied per instance: {copied_by:?}; leadership: {sampled:?}");
+    assert!(
+        copied_by.values().all(|&n| n > 0.0),
+        "every instance copies: {copied_by:?}"
+    );
+    assert_eq!(sampled.len(), 1, "two instances led at once: {sampled:?}");
+
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        let history = progress_history(&bootstrap);
+        for (partition, offsets) in &history {
+            assert!(
+                offsets.windows(2).all(|w| w[0] <= w[1]),
+                "{target}: the progress of {partition:?} went back: {offsets:?}"
+            );
+        }
+        for (topic, source) in &sources {
+            let copied = read_all(&bootstrap, topic);
+            let duplicates =
+                assert_complete_in_order(source, &copied, &format!("{target} {topic}"));
+            let produced: usize = source.values().map(Vec::len).sum();
+            println!("{target} {topic}: {produced} records, {duplicates} duplicate(s)");
+            // Re-copied runs start right after a progress the previous owner stored.
+            for (partition, records) in &copied {
+                let stored: BTreeSet<i64> = history
+                    .get(&(topic.to_string(), *partition))
+                    .into_iter()
+                    .flatten()
+                    .copied()
+                    .collect();
+                let index: std::collections::HashMap<&TestRecord, i64> = source[partition]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| (r, i as i64))
+                    .collect();
+                let (mut highest, mut previous, mut late_runs) = (-1, -1, 0);
+                for record in records {
+                    let offset = index[record];
+                    let restarts = offset <= highest && offset != previous + 1;
+                    if restarts && !stored.contains(&(offset - 1)) {
+                        // What the frozen instance had queued before its pause, sent when it
+                        // went on: one run, on a partition it copied then.
+                        late_runs += 1;
+                        assert!(
+                            late_runs == 1
+                                && frozen_partitions.contains(&(topic.to_string(), *partition)),
+                            "{target} {topic}[{partition}]: a re-copied run starts at {offset}, \
+                             after no stored progress ({stored:?})"
+                        );
+                    }
+                    highest = highest.max(offset);
+                    previous = offset;
+                }
+            }
+        }
+    }
+    // Heartbeats of the flow come from one instance at a time: no steady double rate.
+    let heartbeats: Vec<i64> = {
+        let mut stamps: Vec<i64> = read_raw(&clusters.bootstrap("northamerica"), "heartbeats")
+            .into_iter()
+            .filter_map(|(k, v)| mirrorcast::offsets::codec::Heartbeat::decode(&k, &v).ok())
+            .filter(|h| h.source_alias == "europe")
+            .map(|h| h.timestamp_ms)
+            .collect();
+        stamps.sort_unstable();
+        stamps
+    };
+    let close = heartbeats.windows(2).filter(|w| w[1] - w[0] < 500).count();
+    println!(
+        "{} heartbeats of europe on northamerica, {close} less than 0.5 s apart",
+        heartbeats.len()
+    );
+    assert!(heartbeats.len() > 10 && close <= 4, "{heartbeats:?}");
+    for instance in &mut instances {
+        instance
+            .replicator
+            .terminate_cleanly(Duration::from_secs(30));
+    }
+}
