@@ -1,16 +1,17 @@
 //! The lease that lets a member of the group write: records, progress and the once-per-flow
-//! duties. It lasts half the session timeout from the membership's last poll, so a process
-//! that stopped polling (paused, starved) stops writing before the broker can hand its
-//! partitions to another member. After a gap in polling, the lease is withheld for a
-//! probation of two heartbeat intervals: time for the broker to say the membership was lost
-//! before anything queued while paused is followed by more.
+//! duties. A clock thread of the process ticks every 100 ms; the lease lasts half the session
+//! timeout from the last tick, so a process that stopped running (frozen, paused, starved)
+//! stops writing before the broker can hand its partitions to another member. After a gap in
+//! the ticks, and after a loss, the lease is withheld for a probation of two heartbeat
+//! intervals: time for the broker to say the membership was lost, and for the copier to drop
+//! what it lost, before anything is written again.
 //!
 //! Pure: the caller passes the clock.
 
 use std::time::{Duration, Instant};
 
-/// Polling slower than this counts as a gap (the membership polls every 100 ms).
-pub const GAP: Duration = Duration::from_secs(1);
+/// Ticks further apart than this count as a gap (the clock ticks every 100 ms).
+pub const GAP: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone)]
 pub struct Lease {
@@ -42,7 +43,7 @@ impl Lease {
         }
     }
 
-    /// The membership polled at `now` and the group still counts this process in.
+    /// The process ran at `now`.
     pub fn polled(&mut self, now: Instant) -> Poll {
         let seen = match self.last_poll {
             Some(last) if now.saturating_duration_since(last) > GAP => {
@@ -60,10 +61,11 @@ impl Lease {
         seen
     }
 
-    /// The group took the partitions away without asking (session expired): nothing more is
-    /// written until the membership polls again after joining.
-    pub fn lost(&mut self) {
+    /// The group took the partitions away without asking (session expired): nothing is
+    /// written during a probation, while the copier drops them.
+    pub fn lost(&mut self, now: Instant) {
         self.valid_until = None;
+        self.probation_until = Some(now + self.probation);
     }
 
     /// Until when writes are allowed.
@@ -107,10 +109,11 @@ mod tests {
         let mut lease = Lease::new(SESSION, HEARTBEAT);
         lease.polled(start);
         let resumed = start + Duration::from_secs(10);
+        lease.polled(start + Duration::from_millis(100));
         assert!(!valid(&lease, resumed), "expired during the pause");
         assert_eq!(
             lease.polled(resumed),
-            Poll::AfterGap(Duration::from_secs(10))
+            Poll::AfterGap(Duration::from_millis(9900))
         );
         for step in 1..20 {
             let now = resumed + Duration::from_millis(100 * step);
@@ -123,23 +126,31 @@ mod tests {
     }
 
     #[test]
-    fn a_short_gap_also_starts_probation_and_loss_ends_the_lease_at_once() {
+    fn a_gap_over_two_seconds_starts_probation_and_a_loss_ends_the_lease_with_one() {
         let start = Instant::now();
         let mut lease = Lease::new(SESSION, HEARTBEAT);
         lease.polled(start);
+        assert_eq!(
+            lease.polled(start + Duration::from_millis(1900)),
+            Poll::Steady
+        );
         assert!(matches!(
-            lease.polled(start + Duration::from_millis(1500)),
+            lease.polled(start + Duration::from_millis(4000)),
             Poll::AfterGap(_)
         ));
-        assert!(!valid(&lease, start + Duration::from_millis(1500)));
-        for step in 16..=50 {
+        assert!(!valid(&lease, start + Duration::from_millis(4000)));
+        for step in 41..=60 {
             lease.polled(start + Duration::from_millis(100 * step));
         }
-        let later = start + Duration::from_secs(5);
+        let later = start + Duration::from_secs(6);
         assert!(valid(&lease, later));
-        lease.lost();
+        lease.lost(later);
         assert!(!valid(&lease, later));
         lease.polled(later + Duration::from_millis(100));
-        assert!(valid(&lease, later + Duration::from_millis(100)));
+        assert!(!valid(&lease, later + Duration::from_millis(100)), "probation");
+        for step in 2..=20 {
+            lease.polled(later + Duration::from_millis(100 * step));
+        }
+        assert!(valid(&lease, later + Duration::from_secs(2)));
     }
 }

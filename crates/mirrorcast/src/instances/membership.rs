@@ -12,7 +12,8 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, TryRecvError};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
@@ -74,7 +75,6 @@ pub fn default_group_id(source: &str, targets: &[&str]) -> String {
 /// The member's state, shared between the polling thread and librdkafka's callbacks (which
 /// run on the same thread, inside `poll`).
 struct State {
-    lease: Lease,
     owned: BTreeSet<(String, i32)>,
     subscribed: BTreeSet<String>,
     /// Given by the group, progress not read yet: (flow index, partitions).
@@ -87,6 +87,7 @@ struct MemberContext {
     source: String,
     flows: Vec<Commands>,
     standing: Standing,
+    lease: Arc<Mutex<Lease>>,
     state: Mutex<State>,
 }
 
@@ -119,7 +120,8 @@ impl ConsumerContext for MemberContext {
                 pending.retain(|p| !partitions.contains(p));
             }
             if lost {
-                state.lease.lost();
+                let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
+                lease.lost(Instant::now());
                 self.standing.set_lease(None);
             }
             self.update_leadership(&mut state);
@@ -203,6 +205,21 @@ impl MemberContext {
     }
 }
 
+/// Ticks the lease every 100 ms while `ticking`: a gap means the whole process stood still
+/// (the member's thread may be busy for long, in a rebalance or reading progress; this one
+/// never is).
+fn keep_time(source: &str, standing: &Standing, lease: &Mutex<Lease>, ticking: &AtomicBool) {
+    while ticking.load(Ordering::Acquire) {
+        let mut lease = lease.lock().unwrap_or_else(|p| p.into_inner());
+        if let Poll::AfterGap(gap) = lease.polled(Instant::now()) {
+            warn!(source, "this process did not run for {gap:?}: nothing is written until the group confirms its partitions");
+        }
+        standing.set_lease(lease.valid_until());
+        drop(lease);
+        std::thread::sleep(POLL);
+    }
+}
+
 fn partitions_of(list: &TopicPartitionList) -> Vec<(String, i32)> {
     list.elements()
         .iter()
@@ -231,17 +248,17 @@ impl Membership {
                     .unwrap_or(default),
             )
         };
-        let lease = Lease::new(
+        let lease = Arc::new(Mutex::new(Lease::new(
             millis("session.timeout.ms", 45_000),
             millis("heartbeat.interval.ms", 3_000),
-        );
+        )));
         let context = MemberContext {
             log: ClientLog::new(format!("{} member", self.source)).trusting(&config),
             source: self.source.clone(),
             flows: self.flows.iter().map(|f| f.commands.clone()).collect(),
             standing: self.standing.clone(),
+            lease: lease.clone(),
             state: Mutex::new(State {
-                lease,
                 owned: BTreeSet::new(),
                 subscribed: BTreeSet::new(),
                 to_acquire: Vec::new(),
@@ -256,12 +273,37 @@ impl Membership {
             source: self.source.clone(),
         };
         let mut health = Health::default();
-        let mut last_listing: Option<Instant> = None;
         let mut progress_health = Health::default();
+        let ticking = AtomicBool::new(true);
+        std::thread::scope(|scope| {
+            let clock = std::thread::Builder::new()
+                .name(format!("lease {}", self.source))
+                .spawn_scoped(scope, || keep_time(&self.source, &self.standing, &lease, &ticking));
+            if let Err(e) = clock {
+                error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
+            }
+            self.take_part(&consumer, &labels, &mut health, &mut progress_health);
+            ticking.store(false, Ordering::Release);
+        });
+        self.standing.set_leads(false);
+        info!(source = %self.source, "leaving group {}", self.group_id);
+        // Dropping the consumer closes it: the group hands its partitions on.
+        Ok(())
+    }
+
+    /// Polls the member until the copier threads are done.
+    fn take_part(
+        &self,
+        consumer: &BaseConsumer<MemberContext>,
+        labels: &SourceLabels,
+        health: &mut Health,
+        progress_health: &mut Health,
+    ) {
+        let mut last_listing: Option<Instant> = None;
         while let Err(TryRecvError::Empty) = self.leave.try_recv() {
             if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
                 last_listing = Some(Instant::now());
-                if let Err(e) = self.subscribe(&consumer) {
+                if let Err(e) = self.subscribe(consumer) {
                     if health.failed() {
                         warn!(source = %self.source, "listing the source's topics for the group: {e}; retrying");
                     }
@@ -281,17 +323,13 @@ impl Membership {
             }
             let (acquire, owned, leads) = {
                 let mut state = consumer.context().lock();
-                if let Poll::AfterGap(gap) = state.lease.polled(Instant::now()) {
-                    warn!(source = %self.source, "this process did not run for {gap:?}: nothing is written until the group confirms its partitions");
-                }
-                self.standing.set_lease(state.lease.valid_until());
                 (
                     std::mem::take(&mut state.to_acquire),
                     state.owned.len(),
                     state.leads,
                 )
             };
-            let unread = self.acquire(acquire, &mut progress_health);
+            let unread = self.acquire(acquire, progress_health);
             if !unread.is_empty() {
                 consumer.context().lock().to_acquire.extend(unread);
                 self.shutdown.sleep(Duration::from_secs(1));
@@ -299,17 +337,13 @@ impl Membership {
             let metrics = &self.observe.metrics;
             metrics
                 .group_partitions
-                .get_or_create(&labels)
+                .get_or_create(labels)
                 .set(owned as i64);
             metrics
                 .group_leads
-                .get_or_create(&labels)
+                .get_or_create(labels)
                 .set(i64::from(leads && self.standing.leads()));
         }
-        self.standing.set_leads(false);
-        info!(source = %self.source, "leaving group {}", self.group_id);
-        // Dropping the consumer closes it: the group hands its partitions on.
-        Ok(())
     }
 
     /// Subscribes to the source topics some flow replicates (when they changed).

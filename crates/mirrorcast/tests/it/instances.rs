@@ -360,3 +360,100 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
             .terminate_cleanly(Duration::from_secs(30));
     }
 }
+
+/// KIP-848's group protocol (`group.protocol = consumer`, broker-side assignment) and a
+/// graceful handover: an instance stopped with SIGTERM stores its progress before the group
+/// hands its partitions on, so the other continues right after it, without one duplicate.
+#[test]
+fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate() {
+    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
+    let europe = clusters.bootstrap("europe");
+    for (topic, partitions) in TOPICS {
+        create_topic(&europe, topic, partitions, &[]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(
+            &clusters,
+            "IdentityReplicationPolicy",
+            "topics = LH.*\n\
+             tasks.max = 1\n\
+             instances.group.enabled = true\n\
+             instances.group.id = regional-replicator\n\
+             europe.consumer.group.protocol = consumer\n",
+        ),
+    );
+    let producers: Vec<BackgroundProducer> = TOPICS
+        .iter()
+        .map(|(topic, partitions)| {
+            BackgroundProducer::start_paced(
+                &europe,
+                topic,
+                *partitions,
+                0,
+                Duration::from_millis(100),
+            )
+        })
+        .collect();
+    let a = Instance::start("a", &config);
+    let mut b = Instance::start("b", &config);
+    wait_for_balance(&[&a, &b], "two instances on KIP-848");
+    assert!(
+        wait_until(Duration::from_secs(30), || b
+            .standing()
+            .is_some_and(|s| s.2 > 0.0)),
+        "b copied nothing: {:?}\n{}",
+        b.standing(),
+        b.replicator.log()
+    );
+    b.replicator.terminate_cleanly(Duration::from_secs(30));
+    assert!(
+        wait_until(Duration::from_secs(60), || a
+            .standing()
+            .is_some_and(|s| s.0 == PARTITIONS && s.1 > 0.0)),
+        "a did not take everything over: {:?}\n{}",
+        a.standing(),
+        a.replicator.log()
+    );
+    // Copying goes on after the handover.
+    let before = a.standing().map_or(0.0, |s| s.2);
+    assert!(
+        wait_until(Duration::from_secs(30), || a
+            .standing()
+            .is_some_and(|s| s.2 > before)),
+        "a copies nothing after the handover\n{}",
+        a.replicator.log()
+    );
+    for producer in producers {
+        producer.stop();
+    }
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        for (topic, _) in TOPICS {
+            let ends = end_offsets(&europe, topic);
+            assert!(
+                wait_until(Duration::from_secs(90), || progress_reached(
+                    &bootstrap, "europe", topic, &ends
+                )),
+                "{target}: {topic} not all copied\n{}",
+                a.replicator.log()
+            );
+            let source = read_all(&europe, topic);
+            let duplicates =
+                assert_complete_in_order(&source, &read_all(&bootstrap, topic), target);
+            assert_eq!(
+                duplicates, 0,
+                "{target} {topic}: a graceful handover re-copies nothing"
+            );
+        }
+        for (partition, offsets) in progress_history(&bootstrap) {
+            assert!(
+                offsets.windows(2).all(|w| w[0] <= w[1]),
+                "{target}: the progress of {partition:?} went back: {offsets:?}"
+            );
+        }
+    }
+    let log = a.replicator.log();
+    assert!(log.contains("regional-replicator"), "{log}");
+}

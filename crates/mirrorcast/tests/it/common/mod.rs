@@ -327,7 +327,10 @@ impl Replicator {
     /// [`Replicator::start`] with these environment variables (`RUST_LOG` is `info` unless
     /// given).
     pub fn start_with_env(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Self {
-        let log = config.with_extension(format!("{}.log", now_ms()));
+        // Unique even for processes started in the same millisecond.
+        static STARTED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let log = config.with_extension(format!("{}-{n}.log", now_ms()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
             .arg("run")
