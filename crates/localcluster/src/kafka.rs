@@ -329,6 +329,10 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
          share.coordinator.state.topic.replication.factor=1\n\
          share.coordinator.state.topic.min.isr=1\n\
          group.initial.rebalance.delay.ms=0\n\
+         group.consumer.min.session.timeout.ms=6000\n\
+         group.consumer.session.timeout.ms=6000\n\
+         group.consumer.min.heartbeat.interval.ms=1000\n\
+         group.consumer.heartbeat.interval.ms=1000\n\
          log.cleaner.backoff.ms=1000\n",
         data = dir.join("data").display(),
     );

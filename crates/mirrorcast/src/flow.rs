@@ -13,7 +13,7 @@ use crate::copy::shard::Shard;
 use crate::copy::{self, CopierSetup};
 use crate::instances::membership::{default_group_id, MemberFlow, Membership};
 use crate::instances::Standing;
-use crate::kafka::clients::client_config;
+use crate::kafka::clients::{client_config, member_config};
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
 use crate::plan::Commands;
@@ -174,7 +174,7 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
         let membership = Membership {
             source: alias.clone(),
             group_id: id.unwrap_or_else(|| default_group_id(alias, &targets)),
-            consumer: reader.clone(),
+            consumer: member_config(&first.clients.source, &format!("mirrorcast-{alias}")),
             flows: members,
             standing,
             observe: observe.clone(),

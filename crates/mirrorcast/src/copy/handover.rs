@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::io::{Reader, Target};
 use super::lane::Lane;
@@ -47,6 +47,13 @@ impl<T: Target> Lane<T> {
                     self.acquired_progress.insert(partition.clone(), stored);
                 }
             }
+        }
+        let ours = partitions
+            .iter()
+            .filter(|(topic, partition)| self.shard.owns(topic, *partition))
+            .count();
+        if ours > 0 {
+            debug!(flow = %self.flow_name, "the group gave this process {ours} partition(s) of this copier thread");
         }
         let routes = self.routes.values().cloned().collect();
         self.add_routes(routes, io);

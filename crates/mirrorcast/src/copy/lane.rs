@@ -72,7 +72,7 @@ pub(crate) struct LaneSetup<T> {
 /// One flow: its target and the bookkeeping of every partition it copies.
 pub(crate) struct Lane<T> {
     pub(super) index: usize,
-    shard: Shard,
+    pub(super) shard: Shard,
     commands: Receiver<Command>,
     /// The topic manager is gone (shutdown).
     pub(super) disconnected: bool,

@@ -147,7 +147,10 @@ mod tests {
         lease.lost(later);
         assert!(!valid(&lease, later));
         lease.polled(later + Duration::from_millis(100));
-        assert!(!valid(&lease, later + Duration::from_millis(100)), "probation");
+        assert!(
+            !valid(&lease, later + Duration::from_millis(100)),
+            "probation"
+        );
         for step in 2..=20 {
             lease.polled(later + Duration::from_millis(100 * step));
         }

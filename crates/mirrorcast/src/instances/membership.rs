@@ -11,8 +11,8 @@
 //! up waiting for it (bounded, and said).
 
 use std::collections::{BTreeSet, HashSet};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -252,6 +252,17 @@ impl Membership {
             millis("session.timeout.ms", 45_000),
             millis("heartbeat.interval.ms", 3_000),
         )));
+        if !classic {
+            // KIP-848: the broker sets these (`group.consumer.session.timeout.ms`, 45 s by
+            // default) and librdkafka refuses them; they still size the lease here.
+            for key in [
+                "session.timeout.ms",
+                "heartbeat.interval.ms",
+                "partition.assignment.strategy",
+            ] {
+                config.remove(key);
+            }
+        }
         let context = MemberContext {
             log: ClientLog::new(format!("{} member", self.source)).trusting(&config),
             source: self.source.clone(),
@@ -278,7 +289,9 @@ impl Membership {
         std::thread::scope(|scope| {
             let clock = std::thread::Builder::new()
                 .name(format!("lease {}", self.source))
-                .spawn_scoped(scope, || keep_time(&self.source, &self.standing, &lease, &ticking));
+                .spawn_scoped(scope, || {
+                    keep_time(&self.source, &self.standing, &lease, &ticking)
+                });
             if let Err(e) = clock {
                 error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
             }
@@ -312,7 +325,16 @@ impl Membership {
             match consumer.poll(POLL) {
                 Some(Err(e)) => {
                     if health.failed() {
-                        error!(source = %self.source, group = %self.group_id, "the group member of {}: {e} (it needs READ on group {} and DESCRIBE on the replicated topics); retrying", self.source, self.group_id);
+                        let message = format!("the group member of {} in group {}: {e} (it needs READ on the group and DESCRIBE on the replicated topics); retrying", self.source, self.group_id);
+                        error!(source = %self.source, "{message}");
+                        // Shown on the flows, which copy nothing the group does not give.
+                        for member in &self.flows {
+                            self.observe.status.error(
+                                &member.flow.source,
+                                &member.flow.target,
+                                &message,
+                            );
+                        }
                     }
                 }
                 Some(Ok(_)) | None => {

@@ -78,10 +78,36 @@ pub fn client_config(cluster: &ClusterConfig, role: ClientRole, client_id: &str)
         config.set(*k, *v);
     }
     for (k, s) in cluster.client(role).iter() {
+        if role == ClientRole::Consumer && GROUP_MEMBER_KEYS.contains(&k) {
+            continue;
+        }
         config.set(k, &s.value);
     }
     for (k, v) in forced(role) {
         config.set(*k, *v);
+    }
+    config
+}
+
+/// Consumer settings only a group member uses. mirrorcast's readers assign their partitions
+/// themselves, and librdkafka refuses some of these next to `group.protocol = consumer`: they
+/// go to the member of the instances' group alone ([`member_config`]).
+pub const GROUP_MEMBER_KEYS: &[&str] = &[
+    "group.protocol",
+    "group.remote.assignor",
+    "partition.assignment.strategy",
+    "session.timeout.ms",
+    "heartbeat.interval.ms",
+    "max.poll.interval.ms",
+];
+
+/// The consumer config of the member of the instances' group on `cluster`.
+pub fn member_config(cluster: &ClusterConfig, client_id: &str) -> ClientConfig {
+    let mut config = client_config(cluster, ClientRole::Consumer, client_id);
+    for (k, s) in cluster.client(ClientRole::Consumer).iter() {
+        if GROUP_MEMBER_KEYS.contains(&k) {
+            config.set(k, &s.value);
+        }
     }
     config
 }

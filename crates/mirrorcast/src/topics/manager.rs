@@ -34,6 +34,9 @@ use crate::shutdown::Shutdown;
 const DELETE_AFTER_MISSING_REFRESHES: u32 = 2;
 /// The longest sleep of a manager with nothing due (all jobs off).
 const IDLE_WAKE: Duration = Duration::from_secs(3600);
+/// With instances sharing the source: how often leadership changes and topics the leader is
+/// to create are looked at.
+const LEADER_WAKE: Duration = Duration::from_secs(1);
 
 pub struct TopicManager {
     pub flow: FlowConfig,
@@ -75,6 +78,9 @@ pub(super) struct Known {
     /// "No ACLs on the source" was said (and not contradicted since).
     pub(super) acls_none_reported: bool,
     pub(super) acl_health: Health,
+    /// With instances sharing the source: topics left for the leading instance to create or
+    /// grow (looked at again soon, not a refresh interval later).
+    pub(super) awaiting_leader: bool,
 }
 
 impl TopicManager {
@@ -172,8 +178,18 @@ impl TopicManager {
         let mut refresh = Every::due_now(self.flow.refresh_topics_interval, Instant::now());
         let mut config_sync = Every::new(self.flow.config_sync_interval);
         let mut acl_sync = Every::new(self.flow.acl_sync_interval);
+        // Alone, this process always leads.
+        let mut led = !self.standing.is_grouped();
+        let mut took_over = false;
         loop {
             let now = Instant::now();
+            let leads = self.standing.leads();
+            if leads && !led {
+                // Taking over: create what is missing, then repair drift, at once.
+                refresh.retry_after(now, Duration::ZERO);
+                took_over = true;
+            }
+            led = leads;
             if refresh.is_due(now) {
                 match self.refresh(&source, &target, &mut known) {
                     Ok(()) => {
@@ -187,10 +203,22 @@ impl TopicManager {
                                 s.last_reached_at_ms = Some(crate::observe::status::now_ms());
                             });
                         backoff.reset();
-                        refresh.done(now);
+                        if known.awaiting_leader {
+                            refresh.retry_after(now, LEADER_WAKE);
+                        } else {
+                            refresh.done(now);
+                        }
                         // The first syncs right away: a restart repairs drift at once.
                         config_sync.start(now);
                         acl_sync.start(now);
+                        if std::mem::take(&mut took_over) {
+                            if self.flow.config_sync_interval.is_some() {
+                                config_sync.retry_after(now, Duration::ZERO);
+                            }
+                            if self.flow.acl_sync_interval.is_some() && !known.acls_unsupported {
+                                acl_sync.retry_after(now, Duration::ZERO);
+                            }
+                        }
                     }
                     Err(e) => {
                         health.warn_failed(&name, "topic management", &e);
@@ -231,7 +259,12 @@ impl TopicManager {
                 .flatten()
                 .min();
             let pause = wake.map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
-            if self.shutdown.sleep(pause.min(IDLE_WAKE)) {
+            let most = if self.standing.is_grouped() {
+                LEADER_WAKE
+            } else {
+                IDLE_WAKE
+            };
+            if self.shutdown.sleep(pause.min(most)) {
                 return;
             }
         }
@@ -325,13 +358,17 @@ impl TopicManager {
         let flow = self.flow.name();
         let source_topics = source.list_topics()?;
         let target_topics = target.list_topics()?;
+        known.awaiting_leader = false;
         for mut route in replicated_topics(&self.flow, &source_topics) {
             known.missing.remove(&route.source_topic);
             let leads = self.standing.leads();
             let remote_partitions = match target_topics.get(&route.remote_topic) {
                 Some(count) => *count,
                 // The leading instance creates it; copied here once it exists.
-                None if !leads => continue,
+                None if !leads => {
+                    known.awaiting_leader = true;
+                    continue;
+                }
                 None => match self.create_remote_topic(source, target, &route, known) {
                     Ok(count) => {
                         known.creation_refused.remove(&route.remote_topic);
@@ -358,6 +395,7 @@ impl TopicManager {
                 },
             };
             if remote_partitions < route.partitions && !leads {
+                known.awaiting_leader = true;
                 route.partitions = remote_partitions;
             } else if remote_partitions < route.partitions {
                 match target.create_partitions(&route.remote_topic, route.partitions) {
@@ -563,6 +601,34 @@ mod tests {
         );
         assert_eq!(target.config("orders", "min.insync.replicas"), None);
         assert_eq!(known.routes["orders"].partitions, 3);
+    }
+
+    /// With instances sharing the source, one that does not lead routes what exists and
+    /// leaves creation and growth to the leader, looking again soon; once it leads, it creates.
+    #[test]
+    fn only_the_leading_instance_creates_or_grows_remote_topics() {
+        let (mut manager, _) = manager("");
+        let standing = Standing::in_group();
+        standing.set_lease(Some(Instant::now() + Duration::from_secs(600)));
+        manager.standing = standing.clone();
+        let source = FakeCluster::with(&[("orders", 3, &[]), ("stock", 2, &[])]);
+        let target = FakeCluster::with(&[("orders", 1, &[])]);
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(target.partitions("stock"), None, "created by a follower");
+        assert_eq!(target.partitions("orders"), Some(1), "grown by a follower");
+        assert_eq!(
+            known.routes["orders"].partitions, 1,
+            "what exists is copied"
+        );
+        assert!(!known.routes.contains_key("stock"));
+        assert!(known.awaiting_leader);
+        standing.set_leads(true);
+        manager.refresh(&source, &target, &mut known).unwrap();
+        assert_eq!(target.partitions("stock"), Some(2));
+        assert_eq!(target.partitions("orders"), Some(3));
+        assert_eq!(known.routes["stock"].partitions, 2);
+        assert!(!known.awaiting_leader);
     }
 
     #[test]

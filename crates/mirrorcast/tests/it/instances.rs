@@ -27,7 +27,7 @@ struct Instance {
 impl Instance {
     fn start(name: &'static str, config: &std::path::Path) -> Self {
         let port = localcluster::free_port().unwrap();
-        let replicator = Replicator::start(
+        let replicator = Replicator::start_logging(
             config,
             &[
                 "--clusters",
@@ -35,6 +35,7 @@ impl Instance {
                 "--http",
                 &format!("127.0.0.1:{port}"),
             ],
+            "info,mirrorcast::copy::handover=debug,mirrorcast::instances=debug",
         );
         Instance {
             name,
@@ -381,7 +382,8 @@ fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate
              tasks.max = 1\n\
              instances.group.enabled = true\n\
              instances.group.id = regional-replicator\n\
-             europe.consumer.group.protocol = consumer\n",
+             europe.consumer.group.protocol = consumer\n\
+             europe.consumer.session.timeout.ms = 6000\n",
         ),
     );
     let producers: Vec<BackgroundProducer> = TOPICS
