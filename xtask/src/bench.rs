@@ -238,7 +238,8 @@ fn start_replicator(
 }
 
 /// mirrorcast's copy of the `count` records (`mb` MB) of europe (in `source`) to `targets` (in
-/// `clusters`) with `threads` copier threads (`None`: its default), into `row`.
+/// `clusters`) with `threads` copier threads (`None`: its default) in each of `instances`
+/// processes (sharing the source through a group when more than one), into `row`.
 #[allow(clippy::too_many_arguments)]
 fn measure_mirrorcast(
     binary: &Path,
@@ -246,14 +247,30 @@ fn measure_mirrorcast(
     source: &Clusters,
     clusters: &Clusters,
     targets: &[&str],
-    threads: Option<usize>,
+    (threads, instances): (Option<usize>, usize),
     (count, mb): (u64, f64),
     row: &mut serde_json::Value,
 ) -> Result<()> {
-    let port = localcluster::free_port()?;
-    let extra = threads.map_or(String::new(), |n| format!("tasks.max = {n}\n"));
+    let mut extra = threads.map_or(String::new(), |n| format!("tasks.max = {n}\n"));
+    if instances > 1 {
+        extra += "instances.group.enabled = true\n";
+    }
     let europe = source.bootstrap("europe");
-    let replicator = start_replicator(binary, out_dir, &europe, clusters, targets, &extra, port)?;
+    let mut ports = Vec::new();
+    let mut replicators = Vec::new();
+    for _ in 0..instances.max(1) {
+        let port = localcluster::free_port()?;
+        replicators.push(start_replicator(
+            binary, out_dir, &europe, clusters, targets, &extra, port,
+        )?);
+        ports.push(port);
+    }
+    let cpu_and_peak_all = || {
+        replicators
+            .iter()
+            .map(|r| cpu_and_peak(r.0.id()))
+            .fold((0.0, 0), |(cpu, peak), (c, p)| (cpu + c, peak.max(p)))
+    };
     let brokers_now = || brokers_cpu(source, &["europe"]) + brokers_cpu(clusters, targets);
     // From the first record on every target to the last, as for MM2 below.
     let first_copied = Instant::now();
@@ -267,7 +284,7 @@ fn measure_mirrorcast(
         std::thread::sleep(Duration::from_millis(20));
     }
     let brokers_before = brokers_now();
-    let (cpu_before, _) = cpu_and_peak(replicator.0.id());
+    let (cpu_before, _) = cpu_and_peak_all();
     let started = Instant::now();
     loop {
         let done = targets
@@ -282,7 +299,7 @@ fn measure_mirrorcast(
         std::thread::sleep(Duration::from_millis(100));
     }
     let seconds = started.elapsed().as_secs_f64();
-    let (cpu_after, peak) = cpu_and_peak(replicator.0.id());
+    let (cpu_after, peak) = cpu_and_peak_all();
     let cpu = cpu_after - cpu_before;
     let brokers = brokers_now() - brokers_before;
     row["replication_brokers_cpu_s_per_gb"] = (brokers / (mb / 1000.0)).into();
@@ -293,8 +310,9 @@ fn measure_mirrorcast(
     row["replication_records_s"] = (count as f64 / seconds).into();
     row["cpu_seconds_per_gb"] = (cpu / (mb * targets.len() as f64 / 1000.0)).into();
     row["peak_rss_mib"] = (peak as f64 / 1048576.0).into();
-    if let Some(read) = source_records_read(port) {
-        row["source_reads_per_record"] = (read / count as f64).into();
+    let reads: Option<Vec<f64>> = ports.iter().map(|&p| source_records_read(p)).collect();
+    if let Some(reads) = reads {
+        row["source_reads_per_record"] = (reads.iter().sum::<f64>() / count as f64).into();
     }
     if let (Some(raw), Some(rep)) = (
         row["raw_producer_target_mb_s"].as_f64(),
@@ -477,6 +495,8 @@ pub struct Options {
     pub mm2: bool,
     /// mirrorcast is measured with each of these `tasks.max` (empty: once, its default).
     pub copier_threads: Vec<usize>,
+    /// ... and as each of these numbers of processes in one group (empty: one process).
+    pub instances: Vec<usize>,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
@@ -576,17 +596,27 @@ fn run_once(
             }
             // One row per copier-thread count (`tasks.max`), each into targets of its own;
             // MM2 and Python once, with the first.
-            let variants: Vec<Option<usize>> = if options.copier_threads.is_empty() {
+            let thread_counts: Vec<Option<usize>> = if options.copier_threads.is_empty() {
                 vec![None]
             } else {
                 options.copier_threads.iter().copied().map(Some).collect()
             };
+            let process_counts = if options.instances.is_empty() {
+                vec![1]
+            } else {
+                options.instances.clone()
+            };
+            let variants: Vec<(Option<usize>, usize)> = process_counts
+                .iter()
+                .flat_map(|&n| thread_counts.iter().map(move |&t| (t, n)))
+                .collect();
             let base = row;
-            for (variant, threads) in variants.into_iter().enumerate() {
+            for (variant, (threads, instances)) in variants.into_iter().enumerate() {
                 let mut row = base.clone();
                 if let Some(threads) = threads {
                     row["copier_threads"] = threads.into();
                 }
+                row["instances"] = instances.into();
                 let fresh_targets;
                 let into = if variant == 0 {
                     &clusters
@@ -596,7 +626,14 @@ fn run_once(
                 };
                 let sizes = (count, mb);
                 measure_mirrorcast(
-                    binary, out_dir, &clusters, into, &targets, threads, sizes, &mut row,
+                    binary,
+                    out_dir,
+                    &clusters,
+                    into,
+                    &targets,
+                    (threads, instances),
+                    sizes,
+                    &mut row,
                 )?;
                 if variant == 0 {
                     let seconds = row["replication_seconds"].as_f64().unwrap_or(f64::NAN);
@@ -872,13 +909,16 @@ fn print_table(summary: &serde_json::Value) {
         _ => "-".to_string(),
     };
     println!("\nMedian of the runs; (min-max) where shown.\n");
-    println!("| record | targets | copier threads | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("| record | targets | processes | copier threads | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
+    println!(
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
     for r in summary["backlog"].as_array().into_iter().flatten() {
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["record_bytes"]["median"],
             r["targets"]["median"],
+            median(&r["instances"]).map_or("1".to_string(), |n| n.to_string()),
             median(&r["copier_threads"]).map_or("default".to_string(), |n| n.to_string()),
             num(&r["raw_producer_target_mb_s"], 1),
             num(&r["raw_consumer_mb_s"], 1),

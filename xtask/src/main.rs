@@ -60,6 +60,10 @@ enum Task {
         /// once, with its own default of one per core).
         #[arg(long, value_delimiter = ',')]
         copier_threads: Vec<usize>,
+        /// Measure mirrorcast also as this many processes sharing the source through a group
+        /// (`instances.group.enabled`), with each copier thread count (default: one process).
+        #[arg(long, value_delimiter = ',')]
+        instances: Vec<usize>,
     },
 }
 
@@ -92,6 +96,7 @@ fn main() -> ExitCode {
             targets,
             without_mm2,
             copier_threads,
+            instances,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
                 &bench::Options {
@@ -102,6 +107,7 @@ fn main() -> ExitCode {
                     targets,
                     mm2: !without_mm2,
                     copier_threads,
+                    instances,
                 },
                 &workspace_root(),
             )

@@ -72,7 +72,8 @@ impl<T: Target> Lane<T> {
         }
         let started = Instant::now();
         self.target.flush(RELEASE_FLUSH);
-        self.handle_deliveries_after_stop();
+        // The partitions kept go on: their failures must rewind them as usual.
+        self.handle_deliveries(io);
         // The group asked: this process is still a member, whatever its lease says.
         self.store_progress();
         self.target.flush(
@@ -80,7 +81,7 @@ impl<T: Target> Lane<T> {
                 .saturating_sub(started.elapsed())
                 .max(Duration::from_secs(1)),
         );
-        self.handle_deliveries_after_stop();
+        self.handle_deliveries(io);
         let unacknowledged: usize = slots
             .iter()
             .filter(|&&slot| self.partitions[slot].in_flight > 0)

@@ -289,13 +289,37 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
     );
     assert_eq!(sampled.len(), 1, "two instances led at once: {sampled:?}");
 
+    // What each process said about moving partitions, for a failure's message.
+    let diagnostics = || -> String {
+        std::iter::once(&dead)
+            .chain(instances.iter())
+            .map(|i| {
+                let said: Vec<String> = i
+                    .replicator
+                    .log()
+                    .lines()
+                    .filter(|l| {
+                        [
+                            "WARN", "ERROR", "handed", "lost", "copying", "resuming", "leads",
+                            "gave",
+                        ]
+                        .iter()
+                        .any(|w| l.contains(w))
+                    })
+                    .map(String::from)
+                    .collect();
+                format!("--- {}\n{}\n", i.name, said.join("\n"))
+            })
+            .collect()
+    };
     for target in TARGETS {
         let bootstrap = clusters.bootstrap(target);
         let history = progress_history(&bootstrap);
         for (partition, offsets) in &history {
             assert!(
                 offsets.windows(2).all(|w| w[0] <= w[1]),
-                "{target}: the progress of {partition:?} went back: {offsets:?}"
+                "{target}: the progress of {partition:?} went back: {offsets:?}\n{}",
+                diagnostics()
             );
         }
         for (topic, source) in &sources {
@@ -304,7 +328,8 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
                 assert_complete_in_order(source, &copied, &format!("{target} {topic}"));
             let produced: usize = source.values().map(Vec::len).sum();
             println!("{target} {topic}: {produced} records, {duplicates} duplicate(s)");
-            // Re-copied runs start right after a progress the previous owner stored.
+            // Re-copied runs start right after a progress the previous owner stored (or at the
+            // start, when it had stored none).
             for (partition, records) in &copied {
                 let stored: BTreeSet<i64> = history
                     .get(&(topic.to_string(), *partition))
@@ -321,7 +346,8 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
                 for record in records {
                     let offset = index[record];
                     let restarts = offset <= highest && offset != previous + 1;
-                    if restarts && !stored.contains(&(offset - 1)) {
+                    // From the start: moved before any progress was stored for it.
+                    if restarts && offset > 0 && !stored.contains(&(offset - 1)) {
                         // What the frozen instance had queued before its pause, sent when it
                         // went on: one run, on a partition it copied then.
                         late_runs += 1;
@@ -329,7 +355,8 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
                             late_runs == 1
                                 && frozen_partitions.contains(&(topic.to_string(), *partition)),
                             "{target} {topic}[{partition}]: a re-copied run starts at {offset}, \
-                             after no stored progress ({stored:?})"
+                             after no stored progress ({stored:?})\n{}",
+                            diagnostics()
                         );
                     }
                     highest = highest.max(offset);
