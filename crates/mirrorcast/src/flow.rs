@@ -180,6 +180,7 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             observe: observe.clone(),
             leave: copiers_done,
             shutdown: watch.shutdown(),
+            started: std::time::Instant::now(),
         };
         match watch.spawn(format!("member {alias}"), move || membership.run()) {
             Ok(thread) => member = Some(thread),

@@ -19,13 +19,14 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::lease::{Lease, Poll};
 use super::{leader_partition, Standing};
 use crate::config::FlowConfig;
 use crate::health::Health;
 use crate::kafka::clients::ClientLog;
+use crate::kafka::log_reader::LogReadError;
 use crate::observe::metrics::SourceLabels;
 use crate::observe::Observability;
 use crate::plan::{Command, Commands};
@@ -39,6 +40,8 @@ const RELEASE_WAIT: Duration = Duration::from_secs(30);
 /// How often the source's topics are listed for the subscription, at most.
 const SUBSCRIPTION_REFRESH: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
+/// How long after start a missing progress topic is expected (being created), not a problem.
+const QUIET_START: Duration = Duration::from_secs(60);
 
 /// One flow of the source, as the membership sees it.
 pub struct MemberFlow {
@@ -61,6 +64,7 @@ pub struct Membership {
     /// member leave the group (else the next owner could read older progress).
     pub leave: Receiver<()>,
     pub shutdown: Shutdown,
+    pub started: Instant,
 }
 
 /// The default group of a replicator's instances: one per source and selection of targets, so
@@ -434,6 +438,12 @@ impl Membership {
                         partitions,
                         progress,
                     });
+                }
+                // At a first start the member can be quicker than the topic manager that
+                // creates the progress topic: wait for it quietly.
+                Err(LogReadError::Missing(_)) if self.started.elapsed() < QUIET_START => {
+                    debug!(flow = %flow.name(), "{topic} does not exist yet; waiting for it");
+                    unread.push((index, partitions));
                 }
                 Err(e) => {
                     if health.failed() {

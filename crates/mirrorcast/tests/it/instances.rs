@@ -188,7 +188,7 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
                 topic,
                 *partitions,
                 0,
-                Duration::from_millis(100),
+                Duration::from_millis(250),
             )
         })
         .collect();
@@ -312,6 +312,16 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
             })
             .collect()
     };
+    for i in std::iter::once(&dead).chain(instances.iter()) {
+        let log = i.replicator.log();
+        println!(
+            "{}: {} handover(s), {} loss(es), {} pause(s) seen",
+            i.name,
+            log.matches("handed").count(),
+            log.matches("session expired").count(),
+            log.matches("did not run for").count()
+        );
+    }
     for target in TARGETS {
         let bootstrap = clusters.bootstrap(target);
         let history = progress_history(&bootstrap);
@@ -421,7 +431,7 @@ fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate
                 topic,
                 *partitions,
                 0,
-                Duration::from_millis(100),
+                Duration::from_millis(250),
             )
         })
         .collect();

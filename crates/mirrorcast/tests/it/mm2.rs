@@ -80,8 +80,10 @@ fn mirrorcast_continues_from_the_progress_mm2_stored() {
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
 
-    // Records keep arriving while MM2 copies, so that it is stopped in mid-copy.
-    let writer = BackgroundProducer::start(&europe, TOPIC, 2, 40_000);
+    // Records keep arriving while MM2 copies, so that it is stopped in mid-copy (paced: about
+    // 10,000 a second, not a backlog of millions while its JVM starts).
+    let writer =
+        BackgroundProducer::start_paced(&europe, TOPIC, 2, 40_000, Duration::from_millis(50));
     let mut mm2 = start_mm2(&config, "northamerica");
     assert!(
         wait_until(Duration::from_secs(120), || {
