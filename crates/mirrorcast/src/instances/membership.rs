@@ -16,6 +16,7 @@ use std::sync::mpsc::{self, Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
@@ -93,6 +94,9 @@ struct MemberContext {
     standing: Standing,
     lease: Arc<Mutex<Lease>>,
     state: Mutex<State>,
+    /// `mirrorcast_group_leads`: set at each change at once (the member's loop can be busy
+    /// reading progress for seconds), and kept in line with the lease by the loop.
+    leads_gauge: Gauge,
 }
 
 impl ClientContext for MemberContext {
@@ -200,6 +204,7 @@ impl MemberContext {
         if leads != state.leads {
             state.leads = leads;
             self.standing.set_leads(leads);
+            self.leads_gauge.set(i64::from(self.standing.leads()));
             if leads {
                 info!(source = %self.source, "this instance now leads the flows of {} (topic creation and sync, checkpoints, heartbeats)", self.source);
             } else {
@@ -212,7 +217,13 @@ impl MemberContext {
 /// Ticks the lease every 100 ms while `ticking`: a gap means the whole process stood still
 /// (the member's thread may be busy for long, in a rebalance or reading progress; this one
 /// never is).
-fn keep_time(source: &str, standing: &Standing, lease: &Mutex<Lease>, ticking: &AtomicBool) {
+fn keep_time(
+    source: &str,
+    standing: &Standing,
+    lease: &Mutex<Lease>,
+    leads_gauge: &Gauge,
+    ticking: &AtomicBool,
+) {
     while ticking.load(Ordering::Acquire) {
         let mut lease = lease.lock().unwrap_or_else(|p| p.into_inner());
         if let Poll::AfterGap(gap) = lease.polled(Instant::now()) {
@@ -220,6 +231,7 @@ fn keep_time(source: &str, standing: &Standing, lease: &Mutex<Lease>, ticking: &
         }
         standing.set_lease(lease.valid_until());
         drop(lease);
+        leads_gauge.set(i64::from(standing.leads()));
         std::thread::sleep(POLL);
     }
 }
@@ -273,6 +285,14 @@ impl Membership {
             flows: self.flows.iter().map(|f| f.commands.clone()).collect(),
             standing: self.standing.clone(),
             lease: lease.clone(),
+            leads_gauge: self
+                .observe
+                .metrics
+                .group_leads
+                .get_or_create(&SourceLabels {
+                    source: self.source.clone(),
+                })
+                .clone(),
             state: Mutex::new(State {
                 owned: BTreeSet::new(),
                 subscribed: BTreeSet::new(),
@@ -294,7 +314,8 @@ impl Membership {
             let clock = std::thread::Builder::new()
                 .name(format!("lease {}", self.source))
                 .spawn_scoped(scope, || {
-                    keep_time(&self.source, &self.standing, &lease, &ticking)
+                    let gauge = &consumer.context().leads_gauge;
+                    keep_time(&self.source, &self.standing, &lease, gauge, &ticking)
                 });
             if let Err(e) = clock {
                 error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
@@ -303,6 +324,7 @@ impl Membership {
             ticking.store(false, Ordering::Release);
         });
         self.standing.set_leads(false);
+        consumer.context().leads_gauge.set(0);
         info!(source = %self.source, "leaving group {}", self.group_id);
         // Dropping the consumer closes it: the group hands its partitions on.
         Ok(())
@@ -347,7 +369,7 @@ impl Membership {
                     }
                 }
             }
-            let (acquire, owned, leads) = {
+            let (acquire, owned, _) = {
                 let mut state = consumer.context().lock();
                 (
                     std::mem::take(&mut state.to_acquire),
@@ -355,20 +377,16 @@ impl Membership {
                     state.leads,
                 )
             };
-            let unread = self.acquire(acquire, progress_health);
-            if !unread.is_empty() {
-                consumer.context().lock().to_acquire.extend(unread);
-                self.shutdown.sleep(Duration::from_secs(1));
-            }
             let metrics = &self.observe.metrics;
             metrics
                 .group_partitions
                 .get_or_create(labels)
                 .set(owned as i64);
-            metrics
-                .group_leads
-                .get_or_create(labels)
-                .set(i64::from(leads && self.standing.leads()));
+            let unread = self.acquire(acquire, progress_health);
+            if !unread.is_empty() {
+                consumer.context().lock().to_acquire.extend(unread);
+                self.shutdown.sleep(Duration::from_secs(1));
+            }
         }
     }
 

@@ -59,33 +59,48 @@ impl Instance {
 /// The instances that are up (not killed, not frozen), shared with the sampler.
 type Live = Arc<Mutex<Vec<(&'static str, u16)>>>;
 
-/// Samples every live instance's `mirrorcast_group_leads` until stopped; fails when two
-/// instances said they lead in two rounds in a row (one round may straddle a handover).
+/// Samples every live instance's `mirrorcast_group_leads` and config sync rounds until
+/// stopped. Returns the violations: two instances that said they lead in two rounds in a row
+/// (one round may straddle a handover), an instance whose config syncs went on while it did
+/// not lead on either side; and last, who led.
 fn sample_leaders(live: Live, running: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
-        let mut overlaps = Vec::new();
+        let mut violations = Vec::new();
         let mut previous: Vec<&str> = Vec::new();
         let mut leaders_seen = BTreeSet::new();
+        // Per instance: (leads, config sync rounds) at the last sample.
+        let mut last: BTreeMap<&str, (bool, f64)> = BTreeMap::new();
         while running.load(Ordering::Relaxed) {
             let instances = live.lock().unwrap().clone();
-            let leaders: Vec<&str> = instances
-                .iter()
-                .filter(|(_, port)| {
-                    scrape(*port).is_some_and(|s| {
-                        value(&s, "mirrorcast_group_leads", &[("source", "europe")]) > 0.0
-                    })
-                })
-                .map(|(name, _)| *name)
-                .collect();
+            let mut leaders = Vec::new();
+            for (name, port) in instances {
+                let Some(scrape) = scrape(port) else {
+                    continue;
+                };
+                let leads = value(&scrape, "mirrorcast_group_leads", &[("source", "europe")]) > 0.0;
+                let syncs = value(
+                    &scrape,
+                    "mirrorcast_topic_config_sync_runs_total",
+                    &[("source", "europe")],
+                );
+                if let Some((led, synced)) = last.insert(name, (leads, syncs)) {
+                    if !led && !leads && syncs > synced {
+                        violations.push(format!("{name} synced configs while not leading"));
+                    }
+                }
+                if leads {
+                    leaders.push(name);
+                }
+            }
             leaders_seen.extend(leaders.iter().copied());
             if leaders.len() > 1 && previous.len() > 1 {
-                overlaps.push(format!("{previous:?} then {leaders:?}"));
+                violations.push(format!("{previous:?} then {leaders:?}"));
             }
             previous = leaders;
             std::thread::sleep(Duration::from_millis(100));
         }
-        overlaps.push(format!("leaders seen: {leaders_seen:?}"));
-        overlaps
+        violations.push(format!("leaders seen: {leaders_seen:?}"));
+        violations
     })
 }
 
@@ -177,6 +192,7 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
              europe.consumer.session.timeout.ms = 6000\n\
              europe.consumer.heartbeat.interval.ms = 1000\n\
              emit.heartbeats.interval.seconds = 1\n\
+             sync.topic.configs.interval.seconds = 1\n\
              refresh.topics.interval.seconds = 2\n",
         ),
     );
@@ -287,7 +303,11 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
         copied_by.values().all(|&n| n > 0.0),
         "every instance copies: {copied_by:?}"
     );
-    assert_eq!(sampled.len(), 1, "two instances led at once: {sampled:?}");
+    assert_eq!(
+        sampled.len(),
+        1,
+        "two instances led at once, or one synced configs while another led: {sampled:?}"
+    );
 
     // What each process said about moving partitions, for a failure's message.
     let diagnostics = || -> String {
