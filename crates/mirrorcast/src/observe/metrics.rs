@@ -71,6 +71,7 @@ pub struct Metrics {
     pub heartbeat_age: Family<FlowLabels, FloatGauge>,
     pub config_sync_runs: Family<FlowLabels, Counter>,
     pub config_sync_failures: Family<FlowLabels, Counter>,
+    pub checkpoint_rounds: Family<FlowLabels, Counter>,
     pub source_records_read: Family<ReaderLabels, Counter>,
     pub offset_resets: Family<PartitionLabels, Counter>,
     pub records_lost_at_source: Family<PartitionLabels, Counter>,
@@ -202,6 +203,12 @@ impl Metrics {
             "Topic configs that could not be applied",
             config_sync_failures.clone(),
         );
+        let checkpoint_rounds = Family::<FlowLabels, Counter>::default();
+        registry.register(
+            "checkpoint_rounds",
+            "Checkpoint rounds of a flow (consumer group offsets translated and written to the target)",
+            checkpoint_rounds.clone(),
+        );
         let source_records_read = Family::<ReaderLabels, Counter>::default();
         registry.register(
             "source_records_read",
@@ -241,6 +248,7 @@ impl Metrics {
             heartbeat_age,
             config_sync_runs,
             config_sync_failures,
+            checkpoint_rounds,
             source_records_read,
             group_partitions,
             group_leads,

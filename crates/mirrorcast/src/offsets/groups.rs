@@ -281,6 +281,8 @@ pub struct CheckpointTask {
     pub flow: FlowConfig,
     /// With instances sharing the source, only the leading one checkpoints.
     pub standing: crate::instances::Standing,
+    /// `mirrorcast_checkpoint_rounds_total` of the flow.
+    pub rounds: prometheus_client::metrics::counter::Counter,
     pub source_consumer: ClientConfig,
     pub target_consumer: ClientConfig,
     pub target_producer: ClientConfig,
@@ -435,6 +437,7 @@ impl CheckpointTask {
             let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
                 last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
             });
+            self.rounds.inc();
             let round = (|| -> Result<usize, GroupsError> {
                 // Read to the topic's end as of now: no checkpoint is made from a partial view.
                 let histories = store.update()?;

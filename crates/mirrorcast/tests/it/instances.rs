@@ -59,17 +59,18 @@ impl Instance {
 /// The instances that are up (not killed, not frozen), shared with the sampler.
 type Live = Arc<Mutex<Vec<(&'static str, u16)>>>;
 
-/// Samples every live instance's `mirrorcast_group_leads` and config sync rounds until
-/// stopped. Returns the violations: two instances that said they lead in two rounds in a row
-/// (one round may straddle a handover), an instance whose config syncs went on while it did
-/// not lead on either side; and last, who led.
+/// Samples every live instance's `mirrorcast_group_leads`, config sync and checkpoint rounds
+/// until stopped. Returns the violations: two instances that said they lead in two rounds in a
+/// row (one round may straddle a handover), an instance whose config syncs or checkpoints went
+/// on while it did not lead on either side; and last, who led.
 fn sample_leaders(live: Live, running: Arc<AtomicBool>) -> std::thread::JoinHandle<Vec<String>> {
     std::thread::spawn(move || {
         let mut violations = Vec::new();
         let mut previous: Vec<&str> = Vec::new();
         let mut leaders_seen = BTreeSet::new();
-        // Per instance: (leads, config sync rounds) at the last sample.
-        let mut last: BTreeMap<&str, (bool, f64)> = BTreeMap::new();
+        // Per instance: whether it led, and its config sync and checkpoint rounds, at the
+        // last sample.
+        let mut last: BTreeMap<&str, (bool, [f64; 2])> = BTreeMap::new();
         while running.load(Ordering::Relaxed) {
             let instances = live.lock().unwrap().clone();
             let mut leaders = Vec::new();
@@ -78,14 +79,19 @@ fn sample_leaders(live: Live, running: Arc<AtomicBool>) -> std::thread::JoinHand
                     continue;
                 };
                 let leads = value(&scrape, "mirrorcast_group_leads", &[("source", "europe")]) > 0.0;
-                let syncs = value(
-                    &scrape,
+                let rounds = [
                     "mirrorcast_topic_config_sync_runs_total",
-                    &[("source", "europe")],
-                );
-                if let Some((led, synced)) = last.insert(name, (leads, syncs)) {
-                    if !led && !leads && syncs > synced {
-                        violations.push(format!("{name} synced configs while not leading"));
+                    "mirrorcast_checkpoint_rounds_total",
+                ]
+                .map(|metric| value(&scrape, metric, &[("source", "europe")]));
+                if let Some((led, before)) = last.insert(name, (leads, rounds)) {
+                    for (duty, (now, then)) in ["synced configs", "checkpointed"]
+                        .iter()
+                        .zip(rounds.iter().zip(before))
+                    {
+                        if !led && !leads && *now > then {
+                            violations.push(format!("{name} {duty} while not leading"));
+                        }
                     }
                 }
                 if leads {
@@ -193,6 +199,7 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
              europe.consumer.heartbeat.interval.ms = 1000\n\
              emit.heartbeats.interval.seconds = 1\n\
              sync.topic.configs.interval.seconds = 1\n\
+             emit.checkpoints.interval.seconds = 1\n\
              refresh.topics.interval.seconds = 2\n",
         ),
     );
@@ -306,7 +313,7 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
     assert_eq!(
         sampled.len(),
         1,
-        "two instances led at once, or one synced configs while another led: {sampled:?}"
+        "two instances led at once, or one synced or checkpointed while another led: {sampled:?}"
     );
 
     // What each process said about moving partitions, for a failure's message.
