@@ -97,6 +97,7 @@ impl Config {
         }
         let mut warnings = warnings;
         warnings.extend(without_syncs(raw, &flows));
+        warnings.extend(group_id_without_group(raw, &flows));
         let mut seen = BTreeSet::new();
         warnings.retain(|w| seen.insert(w.to_string()));
         let mut heartbeat_pairs = Vec::new();
@@ -155,6 +156,30 @@ impl Config {
 /// ignored: checkpoints and group offset sync (made from syncs; MM2's checkpoint connector
 /// refuses to start), and the syncs topic's own settings (with which MM2's source connector
 /// refuses to start at all: mirrorcast copies anyway).
+/// `instances.group.id` only names the group `instances.group.enabled` turns on: alone it
+/// would be ignored.
+fn group_id_without_group(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<ConfigError> {
+    flows
+        .iter()
+        .filter(|f| f.instances_group.is_none())
+        .filter_map(|flow| {
+            let look = FlowLookup {
+                raw,
+                prefix: format!("{}.", flow.name()),
+            };
+            let (key, _) = look.get("instances.group.id")?;
+            Some(raw.error(
+                &key,
+                format!(
+                    "has no effect for {} without `instances.group.enabled = true`: this \
+                     process copies every partition itself",
+                    flow.name()
+                ),
+            ))
+        })
+        .collect()
+}
+
 fn without_syncs(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<ConfigError> {
     let mut warnings = Vec::new();
     for flow in flows.iter().filter(|f| f.offset_syncs.is_none()) {
@@ -973,6 +998,24 @@ replication.factor = 1
         assert_eq!(config.flows.len(), 1);
         assert_eq!(config.flows[0].target, "southamerica");
         assert!(config.retain_targets(&["asia".into()]).is_err());
+    }
+
+    #[test]
+    fn a_group_id_without_the_group_is_said_and_with_it_used() {
+        let alone = resolve(&format!("{BROADCAST}instances.group.id = regional\n")).unwrap();
+        let said: Vec<String> = alone.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(said.len(), 2, "one per flow: {said:?}");
+        assert!(said[0].contains("`instances.group.id`: has no effect for europe->"));
+        assert!(alone.flows.iter().all(|f| f.instances_group.is_none()));
+        let grouped = resolve(&format!(
+            "{BROADCAST}instances.group.id = regional\ninstances.group.enabled = true\n"
+        ))
+        .unwrap();
+        assert!(grouped.warnings.is_empty(), "{:?}", grouped.warnings);
+        assert!(grouped
+            .flows
+            .iter()
+            .all(|f| f.instances_group == Some(Some("regional".to_string()))));
     }
 
     #[test]

@@ -134,8 +134,10 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             lane.reporter.tick();
         }
         for read in 0..BATCH {
-            // Before reading, never between reading and forwarding (that would be a gap).
-            if !self.standing.may_write() {
+            // Before reading, never between reading and forwarding (that would be a gap); every
+            // 64 records, not each (a clock read): a process frozen mid-batch sends at most
+            // that many more when it goes on, duplicates its successor copies anyway.
+            if read % 64 == 0 && !self.standing.may_write() {
                 return read;
             }
             let timeout = if read == 0 { wait } else { Duration::ZERO };
@@ -184,10 +186,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
         let reader = &self.readers.own[index];
         lane.reporter.tick();
         for read in 0..BATCH {
-            if read % 64 == 0 && !lane.has_room() {
-                return read;
-            }
-            if !self.standing.may_write() {
+            if read % 64 == 0 && (!lane.has_room() || !self.standing.may_write()) {
                 return read;
             }
             match reader.poll(Duration::ZERO) {

@@ -338,13 +338,22 @@ impl Membership {
         health: &mut Health,
         progress_health: &mut Health,
     ) {
+        // Listing the topics fails on its own, and is said on its own.
+        let mut listing_health = Health::default();
         let mut last_listing: Option<Instant> = None;
         while let Err(TryRecvError::Empty) = self.leave.try_recv() {
             if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
                 last_listing = Some(Instant::now());
-                if let Err(e) = self.subscribe(consumer) {
-                    if health.failed() {
-                        warn!(source = %self.source, "listing the source's topics for the group: {e}; retrying");
+                match self.subscribe(consumer) {
+                    Ok(()) => {
+                        if listing_health.recovered() {
+                            info!(source = %self.source, "listing the source's topics for the group works again");
+                        }
+                    }
+                    Err(e) => {
+                        if listing_health.failed() {
+                            warn!(source = %self.source, "listing the source's topics for the group: {e}; retrying");
+                        }
                     }
                 }
             }
@@ -369,13 +378,9 @@ impl Membership {
                     }
                 }
             }
-            let (acquire, owned, _) = {
+            let (acquire, owned) = {
                 let mut state = consumer.context().lock();
-                (
-                    std::mem::take(&mut state.to_acquire),
-                    state.owned.len(),
-                    state.leads,
-                )
+                (std::mem::take(&mut state.to_acquire), state.owned.len())
             };
             let metrics = &self.observe.metrics;
             metrics
