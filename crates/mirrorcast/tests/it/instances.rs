@@ -179,8 +179,16 @@ fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
     history
 }
 
-#[test]
-fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze() {
+/// Three clusters, Europe's topics, a config of instances sharing Europe in a group (one
+/// copier thread each) plus `extra`, and producers writing to every topic until stopped.
+fn scenario(
+    extra: &str,
+) -> (
+    localcluster::Clusters,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<BackgroundProducer>,
+) {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     for (topic, partitions) in TOPICS {
@@ -192,18 +200,10 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
         &broadcast_config(
             &clusters,
             "IdentityReplicationPolicy",
-            "topics = LH.*\n\
-             tasks.max = 1\n\
-             instances.group.enabled = true\n\
-             europe.consumer.session.timeout.ms = 6000\n\
-             europe.consumer.heartbeat.interval.ms = 1000\n\
-             emit.heartbeats.interval.seconds = 1\n\
-             sync.topic.configs.interval.seconds = 1\n\
-             emit.checkpoints.interval.seconds = 1\n\
-             refresh.topics.interval.seconds = 2\n",
+            &format!("topics = LH.*\ntasks.max = 1\ninstances.group.enabled = true\n{extra}"),
         ),
     );
-    let producers: Vec<BackgroundProducer> = TOPICS
+    let producers = TOPICS
         .iter()
         .map(|(topic, partitions)| {
             BackgroundProducer::start_paced(
@@ -215,6 +215,20 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
             )
         })
         .collect();
+    (clusters, dir, config, producers)
+}
+
+#[test]
+fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze() {
+    let (clusters, _dir, config, producers) = scenario(
+        "europe.consumer.session.timeout.ms = 6000\n\
+         europe.consumer.heartbeat.interval.ms = 1000\n\
+         emit.heartbeats.interval.seconds = 1\n\
+         sync.topic.configs.interval.seconds = 1\n\
+         emit.checkpoints.interval.seconds = 1\n\
+         refresh.topics.interval.seconds = 2\n",
+    );
+    let europe = clusters.bootstrap("europe");
     let a = Instance::start("a", &config);
     let b = Instance::start("b", &config);
     let c = Instance::start("c", &config);
@@ -431,37 +445,12 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
 /// hands its partitions on, so the other continues right after it, without one duplicate.
 #[test]
 fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate() {
-    let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
-    let europe = clusters.bootstrap("europe");
-    for (topic, partitions) in TOPICS {
-        create_topic(&europe, topic, partitions, &[]);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let config = write_config(
-        dir.path(),
-        &broadcast_config(
-            &clusters,
-            "IdentityReplicationPolicy",
-            "topics = LH.*\n\
-             tasks.max = 1\n\
-             instances.group.enabled = true\n\
-             instances.group.id = regional-replicator\n\
-             europe.consumer.group.protocol = consumer\n\
-             europe.consumer.session.timeout.ms = 6000\n",
-        ),
+    let (clusters, _dir, config, producers) = scenario(
+        "instances.group.id = regional-replicator\n\
+         europe.consumer.group.protocol = consumer\n\
+         europe.consumer.session.timeout.ms = 6000\n",
     );
-    let producers: Vec<BackgroundProducer> = TOPICS
-        .iter()
-        .map(|(topic, partitions)| {
-            BackgroundProducer::start_paced(
-                &europe,
-                topic,
-                *partitions,
-                0,
-                Duration::from_millis(250),
-            )
-        })
-        .collect();
+    let europe = clusters.bootstrap("europe");
     let a = Instance::start("a", &config);
     let mut b = Instance::start("b", &config);
     wait_for_balance(&[&a, &b], "two instances on KIP-848");
