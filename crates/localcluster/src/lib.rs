@@ -336,6 +336,11 @@ impl LocalCluster {
     /// Starts the broker again on the same port and data.
     pub fn restart(&mut self) -> Result<()> {
         self.stop(StopSignal::Term)?;
+        self.start()
+    }
+
+    /// Starts a stopped broker on the same port and data.
+    pub fn start(&mut self) -> Result<()> {
         // The old listener's port can linger for a moment after the process is gone.
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {

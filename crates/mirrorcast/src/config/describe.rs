@@ -66,6 +66,16 @@ pub fn describe(config: &Config) -> String {
             let every = heartbeats.interval.as_secs();
             let _ = writeln!(out, "    heartbeats: every {every}s");
         }
+        if let Some(exactly_once) = &flow.exactly_once {
+            let _ = writeln!(
+                out,
+                "    exactly once: transactions on {} committed every {}ms, transactional ids \
+                 {}<copier thread>",
+                flow.target,
+                exactly_once.commit_interval.as_millis(),
+                flow.transactional_id_prefix()
+            );
+        }
         if let Some(group) = &flow.instances_group {
             let group = group
                 .as_deref()

@@ -117,21 +117,17 @@ pub const KEYS: &[(&str, Rule)] = &[
              `sync.topic.acls.enabled = false`, or remove the key",
         ),
     ),
+    ("exactly.once.source.support", Rule::Honoured),
+    ("exactly.once.support", Rule::Honoured),
     (
-        "exactly.once.source.support",
+        "transaction.boundary",
         Rule::OnlyValues(
-            &["disabled"],
-            "mirrorcast does not copy exactly once yet (at least once, idempotent producer, \
-             order kept): remove the key or set it to `disabled`",
+            &["poll", "interval"],
+            "a connector-defined transaction boundary needs a Connect connector: mirrorcast \
+             commits every `transaction.boundary.interval.ms` (remove the key, or set `interval`)",
         ),
     ),
-    (
-        "exactly.once.support",
-        Rule::OnlyValues(
-            &["requested"],
-            "mirrorcast does not copy exactly once yet: remove the key",
-        ),
-    ),
+    ("transaction.boundary.interval.ms", Rule::Honoured),
     ("tasks.max", Rule::Honoured),
     ("instances.group.enabled", Rule::Honoured),
     ("instances.group.id", Rule::Honoured),
@@ -398,11 +394,11 @@ mod tests {
     }
 
     #[test]
-    fn a_custom_class_or_exactly_once_is_refused_with_what_to_do() {
+    fn a_custom_class_or_connector_boundary_is_refused_with_what_to_do() {
         let (errors, _) = check_text(
             "topic.filter.class = com.example.MyFilter\n\
              europe->na.group.filter.class = com.example.Groups\n\
-             exactly.once.source.support = enabled\n",
+             transaction.boundary = connector\n",
         );
         assert_eq!(errors.len(), 3, "{errors:?}");
         assert!(
@@ -414,7 +410,9 @@ mod tests {
         assert!(errors
             .iter()
             .any(|e| e.contains("`europe->na.group.filter.class`")));
-        assert!(errors.iter().any(|e| e.contains("exactly once")));
+        assert!(errors
+            .iter()
+            .any(|e| e.contains("`transaction.boundary`") && e.contains("interval")));
     }
 
     #[test]

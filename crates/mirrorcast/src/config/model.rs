@@ -100,6 +100,18 @@ pub struct FlowConfig {
     /// `instances.group.id` if set (`crate::instances`). `None`: this process copies every
     /// partition.
     pub instances_group: Option<Option<String>>,
+    /// `exactly.once.source.support = enabled` for the target (MM2's worker key, set per target
+    /// cluster): records and their progress are committed in transactions on the target
+    /// (`crate::copy::transaction`). `None`: at least once, idempotent producer.
+    pub exactly_once: Option<ExactlyOnceConfig>,
+}
+
+/// How a flow copies exactly once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExactlyOnceConfig {
+    /// `transaction.boundary.interval.ms`: how long a transaction stays open at most, so how
+    /// long a `read_committed` consumer on the target waits for a copied record.
+    pub commit_interval: Duration,
 }
 
 /// The clients of one flow on its source and on its target: each cluster's settings with the
@@ -206,6 +218,17 @@ impl FlowConfig {
     /// (dedicated mode: `mm2-offsets.<source>.internal`, dots whatever the separator).
     pub fn progress_topic(&self) -> String {
         self.progress.topic.clone()
+    }
+
+    /// The transactional id of copy unit `unit` of this flow (exactly once): stable across
+    /// restarts, so a process starting with it fences its predecessor's open transaction.
+    pub fn transactional_id(&self, unit: usize) -> String {
+        format!("{}{unit}", self.transactional_id_prefix())
+    }
+
+    /// What every transactional id of this flow starts with (for a prefixed ACL).
+    pub fn transactional_id_prefix(&self) -> String {
+        format!("mirrorcast.{}.", self.name())
     }
 }
 

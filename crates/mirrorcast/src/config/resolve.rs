@@ -12,7 +12,12 @@ use super::precedence::{self, Side};
 use super::properties::RawProperties;
 use super::{ClusterConfig, Config, ConfigError, ConfigErrors, FlowClients, FlowConfig};
 use super::{ErrorsConfig, GroupsConfig, HeartbeatPair, HeartbeatsConfig};
-use super::{OffsetSyncsConfig, ProgressConfig};
+use super::{ExactlyOnceConfig, OffsetSyncsConfig, ProgressConfig};
+
+/// `transaction.boundary.interval.ms` when unset: Kafka Streams' commit interval under exactly
+/// once. A `read_committed` consumer sees a copied record up to this much later; shorter costs
+/// a commit (a round trip to the transaction coordinator) more often.
+const DEFAULT_COMMIT_INTERVAL_MS: u64 = 100;
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
 use crate::topics::config_sync::ConfigFilter;
@@ -423,7 +428,7 @@ fn resolve_flow(
             .consumer
             .get("auto.offset.reset")
             .is_some_and(|r| matches!(r.trim(), "latest" | "largest" | "end")),
-        clients,
+        clients: clients.clone(),
         tasks_max: look
             .get("tasks.max")
             .map(|_| look.positive("tasks.max", 1usize, errors)),
@@ -434,6 +439,7 @@ fn resolve_flow(
                     .map(|(_, id)| id.trim().to_string())
                     .filter(|id| !id.is_empty())
             }),
+        exactly_once: look.exactly_once(target, &clients, errors),
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
     };
@@ -480,6 +486,96 @@ impl FlowLookup<'_> {
             // `use.defaults.from` is `target` unless it says `source`.
             defaults_from_source: !self.either("use.defaults.from", "target", "source", errors),
         }
+    }
+
+    /// MM2 reads `exactly.once.source.support` per target cluster (`<target>.`, a worker key);
+    /// the flow's own and a top-level one count too (MM2 would ignore those silently).
+    fn exactly_once(
+        &self,
+        target: &str,
+        clients: &FlowClients,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<ExactlyOnceConfig> {
+        const KEY: &str = "exactly.once.source.support";
+        let found = [
+            format!("{}{KEY}", self.prefix),
+            format!("{target}.{KEY}"),
+            KEY.to_string(),
+        ]
+        .into_iter()
+        .find_map(|key| self.raw.get(&key).map(|e| (key, e.value.clone())));
+        let enabled = match &found {
+            None => false,
+            Some((key, value)) => match value.trim() {
+                "enabled" => true,
+                // `preparing` readies Connect workers for a rolling switch; nothing to ready here.
+                "disabled" | "preparing" => false,
+                other => {
+                    errors.push(self.raw.error(
+                        key,
+                        format!("`{other}` is not one of enabled, preparing, disabled"),
+                    ));
+                    false
+                }
+            },
+        };
+        let support = self.get("exactly.once.support");
+        if let Some((key, value)) = &support {
+            match value.trim() {
+                "requested" => {}
+                "required" if !enabled => errors.push(self.raw.error(
+                    key,
+                    format!(
+                        "requires `{target}.{KEY} = enabled` (as Connect refuses a connector \
+                         requiring exactly once on a worker without it)"
+                    ),
+                )),
+                "required" => {
+                    let committed = clients
+                        .source
+                        .consumer
+                        .get("isolation.level")
+                        .is_some_and(|l| l.trim() == "read_committed");
+                    if !committed {
+                        errors.push(self.raw.error(
+                            key,
+                            format!(
+                                "exactly once can only be guaranteed when the source consumer \
+                                 reads committed records: set `{}.consumer.isolation.level = \
+                                 read_committed` (otherwise records of aborted and open \
+                                 transactions on the source are copied, as MM2 says)",
+                                clients.source.alias
+                            ),
+                        ));
+                    }
+                }
+                other => errors.push(self.raw.error(
+                    key,
+                    format!("`{other}` is neither `requested` nor `required`"),
+                )),
+            }
+        }
+        if !enabled {
+            return None;
+        }
+        let grouped = self.get("instances.group.enabled");
+        if let Some((key, _)) = grouped.filter(|(_, v)| parse_bool(v) == Some(true)) {
+            errors.push(self.raw.error(
+                &key,
+                format!(
+                    "cannot be combined with exactly once for {} yet: run one instance per \
+                     flow, or turn exactly once off",
+                    self.prefix.trim_end_matches('.')
+                ),
+            ));
+        }
+        Some(ExactlyOnceConfig {
+            commit_interval: Duration::from_millis(self.positive(
+                "transaction.boundary.interval.ms",
+                DEFAULT_COMMIT_INTERVAL_MS,
+                errors,
+            )),
+        })
     }
 
     fn progress(
@@ -1103,6 +1199,74 @@ replication.factor = 1
         assert_eq!(config.flows[0].acl_sync_interval, None);
         assert_eq!(config.flows[0].refresh_topics_interval, None);
         assert!(config.flows[1].acl_sync_interval.is_some());
+    }
+
+    #[test]
+    fn exactly_once_is_read_per_target_cluster_as_mm2_does() {
+        let text = format!(
+            "{BROADCAST}northamerica.exactly.once.source.support = enabled\n\
+             transaction.boundary.interval.ms = 250\n"
+        );
+        let config = resolve(&text).unwrap();
+        let by_target = |t: &str| config.flows.iter().find(|f| f.target == t).unwrap();
+        assert_eq!(
+            by_target("northamerica").exactly_once,
+            Some(ExactlyOnceConfig {
+                commit_interval: Duration::from_millis(250)
+            })
+        );
+        assert_eq!(by_target("southamerica").exactly_once, None);
+        assert_eq!(
+            by_target("northamerica").transactional_id(3),
+            "mirrorcast.europe->northamerica.3"
+        );
+        let everywhere = resolve(&format!(
+            "{BROADCAST}exactly.once.source.support = enabled\n"
+        ));
+        let everywhere = everywhere.unwrap();
+        assert!(everywhere.flows.iter().all(|f| f.exactly_once
+            == Some(ExactlyOnceConfig {
+                commit_interval: Duration::from_millis(DEFAULT_COMMIT_INTERVAL_MS)
+            })));
+        let off = format!(
+            "{BROADCAST}exactly.once.source.support = enabled\n\
+             southamerica.exactly.once.source.support = preparing\n"
+        );
+        let off = resolve(&off).unwrap();
+        assert!(off.flows.iter().any(|f| f.exactly_once.is_none()));
+    }
+
+    #[test]
+    fn exactly_once_mistakes_name_their_key() {
+        let bad_value = errors(&format!(
+            "{BROADCAST}northamerica.exactly.once.source.support = yes\n"
+        ));
+        assert!(bad_value[0]
+            .to_string()
+            .contains("northamerica.exactly.once.source.support"));
+        let required_off = errors(&format!("{BROADCAST}exactly.once.support = required\n"));
+        assert!(required_off[0]
+            .to_string()
+            .contains("exactly.once.source.support = enabled"));
+        let required_uncommitted = errors(&format!(
+            "{BROADCAST}exactly.once.source.support = enabled\n\
+             exactly.once.support = required\n"
+        ));
+        assert!(required_uncommitted[0]
+            .to_string()
+            .contains("europe.consumer.isolation.level = read_committed"));
+        resolve(&format!(
+            "{BROADCAST}exactly.once.source.support = enabled\n\
+             exactly.once.support = required\n\
+             europe.consumer.isolation.level = read_committed\n"
+        ))
+        .unwrap();
+        let grouped = errors(&format!(
+            "{BROADCAST}exactly.once.source.support = enabled\n\
+             instances.group.enabled = true\n"
+        ));
+        assert!(grouped[0].to_string().contains("instances.group.enabled"));
+        assert!(grouped[0].to_string().contains("exactly once"));
     }
 
     #[test]

@@ -5,10 +5,10 @@
 //! Invariant: a report only counts for the epoch its record was sent in; after a rewind, the
 //! reports of what was in flight before change nothing.
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{info, warn};
 
-use super::io::{Reader, Target};
+use super::io::{Reader, Target, TxnFatal};
 use super::lane::Lane;
 use super::readers::Reading;
 use crate::offsets::codec::OffsetSync;
@@ -94,6 +94,14 @@ impl<T: Target> Lane<T> {
                 Tag::OffsetSync => continue,
                 Tag::Progress { slot, offset } => {
                     if let Some(e) = error {
+                        let purged = matches!(
+                            e.rdkafka_error_code(),
+                            Some(RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight)
+                        );
+                        // (Purged: of a transaction aborted already.)
+                        if let (Some(transactions), false) = (&mut self.transactions, purged) {
+                            transactions.doom(format!("a progress record failed: {e}"));
+                        }
                         self.progress_failed(slot, offset, &e);
                     }
                     continue;
@@ -106,7 +114,13 @@ impl<T: Target> Lane<T> {
             };
             state.reported();
             let Some(e) = error else {
-                if !state.ledger.acknowledged(record.epoch, record.offset) {
+                // Exactly once: acknowledged when its transaction commits, not before.
+                let acknowledged = if self.transactions.is_some() {
+                    record.epoch == state.ledger.epoch()
+                } else {
+                    state.ledger.acknowledged(record.epoch, record.offset)
+                };
+                if !acknowledged {
                     continue;
                 }
                 if state.alone == Some(record.offset) {
@@ -117,8 +131,13 @@ impl<T: Target> Lane<T> {
                     continue;
                 }
                 state.backoff.reset();
-                self.reporter
-                    .acknowledged(&mut state.meters, record.bytes, record.timestamp_ms);
+                if self.transactions.is_none() {
+                    self.reporter.acknowledged(
+                        &mut state.meters,
+                        record.bytes,
+                        record.timestamp_ms,
+                    );
+                }
                 if let (Some(downstream), Some(emitter)) =
                     (downstream_offset, state.sync_emitter.as_mut())
                 {
@@ -129,8 +148,11 @@ impl<T: Target> Lane<T> {
                             upstream_offset: record.offset,
                             downstream_offset: downstream,
                         };
-                        if let Some(syncs) = &mut self.syncs {
-                            syncs.emit(&sync, &self.target);
+                        match (&mut self.transactions, &mut self.syncs) {
+                            // Written once the record it points at is committed.
+                            (Some(transactions), _) => transactions.hold_sync(sync),
+                            (None, Some(syncs)) => syncs.emit(&sync, &self.target),
+                            (None, None) => {}
                         }
                     }
                 }
@@ -139,10 +161,27 @@ impl<T: Target> Lane<T> {
                 }
                 continue;
             };
+            if let Some(transactions) = &mut self.transactions {
+                // librdkafka will not commit a transaction with a failed record in it.
+                if record.epoch == state.ledger.epoch() {
+                    transactions.doom(format!("a record failed: {e}"));
+                }
+            }
             self.judge_failure(&record, &e, false, io);
         }
         self.spare_reports = reports;
         if let Some((code, reason)) = self.target.fatal_error() {
+            if self.transactions.is_some() {
+                let fatal = match code {
+                    RDKafkaErrorCode::ProducerFenced
+                    | RDKafkaErrorCode::InvalidProducerEpoch
+                    | RDKafkaErrorCode::Fenced => TxnFatal::Fenced(reason),
+                    RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+                    | RDKafkaErrorCode::ClusterAuthorizationFailed => TxnFatal::Refused(reason),
+                    _ => TxnFatal::Broken(format!("{code}: {reason}")),
+                };
+                return self.transactions_fatal(fatal, io);
+            }
             self.replace_producer(code, &reason, io);
         }
     }
@@ -177,6 +216,8 @@ impl<T: Target> Lane<T> {
             };
             state.reported();
             match error {
+                // Exactly once: only a commit acknowledges.
+                None if self.transactions.is_some() => {}
                 None => {
                     if state.ledger.acknowledged(record.epoch, record.offset) {
                         self.reporter.acknowledged(

@@ -6,14 +6,14 @@
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::Offset;
 
 use super::delivery::{Delivery, Tag};
-use super::io::{Outgoing, Reader, SourceRecord, Target};
+use super::io::{Outgoing, Reader, SourceRecord, Target, TxnFatal, TxnOutcome};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct FakeRecord {
@@ -264,11 +264,43 @@ pub struct TargetState {
     pub logs: BTreeMap<(String, i32), Vec<Vec<u8>>>,
     /// Every progress record acknowledged: (slot, stored offset or tombstone).
     pub progress: Vec<(usize, Option<i64>)>,
+    /// Exactly once: records are delivered into a transaction, and reach `logs` (what a
+    /// `read_committed` consumer sees) only when it commits.
+    pub transaction: FakeTransactions,
+}
+
+/// A record delivered in the open transaction: its remote partition, payload, and what it
+/// stores if it is a progress record.
+type Uncommitted = ((String, i32), Vec<u8>, Option<(usize, Option<i64>)>);
+
+/// The transactions of a transactional fake producer, as a test sees and steers them.
+#[derive(Default)]
+pub struct FakeTransactions {
+    pub enabled: bool,
+    pub registered: bool,
+    pub open_since: Option<Instant>,
+    /// Delivered in the open transaction.
+    uncommitted: Vec<Uncommitted>,
+    /// A record of the open transaction failed: it cannot commit.
+    failed: bool,
+    /// The next commit is refused (abortable), once.
+    pub refuse_next_commit: bool,
+    /// A newer producer with the same id exists.
+    pub fenced: bool,
+    /// The target refuses this principal transactions (no ACL).
+    pub refused: bool,
+    pub commits: usize,
+    pub aborts: usize,
 }
 
 impl TargetState {
     pub fn in_flight_len(&self) -> usize {
         self.in_flight.len()
+    }
+
+    /// Records delivered into the open transaction, not committed yet.
+    pub fn uncommitted_len(&self) -> usize {
+        self.transaction.uncommitted.len()
     }
 }
 
@@ -353,6 +385,7 @@ impl FakeTarget {
                 continue;
             }
             if let Some(&code) = batch_errors.get(&key) {
+                state.transaction.failed = true;
                 let own_fault = code == RDKafkaErrorCode::MessageSizeTooLarge
                     || record
                         .payload
@@ -372,7 +405,19 @@ impl FakeTarget {
             }
             let failed = fail.contains(&key);
             let mut downstream_offset = None;
-            if !failed {
+            if failed {
+                state.transaction.failed = true;
+            } else if state.transaction.enabled {
+                let progress = match record.tag {
+                    Tag::Progress { slot, offset } => Some((slot, offset)),
+                    _ => None,
+                };
+                let pending = state.transaction.uncommitted.len();
+                let log = state.logs.get(&key).map_or(0, Vec::len);
+                downstream_offset = Some((log + pending) as i64);
+                let payload = record.payload.unwrap_or_default();
+                state.transaction.uncommitted.push((key, payload, progress));
+            } else {
                 let log = state.logs.entry(key).or_default();
                 downstream_offset = Some(log.len() as i64);
                 log.push(record.payload.unwrap_or_default());
@@ -394,6 +439,16 @@ impl FakeTarget {
 impl Target for FakeTarget {
     fn send<'a>(&self, record: Outgoing<'a>) -> Result<(), (KafkaError, Outgoing<'a>)> {
         let mut state = self.0.borrow_mut();
+        if state.transaction.enabled {
+            if !state.transaction.registered {
+                let refused = KafkaError::MessageProduction(RDKafkaErrorCode::State);
+                return Err((refused, record));
+            }
+            state
+                .transaction
+                .open_since
+                .get_or_insert_with(Instant::now);
+        }
         if state.in_flight.len() >= state.capacity {
             let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
             return Err((full, record));
@@ -453,6 +508,73 @@ impl Target for FakeTarget {
         state.reports.clear();
         state.fatal = false;
         state.replaced += 1;
+        let transaction = &mut state.transaction;
+        transaction.registered = false;
+        transaction.open_since = None;
+        transaction.uncommitted.clear();
+        transaction.failed = false;
         Ok(())
+    }
+
+    fn transaction_open_since(&self) -> Option<Instant> {
+        self.0.borrow().transaction.open_since
+    }
+
+    fn init_transactions(&self, _timeout: Duration) -> TxnOutcome {
+        let mut state = self.0.borrow_mut();
+        if state.transaction.refused {
+            let refused = "Broker: Transactional Id authorization failed".to_string();
+            return TxnOutcome::Fatal(TxnFatal::Refused(refused));
+        }
+        state.transaction.registered = true;
+        TxnOutcome::Done
+    }
+
+    fn commit(&self, timeout: Duration) -> TxnOutcome {
+        let mut state = self.0.borrow_mut();
+        if state.transaction.fenced {
+            let fenced = "Broker: Producer fenced".to_string();
+            return TxnOutcome::Fatal(TxnFatal::Fenced(fenced));
+        }
+        // A commit flushes first.
+        if state.acknowledging {
+            Self::acknowledge(&mut state);
+        }
+        if !state.in_flight.is_empty() {
+            // As librdkafka: waits for the deliveries the time it is given.
+            drop(state);
+            std::thread::sleep(timeout);
+            return TxnOutcome::Pending;
+        }
+        if state.transaction.failed || std::mem::take(&mut state.transaction.refuse_next_commit) {
+            return TxnOutcome::Abortable("a record of the transaction failed".to_string());
+        }
+        for (key, payload, progress) in std::mem::take(&mut state.transaction.uncommitted) {
+            state.logs.entry(key).or_default().push(payload);
+            if let Some(progress) = progress {
+                state.progress.push(progress);
+            }
+        }
+        state.transaction.open_since = None;
+        state.transaction.commits += 1;
+        TxnOutcome::Done
+    }
+
+    fn abort(&self, _timeout: Duration) -> TxnOutcome {
+        let mut state = self.0.borrow_mut();
+        for record in std::mem::take(&mut state.in_flight) {
+            state.reports.push(Delivery {
+                tag: record.tag,
+                error: Some(KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue)),
+                downstream_offset: None,
+            });
+        }
+        state.held.clear();
+        let transaction = &mut state.transaction;
+        transaction.uncommitted.clear();
+        transaction.failed = false;
+        transaction.open_since = None;
+        transaction.aborts += 1;
+        TxnOutcome::Done
     }
 }

@@ -71,6 +71,12 @@ impl<T: Target> Lane<T> {
             return;
         }
         let started = Instant::now();
+        if self.transactions.is_some() {
+            // Committed with the rest of the open transaction, progress included.
+            self.finish_transaction(started + RELEASE_FLUSH, io);
+            self.retire(&slots);
+            return;
+        }
         self.target.flush(RELEASE_FLUSH);
         // The partitions kept go on: their failures must rewind them as usual.
         self.handle_deliveries(io);

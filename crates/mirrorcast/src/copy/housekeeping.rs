@@ -22,6 +22,9 @@ use crate::progress::codec;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
+/// How long a round waits for a transaction step (registering, committing, aborting): the
+/// step goes on in librdkafka meanwhile, and the next round looks again.
+const TRANSACTION_STEP: Duration = Duration::from_millis(1);
 /// How often offsets, lag and state are published.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
@@ -59,6 +62,7 @@ impl<T: Target> Lane<T> {
         }
         self.serve_target_events();
         self.handle_deliveries(io);
+        self.advance_transaction(TRANSACTION_STEP, io);
         if self.timers.progress_due(self.flow.progress.interval) {
             self.write_progress();
         }
@@ -75,6 +79,9 @@ impl<T: Target> Lane<T> {
     /// Stores the last acknowledged offset of every partition that moved since the last write,
     /// and (as MM2 does at each offset flush) writes the offset syncs held back since.
     pub(super) fn write_progress(&mut self) {
+        if self.transactions.is_some() {
+            return; // stored in each transaction, with what it covers
+        }
         // Checked right before writing: a process frozen in the middle of a round must not
         // go on to store progress that another instance has moved on from meanwhile.
         if self.standing.may_write() {
@@ -176,9 +183,20 @@ impl<T: Target> Lane<T> {
         }
     }
 
-    /// Shutdown: wait (bounded) for what is in flight, then store the final progress.
-    pub fn stop(&mut self) {
+    /// Shutdown: wait (bounded) for what is in flight, then store the final progress (exactly
+    /// once: commit the last transaction).
+    pub fn stop<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        if self.transactions.is_some() {
+            self.finish_transaction(deadline, io);
+            self.handle_deliveries_after_stop();
+            if let Some(syncs) = &self.syncs {
+                syncs.flush(Duration::from_secs(1));
+            }
+            let copied = self.reporter.records_copied();
+            info!(flow = %self.flow_name, "stopped after {copied} committed record(s)");
+            return;
+        }
         self.target.flush(SHUTDOWN_FLUSH);
         self.handle_deliveries_after_stop();
         // Not when a member's lease lapsed: it may have lost its partitions already, and their
@@ -204,6 +222,9 @@ impl<T: Target> Lane<T> {
         };
         if !self.standing.leads() {
             return; // another instance of the replicator writes them
+        }
+        if !self.takes_records() {
+            return; // between transactions: the next round will do
         }
         if !self.timers.heartbeat_due(interval) {
             return;

@@ -4,7 +4,7 @@
 //! [`super::source::SourceReader`] and [`super::target::KafkaTarget`].
 
 use std::collections::HashMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, OwnedHeaders};
@@ -77,6 +77,29 @@ impl<'a> Outgoing<'a> {
     }
 }
 
+/// What a call about a transaction came to (exactly once).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TxnOutcome {
+    Done,
+    /// Not finished in the time given: call the same again (librdkafka resumes it).
+    Pending,
+    /// The transaction cannot commit (a record failed): abort it and copy what it held again.
+    Abortable(String),
+    /// The producer cannot go on.
+    Fatal(TxnFatal),
+}
+
+/// Why a transactional producer cannot go on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum TxnFatal {
+    /// A newer producer with the same transactional id exists: another process copies this.
+    Fenced(String),
+    /// The target refuses transactions to this principal (an ACL is missing).
+    Refused(String),
+    /// Anything else: a new producer may go on.
+    Broken(String),
+}
+
 /// The producer of one flow's target, with its delivery reports.
 pub(crate) trait Target {
     /// Queues a record; a full queue is `QueueFull`, and the record comes back.
@@ -97,6 +120,15 @@ pub(crate) trait Target {
     fn refresh_metadata(&self, topic: &str) -> KafkaResult<()>;
     /// Drops the producer (purging what it held, without reports) and starts a new one.
     fn replace(&mut self) -> KafkaResult<()>;
+    /// When the open transaction began (exactly once: `send` opens one when none is) (`None`: none is open).
+    fn transaction_open_since(&self) -> Option<Instant>;
+    /// Registers the transactional id with the target's coordinator, fencing any older
+    /// producer with the same id and aborting what it left open.
+    fn init_transactions(&self, timeout: Duration) -> TxnOutcome;
+    /// Commits the open transaction (flushing what it holds first).
+    fn commit(&self, timeout: Duration) -> TxnOutcome;
+    /// Aborts the open transaction; what it held is purged.
+    fn abort(&self, timeout: Duration) -> TxnOutcome;
 }
 
 impl SourceRecord for BorrowedMessage<'_> {

@@ -28,6 +28,7 @@ use super::readers::Reading;
 use super::report::FlowReporter;
 use super::shard::Shard;
 use super::syncs::SyncWriter;
+use super::transaction::{Phase, Transactions};
 use crate::config::FlowConfig;
 use crate::health::Health;
 use crate::instances::Standing;
@@ -45,6 +46,9 @@ pub(crate) enum Sent {
     Full,
     /// The producer refused it for another reason.
     Failed(KafkaError),
+    /// Exactly once: the target has no usable transactional producer (not registered yet,
+    /// refused, fenced): the partition waits unread until it has.
+    NotReady,
 }
 
 /// What a lane is made of.
@@ -66,6 +70,8 @@ pub(crate) struct LaneSetup<T> {
     pub delivery_timeout: Duration,
     /// Whether this process may write, and leads the flow (instances sharing a group).
     pub standing: Standing,
+    /// Exactly once: the lane's transactions (`None`: at least once).
+    pub transactions: Option<Transactions>,
     pub shutdown: Shutdown,
 }
 
@@ -113,6 +119,10 @@ pub(crate) struct Lane<T> {
     /// progress read at the flow's start, which may be older.
     pub(super) acquired_progress: HashMap<(String, i32), Option<i64>>,
     pub(super) standing: Standing,
+    /// Exactly once: the lane's transactions (`None`: at least once).
+    pub(super) transactions: Option<Transactions>,
+    /// Commits that take longer than the delivery timeout.
+    pub(super) commit_health: Health,
     pub(super) shutdown: Shutdown,
 }
 
@@ -146,6 +156,8 @@ impl<T: Target> Lane<T> {
             assigned: setup.standing.is_grouped().then(HashSet::new),
             acquired_progress: HashMap::new(),
             standing: setup.standing,
+            transactions: setup.transactions,
+            commit_health: Health::default(),
             shutdown: setup.shutdown,
         }
     }
@@ -168,9 +180,17 @@ impl<T: Target> Lane<T> {
         self.catching_up > 0 && self.has_room()
     }
 
-    /// Whether the target's queue can take a batch more.
+    /// Whether the target's queue can take a batch more (and, exactly once, a transaction is
+    /// ready for it).
     pub fn has_room(&self) -> bool {
-        self.queue.has_room(self.target.in_flight())
+        self.queue.has_room(self.target.in_flight()) && self.takes_records()
+    }
+
+    /// Exactly once: whether a copied record may go into a transaction now.
+    pub(super) fn takes_records(&self) -> bool {
+        self.transactions
+            .as_ref()
+            .is_none_or(Transactions::accepts_records)
     }
 
     pub fn apply_commands<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
@@ -354,6 +374,14 @@ impl<T: Target> Lane<T> {
     /// if it can, else on the lane's own reader.
     fn start_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
         let state = &mut self.partitions[slot];
+        if !self
+            .transactions
+            .as_ref()
+            .is_none_or(Transactions::registered)
+        {
+            state.mode = Mode::Waiting(Instant::now());
+            return;
+        }
         let joined = io.cursors.join(
             &io.readers.shared,
             state.cursor,
@@ -461,6 +489,7 @@ impl<T: Target> Lane<T> {
         loop {
             match self.send(slot, message) {
                 Sent::Done => return,
+                Sent::NotReady => return self.take_away(slot, io),
                 Sent::Failed(e) => {
                     self.send_failed(slot, message.offset(), &e, io);
                     return;
@@ -490,7 +519,12 @@ impl<T: Target> Lane<T> {
         io: &mut Reading<'_, R>,
     ) -> bool {
         let waiting = Instant::now();
-        self.target.serve(Duration::from_millis(20));
+        if self.takes_records() {
+            self.target.serve(Duration::from_millis(20));
+        } else {
+            // Waiting for the transaction to end, not for the queue: as soon as it has.
+            self.advance_transaction(Duration::from_millis(20), io);
+        }
         self.queue.waited(waiting);
         self.handle_deliveries(io);
         // A slow target must not widen the window re-copied after a crash.
@@ -526,6 +560,7 @@ impl<T: Target> Lane<T> {
         }
         match self.send(slot, message) {
             Sent::Done => {}
+            Sent::NotReady => return self.take_away(slot, io),
             Sent::Failed(e) => {
                 self.send_failed(slot, message.offset(), &e, io);
                 return;
@@ -592,6 +627,14 @@ impl<T: Target> Lane<T> {
         if state.must_wait(message.offset()) {
             return Sent::Full;
         }
+        if let Some(transactions) = &self.transactions {
+            if !transactions.registered() {
+                return Sent::NotReady;
+            }
+            if !transactions.accepts_records() {
+                return Sent::Full;
+            }
+        }
         if state.refused_at(message.offset()) {
             return self.deal_with_refused(slot, message);
         }
@@ -617,6 +660,10 @@ impl<T: Target> Lane<T> {
         match self.target.send(record) {
             Ok(()) => {
                 self.queue.sent(bytes);
+                if let Some(transactions) = &mut self.transactions {
+                    let epoch = state.ledger.epoch();
+                    transactions.sent(slot, epoch, message.offset(), bytes, timestamp_ms);
+                }
                 state.sent(message.offset());
                 self.reporter.read(timestamp_ms);
                 Sent::Done
@@ -733,6 +780,13 @@ impl<T: Target> Lane<T> {
         // What the old producer held is gone: its reports are stale once every partition is
         // rewound below.
         self.queue.emptied();
+        if let Some(transactions) = &mut self.transactions {
+            transactions.ended();
+            transactions.phase = Phase::Unready {
+                since: Instant::now(),
+                said: false,
+            };
+        }
         for slot in 0..self.partitions.len() {
             self.partitions[slot].in_flight = 0;
             if !self.partitions[slot].retired {

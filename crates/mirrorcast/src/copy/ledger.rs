@@ -88,6 +88,13 @@ impl PartitionLedger {
     }
 
     /// The offset to store as progress, if it moved since the last store.
+    /// A transaction holding this partition's records up to `offset` committed (exactly
+    /// once): they are acknowledged, and their progress stored with them.
+    pub fn committed(&mut self, offset: i64) {
+        self.acked = Some(offset);
+        self.stored = Some(offset);
+    }
+
     pub fn progress_to_store(&self) -> Option<i64> {
         self.acked.filter(|acked| self.stored != Some(*acked))
     }

@@ -17,6 +17,7 @@
 //! against fakes (`tests`).
 
 mod backpressure;
+mod commit;
 mod delivery;
 #[cfg(test)]
 mod fakes;
@@ -37,6 +38,7 @@ pub mod syncs;
 mod target;
 #[cfg(test)]
 mod tests;
+pub(crate) mod transaction;
 
 use std::sync::mpsc::Receiver;
 use std::time::Duration;
@@ -157,8 +159,26 @@ fn connect_lane(
     // timeout (`delivery.timeout.ms`, Java's default 120 s) says when the target counts as
     // failing, and its records stay queued in order meanwhile.
     let delivery_timeout = Duration::from_millis(limit("message.timeout.ms", 120_000));
+    let transaction_timeout = limit("transaction.timeout.ms", 60_000);
     let mut target_producer = setup.target_producer;
-    target_producer.set("message.timeout.ms", "0");
+    let transactions = match &setup.flow.exactly_once {
+        None => {
+            target_producer.set("message.timeout.ms", "0");
+            None
+        }
+        Some(exactly_once) => {
+            // In a transaction a record that times out fails the transaction, which is aborted
+            // and copied again whole: no record lands out of order. librdkafka wants records to
+            // give up before their transaction does.
+            let message_timeout = (delivery_timeout.as_millis() as u64).min(transaction_timeout);
+            target_producer.set("message.timeout.ms", message_timeout.to_string());
+            target_producer.set(
+                "transactional.id",
+                setup.flow.transactional_id(setup.shard.index),
+            );
+            Some(transaction::Transactions::new(exactly_once.commit_interval))
+        }
+    };
     let producer = KafkaTarget::new(target_producer, &flow_name, board, &source, &target)
         .map_err(|e| format!("{flow_name}: cannot create the target producer: {e}"))?;
     let syncs = match &setup.flow.offset_syncs {
@@ -194,6 +214,7 @@ fn connect_lane(
         queue,
         delivery_timeout,
         standing: setup.standing,
+        transactions,
         shutdown,
     });
     Ok((lane, reader))

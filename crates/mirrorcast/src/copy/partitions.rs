@@ -178,6 +178,16 @@ impl PartitionState {
     }
 
     /// The target reported on a record of this partition (acknowledged or failed, any epoch).
+    /// A transaction holding this partition's records up to `last` committed. A partition
+    /// rewound while it committed continues after it, not from the commit before.
+    pub fn committed(&mut self, last: i64) {
+        self.ledger.committed(last);
+        match self.next {
+            Offset::Offset(next) if next > last => {}
+            _ => self.next = Offset::Offset(last + 1),
+        }
+    }
+
     pub fn reported(&mut self) {
         self.in_flight = self.in_flight.saturating_sub(1);
         self.unreported_since = None;

@@ -269,6 +269,10 @@ impl<T: Target> Lane<T> {
                 };
                 match self.target.send(record) {
                     Ok(()) => {
+                        if let Some(transactions) = &mut self.transactions {
+                            let epoch = state.ledger.epoch();
+                            transactions.sent(slot, epoch, refusal.offset, 0, None);
+                        }
                         state.sent(refusal.offset);
                         Sent::Done
                     }
@@ -282,9 +286,19 @@ impl<T: Target> Lane<T> {
                 // Passed over: nothing of the partition is in flight, so it is acknowledged in
                 // order.
                 state.next = rdkafka::Offset::Offset(refusal.offset + 1);
-                state
-                    .ledger
-                    .acknowledged(state.ledger.epoch(), refusal.offset);
+                match &mut self.transactions {
+                    // Passed over with the transaction: were it aborted, the records before
+                    // would be copied again, and this one passed over again.
+                    Some(transactions) => {
+                        let epoch = state.ledger.epoch();
+                        transactions.sent(slot, epoch, refusal.offset, 0, None);
+                    }
+                    None => {
+                        state
+                            .ledger
+                            .acknowledged(state.ledger.epoch(), refusal.offset);
+                    }
+                }
                 state.refusal = None;
                 state.alone = None;
                 Sent::Done

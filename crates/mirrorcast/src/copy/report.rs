@@ -218,6 +218,68 @@ impl FlowReporter {
         self.records_copied += 1;
     }
 
+    /// A transaction committed `records` records of a partition (exactly once): they count as
+    /// copied now, and their latency is until the commit (when a `read_committed` consumer
+    /// sees them). The first and the last record's latency are observed.
+    pub fn committed(
+        &mut self,
+        meters: &mut PartitionMeters,
+        records: u64,
+        bytes: u64,
+        timestamps_ms: [Option<i64>; 2],
+    ) {
+        meters.records.inc_by(records);
+        meters.bytes.inc_by(bytes);
+        for ts in timestamps_ms.into_iter().flatten() {
+            self.replication_latency.observe(self.age(ts));
+        }
+        if let Some(ts) = timestamps_ms[1] {
+            meters.last_acked_timestamp_ms = Some(ts);
+        }
+        self.last_ack = Some(self.now);
+        self.records_copied += records;
+    }
+
+    /// A transaction on the target ended so (`committed` or `aborted`).
+    pub fn transaction_ended(&self, outcome: &'static str) {
+        self.observe
+            .metrics
+            .transactions
+            .get_or_create(&crate::observe::metrics::TransactionLabels {
+                source: self.source.clone(),
+                target: self.target.clone(),
+                outcome,
+            })
+            .inc();
+    }
+
+    /// The flow cannot copy until someone acts (transactions refused, or another process has
+    /// its transactional id): failed on the status, with `cause`.
+    pub fn failed(&self, cause: &str) {
+        self.observe
+            .status
+            .failed(&self.source, &self.target, cause);
+    }
+
+    /// The flow's state and last error on the status board, as `<state>: <message>`.
+    #[cfg(test)]
+    pub fn status(&self) -> String {
+        let flows = self.observe.status.snapshot();
+        let Some(flow) = flows
+            .iter()
+            .find(|f| f.source == self.source && f.target == self.target)
+        else {
+            return "no status".to_string();
+        };
+        let error = flow.last_error.as_ref().map_or("", |e| e.message.as_str());
+        format!("{}: {error}", flow.state.name())
+    }
+
+    /// What made the flow fail is over.
+    pub fn recovered(&self) {
+        self.observe.status.restarted(&self.source, &self.target);
+    }
+
     /// Records the target acknowledged since the start.
     pub fn records_copied(&self) -> u64 {
         self.records_copied

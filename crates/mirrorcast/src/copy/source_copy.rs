@@ -68,7 +68,11 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             }
         }
         for lane in &mut self.lanes {
-            lane.stop();
+            let mut io = Reading {
+                readers: &self.readers,
+                cursors: &mut self.cursors,
+            };
+            lane.stop(&mut io);
             lane.publish(&self.readers, true);
         }
     }

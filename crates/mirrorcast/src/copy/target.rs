@@ -1,8 +1,9 @@
 //! The real [`Target`]: librdkafka's producer for one flow's target cluster. Delivery reports
 //! are collected by its context and handled on the copier thread right after a `poll`.
 
+use std::cell::Cell;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
@@ -10,7 +11,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::{ClientConfig, ClientContext, Message};
 
 use super::delivery::{Delivery, Tag};
-use super::io::{Outgoing, Target};
+use super::io::{Outgoing, Target, TxnFatal, TxnOutcome};
 use crate::kafka::clients::ClientLog;
 use crate::observe::status::StatusBoard;
 
@@ -54,6 +55,10 @@ pub(crate) struct KafkaTarget {
     board: Arc<StatusBoard>,
     source: String,
     target: String,
+    /// `transactional.id` is set: records go in transactions.
+    transactional: bool,
+    /// When the open transaction began.
+    open_since: Cell<Option<Instant>>,
 }
 
 impl KafkaTarget {
@@ -67,6 +72,8 @@ impl KafkaTarget {
         let producer = Self::create(&config, label, &board, source, target)?;
         Ok(KafkaTarget {
             producer,
+            transactional: config.get("transactional.id").is_some(),
+            open_since: Cell::new(None),
             config,
             label: label.to_string(),
             board,
@@ -107,6 +114,21 @@ impl Target for KafkaTarget {
             headers,
             tag,
         } = record;
+        if self.transactional && self.open_since.get().is_none() {
+            if let Err(e) = self.producer.begin_transaction() {
+                let back = Outgoing {
+                    topic,
+                    partition,
+                    key,
+                    payload,
+                    timestamp_ms,
+                    headers,
+                    tag,
+                };
+                return Err((e, back));
+            }
+            self.open_since.set(Some(Instant::now()));
+        }
         let record: BaseRecord<'a, [u8], [u8], Box<Tag>> = BaseRecord {
             topic,
             partition,
@@ -172,6 +194,57 @@ impl Target for KafkaTarget {
         )?;
         // Dropping the old producer purges what it still held, without reports.
         drop(std::mem::replace(&mut self.producer, producer));
+        self.open_since.set(None);
         Ok(())
+    }
+
+    fn transaction_open_since(&self) -> Option<Instant> {
+        self.open_since.get()
+    }
+
+    fn init_transactions(&self, timeout: Duration) -> TxnOutcome {
+        outcome(self.producer.init_transactions(timeout))
+    }
+
+    fn commit(&self, timeout: Duration) -> TxnOutcome {
+        let outcome = outcome(self.producer.commit_transaction(timeout));
+        if outcome == TxnOutcome::Done {
+            self.open_since.set(None);
+        }
+        outcome
+    }
+
+    fn abort(&self, timeout: Duration) -> TxnOutcome {
+        let outcome = outcome(self.producer.abort_transaction(timeout));
+        if outcome == TxnOutcome::Done {
+            self.open_since.set(None);
+        }
+        outcome
+    }
+}
+
+/// Sorts a transactional call's result by what the lane must do next.
+fn outcome(result: KafkaResult<()>) -> TxnOutcome {
+    let error = match result {
+        Ok(()) => return TxnOutcome::Done,
+        Err(KafkaError::Transaction(error)) => error,
+        // `commit_transaction` flushes first: what is in flight is not delivered yet.
+        Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => return TxnOutcome::Pending,
+        Err(other) => return TxnOutcome::Fatal(TxnFatal::Broken(other.to_string())),
+    };
+    let message = error.to_string();
+    match error.code() {
+        RDKafkaErrorCode::ProducerFenced
+        | RDKafkaErrorCode::InvalidProducerEpoch
+        | RDKafkaErrorCode::Fenced => TxnOutcome::Fatal(TxnFatal::Fenced(message)),
+        RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+        | RDKafkaErrorCode::ClusterAuthorizationFailed
+        | RDKafkaErrorCode::TopicAuthorizationFailed => {
+            TxnOutcome::Fatal(TxnFatal::Refused(message))
+        }
+        _ if error.is_fatal() => TxnOutcome::Fatal(TxnFatal::Broken(message)),
+        _ if error.txn_requires_abort() => TxnOutcome::Abortable(message),
+        _ if error.is_retriable() => TxnOutcome::Pending,
+        _ => TxnOutcome::Fatal(TxnFatal::Broken(message)),
     }
 }

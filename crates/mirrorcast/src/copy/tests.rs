@@ -14,6 +14,7 @@ use super::readers::Readers;
 use super::report::FlowReporter;
 use super::shard::Shard;
 use super::source_copy::SourceCopy;
+use super::transaction::Transactions;
 use crate::config::properties::RawProperties;
 use crate::config::{Config, ErrorsConfig, FlowConfig};
 use crate::instances::Standing;
@@ -107,6 +108,11 @@ fn harness_of(
         tune(&mut flow);
         let (sender, commands) = mpsc::channel();
         let target = FakeTarget::new(capacity);
+        target.state().transaction.enabled = flow.exactly_once.is_some();
+        let transactions = flow
+            .exactly_once
+            .as_ref()
+            .map(|e| Transactions::new(e.commit_interval));
         lanes.push(Lane::new(LaneSetup {
             index,
             shard,
@@ -119,6 +125,7 @@ fn harness_of(
             queue: Backpressure::new(1 << 40, capacity as u64),
             delivery_timeout,
             standing: standing.clone(),
+            transactions,
             shutdown: shutdown.clone(),
         }));
         fakes.push(target);
@@ -784,4 +791,150 @@ fn an_abandoned_partition_gets_no_write_and_nothing_moves_without_a_lease() {
         "stored after the loss"
     );
     assert!(h.lane(0).is_idle() || h.lane(0).partitions.iter().all(|s| s.retired));
+}
+
+/// Exactly once: each lane commits every `commit_interval`.
+fn transactional(targets: usize, commit_interval: Duration) -> Harness {
+    harness_tuned(
+        targets,
+        1000,
+        Duration::from_secs(120),
+        ErrorsConfig::StopPartition,
+        &|flow| {
+            flow.exactly_once = Some(crate::config::ExactlyOnceConfig { commit_interval });
+        },
+        Shard::ALONE,
+    )
+}
+
+fn committed(h: &Harness, target: usize) -> (usize, usize) {
+    let state = h.targets[target].0.borrow();
+    (state.transaction.commits, state.transaction.aborts)
+}
+
+#[test]
+fn exactly_once_records_and_their_progress_become_visible_together_at_a_commit() {
+    let mut h = transactional(1, Duration::from_millis(300));
+    h.source.produce("t", 0, 100);
+    h.source.produce("t", 1, 50);
+    h.start(0, &[], 2);
+    h.run_until("every record delivered into the open transaction", |h| {
+        h.targets[0].0.borrow().uncommitted_len() == 150
+    });
+    assert!(
+        h.targets[0].log("t", 0).is_empty(),
+        "nothing before the commit"
+    );
+    assert!(h.targets[0].state().progress.is_empty());
+    assert_eq!(h.lane(0).partitions[0].ledger.acked(), None);
+    h.run_until("the commit", |h| committed(h, 0).0 == 1);
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..100));
+    assert_eq!(h.targets[0].log("t", 1), expected(1, 0..50));
+    let mut progress = h.targets[0].state().progress.clone();
+    progress.sort();
+    assert_eq!(
+        progress,
+        [(0, Some(99)), (1, Some(49))],
+        "in the same commit"
+    );
+    assert_eq!(h.lane(0).partitions[0].ledger.acked(), Some(99));
+    assert_eq!(h.lane(0).reporter.records_copied(), 150);
+}
+
+#[test]
+fn exactly_once_a_failed_record_aborts_the_transaction_and_all_it_held_is_copied_again_once() {
+    let mut h = transactional(1, Duration::from_millis(50));
+    h.source.produce("t", 0, 10);
+    h.source.produce("t", 1, 10);
+    h.start(0, &[], 2);
+    h.run_until("the first commit", |h| h.has(0, 0, 10) && h.has(0, 1, 10));
+    {
+        let mut target = h.targets[0].state();
+        target.acknowledging = false;
+        target.fail_next = vec![("t".into(), 0)];
+    }
+    h.source.produce("t", 0, 10);
+    h.source.produce("t", 1, 10);
+    h.run_until("twenty records in flight", |h| {
+        h.targets[0].0.borrow().in_flight_len() == 20
+    });
+    h.targets[0].state().acknowledging = true;
+    h.run_until("the abort and the copy again", |h| {
+        committed(h, 0).1 == 1 && h.has(0, 0, 20) && h.has(0, 1, 20)
+    });
+    // Partition 1's records were delivered, but in the aborted transaction: copied again, and
+    // seen once.
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+    assert_eq!(h.targets[0].log("t", 1), expected(1, 0..20));
+    assert_eq!(h.lane(0).partitions[1].ledger.acked(), Some(19));
+}
+
+#[test]
+fn exactly_once_a_refused_commit_aborts_and_copies_again() {
+    let mut h = transactional(1, Duration::from_millis(50));
+    h.targets[0].state().transaction.refuse_next_commit = true;
+    h.source.produce("t", 0, 30);
+    h.start(0, &[], 1);
+    h.run_until("the copy after an abort", |h| {
+        committed(h, 0).1 == 1 && h.has(0, 0, 30)
+    });
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..30));
+    let progress = h.targets[0].state().progress.clone();
+    assert_eq!(progress.last(), Some(&(0, Some(29))));
+}
+
+#[test]
+fn exactly_once_a_fenced_lane_stops_and_its_flow_fails() {
+    let mut h = transactional(1, Duration::from_millis(50));
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("the first commit", |h| h.has(0, 0, 10));
+    h.targets[0].state().transaction.fenced = true;
+    h.source.produce("t", 0, 10);
+    h.run_until("the lane stopped", |h| h.mode(0, 0) == Some(Mode::Stopped));
+    for _ in 0..20 {
+        assert!(h.copy.round());
+    }
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10), "nothing more");
+    let status = h.lane(0).reporter.status();
+    assert!(status.starts_with("failed: another process"), "{status}");
+}
+
+#[test]
+fn exactly_once_a_target_refusing_transactions_gets_nothing_and_says_what_is_missing() {
+    let mut h = transactional(1, Duration::from_millis(50));
+    h.targets[0].state().transaction.refused = true;
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    for _ in 0..100 {
+        assert!(h.copy.round());
+    }
+    let target = h.targets[0].state();
+    assert_eq!((target.in_flight_len(), target.uncommitted_len()), (0, 0));
+    assert!(target.logs.is_empty());
+    drop(target);
+    let status = h.lane(0).reporter.status();
+    assert!(status.starts_with("failed: na refuses"), "{status}");
+    assert!(status.contains("TransactionalId ACL"), "{status}");
+    assert!(status.contains("mirrorcast.eu->na."), "{status}");
+}
+
+#[test]
+fn exactly_once_a_target_that_does_not_commit_holds_only_its_own_lane() {
+    let mut h = transactional(2, Duration::from_millis(20));
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.start(1, &[], 1);
+    h.run_until("both copied", |h| h.has(0, 0, 10) && h.has(1, 0, 10));
+    h.targets[1].state().acknowledging = false;
+    for round in 0..5 {
+        h.source.produce("t", 0, 100);
+        let want = 110 + round * 100;
+        h.run_until("na keeps committing", |h| h.has(0, 0, want));
+    }
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..510));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, 0..10));
+    h.targets[1].state().acknowledging = true;
+    h.run_until("sa catches up", |h| h.has(1, 0, 510));
+    assert_eq!(h.targets[1].log("t", 0), expected(0, 0..510));
 }

@@ -64,6 +64,10 @@ impl LogReader {
             config.set("group.id", group_id);
         }
         config.set("enable.auto.commit", "false");
+        // What was committed only (also the end asked is then the last stable offset): progress
+        // written in transactions (exactly once, ours or MM2's) counts once they commit, and
+        // never from an aborted one.
+        config.set("isolation.level", "read_committed");
         let consumer: BaseConsumer<ClientLog> = config
             .create_with_context(ClientLog::new(format!("{topic} reader")).trusting(&config))?;
         let metadata = consumer.fetch_metadata(Some(topic), METADATA_TIMEOUT)?;

@@ -21,6 +21,14 @@ pub struct FlowLabels {
     pub target: String,
 }
 
+/// A flow's transactions that ended one way (`committed` or `aborted`).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TransactionLabels {
+    pub source: String,
+    pub target: String,
+    pub outcome: &'static str,
+}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct PartitionLabels {
     pub source: String,
@@ -72,6 +80,7 @@ pub struct Metrics {
     pub config_sync_runs: Family<FlowLabels, Counter>,
     pub config_sync_failures: Family<FlowLabels, Counter>,
     pub checkpoint_rounds: Family<FlowLabels, Counter>,
+    pub transactions: Family<TransactionLabels, Counter>,
     pub source_records_read: Family<ReaderLabels, Counter>,
     pub offset_resets: Family<PartitionLabels, Counter>,
     pub records_lost_at_source: Family<PartitionLabels, Counter>,
@@ -209,6 +218,12 @@ impl Metrics {
             "Checkpoint rounds of a flow (consumer group offsets translated and written to the target)",
             checkpoint_rounds.clone(),
         );
+        let transactions = Family::<TransactionLabels, Counter>::default();
+        registry.register(
+            "transactions",
+            "Transactions of a flow on its target that ended (exactly once), by outcome: committed or aborted",
+            transactions.clone(),
+        );
         let source_records_read = Family::<ReaderLabels, Counter>::default();
         registry.register(
             "source_records_read",
@@ -249,6 +264,7 @@ impl Metrics {
             config_sync_runs,
             config_sync_failures,
             checkpoint_rounds,
+            transactions,
             source_records_read,
             group_partitions,
             group_leads,

@@ -9,6 +9,7 @@ mod common;
 mod cli;
 mod demo;
 mod deploy;
+mod exactly_once;
 mod fanout;
 mod faults;
 mod groups;

@@ -1,0 +1,388 @@
+//! A lane's transactions on its target (exactly once), step by step and never blocking the
+//! copier thread for long: registering the transactional id, committing each transaction with
+//! the progress of what it holds, aborting one that cannot commit and copying its records
+//! again, and what the target's refusals mean. The bookkeeping is [`super::transaction`].
+//!
+//! Invariant: every step waits at most the time it is given, so a target that is down keeps
+//! only its own lane waiting: the other targets of the source commit on their own clock.
+
+use std::time::{Duration, Instant};
+
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use tracing::{error, info, warn};
+
+use super::delivery::Tag;
+use super::io::{Outgoing, Reader, Target, TxnFatal, TxnOutcome};
+use super::lane::Lane;
+use super::partitions::Mode;
+use super::readers::Reading;
+use super::transaction::{Covered, Phase};
+use crate::progress::codec;
+
+/// After this long without a coordinator answering, the target is said to refuse transactions.
+const COORDINATOR_PATIENCE: Duration = Duration::from_secs(30);
+/// How often a target that refused transactions is asked again.
+const REFUSED_RETRY: Duration = Duration::from_secs(30);
+
+impl<T: Target> Lane<T> {
+    /// One step of the lane's transactions, waiting at most `wait`.
+    pub(super) fn advance_transaction<R: Reader>(
+        &mut self,
+        wait: Duration,
+        io: &mut Reading<'_, R>,
+    ) {
+        let Some(transactions) = &mut self.transactions else {
+            return;
+        };
+        let now = Instant::now();
+        match transactions.phase {
+            Phase::Unready { since, said } => self.register(since, said, wait, io),
+            Phase::Ready => {
+                let open_since = self.target.transaction_open_since();
+                if open_since.is_none() && transactions.doomed().is_some() {
+                    transactions.ended(); // nothing went out
+                } else if transactions.due(open_since, now) {
+                    self.begin_commit(wait, io);
+                }
+            }
+            Phase::Committing { since } => self.commit_step(since, wait, io),
+            Phase::Aborting => self.abort_step(wait, io),
+            Phase::Refused { retry_at } if now >= retry_at => {
+                // The refused producer is unusable: a new one registers again.
+                match self.target.replace() {
+                    Ok(()) => {
+                        transactions.phase = Phase::Unready {
+                            since: now,
+                            said: true,
+                        }
+                    }
+                    Err(e) => {
+                        warn!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+                        transactions.phase = Phase::Refused {
+                            retry_at: now + REFUSED_RETRY,
+                        };
+                    }
+                }
+            }
+            Phase::Refused { .. } | Phase::Fenced => {}
+        }
+    }
+
+    /// Registers the transactional id; said once when the target has no coordinator for it.
+    fn register<R: Reader>(
+        &mut self,
+        since: Instant,
+        said: bool,
+        wait: Duration,
+        io: &mut Reading<'_, R>,
+    ) {
+        match self.target.init_transactions(wait) {
+            TxnOutcome::Done => {
+                if said {
+                    self.reporter.recovered();
+                }
+                info!(flow = %self.flow_name, "copying exactly once: transactions on {} as {}", self.flow.target, self.transactional_id());
+                self.set_phase(Phase::Ready);
+            }
+            TxnOutcome::Pending | TxnOutcome::Abortable(_) => {
+                if !said && since.elapsed() >= COORDINATOR_PATIENCE {
+                    let message = format!(
+                        "{} has not registered transactional id {} for {:?}: it has no \
+                         transaction coordinator (a cluster with fewer brokers than \
+                         `transaction.state.log.replication.factor`, or below \
+                         `transaction.state.log.min.isr`, has none); nothing of this flow is \
+                         copied until it answers",
+                        self.flow.target,
+                        self.transactional_id(),
+                        COORDINATOR_PATIENCE
+                    );
+                    error!(flow = %self.flow_name, "{message}");
+                    self.reporter.failed(&message);
+                    self.set_phase(Phase::Unready { since, said: true });
+                }
+            }
+            TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
+        }
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        if let Some(transactions) = &mut self.transactions {
+            transactions.phase = phase;
+        }
+    }
+
+    pub(super) fn transactional_id(&self) -> String {
+        self.flow.transactional_id(self.shard.index)
+    }
+
+    /// Ends the open transaction: adds the progress of every partition it holds, then commits;
+    /// aborts instead when it is doomed.
+    fn begin_commit<R: Reader>(&mut self, wait: Duration, io: &mut Reading<'_, R>) {
+        if self.prepare_commit() {
+            self.commit_step(Instant::now(), wait, io);
+        } else {
+            self.abort_step(wait, io);
+        }
+    }
+
+    /// Adds the progress records to the open transaction and moves to committing; false when it
+    /// must abort instead (doomed, a partition rewound, a progress record refused).
+    fn prepare_commit(&mut self) -> bool {
+        let Some(transactions) = &mut self.transactions else {
+            return false;
+        };
+        let partitions = &self.partitions;
+        if let Some(slot) = transactions.rewound_since(|slot| {
+            partitions
+                .get(slot)
+                .filter(|s| !s.retired)
+                .map(|s| s.ledger.epoch())
+        }) {
+            let state = &partitions[slot];
+            transactions.doom(format!(
+                "{}[{}] was rewound in it",
+                state.source_topic, state.partition
+            ));
+        }
+        if transactions.doomed().is_some() {
+            transactions.phase = Phase::Aborting;
+            return false;
+        }
+        let topic = self.flow.progress_topic();
+        let covered: Vec<(usize, i64)> = transactions.covered().map(|(s, c)| (s, c.last)).collect();
+        for (slot, last) in covered {
+            let state = &self.partitions[slot];
+            if state.retired {
+                continue; // no longer this lane's: its progress is not ours to write
+            }
+            let key = codec::encode_key(
+                &self.flow.progress.connector,
+                &self.flow.source,
+                &state.source_topic,
+                state.partition,
+            );
+            let value = codec::encode_value(last);
+            let tag = Tag::Progress {
+                slot,
+                offset: Some(last),
+            };
+            let mut record = Outgoing::internal(&topic, &key, Some(&value), tag);
+            // The queue may be full of this transaction's records: they go out meanwhile.
+            let deadline = Instant::now() + self.delivery_timeout;
+            loop {
+                match self.target.send(record) {
+                    Ok(()) => break,
+                    Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                        if Instant::now() < deadline =>
+                    {
+                        record = back;
+                        self.target.serve(Duration::from_millis(5));
+                    }
+                    Err((e, _)) => {
+                        transactions.doom(format!("its progress record was refused: {e}"));
+                        transactions.phase = Phase::Aborting;
+                        return false;
+                    }
+                }
+            }
+        }
+        transactions.phase = Phase::Committing {
+            since: Instant::now(),
+        };
+        true
+    }
+
+    fn commit_step<R: Reader>(&mut self, since: Instant, wait: Duration, io: &mut Reading<'_, R>) {
+        match self.target.commit(wait) {
+            TxnOutcome::Done => {
+                self.handle_deliveries(io);
+                self.committed();
+            }
+            TxnOutcome::Pending => {
+                if since.elapsed() >= self.delivery_timeout && self.commit_health.failed() {
+                    let message = format!(
+                        "{} has not completed a commit for {:?}; the transaction stays open and \
+                         commits once it answers",
+                        self.flow.target,
+                        since.elapsed()
+                    );
+                    warn!(flow = %self.flow_name, "{message}");
+                    self.reporter.error(&message);
+                }
+            }
+            TxnOutcome::Abortable(reason) => {
+                if let Some(transactions) = &mut self.transactions {
+                    transactions.doom(reason);
+                    transactions.phase = Phase::Aborting;
+                }
+                self.abort_step(wait, io);
+            }
+            TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
+        }
+    }
+
+    /// The transaction committed: what it held is acknowledged and stored, and the offset
+    /// syncs of its records are written.
+    fn committed(&mut self) {
+        let Some(transactions) = &mut self.transactions else {
+            return;
+        };
+        transactions.phase = Phase::Ready;
+        let (covered, syncs) = transactions.ended();
+        for (slot, held) in covered {
+            let state = &mut self.partitions[slot];
+            if state.retired {
+                continue;
+            }
+            state.committed(held.last);
+            let Covered {
+                records,
+                bytes,
+                first_timestamp_ms,
+                last_timestamp_ms,
+                ..
+            } = held;
+            self.reporter.committed(
+                &mut state.meters,
+                records,
+                bytes,
+                [first_timestamp_ms, last_timestamp_ms],
+            );
+        }
+        if let Some(writer) = &mut self.syncs {
+            for sync in &syncs {
+                writer.emit(sync, &self.target);
+            }
+        }
+        self.reporter.transaction_ended("committed");
+        if self.commit_health.recovered() {
+            info!(flow = %self.flow_name, "{} commits again", self.flow.target);
+        }
+    }
+
+    fn abort_step<R: Reader>(&mut self, wait: Duration, io: &mut Reading<'_, R>) {
+        match self.target.abort(wait) {
+            TxnOutcome::Done => self.aborted(io),
+            TxnOutcome::Pending | TxnOutcome::Abortable(_) => {}
+            TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
+        }
+    }
+
+    /// The transaction aborted: every partition it held is copied again from right after its
+    /// last committed record.
+    fn aborted<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let Some(transactions) = &mut self.transactions else {
+            return;
+        };
+        let reason = transactions.doomed().unwrap_or("").to_string();
+        transactions.phase = Phase::Ready;
+        let (covered, _) = transactions.ended();
+        let mut again = 0;
+        for slot in covered.into_keys() {
+            if !self.partitions[slot].retired && self.partitions[slot].mode != Mode::Stopped {
+                // Before the purged records' reports come: they are of an older epoch then.
+                self.rewind(slot, io);
+                again += 1;
+            }
+        }
+        self.reporter.transaction_ended("aborted");
+        if self.target_health.failed() {
+            warn!(
+                flow = %self.flow_name,
+                "aborted a transaction on {} ({reason}); its {again} partition(s) are copied \
+                 again from their last commit",
+                self.flow.target
+            );
+        }
+    }
+
+    /// The producer cannot go on: fenced (stop), refused (failed, asked again later), or
+    /// broken (a new producer registers again and everything uncommitted is copied again).
+    pub(super) fn transactions_fatal<R: Reader>(
+        &mut self,
+        fatal: TxnFatal,
+        io: &mut Reading<'_, R>,
+    ) {
+        let id = self.transactional_id();
+        match fatal {
+            TxnFatal::Fenced(reason) => {
+                let message = format!(
+                    "another process copies {} to {} with transactional id {id} (this producer \
+                     was fenced: {reason}); this process stops copying those partitions",
+                    self.flow_name, self.flow.target
+                );
+                error!(flow = %self.flow_name, "{message}");
+                self.reporter.failed(&message);
+                for slot in 0..self.partitions.len() {
+                    self.stop_reading(slot, io);
+                    self.partitions[slot].mode = Mode::Stopped;
+                }
+                self.set_phase(Phase::Fenced);
+            }
+            TxnFatal::Refused(reason) => {
+                let message = format!(
+                    "{} refuses transactions to {} ({reason}): its principal needs WRITE and \
+                     DESCRIBE on the transactional ids starting with `{}` (a prefixed \
+                     TransactionalId ACL) and WRITE on the copied topics; nothing is copied \
+                     until it has them (asked again every {REFUSED_RETRY:?})",
+                    self.flow.target,
+                    self.flow_name,
+                    self.flow.transactional_id_prefix()
+                );
+                error!(flow = %self.flow_name, "{message}");
+                self.reporter.failed(&message);
+                self.abandon_transaction(io);
+                self.set_phase(Phase::Refused {
+                    retry_at: Instant::now() + REFUSED_RETRY,
+                });
+            }
+            TxnFatal::Broken(reason) => {
+                self.replace_producer(RDKafkaErrorCode::Fatal, &reason, io);
+            }
+        }
+    }
+
+    /// What the open transaction held will never commit: copied again when it can be.
+    pub(super) fn abandon_transaction<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let Some(transactions) = &mut self.transactions else {
+            return;
+        };
+        let (covered, _) = transactions.ended();
+        for slot in covered.into_keys() {
+            if !self.partitions[slot].retired {
+                self.rewind(slot, io);
+            }
+        }
+    }
+
+    /// Commits the open transaction before `deadline` (shutdown, a release), or aborts it.
+    /// Returns whether no transaction is left open.
+    pub(super) fn finish_transaction<R: Reader>(
+        &mut self,
+        deadline: Instant,
+        io: &mut Reading<'_, R>,
+    ) -> bool {
+        loop {
+            let Some(transactions) = &self.transactions else {
+                return true;
+            };
+            let open = self.target.transaction_open_since().is_some();
+            let left = deadline.saturating_duration_since(Instant::now());
+            match transactions.phase {
+                Phase::Ready if !open => return true,
+                Phase::Ready => {
+                    if !self.prepare_commit() {
+                        continue;
+                    }
+                }
+                Phase::Committing { since } => self.commit_step(since, left, io),
+                Phase::Aborting => self.abort_step(left, io),
+                Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced => return !open,
+            }
+            if left.is_zero() {
+                warn!(flow = %self.flow_name, "the last transaction on {} did not end in time: the target aborts it; its records are copied again", self.flow.target);
+                return false;
+            }
+        }
+    }
+}
