@@ -78,7 +78,7 @@ impl<T: Target> Lane<T> {
     ) {
         match self.target.init_transactions(wait) {
             TxnOutcome::Done => {
-                if said {
+                if said || self.refusal_health.recovered() {
                     self.reporter.recovered();
                 }
                 info!(flow = %self.flow_name, "copying exactly once: transactions on {} as {}", self.flow.target, self.transactional_id());
@@ -303,6 +303,13 @@ impl<T: Target> Lane<T> {
         fatal: TxnFatal,
         io: &mut Reading<'_, R>,
     ) {
+        let settled = self
+            .transactions
+            .as_ref()
+            .is_some_and(|t| matches!(t.phase, Phase::Refused { .. } | Phase::Fenced));
+        if settled {
+            return; // known: the producer keeps saying so until it is replaced
+        }
         let id = self.transactional_id();
         match fatal {
             TxnFatal::Fenced(reason) => {
@@ -329,7 +336,10 @@ impl<T: Target> Lane<T> {
                     self.flow_name,
                     self.flow.transactional_id_prefix()
                 );
-                error!(flow = %self.flow_name, "{message}");
+                // Once, until transactions work again: it is asked again every so often.
+                if self.refusal_health.failed() {
+                    error!(flow = %self.flow_name, "{message}");
+                }
                 self.reporter.failed(&message);
                 self.abandon_transaction(io);
                 self.set_phase(Phase::Refused {

@@ -123,6 +123,8 @@ pub(crate) struct Lane<T> {
     pub(super) transactions: Option<Transactions>,
     /// Commits that take longer than the delivery timeout.
     pub(super) commit_health: Health,
+    /// The target refusing transactions to this principal.
+    pub(super) refusal_health: Health,
     pub(super) shutdown: Shutdown,
 }
 
@@ -158,6 +160,7 @@ impl<T: Target> Lane<T> {
             standing: setup.standing,
             transactions: setup.transactions,
             commit_health: Health::default(),
+            refusal_health: Health::default(),
             shutdown: setup.shutdown,
         }
     }

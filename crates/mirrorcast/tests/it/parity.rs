@@ -288,9 +288,11 @@ fn allow(bootstrap: &str, principal: &str, topics: &[&str], operations: &[AclOpe
 /// operator made, but create neither them nor `SECRET.PLANS`: as MM2 (`MirrorUtils`, and
 /// `MirrorSourceConnector` logging a topic it could not create), the internal topics are taken
 /// to exist, the refused topic is said once and left, the others are copied; once allowed, the
-/// next refresh creates and copies it.
+/// next refresh creates and copies it. Then exactly once without a transactional id ACL: the
+/// refusal is said with the ACL to add, the flow is failed, nothing is written; once allowed,
+/// everything is committed once.
 #[test]
-fn a_target_that_refuses_some_creations_gets_the_rest_and_the_refused_topic_once_allowed() {
+fn a_locked_down_target_gets_the_rest_of_refused_creations_and_transactions_once_allowed() {
     use AclOperation::*;
     let europe_cluster = match Clusters::start_kafka(&["europe"], &KafkaOptions::default()) {
         Ok(c) => c,
@@ -417,4 +419,113 @@ fn a_target_that_refuses_some_creations_gets_the_rest_and_the_refused_topic_once
         replicator.log()
     );
     assert!(!replicator.log().contains(PASSWORD));
+
+    // Exactly once on a target that grants no transactional id: said, naming the cluster and
+    // the ACL; the flow failed; nothing copied, not even half a transaction; then allowed.
+    let mut replicator = replicator;
+    replicator.kill();
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}exactly.once.source.support = enabled\n"),
+    )
+    .unwrap();
+    let copied = read_with_offsets(&north, "LH.ORDERS", "read_uncommitted");
+    produce(
+        &europe,
+        "LH.ORDERS",
+        &numbered_records("orders", 2, 400, 200),
+    );
+    let replicator = Replicator::start(
+        &config,
+        &[
+            "--clusters",
+            "northamerica",
+            "--http",
+            &format!("127.0.0.1:{port}"),
+        ],
+    );
+    let refused = "northamerica refuses transactions to europe->northamerica";
+    assert!(
+        wait_until(Duration::from_secs(60), || replicator
+            .log()
+            .contains(refused)),
+        "the refusal is not said\n{}",
+        replicator.log()
+    );
+    let log = replicator.log();
+    assert!(
+        log.contains("TransactionalId ACL") && log.contains("`mirrorcast.europe->northamerica.`"),
+        "{log}"
+    );
+    let status = http_get(port, "/api/status")
+        .map(|(_, b)| b)
+        .unwrap_or_default();
+    assert!(
+        status.contains("\"failed\"") && status.contains(refused),
+        "{status}"
+    );
+    assert_eq!(
+        read_with_offsets(&north, "LH.ORDERS", "read_uncommitted"),
+        copied,
+        "something was written without a transaction"
+    );
+    allow_transactional_ids(&north, principal, "mirrorcast.europe->northamerica.");
+    let orders = read_all(&europe, "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(90), || {
+            read_with_offsets(&north, "LH.ORDERS", "read_committed")
+                .values()
+                .map(Vec::len)
+                .sum::<usize>()
+                == orders.values().map(Vec::len).sum::<usize>()
+        }),
+        "not copied once allowed\n{}",
+        replicator.log()
+    );
+    let committed = read_with_offsets(&north, "LH.ORDERS", "read_committed");
+    for (partition, records) in &orders {
+        let copied: Vec<&TestRecord> = committed[partition].iter().map(|(_, r)| r).collect();
+        assert_eq!(
+            copied,
+            records.iter().collect::<Vec<_>>(),
+            "LH.ORDERS[{partition}]"
+        );
+    }
+    assert!(
+        replicator.log().contains("copying exactly once"),
+        "{}",
+        replicator.log()
+    );
+}
+
+/// WRITE and DESCRIBE on the transactional ids starting with `prefix`, with Kafka's own
+/// `kafka-acls` (`AclCommand`) on the node's plaintext listener, as an operator would.
+fn allow_transactional_ids(bootstrap: &str, principal: &str, prefix: &str) {
+    let kafka = localcluster::find_kafka().unwrap_or_else(|e| panic!("{e}"));
+    let dir = tempfile::tempdir().unwrap();
+    let log4j = dir.path().join("log4j2.properties");
+    std::fs::write(&log4j, "rootLogger.level = ERROR\n").unwrap();
+    let output = kafka
+        .java(&["-Xmx128m"], &log4j)
+        .args([
+            "org.apache.kafka.tools.AclCommand",
+            "--bootstrap-server",
+            bootstrap,
+        ])
+        .args(["--add", "--allow-principal", principal])
+        .args(["--operation", "Write", "--operation", "Describe"])
+        .args([
+            "--transactional-id",
+            prefix,
+            "--resource-pattern-type",
+            "prefixed",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "kafka-acls failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
