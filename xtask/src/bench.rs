@@ -237,9 +237,14 @@ fn start_replicator(
     Ok(Replicator(child))
 }
 
+/// What turns exactly once on for every target.
+const EXACTLY_ONCE: &str = "exactly.once.source.support = enabled\n";
+
 /// mirrorcast's copy of the `count` records (`mb` MB) of europe (in `source`) to `targets` (in
 /// `clusters`) with `threads` copier threads (`None`: its default) in each of `instances`
-/// processes (sharing the source through a group when more than one), into `row`.
+/// processes (sharing the source through a group when more than one), exactly once or not,
+/// into `row`. (Exactly once, the targets' end offsets also count a commit marker per
+/// partition and commit: about one per 100 ms, next to thousands of records.)
 #[allow(clippy::too_many_arguments)]
 fn measure_mirrorcast(
     binary: &Path,
@@ -247,11 +252,14 @@ fn measure_mirrorcast(
     source: &Clusters,
     clusters: &Clusters,
     targets: &[&str],
-    (threads, instances): (Option<usize>, usize),
+    (threads, instances, exactly_once): (Option<usize>, usize, bool),
     (count, mb): (u64, f64),
     row: &mut serde_json::Value,
 ) -> Result<()> {
     let mut extra = threads.map_or(String::new(), |n| format!("tasks.max = {n}\n"));
+    if exactly_once {
+        extra += EXACTLY_ONCE;
+    }
     if instances > 1 {
         extra += "instances.group.enabled = true\n";
     }
@@ -497,6 +505,8 @@ pub struct Options {
     pub copier_threads: Vec<usize>,
     /// ... and as each of these numbers of processes in one group (empty: one process).
     pub instances: Vec<usize>,
+    /// ... each also with exactly once, and its latency too.
+    pub exactly_once: bool,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
@@ -606,17 +616,24 @@ fn run_once(
             } else {
                 options.instances.clone()
             };
-            let variants: Vec<(Option<usize>, usize)> = process_counts
+            let modes = if options.exactly_once {
+                &[false, true][..]
+            } else {
+                &[false][..]
+            };
+            let variants: Vec<(Option<usize>, usize, bool)> = process_counts
                 .iter()
                 .flat_map(|&n| thread_counts.iter().map(move |&t| (t, n)))
+                .flat_map(|(t, n)| modes.iter().map(move |&eos| (t, n, eos)))
                 .collect();
             let base = row;
-            for (variant, (threads, instances)) in variants.into_iter().enumerate() {
+            for (variant, (threads, instances, exactly_once)) in variants.into_iter().enumerate() {
                 let mut row = base.clone();
                 if let Some(threads) = threads {
                     row["copier_threads"] = threads.into();
                 }
                 row["instances"] = instances.into();
+                row["exactly_once"] = u8::from(exactly_once).into();
                 let fresh_targets;
                 let into = if variant == 0 {
                     &clusters
@@ -631,7 +648,7 @@ fn run_once(
                     &clusters,
                     into,
                     &targets,
-                    (threads, instances),
+                    (threads, instances, exactly_once),
                     sizes,
                     &mut row,
                 )?;
@@ -672,7 +689,7 @@ fn run_once(
             }
         }
     }
-    let latency = latency(broker, options.mm2, binary, out_dir)?;
+    let latency = latency(broker, options.mm2, options.exactly_once, binary, out_dir)?;
     println!("latency: {latency}");
     Ok(Run {
         backlog: results,
@@ -723,13 +740,41 @@ fn summarize(runs: &[Run]) -> serde_json::Value {
 /// from empty logs):
 /// first the broker's own produce-to-consume latency on one cluster, then produce on the
 /// source to availability on the target through mirrorcast. One clock: both ends run here.
-fn latency(broker: Broker, mm2: bool, binary: &Path, out_dir: &Path) -> Result<serde_json::Value> {
+fn latency(
+    broker: Broker,
+    mm2: bool,
+    exactly_once: bool,
+    binary: &Path,
+    out_dir: &Path,
+) -> Result<serde_json::Value> {
     let broker_alone = {
         let clusters = Clusters::start_on(broker, &["europe"], Storage::Memory)?;
         let europe = clusters.bootstrap("europe");
         create_topic(&europe, "latency")?;
         measure_latency(&europe, &europe)?
     };
+    let mut result = serde_json::json!({
+        "broker": broker_alone,
+        "mirrorcast": mirrorcast_latency(broker, binary, out_dir, "")?,
+    });
+    if exactly_once {
+        // Read `read_committed`, as the latency consumer reads: until the commit.
+        result["mirrorcast_exactly_once"] =
+            mirrorcast_latency(broker, binary, out_dir, EXACTLY_ONCE)?;
+    }
+    if broker == Broker::Kafka && mm2 {
+        result["mm2"] = mm2_latency(out_dir)?;
+    }
+    Ok(result)
+}
+
+/// The latency through mirrorcast (with `extra` settings) on fresh clusters.
+fn mirrorcast_latency(
+    broker: Broker,
+    binary: &Path,
+    out_dir: &Path,
+    extra: &str,
+) -> Result<serde_json::Value> {
     let clusters = Clusters::start_on(broker, &["europe", "northamerica"], Storage::Memory)?;
     let port = localcluster::free_port()?;
     let source = clusters.bootstrap("europe");
@@ -739,7 +784,7 @@ fn latency(broker: Broker, mm2: bool, binary: &Path, out_dir: &Path) -> Result<s
         &source,
         &clusters,
         &["northamerica"],
-        "",
+        extra,
         port,
     )?;
     let europe = clusters.bootstrap("europe");
@@ -764,11 +809,7 @@ fn latency(broker: Broker, mm2: bool, binary: &Path, out_dir: &Path) -> Result<s
         mean("mirrorcast_replication_latency_seconds").into();
     drop(_replicator);
     drop(clusters);
-    let mut result = serde_json::json!({ "broker": broker_alone, "mirrorcast": replicated });
-    if broker == Broker::Kafka && mm2 {
-        result["mm2"] = mm2_latency(out_dir)?;
-    }
-    Ok(result)
+    Ok(replicated)
 }
 
 /// The same latency measurement through genuine MirrorMaker 2 on fresh clusters.
@@ -909,17 +950,18 @@ fn print_table(summary: &serde_json::Value) {
         _ => "-".to_string(),
     };
     println!("\nMedian of the runs; (min-max) where shown.\n");
-    println!("| record | targets | processes | copier threads | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
+    println!("| record | targets | processes | copier threads | exactly once | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in summary["backlog"].as_array().into_iter().flatten() {
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["record_bytes"]["median"],
             r["targets"]["median"],
             median(&r["instances"]).map_or("1".to_string(), |n| n.to_string()),
             median(&r["copier_threads"]).map_or("default".to_string(), |n| n.to_string()),
+            if median(&r["exactly_once"]) == Some(1.0) { "yes" } else { "no" },
             num(&r["raw_producer_target_mb_s"], 1),
             num(&r["raw_consumer_mb_s"], 1),
             spread(&r["replication_mb_s"]),
@@ -957,6 +999,10 @@ fn print_table(summary: &serde_json::Value) {
             &latency["broker"],
         ),
         ("mirrorcast (source -> target)", &latency["mirrorcast"]),
+        (
+            "mirrorcast exactly once (source -> target, read_committed)",
+            &latency["mirrorcast_exactly_once"],
+        ),
         ("MM2 (source -> target)", &latency["mm2"]),
     ] {
         if l.is_null() {

@@ -64,6 +64,10 @@ enum Task {
         /// (`instances.group.enabled`), with each copier thread count (default: one process).
         #[arg(long, value_delimiter = ',')]
         instances: Vec<usize>,
+        /// Measure every mirrorcast variant, and its latency, also with exactly once
+        /// (`exactly.once.source.support = enabled`).
+        #[arg(long)]
+        exactly_once: bool,
     },
 }
 
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
             without_mm2,
             copier_threads,
             instances,
+            exactly_once,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
                 &bench::Options {
@@ -108,6 +113,7 @@ fn main() -> ExitCode {
                     mm2: !without_mm2,
                     copier_threads,
                     instances,
+                    exactly_once,
                 },
                 &workspace_root(),
             )
