@@ -569,12 +569,31 @@ impl FlowLookup<'_> {
                 ),
             ));
         }
+        let interval = self.positive(
+            "transaction.boundary.interval.ms",
+            DEFAULT_COMMIT_INTERVAL_MS,
+            errors,
+        );
+        // The coordinator aborts a transaction open longer than this (librdkafka's default).
+        let timeout = clients
+            .target
+            .producer
+            .get("transaction.timeout.ms")
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(60_000);
+        if interval >= timeout {
+            if let Some((key, _)) = self.get("transaction.boundary.interval.ms") {
+                errors.push(self.raw.error(
+                    &key,
+                    format!(
+                        "must be below the target producer's `transaction.timeout.ms` \
+                         ({timeout}): the target would abort every transaction before its commit"
+                    ),
+                ));
+            }
+        }
         Some(ExactlyOnceConfig {
-            commit_interval: Duration::from_millis(self.positive(
-                "transaction.boundary.interval.ms",
-                DEFAULT_COMMIT_INTERVAL_MS,
-                errors,
-            )),
+            commit_interval: Duration::from_millis(interval),
         })
     }
 
@@ -1267,6 +1286,11 @@ replication.factor = 1
         ));
         assert!(grouped[0].to_string().contains("instances.group.enabled"));
         assert!(grouped[0].to_string().contains("exactly once"));
+        let too_long = errors(&format!(
+            "{BROADCAST}exactly.once.source.support = enabled\n\
+             transaction.boundary.interval.ms = 60000\n"
+        ));
+        assert!(too_long[0].to_string().contains("transaction.timeout.ms"));
     }
 
     #[test]

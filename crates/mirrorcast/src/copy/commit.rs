@@ -68,6 +68,24 @@ impl<T: Target> Lane<T> {
         }
     }
 
+    /// Whether this lane's open transaction is due to end.
+    pub fn transaction_due(&self) -> bool {
+        self.transactions
+            .as_ref()
+            .is_some_and(|t| t.due(self.target.transaction_open_since(), Instant::now()))
+    }
+
+    /// Ends the open transaction now (another lane of the thread commits).
+    pub(super) fn commit_now<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let ready = self
+            .transactions
+            .as_ref()
+            .is_some_and(|t| t.phase == Phase::Ready);
+        if ready && self.target.transaction_open_since().is_some() {
+            self.begin_commit(Duration::ZERO, io);
+        }
+    }
+
     /// Registers the transactional id; said once when the target has no coordinator for it.
     fn register<R: Reader>(
         &mut self,

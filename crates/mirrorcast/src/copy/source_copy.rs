@@ -122,6 +122,13 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             readers: &self.readers,
             cursors: &mut self.cursors,
         };
+        // Exactly once: a lane that commits holds the shared reader until it has; when one is
+        // due, every lane commits now, so that their commits wait together, not one by one.
+        if self.lanes.iter().any(Lane::transaction_due) {
+            for lane in &mut self.lanes {
+                lane.commit_now(&mut io);
+            }
+        }
         for lane in &mut self.lanes {
             lane.housekeeping(&mut io);
         }

@@ -203,10 +203,22 @@ impl Target for KafkaTarget {
     }
 
     fn init_transactions(&self, timeout: Duration) -> TxnOutcome {
-        outcome(self.producer.init_transactions(timeout))
+        outcome(
+            self.producer
+                .init_transactions(timeout.max(SHORTEST_TXN_CALL)),
+        )
     }
 
     fn commit(&self, timeout: Duration) -> TxnOutcome {
+        // Asked only once nothing is in flight, so that the call itself is one round trip to
+        // the coordinator and seldom resumed.
+        if self.producer.in_flight_count() > 0 {
+            self.producer.poll(timeout.min(Duration::from_millis(20)));
+            if self.producer.in_flight_count() > 0 {
+                return TxnOutcome::Pending;
+            }
+        }
+        let timeout = timeout.max(SHORTEST_TXN_CALL);
         let outcome = outcome(self.producer.commit_transaction(timeout));
         if outcome == TxnOutcome::Done {
             self.open_since.set(None);
@@ -215,13 +227,22 @@ impl Target for KafkaTarget {
     }
 
     fn abort(&self, timeout: Duration) -> TxnOutcome {
-        let outcome = outcome(self.producer.abort_transaction(timeout));
+        let outcome = outcome(
+            self.producer
+                .abort_transaction(timeout.max(SHORTEST_TXN_CALL)),
+        );
         if outcome == TxnOutcome::Done {
             self.open_since.set(None);
         }
         outcome
     }
 }
+
+/// The least time a transactional call is given. librdkafka resumes a call that timed out
+/// when it is made again, but calls given (almost) no time, made round after round, once hit
+/// an invalid state transition in it (an assertion: the process aborted): one round trip to
+/// the coordinator fits in this, so a call seldom needs resuming.
+const SHORTEST_TXN_CALL: Duration = Duration::from_millis(50);
 
 /// Sorts a transactional call's result by what the lane must do next.
 fn outcome(result: KafkaResult<()>) -> TxnOutcome {
