@@ -273,6 +273,7 @@ impl<T: Target> Lane<T> {
             }
         }
         self.reporter.transaction_ended("committed");
+        self.abort_health.recovered();
         if self.commit_health.recovered() {
             info!(flow = %self.flow_name, "{} commits again", self.flow.target);
         }
@@ -304,7 +305,8 @@ impl<T: Target> Lane<T> {
             }
         }
         self.reporter.transaction_ended("aborted");
-        if self.target_health.failed() {
+        // The first of a run of aborts (until a commit); all are counted.
+        if self.abort_health.failed() {
             warn!(
                 flow = %self.flow_name,
                 "aborted a transaction on {} ({reason}); its {again} partition(s) are copied \

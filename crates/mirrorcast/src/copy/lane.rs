@@ -125,6 +125,8 @@ pub(crate) struct Lane<T> {
     pub(super) commit_health: Health,
     /// The target refusing transactions to this principal.
     pub(super) refusal_health: Health,
+    /// Transactions aborted since the last commit.
+    pub(super) abort_health: Health,
     pub(super) shutdown: Shutdown,
 }
 
@@ -161,6 +163,7 @@ impl<T: Target> Lane<T> {
             transactions: setup.transactions,
             commit_health: Health::default(),
             refusal_health: Health::default(),
+            abort_health: Health::default(),
             shutdown: setup.shutdown,
         }
     }

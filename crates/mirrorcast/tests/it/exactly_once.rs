@@ -1,6 +1,7 @@
 //! Exactly once (`exactly.once.source.support = enabled`) on Apache Kafka, under continuous
 //! production to a broadcast's source: the replicator SIGKILLed in the middle of transactions
-//! several times, one target's broker stopped (the other target goes on committing meanwhile)
+//! several times, one target's broker stopped past the delivery timeout (the other target goes
+//! on committing meanwhile; the failed transaction is aborted and copied again once it is back)
 //! and started, the source's broker restarted. Afterwards a `read_committed` consumer on each
 //! target sees every source record once, in order, with its key, value, headers and timestamp;
 //! the stored progress ends at the source's end, and every offset sync points at the copy of
@@ -63,7 +64,7 @@ fn exactly_once_through_kills_and_broker_restarts_each_record_lands_once() {
             "IdentityReplicationPolicy",
             "exactly.once.source.support = enabled\n\
              emit.checkpoints.enabled = false\n\
-             northamerica.producer.delivery.timeout.ms = 20000\n",
+             northamerica.producer.delivery.timeout.ms = 3000\n",
         ),
     );
     let targets: Vec<String> = TARGETS.iter().map(|t| clusters.bootstrap(t)).collect();
@@ -94,9 +95,27 @@ fn exactly_once_through_kills_and_broker_restarts_each_record_lands_once() {
         .unwrap();
     let south_before = stored(south);
     progress_moves(south, &south_before, &replicator);
+    // Down past its delivery timeout: the records in its open transaction fail, which must
+    // abort it (once the target is back) and copy them again.
+    assert!(
+        wait_until(Duration::from_secs(60), || replicator.log().lines().any(
+            |l| {
+                l.contains("delivery to the target failed") && l.contains("europe->northamerica")
+            }
+        )),
+        "no delivery to the stopped target failed\n{}",
+        replicator.log()
+    );
     progress_moves(south, &stored(south), &replicator);
     clusters.get_mut("northamerica").start().unwrap();
     progress_moves(north, &stored(north), &replicator);
+    assert!(
+        wait_until(Duration::from_secs(60), || replicator
+            .log()
+            .contains("aborted a transaction on northamerica")),
+        "the failed transaction was not aborted\n{}",
+        replicator.log()
+    );
     println!("target restarted");
 
     // The source restarts (the test's producer pauses meanwhile).
