@@ -53,7 +53,7 @@ impl<T: Target> Lane<T> {
                     Ok(()) => {
                         transactions.phase = Phase::Unready {
                             since: now,
-                            said: true,
+                            said: false,
                         }
                     }
                     Err(e) => {

@@ -105,6 +105,12 @@ impl KafkaTarget {
 
 impl Target for KafkaTarget {
     fn send<'a>(&self, record: Outgoing<'a>) -> Result<(), (KafkaError, Outgoing<'a>)> {
+        if self.transactional && self.open_since.get().is_none() {
+            if let Err(e) = self.producer.begin_transaction() {
+                return Err((e, record));
+            }
+            self.open_since.set(Some(Instant::now()));
+        }
         let Outgoing {
             topic,
             partition,
@@ -114,21 +120,6 @@ impl Target for KafkaTarget {
             headers,
             tag,
         } = record;
-        if self.transactional && self.open_since.get().is_none() {
-            if let Err(e) = self.producer.begin_transaction() {
-                let back = Outgoing {
-                    topic,
-                    partition,
-                    key,
-                    payload,
-                    timestamp_ms,
-                    headers,
-                    tag,
-                };
-                return Err((e, back));
-            }
-            self.open_since.set(Some(Instant::now()));
-        }
         let record: BaseRecord<'a, [u8], [u8], Box<Tag>> = BaseRecord {
             topic,
             partition,
