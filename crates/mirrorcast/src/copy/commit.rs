@@ -99,6 +99,7 @@ impl<T: Target> Lane<T> {
                 if said || self.refusal_health.recovered() {
                     self.reporter.recovered();
                 }
+                self.failure = None;
                 info!(flow = %self.flow_name, "copying exactly once: transactions on {} as {}", self.flow.target, self.transactional_id());
                 self.set_phase(Phase::Ready);
             }
@@ -328,7 +329,13 @@ impl<T: Target> Lane<T> {
             .as_ref()
             .is_some_and(|t| matches!(t.phase, Phase::Refused { .. } | Phase::Fenced));
         if settled {
-            return; // known: the producer keeps saying so until it is replaced
+            // Known: the producer keeps saying so until it is replaced. librdkafka's own error
+            // line for it reaches the status too: the flow's last error stays the one that
+            // says what to do.
+            if let Some(message) = &self.failure {
+                self.reporter.failed(message);
+            }
+            return;
         }
         let id = self.transactional_id();
         match fatal {
@@ -340,6 +347,7 @@ impl<T: Target> Lane<T> {
                 );
                 error!(flow = %self.flow_name, "{message}");
                 self.reporter.failed(&message);
+                self.failure = Some(message);
                 for slot in 0..self.partitions.len() {
                     self.stop_reading(slot, io);
                     self.partitions[slot].mode = Mode::Stopped;
@@ -361,6 +369,7 @@ impl<T: Target> Lane<T> {
                     error!(flow = %self.flow_name, "{message}");
                 }
                 self.reporter.failed(&message);
+                self.failure = Some(message);
                 self.abandon_transaction(io);
                 self.set_phase(Phase::Refused {
                     retry_at: Instant::now() + REFUSED_RETRY,

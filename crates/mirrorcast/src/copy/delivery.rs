@@ -172,14 +172,7 @@ impl<T: Target> Lane<T> {
         self.spare_reports = reports;
         if let Some((code, reason)) = self.target.fatal_error() {
             if self.transactions.is_some() {
-                let fatal = match code {
-                    RDKafkaErrorCode::ProducerFenced
-                    | RDKafkaErrorCode::InvalidProducerEpoch
-                    | RDKafkaErrorCode::Fenced => TxnFatal::Fenced(reason),
-                    RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-                    | RDKafkaErrorCode::ClusterAuthorizationFailed => TxnFatal::Refused(reason),
-                    _ => TxnFatal::Broken(format!("{code}: {reason}")),
-                };
+                let fatal = TxnFatal::of(code, format!("{code}: {reason}"));
                 return self.transactions_fatal(fatal, io);
             }
             self.replace_producer(code, &reason, io);

@@ -100,6 +100,21 @@ pub(crate) enum TxnFatal {
     Broken(String),
 }
 
+impl TxnFatal {
+    /// What a fatal error with `code` means for the lane, said with `message`.
+    pub fn of(code: RDKafkaErrorCode, message: String) -> Self {
+        match code {
+            RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::Fenced => TxnFatal::Fenced(message),
+            RDKafkaErrorCode::TransactionalIdAuthorizationFailed
+            | RDKafkaErrorCode::ClusterAuthorizationFailed
+            | RDKafkaErrorCode::TopicAuthorizationFailed => TxnFatal::Refused(message),
+            _ => TxnFatal::Broken(message),
+        }
+    }
+}
+
 /// The producer of one flow's target, with its delivery reports.
 pub(crate) trait Target {
     /// Queues a record; a full queue is `QueueFull`, and the record comes back.

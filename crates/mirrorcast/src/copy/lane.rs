@@ -127,6 +127,8 @@ pub(crate) struct Lane<T> {
     pub(super) refusal_health: Health,
     /// Transactions aborted since the last commit.
     pub(super) abort_health: Health,
+    /// Why the lane copies nothing until someone acts (transactions refused, fenced).
+    pub(super) failure: Option<String>,
     pub(super) shutdown: Shutdown,
 }
 
@@ -164,6 +166,7 @@ impl<T: Target> Lane<T> {
             commit_health: Health::default(),
             refusal_health: Health::default(),
             abort_health: Health::default(),
+            failure: None,
             shutdown: setup.shutdown,
         }
     }

@@ -245,18 +245,16 @@ fn outcome(result: KafkaResult<()>) -> TxnOutcome {
         Err(other) => return TxnOutcome::Fatal(TxnFatal::Broken(other.to_string())),
     };
     let message = error.to_string();
-    match error.code() {
-        RDKafkaErrorCode::ProducerFenced
-        | RDKafkaErrorCode::InvalidProducerEpoch
-        | RDKafkaErrorCode::Fenced => TxnOutcome::Fatal(TxnFatal::Fenced(message)),
-        RDKafkaErrorCode::TransactionalIdAuthorizationFailed
-        | RDKafkaErrorCode::ClusterAuthorizationFailed
-        | RDKafkaErrorCode::TopicAuthorizationFailed => {
-            TxnOutcome::Fatal(TxnFatal::Refused(message))
-        }
-        _ if error.is_fatal() => TxnOutcome::Fatal(TxnFatal::Broken(message)),
-        _ if error.txn_requires_abort() => TxnOutcome::Abortable(message),
-        _ if error.is_retriable() => TxnOutcome::Pending,
-        _ => TxnOutcome::Fatal(TxnFatal::Broken(message)),
+    let message = match TxnFatal::of(error.code(), message) {
+        // Fenced or refused: whatever librdkafka calls it, no retry helps.
+        fatal @ (TxnFatal::Fenced(_) | TxnFatal::Refused(_)) => return TxnOutcome::Fatal(fatal),
+        TxnFatal::Broken(message) => message,
+    };
+    if error.txn_requires_abort() && !error.is_fatal() {
+        TxnOutcome::Abortable(message)
+    } else if error.is_retriable() && !error.is_fatal() {
+        TxnOutcome::Pending
+    } else {
+        TxnOutcome::Fatal(TxnFatal::Broken(message))
     }
 }

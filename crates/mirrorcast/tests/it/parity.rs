@@ -360,15 +360,9 @@ fn a_locked_down_target_gets_the_rest_of_refused_creations_and_transactions_once
         ),
     );
     let port = localcluster::free_port().unwrap();
-    let replicator = Replicator::start(
-        &config,
-        &[
-            "--clusters",
-            "northamerica",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-        ],
-    );
+    let http = format!("127.0.0.1:{port}");
+    let start = || Replicator::start(&config, &["--clusters", "northamerica", "--http", &http]);
+    let replicator = start();
     let orders = read_all(&europe, "LH.ORDERS");
     assert!(
         wait_until(Duration::from_secs(90), || read_all(&north, "LH.ORDERS")
@@ -436,15 +430,7 @@ fn a_locked_down_target_gets_the_rest_of_refused_creations_and_transactions_once
         "LH.ORDERS",
         &numbered_records("orders", 2, 400, 200),
     );
-    let replicator = Replicator::start(
-        &config,
-        &[
-            "--clusters",
-            "northamerica",
-            "--http",
-            &format!("127.0.0.1:{port}"),
-        ],
-    );
+    let replicator = start();
     let refused = "northamerica refuses transactions to europe->northamerica";
     assert!(
         wait_until(Duration::from_secs(60), || replicator
