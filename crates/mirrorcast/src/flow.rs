@@ -12,7 +12,9 @@ use crate::copy::report::FlowShards;
 use crate::copy::shard::Shard;
 use crate::copy::{self, CopierSetup};
 use crate::instances::membership::{default_group_id, MemberFlow, Membership};
+use crate::instances::units::{ensure_units, units_topic, Units};
 use crate::instances::Standing;
+use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::{client_config, member_config};
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
@@ -121,16 +123,27 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
         Some(_) => Standing::in_group(),
         None => Standing::alone(),
     };
-    let mut per_thread: Vec<Vec<CopierSetup>> = (0..group.threads).map(|_| Vec::new()).collect();
+    let targets: Vec<&str> = group.flows.iter().map(|f| f.target.as_str()).collect();
+    let group_id = group_id.map(|id| id.unwrap_or_else(|| default_group_id(alias, &targets)));
+    let Some(first) = group.flows.first() else {
+        return;
+    };
+    let mut threads = group.threads;
+    let mut units = None;
+    let exactly_once = group.flows.iter().any(|f| f.exactly_once.is_some());
+    if let (Some(id), true) = (&group_id, exactly_once) {
+        match copy_units(first, id, threads) {
+            Ok(found) => {
+                threads = found.count;
+                units = Some(found);
+            }
+            Err(e) => return watch.run("preparing the copy units", || Err(e)),
+        }
+    }
+    let mut per_thread: Vec<Vec<CopierSetup>> = (0..threads).map(|_| Vec::new()).collect();
     let mut members = Vec::new();
     for flow in &group.flows {
-        match start(
-            flow.clone(),
-            group.threads,
-            watch,
-            observe.clone(),
-            &standing,
-        ) {
+        match start(flow.clone(), threads, watch, observe.clone(), &standing) {
             Ok((setups, member)) => {
                 for (thread, setup) in per_thread.iter_mut().zip(setups) {
                     thread.push(setup);
@@ -143,9 +156,6 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             }
         }
     }
-    let Some(first) = group.flows.first() else {
-        return;
-    };
     let reader = client_config(
         &first.clients.source,
         ClientRole::Consumer,
@@ -170,10 +180,9 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     let (leave, copiers_done) = std::sync::mpsc::channel::<()>();
     let mut member = None;
     if let Some(id) = group_id {
-        let targets: Vec<&str> = group.flows.iter().map(|f| f.target.as_str()).collect();
         let membership = Membership {
             source: alias.clone(),
-            group_id: id.unwrap_or_else(|| default_group_id(alias, &targets)),
+            group_id: id,
             consumer: member_config(&first.clients.source, &format!("mirrorcast-{alias}")),
             flows: members,
             standing,
@@ -181,6 +190,7 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             leave: copiers_done,
             shutdown: watch.shutdown(),
             started: std::time::Instant::now(),
+            units,
         };
         match watch.spawn(format!("member {alias}"), move || membership.run()) {
             Ok(thread) => member = Some(thread),
@@ -196,6 +206,31 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     if let Some(member) = member {
         let _ = member.join();
     }
+}
+
+/// Exactly once with instances sharing a source: the group's units topic on the source
+/// (created with `wanted` partitions by the first instance), whose partition count is the unit
+/// count, and so the copier thread count, of every instance.
+fn copy_units(first: &FlowConfig, group_id: &str, wanted: usize) -> Result<Units, String> {
+    let topic = units_topic(group_id);
+    let config = client_config(
+        &first.clients.source,
+        ClientRole::Admin,
+        &format!("mirrorcast-{}", first.source),
+    );
+    let admin = TopicAdmin::new(&config, &format!("{} units", first.source))
+        .map_err(|e| format!("cannot create an admin client for {}: {e}", first.source))?;
+    let count = ensure_units(&admin, &topic, wanted).map_err(|e| {
+        format!(
+            "exactly once with instances needs topic {topic} on {} (one partition per copy \
+             unit; its principal needs CREATE on it, or create it with {wanted} partitions): {e}",
+            first.source
+        )
+    })?;
+    if count != wanted {
+        tracing::info!(source = %first.source, "{topic} has {count} partition(s): this instance runs {count} copy unit(s) as the others of its group do (not the {wanted} of its own settings)");
+    }
+    Ok(Units::new(topic, count))
 }
 
 /// Copier threads for a source: the most any of its flows asks for with `tasks.max`, else one

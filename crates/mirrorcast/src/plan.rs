@@ -38,6 +38,19 @@ pub enum Command {
         partitions: Vec<(String, i32)>,
         done: std::sync::mpsc::Sender<()>,
     },
+    /// Exactly once with instances sharing a group: the group gave this process copy units
+    /// (copier threads, `crate::instances::units`). The lanes of those threads register their
+    /// transactional id anew, which fences the unit's previous owner and ends its open
+    /// transaction, then answer on `done` with their unit (every lane answers, `Err` saying
+    /// why it could not); only then is the units' progress read and acquired.
+    Fence {
+        units: Vec<usize>,
+        done: std::sync::mpsc::Sender<(usize, Result<(), String>)>,
+    },
+    /// Exactly once with instances sharing a group: these units are no longer this process's
+    /// (sent after their partitions' `Release` or `Abandon`): nothing their lanes still hold
+    /// commits, and they register nothing until a `Fence` gives them again.
+    Yield(Vec<usize>),
     /// The group took these partitions away without asking (the session expired): stop
     /// without storing anything, another member copies them from its own reading of the
     /// progress.

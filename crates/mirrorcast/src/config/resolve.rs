@@ -558,17 +558,6 @@ impl FlowLookup<'_> {
         if !enabled {
             return None;
         }
-        let grouped = self.get("instances.group.enabled");
-        if let Some((key, _)) = grouped.filter(|(_, v)| parse_bool(v) == Some(true)) {
-            errors.push(self.raw.error(
-                &key,
-                format!(
-                    "cannot be combined with exactly once for {} yet: run one instance per \
-                     flow, or turn exactly once off",
-                    self.prefix.trim_end_matches('.')
-                ),
-            ));
-        }
         let interval = self.positive(
             "transaction.boundary.interval.ms",
             DEFAULT_COMMIT_INTERVAL_MS,
@@ -1280,12 +1269,11 @@ replication.factor = 1
              europe.consumer.isolation.level = read_committed\n"
         ))
         .unwrap();
-        let grouped = errors(&format!(
+        resolve(&format!(
             "{BROADCAST}exactly.once.source.support = enabled\n\
              instances.group.enabled = true\n"
-        ));
-        assert!(grouped[0].to_string().contains("instances.group.enabled"));
-        assert!(grouped[0].to_string().contains("exactly once"));
+        ))
+        .unwrap();
         let too_long = errors(&format!(
             "{BROADCAST}exactly.once.source.support = enabled\n\
              transaction.boundary.interval.ms = 60000\n"

@@ -36,7 +36,12 @@ impl<T: Target> Lane<T> {
         };
         let now = Instant::now();
         match transactions.phase {
-            Phase::Unready { since, said } => self.register(since, said, wait, io),
+            // In a group, only while this process may write: registering fences whoever has
+            // the unit, which must be this process (a fence of its own comes with the unit).
+            Phase::Unready { since, said } if self.standing.may_write() => {
+                self.register(since, said, wait, io)
+            }
+            Phase::Unready { .. } => {}
             Phase::Ready => {
                 let open_since = self.target.transaction_open_since();
                 if open_since.is_none() && transactions.doomed().is_some() {
@@ -47,7 +52,8 @@ impl<T: Target> Lane<T> {
             }
             Phase::Committing { since } => self.commit_step(since, wait, io),
             Phase::Aborting => self.abort_step(wait, io),
-            Phase::Refused { retry_at } if now >= retry_at => {
+            // In a group the membership asks again (`Lane::fence`), while the unit is ours.
+            Phase::Refused { retry_at } if now >= retry_at && !self.standing.is_grouped() => {
                 // The refused producer is unusable: a new one registers again.
                 match self.target.replace() {
                     Ok(()) => {
@@ -64,7 +70,7 @@ impl<T: Target> Lane<T> {
                     }
                 }
             }
-            Phase::Refused { .. } | Phase::Fenced => {}
+            Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {}
         }
     }
 
@@ -87,7 +93,7 @@ impl<T: Target> Lane<T> {
     }
 
     /// Registers the transactional id; said once when the target has no coordinator for it.
-    fn register<R: Reader>(
+    pub(super) fn register<R: Reader>(
         &mut self,
         since: Instant,
         said: bool,
@@ -124,7 +130,7 @@ impl<T: Target> Lane<T> {
         }
     }
 
-    fn set_phase(&mut self, phase: Phase) {
+    pub(super) fn set_phase(&mut self, phase: Phase) {
         if let Some(transactions) = &mut self.transactions {
             transactions.phase = phase;
         }
@@ -339,6 +345,17 @@ impl<T: Target> Lane<T> {
         }
         let id = self.transactional_id();
         match fatal {
+            TxnFatal::Fenced(reason) if self.standing.is_grouped() => {
+                // The group gave the unit to another instance, which registered its id: that
+                // one copies its partitions from the progress committed here.
+                warn!(
+                    flow = %self.flow_name,
+                    "another instance took copy unit {} ({id}: this producer was fenced: \
+                     {reason}); its partitions are dropped here without writing",
+                    self.shard.index
+                );
+                self.drop_unit(io);
+            }
             TxnFatal::Fenced(reason) => {
                 let message = format!(
                     "another process copies {} to {} with transactional id {id} (this producer \
@@ -416,7 +433,9 @@ impl<T: Target> Lane<T> {
                 }
                 Phase::Committing { since } => self.commit_step(since, left, io),
                 Phase::Aborting => self.abort_step(left, io),
-                Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced => return !open,
+                Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {
+                    return !open
+                }
             }
             if left.is_zero() {
                 warn!(flow = %self.flow_name, "the last transaction on {} did not end in time: the target aborts it; its records are copied again", self.flow.target);

@@ -527,6 +527,8 @@ impl Target for FakeTarget {
             return TxnOutcome::Fatal(TxnFatal::Refused(refused));
         }
         state.transaction.registered = true;
+        // The newest epoch of the id: whoever had it is fenced, not this producer.
+        state.transaction.fenced = false;
         TxnOutcome::Done
     }
 

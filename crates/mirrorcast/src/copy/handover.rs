@@ -1,11 +1,15 @@
 //! Partitions moving between instances of one replicator (`crate::instances`): the group
 //! gives a lane partitions (`Acquire`, with progress read after the assignment), asks for them
-//! back (`Release`), or takes them away (`Abandon`, the session expired).
+//! back (`Release`), or takes them away (`Abandon`, the session expired). Exactly once, the
+//! group hands out whole copy units (`crate::instances::units`): a lane registers its unit's
+//! transactional id when the group gives the unit (`Fence`), before its progress is read, and
+//! stands by once the unit is gone (`Yield`).
 //!
 //! Invariant: a released partition's acknowledged progress is handed to the target producer
-//! and flushed before the lane answers, and nothing is written for it afterwards; an abandoned
-//! partition gets no write at all, so a member that lost its partitions never moves their
-//! stored progress back.
+//! and flushed (exactly once: committed) before the lane answers, and nothing is written for it
+//! afterwards; an abandoned partition gets no write at all, so a member that lost its
+//! partitions never moves their stored progress back; a transaction of a unit this process no
+//! longer has never commits.
 
 use std::time::{Duration, Instant};
 
@@ -15,11 +19,15 @@ use super::io::{Reader, Target};
 use super::lane::Lane;
 use super::partitions::Mode;
 use super::readers::Reading;
+use super::transaction::Phase;
 use crate::progress::Progress;
 
 /// How long a release waits for the target to acknowledge what is in flight. Bounded well
 /// below a session timeout: a target that is down must not hold the group's rebalance.
 const RELEASE_FLUSH: Duration = Duration::from_secs(5);
+/// How long a lane given a unit waits for its transactional id to register (the coordinator
+/// first ends the previous owner's open transaction). The membership asks again after that.
+const FENCE_WAIT: Duration = Duration::from_secs(20);
 
 impl<T: Target> Lane<T> {
     /// The group gave this process `partitions`; `progress` was read after the assignment,
@@ -125,6 +133,110 @@ impl<T: Target> Lane<T> {
              without storing progress; another instance continues from the progress stored before",
             slots.len()
         );
+    }
+
+    /// Exactly once in a group: the group gave this process `units`. When the lane's is one,
+    /// it registers the unit's transactional id with a new producer, which fences the unit's
+    /// previous owner: the coordinator ends that one's open transaction first, so the progress
+    /// read afterwards is the last committed one, and the old owner can commit nothing more.
+    pub(super) fn fence<R: Reader>(
+        &mut self,
+        units: &[usize],
+        io: &mut Reading<'_, R>,
+    ) -> Result<(), String> {
+        let Some(transactions) = &self.transactions else {
+            return Ok(());
+        };
+        if !units.contains(&self.shard.index) {
+            return Ok(());
+        }
+        if let Phase::Refused { retry_at } = transactions.phase {
+            if Instant::now() < retry_at {
+                return Err(self.failure.clone().unwrap_or_default());
+            }
+        }
+        // The old producer's registration, if any, was fenced by whoever had the unit since.
+        self.forget_producer()
+            .map_err(|e| format!("cannot create a target producer: {e}"))?;
+        let since = Instant::now();
+        self.set_phase(Phase::Unready { since, said: false });
+        let deadline = since + FENCE_WAIT;
+        loop {
+            match self.transactions.as_ref().map(|t| t.phase) {
+                None | Some(Phase::Ready) => {
+                    debug!(flow = %self.flow_name, "copy unit {} fenced in {} ms", self.shard.index, since.elapsed().as_millis());
+                    return Ok(());
+                }
+                Some(Phase::Unready { said, .. }) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.set_phase(Phase::Standby);
+                        return Err(format!(
+                            "{} did not register transactional id {} within {FENCE_WAIT:?}",
+                            self.flow.target,
+                            self.transactional_id()
+                        ));
+                    }
+                    self.register(since, said, left.min(Duration::from_millis(500)), io);
+                }
+                Some(_) => {
+                    return Err(self.failure.clone().unwrap_or_else(|| {
+                        format!(
+                            "{} refused transactional id {}",
+                            self.flow.target,
+                            self.transactional_id()
+                        )
+                    }))
+                }
+            }
+        }
+    }
+
+    /// Exactly once in a group: `units` are no longer this process's. What the lane's open
+    /// transaction still holds never commits here (its producer is dropped, the target aborts
+    /// it), and the lane registers nothing until the group gives the unit again.
+    pub(super) fn yield_units(&mut self, units: &[usize]) {
+        if self.transactions.is_none() || !units.contains(&self.shard.index) {
+            return;
+        }
+        let open = self.target.transaction_open_since().is_some();
+        if open {
+            if let Err(e) = self.forget_producer() {
+                warn!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+            }
+        }
+        if let Some(transactions) = &mut self.transactions {
+            transactions.ended();
+        }
+        self.set_phase(Phase::Standby);
+    }
+
+    /// The unit went to another instance without this process being asked (its producer was
+    /// fenced): its partitions are let go without a write, as an abandon.
+    pub(super) fn drop_unit<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        let ours: Vec<(String, i32)> = self
+            .partitions
+            .iter()
+            .filter(|s| !s.retired)
+            .map(|s| (s.source_topic.clone(), s.partition))
+            .collect();
+        let slots = self.take_back(&ours, io);
+        self.retire(&slots);
+        let shard = self.shard;
+        if let Some(assigned) = &mut self.assigned {
+            assigned.retain(|(topic, partition)| !shard.owns(topic, *partition));
+        }
+        self.yield_units(&[shard.index]);
+    }
+
+    /// Replaces the target producer, dropping what the old one held without reports.
+    fn forget_producer(&mut self) -> rdkafka::error::KafkaResult<()> {
+        self.target.replace()?;
+        self.queue.emptied();
+        for state in &mut self.partitions {
+            state.in_flight = 0;
+        }
+        Ok(())
     }
 
     /// Stops reading the lane's slots among `partitions`, which are no longer this

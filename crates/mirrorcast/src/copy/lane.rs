@@ -250,6 +250,11 @@ impl<T: Target> Lane<T> {
                 let _ = done.send(());
             }
             Command::Abandon(partitions) => self.abandon(&partitions, io),
+            Command::Fence { units, done } => {
+                let fenced = self.fence(&units, io);
+                let _ = done.send((self.shard.index, fenced));
+            }
+            Command::Yield(units) => self.yield_units(&units),
         }
     }
 

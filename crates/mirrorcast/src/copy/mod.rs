@@ -176,7 +176,12 @@ fn connect_lane(
                 "transactional.id",
                 setup.flow.transactional_id(setup.shard.index),
             );
-            Some(transaction::Transactions::new(exactly_once.commit_interval))
+            let transactions = transaction::Transactions::new(exactly_once.commit_interval);
+            Some(if setup.standing.is_grouped() {
+                transactions.standing_by()
+            } else {
+                transactions
+            })
         }
     };
     let producer = KafkaTarget::new(target_producer, &flow_name, board, &source, &target)

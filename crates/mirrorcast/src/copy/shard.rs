@@ -3,10 +3,12 @@
 //! so that one thread's CPU no longer bounds a source. Read-once fan-out holds within each
 //! thread: its partitions are read once for every target.
 //!
-//! Invariant: every partition belongs to exactly one thread of its source, the same for the
-//! whole run; a topic's partitions go round the threads, so one busy topic uses them all.
-
-use std::hash::{DefaultHasher, Hash, Hasher};
+//! With exactly once and instances sharing a source, a thread is also the copy unit the group
+//! hands out whole (`crate::instances::units`): its transactional id moves with its partitions.
+//!
+//! Invariant: every partition belongs to exactly one thread of its source, the same in every
+//! process and version for a given count; a topic's partitions go round the threads, so one
+//! busy topic uses them all.
 
 /// One copier thread of a source, of `count`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,12 +39,11 @@ impl Shard {
 }
 
 /// Consecutive partitions of a topic on consecutive threads, from a start that depends on the
-/// topic, so that many small topics spread too. (std's hasher: the split only has to be the
-/// same within one process.)
-fn thread_of(topic: &str, partition: i32, count: usize) -> usize {
-    let mut hasher = DefaultHasher::new();
-    topic.hash(&mut hasher);
-    let start = (hasher.finish() % count as u64) as usize;
+/// topic, so that many small topics spread too. CRC-32 of the name, not std's hasher (whose
+/// output may change between Rust releases): processes of one group must agree.
+pub fn thread_of(topic: &str, partition: i32, count: usize) -> usize {
+    let count = count.max(1);
+    let start = crc32fast::hash(topic.as_bytes()) as usize % count;
     (start + partition.max(0) as usize) % count
 }
 
@@ -65,6 +66,18 @@ mod tests {
                 assert!(per_thread.iter().all(|&n| n == 3), "{per_thread:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_thread_of_a_partition_is_fixed_for_every_process_and_version() {
+        // CRC-32("LH.ORDERS") = 0x1F40E4EF: a change here would move partitions between the
+        // transactional ids of running instances.
+        assert_eq!(crc32fast::hash(b"LH.ORDERS") % 12, 0x1F40_E4EF % 12);
+        assert_eq!(thread_of("LH.ORDERS", 0, 12), (0x1F40_E4EF % 12) as usize);
+        assert_eq!(
+            thread_of("LH.ORDERS", 5, 12),
+            ((0x1F40_E4EF % 12 + 5) % 12) as usize
+        );
     }
 
     #[test]

@@ -109,10 +109,14 @@ fn harness_of(
         let (sender, commands) = mpsc::channel();
         let target = FakeTarget::new(capacity);
         target.state().transaction.enabled = flow.exactly_once.is_some();
-        let transactions = flow
-            .exactly_once
-            .as_ref()
-            .map(|e| Transactions::new(e.commit_interval));
+        let transactions = flow.exactly_once.as_ref().map(|e| {
+            let transactions = Transactions::new(e.commit_interval);
+            if standing.is_grouped() {
+                transactions.standing_by()
+            } else {
+                transactions
+            }
+        });
         lanes.push(Lane::new(LaneSetup {
             index,
             shard,
@@ -937,4 +941,97 @@ fn exactly_once_a_target_that_does_not_commit_holds_only_its_own_lane() {
     h.targets[1].state().acknowledging = true;
     h.run_until("sa catches up", |h| h.has(1, 0, 510));
     assert_eq!(h.targets[1].log("t", 0), expected(0, 0..510));
+}
+
+/// Exactly once in a group: a lane registers its unit's transactional id only when the group
+/// gives the unit, then copies what it acquires; once the unit is taken away without asking,
+/// what its open transaction held never commits; given again, it registers anew and goes on
+/// from the progress read then; fenced by another instance, it lets its partitions go without
+/// failing the flow.
+#[test]
+fn exactly_once_in_a_group_a_unit_registers_when_given_and_never_commits_once_gone() {
+    let standing = Standing::in_group();
+    standing.set_lease(Some(Instant::now() + Duration::from_secs(600)));
+    let mut h = harness_of(
+        1,
+        1000,
+        Duration::from_secs(120),
+        ErrorsConfig::StopPartition,
+        &|flow| {
+            flow.exactly_once = Some(crate::config::ExactlyOnceConfig {
+                commit_interval: Duration::from_millis(20),
+            });
+        },
+        Shard::ALONE,
+        standing,
+    );
+    let fence = |h: &mut Harness| {
+        let (done, answers) = mpsc::channel();
+        h.commands[0]
+            .send(Command::Fence {
+                units: vec![0],
+                done,
+            })
+            .unwrap();
+        h.copy.round();
+        answers.try_recv().expect("answered in the round")
+    };
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    for _ in 0..20 {
+        h.copy.round();
+    }
+    assert!(
+        !h.targets[0].state().transaction.registered,
+        "registered before the group gave the unit (it would fence the unit's owner)"
+    );
+    assert_eq!(fence(&mut h), (0, Ok(())));
+    assert!(h.targets[0].state().transaction.registered);
+    acquire(&h, &[0], &[]);
+    h.run_until("copied and committed", |h| h.has(0, 0, 10));
+
+    // Taken without asking while a transaction is open: it never commits.
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.run_until("records in the open transaction", |h| {
+        h.targets[0].0.borrow().in_flight_len() == 10
+    });
+    let commits = committed(&h, 0).0;
+    h.commands[0]
+        .send(Command::Abandon(vec![("t".into(), 0)]))
+        .unwrap();
+    h.commands[0].send(Command::Yield(vec![0])).unwrap();
+    h.targets[0].state().acknowledging = true;
+    for _ in 0..50 {
+        h.copy.round();
+    }
+    assert_eq!(committed(&h, 0).0, commits, "committed after the unit left");
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
+    assert!(!h.targets[0].state().transaction.registered || h.targets[0].state().replaced > 0);
+
+    // Given again: registered anew, copied from the progress read after the fence.
+    let replaced = h.targets[0].state().replaced;
+    assert_eq!(fence(&mut h), (0, Ok(())));
+    assert!(h.targets[0].state().replaced > replaced, "a new producer");
+    acquire(&h, &[0], &[(0, 9)]);
+    h.run_until("copied on", |h| h.has(0, 0, 20));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+
+    // Another instance registered the id: the partition goes, the flow does not fail.
+    h.targets[0].state().transaction.fenced = true;
+    h.source.produce("t", 0, 10);
+    h.run_until("the partition let go", |h| {
+        h.lane(0).partitions.iter().all(|s| s.retired)
+    });
+    for _ in 0..20 {
+        h.copy.round();
+    }
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+    let status = h.lane(0).reporter.status();
+    assert!(!status.starts_with("failed"), "{status}");
+    // And a refused registration is answered as such.
+    h.targets[0].state().transaction.refused = true;
+    let (unit, answer) = fence(&mut h);
+    assert_eq!(unit, 0);
+    assert!(answer.unwrap_err().contains("TransactionalId ACL"));
 }

@@ -39,6 +39,9 @@ pub(crate) enum Phase {
     },
     /// Another process has the transactional id: this lane copies nothing more.
     Fenced,
+    /// In a group (`crate::instances::units`): the lane's copy unit is not this process's.
+    /// Its id is registered only when the group gives the unit, which fences the unit's owner.
+    Standby,
 }
 
 /// What the open transaction holds of one partition.
@@ -80,6 +83,12 @@ impl Transactions {
             doomed: None,
             syncs: Vec::new(),
         }
+    }
+
+    /// Instances sharing a group: nothing registers until the group gives the lane's unit.
+    pub fn standing_by(mut self) -> Self {
+        self.phase = Phase::Standby;
+        self
     }
 
     /// Whether the transactional id is registered and usable (else partitions wait unread).

@@ -23,6 +23,7 @@ use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
 use super::lease::{Lease, Poll};
+use super::units::Units;
 use super::{leader_partition, Standing};
 use crate::config::FlowConfig;
 use crate::health::Health;
@@ -43,6 +44,9 @@ const SUBSCRIPTION_REFRESH: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 /// How long after start a missing progress topic is expected (being created), not a problem.
 const QUIET_START: Duration = Duration::from_secs(60);
+/// How long the member waits for the copier threads to fence the units the group gave (each
+/// lane waits at most 20 s for its target).
+const FENCE_ANSWERS: Duration = Duration::from_secs(60);
 
 /// One flow of the source, as the membership sees it.
 pub struct MemberFlow {
@@ -66,6 +70,8 @@ pub struct Membership {
     pub leave: Receiver<()>,
     pub shutdown: Shutdown,
     pub started: Instant,
+    /// Exactly once: the group hands out these copy units instead of partitions.
+    pub units: Option<Units>,
 }
 
 /// The default group of a replicator's instances: one per source and selection of targets, so
@@ -85,6 +91,8 @@ struct State {
     /// Given by the group, progress not read yet: (flow index, partitions).
     to_acquire: Vec<(usize, Vec<(String, i32)>)>,
     leads: bool,
+    /// Exactly once: the units the group gave, in place of partitions.
+    units: Option<Units>,
 }
 
 struct MemberContext {
@@ -114,13 +122,18 @@ impl ConsumerContext for MemberContext {
         let Rebalance::Revoke(list) = rebalance else {
             return;
         };
-        let partitions = partitions_of(list);
+        let mut partitions = partitions_of(list);
         if partitions.is_empty() {
             return;
         }
         let lost = consumer.assignment_lost();
+        let mut units = Vec::new();
         {
             let mut state = self.lock();
+            if let Some(held) = &mut state.units {
+                units = held.of_assignment(&partitions);
+                partitions = held.revoked(&units);
+            }
             for partition in &partitions {
                 state.owned.remove(partition);
             }
@@ -139,6 +152,7 @@ impl ConsumerContext for MemberContext {
             for commands in &self.flows {
                 let _ = commands.send(Command::Abandon(partitions.clone()));
             }
+            self.yield_units(units);
             return;
         }
         let (done, answers) = mpsc::channel();
@@ -162,6 +176,7 @@ impl ConsumerContext for MemberContext {
                 break;
             }
         }
+        self.yield_units(units);
     }
 
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
@@ -176,6 +191,14 @@ impl ConsumerContext for MemberContext {
                     return;
                 }
                 let mut state = self.lock();
+                if let Some(units) = &mut state.units {
+                    // Fenced by the member's loop first, then acquired.
+                    let given = units.of_assignment(&partitions);
+                    units.assigned(&given);
+                    debug!(source = %self.source, "the group gave copy unit(s) {given:?}");
+                    self.update_leadership(&mut state);
+                    return;
+                }
                 state.owned.extend(partitions.iter().cloned());
                 for flow in 0..self.flows.len() {
                     state.to_acquire.push((flow, partitions.clone()));
@@ -198,9 +221,24 @@ impl MemberContext {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Leads when it owns the leader partition; said on every change.
+    /// Exactly once: `units` left this process (after their partitions' release or abandon).
+    fn yield_units(&self, units: Vec<usize>) {
+        if units.is_empty() {
+            return;
+        }
+        debug!(source = %self.source, "copy unit(s) {units:?} leave this process");
+        for commands in &self.flows {
+            let _ = commands.send(Command::Yield(units.clone()));
+        }
+    }
+
+    /// Leads when it owns the leader partition (exactly once: the leader unit); said on every
+    /// change.
     fn update_leadership(&self, state: &mut State) {
-        let leads = leader_partition(&state.subscribed).is_some_and(|p| state.owned.contains(&p));
+        let leads = match &state.units {
+            Some(units) => units.leads(),
+            None => leader_partition(&state.subscribed).is_some_and(|p| state.owned.contains(&p)),
+        };
         if leads != state.leads {
             state.leads = leads;
             self.standing.set_leads(leads);
@@ -298,12 +336,20 @@ impl Membership {
                 subscribed: BTreeSet::new(),
                 to_acquire: Vec::new(),
                 leads: false,
+                units: self.units.clone(),
             }),
         };
         let consumer: BaseConsumer<MemberContext> = config
             .create_with_context(context)
             .map_err(|e| format!("cannot create the group member of {}: {e}", self.source))?;
-        info!(source = %self.source, group = %self.group_id, "sharing the partitions of {} with the other instances in group {}", self.source, self.group_id);
+        match &self.units {
+            None => {
+                info!(source = %self.source, group = %self.group_id, "sharing the partitions of {} with the other instances in group {}", self.source, self.group_id)
+            }
+            Some(units) => {
+                info!(source = %self.source, group = %self.group_id, "sharing the {} copy units of {} with the other instances in group {} (exactly once: a unit's transactional ids move with it; the group hands out the partitions of {})", units.count, self.source, self.group_id, units.topic)
+            }
+        }
         let labels = SourceLabels {
             source: self.source.clone(),
         };
@@ -338,8 +384,10 @@ impl Membership {
         health: &mut Health,
         progress_health: &mut Health,
     ) {
-        // Listing the topics fails on its own, and is said on its own.
+        // Listing the topics fails on its own, and is said on its own; so does fencing.
         let mut listing_health = Health::default();
+        let mut fence_health = Health::default();
+        let fence_health = &mut fence_health;
         let mut last_listing: Option<Instant> = None;
         while let Err(TryRecvError::Empty) = self.leave.try_recv() {
             if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
@@ -378,9 +426,32 @@ impl Membership {
                     }
                 }
             }
+            let to_fence = consumer
+                .context()
+                .lock()
+                .units
+                .as_ref()
+                .map(Units::to_fence)
+                .unwrap_or_default();
+            let mut unfenced = false;
+            if !to_fence.is_empty() {
+                let fenced = self.fence(&to_fence, fence_health);
+                unfenced = fenced.len() < to_fence.len();
+                let mut state = consumer.context().lock();
+                if let Some(units) = &mut state.units {
+                    let partitions = units.fenced(&fenced);
+                    for flow in 0..self.flows.len() {
+                        state.to_acquire.push((flow, partitions.clone()));
+                    }
+                }
+            }
             let (acquire, owned) = {
                 let mut state = consumer.context().lock();
-                (std::mem::take(&mut state.to_acquire), state.owned.len())
+                let owned = match &state.units {
+                    Some(units) => units.partitions(),
+                    None => state.owned.len(),
+                };
+                (std::mem::take(&mut state.to_acquire), owned)
             };
             let metrics = &self.observe.metrics;
             metrics
@@ -388,7 +459,7 @@ impl Membership {
                 .get_or_create(labels)
                 .set(owned as i64);
             let unread = self.acquire(acquire, progress_health);
-            if !unread.is_empty() {
+            if !unread.is_empty() || unfenced {
                 consumer.context().lock().to_acquire.extend(unread);
                 self.shutdown.sleep(Duration::from_secs(1));
             }
@@ -404,13 +475,34 @@ impl Membership {
             .filter(|t| t.error().is_none())
             .map(|t| (t.name().to_string(), t.partitions().len() as i32))
             .collect();
-        let topics: BTreeSet<String> = self
+        let routes: Vec<_> = self
             .flows
             .iter()
             .flat_map(|f| replicated_topics(&f.flow, &listing))
-            .map(|route| route.source_topic)
             .collect();
         let context = consumer.context();
+        let mut topics: BTreeSet<String> = BTreeSet::new();
+        {
+            let mut state = context.lock();
+            let state = &mut *state;
+            match &mut state.units {
+                None => topics.extend(routes.into_iter().map(|route| route.source_topic)),
+                Some(units) => {
+                    // The group hands out units; the replicated partitions follow from them.
+                    topics.insert(units.topic.clone());
+                    let replicated = routes
+                        .into_iter()
+                        .map(|r| (r.source_topic, r.partitions))
+                        .collect();
+                    let new = units.listed(replicated);
+                    if !new.is_empty() {
+                        for flow in 0..self.flows.len() {
+                            state.to_acquire.push((flow, new.clone()));
+                        }
+                    }
+                }
+            }
+        }
         if context.lock().subscribed == topics {
             return Ok(());
         }
@@ -425,6 +517,50 @@ impl Membership {
         state.subscribed = topics;
         context.update_leadership(&mut state);
         Ok(())
+    }
+
+    /// Has the copier threads of `units` register their transactional ids (fencing the units'
+    /// previous owners); returns the units fenced on every flow.
+    fn fence(&self, units: &[usize], health: &mut Health) -> Vec<usize> {
+        let (done, answers) = mpsc::channel();
+        let mut expected = 0;
+        for member in &self.flows {
+            let fence = Command::Fence {
+                units: units.to_vec(),
+                done: done.clone(),
+            };
+            if member.commands.send(fence).is_ok() {
+                expected += member.commands.threads();
+            }
+        }
+        drop(done);
+        let deadline = Instant::now() + FENCE_ANSWERS;
+        let mut refused: BTreeSet<usize> = BTreeSet::new();
+        let mut reasons = Vec::new();
+        for _ in 0..expected {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match answers.recv_timeout(left) {
+                Ok((_, Ok(()))) => {}
+                Ok((unit, Err(reason))) => {
+                    refused.insert(unit);
+                    reasons.push(reason);
+                }
+                // Stopping, or too slow: nothing counts as fenced; asked again.
+                Err(_) => return Vec::new(),
+            }
+        }
+        if refused.is_empty() {
+            if health.recovered() {
+                info!(source = %self.source, "copy units are fenced again");
+            }
+        } else if health.failed() {
+            warn!(source = %self.source, "copy unit(s) {refused:?} cannot be taken over yet ({}); nothing of theirs is copied here until they are (asked again every second)", reasons.join("; "));
+        }
+        units
+            .iter()
+            .copied()
+            .filter(|u| !refused.contains(u))
+            .collect()
     }
 
     /// Reads each flow's progress for the partitions the group gave and hands them to the

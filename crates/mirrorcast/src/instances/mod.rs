@@ -12,6 +12,7 @@
 
 pub mod lease;
 pub mod membership;
+pub mod units;
 
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -21,7 +21,7 @@ type TopicSpec<'a> = (&'a str, i32, &'a [(&'a str, &'a str)]);
 
 /// An in-memory cluster: topics with partition counts and explicitly set configs.
 #[derive(Default)]
-pub(super) struct FakeCluster {
+pub(crate) struct FakeCluster {
     pub topics: RefCell<BTreeMap<String, FakeTopic>>,
     pub refuse_partitions: RefCell<bool>,
     /// Topics whose creation is refused (a policy violation, as a broker's create policy would).

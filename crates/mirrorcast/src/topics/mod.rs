@@ -19,7 +19,7 @@ mod config_round;
 pub mod config_sync;
 pub(crate) mod created;
 #[cfg(test)]
-mod fake;
+pub(crate) mod fake;
 pub(crate) mod manager;
 mod schedule;
 
