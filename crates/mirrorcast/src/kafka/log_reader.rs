@@ -24,6 +24,8 @@ const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 pub const STALL_TIMEOUT: Duration = Duration::from_secs(60);
 /// How often a long read says how far it got.
 const PROGRESS_EVERY: Duration = Duration::from_secs(10);
+/// How often positions are asked while records keep coming.
+const POSITION_CHECK: Duration = Duration::from_millis(200);
 
 /// What can go wrong reading a topic to its end.
 #[derive(Debug, thiserror::Error)]
@@ -154,6 +156,7 @@ impl LogReader {
         }
         let started = Instant::now();
         let (mut read, mut moved_at, mut said_at) = (0u64, Instant::now(), Instant::now());
+        let (mut checked_at, mut idle) = (Instant::now(), false);
         while !remaining.is_empty() {
             if moved_at.elapsed() > STALL_TIMEOUT {
                 return Err(LogReadError::Stalled {
@@ -170,26 +173,24 @@ impl LogReader {
                     started.elapsed()
                 );
             }
-            let Some(message) = self.consumer.poll(Duration::from_millis(200)) else {
-                // The end can be a gap (compaction, control records): ask where the reader is.
-                for element in self.consumer.position()?.elements() {
-                    let Offset::Offset(position) = element.offset() else {
-                        continue;
-                    };
-                    let partition = element.partition();
-                    if self.positions.get(&partition) != Some(&position) {
-                        moved_at = Instant::now();
-                        self.positions.insert(partition, position);
-                    }
-                    if remaining
-                        .get(&partition)
-                        .is_some_and(|high| position >= *high)
-                    {
-                        remaining.remove(&partition);
-                    }
+            // The end can be a gap (compaction, transaction markers): where the reader is tells.
+            // Asked when nothing came, and every so often while records come: on a busy topic
+            // (other instances committing progress) a partition whose last offset is a marker
+            // would otherwise never be seen done.
+            if idle || checked_at.elapsed() >= POSITION_CHECK {
+                checked_at = Instant::now();
+                if self.positions_reached(&mut remaining)? {
+                    moved_at = Instant::now();
                 }
+                if remaining.is_empty() {
+                    break;
+                }
+            }
+            let Some(message) = self.consumer.poll(Duration::from_millis(200)) else {
+                idle = true;
                 continue;
             };
+            idle = false;
             let message = match message {
                 Ok(message) => message,
                 // librdkafka looks for the coordinator of the `group.id` that `assign` needs;
@@ -210,6 +211,29 @@ impl LogReader {
             }
         }
         Ok(read)
+    }
+
+    /// Takes the reader's positions, and drops from `remaining` the partitions they reached.
+    /// Returns whether a position moved.
+    fn positions_reached(&mut self, remaining: &mut HashMap<i32, i64>) -> Result<bool, KafkaError> {
+        let mut moved = false;
+        for element in self.consumer.position()?.elements() {
+            let Offset::Offset(position) = element.offset() else {
+                continue;
+            };
+            let partition = element.partition();
+            if self.positions.get(&partition) != Some(&position) {
+                moved = true;
+                self.positions.insert(partition, position);
+            }
+            if remaining
+                .get(&partition)
+                .is_some_and(|high| position >= *high)
+            {
+                remaining.remove(&partition);
+            }
+        }
+        Ok(moved)
     }
 }
 

@@ -179,9 +179,11 @@ fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
     history
 }
 
-/// Three clusters, Europe's topics, a config of instances sharing Europe in a group (one
-/// copier thread each) plus `extra`, and producers writing to every topic until stopped.
+/// Three clusters, Europe's topics, a config of instances sharing Europe in a group
+/// (`tasks.max` copier threads each) plus `extra`, and producers writing to every topic until
+/// stopped.
 fn scenario(
+    tasks: usize,
     extra: &str,
 ) -> (
     localcluster::Clusters,
@@ -200,7 +202,7 @@ fn scenario(
         &broadcast_config(
             &clusters,
             "IdentityReplicationPolicy",
-            &format!("topics = LH.*\ntasks.max = 1\ninstances.group.enabled = true\n{extra}"),
+            &format!("topics = LH.*\ntasks.max = {tasks}\ninstances.group.enabled = true\n{extra}"),
         ),
     );
     let producers = TOPICS
@@ -221,6 +223,7 @@ fn scenario(
 #[test]
 fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze() {
     let (clusters, _dir, config, producers) = scenario(
+        1,
         "europe.consumer.session.timeout.ms = 6000\n\
          europe.consumer.heartbeat.interval.ms = 1000\n\
          emit.heartbeats.interval.seconds = 1\n\
@@ -446,6 +449,7 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
 #[test]
 fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate() {
     let (clusters, _dir, config, producers) = scenario(
+        1,
         "instances.group.id = regional-replicator\n\
          europe.consumer.group.protocol = consumer\n\
          europe.consumer.session.timeout.ms = 6000\n",
@@ -511,4 +515,135 @@ fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate
     }
     let log = a.replicator.log();
     assert!(log.contains("regional-replicator"), "{log}");
+}
+
+/// Exactly once with instances: the group hands out whole copy units (four, the units topic's
+/// partitions), each with its transactional ids. Under continuous production the leader is
+/// SIGKILLed mid-transaction, a fourth instance joins, one is frozen past its session timeout
+/// and goes on: every move fences the unit's previous owner before its progress is read, so a
+/// `read_committed` consumer on each target sees every source record exactly once, in order.
+#[test]
+fn exactly_once_instances_move_whole_units_and_each_record_is_committed_once() {
+    let (clusters, _dir, config, producers) = scenario(
+        4,
+        "exactly.once.source.support = enabled\n\
+         europe.consumer.session.timeout.ms = 6000\n\
+         europe.consumer.heartbeat.interval.ms = 1000\n\
+         emit.checkpoints.enabled = false\n\
+         refresh.topics.interval.seconds = 2\n",
+    );
+    let europe = clusters.bootstrap("europe");
+    let a = Instance::start("a", &config);
+    let b = Instance::start("b", &config);
+    let c = Instance::start("c", &config);
+    wait_for_balance(&[&a, &b, &c], "three instances");
+    let units = end_offsets(
+        &europe,
+        "mirrorcast-units.mirrorcast.europe.northamerica-southamerica.internal",
+    );
+    assert_eq!(units.len(), 4, "one partition per copy unit: {units:?}");
+    let mut instances = vec![a, b, c];
+    let copies = |instances: &[Instance]| {
+        let before: Vec<f64> = instances
+            .iter()
+            .map(|i| i.standing().map_or(0.0, |s| s.2))
+            .collect();
+        let moved = wait_until(Duration::from_secs(60), || {
+            instances
+                .iter()
+                .zip(&before)
+                .all(|(i, b)| i.standing().is_some_and(|s| s.2 > *b))
+        });
+        let logs: String = instances
+            .iter()
+            .map(|i| format!("--- {}\n{}", i.name, i.replicator.log()))
+            .collect();
+        assert!(moved, "an instance commits nothing\n{logs}");
+    };
+    copies(&instances);
+
+    // The leader dies in the middle of its transactions.
+    let killed = leader(&instances.iter().collect::<Vec<_>>()).name;
+    let mut dead = instances.remove(instances.iter().position(|i| i.name == killed).unwrap());
+    dead.replicator.kill();
+    wait_for_balance(&instances.iter().collect::<Vec<_>>(), "after the kill");
+    copies(&instances);
+
+    // A fourth joins: each has one unit.
+    instances.push(Instance::start("d", &config));
+    wait_for_balance(&instances.iter().collect::<Vec<_>>(), "after the join");
+    copies(&instances);
+
+    // One freezes past its session timeout; its units are fenced elsewhere; it goes on.
+    let frozen = instances[0].name;
+    instances[0].replicator.freeze(true);
+    wait_for_balance(
+        &instances[1..].iter().collect::<Vec<_>>(),
+        "while one is frozen",
+    );
+    instances[0].replicator.freeze(false);
+    wait_for_balance(&instances.iter().collect::<Vec<_>>(), "after the thaw");
+    copies(&instances);
+
+    for producer in producers {
+        producer.stop();
+    }
+    let logs = || -> String {
+        std::iter::once(&dead)
+            .chain(instances.iter())
+            .map(|i| format!("--- {}\n{}", i.name, i.replicator.log()))
+            .collect()
+    };
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        for (topic, _) in TOPICS {
+            let ends = end_offsets(&europe, topic);
+            assert!(
+                wait_until(Duration::from_secs(90), || progress_reached(
+                    &bootstrap, "europe", topic, &ends
+                )),
+                "{target}: {topic} not all committed\n{}",
+                logs()
+            );
+            let source = read_all(&europe, topic);
+            let committed = read_with_offsets(&bootstrap, topic, "read_committed");
+            for (partition, records) in &source {
+                let copied: Vec<&TestRecord> = committed
+                    .get(partition)
+                    .into_iter()
+                    .flatten()
+                    .map(|(_, r)| r)
+                    .collect();
+                assert!(
+                    copied == records.iter().collect::<Vec<_>>(),
+                    "{target} {topic}[{partition}]: {} committed record(s) for {} at the \
+                     source\n{}",
+                    copied.len(),
+                    records.len(),
+                    logs()
+                );
+            }
+            println!(
+                "{target} {topic}: {} records, each committed once",
+                source.values().map(Vec::len).sum::<usize>()
+            );
+        }
+    }
+    let thawed = instances[0].replicator.log();
+    assert!(
+        thawed.contains("session expired") || thawed.contains("another instance took copy unit"),
+        "{frozen} did not see its units go:\n{thawed}"
+    );
+    let all = logs();
+    println!(
+        "{} unit lane(s) fenced on taking a unit over, {} fenced by a successor, {} abort(s)",
+        all.matches("fenced in").count(),
+        all.matches("another instance took copy unit").count(),
+        all.matches("aborted a transaction").count()
+    );
+    for instance in &mut instances {
+        instance
+            .replicator
+            .terminate_cleanly(Duration::from_secs(30));
+    }
 }
