@@ -132,7 +132,7 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     let mut units = None;
     let exactly_once = group.flows.iter().any(|f| f.exactly_once.is_some());
     if let (Some(id), true) = (&group_id, exactly_once) {
-        match copy_units(first, id, threads) {
+        match copy_units(first, group.flows.len(), id, threads) {
             Ok(found) => {
                 threads = found.count;
                 units = Some(found);
@@ -211,7 +211,12 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
 /// Exactly once with instances sharing a source: the group's units topic on the source
 /// (created with `wanted` partitions by the first instance), whose partition count is the unit
 /// count, and so the copier thread count, of every instance.
-fn copy_units(first: &FlowConfig, group_id: &str, wanted: usize) -> Result<Units, String> {
+fn copy_units(
+    first: &FlowConfig,
+    flows: usize,
+    group_id: &str,
+    wanted: usize,
+) -> Result<Units, String> {
     let topic = units_topic(group_id);
     let config = client_config(
         &first.clients.source,
@@ -230,7 +235,7 @@ fn copy_units(first: &FlowConfig, group_id: &str, wanted: usize) -> Result<Units
     if count != wanted {
         tracing::info!(source = %first.source, "{topic} has {count} partition(s): this instance runs {count} copy unit(s) as the others of its group do (not the {wanted} of its own settings)");
     }
-    Ok(Units::new(topic, count))
+    Ok(Units::new(topic, count, flows))
 }
 
 /// Copier threads for a source: the most any of its flows asks for with `tasks.max`, else one

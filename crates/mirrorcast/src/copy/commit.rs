@@ -31,14 +31,21 @@ impl<T: Target> Lane<T> {
         wait: Duration,
         io: &mut Reading<'_, R>,
     ) {
+        self.transaction_step(wait, io);
+        self.settle_fence();
+    }
+
+    fn transaction_step<R: Reader>(&mut self, wait: Duration, io: &mut Reading<'_, R>) {
         let Some(transactions) = &mut self.transactions else {
             return;
         };
         let now = Instant::now();
         match transactions.phase {
-            // In a group, only while this process may write: registering fences whoever has
-            // the unit, which must be this process (a fence of its own comes with the unit).
-            Phase::Unready { since, said } if self.standing.may_write() => {
+            // In a group, only when the group gave the unit (a fence) or while this process may
+            // write (a replaced producer): registering fences whoever has the unit.
+            Phase::Unready { since, said }
+                if self.fencing.is_some() || self.standing.may_write() =>
+            {
                 self.register(since, said, wait, io)
             }
             Phase::Unready { .. } => {}
@@ -93,7 +100,7 @@ impl<T: Target> Lane<T> {
     }
 
     /// Registers the transactional id; said once when the target has no coordinator for it.
-    pub(super) fn register<R: Reader>(
+    fn register<R: Reader>(
         &mut self,
         since: Instant,
         said: bool,

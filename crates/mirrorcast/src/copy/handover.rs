@@ -22,11 +22,14 @@ use super::readers::Reading;
 use super::transaction::Phase;
 use crate::progress::Progress;
 
+/// Where a lane answers a fence: its unit, and whether it registered the unit's id.
+pub(crate) type FenceAnswer = std::sync::mpsc::Sender<(usize, Result<(), String>)>;
+
 /// How long a release waits for the target to acknowledge what is in flight. Bounded well
 /// below a session timeout: a target that is down must not hold the group's rebalance.
 const RELEASE_FLUSH: Duration = Duration::from_secs(5);
-/// How long a lane given a unit waits for its transactional id to register (the coordinator
-/// first ends the previous owner's open transaction). The membership asks again after that.
+/// How long a lane given a unit tries to register its transactional id (the coordinator first
+/// ends the previous owner's open transaction). The membership asks again after that.
 const FENCE_WAIT: Duration = Duration::from_secs(20);
 
 impl<T: Target> Lane<T> {
@@ -136,59 +139,67 @@ impl<T: Target> Lane<T> {
     }
 
     /// Exactly once in a group: the group gave this process `units`. When the lane's is one,
-    /// it registers the unit's transactional id with a new producer, which fences the unit's
-    /// previous owner: the coordinator ends that one's open transaction first, so the progress
-    /// read afterwards is the last committed one, and the old owner can commit nothing more.
-    pub(super) fn fence<R: Reader>(
-        &mut self,
-        units: &[usize],
-        io: &mut Reading<'_, R>,
-    ) -> Result<(), String> {
+    /// it starts registering the unit's transactional id with a new producer, which fences the
+    /// unit's previous owner: the coordinator ends that one's open transaction first, so the
+    /// progress read afterwards is the last committed one, and the old owner can commit
+    /// nothing more. The answer goes on `done` once registered, refused or timed out
+    /// ([`Lane::settle_fence`]); the copier thread never waits for it.
+    pub(super) fn fence(&mut self, units: &[usize], done: FenceAnswer) {
+        let unit = self.shard.index;
         let Some(transactions) = &self.transactions else {
-            return Ok(());
+            let _ = done.send((unit, Ok(())));
+            return;
         };
-        if !units.contains(&self.shard.index) {
-            return Ok(());
+        if !units.contains(&unit) {
+            let _ = done.send((unit, Ok(())));
+            return;
         }
         if let Phase::Refused { retry_at } = transactions.phase {
             if Instant::now() < retry_at {
-                return Err(self.failure.clone().unwrap_or_default());
+                let _ = done.send((unit, Err(self.failure.clone().unwrap_or_default())));
+                return;
             }
         }
         // The old producer's registration, if any, was fenced by whoever had the unit since.
-        self.forget_producer()
-            .map_err(|e| format!("cannot create a target producer: {e}"))?;
+        if let Err(e) = self.forget_producer() {
+            let _ = done.send((unit, Err(format!("cannot create a target producer: {e}"))));
+            return;
+        }
         let since = Instant::now();
         self.set_phase(Phase::Unready { since, said: false });
-        let deadline = since + FENCE_WAIT;
-        loop {
-            match self.transactions.as_ref().map(|t| t.phase) {
-                None | Some(Phase::Ready) => {
-                    debug!(flow = %self.flow_name, "copy unit {} fenced in {} ms", self.shard.index, since.elapsed().as_millis());
-                    return Ok(());
-                }
-                Some(Phase::Unready { said, .. }) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
-                        self.set_phase(Phase::Standby);
-                        return Err(format!(
-                            "{} did not register transactional id {} within {FENCE_WAIT:?}",
-                            self.flow.target,
-                            self.transactional_id()
-                        ));
-                    }
-                    self.register(since, said, left.min(Duration::from_millis(500)), io);
-                }
-                Some(_) => {
-                    return Err(self.failure.clone().unwrap_or_else(|| {
-                        format!(
-                            "{} refused transactional id {}",
-                            self.flow.target,
-                            self.transactional_id()
-                        )
-                    }))
-                }
+        self.fencing = Some((since, done));
+    }
+
+    /// Answers a fence in progress once its registration ended one way or the other.
+    pub(super) fn settle_fence(&mut self) {
+        let Some((since, _)) = &self.fencing else {
+            return;
+        };
+        let since = *since;
+        let answer = match self.transactions.as_ref().map(|t| t.phase) {
+            None | Some(Phase::Ready) => {
+                debug!(flow = %self.flow_name, "copy unit {} fenced in {} ms", self.shard.index, since.elapsed().as_millis());
+                Ok(())
             }
+            Some(Phase::Unready { .. }) if since.elapsed() < FENCE_WAIT => return,
+            Some(Phase::Unready { .. }) => {
+                self.set_phase(Phase::Standby);
+                Err(format!(
+                    "{} did not register transactional id {} within {FENCE_WAIT:?}",
+                    self.flow.target,
+                    self.transactional_id()
+                ))
+            }
+            Some(_) => Err(self.failure.clone().unwrap_or_else(|| {
+                format!(
+                    "{} refused transactional id {}",
+                    self.flow.target,
+                    self.transactional_id()
+                )
+            })),
+        };
+        if let Some((_, done)) = self.fencing.take() {
+            let _ = done.send((self.shard.index, answer));
         }
     }
 
@@ -199,16 +210,17 @@ impl<T: Target> Lane<T> {
         if self.transactions.is_none() || !units.contains(&self.shard.index) {
             return;
         }
-        let open = self.target.transaction_open_since().is_some();
-        if open {
-            if let Err(e) = self.forget_producer() {
-                warn!(flow = %self.flow_name, "cannot create a new target producer: {e}");
-            }
+        // Also a registration still going on in the old producer's background stops here.
+        if let Err(e) = self.forget_producer() {
+            warn!(flow = %self.flow_name, "cannot create a new target producer: {e}");
         }
         if let Some(transactions) = &mut self.transactions {
             transactions.ended();
         }
         self.set_phase(Phase::Standby);
+        if let Some((_, done)) = self.fencing.take() {
+            let _ = done.send((self.shard.index, Err("the unit left meanwhile".to_string())));
+        }
     }
 
     /// The unit went to another instance without this process being asked (its producer was

@@ -129,6 +129,8 @@ pub(crate) struct Lane<T> {
     pub(super) abort_health: Health,
     /// Why the lane copies nothing until someone acts (transactions refused, fenced).
     pub(super) failure: Option<String>,
+    /// Exactly once in a group: registering the unit's id since, and where to answer.
+    pub(super) fencing: Option<(Instant, super::handover::FenceAnswer)>,
     pub(super) shutdown: Shutdown,
 }
 
@@ -167,6 +169,7 @@ impl<T: Target> Lane<T> {
             refusal_health: Health::default(),
             abort_health: Health::default(),
             failure: None,
+            fencing: None,
             shutdown: setup.shutdown,
         }
     }
@@ -250,10 +253,7 @@ impl<T: Target> Lane<T> {
                 let _ = done.send(());
             }
             Command::Abandon(partitions) => self.abandon(&partitions, io),
-            Command::Fence { units, done } => {
-                let fenced = self.fence(&units, io);
-                let _ = done.send((self.shard.index, fenced));
-            }
+            Command::Fence { units, done } => self.fence(&units, done),
             Command::Yield(units) => self.yield_units(&units),
         }
     }

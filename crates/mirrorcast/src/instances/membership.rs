@@ -45,8 +45,28 @@ const POLL: Duration = Duration::from_millis(100);
 /// How long after start a missing progress topic is expected (being created), not a problem.
 const QUIET_START: Duration = Duration::from_secs(60);
 /// How long the member waits for the copier threads to fence the units the group gave (each
-/// lane waits at most 20 s for its target).
-const FENCE_ANSWERS: Duration = Duration::from_secs(60);
+/// lane tries for 20 s).
+const FENCE_ANSWERS: Duration = Duration::from_secs(30);
+
+/// Exactly once: a flow's fencing of the units the group gave.
+#[derive(Default)]
+struct Fencing {
+    round: Option<FenceRound>,
+    /// After a round that did not fence every unit: the next one, not before.
+    retry_at: Option<Instant>,
+}
+
+/// One `Fence` sent to a flow's copier threads, and their answers so far.
+struct FenceRound {
+    answers: Receiver<(usize, Result<(), String>)>,
+    /// Every copier thread answers (those not concerned at once).
+    expected: usize,
+    answered: usize,
+    units: Vec<usize>,
+    fenced: Vec<usize>,
+    refusals: Vec<String>,
+    deadline: Instant,
+}
 
 /// One flow of the source, as the membership sees it.
 pub struct MemberFlow {
@@ -388,6 +408,7 @@ impl Membership {
         let mut listing_health = Health::default();
         let mut fence_health = Health::default();
         let fence_health = &mut fence_health;
+        let mut fences: Vec<Fencing> = self.flows.iter().map(|_| Fencing::default()).collect();
         let mut last_listing: Option<Instant> = None;
         while let Err(TryRecvError::Empty) = self.leave.try_recv() {
             if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
@@ -426,25 +447,7 @@ impl Membership {
                     }
                 }
             }
-            let to_fence = consumer
-                .context()
-                .lock()
-                .units
-                .as_ref()
-                .map(Units::to_fence)
-                .unwrap_or_default();
-            let mut unfenced = false;
-            if !to_fence.is_empty() {
-                let fenced = self.fence(&to_fence, fence_health);
-                unfenced = fenced.len() < to_fence.len();
-                let mut state = consumer.context().lock();
-                if let Some(units) = &mut state.units {
-                    let partitions = units.fenced(&fenced);
-                    for flow in 0..self.flows.len() {
-                        state.to_acquire.push((flow, partitions.clone()));
-                    }
-                }
-            }
+            self.advance_fences(consumer.context(), &mut fences, fence_health);
             let (acquire, owned) = {
                 let mut state = consumer.context().lock();
                 let owned = match &state.units {
@@ -459,7 +462,7 @@ impl Membership {
                 .get_or_create(labels)
                 .set(owned as i64);
             let unread = self.acquire(acquire, progress_health);
-            if !unread.is_empty() || unfenced {
+            if !unread.is_empty() {
                 consumer.context().lock().to_acquire.extend(unread);
                 self.shutdown.sleep(Duration::from_secs(1));
             }
@@ -494,12 +497,7 @@ impl Membership {
                         .into_iter()
                         .map(|r| (r.source_topic, r.partitions))
                         .collect();
-                    let new = units.listed(replicated);
-                    if !new.is_empty() {
-                        for flow in 0..self.flows.len() {
-                            state.to_acquire.push((flow, new.clone()));
-                        }
-                    }
+                    state.to_acquire.extend(units.listed(replicated));
                 }
             }
         }
@@ -519,48 +517,88 @@ impl Membership {
         Ok(())
     }
 
-    /// Has the copier threads of `units` register their transactional ids (fencing the units'
-    /// previous owners); returns the units fenced on every flow.
-    fn fence(&self, units: &[usize], health: &mut Health) -> Vec<usize> {
-        let (done, answers) = mpsc::channel();
-        let mut expected = 0;
-        for member in &self.flows {
-            let fence = Command::Fence {
-                units: units.to_vec(),
-                done: done.clone(),
-            };
-            if member.commands.send(fence).is_ok() {
-                expected += member.commands.threads();
-            }
-        }
-        drop(done);
-        let deadline = Instant::now() + FENCE_ANSWERS;
-        let mut refused: BTreeSet<usize> = BTreeSet::new();
-        let mut reasons = Vec::new();
-        for _ in 0..expected {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match answers.recv_timeout(left) {
-                Ok((_, Ok(()))) => {}
-                Ok((unit, Err(reason))) => {
-                    refused.insert(unit);
-                    reasons.push(reason);
+    /// Exactly once: per flow, asks the copier threads to fence the units the group gave (one
+    /// round at a time), and once they answered, queues the fenced units' partitions to be
+    /// acquired. Never waits: the member goes on polling meanwhile.
+    fn advance_fences(&self, context: &MemberContext, fences: &mut [Fencing], health: &mut Health) {
+        for (flow, fencing) in fences.iter_mut().enumerate() {
+            let member = &self.flows[flow];
+            let Some(round) = &mut fencing.round else {
+                if fencing.retry_at.is_some_and(|at| Instant::now() < at) {
+                    continue;
                 }
-                // Stopping, or too slow: nothing counts as fenced; asked again.
-                Err(_) => return Vec::new(),
+                let units = match &context.lock().units {
+                    Some(units) => units.to_fence(flow),
+                    None => return,
+                };
+                if units.is_empty() {
+                    continue;
+                }
+                let (done, answers) = mpsc::channel();
+                let fence = Command::Fence {
+                    units: units.clone(),
+                    done,
+                };
+                if member.commands.send(fence).is_ok() {
+                    fencing.round = Some(FenceRound {
+                        answers,
+                        expected: member.commands.threads(),
+                        answered: 0,
+                        units,
+                        fenced: Vec::new(),
+                        refusals: Vec::new(),
+                        deadline: Instant::now() + FENCE_ANSWERS,
+                    });
+                }
+                continue;
+            };
+            let gone = loop {
+                match round.answers.try_recv() {
+                    Ok((unit, answer)) => {
+                        round.answered += 1;
+                        match answer {
+                            Ok(()) if round.units.contains(&unit) => round.fenced.push(unit),
+                            Ok(()) => {}
+                            Err(reason) => round.refusals.push(reason),
+                        }
+                    }
+                    Err(TryRecvError::Empty) => break false,
+                    Err(TryRecvError::Disconnected) => break true,
+                }
+            };
+            if !gone && round.answered < round.expected && Instant::now() < round.deadline {
+                continue;
+            }
+            let round = fencing.round.take();
+            let Some(round) = round else { continue };
+            let missing = {
+                let mut state = context.lock();
+                let state = &mut *state;
+                let Some(units) = &mut state.units else {
+                    return;
+                };
+                let partitions = units.fenced(flow, &round.fenced);
+                if !partitions.is_empty() {
+                    state.to_acquire.push((flow, partitions));
+                }
+                // Units the group took back meanwhile are no one's concern here.
+                let still = units.to_fence(flow);
+                round.units.iter().any(|u| still.contains(u))
+            };
+            if missing {
+                let reasons = if round.refusals.is_empty() {
+                    format!("no answer in {FENCE_ANSWERS:?}")
+                } else {
+                    round.refusals.join("; ")
+                };
+                if health.failed() {
+                    warn!(flow = %member.flow.name(), "copy unit(s) cannot be taken over yet ({reasons}); nothing of theirs is copied to {} here until they are (asked again every second)", member.flow.target);
+                }
+                fencing.retry_at = Some(Instant::now() + Duration::from_secs(1));
+            } else if health.recovered() {
+                info!(flow = %member.flow.name(), "copy units are taken over again");
             }
         }
-        if refused.is_empty() {
-            if health.recovered() {
-                info!(source = %self.source, "copy units are fenced again");
-            }
-        } else if health.failed() {
-            warn!(source = %self.source, "copy unit(s) {refused:?} cannot be taken over yet ({}); nothing of theirs is copied here until they are (asked again every second)", reasons.join("; "));
-        }
-        units
-            .iter()
-            .copied()
-            .filter(|u| !refused.contains(u))
-            .collect()
     }
 
     /// Reads each flow's progress for the partitions the group gave and hands them to the

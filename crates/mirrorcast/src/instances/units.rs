@@ -63,30 +63,32 @@ pub fn partitions_of(
 /// The unit whose owner leads the source's flows.
 pub const LEADER_UNIT: usize = 0;
 
-/// What the group gave this process, in units, and which partitions that makes its own.
+/// What the group gave this process, in units, and which partitions that makes each flow's.
+/// A unit is fenced per flow (each target has its own transactional ids): a target that
+/// refuses keeps only its own flow from copying the unit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Units {
     pub topic: String,
     pub count: usize,
-    /// Given by the group and fenced: their partitions are this process's.
-    held: BTreeSet<usize>,
-    /// Given by the group, their transactional ids not registered here yet.
-    to_fence: BTreeSet<usize>,
+    /// Given by the group.
+    given: BTreeSet<usize>,
+    /// Per flow: the given units whose transactional id it registered.
+    fenced: Vec<BTreeSet<usize>>,
+    /// Per flow: the partitions handed to its copier.
+    acquired: Vec<BTreeSet<(String, i32)>>,
     /// The replicated topics and their partition counts, at the last listing.
     topics: BTreeMap<String, i32>,
-    /// The partitions of the held units, as handed to the copier.
-    partitions: BTreeSet<(String, i32)>,
 }
 
 impl Units {
-    pub fn new(topic: String, count: usize) -> Self {
+    pub fn new(topic: String, count: usize, flows: usize) -> Self {
         Units {
             topic,
             count: count.max(1),
-            held: BTreeSet::new(),
-            to_fence: BTreeSet::new(),
+            given: BTreeSet::new(),
+            fenced: vec![BTreeSet::new(); flows],
+            acquired: vec![BTreeSet::new(); flows],
             topics: BTreeMap::new(),
-            partitions: BTreeSet::new(),
         }
     }
 
@@ -99,64 +101,79 @@ impl Units {
             .collect()
     }
 
-    /// The group gave `units`: they are fenced before anything of theirs is copied.
+    /// The group gave `units`: each flow fences them before it copies anything of theirs.
     pub fn assigned(&mut self, units: &[usize]) {
-        self.to_fence
-            .extend(units.iter().filter(|u| !self.held.contains(u)));
+        self.given.extend(units);
     }
 
-    /// The group takes `units` back: returns the partitions they held here.
+    /// The group takes `units` back: returns the partitions any flow held of them.
     pub fn revoked(&mut self, units: &[usize]) -> Vec<(String, i32)> {
         let units: BTreeSet<usize> = units.iter().copied().collect();
-        for unit in &units {
-            self.held.remove(unit);
-            self.to_fence.remove(unit);
+        self.given.retain(|u| !units.contains(u));
+        for fenced in &mut self.fenced {
+            fenced.retain(|u| !units.contains(u));
         }
         let gone = partitions_of(&units, self.count, &self.topics);
-        let held: Vec<(String, i32)> = self.partitions.intersection(&gone).cloned().collect();
-        for partition in &held {
-            self.partitions.remove(partition);
+        let mut held = BTreeSet::new();
+        for acquired in &mut self.acquired {
+            held.extend(acquired.intersection(&gone).cloned());
+            acquired.retain(|p| !gone.contains(p));
         }
-        held
+        held.into_iter().collect()
     }
 
-    /// Units waiting for their fence.
-    pub fn to_fence(&self) -> Vec<usize> {
-        self.to_fence.iter().copied().collect()
+    /// Units flow `flow` has yet to fence.
+    pub fn to_fence(&self, flow: usize) -> Vec<usize> {
+        let fenced = self.fenced.get(flow);
+        self.given
+            .iter()
+            .copied()
+            .filter(|u| fenced.is_none_or(|f| !f.contains(u)))
+            .collect()
     }
 
-    /// `units` are fenced: returns their partitions, to acquire.
-    pub fn fenced(&mut self, units: &[usize]) -> Vec<(String, i32)> {
+    /// Flow `flow` fenced `units`: returns their partitions, for it to acquire.
+    pub fn fenced(&mut self, flow: usize, units: &[usize]) -> Vec<(String, i32)> {
+        let (Some(fenced), Some(acquired)) =
+            (self.fenced.get_mut(flow), self.acquired.get_mut(flow))
+        else {
+            return Vec::new();
+        };
         let units: BTreeSet<usize> = units
             .iter()
             .copied()
-            .filter(|u| self.to_fence.remove(u))
+            .filter(|u| self.given.contains(u) && fenced.insert(*u))
             .collect();
-        self.held.extend(&units);
         let new = partitions_of(&units, self.count, &self.topics);
-        self.partitions.extend(new.iter().cloned());
+        acquired.extend(new.iter().cloned());
         new.into_iter().collect()
     }
 
-    /// The replicated topics now: returns the new partitions of held units, to acquire.
-    pub fn listed(&mut self, topics: BTreeMap<String, i32>) -> Vec<(String, i32)> {
+    /// The replicated topics now: returns, per flow, the new partitions of units it fenced.
+    pub fn listed(&mut self, topics: BTreeMap<String, i32>) -> Vec<(usize, Vec<(String, i32)>)> {
         self.topics = topics;
-        let now = partitions_of(&self.held, self.count, &self.topics);
-        // Partitions of deleted topics are no longer counted; the topic manager forgets them.
-        self.partitions.retain(|p| now.contains(p));
-        let new: Vec<(String, i32)> = now.difference(&self.partitions).cloned().collect();
-        self.partitions.extend(new.iter().cloned());
-        new
+        let mut new_per_flow = Vec::new();
+        for (flow, (fenced, acquired)) in self.fenced.iter().zip(&mut self.acquired).enumerate() {
+            let now = partitions_of(fenced, self.count, &self.topics);
+            // Partitions of deleted topics are no longer counted; the topic manager forgets them.
+            acquired.retain(|p| now.contains(p));
+            let new: Vec<(String, i32)> = now.difference(acquired).cloned().collect();
+            if !new.is_empty() {
+                acquired.extend(new.iter().cloned());
+                new_per_flow.push((flow, new));
+            }
+        }
+        new_per_flow
     }
 
-    /// Whether this process has (or is fencing) the leader's unit.
+    /// Whether this process has the leader's unit.
     pub fn leads(&self) -> bool {
-        self.held.contains(&LEADER_UNIT) || self.to_fence.contains(&LEADER_UNIT)
+        self.given.contains(&LEADER_UNIT)
     }
 
-    /// The source partitions this process copies.
+    /// The source partitions the group's units make this process's.
     pub fn partitions(&self) -> usize {
-        self.partitions.len()
+        partitions_of(&self.given, self.count, &self.topics).len()
     }
 }
 
@@ -193,9 +210,9 @@ mod tests {
     }
 
     #[test]
-    fn a_unit_s_partitions_are_acquired_only_once_fenced_and_follow_new_topics() {
+    fn a_unit_s_partitions_are_acquired_per_flow_only_once_fenced_and_follow_new_topics() {
         let topic = units_topic("g");
-        let mut units = Units::new(topic.clone(), 4);
+        let mut units = Units::new(topic.clone(), 4, 2);
         units.listed([("LH.ORDERS".to_string(), 6)].into());
         let given = units.of_assignment(&[(topic.clone(), 0), (topic.clone(), 2)]);
         assert_eq!(given, vec![0, 2]);
@@ -204,40 +221,46 @@ mod tests {
             .is_empty());
         units.assigned(&given);
         assert!(units.leads(), "unit 0 leads, fenced or not");
-        assert_eq!(units.partitions(), 0, "nothing before the fence");
-        assert_eq!(units.to_fence(), vec![0, 2]);
-        // Unit 2's fence failed: it waits; unit 0 copies.
-        let first = units.fenced(&[0]);
-        assert_eq!(
-            first,
-            partitions_of(&[0].into(), 4, &units.topics)
+        assert_eq!(units.to_fence(0), vec![0, 2]);
+        assert_eq!(units.to_fence(1), vec![0, 2]);
+        let of = |unit: usize, topics: &BTreeMap<String, i32>| -> Vec<(String, i32)> {
+            partitions_of(&[unit].into(), 4, topics)
                 .into_iter()
-                .collect::<Vec<_>>()
+                .collect()
+        };
+        // Flow 1's target refused unit 2: only its own copy of unit 2 waits.
+        assert_eq!(
+            units.fenced(0, &[0, 2]).len(),
+            of(0, &units.topics).len() + of(2, &units.topics).len()
         );
-        assert_eq!(units.to_fence(), vec![2]);
-        assert!(units.fenced(&[0]).is_empty(), "fenced once");
-        let second = units.fenced(&[2]);
-        assert_eq!(units.partitions(), first.len() + second.len());
-        // A new topic: its partitions in held units are acquired, the others are not.
-        let new = units.listed([("LH.ORDERS".to_string(), 6), ("LH.STOCK".to_string(), 4)].into());
-        assert_eq!(new.len(), 2, "{new:?}");
-        assert!(new.iter().all(|(t, _)| t == "LH.STOCK"));
-        assert!(units.listed(units.topics.clone()).is_empty());
+        assert_eq!(units.fenced(1, &[0]), of(0, &units.topics));
+        assert!(units.fenced(1, &[0]).is_empty(), "fenced once");
+        assert!(units.fenced(1, &[3]).is_empty(), "not given");
+        assert_eq!((units.to_fence(0), units.to_fence(1)), (vec![], vec![2]));
+        // A new topic: its partitions in fenced units are acquired per flow.
+        let topics: BTreeMap<String, i32> =
+            [("LH.ORDERS".to_string(), 6), ("LH.STOCK".to_string(), 4)].into();
+        let new = units.listed(topics.clone());
+        let stock = |unit| -> Vec<(String, i32)> {
+            of(unit, &topics)
+                .into_iter()
+                .filter(|(t, _)| t == "LH.STOCK")
+                .collect()
+        };
+        let mut both = stock(0);
+        both.extend(stock(2));
+        both.sort();
+        assert_eq!(new, vec![(0, both), (1, stock(0))]);
+        assert!(units.listed(topics.clone()).is_empty());
         // Revoking unit 0 gives back exactly its partitions; leadership goes with it.
         let back = units.revoked(&[0]);
-        assert_eq!(
-            back.into_iter().collect::<BTreeSet<_>>(),
-            partitions_of(&[0].into(), 4, &units.topics)
-        );
+        assert_eq!(back, of(0, &topics));
         assert!(!units.leads());
-        assert_eq!(
-            units.partitions(),
-            partitions_of(&[2].into(), 4, &units.topics).len()
-        );
+        assert_eq!(units.partitions(), of(2, &topics).len());
         // Revoked before its fence: nothing to give back, nothing to fence.
         units.assigned(&[1]);
         assert!(units.revoked(&[1]).is_empty());
-        assert!(units.to_fence().is_empty());
+        assert_eq!((units.to_fence(0), units.to_fence(1)), (vec![], vec![2]));
     }
 
     #[test]
