@@ -4,7 +4,9 @@
 //!
 //! A lane's producer has a transactional id per flow and copier thread
 //! ([`crate::config::FlowConfig::transactional_id`]): a process starting with it fences its
-//! predecessor, whose open transaction the target aborts. A `read_committed` consumer, the
+//! predecessor, whose open transaction the target aborts. With instances sharing a source the
+//! copier thread is a copy unit the group hands out whole, and its id moves with it
+//! (`crate::instances::units`). A `read_committed` consumer, the
 //! progress (loaded `read_committed`), the offset syncs (written only for committed records)
 //! and so the checkpoints agree on what was copied.
 //!

@@ -2,13 +2,15 @@
 //! on the source (`instances.group.enabled`): Kafka's group protocol hands the partitions out
 //! (cooperative, incremental), detects members that died and takes their partitions away.
 //! [`membership`] runs the group member and turns its rebalances into the copier's
-//! `Acquire` / `Release` / `Abandon`; [`lease`] decides when a member may write.
+//! `Acquire` / `Release` / `Abandon`; [`lease`] decides when a member may write. With exactly
+//! once the group hands out whole copy units instead ([`units`]), each fenced on the targets
+//! before its progress is read.
 //!
 //! Invariant: a process writes records, progress or once-per-flow output for a partition only
 //! while the group gives it the partition and its lease holds; it stores the progress of a
 //! partition it hands over before the group may give it to another member. The flows' duties
 //! (topic creation and sync, checkpoints, heartbeats) belong to the member that owns partition
-//! 0 of the first subscribed topic ([`leader_partition`]).
+//! 0 of the first subscribed topic ([`leader_partition`]), or with exactly once unit 0.
 
 pub mod lease;
 pub mod membership;
