@@ -70,7 +70,7 @@ pub fn describe(config: &Config) -> String {
             let _ = writeln!(
                 out,
                 "    exactly once: transactions on {} committed every {}ms, transactional ids \
-                 {}<copier thread>",
+                 {}<copier thread, or copy unit>",
                 flow.target,
                 exactly_once.commit_interval.as_millis(),
                 flow.transactional_id_prefix()
@@ -82,8 +82,14 @@ pub fn describe(config: &Config) -> String {
                 .unwrap_or("default: mirrorcast.<source>.<targets>");
             let _ = writeln!(
                 out,
-                "    instances: share {}'s partitions with the other processes in group {group}",
-                flow.source
+                "    instances: share {}'s partitions with the other processes in group {group}{}",
+                flow.source,
+                if flow.exactly_once.is_some() {
+                    " (exactly once: in whole copy units, one per partition of the group's units \
+                     topic on the source; a unit's transactional ids move with it)"
+                } else {
+                    ""
+                }
             );
         }
         // Only where the flow's own client keys change what its cluster says.
