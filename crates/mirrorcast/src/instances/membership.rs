@@ -66,6 +66,8 @@ struct FenceRound {
     fenced: Vec<usize>,
     refusals: Vec<String>,
     deadline: Instant,
+    /// The group's assignment when asked ([`Units::generation`]).
+    generation: u64,
 }
 
 /// One flow of the source, as the membership sees it.
@@ -527,8 +529,8 @@ impl Membership {
                 if fencing.retry_at.is_some_and(|at| Instant::now() < at) {
                     continue;
                 }
-                let units = match &context.lock().units {
-                    Some(units) => units.to_fence(flow),
+                let (units, generation) = match &context.lock().units {
+                    Some(units) => (units.to_fence(flow), units.generation()),
                     None => return,
                 };
                 if units.is_empty() {
@@ -548,6 +550,7 @@ impl Membership {
                         fenced: Vec::new(),
                         refusals: Vec::new(),
                         deadline: Instant::now() + FENCE_ANSWERS,
+                        generation,
                     });
                 }
                 continue;
@@ -577,9 +580,13 @@ impl Membership {
                 let Some(units) = &mut state.units else {
                     return;
                 };
-                let partitions = units.fenced(flow, &round.fenced);
-                if !partitions.is_empty() {
-                    state.to_acquire.push((flow, partitions));
+                match units.fenced(flow, &round.fenced, round.generation) {
+                    // A revocation came meanwhile: what was given again is asked again now.
+                    None => continue,
+                    Some(partitions) if !partitions.is_empty() => {
+                        state.to_acquire.push((flow, partitions));
+                    }
+                    Some(_) => {}
                 }
                 // Units the group took back meanwhile are no one's concern here.
                 let still = units.to_fence(flow);

@@ -78,6 +78,9 @@ pub struct Units {
     acquired: Vec<BTreeSet<(String, i32)>>,
     /// The replicated topics and their partition counts, at the last listing.
     topics: BTreeMap<String, i32>,
+    /// Counts the group's revocations: a fence asked before one may have been undone by it
+    /// (the unit left, its lane stood by) even if the unit came back since.
+    revocations: u64,
 }
 
 impl Units {
@@ -89,6 +92,7 @@ impl Units {
             fenced: vec![BTreeSet::new(); flows],
             acquired: vec![BTreeSet::new(); flows],
             topics: BTreeMap::new(),
+            revocations: 0,
         }
     }
 
@@ -109,6 +113,7 @@ impl Units {
     /// The group takes `units` back: returns the partitions any flow held of them.
     pub fn revoked(&mut self, units: &[usize]) -> Vec<(String, i32)> {
         let units: BTreeSet<usize> = units.iter().copied().collect();
+        self.revocations += 1;
         self.given.retain(|u| !units.contains(u));
         for fenced in &mut self.fenced {
             fenced.retain(|u| !units.contains(u));
@@ -132,12 +137,26 @@ impl Units {
             .collect()
     }
 
-    /// Flow `flow` fenced `units`: returns their partitions, for it to acquire.
-    pub fn fenced(&mut self, flow: usize, units: &[usize]) -> Vec<(String, i32)> {
+    /// Where the group's assignment is, for [`Units::fenced`].
+    pub fn generation(&self) -> u64 {
+        self.revocations
+    }
+
+    /// Flow `flow` fenced `units`, asked at `generation`: returns their partitions, for it to
+    /// acquire; `None` when a revocation came since (the fence may be undone: asked again).
+    pub fn fenced(
+        &mut self,
+        flow: usize,
+        units: &[usize],
+        generation: u64,
+    ) -> Option<Vec<(String, i32)>> {
+        if generation != self.revocations {
+            return None;
+        }
         let (Some(fenced), Some(acquired)) =
             (self.fenced.get_mut(flow), self.acquired.get_mut(flow))
         else {
-            return Vec::new();
+            return Some(Vec::new());
         };
         let units: BTreeSet<usize> = units
             .iter()
@@ -146,7 +165,7 @@ impl Units {
             .collect();
         let new = partitions_of(&units, self.count, &self.topics);
         acquired.extend(new.iter().cloned());
-        new.into_iter().collect()
+        Some(new.into_iter().collect())
     }
 
     /// The replicated topics now: returns, per flow, the new partitions of units it fenced.
@@ -229,13 +248,12 @@ mod tests {
                 .collect()
         };
         // Flow 1's target refused unit 2: only its own copy of unit 2 waits.
-        assert_eq!(
-            units.fenced(0, &[0, 2]).len(),
-            of(0, &units.topics).len() + of(2, &units.topics).len()
-        );
-        assert_eq!(units.fenced(1, &[0]), of(0, &units.topics));
-        assert!(units.fenced(1, &[0]).is_empty(), "fenced once");
-        assert!(units.fenced(1, &[3]).is_empty(), "not given");
+        let now = units.generation();
+        let both = of(0, &units.topics).len() + of(2, &units.topics).len();
+        assert_eq!(units.fenced(0, &[0, 2], now).map(|p| p.len()), Some(both));
+        assert_eq!(units.fenced(1, &[0], now), Some(of(0, &units.topics)));
+        assert_eq!(units.fenced(1, &[0], now), Some(vec![]), "fenced once");
+        assert_eq!(units.fenced(1, &[3], now), Some(vec![]), "not given");
         assert_eq!((units.to_fence(0), units.to_fence(1)), (vec![], vec![2]));
         // A new topic: its partitions in fenced units are acquired per flow.
         let topics: BTreeMap<String, i32> =
@@ -259,8 +277,14 @@ mod tests {
         assert_eq!(units.partitions(), of(2, &topics).len());
         // Revoked before its fence: nothing to give back, nothing to fence.
         units.assigned(&[1]);
+        let asked = units.generation();
         assert!(units.revoked(&[1]).is_empty());
         assert_eq!((units.to_fence(0), units.to_fence(1)), (vec![], vec![2]));
+        // Given again: the fence asked before the revocation may have been undone by it.
+        units.assigned(&[1]);
+        assert_eq!(units.fenced(0, &[1], asked), None);
+        assert_eq!(units.to_fence(0), vec![1], "asked again");
+        assert!(units.fenced(0, &[1], units.generation()).is_some());
     }
 
     #[test]
