@@ -191,9 +191,11 @@ fn a_properties_file_replicates_over_scram_and_tls_and_each_mistake_is_reported_
         assert!(!replicator.log().contains(secret));
     }
 
-    // A wrong password for the target.
+    // Three mistakes at once (each is watched for 20 s): a wrong password for the target, the
+    // target's certificate checked against another cluster's CA, and a target whose
+    // certificate has expired (its own CA, trusted).
     let started = Instant::now();
-    let (replicator, port) = run(
+    let wrong_password = run(
         dir.path(),
         "wrong-password",
         &text,
@@ -202,39 +204,27 @@ fn a_properties_file_replicates_over_scram_and_tls_and_each_mistake_is_reported_
             ("MM2_NORTHAMERICA_PASSWORD", "wrong-Pa55word"),
         ],
     );
-    assert_reported_once(&replicator, port, started, "northamerica", "authentication");
-    drop(replicator);
-
-    // The target's certificate checked against another cluster's CA.
-    let text = config(
+    let unknown_ca = config(
         source_keys.clone(),
         "northamerica",
         cluster_keys("northamerica", north, "mm2-northamerica", &europe_ca),
     );
-    let started = Instant::now();
-    let (replicator, port) = run(dir.path(), "unknown-ca", &text, &good);
-    assert_reported_once(
-        &replicator,
-        port,
-        started,
-        "northamerica",
-        "unable to get local issuer certificate",
-    );
-    drop(replicator);
-
-    // A target whose certificate has expired (its own CA, trusted).
-    let text = config(
+    let unknown_ca = run(dir.path(), "unknown-ca", &unknown_ca, &good);
+    let expired = config(
         source_keys,
         "southamerica",
         cluster_keys("southamerica", south, "mm2-northamerica", &south_ca),
     );
-    let started = Instant::now();
-    let (replicator, port) = run(dir.path(), "expired", &text, &good);
-    assert_reported_once(
-        &replicator,
-        port,
-        started,
-        "southamerica",
-        "certificate has expired",
-    );
+    let expired = run(dir.path(), "expired", &expired, &good);
+    for ((replicator, port), cluster, cause) in [
+        (&wrong_password, "northamerica", "authentication"),
+        (
+            &unknown_ca,
+            "northamerica",
+            "unable to get local issuer certificate",
+        ),
+        (&expired, "southamerica", "certificate has expired"),
+    ] {
+        assert_reported_once(replicator, *port, started, cluster, cause);
+    }
 }
