@@ -179,6 +179,25 @@ fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
     history
 }
 
+/// Waits until the progress stored on both targets reaches Europe's end on every topic
+/// (production stopped); `logs` says why not.
+fn wait_for_everything_stored(clusters: &localcluster::Clusters, logs: impl Fn() -> String) {
+    let europe = clusters.bootstrap("europe");
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        for (topic, _) in TOPICS {
+            let ends = end_offsets(&europe, topic);
+            assert!(
+                wait_until(Duration::from_secs(90), || progress_reached(
+                    &bootstrap, "europe", topic, &ends
+                )),
+                "{target}: {topic} not all copied\n{}",
+                logs()
+            );
+        }
+    }
+}
+
 /// Three clusters, Europe's topics, a config of instances sharing Europe in a group
 /// (`tasks.max` copier threads each) plus `extra`, and producers writing to every topic until
 /// stopped.
@@ -302,18 +321,7 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
         .iter()
         .map(|(topic, _)| (*topic, read_all(&europe, topic)))
         .collect();
-    for target in TARGETS {
-        let bootstrap = clusters.bootstrap(target);
-        for (topic, _) in &sources {
-            let ends = end_offsets(&europe, topic);
-            assert!(
-                wait_until(Duration::from_secs(90), || progress_reached(
-                    &bootstrap, "europe", topic, &ends
-                )),
-                "{target}: {topic} not all copied"
-            );
-        }
-    }
+    wait_for_everything_stored(&clusters, String::new);
     running.store(false, Ordering::Relaxed);
     let sampled = sampler.join().unwrap();
     for instance in &instances {
@@ -487,17 +495,10 @@ fn with_kip_848_a_stopped_instance_hands_its_partitions_over_without_a_duplicate
     for producer in producers {
         producer.stop();
     }
+    wait_for_everything_stored(&clusters, || a.replicator.log());
     for target in TARGETS {
         let bootstrap = clusters.bootstrap(target);
         for (topic, _) in TOPICS {
-            let ends = end_offsets(&europe, topic);
-            assert!(
-                wait_until(Duration::from_secs(90), || progress_reached(
-                    &bootstrap, "europe", topic, &ends
-                )),
-                "{target}: {topic} not all copied\n{}",
-                a.replicator.log()
-            );
             let source = read_all(&europe, topic);
             let duplicates =
                 assert_complete_in_order(&source, &read_all(&bootstrap, topic), target);
@@ -594,17 +595,10 @@ fn exactly_once_instances_move_whole_units_and_each_record_is_committed_once() {
             .map(|i| format!("--- {}\n{}", i.name, i.replicator.log()))
             .collect()
     };
+    wait_for_everything_stored(&clusters, logs);
     for target in TARGETS {
         let bootstrap = clusters.bootstrap(target);
         for (topic, _) in TOPICS {
-            let ends = end_offsets(&europe, topic);
-            assert!(
-                wait_until(Duration::from_secs(90), || progress_reached(
-                    &bootstrap, "europe", topic, &ends
-                )),
-                "{target}: {topic} not all committed\n{}",
-                logs()
-            );
             let source = read_all(&europe, topic);
             let committed = read_with_offsets(&bootstrap, topic, "read_committed");
             for (partition, records) in &source {
