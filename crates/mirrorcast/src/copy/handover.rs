@@ -165,6 +165,11 @@ impl<T: Target> Lane<T> {
             let _ = done.send((unit, Err(format!("cannot create a target producer: {e}"))));
             return;
         }
+        if let Some(transactions) = &mut self.transactions {
+            // Nothing of the unit is held here (it left, or was never here): nothing to copy
+            // again.
+            transactions.ended();
+        }
         let since = Instant::now();
         self.set_phase(Phase::Unready { since, said: false });
         self.fencing = Some((since, done));
