@@ -22,6 +22,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::fencing::Fences;
 use super::lease::{Lease, Poll};
 use super::units::Units;
 use super::{leader_partition, Standing};
@@ -44,32 +45,6 @@ const SUBSCRIPTION_REFRESH: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 /// How long after start a missing progress topic is expected (being created), not a problem.
 const QUIET_START: Duration = Duration::from_secs(60);
-/// How long the member waits for the copier threads to fence the units the group gave (each
-/// lane tries for 20 s).
-const FENCE_ANSWERS: Duration = Duration::from_secs(30);
-
-/// Exactly once: a flow's fencing of the units the group gave.
-#[derive(Default)]
-struct Fencing {
-    round: Option<FenceRound>,
-    /// After a round that did not fence every unit: the next one, not before.
-    retry_at: Option<Instant>,
-}
-
-/// One `Fence` sent to a flow's copier threads, and their answers so far.
-struct FenceRound {
-    answers: Receiver<(usize, Result<(), String>)>,
-    /// Every copier thread answers (those not concerned at once).
-    expected: usize,
-    answered: usize,
-    units: Vec<usize>,
-    fenced: Vec<usize>,
-    refusals: Vec<String>,
-    deadline: Instant,
-    /// The group's assignment when asked ([`Units::generation`]).
-    generation: u64,
-}
-
 /// One flow of the source, as the membership sees it.
 pub struct MemberFlow {
     pub flow: FlowConfig,
@@ -406,11 +381,9 @@ impl Membership {
         health: &mut Health,
         progress_health: &mut Health,
     ) {
-        // Listing the topics fails on its own, and is said on its own; so does fencing.
+        // Listing the topics fails on its own, and is said on its own.
         let mut listing_health = Health::default();
-        let mut fence_health = Health::default();
-        let fence_health = &mut fence_health;
-        let mut fences: Vec<Fencing> = self.flows.iter().map(|_| Fencing::default()).collect();
+        let mut fences = Fences::new(self.flows.len());
         let mut last_listing: Option<Instant> = None;
         while let Err(TryRecvError::Empty) = self.leave.try_recv() {
             if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
@@ -449,7 +422,15 @@ impl Membership {
                     }
                 }
             }
-            self.advance_fences(consumer.context(), &mut fences, fence_health);
+            {
+                // Only this thread takes the lock (the rebalance callbacks run inside `poll`).
+                let mut state = consumer.context().lock();
+                let state = &mut *state;
+                if let Some(units) = &mut state.units {
+                    let fenced = fences.advance(&self.flows, units);
+                    state.to_acquire.extend(fenced);
+                }
+            }
             let (acquire, owned) = {
                 let mut state = consumer.context().lock();
                 let owned = match &state.units {
@@ -517,95 +498,6 @@ impl Membership {
         state.subscribed = topics;
         context.update_leadership(&mut state);
         Ok(())
-    }
-
-    /// Exactly once: per flow, asks the copier threads to fence the units the group gave (one
-    /// round at a time), and once they answered, queues the fenced units' partitions to be
-    /// acquired. Never waits: the member goes on polling meanwhile.
-    fn advance_fences(&self, context: &MemberContext, fences: &mut [Fencing], health: &mut Health) {
-        for (flow, fencing) in fences.iter_mut().enumerate() {
-            let member = &self.flows[flow];
-            let Some(round) = &mut fencing.round else {
-                if fencing.retry_at.is_some_and(|at| Instant::now() < at) {
-                    continue;
-                }
-                let (units, generation) = match &context.lock().units {
-                    Some(units) => (units.to_fence(flow), units.generation()),
-                    None => return,
-                };
-                if units.is_empty() {
-                    continue;
-                }
-                let (done, answers) = mpsc::channel();
-                let fence = Command::Fence {
-                    units: units.clone(),
-                    done,
-                };
-                if member.commands.send(fence).is_ok() {
-                    fencing.round = Some(FenceRound {
-                        answers,
-                        expected: member.commands.threads(),
-                        answered: 0,
-                        units,
-                        fenced: Vec::new(),
-                        refusals: Vec::new(),
-                        deadline: Instant::now() + FENCE_ANSWERS,
-                        generation,
-                    });
-                }
-                continue;
-            };
-            let gone = loop {
-                match round.answers.try_recv() {
-                    Ok((unit, answer)) => {
-                        round.answered += 1;
-                        match answer {
-                            Ok(()) if round.units.contains(&unit) => round.fenced.push(unit),
-                            Ok(()) => {}
-                            Err(reason) => round.refusals.push(reason),
-                        }
-                    }
-                    Err(TryRecvError::Empty) => break false,
-                    Err(TryRecvError::Disconnected) => break true,
-                }
-            };
-            if !gone && round.answered < round.expected && Instant::now() < round.deadline {
-                continue;
-            }
-            let round = fencing.round.take();
-            let Some(round) = round else { continue };
-            let missing = {
-                let mut state = context.lock();
-                let state = &mut *state;
-                let Some(units) = &mut state.units else {
-                    return;
-                };
-                match units.fenced(flow, &round.fenced, round.generation) {
-                    // A revocation came meanwhile: what was given again is asked again now.
-                    None => continue,
-                    Some(partitions) if !partitions.is_empty() => {
-                        state.to_acquire.push((flow, partitions));
-                    }
-                    Some(_) => {}
-                }
-                // Units the group took back meanwhile are no one's concern here.
-                let still = units.to_fence(flow);
-                round.units.iter().any(|u| still.contains(u))
-            };
-            if missing {
-                let reasons = if round.refusals.is_empty() {
-                    format!("no answer in {FENCE_ANSWERS:?}")
-                } else {
-                    round.refusals.join("; ")
-                };
-                if health.failed() {
-                    warn!(flow = %member.flow.name(), "copy unit(s) cannot be taken over yet ({reasons}); nothing of theirs is copied to {} here until they are (asked again every second)", member.flow.target);
-                }
-                fencing.retry_at = Some(Instant::now() + Duration::from_secs(1));
-            } else if health.recovered() {
-                info!(flow = %member.flow.name(), "copy units are taken over again");
-            }
-        }
     }
 
     /// Reads each flow's progress for the partitions the group gave and hands them to the

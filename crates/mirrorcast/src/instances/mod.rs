@@ -12,6 +12,7 @@
 //! (topic creation and sync, checkpoints, heartbeats) belong to the member that owns partition
 //! 0 of the first subscribed topic ([`leader_partition`]), or with exactly once unit 0.
 
+mod fencing;
 pub mod lease;
 pub mod membership;
 pub mod units;
