@@ -156,7 +156,10 @@ impl<T: Target> Lane<T> {
         }
         if let Phase::Refused { retry_at } = transactions.phase {
             if Instant::now() < retry_at {
-                let _ = done.send((unit, Err(self.failure.clone().unwrap_or_default())));
+                let refused = self.failure.clone().unwrap_or_else(|| {
+                    format!("{} refused transactions a moment ago", self.flow.target)
+                });
+                let _ = done.send((unit, Err(refused)));
                 return;
             }
         }
@@ -247,7 +250,7 @@ impl<T: Target> Lane<T> {
     }
 
     /// Replaces the target producer, dropping what the old one held without reports.
-    fn forget_producer(&mut self) -> rdkafka::error::KafkaResult<()> {
+    pub(super) fn forget_producer(&mut self) -> rdkafka::error::KafkaResult<()> {
         self.target.replace()?;
         self.queue.emptied();
         for state in &mut self.partitions {

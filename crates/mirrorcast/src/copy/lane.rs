@@ -788,12 +788,11 @@ impl<T: Target> Lane<T> {
         io: &mut Reading<'_, R>,
     ) {
         error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
-        if let Err(e) = self.target.replace() {
-            return error!(flow = %self.flow_name, "cannot create a new target producer: {e}");
-        }
         // What the old producer held is gone: its reports are stale once every partition is
         // rewound below.
-        self.queue.emptied();
+        if let Err(e) = self.forget_producer() {
+            return error!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+        }
         if let Some(transactions) = &mut self.transactions {
             transactions.ended();
             transactions.phase = Phase::Unready {
@@ -802,7 +801,6 @@ impl<T: Target> Lane<T> {
             };
         }
         for slot in 0..self.partitions.len() {
-            self.partitions[slot].in_flight = 0;
             if !self.partitions[slot].retired {
                 self.rewind(slot, io);
             }

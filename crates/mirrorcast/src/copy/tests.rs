@@ -965,15 +965,14 @@ fn exactly_once_in_a_group_a_unit_registers_when_given_and_never_commits_once_go
         Shard::ALONE,
         standing,
     );
+    let ask = |h: &Harness, units: Vec<usize>| {
+        let (done, answers) = mpsc::channel();
+        h.commands[0].send(Command::Fence { units, done }).unwrap();
+        answers
+    };
     // Answered once registered, refused or timed out, in the rounds that follow.
     let fence = |h: &mut Harness| {
-        let (done, answers) = mpsc::channel();
-        h.commands[0]
-            .send(Command::Fence {
-                units: vec![0],
-                done,
-            })
-            .unwrap();
+        let answers = ask(h, vec![0]);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             assert!(Instant::now() < deadline, "no answer to the fence");
@@ -1036,13 +1035,7 @@ fn exactly_once_in_a_group_a_unit_registers_when_given_and_never_commits_once_go
     let status = h.lane(0).reporter.status();
     assert!(!status.starts_with("failed"), "{status}");
     // A unit not the lane's is answered at once; a refused registration as such.
-    let (done, answers) = mpsc::channel();
-    h.commands[0]
-        .send(Command::Fence {
-            units: vec![3],
-            done,
-        })
-        .unwrap();
+    let answers = ask(&h, vec![3]);
     h.copy.round();
     assert_eq!(answers.try_recv(), Ok((0, Ok(()))));
     h.targets[0].state().transaction.refused = true;

@@ -363,9 +363,10 @@ impl Membership {
             if let Err(e) = clock {
                 error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
             }
-            self.take_part(&consumer, &labels, &mut health, &mut progress_health);
+            let taken = self.take_part(&consumer, &labels, &mut health, &mut progress_health);
             ticking.store(false, Ordering::Release);
-        });
+            taken
+        })?;
         self.standing.set_leads(false);
         consumer.context().leads_gauge.set(0);
         info!(source = %self.source, "leaving group {}", self.group_id);
@@ -373,14 +374,15 @@ impl Membership {
         Ok(())
     }
 
-    /// Polls the member until the copier threads are done.
+    /// Polls the member until the copier threads are done; `Err` when this process must start
+    /// again (the units topic changed its count).
     fn take_part(
         &self,
         consumer: &BaseConsumer<MemberContext>,
         labels: &SourceLabels,
         health: &mut Health,
         progress_health: &mut Health,
-    ) {
+    ) -> Result<(), String> {
         // Listing the topics fails on its own, and is said on its own.
         let mut listing_health = Health::default();
         let mut fences = Fences::new(self.flows.len());
@@ -389,7 +391,11 @@ impl Membership {
             if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
                 last_listing = Some(Instant::now());
                 match self.subscribe(consumer) {
-                    Ok(()) => {
+                    Ok(Err(changed)) => {
+                        error!(source = %self.source, "{changed}");
+                        return Err(changed);
+                    }
+                    Ok(Ok(())) => {
                         if listing_health.recovered() {
                             info!(source = %self.source, "listing the source's topics for the group works again");
                         }
@@ -450,10 +456,15 @@ impl Membership {
                 self.shutdown.sleep(Duration::from_secs(1));
             }
         }
+        Ok(())
     }
 
-    /// Subscribes to the source topics some flow replicates (when they changed).
-    fn subscribe(&self, consumer: &BaseConsumer<MemberContext>) -> Result<(), KafkaError> {
+    /// Subscribes to the source topics some flow replicates (when they changed); the inner
+    /// `Err` when the units topic no longer has this process's unit count.
+    fn subscribe(
+        &self,
+        consumer: &BaseConsumer<MemberContext>,
+    ) -> Result<Result<(), String>, KafkaError> {
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let listing = metadata
             .topics()
@@ -474,6 +485,9 @@ impl Membership {
             match &mut state.units {
                 None => topics.extend(routes.into_iter().map(|route| route.source_topic)),
                 Some(units) => {
+                    if let Err(changed) = units.check_count(listing.get(&units.topic).copied()) {
+                        return Ok(Err(changed));
+                    }
                     // The group hands out units; the replicated partitions follow from them.
                     topics.insert(units.topic.clone());
                     let replicated = routes
@@ -485,7 +499,7 @@ impl Membership {
             }
         }
         if context.lock().subscribed == topics {
-            return Ok(());
+            return Ok(Ok(()));
         }
         if topics.is_empty() {
             consumer.unsubscribe();
@@ -497,7 +511,7 @@ impl Membership {
         let mut state = context.lock();
         state.subscribed = topics;
         context.update_leadership(&mut state);
-        Ok(())
+        Ok(Ok(()))
     }
 
     /// Reads each flow's progress for the partitions the group gave and hands them to the

@@ -185,6 +185,22 @@ impl Units {
         new_per_flow
     }
 
+    /// The units topic as listed now (`None`: not listed): an error when its partition count
+    /// is no longer this process's unit count (someone added partitions, or deleted and
+    /// recreated it). Processes that disagree map partitions to different units, so two of
+    /// them could copy one partition: this one must start again with the topic's count.
+    pub fn check_count(&self, listed: Option<i32>) -> Result<(), String> {
+        match listed {
+            Some(count) if count.max(1) as usize != self.count => Err(format!(
+                "{} has {count} partition(s) now, but this process runs {} copy unit(s): it \
+                 starts again with the topic's count (to change the count, stop every instance \
+                 first)",
+                self.topic, self.count
+            )),
+            _ => Ok(()),
+        }
+    }
+
     /// Whether this process has the leader's unit.
     pub fn leads(&self) -> bool {
         self.given.contains(&LEADER_UNIT)
@@ -285,6 +301,15 @@ mod tests {
         assert_eq!(units.fenced(0, &[1], asked), None);
         assert_eq!(units.to_fence(0), vec![1], "asked again");
         assert!(units.fenced(0, &[1], units.generation()).is_some());
+    }
+
+    #[test]
+    fn a_units_topic_that_changed_its_count_is_refused() {
+        let units = Units::new("units".into(), 4, 1);
+        assert!(units.check_count(Some(4)).is_ok());
+        assert!(units.check_count(None).is_ok(), "not listed this time");
+        let changed = units.check_count(Some(6)).unwrap_err();
+        assert!(changed.contains("units has 6 partition(s)") && changed.contains("runs 4"));
     }
 
     #[test]
