@@ -538,10 +538,8 @@ fn exactly_once_instances_move_whole_units_and_each_record_is_committed_once() {
     let b = Instance::start("b", &config);
     let c = Instance::start("c", &config);
     wait_for_balance(&[&a, &b, &c], "three instances");
-    let units = end_offsets(
-        &europe,
-        "mirrorcast-units.mirrorcast.europe.northamerica-southamerica.internal",
-    );
+    let units_topic = "mirrorcast-units.mirrorcast.europe.northamerica-southamerica.internal";
+    let units = end_offsets(&europe, units_topic);
     assert_eq!(units.len(), 4, "one partition per copy unit: {units:?}");
     let mut instances = vec![a, b, c];
     let copies = |instances: &[Instance]| {
@@ -635,6 +633,22 @@ fn exactly_once_instances_move_whole_units_and_each_record_is_committed_once() {
         all.matches("another instance took copy unit").count(),
         all.matches("aborted a transaction").count()
     );
+
+    // A partition added to the units topic: every instance says so and starts again with the
+    // new count (instances that disagreed on it could copy one partition twice).
+    add_partitions(&europe, units_topic, 5);
+    for instance in &instances {
+        assert!(
+            wait_until(Duration::from_secs(60), || {
+                let log = instance.replicator.log();
+                log.contains("has 5 partition(s) now, but this process runs 4 copy unit(s)")
+                    && log.contains("sharing the 5 copy units of europe")
+            }),
+            "{} did not start again with 5 units:\n{}",
+            instance.name,
+            instance.replicator.log()
+        );
+    }
     for instance in &mut instances {
         instance
             .replicator
