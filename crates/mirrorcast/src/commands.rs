@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use mirrorcast::config::{self, Config, ConfigErrors};
 use mirrorcast::flow;
-use mirrorcast::observe::access::{AccessPolicy, Token};
+use mirrorcast::serve::access::{AccessPolicy, Token};
 use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 use signal_hook::consts::{SIGINT, SIGTERM};
@@ -307,19 +307,19 @@ pub(crate) fn run(
     if let Some((addr, access)) = http {
         let listener =
             std::net::TcpListener::bind(addr).map_err(|e| anyhow::anyhow!("--http {addr}: {e}"))?;
-        let explorer = std::sync::Arc::new(mirrorcast::observe::explore::Explorer::new(&config));
+        let explorer = std::sync::Arc::new(mirrorcast::serve::explore::Explorer::new(&config));
         let guarded = if access.token.is_some() {
             "token required"
         } else {
             "no token"
         };
         let browsing = if access.browse { "on" } else { "off" };
-        mirrorcast::observe::http::serve(
+        mirrorcast::serve::http::serve(
             listener,
             observe,
             Some(explorer),
             access,
-            mirrorcast::observe::http::Limits::default(),
+            mirrorcast::serve::http::Limits::default(),
             &shutdown,
         )?;
         info!(

@@ -9,11 +9,11 @@ use std::thread::JoinHandle;
 
 use crate::config::{ClientRole, Config, FlowConfig};
 use crate::copy::report::FlowShards;
-use crate::copy::shard::Shard;
+use crate::ownership::shard::Shard;
 use crate::copy::{self, CopierSetup};
 use crate::instances::membership::{default_group_id, MemberFlow, Membership};
 use crate::instances::units::{ensure_units, units_topic, Units};
-use crate::instances::Standing;
+use crate::ownership::Standing;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::{client_config, member_config};
 use crate::observe::Observability;

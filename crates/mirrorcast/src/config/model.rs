@@ -8,7 +8,11 @@ use std::time::Duration;
 use super::client::ClientSettings;
 use crate::filter::TopicFilter;
 use crate::policy::ReplicationPolicy;
-use crate::topics::config_sync::ConfigFilter;
+use crate::topic_configs::ConfigFilter;
+
+/// The Connect connector name dedicated-mode MM2 stores source offsets under. (Under Strimzi
+/// the connector is named `<source>-><target>.MirrorSourceConnector`.)
+pub const DEDICATED_MODE_CONNECTOR: &str = "MirrorSourceConnector";
 
 /// Which of a cluster's clients a setting is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

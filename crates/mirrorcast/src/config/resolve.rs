@@ -20,7 +20,7 @@ use super::{ExactlyOnceConfig, OffsetSyncsConfig, ProgressConfig};
 const DEFAULT_COMMIT_INTERVAL_MS: u64 = 100;
 use crate::filter::{PatternList, TopicFilter};
 use crate::policy::ReplicationPolicy;
-use crate::topics::config_sync::ConfigFilter;
+use crate::topic_configs::ConfigFilter;
 
 const DEFAULT_TOPICS: &str = ".*";
 const DEFAULT_TOPICS_EXCLUDE: &str = r".*[\-\.]internal, .*\.replica, __.*";
@@ -605,7 +605,7 @@ impl FlowLookup<'_> {
                 .or_else(|| self.raw.get(&format!("{target}.offset.storage.topic")))
                 .map(|e| e.value.clone())
                 .unwrap_or_else(|| format!("mm2-offsets.{source}.internal")),
-            connector: crate::progress::codec::DEDICATED_MODE_CONNECTOR.to_string(),
+            connector: super::DEDICATED_MODE_CONNECTOR.to_string(),
             partitions: self.positive("offset.storage.partitions", 25i32, errors),
             replication_factor: self.replication_factor(
                 "offset.storage.replication.factor",

@@ -14,7 +14,7 @@ use super::io::{Reader, SourceRecord, Target};
 use super::lane::Lane;
 use super::readers::{Cursors, Readers, Reading};
 use crate::health::Health;
-use crate::instances::Standing;
+use crate::ownership::Standing;
 use crate::shutdown::Shutdown;
 
 /// Records forwarded between two looks at deliveries, commands and progress.

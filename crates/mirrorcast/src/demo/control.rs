@@ -10,7 +10,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use super::scenario::{self, process_alive, DemoState};
 use super::DemoError;
 use crate::kafka::admin::TopicAdmin;
-use crate::topics::config_sync::ConfigOp;
+use crate::topic_configs::ConfigOp;
 use crate::topics::ClusterAdmin;
 
 fn admin(port: u16) -> Result<TopicAdmin, DemoError> {

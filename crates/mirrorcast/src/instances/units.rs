@@ -2,7 +2,7 @@
 //! partitions. A transactional id fences only as a whole, so everything it covers must move
 //! between processes together. As MM2 hands whole tasks to Connect workers, each with its
 //! transactional id, a source has a fixed number of units (its copier threads, `tasks.max`),
-//! a partition's unit is fixed ([`crate::copy::shard::thread_of`]), and the group member
+//! a partition's unit is fixed ([`crate::ownership::shard::thread_of`]), and the group member
 //! subscribes to an internal topic on the source with one partition per unit: the group's
 //! assignor (cooperative-sticky, or the broker's under KIP-848) hands out its partitions, i.e.
 //! whole units. The topic holds no record; its partition count is the unit count every
@@ -14,7 +14,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::copy::shard::thread_of;
+use crate::ownership::shard::thread_of;
 use crate::topics::{ClusterAdmin, TopicError};
 
 /// The internal topic whose partitions stand for the copy units of group `group_id`.

@@ -18,8 +18,8 @@ use rdkafka::ClientConfig;
 use super::clients::ClientLog;
 use super::ffi;
 use crate::acls::TopicAcl;
-use crate::topics::config_sync::{ConfigOp, ConfigValue};
-use crate::topics::{ClusterAdmin, TopicError};
+use crate::topic_configs::{ConfigOp, ConfigValue};
+use super::cluster::{ClusterAdmin, TopicError};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -19,7 +19,7 @@ use rdkafka_sys::bindings::{
 };
 
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
-use crate::topics::config_sync::ConfigOp;
+use crate::topic_configs::ConfigOp;
 
 /// What a librdkafka admin call rust-rdkafka does not wrap can report.
 #[derive(Debug, thiserror::Error)]

@@ -1,15 +1,10 @@
-//! Observability: what the copy and topic management report, and how it is shown. The hot
+//! Observability: what the copy and topic management report (`crate::serve` shows it). The hot
 //! loop never waits on any of it: per-record counters are atomics it holds handles to, and the
 //! per-partition view (offsets, lag, errors) is published about once a second as a snapshot.
 //!
 //! - [`metrics`]: Prometheus metrics (MM2's, under Prometheus names, plus lag and flow state).
 //! - [`status`]: the snapshot behind `/api/status` and `/readyz`.
-//! - [`http`]: the HTTP server (`--http`), [`access`]: who may use it, [`explore`]: what it
-//!   shows of the clusters.
 
-pub mod access;
-pub mod explore;
-pub mod http;
 pub mod metrics;
 pub mod status;
 

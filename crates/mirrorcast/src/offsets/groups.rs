@@ -280,7 +280,7 @@ fn refused_as_active(error: &rdkafka::error::KafkaError) -> bool {
 pub struct CheckpointTask {
     pub flow: FlowConfig,
     /// With instances sharing the source, only the leading one checkpoints.
-    pub standing: crate::instances::Standing,
+    pub standing: crate::ownership::Standing,
     /// `mirrorcast_checkpoint_rounds_total` of the flow.
     pub rounds: prometheus_client::metrics::counter::Counter,
     pub source_consumer: ClientConfig,

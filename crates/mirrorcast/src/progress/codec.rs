@@ -7,9 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The Connect connector name dedicated-mode MM2 stores source offsets under. (Under Strimzi
-/// the connector is named `<source>-><target>.MirrorSourceConnector`.)
-pub const DEDICATED_MODE_CONNECTOR: &str = "MirrorSourceConnector";
+pub use crate::config::DEDICATED_MODE_CONNECTOR;
 
 /// A source topic-partition as MM2 names it in a progress key. Field order is the key's byte
 /// order, so it must stay cluster, partition, topic.

@@ -91,7 +91,7 @@ impl TopicManager {
 
 #[cfg(test)]
 mod tests {
-    use super::super::config_sync::ConfigOp;
+    use crate::topic_configs::ConfigOp;
     use super::super::fake::{manager, FakeCluster};
     use super::super::manager::Known;
     use super::super::ClusterAdmin;

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 
-use super::config_sync::{ConfigOp, ConfigValue};
+use crate::topic_configs::{ConfigOp, ConfigValue};
 use super::manager::TopicManager;
 use super::{ClusterAdmin, TopicError};
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
@@ -206,7 +206,7 @@ pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {
         target_consumer: rdkafka::ClientConfig::new(),
         target_producer: rdkafka::ClientConfig::new(),
         commands,
-        standing: crate::instances::Standing::alone(),
+        standing: crate::ownership::Standing::alone(),
         shutdown: Shutdown::new(),
         observe: Observability::new(),
     };

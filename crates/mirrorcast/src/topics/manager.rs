@@ -21,7 +21,7 @@ use crate::acls::TopicAcl;
 use crate::backoff::Backoff;
 use crate::config::FlowConfig;
 use crate::health::Health;
-use crate::instances::Standing;
+use crate::ownership::Standing;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::ClientLog;
 use crate::observe::Observability;

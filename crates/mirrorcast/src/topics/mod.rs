@@ -3,50 +3,17 @@
 //! (a broker that auto-creates topics would otherwise pick its own count).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
-
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-
-use crate::acls::TopicAcl;
 use crate::config::FlowConfig;
-use crate::kafka::ffi::AdminExtError;
 use crate::plan::Route;
-use config_sync::ConfigOp;
-use config_sync::ConfigValue;
+pub use crate::kafka::cluster::{ClusterAdmin, TopicError};
 
 mod acl_round;
 mod config_round;
-pub mod config_sync;
 pub(crate) mod created;
 #[cfg(test)]
 pub(crate) mod fake;
 pub(crate) mod manager;
 mod schedule;
-
-/// What can go wrong managing topics on a cluster.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum TopicError {
-    #[error(transparent)]
-    Kafka(#[from] KafkaError),
-    #[error("creating topic `{topic}` failed: {code}")]
-    Create {
-        topic: String,
-        code: RDKafkaErrorCode,
-    },
-    #[error("topic `{topic}` was created but is not visible in metadata after {waited:?}")]
-    NotVisible { topic: String, waited: Duration },
-    #[error("{operation} `{topic}` failed: {code}")]
-    Refused {
-        operation: &'static str,
-        topic: String,
-        code: RDKafkaErrorCode,
-    },
-    #[error(transparent)]
-    Admin(#[from] AdminExtError),
-    #[error("reading the marks of created topics: {0}")]
-    Store(String),
-}
 
 /// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (the
 /// filter, or a heartbeats topic whatever the filter says, so `upstreamClusters()` and
@@ -70,43 +37,6 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
         .collect()
 }
 
-/// What topic management needs from a cluster; [`crate::kafka::admin::TopicAdmin`] does it over the Kafka
-/// protocol, unit tests with an in-memory cluster.
-pub trait ClusterAdmin {
-    /// Every topic with its partition count.
-    fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError>;
-    fn describe_configs(
-        &self,
-        topics: &[&str],
-    ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError>;
-    fn alter_configs(&self, topic: &str, ops: &[ConfigOp]) -> Result<(), TopicError>;
-    fn create_partitions(&self, topic: &str, partitions: i32) -> Result<(), TopicError>;
-    fn delete_topic(&self, topic: &str) -> Result<(), TopicError>;
-    /// Creates `topic` unless it exists; returns its partition count.
-    fn ensure_topic(
-        &self,
-        topic: &str,
-        partitions: i32,
-        replication_factor: i32,
-        configs: &[(String, String)],
-    ) -> Result<i32, TopicError>;
-    /// Literal ACLs on named topics.
-    fn describe_topic_acls(&self) -> Result<Vec<TopicAcl>, TopicError>;
-    fn create_topic_acls(&self, acls: &[TopicAcl]) -> Result<(), TopicError>;
-}
-
-impl TopicError {
-    /// The cluster has no authorizer: ACLs cannot be read or written there.
-    pub fn is_security_disabled(&self) -> bool {
-        matches!(
-            self,
-            TopicError::Admin(AdminExtError::Broker {
-                code: RDKafkaErrorCode::SecurityDisabled,
-                ..
-            })
-        )
-    }
-}
 
 #[cfg(test)]
 mod tests {

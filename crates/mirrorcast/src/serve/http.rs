@@ -28,7 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::access::{AccessPolicy, Refusal};
 use super::explore::{BrowseError, Explorer};
-use super::Observability;
+use crate::observe::Observability;
 use crate::shutdown::Shutdown;
 
 /// The page, embedded in the binary: one file, no build step.
