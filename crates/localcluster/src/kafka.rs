@@ -523,7 +523,7 @@ impl MirrorMaker {
         let Some(mut child) = self.child.take() else {
             return true;
         };
-        crate::send_signal(&child, libc::SIGTERM);
+        crate::send_signal(&child, rustix::process::Signal::TERM);
         let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             if let Ok(Some(_)) = child.try_wait() {

@@ -318,7 +318,7 @@ impl LocalCluster {
                 let _ = child.kill();
             }
             StopSignal::Term => {
-                send_signal(&child, libc::SIGTERM);
+                send_signal(&child, rustix::process::Signal::TERM);
                 let deadline = Instant::now() + Duration::from_secs(10);
                 while Instant::now() < deadline {
                     if child.try_wait()?.is_some() {
@@ -648,12 +648,13 @@ fn answers_api_versions(port: u16) -> bool {
     answered_id == correlation_id && error_code == 0
 }
 
-pub(crate) fn send_signal(child: &Child, signal: libc::c_int) {
-    if let Ok(pid) = libc::pid_t::try_from(child.id()) {
-        // SAFETY: kill(2) with the PID of a child we have not yet reaped.
-        unsafe {
-            libc::kill(pid, signal);
-        }
+/// kill(2) to a child we have not yet reaped (so its PID is still its own); errors ignored.
+pub(crate) fn send_signal(child: &Child, signal: rustix::process::Signal) {
+    let pid = i32::try_from(child.id())
+        .ok()
+        .and_then(rustix::process::Pid::from_raw);
+    if let Some(pid) = pid {
+        let _ = rustix::process::kill_process(pid, signal);
     }
 }
 

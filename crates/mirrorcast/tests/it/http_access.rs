@@ -10,9 +10,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirrorcast::config::{Config, RawProperties};
-use mirrorcast::observe::access::{AccessPolicy, Token};
-use mirrorcast::observe::explore::Explorer;
-use mirrorcast::observe::http::{serve, Limits};
+use mirrorcast::serve::access::{AccessPolicy, Token};
+use mirrorcast::serve::explore::Explorer;
+use mirrorcast::serve::http::{serve, Limits};
 use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 

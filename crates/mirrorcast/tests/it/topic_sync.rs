@@ -10,7 +10,7 @@ use localcluster::{KafkaOptions, Storage};
 use mirrorcast::acls::{AclOperation, AclPermission, TopicAcl};
 use mirrorcast::kafka::admin::TopicAdmin;
 use mirrorcast::kafka::ffi;
-use mirrorcast::topics::config_sync::ConfigOp;
+use mirrorcast::topic_configs::ConfigOp;
 use mirrorcast::topics::ClusterAdmin;
 
 const TARGETS: [&str; 2] = ["northamerica", "southamerica"];
