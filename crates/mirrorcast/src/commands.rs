@@ -4,8 +4,8 @@ use std::process::ExitCode;
 
 use mirrorcast::config::{self, Config, ConfigErrors};
 use mirrorcast::flow;
-use mirrorcast::serve::access::{AccessPolicy, Token};
 use mirrorcast::observe::Observability;
+use mirrorcast::serve::access::{AccessPolicy, Token};
 use mirrorcast::shutdown::Shutdown;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use tracing::{info, warn};

@@ -9,24 +9,24 @@ use std::thread::JoinHandle;
 
 use crate::config::{ClientRole, Config, FlowConfig};
 use crate::copy::report::FlowShards;
-use crate::ownership::shard::Shard;
 use crate::copy::{self, CopierSetup};
 use crate::instances::membership::{default_group_id, MemberFlow, Membership};
 use crate::instances::units::{ensure_units, units_topic, Units};
-use crate::ownership::Standing;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::{client_config, member_config};
 use crate::observe::Observability;
 use crate::offsets::groups::CheckpointTask;
+use crate::ownership::shard::Shard;
+use crate::ownership::Standing;
 use crate::plan::Commands;
 use crate::shutdown::Shutdown;
-use crate::supervise::{supervise, Policy, Watch};
+use crate::supervise::{supervise, GaveUp, Policy, Watch};
 use crate::topics::manager::TopicManager;
 
 /// The running flows, and the supervisors to wait for at shutdown.
 pub struct Running {
     pub flows: Vec<String>,
-    supervisors: Vec<JoinHandle<Result<(), String>>>,
+    supervisors: Vec<JoinHandle<Result<(), GaveUp>>>,
 }
 
 impl Running {
@@ -39,7 +39,7 @@ impl Running {
         for supervisor in self.supervisors {
             match supervisor.join() {
                 Ok(Ok(())) => {}
-                Ok(Err(e)) => gave_up.push(e),
+                Ok(Err(e)) => gave_up.push(e.to_string()),
                 Err(_) => gave_up.push("a supervisor thread panicked".to_string()),
             }
         }
@@ -326,7 +326,7 @@ fn start(
     };
     watch.spawn(format!("topics {name}"), move || {
         manager.run();
-        Ok(())
+        Ok::<(), std::convert::Infallible>(())
     })?;
     // Checkpoints hold no state worth waiting for at shutdown: each round flushes its own.
     // They need offset syncs to translate with; with either off there is no task to run.

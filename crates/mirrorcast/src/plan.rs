@@ -1,6 +1,7 @@
-//! What the control plane (the topic manager) tells the copier: which partitions to copy to
-//! which remote topics, from which stored progress, and which topics are gone. Both sides
-//! depend on this module and not on each other.
+//! What the control plane tells the copier: the topic manager ([`Command`]) which partitions to
+//! copy to which remote topics, from which stored progress, and which topics are gone; the group
+//! membership ([`GroupCommand`]) which of them this process has. Both sides depend on this
+//! module and not on each other.
 //!
 //! Invariant: the copier receives [`Command::Resume`] before any [`Command::Routes`], and a
 //! route names a remote topic that exists with at least `partitions` partitions.
@@ -26,30 +27,36 @@ pub enum Command {
     /// These source topics are gone for good: stop copying them and drop their progress, so
     /// that a topic created again under the same name starts from its beginning.
     Forget(Vec<String>),
-    /// Instances sharing a group (`crate::instances`): the group gave this process these
-    /// partitions; their progress, read from the progress topic after the assignment.
+}
+
+/// What the group membership of instances sharing a source (`crate::instances`) tells the
+/// copier.
+#[derive(Debug, Clone)]
+pub enum GroupCommand {
+    /// The group gave this process these partitions; their progress, read from the progress
+    /// topic after the assignment.
     Acquire {
         partitions: Vec<(String, i32)>,
         progress: Progress,
     },
     /// The group takes these partitions away: stop reading them, store their acknowledged
-    /// progress, then answer on `done` (the group hands them on only after every answer).
+    /// progress, then answer (the group hands them on only after every answer).
     Release {
         partitions: Vec<(String, i32)>,
-        done: std::sync::mpsc::Sender<()>,
+        done: Reply<()>,
     },
-    /// Exactly once with instances sharing a group: the group gave this process copy units
-    /// (copier threads, `crate::instances::units`). The lanes of those threads register their
-    /// transactional id anew, which fences the unit's previous owner and ends its open
-    /// transaction, then answer on `done` with their unit (every lane answers, `Err` saying
-    /// why it could not); only then is the units' progress read and acquired.
+    /// Exactly once: the group gave this process copy units (copier threads,
+    /// `crate::ownership::shard`). The lanes of those threads register their transactional id
+    /// anew, which fences the unit's previous owner and ends its open transaction, then answer
+    /// with their unit (every lane answers, saying why if it could not); only then is the
+    /// units' progress read and acquired.
     Fence {
         units: Vec<usize>,
-        done: std::sync::mpsc::Sender<(usize, Result<(), String>)>,
+        done: Reply<FenceAnswer>,
     },
-    /// Exactly once with instances sharing a group: these units are no longer this process's
-    /// (sent after their partitions' `Release` or `Abandon`): nothing their lanes still hold
-    /// commits, and they register nothing until a `Fence` gives them again.
+    /// Exactly once: these units are no longer this process's (sent after their partitions'
+    /// `Release` or `Abandon`): nothing their lanes still hold commits, and they register
+    /// nothing until a `Fence` gives them again.
     Yield(Vec<usize>),
     /// The group took these partitions away without asking (the session expired): stop
     /// without storing anything, another member copies them from its own reading of the
@@ -57,10 +64,54 @@ pub enum Command {
     Abandon(Vec<(String, i32)>),
 }
 
+/// A lane's answer to a fence: its unit, and whether it registered the unit's id.
+pub type FenceAnswer = (usize, Result<(), FenceRefused>);
+
+/// Why a lane could not fence its unit's previous owner.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct FenceRefused(pub String);
+
+/// Where a copier thread answers a command that waits for it.
+#[derive(Debug, Clone)]
+pub struct Reply<T>(std::sync::mpsc::Sender<T>);
+
+impl<T> Reply<T> {
+    /// A reply line, and the end the asker waits on.
+    pub fn channel() -> (Self, std::sync::mpsc::Receiver<T>) {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        (Reply(sender), receiver)
+    }
+
+    /// Answers; an asker that stopped waiting is no error.
+    pub fn send(&self, answer: T) {
+        let _ = self.0.send(answer);
+    }
+}
+
+/// What a copier thread hears, by who says it.
+#[derive(Debug, Clone)]
+pub enum ToCopier {
+    Topics(Command),
+    Group(GroupCommand),
+}
+
+impl From<Command> for ToCopier {
+    fn from(command: Command) -> Self {
+        ToCopier::Topics(command)
+    }
+}
+
+impl From<GroupCommand> for ToCopier {
+    fn from(command: GroupCommand) -> Self {
+        ToCopier::Group(command)
+    }
+}
+
 /// The topic manager's line to every copier thread of its flow: each is told everything and
 /// keeps the partitions that are its own.
 #[derive(Debug, Clone)]
-pub struct Commands(Vec<std::sync::mpsc::Sender<Command>>);
+pub struct Commands(Vec<std::sync::mpsc::Sender<ToCopier>>);
 
 /// A copier thread of the flow is gone (the attempt is stopping).
 #[derive(Debug)]
@@ -68,7 +119,7 @@ pub struct CopierGone;
 
 impl Commands {
     /// A line to `threads` copier threads, and each thread's end of it.
-    pub fn to_threads(threads: usize) -> (Self, Vec<std::sync::mpsc::Receiver<Command>>) {
+    pub fn to_threads(threads: usize) -> (Self, Vec<std::sync::mpsc::Receiver<ToCopier>>) {
         let (senders, receivers) = (0..threads.max(1))
             .map(|_| std::sync::mpsc::channel())
             .unzip();
@@ -80,7 +131,8 @@ impl Commands {
         self.0.len()
     }
 
-    pub fn send(&self, command: Command) -> Result<(), CopierGone> {
+    pub fn send(&self, command: impl Into<ToCopier>) -> Result<(), CopierGone> {
+        let command = command.into();
         for sender in &self.0 {
             sender.send(command.clone()).map_err(|_| CopierGone)?;
         }

@@ -55,10 +55,10 @@ impl Watch {
     }
 
     /// Runs `job` on a thread of its own (see [`Watch::run`]).
-    pub fn spawn(
+    pub fn spawn<E: std::fmt::Display>(
         &self,
         name: String,
-        job: impl FnOnce() -> Result<(), String> + Send + 'static,
+        job: impl FnOnce() -> Result<(), E> + Send + 'static,
     ) -> std::io::Result<JoinHandle<()>> {
         let watch = self.clone();
         std::thread::Builder::new()
@@ -68,7 +68,7 @@ impl Watch {
 
     /// Runs `job` here. If it panics, fails, or returns before the attempt was stopped, the
     /// attempt fails with that cause and is stopped.
-    pub fn run(&self, name: &str, job: impl FnOnce() -> Result<(), String>) {
+    pub fn run<E: std::fmt::Display>(&self, name: &str, job: impl FnOnce() -> Result<(), E>) {
         let cause = match panic::catch_unwind(AssertUnwindSafe(job)) {
             Ok(Ok(())) if self.attempt.is_triggered() => return,
             Ok(Ok(())) => format!("{name} stopped by itself"),
@@ -90,6 +90,15 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
     }
 }
 
+/// A source's flows failed too often in a row: the process gives up on them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the flows of {source_cluster} failed {failures} times in a row, last: {last}; giving up")]
+pub(crate) struct GaveUp {
+    pub source_cluster: String,
+    pub failures: u32,
+    pub last: String,
+}
+
 /// Runs attempts of `attempt` for the flows `flows` (source, target) of `source` until
 /// `shutdown`. `attempt` starts the threads of one attempt through the [`Watch`] and returns
 /// when its main job (the copier) has ended. `Err` when it gave up (shutdown is triggered then).
@@ -100,7 +109,7 @@ pub(crate) fn supervise(
     shutdown: &Shutdown,
     policy: &Policy,
     mut attempt: impl FnMut(&Watch),
-) -> Result<(), String> {
+) -> Result<(), GaveUp> {
     let mut backoff = Backoff::new(policy.first_delay, policy.max_delay);
     let mut failures = 0;
     loop {
@@ -129,9 +138,11 @@ pub(crate) fn supervise(
         }
         failures += 1;
         if failures >= policy.max_failures {
-            let gave_up = format!(
-                "the flows of {source} failed {failures} times in a row, last: {cause}; giving up"
-            );
+            let gave_up = GaveUp {
+                source_cluster: source.to_string(),
+                failures,
+                last: cause,
+            };
             error!(source, "{gave_up}");
             shutdown.trigger();
             return Err(gave_up);
@@ -193,10 +204,12 @@ mod tests {
                 .unwrap()
                 .push((state(&observe), observe.status.ready()));
             if attempts < 3 {
-                watch.run("copy eu", || panic!("boom {attempts}"));
+                watch.run("copy eu", || -> Result<(), String> {
+                    panic!("boom {attempts}")
+                });
             } else {
                 shutdown.trigger();
-                watch.run("copy eu", || Ok(()));
+                watch.run("copy eu", || Ok::<(), String>(()));
             }
         });
         assert_eq!(outcome, Ok(()));
@@ -215,19 +228,17 @@ mod tests {
         let observe = Observability::new();
         let shutdown = Shutdown::new();
         let outcome = supervise("eu", &flows(), &observe, &shutdown, &quick(1), |watch| {
-            let manager = watch
-                .spawn("topics eu->na".into(), || Err("lost".into()))
-                .unwrap();
+            let manager = watch.spawn("topics eu->na".into(), || Err("lost")).unwrap();
             manager.join().unwrap();
             // The copier sees the attempt stopped and ends cleanly.
             let copier = watch.shutdown();
             watch.run("copy eu", || {
                 copier.wait();
-                Ok(())
+                Ok::<(), String>(())
             });
         });
         assert_eq!(
-            outcome,
+            outcome.map_err(|gave_up| gave_up.to_string()),
             Err("the flows of eu failed 1 times in a row, last: topics eu->na failed: lost; giving up".into())
         );
         assert!(shutdown.is_triggered(), "giving up stops the process");
@@ -242,7 +253,7 @@ mod tests {
         let mut attempts = 0;
         let outcome = supervise("eu", &flows(), &observe, &shutdown, &quick(3), |watch| {
             attempts += 1;
-            watch.run("copy eu", || Ok(()));
+            watch.run("copy eu", || Ok::<(), String>(()));
         });
         assert!(outcome.is_err());
         assert_eq!(attempts, 3);

@@ -19,7 +19,8 @@ pub(crate) struct Backpressure {
     pub full: bool,
     /// How long the lane made the others wait since `wait_window` began.
     waited: Duration,
-    wait_window: Instant,
+    /// `None` before the first wait.
+    wait_window: Option<Instant>,
     /// Bytes of copied records sent and not yet reported, against the producer's limit.
     outstanding_bytes: u64,
     limit_bytes: u64,
@@ -32,7 +33,7 @@ impl Backpressure {
         Backpressure {
             full: false,
             waited: Duration::ZERO,
-            wait_window: Instant::now(),
+            wait_window: None,
             outstanding_bytes: 0,
             limit_bytes,
             limit_messages,
@@ -60,13 +61,16 @@ impl Backpressure {
         self.full = false;
     }
 
-    /// The lane made the others wait from `since` until now.
-    pub fn waited(&mut self, since: Instant) {
-        if self.wait_window.elapsed() >= WAIT_WINDOW {
-            self.wait_window = since;
+    /// The lane made the others wait from `since` until `now`.
+    pub fn waited(&mut self, since: Instant, now: Instant) {
+        let window_over = self
+            .wait_window
+            .is_none_or(|window| now.saturating_duration_since(window) >= WAIT_WINDOW);
+        if window_over {
+            self.wait_window = Some(since);
             self.waited = Duration::ZERO;
         }
-        self.waited += since.elapsed();
+        self.waited += now.saturating_duration_since(since);
     }
 
     /// Whether the lane has made the others wait long enough to leave the shared reader.
@@ -83,6 +87,7 @@ impl Backpressure {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
 
     #[test]
     fn room_ends_at_three_quarters_of_either_limit() {
@@ -99,12 +104,36 @@ mod tests {
 
     #[test]
     fn patience_counts_waits_within_the_window() {
+        let clock = ManualClock::new();
         let mut queue = Backpressure::new(1000, 100);
-        let long_ago = Instant::now() - FANOUT_PATIENCE;
         assert!(!queue.out_of_patience());
-        queue.waited(long_ago);
+        let since = clock.now();
+        clock.advance(FANOUT_PATIENCE);
+        queue.waited(since, clock.now());
         assert!(queue.out_of_patience());
         queue.left();
         assert!(!queue.out_of_patience());
+    }
+
+    #[test]
+    fn short_waits_add_up_within_a_window_and_start_over_after_it() {
+        let clock = ManualClock::new();
+        let mut queue = Backpressure::new(1000, 100);
+        let wait = |queue: &mut Backpressure, millis: u64| {
+            let since = clock.now();
+            clock.advance(Duration::from_millis(millis));
+            queue.waited(since, clock.now());
+        };
+        for _ in 0..4 {
+            wait(&mut queue, 100);
+        }
+        assert!(!queue.out_of_patience(), "400 ms of 500");
+        clock.advance(WAIT_WINDOW);
+        wait(&mut queue, 100);
+        assert!(!queue.out_of_patience(), "a new window: 100 ms");
+        for _ in 0..4 {
+            wait(&mut queue, 100);
+        }
+        assert!(queue.out_of_patience(), "500 ms within one window");
     }
 }

@@ -16,13 +16,10 @@ use super::io::{Outgoing, Reader, Target, TxnFatal, TxnOutcome};
 use super::lane::Lane;
 use super::partitions::Mode;
 use super::readers::Reading;
-use super::transaction::{Covered, Phase};
+use super::transaction::{
+    Covered, Phase, Transactions, TxnStep, TxnView, COORDINATOR_PATIENCE, REFUSED_RETRY,
+};
 use crate::progress::codec;
-
-/// After this long without a coordinator answering, the target is said to refuse transactions.
-const COORDINATOR_PATIENCE: Duration = Duration::from_secs(30);
-/// How often a target that refused transactions is asked again.
-const REFUSED_RETRY: Duration = Duration::from_secs(30);
 
 impl<T: Target> Lane<T> {
     /// One step of the lane's transactions, waiting at most `wait`.
@@ -39,45 +36,38 @@ impl<T: Target> Lane<T> {
         let Some(transactions) = &mut self.transactions else {
             return;
         };
-        let now = Instant::now();
-        match transactions.phase {
-            // In a group, only when the group gave the unit (a fence) or while this process may
-            // write (a replaced producer): registering fences whoever has the unit.
-            Phase::Unready { since, said }
-                if self.fencing.is_some() || self.standing.may_write() =>
-            {
-                self.register(since, said, wait, io)
+        let now = self.ctx.clock.now();
+        let view = TxnView {
+            open_since: self.target.transaction_open_since(),
+            // In a group, only when the group gave the unit (a fence) or while this process
+            // may write (a replaced producer): registering fences whoever has the unit.
+            may_register: self.inbox.fencing.is_some() || self.ctx.standing.may_write(),
+            grouped: self.ctx.standing.is_grouped(),
+        };
+        match transactions.step(now, view) {
+            TxnStep::Wait => {}
+            TxnStep::Register { since, said } => self.register(since, said, wait, io),
+            TxnStep::Discard => {
+                transactions.ended(); // nothing went out
             }
-            Phase::Unready { .. } => {}
-            Phase::Ready => {
-                let open_since = self.target.transaction_open_since();
-                if open_since.is_none() && transactions.doomed().is_some() {
-                    transactions.ended(); // nothing went out
-                } else if transactions.due(open_since, now) {
-                    self.begin_commit(wait, io);
-                }
-            }
-            Phase::Committing { since } => self.commit_step(since, wait, io),
-            Phase::Aborting => self.abort_step(wait, io),
-            // In a group the membership asks again (`Lane::fence`), while the unit is ours.
-            Phase::Refused { retry_at } if now >= retry_at && !self.standing.is_grouped() => {
-                // The refused producer is unusable: a new one registers again.
-                match self.target.replace() {
-                    Ok(()) => {
-                        transactions.phase = Phase::Unready {
-                            since: now,
-                            said: false,
-                        }
-                    }
-                    Err(e) => {
-                        warn!(flow = %self.flow_name, "cannot create a new target producer: {e}");
-                        transactions.phase = Phase::Refused {
-                            retry_at: now + REFUSED_RETRY,
-                        };
+            TxnStep::Commit => self.begin_commit(wait, io),
+            TxnStep::ContinueCommit { since } => self.commit_step(since, wait, io),
+            TxnStep::Abort => self.abort_step(wait, io),
+            // The refused producer is unusable: a new one registers again.
+            TxnStep::AskAgain => match self.target.replace() {
+                Ok(()) => {
+                    transactions.phase = Phase::Unready {
+                        since: now,
+                        said: false,
                     }
                 }
-            }
-            Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {}
+                Err(e) => {
+                    warn!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
+                    transactions.phase = Phase::Refused {
+                        retry_at: now + REFUSED_RETRY,
+                    };
+                }
+            },
         }
     }
 
@@ -85,7 +75,7 @@ impl<T: Target> Lane<T> {
     pub fn transaction_due(&self) -> bool {
         self.transactions
             .as_ref()
-            .is_some_and(|t| t.due(self.target.transaction_open_since(), Instant::now()))
+            .is_some_and(|t| t.due(self.target.transaction_open_since(), self.ctx.clock.now()))
     }
 
     /// Ends the open transaction now (another lane of the thread commits).
@@ -109,27 +99,27 @@ impl<T: Target> Lane<T> {
     ) {
         match self.target.init_transactions(wait) {
             TxnOutcome::Done => {
-                if said || self.refusal_health.recovered() {
-                    self.reporter.recovered();
+                if said || self.signals.refusal.recovered() {
+                    self.house.reporter.recovered();
                 }
-                self.failure = None;
-                info!(flow = %self.flow_name, "copying exactly once: transactions on {} as {}", self.flow.target, self.transactional_id());
+                self.signals.failure = None;
+                info!(flow = %self.ctx.flow_name, "copying exactly once: transactions on {} as {}", self.ctx.flow.target, self.transactional_id());
                 self.set_phase(Phase::Ready);
             }
             TxnOutcome::Pending | TxnOutcome::Abortable(_) => {
-                if !said && since.elapsed() >= COORDINATOR_PATIENCE {
+                if Transactions::coordinator_silent(since, said, self.ctx.clock.now()) {
                     let message = format!(
                         "{} has not registered transactional id {} for {:?}: it has no \
                          transaction coordinator (a cluster with fewer brokers than \
                          `transaction.state.log.replication.factor`, or below \
                          `transaction.state.log.min.isr`, has none); nothing of this flow is \
                          copied until it answers",
-                        self.flow.target,
+                        self.ctx.flow.target,
                         self.transactional_id(),
                         COORDINATOR_PATIENCE
                     );
-                    error!(flow = %self.flow_name, "{message}");
-                    self.reporter.failed(&message);
+                    error!(flow = %self.ctx.flow_name, "{message}");
+                    self.house.reporter.failed(&message);
                     self.set_phase(Phase::Unready { since, said: true });
                 }
             }
@@ -144,14 +134,14 @@ impl<T: Target> Lane<T> {
     }
 
     pub(super) fn transactional_id(&self) -> String {
-        self.flow.transactional_id(self.shard.index)
+        self.ctx.flow.transactional_id(self.book.shard().index)
     }
 
     /// Ends the open transaction: adds the progress of every partition it holds, then commits;
     /// aborts instead when it is doomed.
     fn begin_commit<R: Reader>(&mut self, wait: Duration, io: &mut Reading<'_, R>) {
         if self.prepare_commit() {
-            self.commit_step(Instant::now(), wait, io);
+            self.commit_step(self.ctx.clock.now(), wait, io);
         } else {
             self.abort_step(wait, io);
         }
@@ -163,7 +153,7 @@ impl<T: Target> Lane<T> {
         let Some(transactions) = &mut self.transactions else {
             return false;
         };
-        let partitions = &self.partitions;
+        let partitions = &self.book;
         if let Some(slot) = transactions.rewound_since(|slot| {
             partitions
                 .get(slot)
@@ -180,16 +170,16 @@ impl<T: Target> Lane<T> {
             transactions.phase = Phase::Aborting;
             return false;
         }
-        let topic = self.flow.progress_topic();
+        let topic = self.ctx.flow.progress_topic();
         let covered: Vec<(usize, i64)> = transactions.covered().map(|(s, c)| (s, c.last)).collect();
         for (slot, last) in covered {
-            let state = &self.partitions[slot];
+            let state = &self.book[slot];
             if state.retired {
                 continue; // no longer this lane's: its progress is not ours to write
             }
             let key = codec::encode_key(
-                &self.flow.progress.connector,
-                &self.flow.source,
+                &self.ctx.flow.progress.connector,
+                &self.ctx.flow.source,
                 &state.source_topic,
                 state.partition,
             );
@@ -200,12 +190,12 @@ impl<T: Target> Lane<T> {
             };
             let mut record = Outgoing::internal(&topic, &key, Some(&value), tag);
             // The queue may be full of this transaction's records: they go out meanwhile.
-            let deadline = Instant::now() + self.delivery_timeout;
+            let deadline = self.ctx.clock.now() + self.flight.delivery_timeout;
             loop {
                 match self.target.send(record) {
                     Ok(()) => break,
                     Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                        if Instant::now() < deadline =>
+                        if self.ctx.clock.now() < deadline =>
                     {
                         record = back;
                         self.target.serve(Duration::from_millis(5));
@@ -219,7 +209,7 @@ impl<T: Target> Lane<T> {
             }
         }
         transactions.phase = Phase::Committing {
-            since: Instant::now(),
+            since: self.ctx.clock.now(),
         };
         true
     }
@@ -231,15 +221,20 @@ impl<T: Target> Lane<T> {
                 self.committed();
             }
             TxnOutcome::Pending => {
-                if since.elapsed() >= self.delivery_timeout && self.commit_health.failed() {
+                let slow = Transactions::commit_slow(
+                    since,
+                    self.ctx.clock.now(),
+                    self.flight.delivery_timeout,
+                );
+                if slow && self.signals.commit.failed() {
                     let message = format!(
                         "{} has not completed a commit for {:?}; the transaction stays open and \
                          commits once it answers",
-                        self.flow.target,
-                        since.elapsed()
+                        self.ctx.flow.target,
+                        self.ctx.clock.since(since)
                     );
-                    warn!(flow = %self.flow_name, "{message}");
-                    self.reporter.error(&message);
+                    warn!(flow = %self.ctx.flow_name, "{message}");
+                    self.house.reporter.error(&message);
                 }
             }
             TxnOutcome::Abortable(reason) => {
@@ -262,7 +257,7 @@ impl<T: Target> Lane<T> {
         transactions.phase = Phase::Ready;
         let (covered, syncs) = transactions.ended();
         for (slot, held) in covered {
-            let state = &mut self.partitions[slot];
+            let state = &mut self.book[slot];
             if state.retired {
                 continue;
             }
@@ -274,22 +269,22 @@ impl<T: Target> Lane<T> {
                 last_timestamp_ms,
                 ..
             } = held;
-            self.reporter.committed(
+            self.house.reporter.committed(
                 &mut state.meters,
                 records,
                 bytes,
                 [first_timestamp_ms, last_timestamp_ms],
             );
         }
-        if let Some(writer) = &mut self.syncs {
+        if let Some(writer) = &mut self.house.syncs {
             for sync in &syncs {
                 writer.emit(sync, &self.target);
             }
         }
-        self.reporter.transaction_ended("committed");
-        self.abort_health.recovered();
-        if self.commit_health.recovered() {
-            info!(flow = %self.flow_name, "{} commits again", self.flow.target);
+        self.house.reporter.transaction_ended("committed");
+        self.signals.abort.recovered();
+        if self.signals.commit.recovered() {
+            info!(flow = %self.ctx.flow_name, "{} commits again", self.ctx.flow.target);
         }
     }
 
@@ -312,20 +307,20 @@ impl<T: Target> Lane<T> {
         let (covered, _) = transactions.ended();
         let mut again = 0;
         for slot in covered.into_keys() {
-            if !self.partitions[slot].retired && self.partitions[slot].mode != Mode::Stopped {
+            if !self.book[slot].retired && self.book[slot].mode != Mode::Stopped {
                 // Before the purged records' reports come: they are of an older epoch then.
                 self.rewind(slot, io);
                 again += 1;
             }
         }
-        self.reporter.transaction_ended("aborted");
+        self.house.reporter.transaction_ended("aborted");
         // The first of a run of aborts (until a commit); all are counted.
-        if self.abort_health.failed() {
+        if self.signals.abort.failed() {
             warn!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "aborted a transaction on {} ({reason}); its {again} partition(s) are copied \
                  again from their last commit",
-                self.flow.target
+                self.ctx.flow.target
             );
         }
     }
@@ -345,21 +340,21 @@ impl<T: Target> Lane<T> {
             // Known: the producer keeps saying so until it is replaced. librdkafka's own error
             // line for it reaches the status too: the flow's last error stays the one that
             // says what to do.
-            if let Some(message) = &self.failure {
-                self.reporter.failed(message);
+            if let Some(message) = &self.signals.failure {
+                self.house.reporter.failed(message);
             }
             return;
         }
         let id = self.transactional_id();
         match fatal {
-            TxnFatal::Fenced(reason) if self.standing.is_grouped() => {
+            TxnFatal::Fenced(reason) if self.ctx.standing.is_grouped() => {
                 // The group gave the unit to another instance, which registered its id: that
                 // one copies its partitions from the progress committed here.
                 warn!(
-                    flow = %self.flow_name,
+                    flow = %self.ctx.flow_name,
                     "another instance took copy unit {} ({id}: this producer was fenced: \
                      {reason}); its partitions are dropped here without writing",
-                    self.shard.index
+                    self.book.shard().index
                 );
                 self.drop_unit(io);
             }
@@ -367,14 +362,14 @@ impl<T: Target> Lane<T> {
                 let message = format!(
                     "another process copies {} to {} with transactional id {id} (this producer \
                      was fenced: {reason}); this process stops copying those partitions",
-                    self.flow_name, self.flow.target
+                    self.ctx.flow_name, self.ctx.flow.target
                 );
-                error!(flow = %self.flow_name, "{message}");
-                self.reporter.failed(&message);
-                self.failure = Some(message);
-                for slot in 0..self.partitions.len() {
+                error!(flow = %self.ctx.flow_name, "{message}");
+                self.house.reporter.failed(&message);
+                self.signals.failure = Some(message);
+                for slot in self.book.slots() {
                     self.stop_reading(slot, io);
-                    self.partitions[slot].mode = Mode::Stopped;
+                    self.book[slot].mode = Mode::Stopped;
                 }
                 self.set_phase(Phase::Fenced);
             }
@@ -384,19 +379,19 @@ impl<T: Target> Lane<T> {
                      DESCRIBE on the transactional ids starting with `{}` (a prefixed \
                      TransactionalId ACL) and WRITE on the copied topics; nothing is copied \
                      until it has them (asked again every {REFUSED_RETRY:?})",
-                    self.flow.target,
-                    self.flow_name,
-                    self.flow.transactional_id_prefix()
+                    self.ctx.flow.target,
+                    self.ctx.flow_name,
+                    self.ctx.flow.transactional_id_prefix()
                 );
                 // Once, until transactions work again: it is asked again every so often.
-                if self.refusal_health.failed() {
-                    error!(flow = %self.flow_name, "{message}");
+                if self.signals.refusal.failed() {
+                    error!(flow = %self.ctx.flow_name, "{message}");
                 }
-                self.reporter.failed(&message);
-                self.failure = Some(message);
+                self.house.reporter.failed(&message);
+                self.signals.failure = Some(message);
                 self.abandon_transaction(io);
                 self.set_phase(Phase::Refused {
-                    retry_at: Instant::now() + REFUSED_RETRY,
+                    retry_at: self.ctx.clock.now() + REFUSED_RETRY,
                 });
             }
             TxnFatal::Broken(reason) => {
@@ -412,7 +407,7 @@ impl<T: Target> Lane<T> {
         };
         let (covered, _) = transactions.ended();
         for slot in covered.into_keys() {
-            if !self.partitions[slot].retired {
+            if !self.book[slot].retired {
                 self.rewind(slot, io);
             }
         }
@@ -430,7 +425,7 @@ impl<T: Target> Lane<T> {
                 return true;
             };
             let open = self.target.transaction_open_since().is_some();
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(self.ctx.clock.now());
             match transactions.phase {
                 Phase::Ready if !open => return true,
                 Phase::Ready => {
@@ -445,7 +440,7 @@ impl<T: Target> Lane<T> {
                 }
             }
             if left.is_zero() {
-                warn!(flow = %self.flow_name, "the last transaction on {} did not end in time: the target aborts it; its records are copied again", self.flow.target);
+                warn!(flow = %self.ctx.flow_name, "the last transaction on {} did not end in time: the target aborts it; its records are copied again", self.ctx.flow.target);
                 return false;
             }
         }

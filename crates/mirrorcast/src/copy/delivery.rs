@@ -8,6 +8,9 @@
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{info, warn};
 
+use std::time::Duration;
+
+use super::backpressure::Backpressure;
 use super::io::{Reader, Target, TxnFatal};
 use super::lane::Lane;
 use super::readers::Reading;
@@ -51,13 +54,33 @@ pub(crate) struct Delivery {
     pub downstream_offset: Option<i64>,
 }
 
+/// What is in flight to a lane's target: the producer queue's room, when silence counts as
+/// failing, and the report buffer handed back and forth with the target.
+pub(crate) struct InFlight {
+    pub queue: Backpressure,
+    /// After this long with records in flight and no report, the target counts as failing
+    /// (the producer itself never gives a record up: see `connect_lane`).
+    pub delivery_timeout: Duration,
+    pub spare_reports: Vec<Delivery>,
+}
+
+impl InFlight {
+    pub fn new(queue: Backpressure, delivery_timeout: Duration) -> Self {
+        InFlight {
+            queue,
+            delivery_timeout,
+            spare_reports: Vec::new(),
+        }
+    }
+}
+
 impl<T: Target> Lane<T> {
     /// The target's events: rdkafka's `poll(ZERO)` serves one event (one produce response's
     /// reports); serve all that are ready so acknowledgements never fall behind the copy.
     pub(super) fn serve_target_events(&mut self) {
         for _ in 0..10_000 {
             let before = self.target.reports_waiting();
-            self.target.serve(std::time::Duration::ZERO);
+            self.target.serve(Duration::ZERO);
             if self.target.reports_waiting() == before {
                 return;
             }
@@ -67,7 +90,7 @@ impl<T: Target> Lane<T> {
     /// The delivery reports collected so far, swapped with the emptied buffer of the previous
     /// call (no allocation per round).
     fn take_reports(&mut self) -> Vec<Delivery> {
-        let mut taken = std::mem::take(&mut self.spare_reports);
+        let mut taken = std::mem::take(&mut self.flight.spare_reports);
         taken.clear();
         self.target.take_reports(&mut taken);
         taken
@@ -76,7 +99,7 @@ impl<T: Target> Lane<T> {
     pub(super) fn handle_deliveries<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let mut reports = self.take_reports();
         if !reports.is_empty() {
-            self.reporter.tick();
+            self.house.reporter.tick();
         }
         for Delivery {
             tag,
@@ -87,7 +110,7 @@ impl<T: Target> Lane<T> {
             let record = match tag {
                 Tag::Heartbeat => {
                     if error.is_none() {
-                        self.reporter.heartbeat_delivered();
+                        self.house.reporter.heartbeat_delivered();
                     }
                     continue;
                 }
@@ -108,8 +131,8 @@ impl<T: Target> Lane<T> {
                 }
                 Tag::Record(record) => record,
             };
-            self.queue.reported(record.bytes);
-            let Some(state) = self.partitions.get_mut(record.slot) else {
+            self.flight.queue.reported(record.bytes);
+            let Some(state) = self.book.get_mut(record.slot) else {
                 continue;
             };
             state.reported();
@@ -132,7 +155,7 @@ impl<T: Target> Lane<T> {
                 }
                 state.backoff.reset();
                 if self.transactions.is_none() {
-                    self.reporter.acknowledged(
+                    self.house.reporter.acknowledged(
                         &mut state.meters,
                         record.bytes,
                         record.timestamp_ms,
@@ -148,7 +171,7 @@ impl<T: Target> Lane<T> {
                             upstream_offset: record.offset,
                             downstream_offset: downstream,
                         };
-                        match (&mut self.transactions, &mut self.syncs) {
+                        match (&mut self.transactions, &mut self.house.syncs) {
                             // Written once the record it points at is committed.
                             (Some(transactions), _) => transactions.hold_sync(sync),
                             (None, Some(syncs)) => syncs.emit(&sync, &self.target),
@@ -156,8 +179,8 @@ impl<T: Target> Lane<T> {
                         }
                     }
                 }
-                if self.target_health.recovered() {
-                    info!(flow = %self.flow_name, "the target acknowledges records again");
+                if self.signals.target.recovered() {
+                    info!(flow = %self.ctx.flow_name, "the target acknowledges records again");
                 }
                 continue;
             };
@@ -169,7 +192,7 @@ impl<T: Target> Lane<T> {
             }
             self.judge_failure(&record, &e, false, io);
         }
-        self.spare_reports = reports;
+        self.flight.spare_reports = reports;
         if let Some((code, reason)) = self.target.fatal_error() {
             if self.transactions.is_some() {
                 let fatal = TxnFatal::of(code, format!("{code}: {reason}"));
@@ -180,16 +203,16 @@ impl<T: Target> Lane<T> {
     }
 
     fn progress_failed(&mut self, slot: usize, offset: Option<i64>, error: &KafkaError) {
-        let Some(state) = self.partitions.get_mut(slot) else {
+        let Some(state) = self.book.get_mut(slot) else {
             return;
         };
         match offset {
             Some(offset) => {
-                warn!(flow = %self.flow_name, "storing progress failed: {error}; will store it again");
+                warn!(flow = %self.ctx.flow_name, "storing progress failed: {error}; will store it again");
                 state.ledger.progress_failed(offset);
             }
             None => warn!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "dropping the progress of {}[{}] failed: {error}",
                 state.source_topic, state.partition
             ),
@@ -199,12 +222,12 @@ impl<T: Target> Lane<T> {
     /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
     pub(super) fn handle_deliveries_after_stop(&mut self) {
         let reports = self.take_reports();
-        self.reporter.tick();
+        self.house.reporter.tick();
         for Delivery { tag, error, .. } in reports {
             let Tag::Record(record) = tag else {
                 continue;
             };
-            let Some(state) = self.partitions.get_mut(record.slot) else {
+            let Some(state) = self.book.get_mut(record.slot) else {
                 continue;
             };
             state.reported();
@@ -213,7 +236,7 @@ impl<T: Target> Lane<T> {
                 None if self.transactions.is_some() => {}
                 None => {
                     if state.ledger.acknowledged(record.epoch, record.offset) {
-                        self.reporter.acknowledged(
+                        self.house.reporter.acknowledged(
                             &mut state.meters,
                             record.bytes,
                             record.timestamp_ms,
@@ -230,12 +253,14 @@ impl<T: Target> Lane<T> {
 
     /// Says once, when the target starts failing, that records will be copied again.
     pub(super) fn report_failure(&mut self, slot: usize, error: &KafkaError) {
-        self.reporter
-            .error(&format!("delivery to {} failed: {error}", self.flow.target));
-        if self.target_health.failed() {
-            let state = &self.partitions[slot];
+        self.house.reporter.error(&format!(
+            "delivery to {} failed: {error}",
+            self.ctx.flow.target
+        ));
+        if self.signals.target.failed() {
+            let state = &self.book[slot];
             warn!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "delivery to the target failed ({error}); {}[{}] and any other failing partition \
                  will be copied again from the last acknowledged offset",
                 state.remote_topic, state.partition

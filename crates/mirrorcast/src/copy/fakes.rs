@@ -8,6 +8,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
+
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::Offset;
@@ -238,6 +240,7 @@ struct InFlight {
 /// The target cluster and its producer, as a test sees and steers them.
 #[derive(Default)]
 pub struct TargetState {
+    pub clock: Clock,
     /// Records the producer holds at most (then `QueueFull`).
     pub capacity: usize,
     /// Whether serving the producer acknowledges what is in flight.
@@ -289,6 +292,8 @@ pub struct FakeTransactions {
     pub fenced: bool,
     /// The target refuses this principal transactions (no ACL).
     pub refused: bool,
+    /// The target has no transaction coordinator: registering never ends.
+    pub no_coordinator: bool,
     pub commits: usize,
     pub aborts: usize,
 }
@@ -308,9 +313,11 @@ impl TargetState {
 pub struct FakeTarget(pub Rc<RefCell<TargetState>>);
 
 impl FakeTarget {
-    pub fn new(capacity: usize) -> Self {
+    /// A target whose producer holds at most `capacity` records, telling time by `clock`.
+    pub fn new(capacity: usize, clock: Clock) -> Self {
         FakeTarget(Rc::new(RefCell::new(TargetState {
             capacity,
+            clock,
             acknowledging: true,
             ..TargetState::default()
         })))
@@ -444,10 +451,8 @@ impl Target for FakeTarget {
                 let refused = KafkaError::MessageProduction(RDKafkaErrorCode::State);
                 return Err((refused, record));
             }
-            state
-                .transaction
-                .open_since
-                .get_or_insert_with(Instant::now);
+            let now = state.clock.now();
+            state.transaction.open_since.get_or_insert(now);
         }
         if state.in_flight.len() >= state.capacity {
             let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
@@ -525,6 +530,9 @@ impl Target for FakeTarget {
         if state.transaction.refused {
             let refused = "Broker: Transactional Id authorization failed".to_string();
             return TxnOutcome::Fatal(TxnFatal::Refused(refused));
+        }
+        if state.transaction.no_coordinator {
+            return TxnOutcome::Pending;
         }
         state.transaction.registered = true;
         // The newest epoch of the id: whoever had it is fenced, not this producer.

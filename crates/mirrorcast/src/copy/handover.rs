@@ -11,27 +11,21 @@
 //! partitions never moves their stored progress back; a transaction of a unit this process no
 //! longer has never commits.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
+use super::inbox::Fencing;
 use super::io::{Reader, Target};
 use super::lane::Lane;
-use super::partitions::Mode;
 use super::readers::Reading;
-use super::transaction::Phase;
+use super::transaction::{FenceState, Phase, FENCE_WAIT};
+use crate::plan::{FenceAnswer, FenceRefused, Reply};
 use crate::progress::Progress;
-
-/// Where a lane answers a fence: its unit, and whether it registered the unit's id.
-pub(crate) type FenceAnswer = std::sync::mpsc::Sender<(usize, Result<(), String>)>;
 
 /// How long a release waits for the target to acknowledge what is in flight. Bounded well
 /// below a session timeout: a target that is down must not hold the group's rebalance.
 const RELEASE_FLUSH: Duration = Duration::from_secs(5);
-/// How long a lane given a unit tries to register its transactional id (the coordinator first
-/// ends the previous owner's open transaction). The membership asks again after that.
-const FENCE_WAIT: Duration = Duration::from_secs(20);
-
 impl<T: Target> Lane<T> {
     /// The group gave this process `partitions`; `progress` was read after the assignment,
     /// so it includes what the previous owner stored when it let them go.
@@ -41,32 +35,13 @@ impl<T: Target> Lane<T> {
         progress: Progress,
         io: &mut Reading<'_, R>,
     ) {
-        let Some(assigned) = &mut self.assigned else {
+        let Some(ours) = self.book.acquire(&partitions, &progress) else {
             return; // not in a group: every partition is ours already
         };
-        for partition in &partitions {
-            assigned.insert(partition.clone());
-            let stored = progress.get(partition).copied();
-            match (&mut self.progress, stored) {
-                (Some(known), Some(offset)) => {
-                    known.insert(partition.clone(), offset);
-                }
-                (Some(known), None) => {
-                    known.remove(partition);
-                }
-                (None, _) => {
-                    self.acquired_progress.insert(partition.clone(), stored);
-                }
-            }
-        }
-        let ours = partitions
-            .iter()
-            .filter(|(topic, partition)| self.shard.owns(topic, *partition))
-            .count();
         if ours > 0 {
-            debug!(flow = %self.flow_name, "the group gave this process {ours} partition(s) of this copier thread");
+            debug!(flow = %self.ctx.flow_name, "the group gave this process {ours} partition(s) of this copier thread");
         }
-        let routes = self.routes.values().cloned().collect();
+        let routes = self.book.known_routes();
         self.add_routes(routes, io);
     }
 
@@ -81,7 +56,7 @@ impl<T: Target> Lane<T> {
         if slots.is_empty() {
             return;
         }
-        let started = Instant::now();
+        let started = self.ctx.clock.now();
         if self.transactions.is_some() {
             // Committed with the rest of the open transaction, progress included.
             self.finish_transaction(started + RELEASE_FLUSH, io);
@@ -95,27 +70,27 @@ impl<T: Target> Lane<T> {
         self.store_progress();
         self.target.flush(
             RELEASE_FLUSH
-                .saturating_sub(started.elapsed())
+                .saturating_sub(self.ctx.clock.since(started))
                 .max(Duration::from_secs(1)),
         );
         self.handle_deliveries(io);
         let unacknowledged: usize = slots
             .iter()
-            .filter(|&&slot| self.partitions[slot].in_flight > 0)
+            .filter(|&&slot| self.book[slot].in_flight > 0)
             .count();
         if unacknowledged > 0 {
             warn!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "handed over {unacknowledged} partition(s) with records the target has not \
                  acknowledged yet: the next owner copies them again from the stored progress"
             );
         }
         self.retire(&slots);
         info!(
-            flow = %self.flow_name,
+            flow = %self.ctx.flow_name,
             "handed {} partition(s) over to another instance after storing their progress ({} ms)",
             slots.len(),
-            started.elapsed().as_millis()
+            self.ctx.clock.since(started).as_millis()
         );
     }
 
@@ -131,7 +106,7 @@ impl<T: Target> Lane<T> {
         }
         self.retire(&slots);
         warn!(
-            flow = %self.flow_name,
+            flow = %self.ctx.flow_name,
             "lost {} partition(s) to the group (its session expired): stopped copying them \
              without storing progress; another instance continues from the progress stored before",
             slots.len()
@@ -144,28 +119,27 @@ impl<T: Target> Lane<T> {
     /// progress read afterwards is the last committed one, and the old owner can commit
     /// nothing more. The answer goes on `done` once registered, refused or timed out
     /// ([`Lane::settle_fence`]); the copier thread never waits for it.
-    pub(super) fn fence(&mut self, units: &[usize], done: FenceAnswer) {
-        let unit = self.shard.index;
+    pub(super) fn fence(&mut self, units: &[usize], done: Reply<FenceAnswer>) {
+        let unit = self.book.shard().index;
         let Some(transactions) = &self.transactions else {
-            let _ = done.send((unit, Ok(())));
+            done.send((unit, Ok(())));
             return;
         };
         if !units.contains(&unit) {
-            let _ = done.send((unit, Ok(())));
+            done.send((unit, Ok(())));
             return;
         }
-        if let Phase::Refused { retry_at } = transactions.phase {
-            if Instant::now() < retry_at {
-                let refused = self.failure.clone().unwrap_or_else(|| {
-                    format!("{} refused transactions a moment ago", self.flow.target)
-                });
-                let _ = done.send((unit, Err(refused)));
-                return;
-            }
+        if transactions.refused_recently(self.ctx.clock.now()) {
+            let refused = self.signals.failure.clone().unwrap_or_else(|| {
+                format!("{} refused transactions a moment ago", self.ctx.flow.target)
+            });
+            done.send((unit, Err(FenceRefused(refused))));
+            return;
         }
         // The old producer's registration, if any, was fenced by whoever had the unit since.
         if let Err(e) = self.forget_producer() {
-            let _ = done.send((unit, Err(format!("cannot create a target producer: {e}"))));
+            let refused = FenceRefused(format!("cannot create a target producer: {e}"));
+            done.send((unit, Err(refused)));
             return;
         }
         if let Some(transactions) = &mut self.transactions {
@@ -173,41 +147,47 @@ impl<T: Target> Lane<T> {
             // again.
             transactions.ended();
         }
-        let since = Instant::now();
+        let since = self.ctx.clock.now();
         self.set_phase(Phase::Unready { since, said: false });
-        self.fencing = Some((since, done));
+        self.inbox.fencing = Some(Fencing { since, done });
     }
 
     /// Answers a fence in progress once its registration ended one way or the other.
     pub(super) fn settle_fence(&mut self) {
-        let Some((since, _)) = &self.fencing else {
+        let Some(since) = self.inbox.fencing.as_ref().map(|f| f.since) else {
             return;
         };
-        let since = *since;
-        let answer = match self.transactions.as_ref().map(|t| t.phase) {
-            None | Some(Phase::Ready) => {
-                debug!(flow = %self.flow_name, "copy unit {} fenced in {} ms", self.shard.index, since.elapsed().as_millis());
+        let waited = self.ctx.clock.since(since);
+        let state = match &self.transactions {
+            None => FenceState::Fenced,
+            Some(transactions) => transactions.fence_state(since, self.ctx.clock.now()),
+        };
+        let answer = match state {
+            FenceState::Pending => return,
+            FenceState::Fenced => {
+                debug!(flow = %self.ctx.flow_name, "copy unit {} fenced in {} ms", self.book.shard().index, waited.as_millis());
                 Ok(())
             }
-            Some(Phase::Unready { .. }) if since.elapsed() < FENCE_WAIT => return,
-            Some(Phase::Unready { .. }) => {
+            FenceState::TimedOut => {
                 self.set_phase(Phase::Standby);
-                Err(format!(
+                Err(FenceRefused(format!(
                     "{} did not register transactional id {} within {FENCE_WAIT:?}",
-                    self.flow.target,
+                    self.ctx.flow.target,
                     self.transactional_id()
-                ))
+                )))
             }
-            Some(_) => Err(self.failure.clone().unwrap_or_else(|| {
-                format!(
-                    "{} refused transactional id {}",
-                    self.flow.target,
-                    self.transactional_id()
-                )
-            })),
+            FenceState::Refused => Err(FenceRefused(self.signals.failure.clone().unwrap_or_else(
+                || {
+                    format!(
+                        "{} refused transactional id {}",
+                        self.ctx.flow.target,
+                        self.transactional_id()
+                    )
+                },
+            ))),
         };
-        if let Some((_, done)) = self.fencing.take() {
-            let _ = done.send((self.shard.index, answer));
+        if let Some(fencing) = self.inbox.fencing.take() {
+            fencing.done.send((self.book.shard().index, answer));
         }
     }
 
@@ -215,45 +195,38 @@ impl<T: Target> Lane<T> {
     /// transaction still holds never commits here (its producer is dropped, the target aborts
     /// it), and the lane registers nothing until the group gives the unit again.
     pub(super) fn yield_units(&mut self, units: &[usize]) {
-        if self.transactions.is_none() || !units.contains(&self.shard.index) {
+        if self.transactions.is_none() || !units.contains(&self.book.shard().index) {
             return;
         }
         // Also a registration still going on in the old producer's background stops here.
         if let Err(e) = self.forget_producer() {
-            warn!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+            warn!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
         }
         if let Some(transactions) = &mut self.transactions {
             transactions.ended();
         }
         self.set_phase(Phase::Standby);
-        if let Some((_, done)) = self.fencing.take() {
-            let _ = done.send((self.shard.index, Err("the unit left meanwhile".to_string())));
+        if let Some(fencing) = self.inbox.fencing.take() {
+            let left = FenceRefused("the unit left meanwhile".to_string());
+            fencing.done.send((self.book.shard().index, Err(left)));
         }
     }
 
     /// The unit went to another instance without this process being asked (its producer was
     /// fenced): its partitions are let go without a write, as an abandon.
     pub(super) fn drop_unit<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        let ours: Vec<(String, i32)> = self
-            .partitions
-            .iter()
-            .filter(|s| !s.retired)
-            .map(|s| (s.source_topic.clone(), s.partition))
-            .collect();
+        let ours = self.book.live_partitions();
         let slots = self.take_back(&ours, io);
         self.retire(&slots);
-        let shard = self.shard;
-        if let Some(assigned) = &mut self.assigned {
-            assigned.retain(|(topic, partition)| !shard.owns(topic, *partition));
-        }
-        self.yield_units(&[shard.index]);
+        self.book.unassign_unit();
+        self.yield_units(&[self.book.shard().index]);
     }
 
     /// Replaces the target producer, dropping what the old one held without reports.
     pub(super) fn forget_producer(&mut self) -> rdkafka::error::KafkaResult<()> {
         self.target.replace()?;
-        self.queue.emptied();
-        for state in &mut self.partitions {
+        self.flight.queue.emptied();
+        for state in self.book.iter_mut() {
             state.in_flight = 0;
         }
         Ok(())
@@ -266,33 +239,18 @@ impl<T: Target> Lane<T> {
         partitions: &[(String, i32)],
         io: &mut Reading<'_, R>,
     ) -> Vec<usize> {
-        let mut slots = Vec::new();
-        for (topic, partition) in partitions {
-            if let Some(assigned) = &mut self.assigned {
-                assigned.remove(&(topic.clone(), *partition));
-            }
-            if let Some(progress) = &mut self.progress {
-                // Read again when the group gives it back: another member moves it meanwhile.
-                progress.remove(&(topic.clone(), *partition));
-            }
-            let Some(slot) = self.index_of.remove(topic, *partition) else {
-                continue;
-            };
-            if !self.partitions[slot].retired {
-                self.stop_reading(slot, io);
-                slots.push(slot);
-            }
+        let slots = self.book.take_back(partitions);
+        for &slot in &slots {
+            self.stop_reading(slot, io);
         }
         slots
     }
 
     /// Slots that are no longer copied: no progress, status or metrics from them.
     fn retire(&mut self, slots: &[usize]) {
+        let now = self.ctx.clock.now();
         for &slot in slots {
-            let state = &mut self.partitions[slot];
-            state.retired = true;
-            state.mode = Mode::Waiting(Instant::now());
-            state.meters.stopped.set(0);
+            self.book.retire(slot, now);
         }
     }
 }

@@ -14,11 +14,13 @@ use super::io::{Outgoing, Reader, Target};
 use super::lane::Lane;
 use super::partitions::Mode;
 use super::readers::{Readers, Reading};
-use super::report::PartitionView;
+use super::report::{FlowReporter, PartitionView};
+use super::syncs::SyncWriter;
 use crate::offsets::codec::{Heartbeat, OffsetSync};
 use crate::offsets::translate::SyncEmitter;
 use crate::policy::HEARTBEATS_TOPIC;
 use crate::progress::codec;
+use prometheus_client::metrics::counter::Counter;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
@@ -29,6 +31,7 @@ const TRANSACTION_STEP: Duration = Duration::from_millis(1);
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
 /// When a lane last did each periodic job.
+/// When a lane last did each of its timed chores.
 pub(crate) struct Timers {
     last_progress_write: Instant,
     last_publish: Instant,
@@ -36,42 +39,76 @@ pub(crate) struct Timers {
 }
 
 impl Timers {
-    pub fn new() -> Self {
+    pub fn new(now: Instant) -> Self {
         Timers {
-            last_progress_write: Instant::now(),
-            last_publish: Instant::now(),
+            last_progress_write: now,
+            last_publish: now,
             last_heartbeat: None,
         }
     }
 
-    pub fn progress_due(&self, interval: Duration) -> bool {
-        self.last_progress_write.elapsed() >= interval
+    pub fn progress_due(&self, interval: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_progress_write) >= interval
     }
 
-    fn heartbeat_due(&self, interval: Duration) -> bool {
+    fn publish_due(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_publish) >= PUBLISH_EVERY
+    }
+
+    fn heartbeat_due(&self, interval: Duration, now: Instant) -> bool {
         self.last_heartbeat
-            .is_none_or(|at| at.elapsed() >= interval)
+            .is_none_or(|at| now.saturating_duration_since(at) >= interval)
+    }
+}
+
+/// A lane's chores besides copying: where progress, offset syncs and metrics go, and when.
+pub(crate) struct Housekeeper {
+    pub timers: Timers,
+    /// Where offset syncs go, when they are on.
+    pub syncs: Option<SyncWriter>,
+    pub reporter: FlowReporter,
+    /// Counts the records of the lane's own reader.
+    pub read_own: Counter,
+}
+
+impl Housekeeper {
+    pub fn new(
+        reporter: FlowReporter,
+        syncs: Option<SyncWriter>,
+        read_own: Counter,
+        now: Instant,
+    ) -> Self {
+        Housekeeper {
+            timers: Timers::new(now),
+            syncs,
+            reporter,
+            read_own,
+        }
     }
 }
 
 impl<T: Target> Lane<T> {
     /// Deliveries, progress, metrics, heartbeats and offset syncs: everything but copying.
     pub fn housekeeping<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        if self.progress.is_none() {
+        if !self.book.resumed() {
             return; // the internal topics may not exist yet
         }
         self.serve_target_events();
         self.handle_deliveries(io);
         self.advance_transaction(TRANSACTION_STEP, io);
-        if self.timers.progress_due(self.flow.progress.interval) {
+        if self
+            .house
+            .timers
+            .progress_due(self.ctx.flow.progress.interval, self.ctx.clock.now())
+        {
             self.write_progress();
         }
-        if self.timers.last_publish.elapsed() >= PUBLISH_EVERY {
+        if self.house.timers.publish_due(self.ctx.clock.now()) {
             self.check_stalled();
             self.publish(io.readers, false);
         }
         self.heartbeat();
-        if let Some(syncs) = &self.syncs {
+        if let Some(syncs) = &self.house.syncs {
             syncs.poll();
         }
     }
@@ -84,7 +121,7 @@ impl<T: Target> Lane<T> {
         }
         // Checked right before writing: a process frozen in the middle of a round must not
         // go on to store progress that another instance has moved on from meanwhile.
-        if self.standing.may_write() {
+        if self.ctx.standing.may_write() {
             self.store_progress();
         }
     }
@@ -92,9 +129,9 @@ impl<T: Target> Lane<T> {
     /// [`Lane::write_progress`] whatever the lease says: for a release, which the group
     /// asked for (so this process is still a member).
     pub(super) fn store_progress(&mut self) {
-        self.timers.last_progress_write = Instant::now();
-        if let Some(syncs) = &mut self.syncs {
-            for state in self.partitions.iter_mut().filter(|s| !s.retired) {
+        self.house.timers.last_progress_write = self.ctx.clock.now();
+        if let Some(syncs) = &mut self.house.syncs {
+            for state in self.book.iter_mut().filter(|s| !s.retired) {
                 let Some((upstream, downstream)) = state
                     .sync_emitter
                     .as_mut()
@@ -111,8 +148,8 @@ impl<T: Target> Lane<T> {
                 syncs.emit(&sync, &self.target);
             }
         }
-        let topic = self.flow.progress_topic();
-        for (slot, state) in self.partitions.iter_mut().enumerate() {
+        let topic = self.ctx.flow.progress_topic();
+        for (slot, state) in self.book.iter_mut().enumerate() {
             if state.retired {
                 continue;
             }
@@ -120,8 +157,8 @@ impl<T: Target> Lane<T> {
                 continue;
             };
             let key = codec::encode_key(
-                &self.flow.progress.connector,
-                &self.flow.source,
+                &self.ctx.flow.progress.connector,
+                &self.ctx.flow.source,
                 &state.source_topic,
                 state.partition,
             );
@@ -138,7 +175,7 @@ impl<T: Target> Lane<T> {
                 // Backpressure: the rest waits for the next interval.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => return,
                 Err((e, _)) => {
-                    warn!(flow = %self.flow_name, "cannot store progress now: {e}");
+                    warn!(flow = %self.ctx.flow_name, "cannot store progress now: {e}");
                     return;
                 }
             }
@@ -149,52 +186,48 @@ impl<T: Target> Lane<T> {
     /// leaderless) is said once, and again when it answers. Its records stay queued: the
     /// producer delivers them in order when it can, which a re-send could not promise.
     fn check_stalled(&mut self) {
-        let now = Instant::now();
-        let timeout = self.delivery_timeout;
-        let mut stalled = self
-            .partitions
-            .iter_mut()
-            .filter(|s| !s.retired)
-            .filter_map(|s| {
-                s.stalled(now, timeout)
-                    .then(|| (s.remote_topic.clone(), s.partition))
-            });
+        let now = self.ctx.clock.now();
+        let timeout = self.flight.delivery_timeout;
+        let mut stalled = self.book.iter_mut().filter(|s| !s.retired).filter_map(|s| {
+            s.stalled(now, timeout)
+                .then(|| (s.remote_topic.clone(), s.partition))
+        });
         let Some((topic, partition)) = stalled.next() else {
             // Said for the flow when its last stalled copier thread sees it answer.
-            if self.stall.recovered() && self.reporter.stall_ended() {
-                info!(flow = %self.flow_name, "the target acknowledges records again");
+            if self.signals.stall.recovered() && self.house.reporter.stall_ended() {
+                info!(flow = %self.ctx.flow_name, "the target acknowledges records again");
             }
             return;
         };
         let others = stalled.count();
         // Said for the flow by the first of its copier threads to see it.
-        if self.stall.failed() && self.reporter.stall_began() {
+        if self.signals.stall.failed() && self.house.reporter.stall_began() {
             let message = format!(
                 "{} has acknowledged nothing of {topic}[{partition}]{} for over {timeout:?}; \
                  the records stay queued and are delivered in order once it answers",
-                self.flow.target,
+                self.ctx.flow.target,
                 match others {
                     0 => String::new(),
                     n => format!(" and {n} other partition(s)"),
                 },
             );
-            warn!(flow = %self.flow_name, "{message}");
-            self.reporter.error(&message);
+            warn!(flow = %self.ctx.flow_name, "{message}");
+            self.house.reporter.error(&message);
         }
     }
 
     /// Shutdown: wait (bounded) for what is in flight, then store the final progress (exactly
     /// once: commit the last transaction).
     pub fn stop<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        let deadline = Instant::now() + SHUTDOWN_FLUSH;
+        let deadline = self.ctx.clock.now() + SHUTDOWN_FLUSH;
         if self.transactions.is_some() {
             self.finish_transaction(deadline, io);
             self.handle_deliveries_after_stop();
-            if let Some(syncs) = &self.syncs {
+            if let Some(syncs) = &self.house.syncs {
                 syncs.flush(Duration::from_secs(1));
             }
-            let copied = self.reporter.records_copied();
-            info!(flow = %self.flow_name, "stopped after {copied} committed record(s)");
+            let copied = self.house.reporter.records_copied();
+            info!(flow = %self.ctx.flow_name, "stopped after {copied} committed record(s)");
             return;
         }
         self.target.flush(SHUTDOWN_FLUSH);
@@ -204,35 +237,39 @@ impl<T: Target> Lane<T> {
         self.write_progress();
         self.target.flush(
             deadline
-                .saturating_duration_since(Instant::now())
+                .saturating_duration_since(self.ctx.clock.now())
                 .max(Duration::from_secs(1)),
         );
         self.handle_deliveries_after_stop();
-        if let Some(syncs) = &self.syncs {
+        if let Some(syncs) = &self.house.syncs {
             syncs.flush(Duration::from_secs(1));
         }
-        let acked = self.reporter.records_copied();
-        info!(flow = %self.flow_name, "stopped after {acked} acknowledged record(s)");
+        let acked = self.house.reporter.records_copied();
+        info!(flow = %self.ctx.flow_name, "stopped after {acked} acknowledged record(s)");
     }
 
     /// Writes MM2's heartbeat to the target's `heartbeats` topic when one is due.
     fn heartbeat(&mut self) {
-        let Some(interval) = self.flow.heartbeats.as_ref().map(|h| h.interval) else {
+        let Some(interval) = self.ctx.flow.heartbeats.as_ref().map(|h| h.interval) else {
             return;
         };
-        if !self.standing.leads() {
+        if !self.ctx.standing.leads() {
             return; // another instance of the replicator writes them
         }
         if !self.takes_records() {
             return; // between transactions: the next round will do
         }
-        if !self.timers.heartbeat_due(interval) {
+        if !self
+            .house
+            .timers
+            .heartbeat_due(interval, self.ctx.clock.now())
+        {
             return;
         }
-        self.timers.last_heartbeat = Some(Instant::now());
+        self.house.timers.last_heartbeat = Some(self.ctx.clock.now());
         let heartbeat = Heartbeat {
-            source_alias: self.flow.source.clone(),
-            target_alias: self.flow.target.clone(),
+            source_alias: self.ctx.flow.source.clone(),
+            target_alias: self.ctx.flow.target.clone(),
             timestamp_ms: crate::observe::status::now_ms(),
         };
         let (key, value) = (heartbeat.key(), heartbeat.value());
@@ -244,12 +281,12 @@ impl<T: Target> Lane<T> {
 
     /// Offsets, lag and state of every partition, for metrics and `/api/status`.
     pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, stopped: bool) {
-        self.timers.last_publish = Instant::now();
-        let lane = self.index;
-        let any_stopped = self.partitions.iter().any(|s| s.mode == Mode::Stopped);
+        self.house.timers.last_publish = self.ctx.clock.now();
+        let lane = self.ctx.index;
+        let any_stopped = self.book.iter().any(|s| s.mode == Mode::Stopped);
         let shared_positions = readers.shared.positions();
         let own_positions = readers.own[lane].positions();
-        let views = self.partitions.iter().filter(|s| !s.retired).map(|s| {
+        let views = self.book.iter().filter(|s| !s.retired).map(|s| {
             let key = (s.source_topic.clone(), s.partition);
             let reader_position = match s.mode {
                 Mode::Shared => shared_positions.get(&key),
@@ -270,13 +307,8 @@ impl<T: Target> Lane<T> {
                 meters: &s.meters,
             }
         });
-        self.reporter.publish(
-            views,
-            self.target_health.is_failing()
-                || self.source_health.is_failing()
-                || self.stall.is_failing()
-                || any_stopped,
-            stopped,
-        );
+        self.house
+            .reporter
+            .publish(views, self.signals.failing() || any_stopped, stopped);
     }
 }

@@ -8,10 +8,9 @@
 //! a retry, never a gap. Records below the lane's position (re-read by the shared reader for
 //! another lane) are skipped.
 
-use std::collections::{HashMap, HashSet};
-use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::mpsc::Receiver;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -19,22 +18,24 @@ use rdkafka::Offset;
 use tracing::{debug, error, info, warn};
 
 use super::backpressure::Backpressure;
-use super::delivery::{RecordTag, Tag};
+use super::book::PartitionBook;
+use super::delivery::{InFlight, RecordTag, Tag};
 use super::fanout::Join;
-use super::housekeeping::Timers;
+use super::housekeeping::Housekeeper;
+use super::inbox::Inbox;
 use super::io::{Outgoing, Reader, SourceRecord, Target};
-use super::partitions::{Mode, PartitionIndex, PartitionState};
+use super::partitions::{Mode, PartitionState};
 use super::readers::Reading;
 use super::report::FlowReporter;
-use crate::ownership::shard::Shard;
+use super::signals::Signals;
 use super::syncs::SyncWriter;
 use super::transaction::{Phase, Transactions};
+use crate::clock::Clock;
 use crate::config::FlowConfig;
-use crate::health::Health;
-use crate::ownership::Standing;
 use crate::offsets::translate::SyncEmitter;
-use crate::plan::{Command, Route};
-use crate::progress::{codec, Progress};
+use crate::ownership::{Shard, Standing};
+use crate::plan::{Route, ToCopier};
+use crate::progress::codec;
 use crate::shutdown::Shutdown;
 
 /// What became of a record handed to [`Lane::send`].
@@ -57,7 +58,7 @@ pub(crate) struct LaneSetup<T> {
     /// The partitions of the flow this lane copies: its copier thread's.
     pub shard: Shard,
     pub flow: FlowConfig,
-    pub commands: Receiver<Command>,
+    pub commands: Receiver<ToCopier>,
     pub target: T,
     /// Where offset syncs go, when they are on.
     pub syncs: Option<SyncWriter>,
@@ -73,129 +74,75 @@ pub(crate) struct LaneSetup<T> {
     /// Exactly once: the lane's transactions (`None`: at least once).
     pub transactions: Option<Transactions>,
     pub shutdown: Shutdown,
+    pub clock: Clock,
 }
 
-/// One flow: its target and the bookkeeping of every partition it copies.
+/// Who a lane is: its place, its flow and what it answers to. Set at start, never changed.
+pub(crate) struct LaneContext {
+    /// The lane's place among its copier thread's lanes (its own reader's index).
+    pub index: usize,
+    pub flow: FlowConfig,
+    pub flow_name: String,
+    /// Whether this process may write, and leads the flow (instances sharing a group).
+    pub standing: Standing,
+    pub shutdown: Shutdown,
+    /// Where time comes from: every patience window, timeout and backoff of the lane.
+    pub clock: Clock,
+}
+
+/// One flow: its target and the bookkeeping of every partition it copies. A coordinator: each
+/// part owns one concern, the lane carries their decisions out against the reader and target.
 pub(crate) struct Lane<T> {
-    pub(super) index: usize,
-    pub(super) shard: Shard,
-    commands: Receiver<Command>,
-    /// The topic manager is gone (shutdown).
-    pub(super) disconnected: bool,
-    /// Partitions read on the lane's own reader.
-    pub(super) catching_up: usize,
-    pub(super) queue: Backpressure,
-    pub(super) read_own: Counter,
-    /// Reading the source, as this lane sees it (its own reader, or the shared one).
-    pub(super) source_health: Health,
-    /// Deliveries to the target.
-    pub(super) target_health: Health,
-    /// Joining the shared reader.
-    shared_join: Health,
-    /// Records in flight with no report for longer than `delivery_timeout`.
-    pub(super) stall: Health,
-    pub(super) delivery_timeout: Duration,
-    pub(super) syncs: Option<SyncWriter>,
-    pub(super) reporter: FlowReporter,
-    pub(super) timers: Timers,
-    pub(super) flow: FlowConfig,
-    pub(super) flow_name: String,
+    pub(super) ctx: LaneContext,
+    /// What the topic manager and the group say, and the fence answer still owed.
+    pub(super) inbox: Inbox,
     pub(super) target: T,
-    pub(super) partitions: Vec<PartitionState>,
-    pub(super) index_of: PartitionIndex,
-    /// The stored progress; `None` until [`Command::Resume`] (the internal topics may not
-    /// exist before).
-    pub(super) progress: Option<Progress>,
-    /// The delivery report buffer handed back and forth with the target.
-    pub(super) spare_reports: Vec<super::delivery::Delivery>,
-    /// Routes that came before the progress (never, with the topic manager's order).
-    pending_routes: Vec<Route>,
-    /// Every route the topic manager gave, by source topic: partitions the group gives this
-    /// process later are copied by them.
-    pub(super) routes: HashMap<String, Route>,
-    /// In a group: the partitions it gave this process (`None`: every partition is ours).
-    pub(super) assigned: Option<HashSet<(String, i32)>>,
-    /// Progress read at an assignment that came before [`Command::Resume`]; it wins over the
-    /// progress read at the flow's start, which may be older.
-    pub(super) acquired_progress: HashMap<(String, i32), Option<i64>>,
-    pub(super) standing: Standing,
+    /// Which partitions the lane copies, their routes, progress and per-partition state.
+    pub(super) book: PartitionBook,
+    /// What is in flight to the target, and how much more it may take.
+    pub(super) flight: InFlight,
+    /// What the lane has said about its source and target, each once per change.
+    pub(super) signals: Signals,
     /// Exactly once: the lane's transactions (`None`: at least once).
     pub(super) transactions: Option<Transactions>,
-    /// Commits that take longer than the delivery timeout.
-    pub(super) commit_health: Health,
-    /// The target refusing transactions to this principal.
-    pub(super) refusal_health: Health,
-    /// Transactions aborted since the last commit.
-    pub(super) abort_health: Health,
-    /// Why the lane copies nothing until someone acts (transactions refused, fenced).
-    pub(super) failure: Option<String>,
-    /// Exactly once in a group: registering the unit's id since, and where to answer.
-    pub(super) fencing: Option<(Instant, super::handover::FenceAnswer)>,
-    pub(super) shutdown: Shutdown,
+    /// Progress, heartbeats, offset syncs, metrics and their timers.
+    pub(super) house: Housekeeper,
 }
 
 impl<T: Target> Lane<T> {
     pub fn new(setup: LaneSetup<T>) -> Self {
+        let now = setup.clock.now();
         Lane {
-            index: setup.index,
-            shard: setup.shard,
-            commands: setup.commands,
-            disconnected: false,
-            catching_up: 0,
-            queue: setup.queue,
-            read_own: setup.read_own,
-            source_health: Health::default(),
-            target_health: Health::default(),
-            shared_join: Health::default(),
-            stall: Health::default(),
-            delivery_timeout: setup.delivery_timeout,
-            syncs: setup.syncs,
-            reporter: setup.reporter,
-            timers: Timers::new(),
-            flow_name: setup.flow.name(),
-            flow: setup.flow,
+            book: PartitionBook::new(setup.shard, setup.standing.is_grouped()),
+            ctx: LaneContext {
+                index: setup.index,
+                flow_name: setup.flow.name(),
+                flow: setup.flow,
+                standing: setup.standing,
+                shutdown: setup.shutdown,
+                clock: setup.clock,
+            },
+            inbox: Inbox::new(setup.commands),
             target: setup.target,
-            partitions: Vec::new(),
-            index_of: PartitionIndex::default(),
-            progress: None,
-            spare_reports: Vec::new(),
-            pending_routes: Vec::new(),
-            routes: HashMap::new(),
-            assigned: setup.standing.is_grouped().then(HashSet::new),
-            acquired_progress: HashMap::new(),
-            standing: setup.standing,
+            flight: InFlight::new(setup.queue, setup.delivery_timeout),
+            signals: Signals::default(),
             transactions: setup.transactions,
-            commit_health: Health::default(),
-            refusal_health: Health::default(),
-            abort_health: Health::default(),
-            failure: None,
-            fencing: None,
-            shutdown: setup.shutdown,
+            house: Housekeeper::new(setup.reporter, setup.syncs, setup.read_own, now),
         }
     }
 
-    /// Whether this lane copies the partition: its copier thread's, and (in a group) given to
-    /// this process.
-    pub(super) fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.shard.owns(topic, partition)
-            && self
-                .assigned
-                .as_ref()
-                .is_none_or(|assigned| assigned.contains(&(topic.to_string(), partition)))
-    }
-
     pub fn is_idle(&self) -> bool {
-        self.partitions.is_empty()
+        self.book.is_empty()
     }
 
     pub fn can_catch_up(&self) -> bool {
-        self.catching_up > 0 && self.has_room()
+        self.book.catching_up() > 0 && self.has_room()
     }
 
     /// Whether the target's queue can take a batch more (and, exactly once, a transaction is
     /// ready for it).
     pub fn has_room(&self) -> bool {
-        self.queue.has_room(self.target.in_flight()) && self.takes_records()
+        self.flight.queue.has_room(self.target.in_flight()) && self.takes_records()
     }
 
     /// Exactly once: whether a copied record may go into a transaction now.
@@ -205,100 +152,34 @@ impl<T: Target> Lane<T> {
             .is_none_or(Transactions::accepts_records)
     }
 
-    pub fn apply_commands<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        loop {
-            match self.commands.try_recv() {
-                Ok(command) => self.apply(command, io),
-                Err(TryRecvError::Empty) => return,
-                Err(TryRecvError::Disconnected) => {
-                    self.disconnected = true;
-                    return;
-                }
-            }
-        }
-    }
-
-    fn apply<R: Reader>(&mut self, command: Command, io: &mut Reading<'_, R>) {
-        match command {
-            Command::Resume(mut progress) => {
-                for (partition, offset) in self.acquired_progress.drain() {
-                    match offset {
-                        Some(offset) => progress.insert(partition, offset),
-                        None => progress.remove(&partition),
-                    };
-                }
-                let ours = progress
-                    .keys()
-                    .filter(|(topic, partition)| self.owns(topic, *partition))
-                    .count();
-                info!(flow = %self.flow_name, "resuming {ours} partition(s) from {}", self.flow.progress_topic());
-                self.progress = Some(progress);
-                let pending = std::mem::take(&mut self.pending_routes);
-                self.add_routes(pending, io);
-            }
-            Command::Routes(routes) => self.add_routes(routes, io),
-            Command::Forget(topics) => {
-                for topic in topics {
-                    self.routes.remove(&topic);
-                    self.forget(&topic, io);
-                }
-            }
-            Command::Acquire {
-                partitions,
-                progress,
-            } => self.acquire(partitions, progress, io),
-            Command::Release { partitions, done } => {
-                self.release(&partitions, io);
-                // The membership waits for every thread's answer, or gives up waiting.
-                let _ = done.send(());
-            }
-            Command::Abandon(partitions) => self.abandon(&partitions, io),
-            Command::Fence { units, done } => self.fence(&units, done),
-            Command::Yield(units) => self.yield_units(&units),
-        }
-    }
-
     /// Starts copying partitions not seen before, from the stored progress.
     pub(super) fn add_routes<R: Reader>(&mut self, routes: Vec<Route>, io: &mut Reading<'_, R>) {
-        for route in &routes {
-            self.routes
-                .insert(route.source_topic.clone(), route.clone());
-        }
-        let Some(progress) = &self.progress else {
-            self.pending_routes.extend(routes);
-            return;
+        let Some(routes) = self.book.take_routes(routes) else {
+            return; // they wait for the progress
         };
         let (mut added, mut without_progress) = (Vec::new(), Vec::new());
+        let now = self.ctx.clock.now();
         for route in routes {
             let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
-            for partition in 0..route.partitions {
-                if !self.owns(&route.source_topic, partition) {
-                    continue; // another copier thread's, or another process's
+            let (flow, reporter) = (&self.ctx.flow, &self.house.reporter);
+            let slots = self.book.add_route(&route, |new| {
+                if new.stored.is_none() && flow.start_at_end {
+                    without_progress.push(new.slot);
                 }
-                let slot = self.partitions.len();
-                if !self.index_of.insert(&route.source_topic, partition, slot) {
-                    continue;
-                }
-                let stored = progress
-                    .get(&(route.source_topic.clone(), partition))
-                    .copied();
-                self.partitions.push(PartitionState::new(
+                PartitionState::new(
                     &route.source_topic,
                     remote_topic.clone(),
-                    partition,
-                    stored,
-                    io.cursors.find_or_add(&route.source_topic, partition),
-                    self.reporter.partition(&route.source_topic, partition),
-                    self.flow
-                        .offset_syncs
+                    new.partition,
+                    new.stored,
+                    io.cursors.find_or_add(&route.source_topic, new.partition),
+                    reporter.partition(&route.source_topic, new.partition),
+                    flow.offset_syncs
                         .as_ref()
                         .map(|c| SyncEmitter::new(c.lag_max)),
-                ));
-                if stored.is_none() && self.flow.start_at_end {
-                    without_progress.push(slot);
-                }
-                added.push(slot);
-            }
+                    now,
+                )
+            });
+            added.extend(slots);
         }
         for slot in without_progress {
             self.start_at_end(slot, &io.readers.shared);
@@ -311,33 +192,33 @@ impl<T: Target> Lane<T> {
         // (5 minutes by default): ask for the topics' metadata now.
         let remote_topics: std::collections::BTreeSet<Arc<str>> = added
             .iter()
-            .map(|&slot| self.partitions[slot].remote_topic.clone())
+            .map(|&slot| self.book[slot].remote_topic.clone())
             .collect();
         for topic in remote_topics {
             if let Err(e) = self.target.refresh_metadata(&topic) {
-                debug!(flow = %self.flow_name, "metadata of {topic} not refreshed ({e}); a failed delivery retries");
+                debug!(flow = %self.ctx.flow_name, "metadata of {topic} not refreshed ({e}); a failed delivery retries");
             }
         }
         for &slot in &added {
             self.start_reading(slot, io);
         }
         info!(
-            flow = %self.flow_name,
+            flow = %self.ctx.flow_name,
             "copying {} new partition(s) of {} topic(s)",
             added.len(),
-            self.index_of.topic_count()
+            self.book.topic_count()
         );
     }
 
     /// `auto.offset.reset = latest`: a partition without progress starts at its end now, as
     /// MM2's consumer does; its earlier records are not copied.
     fn start_at_end(&mut self, slot: usize, reader: &impl Reader) {
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         match reader.end_offset(&state.source_topic, state.partition) {
             Ok(0) => {}
             Ok(end) => {
                 info!(
-                    flow = %self.flow_name,
+                    flow = %self.ctx.flow_name,
                     "{}[{}] has no progress and auto.offset.reset = latest: copying from its end \
                      ({end}); the {end} record(s) before are not copied",
                     state.source_topic,
@@ -346,7 +227,7 @@ impl<T: Target> Lane<T> {
                 state.start_at(end);
             }
             Err(e) => warn!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "{}[{}] has no progress and auto.offset.reset = latest, but its end cannot be \
                  read ({e}): copying from its beginning instead",
                 state.source_topic,
@@ -355,59 +236,54 @@ impl<T: Target> Lane<T> {
         }
     }
 
-    fn forget<R: Reader>(&mut self, topic: &str, io: &mut Reading<'_, R>) {
-        let Some(partitions) = self.index_of.remove_topic(topic) else {
+    pub(super) fn forget<R: Reader>(&mut self, topic: &str, io: &mut Reading<'_, R>) {
+        let partitions = self.book.forget_topic(topic);
+        if partitions.is_empty() {
             return;
-        };
-        if let Some(progress) = &mut self.progress {
-            progress.retain(|(t, _), _| t != topic);
         }
-        let progress_topic = self.flow.progress_topic();
+        let progress_topic = self.ctx.flow.progress_topic();
         for (partition, slot) in partitions {
             self.stop_reading(slot, io);
-            let state = &mut self.partitions[slot];
-            state.retired = true;
-            state.mode = Mode::Waiting(Instant::now());
-            state.meters.stopped.set(0);
+            self.book.retire(slot, self.ctx.clock.now());
             let key = codec::encode_key(
-                &self.flow.progress.connector,
-                &self.flow.source,
+                &self.ctx.flow.progress.connector,
+                &self.ctx.flow.source,
                 topic,
                 partition,
             );
             let tag = Tag::Progress { slot, offset: None };
             let tombstone = Outgoing::internal(&progress_topic, &key, None, tag);
             if let Err((e, _)) = self.target.send(tombstone) {
-                warn!(flow = %self.flow_name, "cannot drop the progress of {topic}[{partition}]: {e}");
+                warn!(flow = %self.ctx.flow_name, "cannot drop the progress of {topic}[{partition}]: {e}");
             }
         }
-        info!(flow = %self.flow_name, "stopped copying {topic}, which is gone from the source");
+        info!(flow = %self.ctx.flow_name, "stopped copying {topic}, which is gone from the source");
     }
 
     /// Reads a waiting partition again from where it must continue: through the shared reader
     /// if it can, else on the lane's own reader.
     fn start_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         if !self
             .transactions
             .as_ref()
             .is_none_or(Transactions::registered)
         {
-            state.mode = Mode::Waiting(Instant::now());
+            state.mode = Mode::Waiting(self.ctx.clock.now());
             return;
         }
         let joined = io.cursors.join(
             &io.readers.shared,
             state.cursor,
-            self.index,
+            self.ctx.index,
             slot,
             state.next,
         );
         match joined {
             Ok(true) => {
                 state.mode = Mode::Shared;
-                if self.shared_join.recovered() {
-                    info!(flow = %self.flow_name, "the shared reader takes partitions again");
+                if self.signals.shared_join.recovered() {
+                    info!(flow = %self.ctx.flow_name, "the shared reader takes partitions again");
                 }
             }
             Ok(false) => {
@@ -415,8 +291,8 @@ impl<T: Target> Lane<T> {
             }
             Err(e) => {
                 // The partition is not lost for lack of the shared reader: read it alone.
-                if self.shared_join.failed() {
-                    warn!(flow = %self.flow_name, "reading {}[{}] through the shared reader: {e}; reading it on the lane's own reader", state.source_topic, state.partition);
+                if self.signals.shared_join.failed() {
+                    warn!(flow = %self.ctx.flow_name, "reading {}[{}] through the shared reader: {e}; reading it on the lane's own reader", state.source_topic, state.partition);
                 }
                 self.read_on_own(slot, io);
             }
@@ -426,21 +302,20 @@ impl<T: Target> Lane<T> {
     /// Reads a partition on the lane's own reader, from where the lane is. Returns whether it
     /// does (else it waits for a retry).
     fn read_on_own<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) -> bool {
-        let state = &mut self.partitions[slot];
-        let assigned = io.readers.own[self.index].assign(&[(
+        let state = &mut self.book[slot];
+        let assigned = io.readers.own[self.ctx.index].assign(&[(
             &state.source_topic,
             state.partition,
             state.next,
         )]);
         match assigned {
             Ok(()) => {
-                state.mode = Mode::CatchingUp;
-                self.catching_up += 1;
+                self.book.read_on_own(slot);
                 true
             }
             Err(e) => {
-                warn!(flow = %self.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
-                state.mode = Mode::Waiting(Instant::now() + state.backoff.next_delay());
+                warn!(flow = %self.ctx.flow_name, "reading {}[{}]: {e}; retrying", state.source_topic, state.partition);
+                state.mode = Mode::Waiting(self.ctx.clock.now() + state.backoff.next_delay());
                 false
             }
         }
@@ -448,17 +323,17 @@ impl<T: Target> Lane<T> {
 
     /// Stops reading a partition wherever it is read.
     pub(super) fn stop_reading<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
-        let state = &mut self.partitions[slot];
+        let state = &self.book[slot];
         match state.mode {
             Mode::Shared => io
                 .cursors
-                .leave(&io.readers.shared, state.cursor, self.index),
+                .leave(&io.readers.shared, state.cursor, self.ctx.index),
             Mode::CatchingUp => {
-                self.catching_up -= 1;
-                let own = &io.readers.own[self.index];
+                let own = &io.readers.own[self.ctx.index];
                 if let Err(e) = own.unassign(&state.source_topic, state.partition) {
-                    warn!(flow = %self.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
+                    warn!(flow = %self.ctx.flow_name, "pausing {}[{}]: {e}", state.source_topic, state.partition);
                 }
+                self.book.left_own();
             }
             Mode::Waiting(_) | Mode::Stopped => {}
         }
@@ -467,10 +342,10 @@ impl<T: Target> Lane<T> {
     /// The target fell behind: every partition read through the shared reader continues on the
     /// lane's own reader from where the lane is.
     pub fn leave_shared_reader<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        self.queue.left();
+        self.flight.queue.left();
         let mut moved = 0;
-        for slot in 0..self.partitions.len() {
-            if self.partitions[slot].mode != Mode::Shared {
+        for slot in self.book.slots() {
+            if self.book[slot].mode != Mode::Shared {
                 continue;
             }
             self.stop_reading(slot, io);
@@ -479,9 +354,9 @@ impl<T: Target> Lane<T> {
             }
         }
         info!(
-            flow = %self.flow_name,
+            flow = %self.ctx.flow_name,
             "the target is slower than the other targets of {}: {moved} partition(s) catch up on their own reader",
-            self.flow.source
+            self.ctx.flow.source
         );
     }
 
@@ -495,11 +370,11 @@ impl<T: Target> Lane<T> {
         may_detach: bool,
         io: &mut Reading<'_, R>,
     ) {
-        self.source_health.recovered();
-        if self.partitions[slot].mode != Mode::Shared {
+        self.signals.source.recovered();
+        if self.book[slot].mode != Mode::Shared {
             return; // left during this record (a failure while another lane waited)
         }
-        let epoch = self.partitions[slot].ledger.epoch();
+        let epoch = self.book[slot].ledger.epoch();
         loop {
             match self.send(slot, message) {
                 Sent::Done => return,
@@ -508,7 +383,7 @@ impl<T: Target> Lane<T> {
                     self.send_failed(slot, message.offset(), &e, io);
                     return;
                 }
-                Sent::Full if may_detach && self.queue.out_of_patience() => {
+                Sent::Full if may_detach && self.flight.queue.out_of_patience() => {
                     self.leave_shared_reader(io);
                     return;
                 }
@@ -532,23 +407,27 @@ impl<T: Target> Lane<T> {
         epoch: u32,
         io: &mut Reading<'_, R>,
     ) -> bool {
-        let waiting = Instant::now();
+        let waiting = self.ctx.clock.now();
         if self.takes_records() {
             self.target.serve(Duration::from_millis(20));
         } else {
             // Waiting for the transaction to end, not for the queue: as soon as it has.
             self.advance_transaction(Duration::from_millis(20), io);
         }
-        self.queue.waited(waiting);
+        self.flight.queue.waited(waiting, self.ctx.clock.now());
         self.handle_deliveries(io);
         // A slow target must not widen the window re-copied after a crash.
-        if self.timers.progress_due(self.flow.progress.interval) {
+        if self
+            .house
+            .timers
+            .progress_due(self.ctx.flow.progress.interval, self.ctx.clock.now())
+        {
             self.write_progress();
         }
-        if self.partitions[slot].ledger.epoch() != epoch {
+        if self.book[slot].ledger.epoch() != epoch {
             return false;
         }
-        if self.shutdown.is_triggered() {
+        if self.ctx.shutdown.is_triggered() {
             // Dropping this record leaves a gap unless later ones are dropped too.
             self.rewind(slot, io);
             return false;
@@ -558,16 +437,16 @@ impl<T: Target> Lane<T> {
 
     /// A record from the lane's own reader.
     pub fn forward_own<R: Reader>(&mut self, message: &impl SourceRecord, io: &mut Reading<'_, R>) {
-        self.source_health.recovered();
-        let Some(slot) = self.index_of.get(message.topic(), message.partition()) else {
+        self.signals.source.recovered();
+        let Some(slot) = self.book.slot_of(message.topic(), message.partition()) else {
             return;
         };
-        if self.partitions[slot].mode != Mode::CatchingUp {
+        if self.book[slot].mode != Mode::CatchingUp {
             return; // fetched before the partition moved
         }
-        if let Offset::Offset(expected) = self.partitions[slot].next {
+        if let Offset::Offset(expected) = self.book[slot].next {
             if expected != message.offset() {
-                let own = &io.readers.own[self.index];
+                let own = &io.readers.own[self.ctx.index];
                 let low = own.low_watermark(message.topic(), message.partition());
                 self.source_moved(slot, expected, message.offset(), low);
             }
@@ -587,9 +466,9 @@ impl<T: Target> Lane<T> {
             }
         }
         // Caught up with the shared reader: read there again.
-        let state = &self.partitions[slot];
+        let state = &self.book[slot];
         let shared = io.cursors.get(state.cursor);
-        if shared.is_assigned() && shared.join(self.index, state.next) == Join::Share {
+        if shared.is_assigned() && shared.join(self.ctx.index, state.next) == Join::Share {
             self.stop_reading(slot, io);
             self.start_reading(slot, io);
         }
@@ -601,10 +480,10 @@ impl<T: Target> Lane<T> {
     /// past the log's start `low`: records were deleted at the source before they were copied.
     /// Either is logged and counted, never hidden.
     pub fn source_moved(&mut self, slot: usize, expected: i64, offset: i64, low: Option<i64>) {
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         if offset < expected {
             warn!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "{}[{}]: the source's offsets went back from {expected} to {offset} (the topic \
                  was re-created or truncated, or the cluster rebuilt); copying from {offset}",
                 state.source_topic, state.partition
@@ -622,7 +501,7 @@ impl<T: Target> Lane<T> {
             return; // a gap the log has (compaction, transaction markers)
         };
         warn!(
-            flow = %self.flow_name,
+            flow = %self.ctx.flow_name,
             "{}[{}]: {} record(s) at offsets {from}..{until} were deleted at the source (retention \
              or DeleteRecords) before they were copied",
             state.source_topic,
@@ -634,7 +513,7 @@ impl<T: Target> Lane<T> {
 
     /// Produces one source record to the target, unless this lane sent it before.
     pub fn send(&mut self, slot: usize, message: &impl SourceRecord) -> Sent {
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         if !state.wants(message.offset()) {
             return Sent::Done;
         }
@@ -673,17 +552,17 @@ impl<T: Target> Lane<T> {
         };
         match self.target.send(record) {
             Ok(()) => {
-                self.queue.sent(bytes);
+                self.flight.queue.sent(bytes);
                 if let Some(transactions) = &mut self.transactions {
                     let epoch = state.ledger.epoch();
                     transactions.sent(slot, epoch, message.offset(), bytes, timestamp_ms);
                 }
                 state.sent(message.offset());
-                self.reporter.read(timestamp_ms);
+                self.house.reporter.read(timestamp_ms);
                 Sent::Done
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                self.queue.full = true;
+                self.flight.queue.full = true;
                 Sent::Full
             }
             Err((e, _)) => Sent::Failed(e),
@@ -698,7 +577,7 @@ impl<T: Target> Lane<T> {
         error: &KafkaError,
         io: &mut Reading<'_, R>,
     ) {
-        let state = &self.partitions[slot];
+        let state = &self.book[slot];
         let tag = RecordTag {
             slot,
             epoch: state.ledger.epoch(),
@@ -712,26 +591,26 @@ impl<T: Target> Lane<T> {
 
     /// Starts a new epoch for the partition and takes it away from its reader.
     pub(super) fn rewind<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
-        self.partitions[slot].ledger.rewind();
+        self.book[slot].ledger.rewind();
         self.take_away(slot, io);
     }
 
     /// Stops reading the partition and schedules it to be read again, after a backoff, from
     /// right after its last acknowledged record.
     pub(super) fn take_away<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
-        if !matches!(self.partitions[slot].mode, Mode::Waiting(_)) {
+        if !matches!(self.book[slot].mode, Mode::Waiting(_)) {
             self.stop_reading(slot, io);
         }
-        self.partitions[slot].wait_and_resume();
+        self.book[slot].wait_and_resume(self.ctx.clock.now());
     }
 
     /// Hands due partitions back to a reader; moves partitions that caught up back to the
     /// shared reader.
     pub fn resume_due_partitions<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         self.move_displaced(io);
-        let now = Instant::now();
-        for slot in 0..self.partitions.len() {
-            let state = &self.partitions[slot];
+        let now = self.ctx.clock.now();
+        for slot in self.book.slots() {
+            let state = &self.book[slot];
             if state.retired {
                 continue;
             }
@@ -743,9 +622,9 @@ impl<T: Target> Lane<T> {
                     // Only when level: moving the shared reader back for a lane that fell
                     // behind would hold the others back again.
                     if shared.is_assigned() {
-                        shared.join(self.index, state.next) == Join::Share
+                        shared.join(self.ctx.index, state.next) == Join::Share
                     } else {
-                        let end = io.readers.own[self.index]
+                        let end = io.readers.own[self.ctx.index]
                             .high_watermark(&state.source_topic, state.partition);
                         matches!((state.next, end), (Offset::Offset(n), Some(end)) if n >= end)
                     }
@@ -753,7 +632,7 @@ impl<T: Target> Lane<T> {
                 Mode::Shared | Mode::Stopped => false,
             };
             if due {
-                self.partitions[slot].arm_suspect();
+                self.book[slot].arm_suspect();
                 self.stop_reading(slot, io);
                 self.start_reading(slot, io);
             }
@@ -764,17 +643,17 @@ impl<T: Target> Lane<T> {
     /// was backfilling): they continue on the lane's own reader from where the lane is.
     fn move_displaced<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let mut moved = 0;
-        for slot in io.cursors.take_displaced(self.index) {
-            if self.partitions[slot].mode == Mode::Shared && self.read_on_own(slot, io) {
+        for slot in io.cursors.take_displaced(self.ctx.index) {
+            if self.book[slot].mode == Mode::Shared && self.read_on_own(slot, io) {
                 moved += 1;
             }
         }
         if moved > 0 {
             info!(
-                flow = %self.flow_name,
+                flow = %self.ctx.flow_name,
                 "{moved} partition(s) are far behind where the other targets of {} read: they \
                  catch up on their own reader, and the others no longer wait for them",
-                self.flow.source
+                self.ctx.flow.source
             );
         }
     }
@@ -787,21 +666,21 @@ impl<T: Target> Lane<T> {
         reason: &str,
         io: &mut Reading<'_, R>,
     ) {
-        error!(flow = %self.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
+        error!(flow = %self.ctx.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
         // What the old producer held is gone: its reports are stale once every partition is
         // rewound below.
         if let Err(e) = self.forget_producer() {
-            return error!(flow = %self.flow_name, "cannot create a new target producer: {e}");
+            return error!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
         }
         if let Some(transactions) = &mut self.transactions {
             transactions.ended();
             transactions.phase = Phase::Unready {
-                since: Instant::now(),
+                since: self.ctx.clock.now(),
                 said: false,
             };
         }
-        for slot in 0..self.partitions.len() {
-            if !self.partitions[slot].retired {
+        for slot in self.book.slots() {
+            if !self.book[slot].retired {
                 self.rewind(slot, io);
             }
         }

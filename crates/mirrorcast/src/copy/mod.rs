@@ -17,6 +17,7 @@
 //! against fakes (`tests`).
 
 mod backpressure;
+mod book;
 mod commit;
 mod delivery;
 #[cfg(test)]
@@ -24,6 +25,7 @@ mod fakes;
 pub mod fanout;
 mod handover;
 mod housekeeping;
+mod inbox;
 mod io;
 mod lane;
 pub mod ledger;
@@ -31,6 +33,7 @@ mod partitions;
 mod readers;
 mod refusal;
 pub mod report;
+mod signals;
 pub mod source;
 mod source_copy;
 pub mod syncs;
@@ -40,27 +43,42 @@ mod tests;
 pub(crate) mod transaction;
 
 use std::sync::mpsc::Receiver;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
 
+use crate::clock::Clock;
 use crate::config::FlowConfig;
-use crate::ownership::Standing;
 use crate::kafka::clients::ClientLog;
 use crate::observe::metrics::ReaderLabels;
 use crate::observe::Observability;
-use crate::plan::Command;
+use crate::ownership::Shard;
+use crate::ownership::Standing;
+use crate::plan::ToCopier;
 use crate::shutdown::Shutdown;
 use backpressure::Backpressure;
 use lane::{Lane, LaneSetup};
+use rdkafka::error::KafkaError;
 use readers::Readers;
 use report::{FlowReporter, FlowShards};
-use crate::ownership::Shard;
 use source::SourceReader;
 use source_copy::SourceCopy;
 use std::sync::Arc;
 use syncs::SyncWriter;
 use target::KafkaTarget;
+
+/// Why the copy of a source could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    /// `flow`: the flow, or the source for the reader the flows share.
+    #[error("{flow}: cannot create the {client}: {error}")]
+    Client {
+        flow: String,
+        client: &'static str,
+        #[source]
+        error: KafkaError,
+    },
+}
 
 /// Everything one flow's lane needs to start on one copier thread.
 pub struct CopierSetup {
@@ -74,7 +92,7 @@ pub struct CopierSetup {
     /// For offset syncs kept on the source.
     pub source_producer: ClientConfig,
     pub observe: Observability,
-    pub commands: Receiver<Command>,
+    pub commands: Receiver<ToCopier>,
     /// Whether this process may write, and leads the flow (instances sharing a group).
     pub standing: Standing,
 }
@@ -88,7 +106,7 @@ pub fn run(
     setups: Vec<CopierSetup>,
     observe: &Observability,
     shutdown: Shutdown,
-) -> Result<(), String> {
+) -> Result<(), CopyError> {
     let group_id = format!("mirrorcast.{source}");
     let mut reader_log = ClientLog::new(format!("{source} reader")).trusting(&reader_config);
     for setup in &setups {
@@ -98,8 +116,13 @@ pub fn run(
             &setup.flow.target,
         );
     }
-    let shared = SourceReader::new(reader_config, &group_id, reader_log)
-        .map_err(|e| format!("cannot create the source reader: {e}"))?;
+    let shared = SourceReader::new(reader_config, &group_id, reader_log).map_err(|error| {
+        CopyError::Client {
+            flow: source.to_string(),
+            client: "source reader",
+            error,
+        }
+    })?;
     let mut lanes = Vec::new();
     let mut own = Vec::new();
     let standing = setups
@@ -127,8 +150,16 @@ fn connect_lane(
     setup: CopierSetup,
     index: usize,
     shutdown: Shutdown,
-) -> Result<(Lane<KafkaTarget>, SourceReader), String> {
+) -> Result<(Lane<KafkaTarget>, SourceReader), CopyError> {
     let flow_name = setup.flow.name();
+    let client_error = |client: &'static str| {
+        let flow = flow_name.clone();
+        move |error| CopyError::Client {
+            flow,
+            client,
+            error,
+        }
+    };
     let board = setup.observe.status.clone();
     let (source, target) = (setup.flow.source.clone(), setup.flow.target.clone());
     let reader_log = ClientLog::new(format!("{flow_name} source"))
@@ -139,7 +170,7 @@ fn connect_lane(
         &format!("mirrorcast.{flow_name}"),
         reader_log,
     )
-    .map_err(|e| format!("{flow_name}: cannot create the source reader: {e}"))?;
+    .map_err(client_error("source reader"))?;
     let limit = |key: &str, default: u64| {
         setup
             .target_producer
@@ -175,7 +206,8 @@ fn connect_lane(
                 "transactional.id",
                 setup.flow.transactional_id(setup.shard.index),
             );
-            let transactions = transaction::Transactions::new(exactly_once.commit_interval);
+            let transactions =
+                transaction::Transactions::new(exactly_once.commit_interval, Instant::now());
             Some(if setup.standing.is_grouped() {
                 transactions.standing_by()
             } else {
@@ -184,12 +216,12 @@ fn connect_lane(
         }
     };
     let producer = KafkaTarget::new(target_producer, &flow_name, board, &source, &target)
-        .map_err(|e| format!("{flow_name}: cannot create the target producer: {e}"))?;
+        .map_err(client_error("target producer"))?;
     let syncs = match &setup.flow.offset_syncs {
         None => None,
         Some(config) => Some(
             SyncWriter::new(config, &setup.source_producer, &flow_name)
-                .map_err(|e| format!("{flow_name}: cannot create the offset sync producer: {e}"))?,
+                .map_err(client_error("offset sync producer"))?,
         ),
     };
     let read_own = setup
@@ -220,6 +252,7 @@ fn connect_lane(
         standing: setup.standing,
         transactions,
         shutdown,
+        clock: Clock::system(),
     });
     Ok((lane, reader))
 }

@@ -121,6 +121,7 @@ impl PartitionState {
         cursor: usize,
         meters: PartitionMeters,
         sync_emitter: Option<SyncEmitter>,
+        now: Instant,
     ) -> Self {
         let ledger = PartitionLedger::new(stored);
         PartitionState {
@@ -129,7 +130,7 @@ impl PartitionState {
             partition,
             next: ledger.resume_offset(),
             ledger,
-            mode: Mode::Waiting(Instant::now()),
+            mode: Mode::Waiting(now),
             cursor,
             backoff: Backoff::default(),
             retired: false,
@@ -201,7 +202,7 @@ impl PartitionState {
             return false;
         }
         let since = *self.unreported_since.get_or_insert(now);
-        !timeout.is_zero() && now.duration_since(since) >= timeout
+        !timeout.is_zero() && now.saturating_duration_since(since) >= timeout
     }
 
     /// Whether a waiting partition may be read again at `now`: its backoff is over and nothing
@@ -217,12 +218,12 @@ impl PartitionState {
 
     /// Schedules the partition to be read again, after a backoff, from right after its last
     /// acknowledged record.
-    pub fn wait_and_resume(&mut self) {
+    pub fn wait_and_resume(&mut self, now: Instant) {
         self.next = self.ledger.resume_offset();
         if self.mode == Mode::Stopped {
             return;
         }
-        self.mode = Mode::Waiting(Instant::now() + self.backoff.next_delay());
+        self.mode = Mode::Waiting(now + self.backoff.next_delay());
     }
 
     /// Where nothing is left to copy of a partition whose reader moved past offsets without
@@ -258,6 +259,7 @@ mod tests {
             0,
             reporter.partition("t", 0),
             None,
+            Instant::now(),
         )
     }
 

@@ -116,7 +116,7 @@ impl<T: Target> Lane<T> {
         local: bool,
         io: &mut Reading<'_, R>,
     ) {
-        let state = &mut self.partitions[record.slot];
+        let state = &mut self.book[record.slot];
         let current = record.epoch == state.ledger.epoch();
         let verdict = match judge(error, local) {
             // Sent alone and still too large: it is the one.
@@ -138,7 +138,7 @@ impl<T: Target> Lane<T> {
                 state.note_too_large(record.offset, record.bytes);
                 if state.ledger.delivery_failed(record.epoch) {
                     warn!(
-                        flow = %self.flow_name,
+                        flow = %self.ctx.flow_name,
                         "{}[{}]: the target refused a batch as too large ({error}); sending its \
                          largest record alone to find out whether it is the cause",
                         state.remote_topic, state.partition
@@ -166,13 +166,13 @@ impl<T: Target> Lane<T> {
         error: &KafkaError,
         io: &mut Reading<'_, R>,
     ) {
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         if state.refused_at(offset) {
             return; // known already
         }
         state.meters.refused.inc();
         let reason = error.to_string();
-        match &self.flow.errors {
+        match &self.ctx.flow.errors {
             ErrorsConfig::StopPartition => {
                 self.stop_partition(slot, offset, reason, error, io);
             }
@@ -182,7 +182,7 @@ impl<T: Target> Lane<T> {
                     _ => "skipped (errors.tolerance = all)".to_string(),
                 };
                 warn!(
-                    flow = %self.flow_name,
+                    flow = %self.ctx.flow_name,
                     "{}[{}] offset {offset}: the target refused the record for good ({reason}); \
                      it is {what}",
                     state.source_topic, state.partition
@@ -211,10 +211,10 @@ impl<T: Target> Lane<T> {
         error: &KafkaError,
         io: &mut Reading<'_, R>,
     ) {
-        if !matches!(self.partitions[slot].mode, Mode::Waiting(_) | Mode::Stopped) {
+        if !matches!(self.book[slot].mode, Mode::Waiting(_) | Mode::Stopped) {
             self.stop_reading(slot, io);
         }
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         state.ledger.rewind();
         state.mode = Mode::Stopped;
         state.meters.stopped.set(1);
@@ -224,8 +224,8 @@ impl<T: Target> Lane<T> {
              restart, or set errors.tolerance = all (with errors.deadletterqueue.topic.name)",
             state.source_topic, state.partition
         );
-        error!(flow = %self.flow_name, "{message}");
-        self.reporter.error(&message);
+        error!(flow = %self.ctx.flow_name, "{message}");
+        self.house.reporter.error(&message);
         state.refusal = Some(Refusal {
             offset,
             reason,
@@ -236,15 +236,15 @@ impl<T: Target> Lane<T> {
     /// Sends the refused record at `offset` where `errors.tolerance = all` says, once nothing
     /// else of its partition is in flight.
     pub(super) fn deal_with_refused(&mut self, slot: usize, message: &impl SourceRecord) -> Sent {
-        let state = &mut self.partitions[slot];
+        let state = &mut self.book[slot];
         let Some(refusal) = state.refusal.clone() else {
             return Sent::Done;
         };
-        match &self.flow.errors {
+        match &self.ctx.flow.errors {
             ErrorsConfig::DeadLetter { topic, .. } => {
                 let headers = dead_letter_headers(
                     message.headers(),
-                    &self.flow.progress.connector,
+                    &self.ctx.flow.progress.connector,
                     &state.source_topic,
                     state.partition,
                     &refusal,

@@ -97,7 +97,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             for lane in &mut self.lanes {
                 lane.housekeeping(&mut io);
             }
-            if self.lanes.iter().all(|l| l.disconnected) {
+            if self.lanes.iter().all(|l| l.inbox.disconnected()) {
                 return false;
             }
             self.shutdown.sleep(Duration::from_millis(100));
@@ -142,7 +142,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
     /// Forwards up to a batch of records from the shared reader; returns how many it read.
     fn forward_shared_batch(&mut self, wait: Duration) -> usize {
         for lane in &mut self.lanes {
-            lane.reporter.tick();
+            lane.house.reporter.tick();
         }
         for read in 0..BATCH {
             // Before reading, never between reading and forwarding (that would be a gap); every
@@ -175,7 +175,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
                         warn!(source = %self.source, "reading the source: {e}; retrying");
                     }
                     for lane in &mut self.lanes {
-                        lane.source_health.failed();
+                        lane.signals.source.failed();
                     }
                     return read;
                 }
@@ -195,7 +195,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             return 0;
         }
         let reader = &self.readers.own[index];
-        lane.reporter.tick();
+        lane.house.reporter.tick();
         for read in 0..BATCH {
             if read % 64 == 0 && (!lane.has_room() || !self.standing.may_write()) {
                 return read;
@@ -203,7 +203,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             match reader.poll(Duration::ZERO) {
                 None => return read,
                 Some(Ok(message)) => {
-                    lane.read_own.inc();
+                    lane.house.read_own.inc();
                     let mut io = Reading {
                         readers: &self.readers,
                         cursors: &mut self.cursors,
@@ -211,13 +211,13 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
                     lane.forward_own(&message, &mut io);
                 }
                 Some(Err(e)) => {
-                    if lane.source_health.failed() {
-                        warn!(flow = %lane.flow_name, "reading the source: {e}; retrying");
+                    if lane.signals.source.failed() {
+                        warn!(flow = %lane.ctx.flow_name, "reading the source: {e}; retrying");
                     }
                     return read;
                 }
             }
-            if lane.catching_up == 0 {
+            if lane.book.catching_up() == 0 {
                 return read + 1;
             }
         }
@@ -261,10 +261,10 @@ fn forward_shared<T: Target, R: Reader>(
         }
     }
     // Any lane of the source counts: one still starting must not wait for a slow one.
-    let keeping_up = lanes.iter().filter(|l| !l.queue.full).count();
+    let keeping_up = lanes.iter().filter(|l| !l.flight.queue.full).count();
     for &(index, slot) in scratch.iter() {
         let lane = &mut lanes[index];
-        let others_keep_up = keeping_up > usize::from(!lane.queue.full);
+        let others_keep_up = keeping_up > usize::from(!lane.flight.queue.full);
         lane.forward_shared(slot, message, others_keep_up, &mut io);
     }
 }

@@ -73,18 +73,117 @@ pub(crate) struct Transactions {
     syncs: Vec<OffsetSync>,
 }
 
+/// What the lane sees of its target when its transactions take a step.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TxnView {
+    /// Since when a transaction is open on the target (`None`: none is).
+    pub open_since: Option<Instant>,
+    /// Whether the id may be registered now: the group gave the unit (a fence is under way) or
+    /// this process may write (a replaced producer).
+    pub may_register: bool,
+    /// In a group the membership asks a refusing target again, not the lane.
+    pub grouped: bool,
+}
+
+/// The next thing a lane does with its transactions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TxnStep {
+    Wait,
+    /// Register the transactional id (again); `said`: its silence was said already.
+    Register {
+        since: Instant,
+        said: bool,
+    },
+    /// A doomed transaction that sent nothing: it ends here, nothing to abort.
+    Discard,
+    /// Add the progress records and commit.
+    Commit,
+    /// Ask the commit under way since `since` again.
+    ContinueCommit {
+        since: Instant,
+    },
+    Abort,
+    /// The target refused transactions a while ago: ask again with a new producer.
+    AskAgain,
+}
+
+/// Where a fence under way stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FenceState {
+    /// Still registering.
+    Pending,
+    /// Registered: the unit's previous owner is fenced.
+    Fenced,
+    /// Not registered within [`FENCE_WAIT`]: the unit stands by; the membership asks again.
+    TimedOut,
+    /// Refused or fenced itself.
+    Refused,
+}
+
+/// After this long without a coordinator answering, the target is said to refuse transactions.
+pub(crate) const COORDINATOR_PATIENCE: Duration = Duration::from_secs(30);
+/// How often a target that refused transactions is asked again.
+pub(crate) const REFUSED_RETRY: Duration = Duration::from_secs(30);
+/// How long a lane given a unit tries to register its transactional id (the coordinator first
+/// ends the previous owner's open transaction). The membership asks again after that.
+pub(crate) const FENCE_WAIT: Duration = Duration::from_secs(20);
+
 impl Transactions {
-    pub fn new(interval: Duration) -> Self {
+    pub fn new(interval: Duration, now: Instant) -> Self {
         Transactions {
             interval,
             phase: Phase::Unready {
-                since: Instant::now(),
+                since: now,
                 said: false,
             },
             covered: HashMap::new(),
             doomed: None,
             syncs: Vec::new(),
         }
+    }
+
+    /// The next step at `now`: a pure decision on the phase, the open transaction and the
+    /// clock.
+    pub fn step(&self, now: Instant, view: TxnView) -> TxnStep {
+        match self.phase {
+            Phase::Unready { since, said } if view.may_register => {
+                TxnStep::Register { since, said }
+            }
+            Phase::Ready if view.open_since.is_none() && self.doomed.is_some() => TxnStep::Discard,
+            Phase::Ready if self.due(view.open_since, now) => TxnStep::Commit,
+            Phase::Committing { since } => TxnStep::ContinueCommit { since },
+            Phase::Aborting => TxnStep::Abort,
+            Phase::Refused { retry_at } if now >= retry_at && !view.grouped => TxnStep::AskAgain,
+            _ => TxnStep::Wait,
+        }
+    }
+
+    /// Registering since `since` got no answer: whether to say now that the target has no
+    /// coordinator (once, after [`COORDINATOR_PATIENCE`]).
+    pub fn coordinator_silent(since: Instant, said: bool, now: Instant) -> bool {
+        !said && now.saturating_duration_since(since) >= COORDINATOR_PATIENCE
+    }
+
+    /// A commit under way since `since` takes longer than `timeout`.
+    pub fn commit_slow(since: Instant, now: Instant, timeout: Duration) -> bool {
+        now.saturating_duration_since(since) >= timeout
+    }
+
+    /// Where a fence begun at `since` stands at `now`.
+    pub fn fence_state(&self, since: Instant, now: Instant) -> FenceState {
+        match self.phase {
+            Phase::Ready => FenceState::Fenced,
+            Phase::Unready { .. } if now.saturating_duration_since(since) < FENCE_WAIT => {
+                FenceState::Pending
+            }
+            Phase::Unready { .. } => FenceState::TimedOut,
+            _ => FenceState::Refused,
+        }
+    }
+
+    /// Whether the target refused transactions so recently that a fence is refused at once.
+    pub fn refused_recently(&self, now: Instant) -> bool {
+        matches!(self.phase, Phase::Refused { retry_at } if now < retry_at)
     }
 
     /// Instances sharing a group: nothing registers until the group gives the lane's unit.
@@ -178,14 +277,14 @@ mod tests {
     use super::*;
 
     fn ready() -> Transactions {
-        let mut t = Transactions::new(Duration::from_millis(100));
+        let mut t = Transactions::new(Duration::from_millis(100), Instant::now());
         t.phase = Phase::Ready;
         t
     }
 
     #[test]
     fn records_are_taken_only_when_ready_and_not_doomed() {
-        let mut t = Transactions::new(Duration::from_millis(100));
+        let mut t = Transactions::new(Duration::from_millis(100), Instant::now());
         assert!(!t.accepts_records(), "not before the id is registered");
         t.phase = Phase::Ready;
         assert!(t.accepts_records());

@@ -7,7 +7,7 @@
 //! only after that flow's lane of the unit answered that it registered the id, in a round
 //! asked after the group's last revocation; anything else is asked again.
 
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
@@ -15,7 +15,7 @@ use tracing::{info, warn};
 use super::membership::MemberFlow;
 use super::units::Units;
 use crate::health::Health;
-use crate::plan::Command;
+use crate::plan::{FenceAnswer, GroupCommand, Reply};
 
 /// How long a round waits for the copier threads' answers (each lane tries for 20 s).
 const FENCE_ANSWERS: Duration = Duration::from_secs(30);
@@ -38,7 +38,7 @@ struct Fencing {
 
 /// One `Fence` sent to a flow's copier threads, and their answers so far.
 struct Round {
-    answers: Receiver<(usize, Result<(), String>)>,
+    answers: Receiver<FenceAnswer>,
     /// Every copier thread answers (those not concerned at once).
     expected: usize,
     answered: usize,
@@ -112,8 +112,8 @@ impl Round {
         if units.is_empty() {
             return None;
         }
-        let (done, answers) = mpsc::channel();
-        let fence = Command::Fence {
+        let (done, answers) = Reply::channel();
+        let fence = GroupCommand::Fence {
             units: units.clone(),
             done,
         };
@@ -139,7 +139,7 @@ impl Round {
                     match answer {
                         Ok(()) if self.units.contains(&unit) => self.fenced.push(unit),
                         Ok(()) => {}
-                        Err(reason) => self.refusals.push(reason),
+                        Err(refused) => self.refusals.push(refused.to_string()),
                     }
                 }
                 Err(TryRecvError::Empty) => {
@@ -155,9 +155,10 @@ impl Round {
 mod tests {
     use super::*;
     use crate::config::{Config, RawProperties};
-    use crate::plan::Commands;
+    use crate::plan::{Commands, FenceRefused, ToCopier};
+    use std::sync::mpsc;
 
-    fn member(threads: usize) -> (MemberFlow, Vec<mpsc::Receiver<Command>>) {
+    fn member(threads: usize) -> (MemberFlow, Vec<mpsc::Receiver<ToCopier>>) {
         let text = "clusters = eu, na\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
                     eu->na.enabled = true\n";
         let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
@@ -172,16 +173,16 @@ mod tests {
     }
 
     /// Answers every `Fence` on `threads`: Ok for its own unit, unless `refuse`.
-    fn answer(threads: &[mpsc::Receiver<Command>], refuse: &[usize]) {
+    fn answer(threads: &[mpsc::Receiver<ToCopier>], refuse: &[usize]) {
         for (thread, receiver) in threads.iter().enumerate() {
             while let Ok(command) = receiver.try_recv() {
-                if let Command::Fence { done, .. } = command {
+                if let ToCopier::Group(GroupCommand::Fence { done, .. }) = command {
                     let answer = if refuse.contains(&thread) {
-                        Err(format!("unit {thread} refused"))
+                        Err(FenceRefused(format!("unit {thread} refused")))
                     } else {
                         Ok(())
                     };
-                    done.send((thread, answer)).unwrap();
+                    done.send((thread, answer));
                 }
             }
         }

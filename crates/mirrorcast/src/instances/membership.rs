@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, TryRecvError};
+use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -24,7 +24,7 @@ use tracing::{debug, error, info, warn};
 
 use super::fencing::Fences;
 use super::lease::{Lease, Poll};
-use super::units::Units;
+use super::units::{UnitCountChanged, Units};
 use super::{leader_partition, Standing};
 use crate::config::FlowConfig;
 use crate::health::Health;
@@ -32,7 +32,7 @@ use crate::kafka::clients::ClientLog;
 use crate::kafka::log_reader::LogReadError;
 use crate::observe::metrics::SourceLabels;
 use crate::observe::Observability;
-use crate::plan::{Command, Commands};
+use crate::plan::{Commands, GroupCommand, Reply};
 use crate::progress::{self, Progress};
 use crate::shutdown::Shutdown;
 use crate::topics::replicated_topics;
@@ -147,15 +147,15 @@ impl ConsumerContext for MemberContext {
         if lost {
             warn!(source = %self.source, "the group took {} partition(s) from this process (its session expired): they are dropped without storing progress", partitions.len());
             for commands in &self.flows {
-                let _ = commands.send(Command::Abandon(partitions.clone()));
+                let _ = commands.send(GroupCommand::Abandon(partitions.clone()));
             }
             self.yield_units(units);
             return;
         }
-        let (done, answers) = mpsc::channel();
+        let (done, answers) = Reply::channel();
         let mut expected = 0;
         for commands in &self.flows {
-            let release = Command::Release {
+            let release = GroupCommand::Release {
                 partitions: partitions.clone(),
                 done: done.clone(),
             };
@@ -225,7 +225,7 @@ impl MemberContext {
         }
         debug!(source = %self.source, "copy unit(s) {units:?} leave this process");
         for commands in &self.flows {
-            let _ = commands.send(Command::Yield(units.clone()));
+            let _ = commands.send(GroupCommand::Yield(units.clone()));
         }
     }
 
@@ -278,9 +278,21 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// Why a process's group member stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum MembershipError {
+    #[error("cannot create the group member of {source_cluster}: {source}")]
+    Create {
+        source_cluster: String,
+        source: KafkaError,
+    },
+    #[error(transparent)]
+    UnitCountChanged(#[from] UnitCountChanged),
+}
+
 impl Membership {
     /// Runs until the copier threads are done (`leave`), then leaves the group.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), MembershipError> {
         let mut config = self.consumer.clone();
         config.set("group.id", &self.group_id);
         config.set("client.id", format!("mirrorcast-{}-member", self.source));
@@ -336,9 +348,13 @@ impl Membership {
                 units: self.units.clone(),
             }),
         };
-        let consumer: BaseConsumer<MemberContext> = config
-            .create_with_context(context)
-            .map_err(|e| format!("cannot create the group member of {}: {e}", self.source))?;
+        let consumer: BaseConsumer<MemberContext> =
+            config
+                .create_with_context(context)
+                .map_err(|source| MembershipError::Create {
+                    source_cluster: self.source.clone(),
+                    source,
+                })?;
         match &self.units {
             None => {
                 info!(source = %self.source, group = %self.group_id, "sharing the partitions of {} with the other instances in group {}", self.source, self.group_id)
@@ -382,7 +398,7 @@ impl Membership {
         labels: &SourceLabels,
         health: &mut Health,
         progress_health: &mut Health,
-    ) -> Result<(), String> {
+    ) -> Result<(), MembershipError> {
         // Listing the topics fails on its own, and is said on its own.
         let mut listing_health = Health::default();
         let mut fences = Fences::new(self.flows.len());
@@ -393,7 +409,7 @@ impl Membership {
                 match self.subscribe(consumer) {
                     Ok(Err(changed)) => {
                         error!(source = %self.source, "{changed}");
-                        return Err(changed);
+                        return Err(changed.into());
                     }
                     Ok(Ok(())) => {
                         if listing_health.recovered() {
@@ -464,7 +480,7 @@ impl Membership {
     fn subscribe(
         &self,
         consumer: &BaseConsumer<MemberContext>,
-    ) -> Result<Result<(), String>, KafkaError> {
+    ) -> Result<Result<(), UnitCountChanged>, KafkaError> {
         let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
         let listing = metadata
             .topics()
@@ -544,7 +560,7 @@ impl Membership {
                     if health.recovered() {
                         info!(flow = %flow.name(), "reading progress works again");
                     }
-                    let _ = member.commands.send(Command::Acquire {
+                    let _ = member.commands.send(GroupCommand::Acquire {
                         partitions,
                         progress,
                     });

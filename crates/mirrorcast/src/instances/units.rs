@@ -83,6 +83,18 @@ pub struct Units {
     revocations: u64,
 }
 
+/// The units topic no longer has this process's unit count.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{topic} has {listed} partition(s) now, but this process runs {running} copy unit(s): it \
+     starts again with the topic's count (to change the count, stop every instance first)"
+)]
+pub struct UnitCountChanged {
+    pub topic: String,
+    pub listed: i32,
+    pub running: usize,
+}
+
 impl Units {
     pub fn new(topic: String, count: usize, flows: usize) -> Self {
         Units {
@@ -189,14 +201,13 @@ impl Units {
     /// is no longer this process's unit count (someone added partitions, or deleted and
     /// recreated it). Processes that disagree map partitions to different units, so two of
     /// them could copy one partition: this one must start again with the topic's count.
-    pub fn check_count(&self, listed: Option<i32>) -> Result<(), String> {
+    pub fn check_count(&self, listed: Option<i32>) -> Result<(), UnitCountChanged> {
         match listed {
-            Some(count) if count.max(1) as usize != self.count => Err(format!(
-                "{} has {count} partition(s) now, but this process runs {} copy unit(s): it \
-                 starts again with the topic's count (to change the count, stop every instance \
-                 first)",
-                self.topic, self.count
-            )),
+            Some(count) if count.max(1) as usize != self.count => Err(UnitCountChanged {
+                topic: self.topic.clone(),
+                listed: count,
+                running: self.count,
+            }),
             _ => Ok(()),
         }
     }
@@ -308,7 +319,7 @@ mod tests {
         let units = Units::new("units".into(), 4, 1);
         assert!(units.check_count(Some(4)).is_ok());
         assert!(units.check_count(None).is_ok(), "not listed this time");
-        let changed = units.check_count(Some(6)).unwrap_err();
+        let changed = units.check_count(Some(6)).unwrap_err().to_string();
         assert!(changed.contains("units has 6 partition(s)") && changed.contains("runs 4"));
     }
 

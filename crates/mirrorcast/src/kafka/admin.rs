@@ -16,10 +16,10 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use super::clients::ClientLog;
+use super::cluster::{ClusterAdmin, TopicError};
 use super::ffi;
 use crate::acls::TopicAcl;
 use crate::topic_configs::{ConfigOp, ConfigValue};
-use super::cluster::{ClusterAdmin, TopicError};
 
 const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
 

@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::clock::Clock;
+
 pub use shard::{thread_of, Shard};
 
 /// What this process may do for a source's flows, shared by its threads.
@@ -21,6 +23,8 @@ pub struct Standing(Arc<Inner>);
 #[derive(Debug)]
 struct Inner {
     grouped: bool,
+    /// What the lease is measured by.
+    clock: Clock,
     base: Instant,
     /// Milliseconds after `base` plus one until which the lease holds; 0: no lease.
     lease_until: AtomicU64,
@@ -30,18 +34,24 @@ struct Inner {
 impl Standing {
     /// The only process of its replicator: it may always write and has every duty.
     pub fn alone() -> Self {
-        Self::new(false)
+        Self::new(false, Clock::system())
     }
 
     /// A member of a group: nothing until the membership says so.
     pub fn in_group() -> Self {
-        Self::new(true)
+        Self::in_group_on(Clock::system())
     }
 
-    fn new(grouped: bool) -> Self {
+    /// A member of a group whose lease is measured by `clock`.
+    pub fn in_group_on(clock: Clock) -> Self {
+        Self::new(true, clock)
+    }
+
+    fn new(grouped: bool, clock: Clock) -> Self {
         Standing(Arc::new(Inner {
             grouped,
-            base: Instant::now(),
+            base: clock.now(),
+            clock,
             lease_until: AtomicU64::new(0),
             leads: AtomicBool::new(false),
         }))
@@ -57,7 +67,7 @@ impl Standing {
             return true;
         }
         let until = self.0.lease_until.load(Ordering::Acquire);
-        until > 0 && self.millis(Instant::now()) + 1 < until
+        until > 0 && self.millis(self.0.clock.now()) + 1 < until
     }
 
     /// Whether the flows' once-per-flow duties run here now.

@@ -5,14 +5,14 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 
-use crate::topic_configs::{ConfigOp, ConfigValue};
 use super::manager::TopicManager;
 use super::{ClusterAdmin, TopicError};
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
 use crate::config::{Config, RawProperties};
 use crate::observe::Observability;
-use crate::plan::{Command, Commands};
+use crate::plan::{Commands, ToCopier};
 use crate::shutdown::Shutdown;
+use crate::topic_configs::{ConfigOp, ConfigValue};
 
 /// Partition count and explicitly set configs of a fake topic.
 type FakeTopic = (i32, BTreeMap<String, String>);
@@ -190,7 +190,7 @@ pub(super) fn acl(topic: &str, operation: AclOperation, permission: AclPermissio
     }
 }
 
-pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<Command>) {
+pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<ToCopier>) {
     let text = format!(
         "clusters = europe, na\neurope.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
          europe->na.enabled = true\nreplication.policy.class = IdentityReplicationPolicy\n{extra}"

@@ -21,10 +21,10 @@ use crate::acls::TopicAcl;
 use crate::backoff::Backoff;
 use crate::config::FlowConfig;
 use crate::health::Health;
-use crate::ownership::Standing;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::ClientLog;
 use crate::observe::Observability;
+use crate::ownership::Standing;
 use crate::plan::{Command, Commands, Route};
 use crate::progress;
 use crate::shutdown::Shutdown;
@@ -769,7 +769,7 @@ mod tests {
         let forgotten: Vec<String> = commands
             .try_iter()
             .filter_map(|c| match c {
-                Command::Forget(topics) => Some(topics),
+                crate::plan::ToCopier::Topics(Command::Forget(topics)) => Some(topics),
                 _ => None,
             })
             .flatten()

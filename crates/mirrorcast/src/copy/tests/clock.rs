@@ -1,0 +1,219 @@
+//! Corners decided by time, on a clock the test moves: a rewind's backoff, a target silent
+//! past the delivery timeout, a fence that times out, a coordinator that never answers, a
+//! lease that lapses. No test here waits for wall-clock time to pass.
+
+use super::*;
+use crate::clock::ManualClock;
+use crate::copy::transaction::{COORDINATOR_PATIENCE, FENCE_WAIT};
+
+/// Runs rounds of the copy loop until `done`, moving the clock 10 ms a round.
+fn run_ticking(h: &mut Harness, clock: &ManualClock, what: &str, done: impl Fn(&Harness) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !done(h) {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        assert!(h.copy.round(), "the copy loop stopped");
+        clock.advance(Duration::from_millis(10));
+    }
+}
+
+/// Runs `rounds` rounds of the copy loop.
+fn rounds(h: &mut Harness, rounds: usize) {
+    for _ in 0..rounds {
+        assert!(h.copy.round(), "the copy loop stopped");
+    }
+}
+
+#[test]
+fn a_rewound_partition_waits_its_backoff_on_the_clock_then_copies_again_from_the_last_acknowledged()
+{
+    let clock = ManualClock::new();
+    let mut h = Setup::new(1).clock(clock.clock()).build();
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("the first records", |h| h.has(0, 0, 10));
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.run_until("ten in flight", |h| {
+        h.targets[0].state().in_flight_len() == 10
+    });
+    {
+        let mut target = h.targets[0].state();
+        target.fail_next = vec![("t".into(), 0)];
+        target.acknowledging = true;
+    }
+    h.run_until("the rewind", |h| h.lane(0).book[0].ledger.epoch() == 1);
+    rounds(&mut h, 50);
+    assert!(
+        matches!(h.mode(0, 0), Some(Mode::Waiting(at)) if at > clock.now()),
+        "the backoff holds while the clock stands still"
+    );
+    assert_eq!(h.targets[0].log("t", 0).len(), 10, "nothing sent meanwhile");
+    clock.advance(Duration::from_secs(1));
+    h.run_until("the copy again from 10", |h| h.has(0, 0, 20));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+}
+
+#[test]
+fn a_target_silent_past_the_delivery_timeout_is_said_stalled_and_nothing_is_sent_twice() {
+    let clock = ManualClock::new();
+    let timeout = Duration::from_secs(120);
+    let mut h = Setup::new(1)
+        .delivery_timeout(timeout)
+        .clock(clock.clock())
+        .build();
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("ten in flight", |h| {
+        h.targets[0].state().in_flight_len() == 10
+    });
+    // The once-a-second check first sees the records unreported, then counts from there.
+    clock.advance(Duration::from_secs(1));
+    rounds(&mut h, 5);
+    clock.advance(timeout - Duration::from_secs(1));
+    rounds(&mut h, 5);
+    assert!(
+        !h.lane(0).signals.stall.is_failing(),
+        "not before the timeout"
+    );
+    clock.advance(Duration::from_secs(2));
+    rounds(&mut h, 5);
+    assert!(
+        h.lane(0).signals.stall.is_failing(),
+        "said once the timeout passed"
+    );
+    assert!(h
+        .lane(0)
+        .house
+        .reporter
+        .status()
+        .contains("has acknowledged nothing"));
+    assert_eq!(
+        h.lane(0).book[0].ledger.epoch(),
+        0,
+        "no rewind: the records stay queued"
+    );
+
+    h.targets[0].state().acknowledging = true;
+    clock.advance(Duration::from_secs(1));
+    h.run_until("the records and the end of the stall", |h| {
+        h.has(0, 0, 10) && !h.lane(0).signals.stall.is_failing()
+    });
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
+}
+
+/// Exactly once in a group, a target without a coordinator: the fence is answered only after
+/// [`FENCE_WAIT`] of the lane's clock, saying why, and the unit stands by.
+#[test]
+fn a_fence_that_cannot_register_is_answered_after_its_wait_and_the_unit_stands_by() {
+    let clock = ManualClock::new();
+    let standing = Standing::in_group_on(clock.clock());
+    standing.set_lease(Some(clock.now() + Duration::from_secs(600)));
+    let mut h = Setup::new(1)
+        .exactly_once(Duration::from_millis(20))
+        .standing(standing)
+        .clock(clock.clock())
+        .build();
+    h.targets[0].state().transaction.no_coordinator = true;
+    h.start(0, &[], 1);
+    let (done, answers) = Reply::channel();
+    h.commands[0]
+        .send(GroupCommand::Fence {
+            units: vec![0],
+            done,
+        })
+        .unwrap();
+    rounds(&mut h, 20);
+    assert!(answers.try_recv().is_err(), "still registering");
+    clock.advance(FENCE_WAIT - Duration::from_millis(1));
+    rounds(&mut h, 5);
+    assert!(answers.try_recv().is_err(), "not before the wait is over");
+    clock.advance(Duration::from_millis(1));
+    rounds(&mut h, 5);
+    let (unit, answer) = answers.try_recv().expect("answered once the wait is over");
+    assert_eq!(unit, 0);
+    let refused = answer.unwrap_err().to_string();
+    assert!(
+        refused.contains("did not register transactional id"),
+        "{refused}"
+    );
+    assert_eq!(h.targets[0].state().transaction.commits, 0);
+}
+
+/// Exactly once, alone: a target whose coordinator never answers is said to have none after
+/// [`COORDINATOR_PATIENCE`], once, and nothing is copied meanwhile.
+#[test]
+fn a_coordinator_that_never_answers_is_said_after_its_patience() {
+    let clock = ManualClock::new();
+    let mut h = Setup::new(1)
+        .exactly_once(Duration::from_millis(20))
+        .clock(clock.clock())
+        .build();
+    h.targets[0].state().transaction.no_coordinator = true;
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    rounds(&mut h, 20);
+    clock.advance(COORDINATOR_PATIENCE - Duration::from_millis(1));
+    rounds(&mut h, 5);
+    assert!(!h
+        .lane(0)
+        .house
+        .reporter
+        .status()
+        .contains("transaction coordinator"));
+    clock.advance(Duration::from_millis(1));
+    rounds(&mut h, 5);
+    let status = h.lane(0).house.reporter.status();
+    assert!(
+        status.contains("has no transaction coordinator"),
+        "{status}"
+    );
+    assert!(
+        h.targets[0].log("t", 0).is_empty(),
+        "nothing copied without transactions"
+    );
+
+    h.targets[0].state().transaction.no_coordinator = false;
+    run_ticking(&mut h, &clock, "the copy once it answers", |h| {
+        h.targets[0].state().transaction.commits > 0 && h.has(0, 0, 10)
+    });
+}
+
+/// A member whose lease lapses on the clock stores no more progress, though it goes on
+/// running; a renewed lease lets it store again.
+#[test]
+fn a_member_whose_lease_lapses_stores_no_progress_until_it_is_renewed() {
+    let clock = ManualClock::new();
+    let standing = Standing::in_group_on(clock.clock());
+    standing.set_lease(Some(clock.now() + Duration::from_secs(5)));
+    let mut h = Setup::new(1)
+        .standing(standing.clone())
+        .clock(clock.clock())
+        .build();
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    super::members::acquire(&h, &[0], &[]);
+    h.run_until("the copy", |h| h.has(0, 0, 10));
+    clock.advance(Duration::from_millis(50));
+    h.run_until("its progress", |h| {
+        h.targets[0].state().progress.contains(&(0, Some(9)))
+    });
+    clock.advance(Duration::from_secs(5));
+    assert!(!standing.may_write(), "the lease lapsed");
+    let stored = h.targets[0].state().progress.len();
+    h.source.produce("t", 0, 10);
+    rounds(&mut h, 50);
+    clock.advance(Duration::from_millis(50));
+    rounds(&mut h, 50);
+    assert_eq!(
+        h.targets[0].state().progress.len(),
+        stored,
+        "no progress without a lease"
+    );
+
+    standing.set_lease(Some(clock.now() + Duration::from_secs(5)));
+    clock.advance(Duration::from_millis(50));
+    h.run_until("progress again", |h| {
+        h.targets[0].state().progress.contains(&(0, Some(19)))
+    });
+}

@@ -1,0 +1,136 @@
+use super::*;
+
+/// A process of a group with a lease, copying one target.
+fn member() -> (Harness, Standing) {
+    let standing = Standing::in_group();
+    standing.set_lease(Some(Instant::now() + Duration::from_secs(600)));
+    let h = Setup::new(1).standing(standing.clone()).build();
+    (h, standing)
+}
+
+pub(super) fn acquire(h: &Harness, partitions: &[i32], progress: &[(i32, i64)]) {
+    h.commands[0]
+        .send(GroupCommand::Acquire {
+            partitions: partitions.iter().map(|&p| ("t".to_string(), p)).collect(),
+            progress: progress
+                .iter()
+                .map(|&(p, o)| (("t".into(), p), o))
+                .collect(),
+        })
+        .unwrap();
+}
+
+/// The last progress stored for `partition` of topic `t` (any slot it had).
+fn stored_for(h: &Harness, partition: i32) -> Option<i64> {
+    let slots: Vec<usize> = h
+        .lane(0)
+        .book
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.source_topic == "t" && s.partition == partition)
+        .map(|(slot, _)| slot)
+        .collect();
+    h.targets[0]
+        .state()
+        .progress
+        .iter()
+        .rev()
+        .find(|(slot, _)| slots.contains(slot))
+        .and_then(|(_, offset)| *offset)
+}
+
+/// A member copies only what the group gave it; a release stores the partition's progress
+/// before answering and copies nothing of it afterwards; the next owner continues right after
+/// that progress.
+#[test]
+fn a_member_copies_its_assignment_and_hands_a_partition_over_with_its_progress() {
+    let (mut a, _) = member();
+    for partition in 0..2 {
+        a.source.produce("t", partition, 10);
+    }
+    a.start(0, &[], 2);
+    a.run_until("routes applied", |h| {
+        !h.lane(0).book.known_routes().is_empty()
+    });
+    for _ in 0..20 {
+        a.copy.round();
+    }
+    assert!(
+        !a.has(0, 0, 1),
+        "nothing copied before the group gives partitions"
+    );
+    acquire(&a, &[0, 1], &[]);
+    a.run_until("both partitions copied", |h| {
+        h.has(0, 0, 10) && h.has(0, 1, 10)
+    });
+    a.source.produce("t", 0, 5);
+    a.run_until("t[0] 15", |h| h.has(0, 0, 15));
+    a.source.produce("t", 0, 5);
+    let (done, answered) = Reply::channel();
+    a.commands[0]
+        .send(GroupCommand::Release {
+            partitions: vec![("t".into(), 0)],
+            done,
+        })
+        .unwrap();
+    a.copy.round();
+    answered
+        .try_recv()
+        .expect("answered within the round that applied it");
+    assert_eq!(stored_for(&a, 0), Some(14), "stored before the answer");
+    a.source.produce("t", 1, 5);
+    a.run_until("t[1] goes on", |h| h.has(0, 1, 15));
+    for _ in 0..20 {
+        a.copy.round();
+    }
+    assert_eq!(a.targets[0].log("t", 0), expected(0, 0..15));
+    assert_eq!(
+        stored_for(&a, 0),
+        Some(14),
+        "nothing stored after the release"
+    );
+
+    let (mut b, _) = member();
+    b.source.produce("t", 0, 20);
+    b.start(0, &[(0, 3)], 1);
+    acquire(&b, &[0], &[(0, 14)]);
+    b.run_until("t[0] copied from after the handed-over progress", |h| {
+        h.has(0, 0, 5)
+    });
+    for _ in 0..20 {
+        b.copy.round();
+    }
+    assert_eq!(b.targets[0].log("t", 0), expected(0, 15..20));
+}
+
+/// A partition the group took away (session expired) is dropped without storing anything;
+/// without a lease nothing is copied or stored at all.
+#[test]
+fn an_abandoned_partition_gets_no_write_and_nothing_moves_without_a_lease() {
+    let (mut h, standing) = member();
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    acquire(&h, &[0], &[]);
+    h.run_until("copied and stored", |h| stored_for(h, 0) == Some(9));
+    standing.set_lease(None);
+    h.source.produce("t", 0, 10);
+    for _ in 0..50 {
+        h.copy.round();
+    }
+    assert!(!h.has(0, 0, 11), "copied without a lease");
+    h.commands[0]
+        .send(GroupCommand::Abandon(vec![("t".into(), 0)]))
+        .unwrap();
+    standing.set_lease(Some(Instant::now() + Duration::from_secs(600)));
+    let writes = h.targets[0].state().progress.len();
+    for _ in 0..50 {
+        h.copy.round();
+    }
+    assert!(!h.has(0, 0, 11), "copied after the partition was lost");
+    assert_eq!(
+        h.targets[0].state().progress.len(),
+        writes,
+        "stored after the loss"
+    );
+    assert!(h.lane(0).is_idle() || h.lane(0).book.iter().all(|s| s.retired));
+}

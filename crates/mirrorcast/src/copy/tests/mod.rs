@@ -1,0 +1,238 @@
+//! The copier's transitions, driven through fakes ([`super::fakes`]): sharing one reader,
+//! leaving and rejoining it, rewinding after a failed delivery, replacing a failed producer,
+//! skipping records below a lane's position, a full target queue, refused records, instances
+//! and exactly once; time-driven corners on a [`ManualClock`] ([`clock`]). No broker.
+
+mod clock;
+mod copying;
+mod exactly_once;
+mod members;
+mod refusals;
+
+use std::rc::Rc;
+use std::sync::mpsc::{self, SendError, Sender};
+use std::time::{Duration, Instant};
+
+use super::backpressure::Backpressure;
+use super::fakes::{FakeReader, FakeSource, FakeTarget};
+use super::lane::{Lane, LaneSetup};
+use super::partitions::Mode;
+use super::readers::Readers;
+use super::report::FlowReporter;
+use super::source_copy::SourceCopy;
+use super::transaction::Transactions;
+use crate::clock::Clock;
+use crate::config::properties::RawProperties;
+use crate::config::{Config, ErrorsConfig, ExactlyOnceConfig, FlowConfig};
+use crate::observe::Observability;
+use crate::ownership::{Shard, Standing};
+use crate::plan::{Command, GroupCommand, Reply, Route, ToCopier};
+use crate::progress::Progress;
+use crate::shutdown::Shutdown;
+
+const TARGETS: [&str; 2] = ["na", "sa"];
+
+/// What a test says to one lane.
+struct Line(Sender<ToCopier>);
+
+impl Line {
+    fn send(&self, command: impl Into<ToCopier>) -> Result<(), SendError<ToCopier>> {
+        self.0.send(command.into())
+    }
+}
+
+struct Harness {
+    source: Rc<FakeSource>,
+    targets: Vec<FakeTarget>,
+    commands: Vec<Line>,
+    copy: SourceCopy<FakeTarget, FakeReader>,
+}
+
+/// How a test's copier is made: a source `eu` copied by `targets` lanes (`na`, then `sa`).
+struct Setup {
+    targets: usize,
+    /// Records each target's producer holds at most.
+    capacity: usize,
+    /// After this long of silence the target counts as failing.
+    delivery_timeout: Duration,
+    errors: ErrorsConfig,
+    tune: Box<dyn Fn(&mut FlowConfig)>,
+    shard: Shard,
+    standing: Standing,
+    clock: Clock,
+}
+
+impl Setup {
+    fn new(targets: usize) -> Self {
+        Setup {
+            targets,
+            capacity: 1000,
+            delivery_timeout: Duration::from_secs(120),
+            errors: ErrorsConfig::StopPartition,
+            tune: Box::new(|_| {}),
+            shard: Shard::ALONE,
+            standing: Standing::alone(),
+            clock: Clock::system(),
+        }
+    }
+
+    fn capacity(mut self, capacity: usize) -> Self {
+        self.capacity = capacity;
+        self
+    }
+
+    fn delivery_timeout(mut self, timeout: Duration) -> Self {
+        self.delivery_timeout = timeout;
+        self
+    }
+
+    fn errors(mut self, errors: ErrorsConfig) -> Self {
+        self.errors = errors;
+        self
+    }
+
+    /// Changes each lane's flow before it starts.
+    fn tune(mut self, tune: impl Fn(&mut FlowConfig) + 'static) -> Self {
+        self.tune = Box::new(tune);
+        self
+    }
+
+    /// Exactly once, committing every `commit_interval`.
+    fn exactly_once(self, commit_interval: Duration) -> Self {
+        self.tune(move |flow| flow.exactly_once = Some(ExactlyOnceConfig { commit_interval }))
+    }
+
+    /// As copier thread `shard` of its source.
+    fn shard(mut self, shard: Shard) -> Self {
+        self.shard = shard;
+        self
+    }
+
+    /// For a process whose `standing` says when it may write.
+    fn standing(mut self, standing: Standing) -> Self {
+        self.standing = standing;
+        self
+    }
+
+    /// Time from `clock` (a `ManualClock`'s, to move it by hand).
+    fn clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    fn build(self) -> Harness {
+        let text =
+            "clusters = eu, na, sa\neu.bootstrap.servers = h:1\nna.bootstrap.servers = h:2\n\
+                    sa.bootstrap.servers = h:3\neu->na.enabled = true\neu->sa.enabled = true\n\
+                    replication.policy.class = IdentityReplicationPolicy\n";
+        let raw = RawProperties::parse(std::path::Path::new("t"), text.as_bytes()).unwrap();
+        let flows = Config::resolve(&raw).unwrap().flows;
+        let source = Rc::new(FakeSource::default());
+        let observe = Observability::new();
+        let shutdown = Shutdown::new();
+        let (mut lanes, mut fakes, mut lines, mut own) = (vec![], vec![], vec![], vec![]);
+        for (index, name) in TARGETS.iter().take(self.targets).enumerate() {
+            let mut flow = flows.iter().find(|f| f.target == *name).unwrap().clone();
+            flow.progress.interval = Duration::from_millis(20);
+            flow.heartbeats = None;
+            flow.errors = self.errors.clone();
+            (self.tune)(&mut flow);
+            let (sender, commands) = mpsc::channel();
+            let target = FakeTarget::new(self.capacity, self.clock.clone());
+            target.state().transaction.enabled = flow.exactly_once.is_some();
+            let transactions = flow.exactly_once.as_ref().map(|e| {
+                let transactions = Transactions::new(e.commit_interval, self.clock.now());
+                if self.standing.is_grouped() {
+                    transactions.standing_by()
+                } else {
+                    transactions
+                }
+            });
+            lanes.push(Lane::new(LaneSetup {
+                index,
+                shard: self.shard,
+                flow,
+                commands,
+                target: target.clone(),
+                syncs: None,
+                reporter: FlowReporter::new(observe.clone(), "eu", name),
+                read_own: Default::default(),
+                queue: Backpressure::new(1 << 40, self.capacity as u64),
+                delivery_timeout: self.delivery_timeout,
+                standing: self.standing.clone(),
+                transactions,
+                shutdown: shutdown.clone(),
+                clock: self.clock.clone(),
+            }));
+            fakes.push(target);
+            lines.push(Line(sender));
+            own.push(FakeReader::new(&source));
+        }
+        let readers = Readers {
+            shared: FakeReader::new(&source),
+            own,
+        };
+        let copy = SourceCopy::new(
+            "eu",
+            lanes,
+            readers,
+            Default::default(),
+            self.standing,
+            shutdown,
+        );
+        Harness {
+            source,
+            targets: fakes,
+            commands: lines,
+            copy,
+        }
+    }
+}
+
+/// A source `eu` copied to `targets` lanes, each target's producer holding at most `capacity`
+/// records.
+fn harness(targets: usize, capacity: usize) -> Harness {
+    Setup::new(targets).capacity(capacity).build()
+}
+
+impl Harness {
+    /// Lane `lane` resumes from `stored` and copies topic `t` with `partitions` partitions.
+    fn start(&self, lane: usize, stored: &[(i32, i64)], partitions: i32) {
+        let progress: Progress = stored.iter().map(|&(p, o)| (("t".into(), p), o)).collect();
+        self.commands[lane].send(Command::Resume(progress)).unwrap();
+        let route = Route {
+            source_topic: "t".into(),
+            remote_topic: "t".into(),
+            partitions,
+        };
+        self.commands[lane]
+            .send(Command::Routes(vec![route]))
+            .unwrap();
+    }
+
+    /// Runs rounds of the copy loop until `done`, for at most 20 s.
+    fn run_until(&mut self, what: &str, done: impl Fn(&Harness) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !done(self) {
+            assert!(Instant::now() < deadline, "timed out waiting for {what}");
+            assert!(self.copy.round(), "the copy loop stopped");
+        }
+    }
+
+    fn lane(&self, index: usize) -> &Lane<FakeTarget> {
+        &self.copy.lanes()[index]
+    }
+
+    fn mode(&self, lane: usize, slot: usize) -> Option<Mode> {
+        Some(self.lane(lane).book.get(slot)?.mode)
+    }
+
+    fn has(&self, target: usize, partition: i32, count: usize) -> bool {
+        self.targets[target].log("t", partition).len() >= count
+    }
+}
+
+/// `t/<partition>/<offset>` for the offsets of `range`, as the target must hold them.
+fn expected(partition: i32, range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|o| format!("t/{partition}/{o}")).collect()
+}
