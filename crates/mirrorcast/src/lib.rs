@@ -26,8 +26,6 @@
 //!   heartbeats for the cluster pairs without an enabled flow; [`serve`]: the HTTP server.
 //! - [`demo`]: the scenario on one machine (`mirrorcast demo` needs the `demo` feature).
 
-#![deny(unsafe_code)]
-
 pub mod acls;
 pub(crate) mod backoff;
 pub mod clock;

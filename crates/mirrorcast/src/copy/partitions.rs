@@ -112,7 +112,8 @@ impl PartitionState {
         self.next = self.ledger.resume_offset();
     }
 
-    /// A partition to be read (at once) from right after its stored progress.
+    /// A partition to be read (at once, `now`) from right after its stored progress.
+    #[allow(clippy::too_many_arguments)] // each is a distinct fact of a new partition
     pub fn new(
         source_topic: &str,
         remote_topic: Arc<str>,

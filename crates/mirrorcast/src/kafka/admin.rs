@@ -88,7 +88,7 @@ impl ClusterAdmin for TopicAdmin {
         topics: &[&str],
     ) -> Result<BTreeMap<String, Vec<ConfigValue>>, TopicError> {
         let _events = self.serve_events_after();
-        let specifiers: Vec<ResourceSpecifier> =
+        let specifiers: Vec<ResourceSpecifier<'_>> =
             topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
         let options = AdminOptions::new().request_timeout(Some(METADATA_TIMEOUT));
         let results =

@@ -418,8 +418,8 @@ pub fn cached_watermarks<C: ClientContext>(
 /// "SASL authentication error" or "certificate verify failed" is never seen (and its events
 /// pile up). Returns how many events were served. Never blocks.
 pub fn serve_main_queue<C: ClientContext>(client: &Client<C>) -> usize {
-    // SAFETY: a live client handle; the main queue reference is released by the guard.
     let queue = Guard {
+        // SAFETY: a live client handle; the main queue reference is released by the guard.
         ptr: unsafe { rdsys::rd_kafka_queue_get_main(client.native_ptr()) },
         free: rdsys::rd_kafka_queue_destroy,
     };
@@ -428,8 +428,8 @@ pub fn serve_main_queue<C: ClientContext>(client: &Client<C>) -> usize {
     }
     let mut served = 0;
     loop {
-        // SAFETY: a live queue; a timeout of 0 returns at once, NULL when empty.
         let event = Guard {
+            // SAFETY: a live queue; a timeout of 0 returns at once, NULL when empty.
             ptr: unsafe { rdsys::rd_kafka_queue_poll(queue.ptr, 0) },
             free: rdsys::rd_kafka_event_destroy,
         };

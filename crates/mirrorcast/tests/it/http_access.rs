@@ -10,10 +10,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mirrorcast::config::{Config, RawProperties};
+use mirrorcast::observe::Observability;
 use mirrorcast::serve::access::{AccessPolicy, Token};
 use mirrorcast::serve::explore::Explorer;
 use mirrorcast::serve::http::{serve, Limits};
-use mirrorcast::observe::Observability;
 use mirrorcast::shutdown::Shutdown;
 
 /// A port that accepts connections (the kernel completes them) and never answers.
