@@ -91,10 +91,10 @@ impl TopicManager {
 
 #[cfg(test)]
 mod tests {
-    use crate::topic_configs::ConfigOp;
     use super::super::fake::{manager, FakeCluster};
     use super::super::manager::Known;
     use super::super::ClusterAdmin;
+    use crate::topic_configs::ConfigOp;
 
     #[test]
     fn config_changes_follow_except_excluded_keys() {

@@ -5,7 +5,6 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::sync::mpsc::Receiver;
 
-use crate::topic_configs::{ConfigOp, ConfigValue};
 use super::manager::TopicManager;
 use super::{ClusterAdmin, TopicError};
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
@@ -13,6 +12,7 @@ use crate::config::{Config, RawProperties};
 use crate::observe::Observability;
 use crate::plan::{Command, Commands};
 use crate::shutdown::Shutdown;
+use crate::topic_configs::{ConfigOp, ConfigValue};
 
 /// Partition count and explicitly set configs of a fake topic.
 type FakeTopic = (i32, BTreeMap<String, String>);

@@ -2,10 +2,10 @@
 //! exists on the target with the source's partition count before anything is produced to it
 //! (a broker that auto-creates topics would otherwise pick its own count).
 
-use std::collections::BTreeMap;
 use crate::config::FlowConfig;
-use crate::plan::Route;
 pub use crate::kafka::cluster::{ClusterAdmin, TopicError};
+use crate::plan::Route;
+use std::collections::BTreeMap;
 
 mod acl_round;
 mod config_round;
@@ -38,7 +38,6 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
         })
         .collect()
 }
-
 
 #[cfg(test)]
 mod tests {
