@@ -3,19 +3,21 @@
 //! ([`super::refresh_round`]), every config-sync interval the config round
 //! ([`super::config_round`]), every ACL-sync interval the ACL round ([`super::acl_round`]),
 //! telling the copier what to copy after each refresh. The internal topics are made by
-//! [`super::internal_topics`], the timers are in [`super::schedule`].
+//! [`super::internal_topics`]; when each round is due is [`super::rounds`]' business, by the
+//! manager's clock and [`super::schedule`]'s timers.
 //!
 //! Failures are retried with backoff and logged once per state change; a topic whose config or
 //! partitions cannot be changed is reported and skipped, never a reason to stop the flow.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
 
 use super::created::CreatedTopicsStore;
-use super::schedule::{Every, Retry};
+use super::rounds::Rounds;
+use super::schedule::Retry;
 use super::TopicError;
 use crate::acls::TopicAcl;
 use crate::backoff::Backoff;
+use crate::clock::Clock;
 use crate::config::FlowConfig;
 use crate::health::Health;
 use crate::kafka::admin::TopicAdmin;
@@ -28,12 +30,6 @@ use crate::shutdown::Shutdown;
 
 // `crate::heartbeats` makes the heartbeats topic of pairs without a flow with it.
 pub(crate) use super::internal_topics::ensure_internal_topic;
-
-/// The longest sleep of a manager with nothing due (all jobs off).
-const IDLE_WAKE: Duration = Duration::from_secs(3600);
-/// With instances sharing the source: how often leadership changes and topics the leader is
-/// to create are looked at.
-const LEADER_WAKE: Duration = Duration::from_secs(1);
 
 pub struct TopicManager {
     pub flow: FlowConfig,
@@ -48,6 +44,8 @@ pub struct TopicManager {
     pub standing: Standing,
     pub shutdown: Shutdown,
     pub observe: Observability,
+    /// What the rounds are timed by.
+    pub clock: Clock,
 }
 
 /// What the manager remembers between rounds.
@@ -172,96 +170,10 @@ impl TopicManager {
             known.created = created;
             known.created_store = Some(store);
         }
-        let mut refresh = Every::due_now(self.flow.refresh_topics_interval, Instant::now());
-        let mut config_sync = Every::new(self.flow.config_sync_interval);
-        let mut acl_sync = Every::new(self.flow.acl_sync_interval);
-        // Alone, this process always leads.
-        let mut led = !self.standing.is_grouped();
-        let mut took_over = false;
-        loop {
-            let now = Instant::now();
-            let leads = self.standing.leads();
-            if leads && !led {
-                // Taking over: create what is missing, then repair drift, at once.
-                refresh.retry_after(now, Duration::ZERO);
-                took_over = true;
-            }
-            led = leads;
-            if refresh.is_due(now) {
-                match self.refresh(&source, &target, &mut known) {
-                    Ok(()) => {
-                        health.say_recovered(&name, "topic management");
-                        self.observe
-                            .status
-                            .update(&self.flow.source, &self.flow.target, |s| {
-                                s.source_reachable = true;
-                                s.target_reachable = true;
-                                s.topics_failing = false;
-                                s.last_reached_at_ms = Some(crate::observe::status::now_ms());
-                            });
-                        backoff.reset();
-                        if known.awaiting_leader {
-                            refresh.retry_after(now, LEADER_WAKE);
-                        } else {
-                            refresh.done(now);
-                        }
-                        // The first syncs right away: a restart repairs drift at once.
-                        config_sync.start(now);
-                        acl_sync.start(now);
-                        if std::mem::take(&mut took_over) {
-                            if self.flow.config_sync_interval.is_some() {
-                                config_sync.retry_after(now, Duration::ZERO);
-                            }
-                            if self.flow.acl_sync_interval.is_some() && !known.acls_unsupported {
-                                acl_sync.retry_after(now, Duration::ZERO);
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        health.warn_failed(&name, "topic management", &e);
-                        self.observe.status.error(
-                            &self.flow.source,
-                            &self.flow.target,
-                            &e.to_string(),
-                        );
-                        self.observe
-                            .status
-                            .update(&self.flow.source, &self.flow.target, |s| {
-                                s.topics_failing = true;
-                            });
-                        refresh.retry_after(now, backoff.next_delay());
-                    }
-                }
-                if self.commands.send(self.routes_command(&known)).is_err() {
-                    return; // the copier is gone
-                }
-            }
-            if config_sync.is_due(now) {
-                if self.standing.leads() {
-                    self.sync_configs(&source, &target, &mut known);
-                }
-                config_sync.done(now);
-            }
-            if acl_sync.is_due(now) {
-                if self.standing.leads() {
-                    self.sync_acls(&source, &target, &mut known);
-                }
-                acl_sync.done(now);
-                if known.acls_unsupported {
-                    acl_sync = Every::new(None);
-                }
-            }
-            let wake = [refresh.next(), config_sync.next(), acl_sync.next()]
-                .into_iter()
-                .flatten()
-                .min();
-            let pause = wake.map_or(IDLE_WAKE, |at| at.saturating_duration_since(Instant::now()));
-            let most = if self.standing.is_grouped() {
-                LEADER_WAKE
-            } else {
-                IDLE_WAKE
-            };
-            if self.shutdown.sleep(pause.min(most)) {
+        let mut rounds = Rounds::new(&self, health, backoff);
+        // `None`: the copier is gone.
+        while let Some(pause) = self.pass(&mut rounds, &source, &target, &mut known) {
+            if self.shutdown.sleep(pause) {
                 return;
             }
         }
@@ -275,7 +187,7 @@ impl TopicManager {
         )
     }
 
-    fn routes_command(&self, known: &Known) -> Command {
+    pub(super) fn routes_command(&self, known: &Known) -> Command {
         Command::Routes(known.routes.values().cloned().collect())
     }
 }

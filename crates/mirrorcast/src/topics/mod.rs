@@ -15,6 +15,7 @@ pub(crate) mod fake;
 mod internal_topics;
 pub(crate) mod manager;
 mod refresh_round;
+mod rounds;
 mod schedule;
 
 /// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (the
