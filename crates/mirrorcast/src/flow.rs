@@ -7,6 +7,7 @@
 
 use std::thread::JoinHandle;
 
+use crate::clock::Clock;
 use crate::config::{ClientRole, Config, FlowConfig};
 use crate::copy::report::FlowShards;
 use crate::copy::{self, CopierSetup};
@@ -318,6 +319,7 @@ fn start(
         standing: standing.clone(),
         shutdown,
         observe,
+        clock: Clock::system(),
     };
     let member = MemberFlow {
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),

@@ -210,6 +210,7 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use super::super::testing::{resolve, BROADCAST};
     use super::*;
 
     #[test]
@@ -219,5 +220,37 @@ mod tests {
         assert_eq!(config.flows.len(), 1);
         assert!(config.flows[0].heartbeats.is_some());
         assert!(config.heartbeat_pairs.is_empty());
+    }
+
+    #[test]
+    fn flows_reading_one_source_must_agree_on_its_consumer_unless_run_apart() {
+        let text = format!("{BROADCAST}europe->southamerica.consumer.fetch.min.bytes = 7\n");
+        let config = resolve(&text).unwrap();
+        let refused = config.check_shared_readers().unwrap_err().0;
+        assert_eq!(refused.len(), 1);
+        let message = refused[0].to_string();
+        assert!(
+            message.contains("mm2.properties:")
+                && message.contains("`europe->southamerica.consumer.fetch.min.bytes`")
+                && message.contains("read europe once"),
+            "{message}"
+        );
+        let mut apart = config.clone();
+        apart.retain_targets(&["southamerica".into()]).unwrap();
+        assert!(apart.check_shared_readers().is_ok());
+        let same = format!(
+            "{BROADCAST}europe->southamerica.consumer.fetch.min.bytes = 7\n\
+             europe->northamerica.consumer.fetch.min.bytes = 7\n"
+        );
+        assert!(resolve(&same).unwrap().check_shared_readers().is_ok());
+    }
+
+    #[test]
+    fn clusters_option_keeps_flows_to_that_target() {
+        let mut config = resolve(BROADCAST).unwrap();
+        config.retain_targets(&["southamerica".into()]).unwrap();
+        assert_eq!(config.flows.len(), 1);
+        assert_eq!(config.flows[0].target, "southamerica");
+        assert!(config.retain_targets(&["asia".into()]).is_err());
     }
 }

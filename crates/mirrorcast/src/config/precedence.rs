@@ -191,3 +191,112 @@ fn settings(
     }
     settings
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::describe;
+    use super::super::testing::{errors, resolve, BROADCAST};
+
+    #[test]
+    fn client_settings_follow_mm2_precedence() {
+        let text = format!(
+            "{BROADCAST}security.protocol = SASL_PLAINTEXT\nsasl.mechanism = SCRAM-SHA-512\n\
+             europe.security.protocol = PLAINTEXT\neurope.producer.linger.ms = 7\n\
+             northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required username=\"u\" password=\"p\";\n"
+        );
+        let config = resolve(&text).unwrap();
+        let europe = config.cluster("europe").unwrap();
+        assert_eq!(europe.producer.get("security.protocol"), Some("PLAINTEXT"));
+        assert_eq!(europe.producer.get("linger.ms"), Some("7"));
+        assert_eq!(europe.consumer.get("linger.ms"), None);
+        let na = config.cluster("northamerica").unwrap();
+        assert_eq!(na.admin.get("security.protocol"), Some("SASL_PLAINTEXT"));
+        assert_eq!(na.admin.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
+        assert_eq!(na.consumer.get("sasl.password"), Some("p"));
+        assert!(!describe(&config).contains("password=p"));
+    }
+
+    #[test]
+    fn a_flows_client_keys_follow_mm2s_connector_precedence() {
+        let text = format!(
+            "{BROADCAST}europe->northamerica.consumer.fetch.min.bytes = 7\n\
+             europe.consumer.fetch.min.bytes = 3\n\
+             europe->northamerica.consumer.fetch.wait.max.ms = 70\n\
+             europe->northamerica.source.consumer.check.crcs = true\n\
+             northamerica.producer.linger.ms = 10\n\
+             europe->northamerica.producer.linger.ms = 50\n\
+             europe->northamerica.admin.request.timeout.ms = 4000\n\
+             northamerica.admin.request.timeout.ms = 5000\n\
+             europe->northamerica.target.admin.retries = 4\n\
+             europe->northamerica.source.cluster.security.protocol = SSL\n"
+        );
+        let config = resolve(&text).unwrap();
+        let flow = &config.flows[0];
+        let (source, target) = (&flow.clients.source, &flow.clients.target);
+        // MM2's `source.consumer.` (the cluster's keys) wins over the flow's `consumer.`.
+        assert_eq!(source.consumer.get("fetch.min.bytes"), Some("3"));
+        assert_eq!(source.consumer.get("fetch.wait.max.ms"), Some("70"));
+        assert_eq!(source.consumer.get("check.crcs"), Some("true"));
+        assert_eq!(target.consumer.get("fetch.min.bytes"), Some("7"));
+        assert_eq!(target.consumer.get("check.crcs"), None, "source side only");
+        // The records' producer is the Connect worker's: the flow's keys win.
+        assert_eq!(target.producer.get("linger.ms"), Some("50"));
+        assert_eq!(source.producer.get("linger.ms"), Some("50"));
+        assert_eq!(target.admin.get("request.timeout.ms"), Some("5000"));
+        assert_eq!(source.admin.get("request.timeout.ms"), Some("4000"));
+        assert_eq!(target.admin.get("retries"), Some("4"));
+        assert_eq!(source.consumer.get("security.protocol"), Some("SSL"));
+        assert_eq!(target.consumer.get("security.protocol"), None);
+        // The other flow and the clusters themselves are untouched.
+        let other = &config.flows[1].clients.source;
+        assert_eq!(other.consumer.get("fetch.wait.max.ms"), None);
+        assert_eq!(
+            config
+                .cluster("europe")
+                .unwrap()
+                .admin
+                .get("request.timeout.ms"),
+            None
+        );
+    }
+
+    #[test]
+    fn a_refused_setting_never_echoes_a_secret_or_a_resolved_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("mm2-secrets.properties");
+        std::fs::write(&secrets, "info = user:s3cr3t-value\n").unwrap();
+        let s = secrets.display();
+        let text = format!(
+            "{BROADCAST}config.providers = file\n\
+             config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+             europe.consumer.basic.auth.user.info = ${{file:{s}:info}}\n\
+             europe.consumer.schema.registry.basic.auth.user.info = plain:l1teral-secret\n"
+        );
+        let errs = errors(&text);
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        let shown = format!("{errs:?}");
+        assert!(
+            !shown.contains("s3cr3t") && !shown.contains("l1teral"),
+            "{shown}"
+        );
+        assert!(shown.contains("[redacted]"), "{shown}");
+        assert_eq!(errs[0].key, "europe.consumer.basic.auth.user.info");
+    }
+
+    #[test]
+    fn unknown_librdkafka_setting_is_named() {
+        let errs = errors(&format!("{BROADCAST}europe.consumer.no.such.setting = 1\n"));
+        assert_eq!(errs[0].key, "europe.consumer.no.such.setting");
+    }
+
+    #[test]
+    fn java_only_setting_is_rejected_with_the_fix() {
+        let errs = errors(&format!(
+            "{BROADCAST}europe.ssl.truststore.location = /ts.jks\n"
+        ));
+        assert!(errs
+            .iter()
+            .all(|e| e.key == "europe.ssl.truststore.location"));
+        assert!(errs[0].message.contains("ssl.ca.location"));
+    }
+}

@@ -166,3 +166,45 @@ mod tests {
         assert_eq!(resolve("plain", &no_env).unwrap(), "plain");
     }
 }
+
+/// References in a whole file: resolved when it is read, never shown.
+#[cfg(test)]
+mod in_a_file {
+    use std::path::Path;
+
+    use super::super::testing::{resolve, BROADCAST};
+    use super::super::{describe, RawProperties};
+
+    #[test]
+    fn provider_references_resolve_and_are_never_shown() {
+        let dir = tempfile::tempdir().unwrap();
+        let secrets = dir.path().join("mm2-secrets.properties");
+        std::fs::write(&secrets, "password = p4ssw0rd\nuser = mm2user\n").unwrap();
+        let s = secrets.display();
+        let text = format!(
+            "{BROADCAST}config.providers = file\n\
+             config.providers.file.class = org.apache.kafka.common.config.provider.FileConfigProvider\n\
+             northamerica.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule required \
+             username=\"${{file:{s}:user}}\" password=\"${{file:{s}:password}}\";\n"
+        );
+        let config = resolve(&text).unwrap();
+        let na = config.cluster("northamerica").unwrap();
+        assert_eq!(na.producer.get("sasl.username"), Some("mm2user"));
+        assert_eq!(na.producer.get("sasl.password"), Some("p4ssw0rd"));
+        let shown = describe(&config);
+        assert!(
+            !shown.contains("p4ssw0rd") && !shown.contains("mm2user"),
+            "{shown}"
+        );
+    }
+
+    #[test]
+    fn a_broken_reference_names_its_key_and_line() {
+        let text =
+            format!("{BROADCAST}europe.sasl.password = ${{file:/nonexistent.properties:pw}}\n");
+        let err = RawProperties::parse(Path::new("mm2.properties"), text.as_bytes()).unwrap_err();
+        assert_eq!(err.key, "europe.sasl.password");
+        assert_eq!(err.line, Some(10));
+        assert!(err.message.contains("/nonexistent.properties"));
+    }
+}

@@ -1,5 +1,5 @@
 //! The topic config round of a flow: every config-sync interval, bring the configs of every
-//! remote topic in line with its source topic (by [`super::config_sync`]'s rules).
+//! remote topic in line with its source topic (by [`crate::topic_configs`]'s rules).
 //!
 //! Invariant: a topic whose configs cannot be changed is reported (once per distinct error)
 //! and skipped; the other topics and the flow go on.

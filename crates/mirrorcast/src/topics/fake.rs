@@ -8,6 +8,7 @@ use std::sync::mpsc::Receiver;
 use super::manager::TopicManager;
 use super::{ClusterAdmin, TopicError};
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
+use crate::clock::Clock;
 use crate::config::{Config, RawProperties};
 use crate::observe::Observability;
 use crate::plan::{Commands, ToCopier};
@@ -30,6 +31,8 @@ pub(crate) struct FakeCluster {
     pub deny_creating: RefCell<std::collections::BTreeSet<String>>,
     pub acls: RefCell<Vec<TopicAcl>>,
     pub no_authorizer: bool,
+    /// Listing fails as with the cluster down.
+    pub unreachable: RefCell<bool>,
 }
 
 impl FakeCluster {
@@ -62,6 +65,13 @@ impl FakeCluster {
 
 impl ClusterAdmin for FakeCluster {
     fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError> {
+        if *self.unreachable.borrow() {
+            return Err(TopicError::Kafka(
+                rdkafka::error::KafkaError::MetadataFetch(
+                    rdkafka::error::RDKafkaErrorCode::BrokerTransportFailure,
+                ),
+            ));
+        }
         Ok(self
             .topics
             .borrow()
@@ -209,6 +219,7 @@ pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<ToCopier>) {
         standing: crate::ownership::Standing::alone(),
         shutdown: Shutdown::new(),
         observe: Observability::new(),
+        clock: Clock::system(),
     };
     (manager, receiver)
 }

@@ -12,7 +12,10 @@ mod config_round;
 pub(crate) mod created;
 #[cfg(test)]
 pub(crate) mod fake;
+mod internal_topics;
 pub(crate) mod manager;
+mod refresh_round;
+mod rounds;
 mod schedule;
 
 /// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (the

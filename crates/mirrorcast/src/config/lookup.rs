@@ -1,0 +1,232 @@
+//! How a flow's setting is looked up: `<src>-><tgt>.<key>`, else the top-level `<key>`, else
+//! the default, and read as the kind of value MM2 expects there (a bool, a count, a
+//! replication factor, a pattern list, one of two words).
+//!
+//! Invariant: a value that cannot be read is collected as an error naming the key as written
+//! (the flow's or the top-level one) and the default stands in, so reading goes on and every
+//! mistake of the file is found in one pass.
+
+use std::time::Duration;
+
+use super::properties::RawProperties;
+use super::ConfigError;
+use crate::filter::PatternList;
+
+/// Looks a flow setting up: `<src>-><tgt>.<key>`, else the top-level `<key>`.
+pub(super) struct FlowLookup<'a> {
+    pub(super) raw: &'a RawProperties,
+    /// `<src>-><tgt>.`
+    pub(super) prefix: String,
+}
+
+impl<'a> FlowLookup<'a> {
+    pub(super) fn new(raw: &'a RawProperties, source: &str, target: &str) -> Self {
+        FlowLookup {
+            raw,
+            prefix: format!("{source}->{target}."),
+        }
+    }
+
+    pub(super) fn get(&self, key: &str) -> Option<(String, String)> {
+        let flow_key = format!("{}{key}", self.prefix);
+        if let Some(e) = self.raw.get(&flow_key) {
+            return Some((flow_key, e.value.clone()));
+        }
+        self.raw
+            .get(key)
+            .map(|e| (key.to_string(), e.value.clone()))
+    }
+
+    pub(super) fn string(&self, key: &str, default: &str) -> (String, String) {
+        self.get(key)
+            .unwrap_or_else(|| (key.to_string(), default.to_string()))
+    }
+
+    pub(super) fn parse<T: std::str::FromStr>(
+        &self,
+        key: &str,
+        default: T,
+        what: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> T {
+        match self.get(key) {
+            None => default,
+            Some((k, v)) => v.parse().unwrap_or_else(|_| {
+                errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+                default
+            }),
+        }
+    }
+
+    /// A replication factor: at least 1, or -1 for the broker's `default.replication.factor`
+    /// (KIP-464, as MM2 and the Strimzi and Event Streams examples write it).
+    pub(super) fn replication_factor(
+        &self,
+        key: &str,
+        default: i32,
+        errors: &mut Vec<ConfigError>,
+    ) -> i32 {
+        let what = "a replication factor (a positive whole number, or -1 for the broker's default)";
+        let value = self.parse(key, default, what, errors);
+        if value == 0 || value < -1 {
+            let (k, v) = self.string(key, "");
+            errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+            return default;
+        }
+        value
+    }
+
+    /// A whole number of at least 1.
+    pub(super) fn positive<T>(&self, key: &str, default: T, errors: &mut Vec<ConfigError>) -> T
+    where
+        T: std::str::FromStr + PartialOrd + Default + Copy,
+    {
+        let what = "a positive whole number";
+        let value = self.parse(key, default, what, errors);
+        if value <= T::default() {
+            let (k, v) = self.string(key, "");
+            errors.push(self.raw.error(&k, format!("`{v}` is not {what}")));
+            return default;
+        }
+        value
+    }
+
+    pub(super) fn bool(&self, key: &str, default: bool, errors: &mut Vec<ConfigError>) -> bool {
+        match self.get(key) {
+            None => default,
+            Some((k, v)) => parse_bool(&v).unwrap_or_else(|| {
+                errors.push(self.raw.error(&k, format!("`{v}` is not true or false")));
+                default
+            }),
+        }
+    }
+
+    pub(super) fn patterns(
+        &self,
+        key: &str,
+        default: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> PatternList {
+        let (k, v) = self.string(key, default);
+        PatternList::parse(&v).unwrap_or_else(|message| {
+            errors.push(self.raw.error(&k, message));
+            PatternList::parse("").unwrap_or_else(|_| unreachable!("an empty list always parses"))
+        })
+    }
+
+    pub(super) fn either(
+        &self,
+        key: &str,
+        a: &str,
+        b: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> bool {
+        let (key, value) = self.string(key, a);
+        match value.trim() {
+            v if v == a => true,
+            v if v == b => false,
+            other => {
+                errors.push(
+                    self.raw
+                        .error(&key, format!("`{other}` is neither `{a}` nor `{b}`")),
+                );
+                true
+            }
+        }
+    }
+
+    /// Every interval of `*.interval.seconds` that can be 0 to turn the job off.
+    pub(super) fn seconds_or_off(
+        &self,
+        key: &str,
+        errors: &mut Vec<ConfigError>,
+    ) -> Option<Duration> {
+        let seconds = self.parse(key, 60u64, "a whole number", errors);
+        (seconds > 0).then(|| Duration::from_secs(seconds))
+    }
+
+    /// `new`, or MM2's name for it before 3.0 (`*.blacklist`) when only that is set.
+    pub(super) fn key_or_old_name<'k>(&self, new: &'k str, old: &'k str) -> &'k str {
+        if self.get(new).is_none() && self.get(old).is_some() {
+            old
+        } else {
+            new
+        }
+    }
+}
+
+pub(super) fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{errors, resolve, BROADCAST};
+
+    #[test]
+    fn mm2s_old_blacklist_names_are_honoured_when_the_new_ones_are_absent() {
+        let text = format!("{BROADCAST}topics.blacklist = secret.*\ngroups.blacklist = batch-.*\n");
+        let config = resolve(&text).unwrap();
+        let sa = &config.flows[1];
+        assert!(!sa.topics.accepts("secret.payroll") && sa.topics.accepts("orders"));
+        assert!(!sa.groups.filter.accepts("batch-7") && sa.groups.filter.accepts("shop"));
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+        let both = format!("{text}topics.exclude = other\n");
+        let config = resolve(&both).unwrap();
+        assert!(
+            config.flows[1].topics.accepts("secret.payroll"),
+            "the new name wins"
+        );
+    }
+
+    #[test]
+    fn flow_keys_override_top_level_keys() {
+        let text = format!(
+            "{BROADCAST}europe->southamerica.replication.factor = 3\nrefresh.topics.enabled = false\n"
+        );
+        let config = resolve(&text).unwrap();
+        assert_eq!(config.flows[0].replication_factor, 1);
+        assert_eq!(config.flows[1].replication_factor, 3);
+        assert_eq!(config.flows[1].refresh_topics_interval, None);
+    }
+
+    #[test]
+    fn a_replication_factor_of_minus_one_means_the_brokers_default() {
+        let text = format!(
+            "{BROADCAST}replication.factor = -1\noffset.storage.replication.factor = -1\n\
+             heartbeats.topic.replication.factor = -1\ncheckpoints.topic.replication.factor = -1\n\
+             offset-syncs.topic.replication.factor = -1\n"
+        );
+        let config = resolve(&text).unwrap();
+        assert_eq!(config.flows[0].replication_factor, -1);
+        assert_eq!(config.flows[0].progress.replication_factor, -1);
+        for bad in ["-2", "0"] {
+            let errs = errors(&format!("{BROADCAST}replication.factor = {bad}\n"));
+            assert!(
+                errs[0].message.contains("-1 for the broker's default"),
+                "{errs:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn counts_must_be_positive() {
+        for key in [
+            "replication.factor",
+            "heartbeats.topic.replication.factor",
+            "offset.flush.interval.ms",
+        ] {
+            let errs = errors(&format!("{BROADCAST}europe->northamerica.{key} = 0\n"));
+            assert_eq!(
+                errs[0].key,
+                format!("europe->northamerica.{key}"),
+                "{errs:?}"
+            );
+            assert!(errs[0].message.contains("positive"));
+        }
+    }
+}
