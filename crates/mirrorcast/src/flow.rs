@@ -11,8 +11,9 @@ use crate::clock::Clock;
 use crate::config::{ClientRole, Config, FlowConfig};
 use crate::copy::report::FlowShards;
 use crate::copy::{self, CopierSetup};
-use crate::instances::membership::{default_group_id, MemberFlow, Membership};
+use crate::instances::membership::{default_group_id, Membership};
 use crate::instances::units::{ensure_units, units_topic, Units};
+use crate::instances::MemberFlow;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::{client_config, member_config};
 use crate::observe::Observability;
@@ -190,6 +191,7 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             observe: observe.clone(),
             leave: copiers_done,
             shutdown: watch.shutdown(),
+            clock: Clock::system(),
             started: std::time::Instant::now(),
             units,
         };

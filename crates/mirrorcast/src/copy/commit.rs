@@ -17,7 +17,7 @@ use super::lane::Lane;
 use super::partitions::Mode;
 use super::readers::Reading;
 use super::transaction::{
-    Covered, Phase, Transactions, TxnStep, TxnView, COORDINATOR_PATIENCE, REFUSED_RETRY,
+    Covered, Finish, Transactions, TxnStep, TxnView, COORDINATOR_PATIENCE, REFUSED_RETRY,
 };
 use crate::progress::codec;
 
@@ -39,9 +39,7 @@ impl<T: Target> Lane<T> {
         let now = self.ctx.clock.now();
         let view = TxnView {
             open_since: self.target.transaction_open_since(),
-            // In a group, only when the group gave the unit (a fence) or while this process
-            // may write (a replaced producer): registering fences whoever has the unit.
-            may_register: self.inbox.fencing.is_some() || self.ctx.standing.may_write(),
+            may_write: self.ctx.standing.may_write(),
             grouped: self.ctx.standing.is_grouped(),
         };
         match transactions.step(now, view) {
@@ -55,17 +53,11 @@ impl<T: Target> Lane<T> {
             TxnStep::Abort => self.abort_step(wait, io),
             // The refused producer is unusable: a new one registers again.
             TxnStep::AskAgain => match self.target.replace() {
-                Ok(()) => {
-                    transactions.phase = Phase::Unready {
-                        since: now,
-                        said: false,
-                    }
-                }
+                Ok(()) => transactions.register_from(now),
                 Err(e) => {
                     warn!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
-                    transactions.phase = Phase::Refused {
-                        retry_at: now + REFUSED_RETRY,
-                    };
+                    let why = format!("cannot create a new target producer: {e}");
+                    transactions.refused(why, now);
                 }
             },
         }
@@ -83,7 +75,7 @@ impl<T: Target> Lane<T> {
         let ready = self
             .transactions
             .as_ref()
-            .is_some_and(|t| t.phase == Phase::Ready);
+            .is_some_and(Transactions::is_ready);
         if ready && self.target.transaction_open_since().is_some() {
             self.begin_commit(Duration::ZERO, io);
         }
@@ -97,14 +89,17 @@ impl<T: Target> Lane<T> {
         wait: Duration,
         io: &mut Reading<'_, R>,
     ) {
+        let id = self.transactional_id();
+        let Some(transactions) = &mut self.transactions else {
+            return;
+        };
         match self.target.init_transactions(wait) {
             TxnOutcome::Done => {
-                if said || self.signals.refusal.recovered() {
+                if said || transactions.refusals.recovered() {
                     self.house.reporter.recovered();
                 }
-                self.signals.failure = None;
-                info!(flow = %self.ctx.flow_name, "copying exactly once: transactions on {} as {}", self.ctx.flow.target, self.transactional_id());
-                self.set_phase(Phase::Ready);
+                transactions.registered_now();
+                info!(flow = %self.ctx.flow_name, "copying exactly once: transactions on {} as {id}", self.ctx.flow.target);
             }
             TxnOutcome::Pending | TxnOutcome::Abortable(_) => {
                 if Transactions::coordinator_silent(since, said, self.ctx.clock.now()) {
@@ -114,22 +109,14 @@ impl<T: Target> Lane<T> {
                          `transaction.state.log.replication.factor`, or below \
                          `transaction.state.log.min.isr`, has none); nothing of this flow is \
                          copied until it answers",
-                        self.ctx.flow.target,
-                        self.transactional_id(),
-                        COORDINATOR_PATIENCE
+                        self.ctx.flow.target, id, COORDINATOR_PATIENCE
                     );
                     error!(flow = %self.ctx.flow_name, "{message}");
                     self.house.reporter.failed(&message);
-                    self.set_phase(Phase::Unready { since, said: true });
+                    transactions.silence_said(since);
                 }
             }
             TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
-        }
-    }
-
-    pub(super) fn set_phase(&mut self, phase: Phase) {
-        if let Some(transactions) = &mut self.transactions {
-            transactions.phase = phase;
         }
     }
 
@@ -166,8 +153,8 @@ impl<T: Target> Lane<T> {
                 state.source_topic, state.partition
             ));
         }
-        if transactions.doomed().is_some() {
-            transactions.phase = Phase::Aborting;
+        if let Some(reason) = transactions.doomed().map(str::to_string) {
+            transactions.aborting(reason);
             return false;
         }
         let topic = self.ctx.flow.progress_topic();
@@ -201,16 +188,13 @@ impl<T: Target> Lane<T> {
                         self.target.serve(Duration::from_millis(5));
                     }
                     Err((e, _)) => {
-                        transactions.doom(format!("its progress record was refused: {e}"));
-                        transactions.phase = Phase::Aborting;
+                        transactions.aborting(format!("its progress record was refused: {e}"));
                         return false;
                     }
                 }
             }
         }
-        transactions.phase = Phase::Committing {
-            since: self.ctx.clock.now(),
-        };
+        transactions.committing(self.ctx.clock.now());
         true
     }
 
@@ -226,7 +210,11 @@ impl<T: Target> Lane<T> {
                     self.ctx.clock.now(),
                     self.flight.delivery_timeout,
                 );
-                if slow && self.signals.commit.failed() {
+                let said = self
+                    .transactions
+                    .as_mut()
+                    .is_some_and(|t| t.slow_commits.failed());
+                if slow && said {
                     let message = format!(
                         "{} has not completed a commit for {:?}; the transaction stays open and \
                          commits once it answers",
@@ -239,8 +227,7 @@ impl<T: Target> Lane<T> {
             }
             TxnOutcome::Abortable(reason) => {
                 if let Some(transactions) = &mut self.transactions {
-                    transactions.doom(reason);
-                    transactions.phase = Phase::Aborting;
+                    transactions.aborting(reason);
                 }
                 self.abort_step(wait, io);
             }
@@ -254,8 +241,7 @@ impl<T: Target> Lane<T> {
         let Some(transactions) = &mut self.transactions else {
             return;
         };
-        transactions.phase = Phase::Ready;
-        let (covered, syncs) = transactions.ended();
+        let (covered, syncs) = transactions.concluded();
         for (slot, held) in covered {
             let state = &mut self.book[slot];
             if state.retired {
@@ -282,8 +268,8 @@ impl<T: Target> Lane<T> {
             }
         }
         self.house.reporter.transaction_ended("committed");
-        self.signals.abort.recovered();
-        if self.signals.commit.recovered() {
+        transactions.aborts.recovered();
+        if transactions.slow_commits.recovered() {
             info!(flow = %self.ctx.flow_name, "{} commits again", self.ctx.flow.target);
         }
     }
@@ -303,8 +289,9 @@ impl<T: Target> Lane<T> {
             return;
         };
         let reason = transactions.doomed().unwrap_or("").to_string();
-        transactions.phase = Phase::Ready;
-        let (covered, _) = transactions.ended();
+        let (covered, _) = transactions.concluded();
+        // The first of a run of aborts (until a commit); all are counted.
+        let first = transactions.aborts.failed();
         let mut again = 0;
         for slot in covered.into_keys() {
             if !self.book[slot].retired && self.book[slot].mode != Mode::Stopped {
@@ -314,8 +301,7 @@ impl<T: Target> Lane<T> {
             }
         }
         self.house.reporter.transaction_ended("aborted");
-        // The first of a run of aborts (until a commit); all are counted.
-        if self.signals.abort.failed() {
+        if first {
             warn!(
                 flow = %self.ctx.flow_name,
                 "aborted a transaction on {} ({reason}); its {again} partition(s) are copied \
@@ -332,15 +318,14 @@ impl<T: Target> Lane<T> {
         fatal: TxnFatal,
         io: &mut Reading<'_, R>,
     ) {
-        let settled = self
-            .transactions
-            .as_ref()
-            .is_some_and(|t| matches!(t.phase, Phase::Refused { .. } | Phase::Fenced));
-        if settled {
+        let Some(transactions) = &self.transactions else {
+            return;
+        };
+        if transactions.gave_up() {
             // Known: the producer keeps saying so until it is replaced. librdkafka's own error
             // line for it reaches the status too: the flow's last error stays the one that
             // says what to do.
-            if let Some(message) = &self.signals.failure {
+            if let Some(message) = transactions.failure() {
                 self.house.reporter.failed(message);
             }
             return;
@@ -366,12 +351,13 @@ impl<T: Target> Lane<T> {
                 );
                 error!(flow = %self.ctx.flow_name, "{message}");
                 self.house.reporter.failed(&message);
-                self.signals.failure = Some(message);
                 for slot in self.book.slots() {
                     self.stop_reading(slot, io);
                     self.book[slot].mode = Mode::Stopped;
                 }
-                self.set_phase(Phase::Fenced);
+                if let Some(transactions) = &mut self.transactions {
+                    transactions.fenced(message);
+                }
             }
             TxnFatal::Refused(reason) => {
                 let message = format!(
@@ -383,16 +369,16 @@ impl<T: Target> Lane<T> {
                     self.ctx.flow_name,
                     self.ctx.flow.transactional_id_prefix()
                 );
-                // Once, until transactions work again: it is asked again every so often.
-                if self.signals.refusal.failed() {
-                    error!(flow = %self.ctx.flow_name, "{message}");
-                }
                 self.house.reporter.failed(&message);
-                self.signals.failure = Some(message);
                 self.abandon_transaction(io);
-                self.set_phase(Phase::Refused {
-                    retry_at: self.ctx.clock.now() + REFUSED_RETRY,
-                });
+                let now = self.ctx.clock.now();
+                if let Some(transactions) = &mut self.transactions {
+                    // Once, until transactions work again: it is asked again every so often.
+                    if transactions.refusals.failed() {
+                        error!(flow = %self.ctx.flow_name, "{message}");
+                    }
+                    transactions.refused(message, now);
+                }
             }
             TxnFatal::Broken(reason) => {
                 self.replace_producer(RDKafkaErrorCode::Fatal, &reason, io);
@@ -426,18 +412,15 @@ impl<T: Target> Lane<T> {
             };
             let open = self.target.transaction_open_since().is_some();
             let left = deadline.saturating_duration_since(self.ctx.clock.now());
-            match transactions.phase {
-                Phase::Ready if !open => return true,
-                Phase::Ready => {
+            match transactions.finish(open) {
+                Finish::Done { left_open } => return !left_open,
+                Finish::Commit => {
                     if !self.prepare_commit() {
                         continue;
                     }
                 }
-                Phase::Committing { since } => self.commit_step(since, left, io),
-                Phase::Aborting => self.abort_step(left, io),
-                Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {
-                    return !open
-                }
+                Finish::ContinueCommit { since } => self.commit_step(since, left, io),
+                Finish::Abort => self.abort_step(left, io),
             }
             if left.is_zero() {
                 warn!(flow = %self.ctx.flow_name, "the last transaction on {} did not end in time: the target aborts it; its records are copied again", self.ctx.flow.target);

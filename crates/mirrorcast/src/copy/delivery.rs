@@ -99,7 +99,7 @@ impl<T: Target> Lane<T> {
     pub(super) fn handle_deliveries<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let mut reports = self.take_reports();
         if !reports.is_empty() {
-            self.house.reporter.tick();
+            self.house.reporter.tick(self.ctx.clock.now());
         }
         for Delivery {
             tag,
@@ -222,7 +222,7 @@ impl<T: Target> Lane<T> {
     /// Delivery reports at shutdown: acknowledgements still count, failures need no rewind.
     pub(super) fn handle_deliveries_after_stop(&mut self) {
         let reports = self.take_reports();
-        self.house.reporter.tick();
+        self.house.reporter.tick(self.ctx.clock.now());
         for Delivery { tag, error, .. } in reports {
             let Tag::Record(record) = tag else {
                 continue;

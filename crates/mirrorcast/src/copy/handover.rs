@@ -15,11 +15,10 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::inbox::Fencing;
 use super::io::{Reader, Target};
 use super::lane::Lane;
 use super::readers::Reading;
-use super::transaction::{FenceState, Phase, FENCE_WAIT};
+use super::transaction::{FenceState, Fencing, FENCE_WAIT};
 use crate::plan::{FenceAnswer, FenceRefused, Reply};
 use crate::progress::Progress;
 
@@ -130,9 +129,10 @@ impl<T: Target> Lane<T> {
             return;
         }
         if transactions.refused_recently(self.ctx.clock.now()) {
-            let refused = self.signals.failure.clone().unwrap_or_else(|| {
-                format!("{} refused transactions a moment ago", self.ctx.flow.target)
-            });
+            let refused = transactions.failure().map_or_else(
+                || format!("{} refused transactions a moment ago", self.ctx.flow.target),
+                str::to_string,
+            );
             done.send((unit, Err(FenceRefused(refused))));
             return;
         }
@@ -142,52 +142,44 @@ impl<T: Target> Lane<T> {
             done.send((unit, Err(refused)));
             return;
         }
+        let since = self.ctx.clock.now();
         if let Some(transactions) = &mut self.transactions {
             // Nothing of the unit is held here (it left, or was never here): nothing to copy
             // again.
-            transactions.ended();
+            transactions.begin_fence(Fencing { since, done });
         }
-        let since = self.ctx.clock.now();
-        self.set_phase(Phase::Unready { since, said: false });
-        self.inbox.fencing = Some(Fencing { since, done });
     }
 
     /// Answers a fence in progress once its registration ended one way or the other.
     pub(super) fn settle_fence(&mut self) {
-        let Some(since) = self.inbox.fencing.as_ref().map(|f| f.since) else {
+        let now = self.ctx.clock.now();
+        let Some(transactions) = &mut self.transactions else {
             return;
         };
-        let waited = self.ctx.clock.since(since);
-        let state = match &self.transactions {
-            None => FenceState::Fenced,
-            Some(transactions) => transactions.fence_state(since, self.ctx.clock.now()),
+        let Some(state) = transactions.fence_state(now) else {
+            return;
         };
+        let id = self.ctx.flow.transactional_id(self.book.shard().index);
         let answer = match state {
             FenceState::Pending => return,
-            FenceState::Fenced => {
-                debug!(flow = %self.ctx.flow_name, "copy unit {} fenced in {} ms", self.book.shard().index, waited.as_millis());
-                Ok(())
-            }
+            FenceState::Fenced => Ok(()),
             FenceState::TimedOut => {
-                self.set_phase(Phase::Standby);
+                transactions.stand_by();
                 Err(FenceRefused(format!(
-                    "{} did not register transactional id {} within {FENCE_WAIT:?}",
+                    "{} did not register transactional id {id} within {FENCE_WAIT:?}",
                     self.ctx.flow.target,
-                    self.transactional_id()
                 )))
             }
-            FenceState::Refused => Err(FenceRefused(self.signals.failure.clone().unwrap_or_else(
-                || {
-                    format!(
-                        "{} refused transactional id {}",
-                        self.ctx.flow.target,
-                        self.transactional_id()
-                    )
-                },
+            FenceState::Refused => Err(FenceRefused(transactions.failure().map_or_else(
+                || format!("{} refused transactional id {id}", self.ctx.flow.target),
+                str::to_string,
             ))),
         };
-        if let Some(fencing) = self.inbox.fencing.take() {
-            fencing.done.send((self.book.shard().index, answer));
+        if let Some(fencing) = transactions.take_fence() {
+            let unit = self.book.shard().index;
+            let waited = now.saturating_duration_since(fencing.since).as_millis();
+            debug!(flow = %self.ctx.flow_name, "copy unit {unit}: fence answered after {waited} ms: {answer:?}");
+            fencing.done.send((unit, answer));
         }
     }
 
@@ -202,11 +194,12 @@ impl<T: Target> Lane<T> {
         if let Err(e) = self.forget_producer() {
             warn!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
         }
-        if let Some(transactions) = &mut self.transactions {
-            transactions.ended();
-        }
-        self.set_phase(Phase::Standby);
-        if let Some(fencing) = self.inbox.fencing.take() {
+        let Some(transactions) = &mut self.transactions else {
+            return;
+        };
+        transactions.ended();
+        transactions.stand_by();
+        if let Some(fencing) = transactions.take_fence() {
             let left = FenceRefused("the unit left meanwhile".to_string());
             fencing.done.send((self.book.shard().index, Err(left)));
         }

@@ -281,7 +281,8 @@ impl<T: Target> Lane<T> {
 
     /// Offsets, lag and state of every partition, for metrics and `/api/status`.
     pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, stopped: bool) {
-        self.house.timers.last_publish = self.ctx.clock.now();
+        let now = self.ctx.clock.now();
+        self.house.timers.last_publish = now;
         let lane = self.ctx.index;
         let any_stopped = self.book.iter().any(|s| s.mode == Mode::Stopped);
         let shared_positions = readers.shared.positions();
@@ -309,6 +310,6 @@ impl<T: Target> Lane<T> {
         });
         self.house
             .reporter
-            .publish(views, self.signals.failing() || any_stopped, stopped);
+            .publish(views, self.signals.failing() || any_stopped, stopped, now);
     }
 }

@@ -1,32 +1,21 @@
 //! What a lane hears: the topic manager's and the group membership's commands, taken between
-//! rounds, and the fence answer the lane still owes the membership.
+//! rounds and dispatched to the lane's parts.
 //!
-//! Invariant: commands are applied in the order they were sent, each once; a fence is always
-//! answered (registered, refused, timed out, or the unit left meanwhile).
+//! Invariant: commands are applied in the order they were sent, each once.
 
 use std::sync::mpsc::{Receiver, TryRecvError};
-use std::time::Instant;
-
 use tracing::info;
 
 use super::io::{Reader, Target};
 use super::lane::Lane;
 use super::readers::Reading;
-use crate::plan::{Command, FenceAnswer, GroupCommand, Reply, ToCopier};
-
-/// A fence the lane is carrying out: registering its unit's id since `since`.
-pub(crate) struct Fencing {
-    pub since: Instant,
-    pub done: Reply<FenceAnswer>,
-}
+use crate::plan::{Command, GroupCommand, ToCopier};
 
 /// A lane's line from the control plane.
 pub(crate) struct Inbox {
     commands: Receiver<ToCopier>,
     /// The topic manager is gone (shutdown).
     disconnected: bool,
-    /// Exactly once in a group: the fence under way, and where to answer it.
-    pub fencing: Option<Fencing>,
 }
 
 impl Inbox {
@@ -34,7 +23,6 @@ impl Inbox {
         Inbox {
             commands,
             disconnected: false,
-            fencing: None,
         }
     }
 

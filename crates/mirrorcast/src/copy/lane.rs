@@ -29,7 +29,7 @@ use super::readers::Reading;
 use super::report::FlowReporter;
 use super::signals::Signals;
 use super::syncs::SyncWriter;
-use super::transaction::{Phase, Transactions};
+use super::transaction::Transactions;
 use crate::clock::Clock;
 use crate::config::FlowConfig;
 use crate::offsets::translate::SyncEmitter;
@@ -672,12 +672,10 @@ impl<T: Target> Lane<T> {
         if let Err(e) = self.forget_producer() {
             return error!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
         }
+        let now = self.ctx.clock.now();
         if let Some(transactions) = &mut self.transactions {
             transactions.ended();
-            transactions.phase = Phase::Unready {
-                since: self.ctx.clock.now(),
-                said: false,
-            };
+            transactions.register_from(now);
         }
         for slot in self.book.slots() {
             if !self.book[slot].retired {

@@ -184,9 +184,11 @@ impl FlowReporter {
         }
     }
 
-    /// Reads the clock for the records handled until the next tick (a batch).
-    pub fn tick(&mut self) {
-        self.now = Instant::now();
+    /// Reads the clock for the records handled until the next tick (a batch): `now` from the
+    /// lane's clock; the wall clock's milliseconds for the age of records, whose timestamps are
+    /// the producers' wall clocks.
+    pub fn tick(&mut self, now: Instant) {
+        self.now = now;
         self.now_ms = now_ms();
     }
 
@@ -296,6 +298,7 @@ impl FlowReporter {
         partitions: impl Iterator<Item = PartitionView<'a>>,
         copy_failing: bool,
         stopped: bool,
+        now: Instant,
     ) {
         let mut statuses = Vec::new();
         let (mut flow_lag, mut flow_lag_seconds) = (0i64, 0f64);
@@ -355,7 +358,9 @@ impl FlowReporter {
         m.flow_lag_seconds
             .get_or_create(&flow)
             .set(whole.lag_seconds);
-        let since_last_copy = whole.last_ack.map(|at| at.elapsed().as_secs_f64());
+        let since_last_copy = whole
+            .last_ack
+            .map(|at| now.saturating_duration_since(at).as_secs_f64());
         if let Some(seconds) = since_last_copy {
             m.since_last_copy.get_or_create(&flow).set(seconds);
         }

@@ -1,6 +1,6 @@
 //! What a lane has said about its source and target: each condition is logged once when it
-//! begins and once when it ends ([`crate::health::Health`]), and why the lane copies nothing
-//! until someone acts, when it does not.
+//! begins and once when it ends ([`crate::health::Health`]). (What its transactions said is
+//! the transaction driver's.)
 //!
 //! Invariant: a condition is said once per change, never once per record.
 
@@ -16,14 +16,6 @@ pub(crate) struct Signals {
     pub shared_join: Health,
     /// Records in flight with no report for longer than the delivery timeout.
     pub stall: Health,
-    /// Commits that take longer than the delivery timeout.
-    pub commit: Health,
-    /// The target refusing transactions to this principal.
-    pub refusal: Health,
-    /// Transactions aborted since the last commit.
-    pub abort: Health,
-    /// Why the lane copies nothing until someone acts (transactions refused, fenced).
-    pub failure: Option<String>,
 }
 
 impl Signals {

@@ -142,7 +142,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
     /// Forwards up to a batch of records from the shared reader; returns how many it read.
     fn forward_shared_batch(&mut self, wait: Duration) -> usize {
         for lane in &mut self.lanes {
-            lane.house.reporter.tick();
+            lane.house.reporter.tick(lane.ctx.clock.now());
         }
         for read in 0..BATCH {
             // Before reading, never between reading and forwarding (that would be a gap); every
@@ -195,7 +195,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
             return 0;
         }
         let reader = &self.readers.own[index];
-        lane.house.reporter.tick();
+        lane.house.reporter.tick(lane.ctx.clock.now());
         for read in 0..BATCH {
             if read % 64 == 0 && (!lane.has_room() || !self.standing.may_write()) {
                 return read;

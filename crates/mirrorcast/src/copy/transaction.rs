@@ -19,7 +19,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::health::Health;
 use crate::offsets::codec::OffsetSync;
+use crate::plan::{FenceAnswer, Reply};
 
 /// Where the lane's transactions are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,17 +62,48 @@ pub(crate) struct Covered {
     pub last_timestamp_ms: Option<i64>,
 }
 
-/// A lane's transactions: the phase, and what the open one holds.
-#[derive(Debug)]
+/// A lane's transaction driver: the phase, what the open transaction holds, the fence under
+/// way, and what was said about commits, refusals and aborts. It decides ([`Self::step`]); the
+/// lane carries the decisions out against its target and reports each outcome back.
 pub(crate) struct Transactions {
     /// `transaction.boundary.interval.ms`
-    pub interval: Duration,
-    pub phase: Phase,
+    interval: Duration,
+    phase: Phase,
     covered: HashMap<usize, Covered>,
     /// Why the open transaction cannot commit, once known.
     doomed: Option<String>,
     /// Offset syncs of records it holds, written once it commits.
     syncs: Vec<OffsetSync>,
+    /// In a group: the fence the membership asked for, while the id registers.
+    fence: Option<Fencing>,
+    /// Why the lane copies nothing until someone acts (refused, fenced).
+    failure: Option<String>,
+    /// Commits that take longer than the delivery timeout.
+    pub slow_commits: Health,
+    /// The target refusing transactions to this principal.
+    pub refusals: Health,
+    /// Transactions aborted since the last commit.
+    pub aborts: Health,
+}
+
+/// A fence the lane is carrying out: registering its unit's id since `since`.
+pub(crate) struct Fencing {
+    pub since: Instant,
+    pub done: Reply<FenceAnswer>,
+}
+
+/// What to do when a transaction must end before a deadline (shutdown, a release).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Finish {
+    /// Nothing is open, or nothing more can be done about it.
+    Done {
+        left_open: bool,
+    },
+    Commit,
+    ContinueCommit {
+        since: Instant,
+    },
+    Abort,
 }
 
 /// What the lane sees of its target when its transactions take a step.
@@ -78,9 +111,9 @@ pub(crate) struct Transactions {
 pub(crate) struct TxnView {
     /// Since when a transaction is open on the target (`None`: none is).
     pub open_since: Option<Instant>,
-    /// Whether the id may be registered now: the group gave the unit (a fence is under way) or
-    /// this process may write (a replaced producer).
-    pub may_register: bool,
+    /// Whether this process may write now (a replaced producer registers again then; in a
+    /// group a unit registers otherwise only when given, by a fence).
+    pub may_write: bool,
     /// In a group the membership asks a refusing target again, not the lane.
     pub grouped: bool,
 }
@@ -139,6 +172,11 @@ impl Transactions {
             covered: HashMap::new(),
             doomed: None,
             syncs: Vec::new(),
+            fence: None,
+            failure: None,
+            slow_commits: Health::default(),
+            refusals: Health::default(),
+            aborts: Health::default(),
         }
     }
 
@@ -146,7 +184,7 @@ impl Transactions {
     /// clock.
     pub fn step(&self, now: Instant, view: TxnView) -> TxnStep {
         match self.phase {
-            Phase::Unready { since, said } if view.may_register => {
+            Phase::Unready { since, said } if view.may_write || self.fence.is_some() => {
                 TxnStep::Register { since, said }
             }
             Phase::Ready if view.open_since.is_none() && self.doomed.is_some() => TxnStep::Discard,
@@ -169,21 +207,123 @@ impl Transactions {
         now.saturating_duration_since(since) >= timeout
     }
 
-    /// Where a fence begun at `since` stands at `now`.
-    pub fn fence_state(&self, since: Instant, now: Instant) -> FenceState {
-        match self.phase {
+    /// Where the fence under way stands at `now` (`None`: none is).
+    pub fn fence_state(&self, now: Instant) -> Option<FenceState> {
+        let since = self.fence.as_ref()?.since;
+        Some(match self.phase {
             Phase::Ready => FenceState::Fenced,
             Phase::Unready { .. } if now.saturating_duration_since(since) < FENCE_WAIT => {
                 FenceState::Pending
             }
             Phase::Unready { .. } => FenceState::TimedOut,
             _ => FenceState::Refused,
-        }
+        })
     }
 
     /// Whether the target refused transactions so recently that a fence is refused at once.
     pub fn refused_recently(&self, now: Instant) -> bool {
         matches!(self.phase, Phase::Refused { retry_at } if now < retry_at)
+    }
+
+    /// What to do with the open transaction (`open`) before a deadline.
+    pub fn finish(&self, open: bool) -> Finish {
+        match self.phase {
+            Phase::Ready if !open => Finish::Done { left_open: false },
+            Phase::Ready => Finish::Commit,
+            Phase::Committing { since } => Finish::ContinueCommit { since },
+            Phase::Aborting => Finish::Abort,
+            Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {
+                Finish::Done { left_open: open }
+            }
+        }
+    }
+
+    /// Whether records may go into a transaction (`Ready`: not registering, committing or
+    /// aborting).
+    pub fn is_ready(&self) -> bool {
+        self.phase == Phase::Ready
+    }
+
+    /// Whether the lane gave up until someone acts (refused, fenced): the producer keeps
+    /// saying so until it is replaced.
+    pub fn gave_up(&self) -> bool {
+        matches!(self.phase, Phase::Refused { .. } | Phase::Fenced)
+    }
+
+    /// Why the lane copies nothing, when it gave up.
+    pub fn failure(&self) -> Option<&str> {
+        self.failure.as_deref()
+    }
+
+    /// Registers the id with a new producer from `now` (after a fatal error, a refusal's retry,
+    /// or a fence).
+    pub fn register_from(&mut self, now: Instant) {
+        self.phase = Phase::Unready {
+            since: now,
+            said: false,
+        };
+    }
+
+    /// The coordinator's silence since `since` was said.
+    pub fn silence_said(&mut self, since: Instant) {
+        self.phase = Phase::Unready { since, said: true };
+    }
+
+    /// The id is registered: records may go.
+    pub fn registered_now(&mut self) {
+        self.failure = None;
+        self.phase = Phase::Ready;
+    }
+
+    /// The progress records are in: the commit is asked from `now`.
+    pub fn committing(&mut self, now: Instant) {
+        self.phase = Phase::Committing { since: now };
+    }
+
+    /// The open transaction cannot commit, for `reason`: it is aborted.
+    pub fn aborting(&mut self, reason: impl Into<String>) {
+        self.doom(reason);
+        self.phase = Phase::Aborting;
+    }
+
+    /// The transaction ended (committed or aborted): what it held, and its held-back syncs;
+    /// the next one may start.
+    pub fn concluded(&mut self) -> (HashMap<usize, Covered>, Vec<OffsetSync>) {
+        self.phase = Phase::Ready;
+        self.ended()
+    }
+
+    /// The target refuses transactions (`why` says what to do): asked again after
+    /// [`REFUSED_RETRY`].
+    pub fn refused(&mut self, why: String, now: Instant) {
+        self.failure = Some(why);
+        self.phase = Phase::Refused {
+            retry_at: now + REFUSED_RETRY,
+        };
+    }
+
+    /// Another process has the id: nothing more is copied here.
+    pub fn fenced(&mut self, why: String) {
+        self.failure = Some(why);
+        self.phase = Phase::Fenced;
+    }
+
+    /// The lane's unit is not this process's: nothing registers until a fence.
+    pub fn stand_by(&mut self) {
+        self.phase = Phase::Standby;
+    }
+
+    /// A fence begins at `now`: the id registers with a new producer; nothing of the unit is
+    /// held here.
+    pub fn begin_fence(&mut self, fencing: Fencing) {
+        self.ended();
+        self.register_from(fencing.since);
+        self.fence = Some(fencing);
+    }
+
+    /// The fence under way, to answer.
+    pub fn take_fence(&mut self) -> Option<Fencing> {
+        self.fence.take()
     }
 
     /// Instances sharing a group: nothing registers until the group gives the lane's unit.
@@ -339,5 +479,124 @@ mod tests {
         t.sent(0, 0, 10, 1, None);
         t.sent(0, 1, 10, 1, None);
         assert!(t.doomed().is_some(), "10 would be committed twice");
+    }
+
+    fn view(open_since: Option<Instant>, may_write: bool) -> TxnView {
+        TxnView {
+            open_since,
+            may_write,
+            grouped: false,
+        }
+    }
+
+    #[test]
+    fn the_id_registers_only_while_this_process_may_write_or_a_fence_asks() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(Duration::from_millis(100), t0);
+        assert_eq!(t.step(t0, view(None, false)), TxnStep::Wait);
+        let register = TxnStep::Register {
+            since: t0,
+            said: false,
+        };
+        assert_eq!(t.step(t0, view(None, true)), register);
+        t.stand_by();
+        assert_eq!(t.step(t0, view(None, true)), TxnStep::Wait, "standing by");
+        let (done, _answers) = Reply::channel();
+        t.begin_fence(Fencing { since: t0, done });
+        assert_eq!(t.step(t0, view(None, false)), register, "a fence registers");
+        t.silence_said(t0);
+        let said = TxnStep::Register {
+            since: t0,
+            said: true,
+        };
+        assert_eq!(t.step(t0, view(None, false)), said);
+        assert!(Transactions::coordinator_silent(
+            t0,
+            false,
+            t0 + COORDINATOR_PATIENCE
+        ));
+        assert!(!Transactions::coordinator_silent(
+            t0,
+            true,
+            t0 + COORDINATOR_PATIENCE
+        ));
+    }
+
+    #[test]
+    fn a_ready_transaction_commits_after_its_interval_and_a_doomed_empty_one_is_discarded() {
+        let t0 = Instant::now();
+        let mut t = ready();
+        assert_eq!(t.step(t0, view(None, true)), TxnStep::Wait, "nothing open");
+        let open = Some(t0);
+        assert_eq!(t.step(t0, view(open, true)), TxnStep::Wait);
+        let later = t0 + Duration::from_millis(100);
+        assert_eq!(t.step(later, view(open, true)), TxnStep::Commit);
+        t.committing(later);
+        assert_eq!(
+            t.step(later, view(open, true)),
+            TxnStep::ContinueCommit { since: later }
+        );
+        t.concluded();
+        t.doom("a record failed");
+        assert_eq!(t.step(t0, view(None, true)), TxnStep::Discard);
+        assert_eq!(
+            t.step(t0, view(open, true)),
+            TxnStep::Commit,
+            "doomed: at once"
+        );
+        t.aborting("a record failed");
+        assert_eq!(t.step(t0, view(open, true)), TxnStep::Abort);
+    }
+
+    #[test]
+    fn a_refusal_is_asked_again_after_its_retry_by_the_lane_alone_not_in_a_group() {
+        let t0 = Instant::now();
+        let mut t = ready();
+        t.refused("no ACL".to_string(), t0);
+        assert!(t.gave_up() && t.refused_recently(t0));
+        assert_eq!(t.failure(), Some("no ACL"));
+        assert_eq!(t.step(t0, view(None, true)), TxnStep::Wait);
+        let retry = t0 + REFUSED_RETRY;
+        assert!(!t.refused_recently(retry));
+        assert_eq!(t.step(retry, view(None, true)), TxnStep::AskAgain);
+        let grouped = TxnView {
+            grouped: true,
+            ..view(None, true)
+        };
+        assert_eq!(t.step(retry, grouped), TxnStep::Wait, "the membership asks");
+        t.register_from(retry);
+        t.registered_now();
+        assert!(!t.gave_up() && t.failure().is_none());
+    }
+
+    #[test]
+    fn a_fence_is_pending_until_registered_refused_or_timed_out() {
+        let t0 = Instant::now();
+        let mut t = Transactions::new(Duration::from_millis(100), t0).standing_by();
+        assert_eq!(t.fence_state(t0), None);
+        let (done, _answers) = Reply::channel();
+        t.begin_fence(Fencing { since: t0, done });
+        let just_before = t0 + FENCE_WAIT - Duration::from_millis(1);
+        assert_eq!(t.fence_state(just_before), Some(FenceState::Pending));
+        assert_eq!(t.fence_state(t0 + FENCE_WAIT), Some(FenceState::TimedOut));
+        t.registered_now();
+        assert_eq!(t.fence_state(t0 + FENCE_WAIT), Some(FenceState::Fenced));
+        t.fenced("another process".to_string());
+        assert_eq!(t.fence_state(t0), Some(FenceState::Refused));
+        assert!(t.take_fence().is_some() && t.fence_state(t0).is_none());
+    }
+
+    #[test]
+    fn finishing_before_a_deadline_commits_what_is_open_and_leaves_the_rest() {
+        let t0 = Instant::now();
+        let mut t = ready();
+        assert_eq!(t.finish(false), Finish::Done { left_open: false });
+        assert_eq!(t.finish(true), Finish::Commit);
+        t.committing(t0);
+        assert_eq!(t.finish(true), Finish::ContinueCommit { since: t0 });
+        t.aborting("x");
+        assert_eq!(t.finish(true), Finish::Abort);
+        t.fenced("y".to_string());
+        assert_eq!(t.finish(true), Finish::Done { left_open: true });
     }
 }

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use tracing::{info, warn};
 
-use super::membership::MemberFlow;
 use super::units::Units;
+use super::MemberFlow;
+use crate::clock::Clock;
 use crate::health::Health;
 use crate::plan::{FenceAnswer, GroupCommand, Reply};
 
@@ -26,6 +27,8 @@ const RETRY: Duration = Duration::from_secs(1);
 pub(super) struct Fences {
     flows: Vec<Fencing>,
     health: Health,
+    /// Round deadlines and retries are measured by it.
+    clock: Clock,
 }
 
 /// A flow's fencing of the units the group gave.
@@ -51,10 +54,11 @@ struct Round {
 }
 
 impl Fences {
-    pub fn new(flows: usize) -> Self {
+    pub fn new(flows: usize, clock: Clock) -> Self {
         Fences {
             flows: (0..flows).map(|_| Fencing::default()).collect(),
             health: Health::default(),
+            clock,
         }
     }
 
@@ -66,14 +70,16 @@ impl Fences {
         units: &mut Units,
     ) -> Vec<(usize, Vec<(String, i32)>)> {
         let mut acquire = Vec::new();
+        let now = self.clock.now();
         for (flow, (fencing, member)) in self.flows.iter_mut().zip(members).enumerate() {
             let Some(round) = &mut fencing.round else {
-                if fencing.retry_at.is_none_or(|at| Instant::now() >= at) {
-                    fencing.round = Round::start(member, units.to_fence(flow), units.generation());
+                if fencing.retry_at.is_none_or(|at| now >= at) {
+                    let (to_fence, generation) = (units.to_fence(flow), units.generation());
+                    fencing.round = Round::start(member, to_fence, generation, now);
                 }
                 continue;
             };
-            if !round.finished() {
+            if !round.finished(now) {
                 continue;
             }
             let Some(round) = fencing.round.take() else {
@@ -96,7 +102,7 @@ impl Fences {
                 if self.health.failed() {
                     warn!(flow = %member.flow.name(), "copy unit(s) cannot be taken over yet ({reasons}); nothing of theirs is copied to {} here until they are (asked again every {RETRY:?})", member.flow.target);
                 }
-                fencing.retry_at = Some(Instant::now() + RETRY);
+                fencing.retry_at = Some(now + RETRY);
             } else if self.health.recovered() {
                 info!(flow = %member.flow.name(), "copy units are taken over again");
             }
@@ -108,7 +114,12 @@ impl Fences {
 impl Round {
     /// Asks `member`'s copier threads to fence `units`; `None` when there are none, or the
     /// threads are gone.
-    fn start(member: &MemberFlow, units: Vec<usize>, generation: u64) -> Option<Round> {
+    fn start(
+        member: &MemberFlow,
+        units: Vec<usize>,
+        generation: u64,
+        now: Instant,
+    ) -> Option<Round> {
         if units.is_empty() {
             return None;
         }
@@ -125,13 +136,14 @@ impl Round {
             units,
             fenced: Vec::new(),
             refusals: Vec::new(),
-            deadline: Instant::now() + FENCE_ANSWERS,
+            deadline: now + FENCE_ANSWERS,
             generation,
         })
     }
 
     /// Takes the answers that came; whether every thread answered (or time is up).
-    fn finished(&mut self) -> bool {
+    /// Whether every thread answered, or `now` is past the round's deadline.
+    fn finished(&mut self, now: Instant) -> bool {
         loop {
             match self.answers.try_recv() {
                 Ok((unit, answer)) => {
@@ -143,7 +155,7 @@ impl Round {
                     }
                 }
                 Err(TryRecvError::Empty) => {
-                    return self.answered >= self.expected || Instant::now() >= self.deadline
+                    return self.answered >= self.expected || now >= self.deadline
                 }
                 Err(TryRecvError::Disconnected) => return true,
             }
@@ -154,6 +166,7 @@ impl Round {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use crate::config::{Config, RawProperties};
     use crate::plan::{Commands, FenceRefused, ToCopier};
     use std::sync::mpsc;
@@ -195,7 +208,8 @@ mod tests {
         let mut units = Units::new("units".into(), 2, 1);
         units.listed([("t".to_string(), 4)].into());
         units.assigned(&[0, 1]);
-        let mut fences = Fences::new(1);
+        let clock = ManualClock::new();
+        let mut fences = Fences::new(1, clock.clock());
         assert!(fences.advance(&members, &mut units).is_empty(), "asked");
         assert!(
             fences.advance(&members, &mut units).is_empty(),
@@ -211,7 +225,7 @@ mod tests {
             fences.advance(&members, &mut units).is_empty(),
             "not before the retry"
         );
-        std::thread::sleep(RETRY);
+        clock.advance(RETRY);
         assert!(
             fences.advance(&members, &mut units).is_empty(),
             "asked again"
@@ -231,5 +245,33 @@ mod tests {
         assert_eq!(acquired.len(), 1);
         assert_eq!(acquired[0].1.len(), 2, "unit 1's half of t: {acquired:?}");
         assert!(units.to_fence(0).is_empty());
+    }
+
+    #[test]
+    fn a_round_nobody_answers_ends_at_its_deadline_and_is_asked_again_after_the_retry() {
+        let (member, threads) = member(1);
+        let members = [member];
+        let mut units = Units::new("units".into(), 1, 1);
+        units.listed([("t".to_string(), 2)].into());
+        units.assigned(&[0]);
+        let clock = ManualClock::new();
+        let mut fences = Fences::new(1, clock.clock());
+        assert!(fences.advance(&members, &mut units).is_empty(), "asked");
+        let asked = |threads: &[mpsc::Receiver<ToCopier>]| threads[0].try_iter().count();
+        assert_eq!(asked(&threads), 1);
+        clock.advance(FENCE_ANSWERS - Duration::from_millis(1));
+        fences.advance(&members, &mut units);
+        assert_eq!(asked(&threads), 0, "the round is still out");
+        clock.advance(Duration::from_millis(1));
+        assert!(
+            fences.advance(&members, &mut units).is_empty(),
+            "nothing fenced"
+        );
+        assert_eq!(units.to_fence(0), vec![0]);
+        fences.advance(&members, &mut units);
+        assert_eq!(asked(&threads), 0, "not before the retry");
+        clock.advance(RETRY);
+        fences.advance(&members, &mut units);
+        assert_eq!(asked(&threads), 1, "asked again");
     }
 }

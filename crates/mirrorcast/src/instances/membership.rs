@@ -25,8 +25,8 @@ use tracing::{debug, error, info, warn};
 use super::fencing::Fences;
 use super::lease::{Lease, Poll};
 use super::units::{UnitCountChanged, Units};
-use super::{leader_partition, Standing};
-use crate::config::FlowConfig;
+use super::{leader_partition, MemberFlow, Standing};
+use crate::clock::Clock;
 use crate::health::Health;
 use crate::kafka::clients::ClientLog;
 use crate::kafka::log_reader::LogReadError;
@@ -45,14 +45,6 @@ const SUBSCRIPTION_REFRESH: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
 /// How long after start a missing progress topic is expected (being created), not a problem.
 const QUIET_START: Duration = Duration::from_secs(60);
-/// One flow of the source, as the membership sees it.
-pub struct MemberFlow {
-    pub flow: FlowConfig,
-    pub commands: Commands,
-    /// Reads the flow's progress topic on its target.
-    pub target_consumer: ClientConfig,
-}
-
 /// Everything the membership of a source needs.
 pub struct Membership {
     pub source: String,
@@ -66,6 +58,8 @@ pub struct Membership {
     /// member leave the group (else the next owner could read older progress).
     pub leave: Receiver<()>,
     pub shutdown: Shutdown,
+    /// What leases, deadlines and refreshes are measured by.
+    pub clock: Clock,
     pub started: Instant,
     /// Exactly once: the group hands out these copy units instead of partitions.
     pub units: Option<Units>,
@@ -99,6 +93,7 @@ struct MemberContext {
     standing: Standing,
     lease: Arc<Mutex<Lease>>,
     state: Mutex<State>,
+    clock: Clock,
     /// `mirrorcast_group_leads`: set at each change at once (the member's loop can be busy
     /// reading progress for seconds), and kept in line with the lease by the loop.
     leads_gauge: Gauge,
@@ -139,7 +134,7 @@ impl ConsumerContext for MemberContext {
             }
             if lost {
                 let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
-                lease.lost(Instant::now());
+                lease.lost(self.clock.now());
                 self.standing.set_lease(None);
             }
             self.update_leadership(&mut state);
@@ -164,9 +159,9 @@ impl ConsumerContext for MemberContext {
             }
         }
         drop(done);
-        let deadline = Instant::now() + RELEASE_WAIT;
+        let deadline = self.clock.now() + RELEASE_WAIT;
         for answered in 0..expected {
-            let left = deadline.saturating_duration_since(Instant::now());
+            let left = deadline.saturating_duration_since(self.clock.now());
             if answers.recv_timeout(left).is_err() {
                 // Gone (stopping) or too slow: the group must not wait longer.
                 warn!(source = %self.source, "handing {} partition(s) over after {answered} of {expected} copier answer(s): the next owner may copy some records again", partitions.len());
@@ -253,6 +248,7 @@ impl MemberContext {
 /// (the member's thread may be busy for long, in a rebalance or reading progress; this one
 /// never is).
 fn keep_time(
+    clock: &Clock,
     source: &str,
     standing: &Standing,
     lease: &Mutex<Lease>,
@@ -261,7 +257,7 @@ fn keep_time(
 ) {
     while ticking.load(Ordering::Acquire) {
         let mut lease = lease.lock().unwrap_or_else(|p| p.into_inner());
-        if let Poll::AfterGap(gap) = lease.polled(Instant::now()) {
+        if let Poll::AfterGap(gap) = lease.polled(clock.now()) {
             warn!(source, "this process did not run for {gap:?}: nothing is written until the group confirms its partitions");
         }
         standing.set_lease(lease.valid_until());
@@ -332,6 +328,7 @@ impl Membership {
             flows: self.flows.iter().map(|f| f.commands.clone()).collect(),
             standing: self.standing.clone(),
             lease: lease.clone(),
+            clock: self.clock.clone(),
             leads_gauge: self
                 .observe
                 .metrics
@@ -374,7 +371,14 @@ impl Membership {
                 .name(format!("lease {}", self.source))
                 .spawn_scoped(scope, || {
                     let gauge = &consumer.context().leads_gauge;
-                    keep_time(&self.source, &self.standing, &lease, gauge, &ticking)
+                    keep_time(
+                        &self.clock,
+                        &self.source,
+                        &self.standing,
+                        &lease,
+                        gauge,
+                        &ticking,
+                    )
                 });
             if let Err(e) = clock {
                 error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
@@ -401,11 +405,14 @@ impl Membership {
     ) -> Result<(), MembershipError> {
         // Listing the topics fails on its own, and is said on its own.
         let mut listing_health = Health::default();
-        let mut fences = Fences::new(self.flows.len());
+        let mut fences = Fences::new(self.flows.len(), self.clock.clone());
         let mut last_listing: Option<Instant> = None;
         while let Err(TryRecvError::Empty) = self.leave.try_recv() {
-            if last_listing.is_none_or(|at| at.elapsed() >= SUBSCRIPTION_REFRESH) {
-                last_listing = Some(Instant::now());
+            let now = self.clock.now();
+            if last_listing
+                .is_none_or(|at| now.saturating_duration_since(at) >= SUBSCRIPTION_REFRESH)
+            {
+                last_listing = Some(now);
                 match self.subscribe(consumer) {
                     Ok(Err(changed)) => {
                         error!(source = %self.source, "{changed}");
@@ -567,7 +574,7 @@ impl Membership {
                 }
                 // At a first start the member can be quicker than the topic manager that
                 // creates the progress topic: wait for it quietly.
-                Err(LogReadError::Missing(_)) if self.started.elapsed() < QUIET_START => {
+                Err(LogReadError::Missing(_)) if self.clock.since(self.started) < QUIET_START => {
                     debug!(flow = %flow.name(), "{topic} does not exist yet; waiting for it");
                     unread.push((index, partitions));
                 }

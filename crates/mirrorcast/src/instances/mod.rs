@@ -19,7 +19,19 @@ pub mod units;
 
 use std::collections::BTreeSet;
 
+use rdkafka::ClientConfig;
+
+use crate::config::FlowConfig;
 pub use crate::ownership::Standing;
+use crate::plan::Commands;
+
+/// One flow of the source, as the membership sees it.
+pub struct MemberFlow {
+    pub flow: FlowConfig,
+    pub commands: Commands,
+    /// Reads the flow's progress topic on its target.
+    pub target_consumer: ClientConfig,
+}
 
 /// The partition whose owner leads the flows: partition 0 of the first subscribed topic. It
 /// moves with that partition (a member that dies, a topic that sorts first appears).
