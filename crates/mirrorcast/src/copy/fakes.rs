@@ -14,7 +14,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::OwnedHeaders;
 use rdkafka::Offset;
 
-use super::delivery::{Delivery, Tag};
+use super::io::{Delivery, Tag};
 use super::io::{Outgoing, Reader, SourceRecord, Target, TxnFatal, TxnOutcome};
 
 #[derive(Debug, Clone, PartialEq)]

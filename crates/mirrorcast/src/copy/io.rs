@@ -10,8 +10,6 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedHeaders, BorrowedMessage, OwnedHeaders};
 use rdkafka::{Message, Offset};
 
-use super::delivery::{Delivery, Tag};
-
 /// A record read from a source partition.
 pub(crate) trait SourceRecord {
     fn topic(&self) -> &str;
@@ -176,4 +174,42 @@ impl SourceRecord for BorrowedMessage<'_> {
         // accessors would panic on a key that is not UTF-8 and kill the copier).
         Message::headers(self).map(BorrowedHeaders::detach)
     }
+}
+
+/// A copied record, for its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct RecordTag {
+    pub slot: usize,
+    pub epoch: u32,
+    /// Its source offset.
+    pub offset: i64,
+    pub bytes: u32,
+    /// The record's timestamp, for the replication latency.
+    pub timestamp_ms: Option<i64>,
+    /// Written to the dead-letter topic, the target having refused it.
+    pub dead_letter: bool,
+}
+
+/// What a produced record is, for its delivery report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Tag {
+    Record(RecordTag),
+    /// A progress record (`mm2-offsets`) storing `offset` for partition `slot`, or a tombstone
+    /// dropping its progress (`None`).
+    Progress {
+        slot: usize,
+        offset: Option<i64>,
+    },
+    Heartbeat,
+    /// An offset sync written to the target.
+    OffsetSync,
+}
+
+/// A delivery report.
+#[derive(Debug)]
+pub(crate) struct Delivery {
+    pub tag: Tag,
+    pub error: Option<KafkaError>,
+    /// Where the record landed on the target.
+    pub downstream_offset: Option<i64>,
 }

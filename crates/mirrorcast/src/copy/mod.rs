@@ -3,35 +3,37 @@
 //! each target acknowledged.
 //!
 //! Runs on its own thread with librdkafka's blocking clients ([`run`] wires them up). Each flow
-//! is a [`lane`] with its own producer and per-partition bookkeeping; the lanes share one
-//! reader of the source ([`fanout`] decides who reads where, [`readers`] does it), so targets
-//! that keep up cost one read between them. A lane whose target is slow leaves the shared
-//! reader after a short wait ([`backpressure`]) and catches up on a reader of its own, so it
-//! never holds the others back. Per partition a lane keeps the last acknowledged source offset
-//! ([`ledger`]); a failed delivery ([`delivery`]) takes the partition away and hands it back,
-//! after a backoff, at the offset after the last acknowledged one, so a failure becomes a
-//! retry, never a gap. Each such rewind starts a new epoch, and delivery reports of older
-//! epochs are ignored. Progress, heartbeats, offset syncs and metrics are [`housekeeping`].
+//! is a [`lane`] with its own producer; the lanes share one reader of the source ([`fanout`]
+//! decides who reads where, [`readers`] does it), so targets that keep up cost one read between
+//! them. A lane whose target is slow leaves the shared reader after a short wait
+//! ([`backpressure`]) and catches up on a reader of its own, so it never holds the others back.
 //!
-//! The logic is generic over [`io::Reader`] and [`io::Target`]; its transitions are unit-tested
-//! against fakes (`tests`).
+//! A lane is a coordinator of parts that each own one concern, know nothing of the lane and
+//! return decisions: its [`book`] (which partitions, their routes, progress and per-partition
+//! state, with the last acknowledged offset in each [`ledger`]), what is in flight
+//! ([`in_flight`]), the [`transaction`] driver (exactly once), its [`housekeeper`] (progress,
+//! heartbeats, offset syncs, metrics and when), what it has said ([`signals`]) and heard
+//! ([`inbox`]), and whether a failure is a refusal for good ([`refused`]). A failed delivery takes the partition away and hands it back, after a backoff,
+//! at the offset after the last acknowledged one, so a failure becomes a retry, never a gap.
+//! Each such rewind starts a new epoch, and delivery reports of older epochs are ignored.
+//!
+//! The logic is generic over [`io::Reader`], [`io::Target`] and a [`crate::clock::Clock`]; its
+//! transitions are unit-tested against fakes on a clock the tests move (`tests`).
 
 mod backpressure;
 mod book;
-mod commit;
-mod delivery;
 #[cfg(test)]
 mod fakes;
 pub mod fanout;
-mod handover;
-mod housekeeping;
+mod housekeeper;
+mod in_flight;
 mod inbox;
 mod io;
 mod lane;
 pub mod ledger;
 mod partitions;
 mod readers;
-mod refusal;
+mod refused;
 pub mod report;
 mod signals;
 pub mod source;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::Offset;
 
 use super::ledger::PartitionLedger;
-use super::refusal::Refusal;
+use super::refused::Refusal;
 use super::report::PartitionMeters;
 use crate::backoff::Backoff;
 use crate::offsets::translate::SyncEmitter;

@@ -1,6 +1,6 @@
 //! What the copy of one flow reports: per-record counters and histograms (atomics the copier
 //! holds handles to), and about once a second the per-partition offsets and lag, as gauges and
-//! as the flow's status snapshot. A flow copied by several threads ([`super::shard`]) is
+//! as the flow's status snapshot. A flow copied by several threads ([`crate::ownership::shard`]) is
 //! reported as one: each thread's part is kept in [`FlowShards`] and the flow's figures are
 //! made from all of them.
 

@@ -10,7 +10,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use tracing::warn;
 
-use super::delivery::Tag;
+use super::io::Tag;
 use super::io::{Outgoing, Target};
 use crate::config::OffsetSyncsConfig;
 use crate::health::Health;

@@ -10,7 +10,7 @@ use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::{ClientConfig, ClientContext, Message};
 
-use super::delivery::{Delivery, Tag};
+use super::io::{Delivery, Tag};
 use super::io::{Outgoing, Target, TxnFatal, TxnOutcome};
 use crate::kafka::clients::ClientLog;
 use crate::observe::status::StatusBoard;

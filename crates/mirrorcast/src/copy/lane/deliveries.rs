@@ -5,74 +5,15 @@
 //! Invariant: a report only counts for the epoch its record was sent in; after a rewind, the
 //! reports of what was in flight before change nothing.
 
+use std::time::Duration;
+
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{info, warn};
 
-use std::time::Duration;
-
-use super::backpressure::Backpressure;
-use super::io::{Reader, Target, TxnFatal};
-use super::lane::Lane;
-use super::readers::Reading;
+use super::Lane;
+use crate::copy::io::{Delivery, Reader, Tag, Target, TxnFatal};
+use crate::copy::readers::Reading;
 use crate::offsets::codec::OffsetSync;
-
-/// A copied record, for its delivery report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct RecordTag {
-    pub slot: usize,
-    pub epoch: u32,
-    /// Its source offset.
-    pub offset: i64,
-    pub bytes: u32,
-    /// The record's timestamp, for the replication latency.
-    pub timestamp_ms: Option<i64>,
-    /// Written to the dead-letter topic, the target having refused it.
-    pub dead_letter: bool,
-}
-
-/// What a produced record is, for its delivery report.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Tag {
-    Record(RecordTag),
-    /// A progress record (`mm2-offsets`) storing `offset` for partition `slot`, or a tombstone
-    /// dropping its progress (`None`).
-    Progress {
-        slot: usize,
-        offset: Option<i64>,
-    },
-    Heartbeat,
-    /// An offset sync written to the target.
-    OffsetSync,
-}
-
-/// A delivery report.
-#[derive(Debug)]
-pub(crate) struct Delivery {
-    pub tag: Tag,
-    pub error: Option<KafkaError>,
-    /// Where the record landed on the target.
-    pub downstream_offset: Option<i64>,
-}
-
-/// What is in flight to a lane's target: the producer queue's room, when silence counts as
-/// failing, and the report buffer handed back and forth with the target.
-pub(crate) struct InFlight {
-    pub queue: Backpressure,
-    /// After this long with records in flight and no report, the target counts as failing
-    /// (the producer itself never gives a record up: see `connect_lane`).
-    pub delivery_timeout: Duration,
-    pub spare_reports: Vec<Delivery>,
-}
-
-impl InFlight {
-    pub fn new(queue: Backpressure, delivery_timeout: Duration) -> Self {
-        InFlight {
-            queue,
-            delivery_timeout,
-            spare_reports: Vec::new(),
-        }
-    }
-}
 
 impl<T: Target> Lane<T> {
     /// The target's events: rdkafka's `poll(ZERO)` serves one event (one produce response's

@@ -4,88 +4,26 @@
 //!
 //! Invariant: the progress stored for a partition is always an offset the target acknowledged.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{info, warn};
 
-use super::delivery::Tag;
-use super::io::{Outgoing, Reader, Target};
-use super::lane::Lane;
-use super::partitions::Mode;
-use super::readers::{Readers, Reading};
-use super::report::{FlowReporter, PartitionView};
-use super::syncs::SyncWriter;
+use super::Lane;
+use crate::copy::io::{Outgoing, Reader, Tag, Target};
+use crate::copy::partitions::Mode;
+use crate::copy::readers::{Readers, Reading};
+use crate::copy::report::PartitionView;
 use crate::offsets::codec::{Heartbeat, OffsetSync};
 use crate::offsets::translate::SyncEmitter;
 use crate::policy::HEARTBEATS_TOPIC;
 use crate::progress::codec;
-use prometheus_client::metrics::counter::Counter;
 
 /// How long shutdown waits for the target to acknowledge what is in flight.
 const SHUTDOWN_FLUSH: Duration = Duration::from_secs(3);
 /// How long a round waits for a transaction step (registering, committing, aborting): the
 /// step goes on in librdkafka meanwhile, and the next round looks again.
 const TRANSACTION_STEP: Duration = Duration::from_millis(1);
-/// How often offsets, lag and state are published.
-const PUBLISH_EVERY: Duration = Duration::from_secs(1);
-
-/// When a lane last did each periodic job.
-/// When a lane last did each of its timed chores.
-pub(crate) struct Timers {
-    last_progress_write: Instant,
-    last_publish: Instant,
-    last_heartbeat: Option<Instant>,
-}
-
-impl Timers {
-    pub fn new(now: Instant) -> Self {
-        Timers {
-            last_progress_write: now,
-            last_publish: now,
-            last_heartbeat: None,
-        }
-    }
-
-    pub fn progress_due(&self, interval: Duration, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_progress_write) >= interval
-    }
-
-    fn publish_due(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_publish) >= PUBLISH_EVERY
-    }
-
-    fn heartbeat_due(&self, interval: Duration, now: Instant) -> bool {
-        self.last_heartbeat
-            .is_none_or(|at| now.saturating_duration_since(at) >= interval)
-    }
-}
-
-/// A lane's chores besides copying: where progress, offset syncs and metrics go, and when.
-pub(crate) struct Housekeeper {
-    pub timers: Timers,
-    /// Where offset syncs go, when they are on.
-    pub syncs: Option<SyncWriter>,
-    pub reporter: FlowReporter,
-    /// Counts the records of the lane's own reader.
-    pub read_own: Counter,
-}
-
-impl Housekeeper {
-    pub fn new(
-        reporter: FlowReporter,
-        syncs: Option<SyncWriter>,
-        read_own: Counter,
-        now: Instant,
-    ) -> Self {
-        Housekeeper {
-            timers: Timers::new(now),
-            syncs,
-            reporter,
-            read_own,
-        }
-    }
-}
 
 impl<T: Target> Lane<T> {
     /// Deliveries, progress, metrics, heartbeats and offset syncs: everything but copying.

@@ -1,7 +1,7 @@
 //! A lane's transactions on its target (exactly once), step by step and never blocking the
 //! copier thread for long: registering the transactional id, committing each transaction with
 //! the progress of what it holds, aborting one that cannot commit and copying its records
-//! again, and what the target's refusals mean. The bookkeeping is [`super::transaction`].
+//! again, and what the target's refusals mean. The bookkeeping is [`crate::copy::transaction`].
 //!
 //! Invariant: every step waits at most the time it is given, so a target that is down keeps
 //! only its own lane waiting: the other targets of the source commit on their own clock.
@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{error, info, warn};
 
-use super::delivery::Tag;
-use super::io::{Outgoing, Reader, Target, TxnFatal, TxnOutcome};
-use super::lane::Lane;
-use super::partitions::Mode;
-use super::readers::Reading;
-use super::transaction::{
+use super::Lane;
+use crate::copy::io::Tag;
+use crate::copy::io::{Outgoing, Reader, Target, TxnFatal, TxnOutcome};
+use crate::copy::partitions::Mode;
+use crate::copy::readers::Reading;
+use crate::copy::transaction::{
     Covered, Finish, Transactions, TxnStep, TxnView, COORDINATOR_PATIENCE, REFUSED_RETRY,
 };
 use crate::progress::codec;
@@ -71,7 +71,7 @@ impl<T: Target> Lane<T> {
     }
 
     /// Ends the open transaction now (another lane of the thread commits).
-    pub(super) fn commit_now<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+    pub(in crate::copy) fn commit_now<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let ready = self
             .transactions
             .as_ref()
@@ -120,7 +120,7 @@ impl<T: Target> Lane<T> {
         }
     }
 
-    pub(super) fn transactional_id(&self) -> String {
+    pub(in crate::copy) fn transactional_id(&self) -> String {
         self.ctx.flow.transactional_id(self.book.shard().index)
     }
 

@@ -15,10 +15,10 @@ use std::time::Duration;
 
 use tracing::{debug, info, warn};
 
-use super::io::{Reader, Target};
-use super::lane::Lane;
-use super::readers::Reading;
-use super::transaction::{FenceState, Fencing, FENCE_WAIT};
+use super::Lane;
+use crate::copy::io::{Reader, Target};
+use crate::copy::readers::Reading;
+use crate::copy::transaction::{FenceState, Fencing, FENCE_WAIT};
 use crate::plan::{FenceAnswer, FenceRefused, Reply};
 use crate::progress::Progress;
 
@@ -28,7 +28,7 @@ const RELEASE_FLUSH: Duration = Duration::from_secs(5);
 impl<T: Target> Lane<T> {
     /// The group gave this process `partitions`; `progress` was read after the assignment,
     /// so it includes what the previous owner stored when it let them go.
-    pub(super) fn acquire<R: Reader>(
+    pub(in crate::copy) fn acquire<R: Reader>(
         &mut self,
         partitions: Vec<(String, i32)>,
         progress: Progress,

@@ -8,6 +8,13 @@
 //! a retry, never a gap. Records below the lane's position (re-read by the shared reader for
 //! another lane) are skipped.
 
+mod commands;
+mod commit;
+mod deliveries;
+mod handover;
+mod housekeeping;
+mod refusal;
+
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,21 +24,22 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
 use tracing::{debug, error, info, warn};
 
-use super::backpressure::Backpressure;
-use super::book::PartitionBook;
-use super::delivery::{InFlight, RecordTag, Tag};
-use super::fanout::Join;
-use super::housekeeping::Housekeeper;
-use super::inbox::Inbox;
-use super::io::{Outgoing, Reader, SourceRecord, Target};
-use super::partitions::{Mode, PartitionState};
-use super::readers::Reading;
-use super::report::FlowReporter;
-use super::signals::Signals;
-use super::syncs::SyncWriter;
-use super::transaction::Transactions;
 use crate::clock::Clock;
 use crate::config::FlowConfig;
+use crate::copy::backpressure::Backpressure;
+use crate::copy::book::PartitionBook;
+use crate::copy::fanout::Join;
+use crate::copy::housekeeper::Housekeeper;
+use crate::copy::in_flight::InFlight;
+use crate::copy::inbox::Inbox;
+use crate::copy::io::{Outgoing, Reader, SourceRecord, Target};
+use crate::copy::io::{RecordTag, Tag};
+use crate::copy::partitions::{Mode, PartitionState};
+use crate::copy::readers::Reading;
+use crate::copy::report::FlowReporter;
+use crate::copy::signals::Signals;
+use crate::copy::syncs::SyncWriter;
+use crate::copy::transaction::Transactions;
 use crate::offsets::translate::SyncEmitter;
 use crate::ownership::{Shard, Standing};
 use crate::plan::{Route, ToCopier};
