@@ -211,6 +211,29 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     }
 }
 
+/// Why the copy units of a source could not be prepared.
+#[derive(Debug, thiserror::Error)]
+enum UnitsError {
+    #[error("cannot create an admin client for {source_cluster}: {error}")]
+    Admin {
+        source_cluster: String,
+        #[source]
+        error: Box<crate::topics::TopicError>,
+    },
+    #[error(
+        "exactly once with instances needs topic {topic} on {source_cluster} (one partition per \
+         copy unit; its principal needs CREATE on it, or create it with {wanted} partitions): \
+         {error}"
+    )]
+    Topic {
+        topic: String,
+        source_cluster: String,
+        wanted: usize,
+        #[source]
+        error: Box<crate::topics::TopicError>,
+    },
+}
+
 /// Exactly once with instances sharing a source: the group's units topic on the source
 /// (created with `wanted` partitions by the first instance), whose partition count is the unit
 /// count, and so the copier thread count, of every instance.
@@ -219,21 +242,24 @@ fn copy_units(
     flows: usize,
     group_id: &str,
     wanted: usize,
-) -> Result<Units, String> {
+) -> Result<Units, UnitsError> {
     let topic = units_topic(group_id);
     let config = client_config(
         &first.clients.source,
         ClientRole::Admin,
         &format!("mirrorcast-{}", first.source),
     );
-    let admin = TopicAdmin::new(&config, &format!("{} units", first.source))
-        .map_err(|e| format!("cannot create an admin client for {}: {e}", first.source))?;
-    let count = ensure_units(&admin, &topic, wanted).map_err(|e| {
-        format!(
-            "exactly once with instances needs topic {topic} on {} (one partition per copy \
-             unit; its principal needs CREATE on it, or create it with {wanted} partitions): {e}",
-            first.source
-        )
+    let admin = TopicAdmin::new(&config, &format!("{} units", first.source)).map_err(|error| {
+        UnitsError::Admin {
+            source_cluster: first.source.clone(),
+            error: Box::new(error),
+        }
+    })?;
+    let count = ensure_units(&admin, &topic, wanted).map_err(|error| UnitsError::Topic {
+        topic: topic.clone(),
+        source_cluster: first.source.clone(),
+        wanted,
+        error: Box::new(error),
     })?;
     if count != wanted {
         tracing::info!(source = %first.source, "{topic} has {count} partition(s): this instance runs {count} copy unit(s) as the others of its group do (not the {wanted} of its own settings)");

@@ -92,12 +92,11 @@ fn write_one(
     admin: &TopicAdmin,
     producer: &FutureProducer<ClientLog>,
     topic_ready: &mut bool,
-) -> Result<(), String> {
+) -> Result<(), HeartbeatError> {
     if !*topic_ready {
         let compact = [("cleanup.policy".to_string(), "compact".to_string())];
         let spec = (1, pair.heartbeats.replication_factor, &compact[..]);
-        ensure_internal_topic(admin, &pair.name(), HEARTBEATS_TOPIC, spec)
-            .map_err(|e| e.to_string())?;
+        ensure_internal_topic(admin, &pair.name(), HEARTBEATS_TOPIC, spec)?;
         *topic_ready = true;
     }
     let heartbeat = Heartbeat {
@@ -110,12 +109,21 @@ fn write_one(
         .partition(0)
         .key(&key[..])
         .payload(&value[..]);
-    let delivery = producer
-        .send_result(record)
-        .map_err(|(e, _)| e.to_string())?;
+    let delivery = producer.send_result(record).map_err(|(e, _)| e)?;
     match futures_executor::block_on(delivery) {
         Ok(Ok(_)) => Ok(()),
-        Ok(Err((e, _))) => Err(e.to_string()),
-        Err(_) => Err("the producer went away".to_string()),
+        Ok(Err((e, _))) => Err(e.into()),
+        Err(_) => Err(HeartbeatError::ProducerGone),
     }
+}
+
+/// Why a heartbeat was not written.
+#[derive(Debug, thiserror::Error)]
+enum HeartbeatError {
+    #[error(transparent)]
+    Topic(#[from] crate::topics::TopicError),
+    #[error(transparent)]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("the producer went away")]
+    ProducerGone,
 }

@@ -33,6 +33,10 @@ pub enum GroupsError {
     Read(#[from] LogReadError),
     #[error("offset syncs are off for this flow (emit.offset-syncs.enabled = false): nothing to translate with")]
     NoSyncs,
+    #[error("checkpoints are off for this flow")]
+    NoCheckpoints,
+    #[error("cannot create the checkpoint producer: {0}")]
+    Producer(#[source] rdkafka::error::KafkaError),
 }
 
 /// A translation that pointed past the end of its remote partition (a forged or stale offset
@@ -408,19 +412,19 @@ impl CheckpointTask {
     }
 
     /// Writes checkpoints every interval until shutdown; `Err` when it cannot start.
-    pub fn run(self) -> Result<(), String> {
+    pub fn run(self) -> Result<(), GroupsError> {
         let name = self.flow.name();
-        let (Some(checkpoint_every), Some(syncs)) = (
-            self.flow.groups.checkpoint_interval,
-            self.flow.offset_syncs.clone(),
-        ) else {
-            return Err("checkpoints or offset syncs are off for this flow".into());
+        let Some(checkpoint_every) = self.flow.groups.checkpoint_interval else {
+            return Err(GroupsError::NoCheckpoints);
+        };
+        let Some(syncs) = self.flow.offset_syncs.clone() else {
+            return Err(GroupsError::NoSyncs);
         };
         let producer: BaseProducer<ClientLog> = match self.target_producer.create_with_context(
             ClientLog::new(format!("{name} checkpoints")).trusting(&self.target_producer),
         ) {
             Ok(p) => p,
-            Err(e) => return Err(format!("cannot create the checkpoint producer: {e}")),
+            Err(e) => return Err(GroupsError::Producer(e)),
         };
         let mut store = OffsetSyncStore::new(&self.syncs_consumer, &syncs.topic);
         let mut state = RoundState {
