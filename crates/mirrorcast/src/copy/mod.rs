@@ -45,7 +45,7 @@ mod tests;
 pub(crate) mod transaction;
 
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 
@@ -154,6 +154,7 @@ fn connect_lane(
     shutdown: Shutdown,
 ) -> Result<(Lane<KafkaTarget>, SourceReader), CopyError> {
     let flow_name = setup.flow.name();
+    let clock = Clock::system();
     let client_error = |client: &'static str| {
         let flow = flow_name.clone();
         move |error| CopyError::Client {
@@ -209,7 +210,7 @@ fn connect_lane(
                 setup.flow.transactional_id(setup.shard.index),
             );
             let transactions =
-                transaction::Transactions::new(exactly_once.commit_interval, Instant::now());
+                transaction::Transactions::new(exactly_once.commit_interval, clock.now());
             Some(if setup.standing.is_grouped() {
                 transactions.standing_by()
             } else {
@@ -217,8 +218,15 @@ fn connect_lane(
             })
         }
     };
-    let producer = KafkaTarget::new(target_producer, &flow_name, board, &source, &target)
-        .map_err(client_error("target producer"))?;
+    let producer = KafkaTarget::new(
+        target_producer,
+        &flow_name,
+        board,
+        &source,
+        &target,
+        clock.clone(),
+    )
+    .map_err(client_error("target producer"))?;
     let syncs = match &setup.flow.offset_syncs {
         None => None,
         Some(config) => Some(
@@ -254,7 +262,7 @@ fn connect_lane(
         standing: setup.standing,
         transactions,
         shutdown,
-        clock: Clock::system(),
+        clock,
     });
     Ok((lane, reader))
 }

@@ -1,6 +1,7 @@
 //! The real [`Target`]: librdkafka's producer for one flow's target cluster. Delivery reports
 //! are collected by its context and handled on the copier thread right after a `poll`.
 
+use crate::clock::Clock;
 use std::cell::Cell;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -57,8 +58,9 @@ pub(crate) struct KafkaTarget {
     target: String,
     /// `transactional.id` is set: records go in transactions.
     transactional: bool,
-    /// When the open transaction began.
+    /// When the open transaction began, by the lane's clock.
     open_since: Cell<Option<Instant>>,
+    clock: Clock,
 }
 
 impl KafkaTarget {
@@ -68,9 +70,11 @@ impl KafkaTarget {
         board: Arc<StatusBoard>,
         source: &str,
         target: &str,
+        clock: Clock,
     ) -> KafkaResult<Self> {
         let producer = Self::create(&config, label, &board, source, target)?;
         Ok(KafkaTarget {
+            clock,
             producer,
             transactional: config.get("transactional.id").is_some(),
             open_since: Cell::new(None),
@@ -109,7 +113,7 @@ impl Target for KafkaTarget {
             if let Err(e) = self.producer.begin_transaction() {
                 return Err((e, record));
             }
-            self.open_since.set(Some(Instant::now()));
+            self.open_since.set(Some(self.clock.now()));
         }
         let Outgoing {
             topic,
