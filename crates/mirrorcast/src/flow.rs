@@ -87,8 +87,10 @@ pub fn start_all(
     // Not waited for at shutdown: they hold no state.
     crate::heartbeats::start(&config.heartbeat_pairs, shutdown)?;
     let mut supervisors = Vec::new();
+    // One clock for every thread of the process: leases, deadlines and schedules agree.
+    let clock = Clock::system();
     for group in by_source {
-        let (observe, shutdown) = (observe.clone(), shutdown.clone());
+        let (observe, shutdown, clock) = (observe.clone(), shutdown.clone(), clock.clone());
         let pairs: Vec<(String, String)> = group
             .flows
             .iter()
@@ -104,7 +106,7 @@ pub fn start_all(
                         &observe,
                         &shutdown,
                         &Policy::default(),
-                        |watch| attempt(&group, &observe, watch),
+                        |watch| attempt(&group, &observe, watch, &clock),
                     )
                 })?,
         );
@@ -118,11 +120,11 @@ pub fn start_all(
 /// One attempt at a source's flows: their topic managers and checkpoint tasks, the group
 /// member when instances share the source, then the source's copier threads until the attempt
 /// stops.
-fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
+fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch, clock: &Clock) {
     let alias = &group.alias;
     let group_id = group.flows.iter().find_map(|f| f.instances_group.clone());
     let standing = match group_id {
-        Some(_) => Standing::in_group(),
+        Some(_) => Standing::in_group_on(clock.clone()),
         None => Standing::alone(),
     };
     let targets: Vec<&str> = group.flows.iter().map(|f| f.target.as_str()).collect();
@@ -145,7 +147,14 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
     let mut per_thread: Vec<Vec<CopierSetup>> = (0..threads).map(|_| Vec::new()).collect();
     let mut members = Vec::new();
     for flow in &group.flows {
-        match start(flow.clone(), threads, watch, observe.clone(), &standing) {
+        match start(
+            flow.clone(),
+            threads,
+            watch,
+            observe.clone(),
+            &standing,
+            clock,
+        ) {
             Ok((setups, member)) => {
                 for (thread, setup) in per_thread.iter_mut().zip(setups) {
                     thread.push(setup);
@@ -191,8 +200,8 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch) {
             observe: observe.clone(),
             leave: copiers_done,
             shutdown: watch.shutdown(),
-            clock: Clock::system(),
-            started: std::time::Instant::now(),
+            clock: clock.clone(),
+            started: clock.now(),
             units,
         };
         match watch.spawn(format!("member {alias}"), move || membership.run()) {
@@ -285,6 +294,7 @@ fn start(
     watch: &Watch,
     observe: Observability,
     standing: &Standing,
+    clock: &Clock,
 ) -> std::io::Result<(Vec<CopierSetup>, MemberFlow)> {
     let name = flow.name();
     let (source, target) = (&flow.clients.source, &flow.clients.target);
@@ -312,6 +322,7 @@ fn start(
                 observe: observe.clone(),
                 commands: receiver,
                 standing: standing.clone(),
+                clock: clock.clone(),
             }
         })
         .collect();
@@ -347,7 +358,7 @@ fn start(
         standing: standing.clone(),
         shutdown,
         observe,
-        clock: Clock::system(),
+        clock: clock.clone(),
     };
     let member = MemberFlow {
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),

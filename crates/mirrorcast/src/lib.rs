@@ -3,9 +3,9 @@
 //!
 //! # Layout
 //! Lowest first; a module depends only on modules above it in this list (no import circles).
-//! - [`config`]: the MM2 properties file (or a KafkaMirrorMaker2 resource) resolved into
-//!   clusters and flows (pure); `policy`, `filter`, [`acls`], [`topic_configs`]: replication
-//!   policies, name filters, which ACLs and topic configs are copied (pure).
+//! - `policy`, `filter`, [`acls`], [`topic_configs`]: replication policies, name filters, which
+//!   ACLs and topic configs are copied (pure); [`config`]: the MM2 properties file (or a
+//!   KafkaMirrorMaker2 resource) resolved into clusters and flows (pure).
 //! - [`clock`], `health`, `backoff`, [`shutdown`]: time as a dependency, log once per change,
 //!   retry pacing, the stop signal.
 //! - [`ownership`]: who copies what (a process's standing in its group, a partition's copier

@@ -233,6 +233,8 @@ impl Reader for FakeReader {
 struct InFlight {
     topic: String,
     partition: i32,
+    /// When the producer took it, by the fake's clock.
+    sent_at: Instant,
     payload: Option<Vec<u8>>,
     tag: Tag,
 }
@@ -258,6 +260,9 @@ pub struct TargetState {
     /// Payloads refused as invalid in topic `t` (KIP-467: the others of their batch fail as
     /// bystanders).
     pub invalid: Vec<Vec<u8>>,
+    /// As librdkafka's `message.timeout.ms`: a record in flight this long fails with
+    /// `MessageTimedOut` (`None`: never, as the at-least-once copy's producer).
+    pub message_timeout: Option<Duration>,
     /// Report this fatal error until the producer is replaced.
     pub fatal: bool,
     pub replaced: usize,
@@ -339,6 +344,28 @@ impl FakeTarget {
                     .collect()
             })
             .unwrap_or_default()
+    }
+
+    /// Fails the records in flight past the message timeout, as librdkafka does.
+    fn expire(state: &mut TargetState) {
+        let Some(timeout) = state.message_timeout else {
+            return;
+        };
+        let now = state.clock.now();
+        let (expired, kept) = std::mem::take(&mut state.in_flight)
+            .into_iter()
+            .partition(|r| now.saturating_duration_since(r.sent_at) >= timeout);
+        state.in_flight = kept;
+        for record in expired {
+            state.transaction.failed = true;
+            state.reports.push(Delivery {
+                tag: record.tag,
+                error: Some(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageTimedOut,
+                )),
+                downstream_offset: None,
+            });
+        }
     }
 
     fn acknowledge(state: &mut TargetState) {
@@ -458,9 +485,11 @@ impl Target for FakeTarget {
             let full = KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull);
             return Err((full, record));
         }
+        let sent_at = state.clock.now();
         state.in_flight.push(InFlight {
             topic: record.topic.to_string(),
             partition: record.partition.unwrap_or(0),
+            sent_at,
             payload: record.payload.map(<[u8]>::to_vec),
             tag: record.tag,
         });
@@ -469,6 +498,7 @@ impl Target for FakeTarget {
 
     fn serve(&self, timeout: Duration) {
         let mut state = self.0.borrow_mut();
+        Self::expire(&mut state);
         if state.acknowledging {
             Self::acknowledge(&mut state);
         } else {
@@ -542,6 +572,7 @@ impl Target for FakeTarget {
 
     fn commit(&self, timeout: Duration) -> TxnOutcome {
         let mut state = self.0.borrow_mut();
+        Self::expire(&mut state);
         if state.transaction.fenced {
             let fenced = "Broker: Producer fenced".to_string();
             return TxnOutcome::Fatal(TxnFatal::Fenced(fenced));

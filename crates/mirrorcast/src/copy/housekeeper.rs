@@ -1,5 +1,5 @@
-//! A lane's chores besides copying, as data: where progress, offset syncs and metrics go, and
-//! when each of its timed chores (progress, publishing, heartbeats) is due on the lane's clock.
+//! A lane's chores besides copying: where progress, offset syncs and metrics go, and when each
+//! of its timed chores (progress, publishing, heartbeats) is due on the lane's clock.
 //!
 //! Invariant: a chore is due only once its interval has passed since it last ran.
 
@@ -13,44 +13,17 @@ use super::syncs::SyncWriter;
 /// How often offsets, lag and state are published.
 const PUBLISH_EVERY: Duration = Duration::from_secs(1);
 
-/// When a lane last did each of its timed chores.
-pub(crate) struct Timers {
-    pub last_progress_write: Instant,
-    pub last_publish: Instant,
-    pub last_heartbeat: Option<Instant>,
-}
-
-impl Timers {
-    pub fn new(now: Instant) -> Self {
-        Timers {
-            last_progress_write: now,
-            last_publish: now,
-            last_heartbeat: None,
-        }
-    }
-
-    pub fn progress_due(&self, interval: Duration, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_progress_write) >= interval
-    }
-
-    pub fn publish_due(&self, now: Instant) -> bool {
-        now.saturating_duration_since(self.last_publish) >= PUBLISH_EVERY
-    }
-
-    pub fn heartbeat_due(&self, interval: Duration, now: Instant) -> bool {
-        self.last_heartbeat
-            .is_none_or(|at| now.saturating_duration_since(at) >= interval)
-    }
-}
-
-/// A lane's chores besides copying: where progress, offset syncs and metrics go, and when.
+/// A lane's chores besides copying: where progress, offset syncs and metrics go, and when
+/// each timed chore is due.
 pub(crate) struct Housekeeper {
-    pub timers: Timers,
     /// Where offset syncs go, when they are on.
     pub syncs: Option<SyncWriter>,
     pub reporter: FlowReporter,
     /// Counts the records of the lane's own reader.
     pub read_own: Counter,
+    last_progress_write: Instant,
+    last_publish: Instant,
+    last_heartbeat: Option<Instant>,
 }
 
 impl Housekeeper {
@@ -61,10 +34,80 @@ impl Housekeeper {
         now: Instant,
     ) -> Self {
         Housekeeper {
-            timers: Timers::new(now),
             syncs,
             reporter,
             read_own,
+            last_progress_write: now,
+            last_publish: now,
+            last_heartbeat: None,
         }
+    }
+
+    /// Whether progress is due at `now`, every `interval`.
+    pub fn progress_due(&self, interval: Duration, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_progress_write) >= interval
+    }
+
+    /// Progress was written (or tried) at `now`.
+    pub fn progress_written(&mut self, now: Instant) {
+        self.last_progress_write = now;
+    }
+
+    /// Whether offsets, lag and state are due to be published at `now`.
+    pub fn publish_due(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_publish) >= PUBLISH_EVERY
+    }
+
+    pub fn published(&mut self, now: Instant) {
+        self.last_publish = now;
+    }
+
+    /// Whether a heartbeat is due at `now`, every `interval` (the first at once); if so, it
+    /// counts as written.
+    pub fn heartbeat_now(&mut self, interval: Duration, now: Instant) -> bool {
+        let due = self
+            .last_heartbeat
+            .is_none_or(|at| now.saturating_duration_since(at) >= interval);
+        if due {
+            self.last_heartbeat = Some(now);
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::observe::Observability;
+
+    fn housekeeper(now: Instant) -> Housekeeper {
+        let reporter = FlowReporter::new(Observability::new(), "eu", "na");
+        Housekeeper::new(reporter, None, Counter::default(), now)
+    }
+
+    #[test]
+    fn each_chore_is_due_once_its_interval_passed_since_it_last_ran() {
+        let t0 = Instant::now();
+        let mut house = housekeeper(t0);
+        let every = Duration::from_secs(5);
+        assert!(!house.progress_due(every, t0 + every - Duration::from_millis(1)));
+        assert!(house.progress_due(every, t0 + every));
+        house.progress_written(t0 + every);
+        assert!(!house.progress_due(every, t0 + every * 2 - Duration::from_millis(1)));
+        assert!(!house.publish_due(t0));
+        assert!(house.publish_due(t0 + PUBLISH_EVERY));
+        house.published(t0 + PUBLISH_EVERY);
+        assert!(!house.publish_due(t0 + PUBLISH_EVERY));
+    }
+
+    #[test]
+    fn the_first_heartbeat_goes_at_once_then_one_per_interval() {
+        let t0 = Instant::now();
+        let mut house = housekeeper(t0);
+        let every = Duration::from_secs(1);
+        assert!(house.heartbeat_now(every, t0));
+        assert!(!house.heartbeat_now(every, t0 + Duration::from_millis(999)));
+        assert!(house.heartbeat_now(every, t0 + every));
+        assert!(!house.heartbeat_now(every, t0 + every));
     }
 }

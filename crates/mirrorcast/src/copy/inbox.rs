@@ -23,7 +23,7 @@ impl Inbox {
     }
 
     /// The next command, if any came.
-    pub fn next(&mut self) -> Option<ToCopier> {
+    pub fn receive(&mut self) -> Option<ToCopier> {
         match self.commands.try_recv() {
             Ok(command) => Some(command),
             Err(TryRecvError::Empty) => None,
@@ -37,5 +37,33 @@ impl Inbox {
     /// Whether the control plane is gone.
     pub fn disconnected(&self) -> bool {
         self.disconnected
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::{Command, GroupCommand};
+
+    #[test]
+    fn commands_come_in_the_order_sent_and_a_gone_sender_is_noted() {
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let mut inbox = Inbox::new(receiver);
+        assert!(inbox.receive().is_none() && !inbox.disconnected());
+        sender
+            .send(Command::Forget(vec!["a".into()]).into())
+            .unwrap();
+        sender.send(GroupCommand::Yield(vec![1]).into()).unwrap();
+        assert!(matches!(
+            inbox.receive(),
+            Some(ToCopier::Topics(Command::Forget(_)))
+        ));
+        assert!(matches!(
+            inbox.receive(),
+            Some(ToCopier::Group(GroupCommand::Yield(_)))
+        ));
+        assert!(inbox.receive().is_none() && !inbox.disconnected());
+        drop(sender);
+        assert!(inbox.receive().is_none() && inbox.disconnected());
     }
 }

@@ -97,6 +97,8 @@ pub struct CopierSetup {
     pub commands: Receiver<ToCopier>,
     /// Whether this process may write, and leads the flow (instances sharing a group).
     pub standing: Standing,
+    /// The process's clock.
+    pub clock: Clock,
 }
 
 /// Runs the copy of every flow of source `source` until `shutdown`, then flushes and stores
@@ -154,7 +156,7 @@ fn connect_lane(
     shutdown: Shutdown,
 ) -> Result<(Lane<KafkaTarget>, SourceReader), CopyError> {
     let flow_name = setup.flow.name();
-    let clock = Clock::system();
+    let clock = setup.clock.clone();
     let client_error = |client: &'static str| {
         let flow = flow_name.clone();
         move |error| CopyError::Client {

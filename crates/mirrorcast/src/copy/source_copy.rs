@@ -261,10 +261,10 @@ fn forward_shared<T: Target, R: Reader>(
         }
     }
     // Any lane of the source counts: one still starting must not wait for a slow one.
-    let keeping_up = lanes.iter().filter(|l| !l.flight.queue.full).count();
+    let keeping_up = lanes.iter().filter(|l| !l.flight.queue_full()).count();
     for &(index, slot) in scratch.iter() {
         let lane = &mut lanes[index];
-        let others_keep_up = keeping_up > usize::from(!lane.flight.queue.full);
+        let others_keep_up = keeping_up > usize::from(!lane.flight.queue_full());
         lane.forward_shared(slot, message, others_keep_up, &mut io);
     }
 }

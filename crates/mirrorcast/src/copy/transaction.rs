@@ -79,11 +79,11 @@ pub(crate) struct Transactions {
     /// Why the lane copies nothing until someone acts (refused, fenced).
     failure: Option<String>,
     /// Commits that take longer than the delivery timeout.
-    pub slow_commits: Health,
+    slow_commits: Health,
     /// The target refusing transactions to this principal.
-    pub refusals: Health,
+    refusals: Health,
     /// Transactions aborted since the last commit.
-    pub aborts: Health,
+    aborts: Health,
 }
 
 /// A fence the lane is carrying out: registering its unit's id since `since`.
@@ -202,9 +202,31 @@ impl Transactions {
         !said && now.saturating_duration_since(since) >= COORDINATOR_PATIENCE
     }
 
-    /// A commit under way since `since` takes longer than `timeout`.
-    pub fn commit_slow(since: Instant, now: Instant, timeout: Duration) -> bool {
-        now.saturating_duration_since(since) >= timeout
+    /// A commit under way since `since` is still pending at `now`: whether to say now that it
+    /// takes longer than `timeout` (once, until a commit completes).
+    pub fn commit_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
+        now.saturating_duration_since(since) >= timeout && self.slow_commits.failed()
+    }
+
+    /// A transaction committed: whether to say that commits complete again (after a slow one).
+    pub fn commit_completed(&mut self) -> bool {
+        self.aborts.recovered();
+        self.slow_commits.recovered()
+    }
+
+    /// A transaction aborted: whether it is the first of a run (said; all are counted).
+    pub fn abort_completed(&mut self) -> bool {
+        self.aborts.failed()
+    }
+
+    /// The target refused transactions: whether to say so now (once, until they work again).
+    pub fn refusal_is_news(&mut self) -> bool {
+        self.refusals.failed()
+    }
+
+    /// The id registered: whether a refusal had been said (and its end is news).
+    pub fn refusal_ended(&mut self) -> bool {
+        self.refusals.recovered()
     }
 
     /// Where the fence under way stands at `now` (`None`: none is).
@@ -297,6 +319,14 @@ impl Transactions {
     /// [`REFUSED_RETRY`].
     pub fn refused(&mut self, why: String, now: Instant) {
         self.failure = Some(why);
+        self.phase = Phase::Refused {
+            retry_at: now + REFUSED_RETRY,
+        };
+    }
+
+    /// Asking again could not start (no new producer): asked again after [`REFUSED_RETRY`],
+    /// the refusal's explanation kept.
+    pub fn retry_later(&mut self, now: Instant) {
         self.phase = Phase::Refused {
             retry_at: now + REFUSED_RETRY,
         };
@@ -598,5 +628,39 @@ mod tests {
         assert_eq!(t.finish(true), Finish::Abort);
         t.fenced("y".to_string());
         assert_eq!(t.finish(true), Finish::Done { left_open: true });
+    }
+
+    #[test]
+    fn a_slow_commit_is_said_once_when_it_becomes_slow_and_its_end_once() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(120);
+        let mut t = ready();
+        assert!(!t.commit_overdue(t0, t0, timeout), "pending, not slow");
+        assert!(!t.commit_overdue(t0, t0 + Duration::from_secs(60), timeout));
+        assert!(
+            t.commit_overdue(t0, t0 + timeout, timeout),
+            "said when slow"
+        );
+        assert!(!t.commit_overdue(t0, t0 + timeout * 2, timeout), "once");
+        assert!(t.commit_completed(), "its end is said");
+        assert!(
+            !t.commit_completed(),
+            "a commit that was never slow says nothing"
+        );
+    }
+
+    #[test]
+    fn refusals_and_aborts_are_said_at_the_first_of_a_run() {
+        let t0 = Instant::now();
+        let mut t = ready();
+        assert!(t.abort_completed() && !t.abort_completed());
+        t.commit_completed();
+        assert!(t.abort_completed(), "a new run after a commit");
+        assert!(t.refusal_is_news() && !t.refusal_is_news());
+        t.refused("no ACL on the transactional ids".to_string(), t0);
+        t.retry_later(t0 + REFUSED_RETRY);
+        assert_eq!(t.failure(), Some("no ACL on the transactional ids"), "kept");
+        assert!(t.refused_recently(t0 + REFUSED_RETRY));
+        assert!(t.refusal_ended() && !t.refusal_ended());
     }
 }

@@ -14,8 +14,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::kafka::cluster::{ClusterAdmin, TopicError};
 use crate::ownership::shard::thread_of;
-use crate::topics::{ClusterAdmin, TopicError};
 
 /// The internal topic whose partitions stand for the copy units of group `group_id`.
 pub fn units_topic(group_id: &str) -> String {

@@ -92,6 +92,7 @@ impl Standing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::clock::ManualClock;
     use std::time::Duration;
 
     #[test]
@@ -114,5 +115,22 @@ mod tests {
         assert!(!standing.may_write(), "expired");
         standing.set_lease(None);
         assert!(!standing.may_write());
+    }
+
+    #[test]
+    fn a_lease_lapses_on_the_clock_it_is_measured_by() {
+        let clock = ManualClock::new();
+        let standing = Standing::in_group_on(clock.clock());
+        standing.set_leads(true);
+        standing.set_lease(Some(clock.now() + Duration::from_secs(5)));
+        clock.advance(Duration::from_millis(4_998));
+        assert!(standing.may_write() && standing.leads());
+        clock.advance(Duration::from_millis(2));
+        assert!(
+            !standing.may_write() && !standing.leads(),
+            "lapsed at its end"
+        );
+        standing.set_lease(Some(clock.now() + Duration::from_secs(5)));
+        assert!(standing.may_write(), "renewed");
     }
 }

@@ -10,7 +10,7 @@ use crate::plan::{Command, GroupCommand, ToCopier};
 
 impl<T: Target> Lane<T> {
     pub fn apply_commands<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        while let Some(command) = self.inbox.next() {
+        while let Some(command) = self.inbox.receive() {
             match command {
                 ToCopier::Topics(command) => self.apply(command, io),
                 ToCopier::Group(command) => self.apply_group(command, io),

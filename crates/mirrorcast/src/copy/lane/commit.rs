@@ -1,7 +1,8 @@
 //! A lane's transactions on its target (exactly once), step by step and never blocking the
 //! copier thread for long: registering the transactional id, committing each transaction with
 //! the progress of what it holds, aborting one that cannot commit and copying its records
-//! again, and what the target's refusals mean. The bookkeeping is [`crate::copy::transaction`].
+//! again, and what the target's refusals mean. The driver that decides each step is
+//! [`crate::copy::transaction`]; this file carries its decisions out against the target.
 //!
 //! Invariant: every step waits at most the time it is given, so a target that is down keeps
 //! only its own lane waiting: the other targets of the source commit on their own clock.
@@ -56,8 +57,7 @@ impl<T: Target> Lane<T> {
                 Ok(()) => transactions.register_from(now),
                 Err(e) => {
                     warn!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
-                    let why = format!("cannot create a new target producer: {e}");
-                    transactions.refused(why, now);
+                    transactions.retry_later(now);
                 }
             },
         }
@@ -95,7 +95,7 @@ impl<T: Target> Lane<T> {
         };
         match self.target.init_transactions(wait) {
             TxnOutcome::Done => {
-                if said || transactions.refusals.recovered() {
+                if transactions.refusal_ended() || said {
                     self.house.reporter.recovered();
                 }
                 transactions.registered_now();
@@ -177,7 +177,7 @@ impl<T: Target> Lane<T> {
             };
             let mut record = Outgoing::internal(&topic, &key, Some(&value), tag);
             // The queue may be full of this transaction's records: they go out meanwhile.
-            let deadline = self.ctx.clock.now() + self.flight.delivery_timeout;
+            let deadline = self.ctx.clock.now() + self.flight.delivery_timeout();
             loop {
                 match self.target.send(record) {
                     Ok(()) => break,
@@ -205,16 +205,12 @@ impl<T: Target> Lane<T> {
                 self.committed();
             }
             TxnOutcome::Pending => {
-                let slow = Transactions::commit_slow(
-                    since,
-                    self.ctx.clock.now(),
-                    self.flight.delivery_timeout,
-                );
-                let said = self
+                let (now, timeout) = (self.ctx.clock.now(), self.flight.delivery_timeout());
+                let overdue = self
                     .transactions
                     .as_mut()
-                    .is_some_and(|t| t.slow_commits.failed());
-                if slow && said {
+                    .is_some_and(|t| t.commit_overdue(since, now, timeout));
+                if overdue {
                     let message = format!(
                         "{} has not completed a commit for {:?}; the transaction stays open and \
                          commits once it answers",
@@ -268,8 +264,7 @@ impl<T: Target> Lane<T> {
             }
         }
         self.house.reporter.transaction_ended("committed");
-        transactions.aborts.recovered();
-        if transactions.slow_commits.recovered() {
+        if transactions.commit_completed() {
             info!(flow = %self.ctx.flow_name, "{} commits again", self.ctx.flow.target);
         }
     }
@@ -291,7 +286,7 @@ impl<T: Target> Lane<T> {
         let reason = transactions.doomed().unwrap_or("").to_string();
         let (covered, _) = transactions.concluded();
         // The first of a run of aborts (until a commit); all are counted.
-        let first = transactions.aborts.failed();
+        let first = transactions.abort_completed();
         let mut again = 0;
         for slot in covered.into_keys() {
             if !self.book[slot].retired && self.book[slot].mode != Mode::Stopped {
@@ -374,7 +369,7 @@ impl<T: Target> Lane<T> {
                 let now = self.ctx.clock.now();
                 if let Some(transactions) = &mut self.transactions {
                     // Once, until transactions work again: it is asked again every so often.
-                    if transactions.refusals.failed() {
+                    if transactions.refusal_is_news() {
                         error!(flow = %self.ctx.flow_name, "{message}");
                     }
                     transactions.refused(message, now);

@@ -31,8 +31,7 @@ impl<T: Target> Lane<T> {
     /// The delivery reports collected so far, swapped with the emptied buffer of the previous
     /// call (no allocation per round).
     fn take_reports(&mut self) -> Vec<Delivery> {
-        let mut taken = std::mem::take(&mut self.flight.spare_reports);
-        taken.clear();
+        let mut taken = self.flight.report_buffer();
         self.target.take_reports(&mut taken);
         taken
     }
@@ -72,7 +71,7 @@ impl<T: Target> Lane<T> {
                 }
                 Tag::Record(record) => record,
             };
-            self.flight.queue.reported(record.bytes);
+            self.flight.reported(record.bytes);
             let Some(state) = self.book.get_mut(record.slot) else {
                 continue;
             };
@@ -120,7 +119,7 @@ impl<T: Target> Lane<T> {
                         }
                     }
                 }
-                if self.signals.target.recovered() {
+                if self.flight.acknowledged_is_news() {
                     info!(flow = %self.ctx.flow_name, "the target acknowledges records again");
                 }
                 continue;
@@ -133,7 +132,7 @@ impl<T: Target> Lane<T> {
             }
             self.judge_failure(&record, &e, false, io);
         }
-        self.flight.spare_reports = reports;
+        self.flight.return_buffer(reports);
         if let Some((code, reason)) = self.target.fatal_error() {
             if self.transactions.is_some() {
                 let fatal = TxnFatal::of(code, format!("{code}: {reason}"));
@@ -198,7 +197,7 @@ impl<T: Target> Lane<T> {
             "delivery to {} failed: {error}",
             self.ctx.flow.target
         ));
-        if self.signals.target.failed() {
+        if self.flight.failure_is_news() {
             let state = &self.book[slot];
             warn!(
                 flow = %self.ctx.flow_name,

@@ -218,7 +218,7 @@ impl<T: Target> Lane<T> {
     /// Replaces the target producer, dropping what the old one held without reports.
     pub(super) fn forget_producer(&mut self) -> rdkafka::error::KafkaResult<()> {
         self.target.replace()?;
-        self.flight.queue.emptied();
+        self.flight.emptied();
         for state in self.book.iter_mut() {
             state.in_flight = 0;
         }

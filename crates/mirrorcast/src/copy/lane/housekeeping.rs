@@ -10,6 +10,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use tracing::{info, warn};
 
 use super::Lane;
+use crate::copy::in_flight::StallNews;
 use crate::copy::io::{Outgoing, Reader, Tag, Target};
 use crate::copy::partitions::Mode;
 use crate::copy::readers::{Readers, Reading};
@@ -34,14 +35,14 @@ impl<T: Target> Lane<T> {
         self.serve_target_events();
         self.handle_deliveries(io);
         self.advance_transaction(TRANSACTION_STEP, io);
+        let now = self.ctx.clock.now();
         if self
             .house
-            .timers
-            .progress_due(self.ctx.flow.progress.interval, self.ctx.clock.now())
+            .progress_due(self.ctx.flow.progress.interval, now)
         {
             self.write_progress();
         }
-        if self.house.timers.publish_due(self.ctx.clock.now()) {
+        if self.house.publish_due(now) {
             self.check_stalled();
             self.publish(io.readers, false);
         }
@@ -67,7 +68,7 @@ impl<T: Target> Lane<T> {
     /// [`Lane::write_progress`] whatever the lease says: for a release, which the group
     /// asked for (so this process is still a member).
     pub(super) fn store_progress(&mut self) {
-        self.house.timers.last_progress_write = self.ctx.clock.now();
+        self.house.progress_written(self.ctx.clock.now());
         if let Some(syncs) = &mut self.house.syncs {
             for state in self.book.iter_mut().filter(|s| !s.retired) {
                 let Some((upstream, downstream)) = state
@@ -125,32 +126,36 @@ impl<T: Target> Lane<T> {
     /// producer delivers them in order when it can, which a re-send could not promise.
     fn check_stalled(&mut self) {
         let now = self.ctx.clock.now();
-        let timeout = self.flight.delivery_timeout;
-        let mut stalled = self.book.iter_mut().filter(|s| !s.retired).filter_map(|s| {
-            s.stalled(now, timeout)
-                .then(|| (s.remote_topic.clone(), s.partition))
-        });
-        let Some((topic, partition)) = stalled.next() else {
+        match self.flight.check_stalls(self.book.iter_mut(), now) {
+            StallNews::Quiet => {}
             // Said for the flow when its last stalled copier thread sees it answer.
-            if self.signals.stall.recovered() && self.house.reporter.stall_ended() {
-                info!(flow = %self.ctx.flow_name, "the target acknowledges records again");
+            StallNews::Ended => {
+                if self.house.reporter.stall_ended() {
+                    info!(flow = %self.ctx.flow_name, "the target acknowledges records again");
+                }
             }
-            return;
-        };
-        let others = stalled.count();
-        // Said for the flow by the first of its copier threads to see it.
-        if self.signals.stall.failed() && self.house.reporter.stall_began() {
-            let message = format!(
-                "{} has acknowledged nothing of {topic}[{partition}]{} for over {timeout:?}; \
-                 the records stay queued and are delivered in order once it answers",
-                self.ctx.flow.target,
-                match others {
-                    0 => String::new(),
-                    n => format!(" and {n} other partition(s)"),
-                },
-            );
-            warn!(flow = %self.ctx.flow_name, "{message}");
-            self.house.reporter.error(&message);
+            // Said for the flow by the first of its copier threads to see it.
+            StallNews::Began {
+                topic,
+                partition,
+                others,
+            } => {
+                if !self.house.reporter.stall_began() {
+                    return;
+                }
+                let message = format!(
+                    "{} has acknowledged nothing of {topic}[{partition}]{} for over {:?}; \
+                     the records stay queued and are delivered in order once it answers",
+                    self.ctx.flow.target,
+                    match others {
+                        0 => String::new(),
+                        n => format!(" and {n} other partition(s)"),
+                    },
+                    self.flight.delivery_timeout(),
+                );
+                warn!(flow = %self.ctx.flow_name, "{message}");
+                self.house.reporter.error(&message);
+            }
         }
     }
 
@@ -197,14 +202,9 @@ impl<T: Target> Lane<T> {
         if !self.takes_records() {
             return; // between transactions: the next round will do
         }
-        if !self
-            .house
-            .timers
-            .heartbeat_due(interval, self.ctx.clock.now())
-        {
+        if !self.house.heartbeat_now(interval, self.ctx.clock.now()) {
             return;
         }
-        self.house.timers.last_heartbeat = Some(self.ctx.clock.now());
         let heartbeat = Heartbeat {
             source_alias: self.ctx.flow.source.clone(),
             target_alias: self.ctx.flow.target.clone(),
@@ -220,7 +220,7 @@ impl<T: Target> Lane<T> {
     /// Offsets, lag and state of every partition, for metrics and `/api/status`.
     pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, stopped: bool) {
         let now = self.ctx.clock.now();
-        self.house.timers.last_publish = now;
+        self.house.published(now);
         let lane = self.ctx.index;
         let any_stopped = self.book.iter().any(|s| s.mode == Mode::Stopped);
         let shared_positions = readers.shared.positions();
@@ -246,8 +246,11 @@ impl<T: Target> Lane<T> {
                 meters: &s.meters,
             }
         });
-        self.house
-            .reporter
-            .publish(views, self.signals.failing() || any_stopped, stopped, now);
+        self.house.reporter.publish(
+            views,
+            self.signals.source.is_failing() || self.flight.failing() || any_stopped,
+            stopped,
+            now,
+        );
     }
 }

@@ -150,7 +150,7 @@ impl<T: Target> Lane<T> {
     /// Whether the target's queue can take a batch more (and, exactly once, a transaction is
     /// ready for it).
     pub fn has_room(&self) -> bool {
-        self.flight.queue.has_room(self.target.in_flight()) && self.takes_records()
+        self.flight.has_room(self.target.in_flight()) && self.takes_records()
     }
 
     /// Exactly once: whether a copied record may go into a transaction now.
@@ -350,7 +350,7 @@ impl<T: Target> Lane<T> {
     /// The target fell behind: every partition read through the shared reader continues on the
     /// lane's own reader from where the lane is.
     pub fn leave_shared_reader<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        self.flight.queue.left();
+        self.flight.left_shared_reader();
         let mut moved = 0;
         for slot in self.book.slots() {
             if self.book[slot].mode != Mode::Shared {
@@ -391,7 +391,7 @@ impl<T: Target> Lane<T> {
                     self.send_failed(slot, message.offset(), &e, io);
                     return;
                 }
-                Sent::Full if may_detach && self.flight.queue.out_of_patience() => {
+                Sent::Full if may_detach && self.flight.out_of_patience() => {
                     self.leave_shared_reader(io);
                     return;
                 }
@@ -422,12 +422,11 @@ impl<T: Target> Lane<T> {
             // Waiting for the transaction to end, not for the queue: as soon as it has.
             self.advance_transaction(Duration::from_millis(20), io);
         }
-        self.flight.queue.waited(waiting, self.ctx.clock.now());
+        self.flight.waited(waiting, self.ctx.clock.now());
         self.handle_deliveries(io);
         // A slow target must not widen the window re-copied after a crash.
         if self
             .house
-            .timers
             .progress_due(self.ctx.flow.progress.interval, self.ctx.clock.now())
         {
             self.write_progress();
@@ -560,7 +559,7 @@ impl<T: Target> Lane<T> {
         };
         match self.target.send(record) {
             Ok(()) => {
-                self.flight.queue.sent(bytes);
+                self.flight.sent(bytes);
                 if let Some(transactions) = &mut self.transactions {
                     let epoch = state.ledger.epoch();
                     transactions.sent(slot, epoch, message.offset(), bytes, timestamp_ms);
@@ -570,7 +569,7 @@ impl<T: Target> Lane<T> {
                 Sent::Done
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
-                self.flight.queue.full = true;
+                self.flight.queue_filled();
                 Sent::Full
             }
             Err((e, _)) => Sent::Failed(e),

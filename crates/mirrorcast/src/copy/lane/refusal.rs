@@ -1,7 +1,7 @@
-//! A record the target refuses for good (too large, invalid timestamp, invalid record), as
-//! opposed to a target that is down or busy: telling the two apart, finding the refused record
-//! of a batch, and what becomes of it by Kafka Connect's `errors.tolerance`: its partition stops
-//! there (`none`), or it is written to the dead-letter topic or passed over (`all`).
+//! The lane dealing with a failed delivery: retried from the last acknowledged record, or,
+//! refused for good ([`crate::copy::refused`] tells which), the refused record of a batch found
+//! and dealt with by Kafka Connect's `errors.tolerance`: its partition stops there (`none`), or
+//! it is written to the dead-letter topic or passed over (`all`).
 //!
 //! Invariant: a refused record is never passed over unseen (it is counted, logged and shown),
 //! and nothing after it counts as acknowledged until it is dealt with: it is sent or skipped

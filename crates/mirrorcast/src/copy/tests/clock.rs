@@ -1,6 +1,8 @@
 //! Corners decided by time, on a clock the test moves: a rewind's backoff, a target silent
 //! past the delivery timeout, a fence that times out, a coordinator that never answers, a
-//! lease that lapses. No test here waits for wall-clock time to pass.
+//! lease that lapses. No test here waits for wall-clock time to pass. (Waits bounded by a
+//! deadline on the lane's clock, a last commit or a full queue at a commit, end only when the
+//! clock moves: a test that stops the clock moves it there.)
 
 use super::*;
 use crate::clock::ManualClock;
@@ -72,16 +74,10 @@ fn a_target_silent_past_the_delivery_timeout_is_said_stalled_and_nothing_is_sent
     rounds(&mut h, 5);
     clock.advance(timeout - Duration::from_secs(1));
     rounds(&mut h, 5);
-    assert!(
-        !h.lane(0).signals.stall.is_failing(),
-        "not before the timeout"
-    );
+    assert!(!h.lane(0).flight.stalled(), "not before the timeout");
     clock.advance(Duration::from_secs(2));
     rounds(&mut h, 5);
-    assert!(
-        h.lane(0).signals.stall.is_failing(),
-        "said once the timeout passed"
-    );
+    assert!(h.lane(0).flight.stalled(), "said once the timeout passed");
     assert!(h
         .lane(0)
         .house
@@ -97,9 +93,60 @@ fn a_target_silent_past_the_delivery_timeout_is_said_stalled_and_nothing_is_sent
     h.targets[0].state().acknowledging = true;
     clock.advance(Duration::from_secs(1));
     h.run_until("the records and the end of the stall", |h| {
-        h.has(0, 0, 10) && !h.lane(0).signals.stall.is_failing()
+        h.has(0, 0, 10) && !h.lane(0).flight.stalled()
     });
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
+}
+
+/// Exactly once, a target that stops answering: its records time out (librdkafka's
+/// `message.timeout.ms`, the delivery timeout), the transaction aborts, and the partition is
+/// rewound and copied again once the target answers; each record is committed once.
+#[test]
+fn exactly_once_records_timed_out_abort_the_transaction_and_are_copied_again_once() {
+    let clock = ManualClock::new();
+    let mut h = Setup::new(1)
+        .exactly_once(Duration::from_millis(20))
+        .clock(clock.clock())
+        .build();
+    let timeout = Duration::from_secs(60);
+    h.targets[0].state().message_timeout = Some(timeout);
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    run_ticking(&mut h, &clock, "the first commit", |h| h.has(0, 0, 10));
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    // The clock stands still: the ten go out, and their transaction is not due yet.
+    h.run_until("ten in flight", |h| {
+        h.targets[0].state().in_flight_len() == 10
+    });
+    rounds(&mut h, 20);
+    assert_eq!(
+        h.lane(0).book[0].ledger.epoch(),
+        0,
+        "nothing failed before the timeout"
+    );
+    clock.advance(timeout);
+    rounds(&mut h, 5);
+    assert!(
+        h.lane(0).book[0].ledger.epoch() >= 1,
+        "the ten timed out: the partition goes back to its last commit"
+    );
+    assert!(
+        h.targets[0].log("t", 0).len() == 10,
+        "nothing of them committed"
+    );
+    // The target answers again: the doomed transaction aborts, the ten are copied again.
+    h.targets[0].state().acknowledging = true;
+    run_ticking(&mut h, &clock, "the abort", |h| {
+        h.targets[0].state().transaction.aborts == 1
+    });
+    run_ticking(&mut h, &clock, "the copy again", |h| h.has(0, 0, 20));
+    rounds(&mut h, 20);
+    assert_eq!(
+        h.targets[0].log("t", 0),
+        expected(0, 0..20),
+        "each record once, in order"
+    );
 }
 
 /// Exactly once in a group, a target without a coordinator: the fence is answered only after

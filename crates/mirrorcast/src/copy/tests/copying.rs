@@ -218,11 +218,11 @@ fn a_target_that_stops_answering_is_reported_and_nothing_is_sent_twice() {
     h.targets[0].state().acknowledging = false;
     h.source.produce("t", 0, 10);
     h.run_until("the target counted as failing", |h| {
-        h.lane(0).signals.stall.is_failing()
+        h.lane(0).flight.stalled()
     });
     h.targets[0].state().acknowledging = true;
     h.run_until("the copy and the recovery", |h| {
-        h.has(0, 0, 20) && !h.lane(0).signals.stall.is_failing()
+        h.has(0, 0, 20) && !h.lane(0).flight.stalled()
     });
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
     assert_eq!(h.lane(0).book[0].ledger.epoch(), 0, "no rewind");
