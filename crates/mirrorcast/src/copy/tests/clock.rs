@@ -29,15 +29,7 @@ fn rounds(h: &mut Harness, rounds: usize) {
 fn a_rewound_partition_waits_its_backoff_on_the_clock_then_copies_again_from_the_last_acknowledged()
 {
     let clock = ManualClock::new();
-    let mut h = Setup::new(1).clock(clock.clock()).build();
-    h.source.produce("t", 0, 10);
-    h.start(0, &[], 1);
-    h.run_until("the first records", |h| h.has(0, 0, 10));
-    h.targets[0].state().acknowledging = false;
-    h.source.produce("t", 0, 10);
-    h.run_until("ten in flight", |h| {
-        h.targets[0].state().in_flight_len() == 10
-    });
+    let mut h = ten_acknowledged_and_ten_in_flight(Setup::new(1).clock(clock.clock()));
     {
         let mut target = h.targets[0].state();
         target.fail_next = vec![("t".into(), 0)];

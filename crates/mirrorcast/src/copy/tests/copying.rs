@@ -145,23 +145,9 @@ fn a_slow_target_leaves_the_shared_reader_then_catches_up_and_rejoins() {
     assert_eq!(readers.own[1].position("t", 0), None, "own reader released");
 }
 
-/// One lane whose target acknowledged t[0]'s first ten records and holds the next ten.
-fn ten_acknowledged_and_ten_in_flight() -> Harness {
-    let mut h = harness(1, 1000);
-    h.source.produce("t", 0, 10);
-    h.start(0, &[], 1);
-    h.run_until("the first records", |h| h.has(0, 0, 10));
-    h.targets[0].state().acknowledging = false;
-    h.source.produce("t", 0, 10);
-    h.run_until("ten records in flight", |h| {
-        h.targets[0].0.borrow().in_flight_len() == 10
-    });
-    h
-}
-
 #[test]
 fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() {
-    let mut h = ten_acknowledged_and_ten_in_flight();
+    let mut h = ten_acknowledged_and_ten_in_flight(Setup::new(1));
     {
         let mut target = h.targets[0].state();
         target.fail_next = vec![("t".into(), 0)];
@@ -177,7 +163,7 @@ fn a_failed_delivery_rewinds_once_to_right_after_the_last_acknowledged_record() 
 
 #[test]
 fn a_rewind_waits_until_the_failed_attempt_has_drained_and_resends_each_record_once() {
-    let mut h = ten_acknowledged_and_ten_in_flight();
+    let mut h = ten_acknowledged_and_ten_in_flight(Setup::new(1));
     {
         let mut target = h.targets[0].state();
         // 10 fails; 11..19 stay queued and will still be delivered.
@@ -230,7 +216,7 @@ fn a_target_that_stops_answering_is_reported_and_nothing_is_sent_twice() {
 
 #[test]
 fn a_fatal_producer_error_replaces_the_producer_and_copies_the_unacknowledged_again() {
-    let mut h = ten_acknowledged_and_ten_in_flight();
+    let mut h = ten_acknowledged_and_ten_in_flight(Setup::new(1));
     h.targets[0].state().fatal = true;
     h.run_until("a new producer", |h| h.targets[0].state().replaced == 1);
     h.targets[0].state().acknowledging = true;

@@ -236,3 +236,18 @@ impl Harness {
 fn expected(partition: i32, range: std::ops::Range<i64>) -> Vec<String> {
     range.map(|o| format!("t/{partition}/{o}")).collect()
 }
+
+/// One lane (of `setup`) whose target acknowledged t[0]'s first ten records and holds the next
+/// ten.
+fn ten_acknowledged_and_ten_in_flight(setup: Setup) -> Harness {
+    let mut h = setup.build();
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    h.run_until("the first records", |h| h.has(0, 0, 10));
+    h.targets[0].state().acknowledging = false;
+    h.source.produce("t", 0, 10);
+    h.run_until("ten records in flight", |h| {
+        h.targets[0].0.borrow().in_flight_len() == 10
+    });
+    h
+}
