@@ -164,12 +164,7 @@ impl<T: Target> Lane<T> {
             if state.retired {
                 continue; // no longer this lane's: its progress is not ours to write
             }
-            let key = codec::encode_key(
-                &self.ctx.flow.progress.connector,
-                &self.ctx.flow.source,
-                &state.source_topic,
-                state.partition,
-            );
+            let key = self.ctx.progress_key(&state.source_topic, state.partition);
             let value = codec::encode_value(last);
             let tag = Tag::Progress {
                 slot,

@@ -95,12 +95,7 @@ impl<T: Target> Lane<T> {
             let Some(acked) = state.ledger.progress_to_store() else {
                 continue;
             };
-            let key = codec::encode_key(
-                &self.ctx.flow.progress.connector,
-                &self.ctx.flow.source,
-                &state.source_topic,
-                state.partition,
-            );
+            let key = self.ctx.progress_key(&state.source_topic, state.partition);
             let value = codec::encode_value(acked);
             let tag = Tag::Progress {
                 slot,

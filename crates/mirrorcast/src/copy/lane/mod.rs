@@ -97,6 +97,18 @@ pub(crate) struct LaneContext {
     pub clock: Clock,
 }
 
+impl LaneContext {
+    /// The key of a partition's record in the flow's progress topic (MM2's bytes).
+    pub fn progress_key(&self, topic: &str, partition: i32) -> Vec<u8> {
+        codec::encode_key(
+            &self.flow.progress.connector,
+            &self.flow.source,
+            topic,
+            partition,
+        )
+    }
+}
+
 /// One flow: its target and the bookkeeping of every partition it copies. A coordinator: each
 /// part owns one concern, the lane carries their decisions out against the reader and target.
 pub(crate) struct Lane<T> {
@@ -252,12 +264,7 @@ impl<T: Target> Lane<T> {
         for (partition, slot) in partitions {
             self.stop_reading(slot, io);
             self.book.retire(slot, self.ctx.clock.now());
-            let key = codec::encode_key(
-                &self.ctx.flow.progress.connector,
-                &self.ctx.flow.source,
-                topic,
-                partition,
-            );
+            let key = self.ctx.progress_key(topic, partition);
             let tag = Tag::Progress { slot, offset: None };
             let tombstone = Outgoing::internal(&progress_topic, &key, None, tag);
             if let Err((e, _)) = self.target.send(tombstone) {

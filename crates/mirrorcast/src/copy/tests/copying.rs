@@ -195,14 +195,8 @@ fn a_rewind_waits_until_the_failed_attempt_has_drained_and_resends_each_record_o
 
 #[test]
 fn a_target_that_stops_answering_is_reported_and_nothing_is_sent_twice() {
-    let mut h = Setup::new(1)
-        .delivery_timeout(Duration::from_millis(1))
-        .build();
-    h.source.produce("t", 0, 10);
-    h.start(0, &[], 1);
-    h.run_until("the first records", |h| h.has(0, 0, 10));
-    h.targets[0].state().acknowledging = false;
-    h.source.produce("t", 0, 10);
+    let setup = Setup::new(1).delivery_timeout(Duration::from_millis(1));
+    let mut h = ten_acknowledged_and_ten_in_flight(setup);
     h.run_until("the target counted as failing", |h| {
         h.lane(0).flight.stalled()
     });
