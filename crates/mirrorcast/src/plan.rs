@@ -6,6 +6,7 @@
 //! Invariant: the copier receives [`Command::Resume`] before any [`Command::Routes`], and a
 //! route names a remote topic that exists with at least `partitions` partitions.
 
+use crate::kafka::cluster::TopicId;
 use crate::progress::Progress;
 
 /// One replicated source topic and its remote topic on the target.
@@ -15,6 +16,9 @@ pub struct Route {
     pub remote_topic: String,
     /// Partitions to copy: the source's count, or fewer if the remote topic has fewer.
     pub partitions: i32,
+    /// The source topic's ID when the route was given (`None`: the source has no topic IDs):
+    /// progress stored under another ID is of an earlier topic of the same name.
+    pub topic_id: Option<TopicId>,
 }
 
 /// What the topic manager tells the copier.

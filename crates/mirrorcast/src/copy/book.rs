@@ -11,9 +11,10 @@ use std::collections::{HashMap, HashSet};
 use std::ops::{Index, IndexMut, Range};
 
 use super::partitions::{Mode, PartitionIndex, PartitionState};
+use crate::kafka::cluster::TopicId;
 use crate::ownership::Shard;
 use crate::plan::Route;
-use crate::progress::Progress;
+use crate::progress::{Progress, Stored};
 
 /// What the book knows of a lane's partitions.
 pub(crate) struct PartitionBook {
@@ -32,7 +33,7 @@ pub(crate) struct PartitionBook {
     assigned: Option<HashSet<(String, i32)>>,
     /// Progress read at an assignment that came before `Resume`; it wins over the progress
     /// read at the flow's start, which may be older.
-    acquired_progress: HashMap<(String, i32), Option<i64>>,
+    acquired_progress: HashMap<(String, i32), Option<Stored>>,
     /// Partitions read on the lane's own reader.
     catching_up: usize,
 }
@@ -41,8 +42,11 @@ pub(crate) struct PartitionBook {
 pub(crate) struct NewPartition {
     pub partition: i32,
     pub slot: usize,
-    /// Its stored progress, if any.
+    /// Its stored progress, if any (none if stored for an earlier topic of the same name).
     pub stored: Option<i64>,
+    /// The ID of an earlier topic of the same name, whose stored progress this partition of a
+    /// topic created again does not resume from.
+    pub earlier_topic: Option<TopicId>,
 }
 
 impl PartitionBook {
@@ -108,6 +112,14 @@ impl PartitionBook {
         self.index_of.get(topic, partition)
     }
 
+    /// The live slots of a source topic's partitions.
+    pub fn live_slots_of(&self, topic: &str) -> Vec<usize> {
+        let mut slots = self.index_of.slots_of(topic);
+        slots.retain(|&slot| !self.partitions[slot].retired);
+        slots.sort_unstable();
+        slots
+    }
+
     pub fn topic_count(&self) -> usize {
         self.index_of.topic_count()
     }
@@ -120,9 +132,9 @@ impl PartitionBook {
     /// The stored progress came: progress acquired before it wins. Returns how many of its
     /// partitions are the lane's, and the routes that waited for it.
     pub fn resume(&mut self, mut progress: Progress) -> (usize, Vec<Route>) {
-        for (partition, offset) in self.acquired_progress.drain() {
-            match offset {
-                Some(offset) => progress.insert(partition, offset),
+        for (partition, stored) in self.acquired_progress.drain() {
+            match stored {
+                Some(stored) => progress.insert(partition, stored),
                 None => progress.remove(&partition),
             };
         }
@@ -171,12 +183,22 @@ impl PartitionBook {
             let stored = self
                 .progress
                 .as_ref()
-                .and_then(|p| p.get(&(route.source_topic.clone(), partition)))
-                .copied();
+                .and_then(|p| p.get(&(route.source_topic.clone(), partition)));
+            let (stored, earlier_topic) = match stored {
+                Some(Stored {
+                    topic_id: Some(stored_id),
+                    ..
+                }) if route.topic_id.as_ref().is_some_and(|id| id != stored_id) => {
+                    (None, Some(stored_id.clone()))
+                }
+                Some(stored) => (Some(stored.offset), None),
+                None => (None, None),
+            };
             self.partitions.push(make(NewPartition {
                 partition,
                 slot,
                 stored,
+                earlier_topic,
             }));
             added.push(slot);
         }
@@ -203,15 +225,15 @@ impl PartitionBook {
         let assigned = self.assigned.as_mut()?;
         for partition in partitions {
             assigned.insert(partition.clone());
-            let stored = progress.get(partition).copied();
+            let stored = progress.get(partition).cloned();
             match (&mut self.progress, stored) {
-                (Some(known), Some(offset)) => {
-                    known.insert(partition.clone(), offset);
+                (Some(known), Some(stored)) => {
+                    known.insert(partition.clone(), stored);
                 }
                 (Some(known), None) => {
                     known.remove(partition);
                 }
-                (None, _) => {
+                (None, stored) => {
                     self.acquired_progress.insert(partition.clone(), stored);
                 }
             }
@@ -312,6 +334,7 @@ mod tests {
             source_topic: topic.to_string(),
             remote_topic: format!("r.{topic}"),
             partitions,
+            topic_id: None,
         }
     }
 
@@ -334,7 +357,13 @@ mod tests {
     fn progress(entries: &[(&str, i32, i64)]) -> Progress {
         entries
             .iter()
-            .map(|&(t, p, o)| ((t.to_string(), p), o))
+            .map(|&(t, p, offset)| {
+                let stored = Stored {
+                    offset,
+                    topic_id: None,
+                };
+                ((t.to_string(), p), stored)
+            })
             .collect()
     }
 

@@ -102,6 +102,11 @@ impl FakeSource {
         self.starts.borrow_mut().insert(key, 0);
     }
 
+    /// The topic's ID: `t-1` in its first life, `t-2` once created again, and so on.
+    pub fn topic_id(&self, topic: &str) -> crate::kafka::cluster::TopicId {
+        crate::kafka::cluster::TopicId(format!("{topic}-{}", *self.generation.borrow() + 1))
+    }
+
     /// Retention deletes the records below `offset`.
     pub fn delete_before(&self, topic: &str, partition: i32, offset: i64) {
         self.starts
@@ -226,6 +231,13 @@ impl Reader for FakeReader {
 
     fn end_offset(&self, topic: &str, partition: i32) -> rdkafka::error::KafkaResult<i64> {
         Ok(self.source.end(topic, partition))
+    }
+
+    fn topic_id(
+        &self,
+        topic: &str,
+    ) -> Result<Option<crate::kafka::cluster::TopicId>, crate::kafka::ffi::AdminExtError> {
+        Ok(Some(self.source.topic_id(topic)))
     }
 }
 

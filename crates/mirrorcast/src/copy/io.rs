@@ -3,6 +3,8 @@
 //! traits, so its state machine runs against fakes in unit tests; production uses
 //! [`super::source::SourceReader`] and [`super::target::KafkaTarget`].
 
+use crate::kafka::cluster::TopicId;
+use crate::kafka::ffi::AdminExtError;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -42,6 +44,8 @@ pub(crate) trait Reader {
     fn positions(&self) -> HashMap<(String, i32), i64>;
     /// The partition's end offset now (a request to the broker).
     fn end_offset(&self, topic: &str, partition: i32) -> KafkaResult<i64>;
+    /// The topic's ID now (a request to the broker); `None` if it has none.
+    fn topic_id(&self, topic: &str) -> Result<Option<TopicId>, AdminExtError>;
 }
 
 /// A record for the target, with what its delivery report must say.

@@ -82,6 +82,14 @@ impl PartitionLedger {
         self.acked = None;
     }
 
+    /// The source topic was created again: copying starts over from its beginning, with a new
+    /// epoch. The stored progress is kept until an acknowledgement replaces it.
+    pub fn restart_from_beginning(&mut self) {
+        self.rewind();
+        self.start = Offset::Beginning;
+        self.acked = None;
+    }
+
     /// Starts a new epoch: every report of what is in flight is stale from now on.
     pub fn rewind(&mut self) {
         self.epoch = self.epoch.wrapping_add(1);

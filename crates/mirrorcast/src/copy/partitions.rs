@@ -16,6 +16,7 @@ use super::ledger::PartitionLedger;
 use super::refused::Refusal;
 use super::report::PartitionMeters;
 use crate::backoff::Backoff;
+use crate::kafka::cluster::TopicId;
 use crate::offsets::translate::SyncEmitter;
 
 /// Source topic → partition → slot.
@@ -48,6 +49,14 @@ impl PartitionIndex {
             self.by_topic.remove(topic);
         }
         slot
+    }
+
+    /// The slots of a topic's partitions.
+    pub fn slots_of(&self, topic: &str) -> Vec<usize> {
+        self.by_topic
+            .get(topic)
+            .map(|partitions| partitions.values().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Forgets a topic; returns its partitions and their slots.
@@ -103,6 +112,8 @@ pub(crate) struct PartitionState {
     pub alone: Option<i64>,
     /// The largest record (offset, bytes) of a batch the target refused as too large.
     largest_too_large: Option<(i64, u32)>,
+    /// The ID of the source topic being copied (stored with the progress), once known.
+    pub topic_id: Option<TopicId>,
 }
 
 impl PartitionState {
@@ -142,6 +153,28 @@ impl PartitionState {
             refusal: None,
             alone: None,
             largest_too_large: None,
+            topic_id: None,
+        }
+    }
+
+    /// The source topic was deleted and created again (it has ID `id` now): copying starts
+    /// over from the new topic's beginning, in a new epoch (reports of what was sent before
+    /// count for nothing).
+    /// With `start_at` (`auto.offset.reset = latest`: the new topic's end now), from there.
+    /// A partition stopped at a refused record of the old topic goes on.
+    pub fn topic_created_again(&mut self, id: TopicId, start_at: Option<i64>, now: Instant) {
+        self.ledger.restart_from_beginning();
+        if let Some(offset) = start_at {
+            self.ledger.restart_at(offset);
+        }
+        self.next = self.ledger.resume_offset();
+        self.topic_id = Some(id);
+        self.meters.recreations.inc();
+        if self.mode == Mode::Stopped && self.refusal.is_some() {
+            self.mode = Mode::Waiting(now);
+            self.meters.stopped.set(0);
+            self.refusal = None;
+            self.alone = None;
         }
     }
 

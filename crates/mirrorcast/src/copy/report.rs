@@ -20,6 +20,7 @@ use crate::observe::Observability;
 pub struct PartitionMeters {
     records: Counter,
     pub resets: Counter,
+    pub recreations: Counter,
     pub lost_at_source: Counter,
     pub refused: Counter,
     /// 1 while stopped at a refused record.
@@ -174,6 +175,7 @@ impl FlowReporter {
         PartitionMeters {
             records: m.records.get_or_create_owned(&labels),
             resets: m.offset_resets.get_or_create_owned(&labels),
+            recreations: m.source_topic_recreations.get_or_create_owned(&labels),
             lost_at_source: m.records_lost_at_source.get_or_create_owned(&labels),
             refused: m.records_refused.get_or_create_owned(&labels),
             stopped: m.partition_stopped.get_or_create_owned(&labels),

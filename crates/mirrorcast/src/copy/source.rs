@@ -12,6 +12,8 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use super::io::Reader;
 use crate::kafka::clients::ClientLog;
+use crate::kafka::cluster::TopicId;
+use crate::kafka::ffi::AdminExtError;
 
 pub struct SourceReader {
     consumer: BaseConsumer<ClientLog>,
@@ -40,6 +42,15 @@ impl Reader for SourceReader {
 
     fn low_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
         crate::kafka::ffi::cached_watermarks(self.consumer.client(), topic, partition)?.0
+    }
+
+    fn topic_id(&self, topic: &str) -> Result<Option<TopicId>, AdminExtError> {
+        let ids = crate::kafka::ffi::describe_topic_ids(
+            self.consumer.client(),
+            &[topic],
+            Duration::from_secs(10),
+        )?;
+        Ok(ids.into_iter().next().map(|(_, id)| TopicId(id)))
     }
 
     fn end_offset(&self, topic: &str, partition: i32) -> KafkaResult<i64> {

@@ -257,7 +257,7 @@ fn forward_shared<T: Target, R: Reader>(
             .shared
             .low_watermark(message.topic(), message.partition());
         for &(index, slot) in scratch.iter() {
-            lanes[index].source_moved(slot, expected, message.offset(), low);
+            lanes[index].source_moved(slot, expected, message.offset(), low, &io.readers.shared);
         }
     }
     // Any lane of the source counts: one still starting must not wait for a slow one.

@@ -16,7 +16,7 @@ use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::ClientConfig;
 
 use super::clients::ClientLog;
-use super::cluster::{ClusterAdmin, TopicError};
+use super::cluster::{ClusterAdmin, TopicError, TopicId};
 use super::ffi;
 use crate::acls::TopicAcl;
 use crate::topic_configs::{ConfigOp, ConfigValue};
@@ -79,6 +79,16 @@ impl ClusterAdmin for TopicAdmin {
             .filter(|t| t.error().is_none())
             .map(|t| (t.name().to_string(), t.partitions().len() as i32))
             .collect())
+    }
+
+    fn topic_ids(&self, topics: &[&str]) -> Result<BTreeMap<String, TopicId>, TopicError> {
+        let _events = self.serve_events_after();
+        Ok(
+            ffi::describe_topic_ids(self.admin.inner(), topics, METADATA_TIMEOUT)?
+                .into_iter()
+                .map(|(name, id)| (name, TopicId(id)))
+                .collect(),
+        )
     }
 
     /// The configs of each topic (DescribeConfigs). Topics the broker cannot describe are

@@ -36,11 +36,24 @@ pub enum TopicError {
     Store(String),
 }
 
+/// A topic's ID (base64, as Kafka's tools print it): a topic deleted and created again under
+/// the same name has a new one, and its offsets start over.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TopicId(pub String);
+
+impl std::fmt::Display for TopicId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What topic management needs from a cluster; [`super::admin::TopicAdmin`] does it over the Kafka
 /// protocol, unit tests with an in-memory cluster.
 pub trait ClusterAdmin {
     /// Every topic with its partition count.
     fn list_topics(&self) -> Result<BTreeMap<String, i32>, TopicError>;
+    /// The ID of each of `topics` the cluster knows (none from a broker without topic IDs).
+    fn topic_ids(&self, topics: &[&str]) -> Result<BTreeMap<String, TopicId>, TopicError>;
     fn describe_configs(
         &self,
         topics: &[&str],

@@ -314,6 +314,76 @@ pub fn describe_topic_acls<C: ClientContext>(
     }
 }
 
+/// The topic ID of each of `topics` (DescribeTopics), base64 as Kafka's tools print it; a
+/// topic the cluster does not know, or a broker too old to have topic IDs, is left out.
+/// Blocking.
+pub fn describe_topic_ids<C: ClientContext>(
+    client: &Client<C>,
+    topics: &[&str],
+    timeout: Duration,
+) -> Result<Vec<(String, String)>, AdminExtError> {
+    if topics.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rk = client.native_ptr();
+    let names = topics
+        .iter()
+        .map(|t| c_string(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut pointers: Vec<*const std::os::raw::c_char> = names.iter().map(|n| n.as_ptr()).collect();
+    // SAFETY: as in `incremental_alter_topic_configs`; `names` outlive the collection (it
+    // copies them), and the descriptions belong to the event and are copied out before it is
+    // freed.
+    unsafe {
+        let collection = Guard {
+            ptr: rdsys::rd_kafka_TopicCollection_of_topic_names(
+                pointers.as_mut_ptr(),
+                pointers.len(),
+            ),
+            free: rdsys::rd_kafka_TopicCollection_destroy,
+        };
+        let event = request(
+            rk,
+            rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_DESCRIBETOPICS,
+            timeout,
+            |options, queue| rdsys::rd_kafka_DescribeTopics(rk, collection.ptr, options, queue),
+        )?;
+        let result = rdsys::rd_kafka_event_DescribeTopics_result(event.ptr);
+        if result.is_null() {
+            return Err(AdminExtError::Invalid("unexpected result event".into()));
+        }
+        let mut count = 0usize;
+        let descriptions = rdsys::rd_kafka_DescribeTopics_result_topics(result, &mut count);
+        let mut ids = Vec::with_capacity(count);
+        for i in 0..count {
+            let description = *descriptions.add(i);
+            let error = rdsys::rd_kafka_TopicDescription_error(description);
+            if !error.is_null() {
+                let code: RDKafkaErrorCode = rdsys::rd_kafka_error_code(error).into();
+                if code == RDKafkaErrorCode::UnknownTopicOrPartition {
+                    continue;
+                }
+                return Err(AdminExtError::Broker {
+                    code,
+                    message: text(rdsys::rd_kafka_error_string(error)),
+                });
+            }
+            let uuid = rdsys::rd_kafka_TopicDescription_topic_id(description);
+            if uuid.is_null()
+                || (rdsys::rd_kafka_Uuid_most_significant_bits(uuid) == 0
+                    && rdsys::rd_kafka_Uuid_least_significant_bits(uuid) == 0)
+            {
+                continue;
+            }
+            ids.push((
+                text(rdsys::rd_kafka_TopicDescription_name(description)),
+                text(rdsys::rd_kafka_Uuid_base64str(uuid)),
+            ));
+        }
+        Ok(ids)
+    }
+}
+
 /// Creates literal topic ACLs (CreateAcls); existing ones are left as they are. Blocking.
 pub fn create_topic_acls<C: ClientContext>(
     client: &Client<C>,

@@ -83,6 +83,7 @@ pub struct Metrics {
     pub transactions: Family<TransactionLabels, Counter>,
     pub source_records_read: Family<ReaderLabels, Counter>,
     pub offset_resets: Family<PartitionLabels, Counter>,
+    pub source_topic_recreations: Family<PartitionLabels, Counter>,
     pub records_lost_at_source: Family<PartitionLabels, Counter>,
     pub records_refused: Family<PartitionLabels, Counter>,
     pub partition_stopped: Family<PartitionLabels, Gauge>,
@@ -119,6 +120,12 @@ impl Metrics {
             "offset_resets",
             "Times the source partition's offsets went back (topic re-created, truncated, cluster rebuilt): copying went on from the new offsets",
             offset_resets.clone(),
+        );
+        let source_topic_recreations = Family::<PartitionLabels, Counter>::default();
+        registry.register(
+            "source_topic_recreations",
+            "Times the source topic was found deleted and created again (a new topic ID): the partition was copied again from the new topic's beginning",
+            source_topic_recreations.clone(),
         );
         let records_lost_at_source = Family::<PartitionLabels, Counter>::default();
         registry.register(
@@ -249,6 +256,7 @@ impl Metrics {
             records,
             bytes,
             offset_resets,
+            source_topic_recreations,
             records_lost_at_source,
             records_refused,
             partition_stopped,

@@ -3,9 +3,14 @@
 //! tool can resume where the other stopped.
 //!
 //! Key: `["MirrorSourceConnector",{"cluster":"<source>","partition":<p>,"topic":"<topic>"}]`
-//! Value: `{"offset":<last replicated source offset>}` (resume at offset + 1).
+//! Value: `{"offset":<last replicated source offset>}` (resume at offset + 1); mirrorcast adds
+//! `"topicId"`, the source topic's ID, which MM2 reads past (it takes `offset` out of the map):
+//! progress of an earlier topic of the same name is then told apart.
 
 use serde::{Deserialize, Serialize};
+
+use super::Stored;
+use crate::kafka::cluster::TopicId;
 
 pub use crate::config::DEDICATED_MODE_CONNECTOR;
 
@@ -21,6 +26,8 @@ pub struct SourcePartition {
 #[derive(Serialize, Deserialize)]
 struct OffsetValue {
     offset: i64,
+    #[serde(rename = "topicId", default, skip_serializing_if = "Option::is_none")]
+    topic_id: Option<String>,
 }
 
 pub fn encode_key(connector: &str, source_alias: &str, topic: &str, partition: i32) -> Vec<u8> {
@@ -33,27 +40,34 @@ pub fn encode_key(connector: &str, source_alias: &str, topic: &str, partition: i
     serde_json::to_vec(&(connector, key)).unwrap_or_default()
 }
 
-pub fn encode_value(last_replicated_offset: i64) -> Vec<u8> {
+pub fn encode_value(last_replicated_offset: i64, topic_id: Option<&TopicId>) -> Vec<u8> {
     serde_json::to_vec(&OffsetValue {
         offset: last_replicated_offset,
+        topic_id: topic_id.map(|id| id.0.clone()),
     })
     .unwrap_or_default()
 }
 
 /// Decodes one record of the progress topic: `None` for records of another connector (they
-/// share the topic in Connect); the offset is `None` for a tombstone.
+/// share the topic in Connect); what is stored is `None` for a tombstone.
 pub fn decode(
     connector: &str,
     key: &[u8],
     value: Option<&[u8]>,
-) -> Option<(SourcePartition, Option<i64>)> {
+) -> Option<(SourcePartition, Option<Stored>)> {
     let (name, partition): (String, SourcePartition) = serde_json::from_slice(key).ok()?;
     if name != connector {
         return None;
     }
     let offset = match value {
         None => None,
-        Some(bytes) => Some(serde_json::from_slice::<OffsetValue>(bytes).ok()?.offset),
+        Some(bytes) => {
+            let value = serde_json::from_slice::<OffsetValue>(bytes).ok()?;
+            Some(Stored {
+                offset: value.offset,
+                topic_id: value.topic_id.map(TopicId),
+            })
+        }
     };
     Some((partition, offset))
 }
@@ -95,14 +109,35 @@ mod tests {
 
     #[test]
     fn value_bytes_match_mm2() {
-        assert_eq!(encode_value(1234), br#"{"offset":1234}"#);
+        assert_eq!(encode_value(1234, None), br#"{"offset":1234}"#);
+    }
+
+    /// MM2 takes `offset` out of the value's map and reads past other keys.
+    #[test]
+    fn the_topic_id_rides_beside_mm2s_offset() {
+        let id = TopicId("kBkFq9Z1T8Wm1XH2jHfHwA".into());
+        let value = encode_value(7, Some(&id));
+        assert_eq!(value, br#"{"offset":7,"topicId":"kBkFq9Z1T8Wm1XH2jHfHwA"}"#);
+        let key = encode_key(DEDICATED_MODE_CONNECTOR, "europe", "t", 0);
+        let (_, stored) = decode(DEDICATED_MODE_CONNECTOR, &key, Some(&value)).unwrap();
+        assert_eq!(
+            stored,
+            Some(Stored {
+                offset: 7,
+                topic_id: Some(id)
+            })
+        );
     }
 
     #[test]
     fn round_trip_and_tombstones() {
         let key = encode_key(DEDICATED_MODE_CONNECTOR, "europe", "t", 3);
-        let (partition, offset) =
-            decode(DEDICATED_MODE_CONNECTOR, &key, Some(&encode_value(99))).unwrap();
+        let (partition, offset) = decode(
+            DEDICATED_MODE_CONNECTOR,
+            &key,
+            Some(&encode_value(99, None)),
+        )
+        .unwrap();
         assert_eq!(
             partition,
             SourcePartition {
@@ -111,7 +146,7 @@ mod tests {
                 topic: "t".into()
             }
         );
-        assert_eq!(offset, Some(99));
+        assert_eq!(offset.map(|s| s.offset), Some(99));
         assert_eq!(
             decode(DEDICATED_MODE_CONNECTOR, &key, None).unwrap().1,
             None
@@ -123,7 +158,12 @@ mod tests {
         let key = br#"[ "MirrorSourceConnector", {"topic":"foo","partition":1,"cluster":"B"} ]"#;
         let (p, o) = decode(DEDICATED_MODE_CONNECTOR, key, Some(br#"{ "offset" : 7 }"#)).unwrap();
         assert_eq!(
-            (p.topic.as_str(), p.partition, p.cluster.as_str(), o),
+            (
+                p.topic.as_str(),
+                p.partition,
+                p.cluster.as_str(),
+                o.map(|s| s.offset)
+            ),
             ("foo", 1, "B", Some(7))
         );
         assert!(decode(

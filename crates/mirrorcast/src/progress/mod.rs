@@ -10,10 +10,21 @@ use rdkafka::{ClientConfig, Message};
 
 use tracing::warn;
 
+use crate::kafka::cluster::TopicId;
 use crate::kafka::log_reader::{read_to_end, LogReadError};
 
-/// Last replicated source offset per (source topic, partition).
-pub type Progress = HashMap<(String, i32), i64>;
+/// What is stored of a source partition.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// The last replicated source offset.
+    pub offset: i64,
+    /// The ID of the source topic it was copied from (`None` when MM2 or an older mirrorcast
+    /// stored it, or the source has no topic IDs).
+    pub topic_id: Option<TopicId>,
+}
+
+/// What is stored per (source topic, partition).
+pub type Progress = HashMap<(String, i32), Stored>;
 
 /// Reads every record of `topic` on the target and keeps the newest offset per source
 /// partition of `source_alias`. Blocking, for as long as the read moves.
@@ -29,7 +40,7 @@ pub fn load(
         let Some(key) = message.key() else {
             return;
         };
-        let Some((source, offset)) = codec::decode(connector, key, message.payload()) else {
+        let Some((source, stored)) = codec::decode(connector, key, message.payload()) else {
             if codec::is_ours(connector, key) {
                 warn!(
                     topic,
@@ -45,10 +56,10 @@ pub fn load(
             return;
         }
         let id = (source.topic, source.partition);
-        match offset {
+        match stored {
             // MM2 never stores one, and librdkafka would take a negative resume offset as a
             // logical one (-1 is the end: every record would be skipped).
-            Some(offset) if offset < 0 => warn!(
+            Some(Stored { offset, .. }) if offset < 0 => warn!(
                 topic,
                 partition = message.partition(),
                 offset = message.offset(),
@@ -57,8 +68,8 @@ pub fn load(
                 id.0,
                 id.1
             ),
-            Some(offset) => {
-                progress.insert(id, offset);
+            Some(stored) => {
+                progress.insert(id, stored);
             }
             None => {
                 progress.remove(&id);

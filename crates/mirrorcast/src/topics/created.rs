@@ -45,7 +45,7 @@ impl CreatedTopicsStore {
 
     /// Remembers that the flow created `remote_topic`.
     pub fn record(&self, remote_topic: &str) -> Result<(), TopicError> {
-        self.write(remote_topic, Some(codec::encode_value(0)))
+        self.write(remote_topic, Some(codec::encode_value(0, None)))
     }
 
     /// Forgets `remote_topic` (it was deleted).

@@ -10,6 +10,7 @@ use super::{ClusterAdmin, TopicError};
 use crate::acls::{AclOperation, AclPermission, TopicAcl};
 use crate::clock::Clock;
 use crate::config::{Config, RawProperties};
+use crate::kafka::cluster::TopicId;
 use crate::observe::Observability;
 use crate::plan::{Commands, ToCopier};
 use crate::shutdown::Shutdown;
@@ -33,6 +34,9 @@ pub(crate) struct FakeCluster {
     pub no_authorizer: bool,
     /// Listing fails as with the cluster down.
     pub unreachable: RefCell<bool>,
+    /// Each topic's ID: a topic created again gets a new one.
+    pub ids: RefCell<BTreeMap<String, TopicId>>,
+    pub created_topics: std::cell::Cell<u32>,
 }
 
 impl FakeCluster {
@@ -52,6 +56,22 @@ impl FakeCluster {
         self.topics
             .borrow_mut()
             .insert(name.into(), (partitions, configs));
+        if !self.ids.borrow().contains_key(name) {
+            let created = self.created_topics.get() + 1;
+            self.created_topics.set(created);
+            let id = TopicId(format!("{name}-{created}"));
+            self.ids.borrow_mut().insert(name.into(), id);
+        }
+    }
+
+    /// Deletes `name` and creates it again (a new ID, no configs).
+    pub fn recreate(&self, name: &str, partitions: i32) {
+        let _ = self.delete_topic(name);
+        self.add(name, partitions, &[]);
+    }
+
+    pub fn id(&self, name: &str) -> Option<TopicId> {
+        self.ids.borrow().get(name).cloned()
     }
 
     pub fn partitions(&self, name: &str) -> Option<i32> {
@@ -77,6 +97,14 @@ impl ClusterAdmin for FakeCluster {
             .borrow()
             .iter()
             .map(|(k, (p, _))| (k.clone(), *p))
+            .collect())
+    }
+
+    fn topic_ids(&self, topics: &[&str]) -> Result<BTreeMap<String, TopicId>, TopicError> {
+        let ids = self.ids.borrow();
+        Ok(topics
+            .iter()
+            .filter_map(|t| ids.get(*t).map(|id| (t.to_string(), id.clone())))
             .collect())
     }
 
@@ -134,6 +162,7 @@ impl ClusterAdmin for FakeCluster {
 
     fn delete_topic(&self, topic: &str) -> Result<(), TopicError> {
         self.topics.borrow_mut().remove(topic);
+        self.ids.borrow_mut().remove(topic);
         Ok(())
     }
 

@@ -36,6 +36,7 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
             source_topic: topic.clone(),
             remote_topic: flow.policy.remote_topic(&flow.source, topic),
             partitions: *partitions,
+            topic_id: None,
         })
         .collect()
 }
@@ -86,7 +87,8 @@ mod tests {
             vec![Route {
                 source_topic: "orders".into(),
                 remote_topic: "europe.orders".into(),
-                partitions: 3
+                partitions: 3,
+                topic_id: None,
             }]
         );
     }

@@ -31,7 +31,13 @@ impl TopicManager {
         let source_topics = source.list_topics()?;
         let target_topics = target.list_topics()?;
         known.awaiting_leader = false;
-        for mut route in replicated_topics(&self.flow, &source_topics) {
+        let mut routes = replicated_topics(&self.flow, &source_topics);
+        let names: Vec<&str> = routes.iter().map(|r| r.source_topic.as_str()).collect();
+        let mut ids = source.topic_ids(&names)?;
+        for route in &mut routes {
+            route.topic_id = ids.remove(&route.source_topic);
+        }
+        for mut route in routes {
             known.missing.remove(&route.source_topic);
             let leads = self.standing.leads();
             let remote_partitions = match target_topics.get(&route.remote_topic) {
@@ -252,6 +258,25 @@ mod tests {
 
     /// With instances sharing the source, one that does not lead routes what exists and
     /// leaves creation and growth to the leader, looking again soon; once it leads, it creates.
+    /// Routes carry the source topic's ID, so the copier tells a topic created again under
+    /// the same name from the one it copied.
+    #[test]
+    fn routes_carry_the_source_topic_id_and_a_topic_created_again_has_a_new_one() {
+        let (manager, _) = manager("");
+        let source = FakeCluster::with(&[("orders", 2, &[])]);
+        let target = FakeCluster::default();
+        let mut known = Known::default();
+        manager.refresh(&source, &target, &mut known).unwrap();
+        let first = known.routes["orders"].topic_id.clone();
+        assert_eq!(first, source.id("orders"));
+        assert!(first.is_some());
+        source.recreate("orders", 2);
+        manager.refresh(&source, &target, &mut known).unwrap();
+        let second = known.routes["orders"].topic_id.clone();
+        assert_eq!(second, source.id("orders"));
+        assert_ne!(first, second);
+    }
+
     #[test]
     fn only_the_leading_instance_creates_or_grows_remote_topics() {
         let (mut manager, _) = manager("");

@@ -24,7 +24,7 @@ fn stored(target: &str) -> BTreeMap<i32, i64> {
         .unwrap_or_default()
         .into_iter()
         .filter(|((topic, _), _)| topic == TOPIC)
-        .map(|((_, partition), offset)| (partition, offset))
+        .map(|((_, partition), stored)| (partition, stored.offset))
         .collect()
 }
 

@@ -25,7 +25,7 @@ fn a_negative_stored_progress_is_ignored_with_a_warning_and_nothing_is_skipped()
             "orders",
             0,
         )),
-        value: Some(codec::encode_value(-2)),
+        value: Some(codec::encode_value(-2, None)),
         headers: vec![],
         timestamp: now_ms(),
     };

@@ -173,7 +173,7 @@ fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
             history
                 .entry((source.topic, source.partition))
                 .or_default()
-                .push(offset);
+                .push(offset.offset);
         }
     }
     history

@@ -273,7 +273,7 @@ fn scenario_resources_run_against_local_clusters_one_replicator_per_region() {
             mirrorcast::progress::load(&config, &progress_topic, &connector, "europe")
                 .map(|p| {
                     ends.iter().all(|(part, end)| {
-                        p.get(&("LH.ORDERS".to_string(), *part)) == Some(&(end - 1))
+                        p.get(&("LH.ORDERS".to_string(), *part)).map(|s| s.offset) == Some(end - 1)
                     })
                 })
                 .unwrap_or(false)

@@ -1,5 +1,7 @@
 //! A source position that no longer exists is never skipped over: a topic deleted and created
-//! again (while mirrorcast runs, and while it is stopped) is copied from its new start, and
+//! again (while mirrorcast runs, and while it is stopped, also when the new topic's offsets
+//! pass the old position: told by the topic ID stored with the progress) is copied from its
+//! new start, and
 //! records deleted at the source before they were copied are logged and counted as lost.
 //! (Before: the copy dropped every record below the old position, with no line in the log and
 //! the flow `running`.)
@@ -76,13 +78,39 @@ fn a_topic_created_again_is_copied_from_its_new_start_while_running_and_while_st
 
     recreate(&europe, "events", 2);
     produce(&europe, "events", &numbered_records("third", 2, 0, 30));
-    let replicator = Replicator::start(&config, &[]);
+    let mut replicator = Replicator::start(&config, &[]);
     wait_for_ends(&north, &[(0, 90), (1, 90)], &replicator);
     assert_tail_is(&north, &europe, 15);
+    // The progress stored in the second life names its topic ID: the third is told by it.
+    let log = replicator.terminate_cleanly(Duration::from_secs(30));
+    assert!(
+        log.contains("events was deleted and created again while it was not copied here"),
+        "{log}"
+    );
+
+    // Created again while stopped and filled past the old position (15): no offset goes back,
+    // only the topic ID stored with the progress tells.
+    let stored = stored_progress(&north, "europe").unwrap_or_default();
+    let old_id = stored[&("events".to_string(), 0)].topic_id.clone();
+    assert!(
+        old_id.is_some(),
+        "progress is stored with the topic ID: {stored:?}"
+    );
+    recreate(&europe, "events", 2);
+    produce(&europe, "events", &numbered_records("fourth", 2, 0, 80));
+    let replicator = Replicator::start(&config, &[]);
+    wait_for_ends(&north, &[(0, 130), (1, 130)], &replicator);
+    assert_tail_is(&north, &europe, 40);
     let log = replicator.log();
     assert!(
-        log.contains("the source's offsets went back from 25 to 0"),
+        log.contains("events was deleted and created again while it was not copied here"),
         "{log}"
+    );
+    let stored = stored_progress(&north, "europe").unwrap_or_default();
+    let new_id = stored[&("events".to_string(), 0)].topic_id.clone();
+    assert!(
+        new_id.is_some() && new_id != old_id,
+        "{old_id:?} → {new_id:?}"
     );
 }
 

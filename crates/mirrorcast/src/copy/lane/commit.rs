@@ -165,7 +165,7 @@ impl<T: Target> Lane<T> {
                 continue; // no longer this lane's: its progress is not ours to write
             }
             let key = self.ctx.progress_key(&state.source_topic, state.partition);
-            let value = codec::encode_value(last);
+            let value = codec::encode_value(last, state.topic_id.as_ref());
             let tag = Tag::Progress {
                 slot,
                 offset: Some(last),

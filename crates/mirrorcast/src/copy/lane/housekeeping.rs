@@ -96,7 +96,7 @@ impl<T: Target> Lane<T> {
                 continue;
             };
             let key = self.ctx.progress_key(&state.source_topic, state.partition);
-            let value = codec::encode_value(acked);
+            let value = codec::encode_value(acked, state.topic_id.as_ref());
             let tag = Tag::Progress {
                 slot,
                 offset: Some(acked),

@@ -179,13 +179,15 @@ impl<T: Target> Lane<T> {
         let (mut added, mut without_progress) = (Vec::new(), Vec::new());
         let now = self.ctx.clock.now();
         for route in routes {
+            self.restart_topic_created_again(&route, io);
             let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
             let (flow, reporter) = (&self.ctx.flow, &self.house.reporter);
+            let mut earlier_topic = None;
             let slots = self.book.add_route(&route, |new| {
                 if new.stored.is_none() && flow.start_at_end {
                     without_progress.push(new.slot);
                 }
-                PartitionState::new(
+                let mut state = PartitionState::new(
                     &route.source_topic,
                     remote_topic.clone(),
                     new.partition,
@@ -196,8 +198,24 @@ impl<T: Target> Lane<T> {
                         .as_ref()
                         .map(|c| SyncEmitter::new(c.lag_max)),
                     now,
-                )
+                );
+                state.topic_id = route.topic_id.clone();
+                if new.earlier_topic.is_some() {
+                    state.meters.recreations.inc();
+                    earlier_topic = new.earlier_topic.map(|id| (id, new.partition));
+                }
+                state
             });
+            if let (Some((earlier, _)), Some(id)) = (&earlier_topic, &route.topic_id) {
+                warn!(
+                    flow = %self.ctx.flow_name,
+                    "{} was deleted and created again while it was not copied here (progress was \
+                     stored for topic ID {earlier}, the topic's ID is {id} now): its partitions \
+                     here are copied from the new topic's {} instead of the stored offsets",
+                    route.source_topic,
+                    if flow.start_at_end { "end (auto.offset.reset = latest)" } else { "beginning" }
+                );
+            }
             added.extend(slots);
         }
         for slot in without_progress {
@@ -227,6 +245,55 @@ impl<T: Target> Lane<T> {
             added.len(),
             self.book.topic_count()
         );
+    }
+
+    /// The source topic of `route` has another ID than its partitions here were read from: it
+    /// was deleted and created again meanwhile (offsets of the new topic may even be past the
+    /// old position, so nothing else tells). Its partitions start over from the new topic's
+    /// beginning (its end with `auto.offset.reset = latest`); an open transaction holding
+    /// their records aborts.
+    fn restart_topic_created_again<R: Reader>(&mut self, route: &Route, io: &mut Reading<'_, R>) {
+        let Some(id) = &route.topic_id else {
+            return;
+        };
+        let mut restarted = Vec::new();
+        for slot in self.book.live_slots_of(&route.source_topic) {
+            let state = &mut self.book[slot];
+            match &state.topic_id {
+                Some(known) if known != id => restarted.push((slot, known.clone())),
+                Some(_) => {}
+                // Resumed from progress stored without an ID (by MM2, or before topic IDs).
+                None => state.topic_id = Some(id.clone()),
+            }
+        }
+        let Some((_, earlier)) = restarted.first().cloned() else {
+            return;
+        };
+        warn!(
+            flow = %self.ctx.flow_name,
+            "{} was deleted and created again (topic ID {earlier} is {id} now): its {} \
+             partition(s) here are copied again from the new topic's {}",
+            route.source_topic,
+            restarted.len(),
+            if self.ctx.flow.start_at_end { "end (auto.offset.reset = latest)" } else { "beginning" }
+        );
+        if let Some(transactions) = &mut self.transactions {
+            transactions.doom(format!("{} was created again", route.source_topic));
+        }
+        for (slot, _) in restarted {
+            let state = &self.book[slot];
+            let start_at = self
+                .ctx
+                .flow
+                .start_at_end
+                .then(|| io.readers.shared.end_offset(&state.source_topic, state.partition))
+                .and_then(|end| {
+                    end.inspect_err(|e| warn!(flow = %self.ctx.flow_name, "the end of {}[{}] cannot be read ({e}): copying from its beginning instead", state.source_topic, state.partition)).ok()
+                });
+            let now = self.ctx.clock.now();
+            self.book[slot].topic_created_again(id.clone(), start_at, now);
+            self.take_away(slot, io);
+        }
     }
 
     /// `auto.offset.reset = latest`: a partition without progress starts at its end now, as
@@ -461,7 +528,7 @@ impl<T: Target> Lane<T> {
             if expected != message.offset() {
                 let own = &io.readers.own[self.ctx.index];
                 let low = own.low_watermark(message.topic(), message.partition());
-                self.source_moved(slot, expected, message.offset(), low);
+                self.source_moved(slot, expected, message.offset(), low, own);
             }
         }
         match self.send(slot, message) {
@@ -492,9 +559,25 @@ impl<T: Target> Lane<T> {
     /// goes on from `offset` rather than skipping every record up to the old position. Forward,
     /// past the log's start `low`: records were deleted at the source before they were copied.
     /// Either is logged and counted, never hidden.
-    pub fn source_moved(&mut self, slot: usize, expected: i64, offset: i64, low: Option<i64>) {
+    pub fn source_moved(
+        &mut self,
+        slot: usize,
+        expected: i64,
+        offset: i64,
+        low: Option<i64>,
+        reader: &impl Reader,
+    ) {
         let state = &mut self.book[slot];
         if offset < expected {
+            // Copying starts over on whatever topic is there now: its ID is the one to store,
+            // and a route that brings it later is no second re-creation.
+            state.topic_id = match reader.topic_id(&state.source_topic) {
+                Ok(id) => id,
+                Err(e) => {
+                    debug!(flow = %self.ctx.flow_name, "the ID of {} cannot be read ({e}); the next refresh brings it", state.source_topic);
+                    None
+                }
+            };
             warn!(
                 flow = %self.ctx.flow_name,
                 "{}[{}]: the source's offsets went back from {expected} to {offset} (the topic \

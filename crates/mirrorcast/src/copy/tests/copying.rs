@@ -306,6 +306,65 @@ fn a_topic_created_again_while_stopped_is_copied_from_its_new_start() {
     assert_eq!(h.lane(0).book[0].meters.resets.get(), 1);
 }
 
+/// The new topic's offsets pass the old position: only the topic ID tells (librdkafka reads on
+/// from the stored offset and no offset goes back).
+#[test]
+fn a_topic_created_again_while_stopped_and_filled_past_the_old_position_is_copied_whole() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 100);
+    h.source.recreate("t", 0);
+    h.source.produce("t", 0, 150);
+    h.start_identified(0, &[(0, 99)], Some("t-1"), Some("t-2"), 1);
+    h.run_until("the second life", |h| h.has(0, 0, 150));
+    assert_eq!(h.targets[0].log("t", 0), expected_recreated(0..150));
+    let state = &h.lane(0).book[0];
+    assert_eq!(state.meters.recreations.get(), 1);
+    assert_eq!(
+        state.topic_id,
+        Some(TopicId("t-2".into())),
+        "stored with the new ID"
+    );
+}
+
+/// Progress without an ID (stored by MM2 or before IDs) is resumed from, and the ID adopted.
+#[test]
+fn progress_stored_without_a_topic_id_is_resumed_from_and_the_id_adopted() {
+    let mut h = harness(1, 1000);
+    h.source.produce("t", 0, 100);
+    h.start_identified(0, &[(0, 49)], None, Some("t-1"), 1);
+    h.run_until("the rest", |h| h.has(0, 0, 50));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 50..100));
+    let state = &h.lane(0).book[0];
+    assert_eq!(state.meters.recreations.get(), 0);
+    assert_eq!(state.topic_id, Some(TopicId("t-1".into())));
+}
+
+#[test]
+fn a_topic_created_again_while_copying_and_filled_past_the_old_position_is_copied_whole() {
+    let mut h = harness(2, 1000);
+    h.source.produce("t", 0, 100);
+    for lane in 0..2 {
+        h.start_identified(lane, &[], None, Some("t-1"), 1);
+    }
+    h.run_until("the first life", |h| h.has(0, 0, 100) && h.has(1, 0, 100));
+    h.source.recreate("t", 0);
+    h.source.produce("t", 0, 150);
+    // The topic manager's next refresh sees the new ID.
+    for lane in 0..2 {
+        h.route(lane, 1, Some("t-2"));
+    }
+    h.run_until("the second life", |h| h.has(0, 0, 250) && h.has(1, 0, 250));
+    for (lane, target) in h.targets.iter().enumerate() {
+        let mut want = expected(0, 0..100);
+        want.extend(expected_recreated(0..150));
+        assert_eq!(target.log("t", 0), want);
+        assert_eq!(h.lane(lane).book[0].meters.recreations.get(), 1);
+    }
+    h.run_until("progress of the second life", |h| {
+        h.targets[0].0.borrow().progress.last() == Some(&(0, Some(149)))
+    });
+}
+
 #[test]
 fn records_deleted_at_the_source_before_they_were_copied_are_counted_as_lost() {
     let mut h = harness(1, 1000);

@@ -14,7 +14,13 @@ pub(super) fn acquire(h: &Harness, partitions: &[i32], progress: &[(i32, i64)]) 
             partitions: partitions.iter().map(|&p| ("t".to_string(), p)).collect(),
             progress: progress
                 .iter()
-                .map(|&(p, o)| (("t".into(), p), o))
+                .map(|&(p, offset)| {
+                    let stored = crate::progress::Stored {
+                        offset,
+                        topic_id: None,
+                    };
+                    (("t".into(), p), stored)
+                })
                 .collect(),
         })
         .unwrap();

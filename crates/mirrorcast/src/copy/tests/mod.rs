@@ -24,10 +24,11 @@ use super::transaction::Transactions;
 use crate::clock::Clock;
 use crate::config::properties::RawProperties;
 use crate::config::{Config, ErrorsConfig, ExactlyOnceConfig, FlowConfig};
+use crate::kafka::cluster::TopicId;
 use crate::observe::Observability;
 use crate::ownership::{Shard, Standing};
 use crate::plan::{Command, GroupCommand, Reply, Route, ToCopier};
-use crate::progress::Progress;
+use crate::progress::{Progress, Stored};
 use crate::shutdown::Shutdown;
 
 const TARGETS: [&str; 2] = ["na", "sa"];
@@ -198,12 +199,37 @@ fn harness(targets: usize, capacity: usize) -> Harness {
 impl Harness {
     /// Lane `lane` resumes from `stored` and copies topic `t` with `partitions` partitions.
     fn start(&self, lane: usize, stored: &[(i32, i64)], partitions: i32) {
-        let progress: Progress = stored.iter().map(|&(p, o)| (("t".into(), p), o)).collect();
+        self.start_identified(lane, stored, None, None, partitions);
+    }
+
+    /// [`Harness::start`] where the progress was stored for topic ID `stored_id` and the
+    /// topic has ID `id` now.
+    fn start_identified(
+        &self,
+        lane: usize,
+        stored: &[(i32, i64)],
+        stored_id: Option<&str>,
+        id: Option<&str>,
+        partitions: i32,
+    ) {
+        let progress: Progress = stored
+            .iter()
+            .map(|&(p, offset)| {
+                let topic_id = stored_id.map(|id| TopicId(id.into()));
+                (("t".into(), p), Stored { offset, topic_id })
+            })
+            .collect();
         self.commands[lane].send(Command::Resume(progress)).unwrap();
+        self.route(lane, partitions, id);
+    }
+
+    /// The topic manager's routes for topic `t`, whose ID is `id`.
+    fn route(&self, lane: usize, partitions: i32, id: Option<&str>) {
         let route = Route {
             source_topic: "t".into(),
             remote_topic: "t".into(),
             partitions,
+            topic_id: id.map(|id| TopicId(id.into())),
         };
         self.commands[lane]
             .send(Command::Routes(vec![route]))

@@ -35,7 +35,7 @@ pub fn progress_reached(
         *end == 0
             || progress
                 .get(&(topic.to_string(), *p))
-                .is_some_and(|stored| *stored >= end - 1)
+                .is_some_and(|stored| stored.offset >= end - 1)
     })
 }
 
@@ -69,7 +69,7 @@ pub fn copied_and_stored(
         .unwrap_or_default()
         .into_iter()
         .filter(|((t, _), _)| t == topic)
-        .map(|((_, p), offset)| (p, offset))
+        .map(|((_, p), stored)| (p, stored.offset))
         .collect();
     (copied, stored)
 }
