@@ -19,6 +19,9 @@ pub struct Route {
     /// The source topic's ID when the route was given (`None`: the source has no topic IDs):
     /// progress stored under another ID is of an earlier topic of the same name.
     pub topic_id: Option<TopicId>,
+    /// The remote topic's `max.message.bytes` on the target, when known: no batch may be
+    /// larger, and a record that alone is larger is refused for good.
+    pub max_message_bytes: Option<u32>,
 }
 
 /// What the topic manager tells the copier.

@@ -335,6 +335,7 @@ mod tests {
             remote_topic: format!("r.{topic}"),
             partitions,
             topic_id: None,
+            max_message_bytes: None,
         }
     }
 

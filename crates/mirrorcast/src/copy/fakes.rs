@@ -275,8 +275,18 @@ pub struct TargetState {
     /// As librdkafka's `message.timeout.ms`: a record in flight this long fails with
     /// `MessageTimedOut` (`None`: never, as the at-least-once copy's producer).
     pub message_timeout: Option<Duration>,
-    /// Report this fatal error until the producer is replaced.
+    /// Report a fatal error until the producer is replaced.
     pub fatal: bool,
+    /// As librdkafka's `enable.gapless.guarantee`: a refused batch fails the producer fatally,
+    /// and no later batch of its partition is appended.
+    pub gapless: bool,
+    /// The producer's `batch.size`: a partition's records in flight go in batches of at most
+    /// this many payload bytes (a record larger alone is a batch of its own).
+    pub batch_bytes: usize,
+    /// The producer's batch sizes, in the order set.
+    pub resized: Vec<u32>,
+    /// Batches refused as too large so far.
+    pub too_large_batches: usize,
     pub replaced: usize,
     in_flight: Vec<InFlight>,
     reports: Vec<Delivery>,
@@ -336,6 +346,7 @@ impl FakeTarget {
             capacity,
             clock,
             acknowledging: true,
+            batch_bytes: 1_000_000,
             ..TargetState::default()
         })))
     }
@@ -399,20 +410,31 @@ impl FakeTarget {
             state.held.push(key);
         }
         let fail = std::mem::take(&mut state.fail_next);
-        // Per remote partition, what its batch is refused for, if anything.
-        let mut batch_errors: HashMap<(String, i32), RDKafkaErrorCode> = HashMap::new();
-        let mut batch_bytes: HashMap<(String, i32), usize> = HashMap::new();
+        // Each record's batch: consecutive records of a remote partition, up to the producer's
+        // batch size.
+        let mut batches: Vec<((String, i32), usize)> = Vec::new();
+        let mut filling: HashMap<(String, i32), (usize, usize)> = HashMap::new();
+        let mut batch_bytes: HashMap<((String, i32), usize), usize> = HashMap::new();
         for record in &state.in_flight {
             let key = (record.topic.clone(), record.partition);
-            *batch_bytes.entry(key).or_default() += record.payload.as_ref().map_or(0, Vec::len);
+            let size = record.payload.as_ref().map_or(0, Vec::len);
+            let (index, bytes) = filling.entry(key.clone()).or_default();
+            if *bytes > 0 && *bytes + size > state.batch_bytes {
+                *index += 1;
+                *bytes = 0;
+            }
+            *bytes += size;
+            *batch_bytes.entry((key.clone(), *index)).or_default() += size;
+            batches.push((key, *index));
         }
-        for record in &state.in_flight {
-            let key = (record.topic.clone(), record.partition);
+        // Per batch, what it is refused for, if anything.
+        let mut batch_errors: HashMap<((String, i32), usize), RDKafkaErrorCode> = HashMap::new();
+        for (record, batch) in state.in_flight.iter().zip(&batches) {
             if state
                 .max_batch_bytes
-                .is_some_and(|max| batch_bytes[&key] > max)
+                .is_some_and(|max| batch_bytes[batch] > max)
             {
-                batch_errors.insert(key, RDKafkaErrorCode::MessageSizeTooLarge);
+                batch_errors.insert(batch.clone(), RDKafkaErrorCode::MessageSizeTooLarge);
             } else if record.topic == "t"
                 && record
                     .payload
@@ -420,17 +442,48 @@ impl FakeTarget {
                     .is_some_and(|p| state.invalid.contains(p))
             {
                 batch_errors
-                    .entry(key)
+                    .entry(batch.clone())
                     .or_insert(RDKafkaErrorCode::InvalidRecord);
             }
         }
-        for record in std::mem::take(&mut state.in_flight) {
+        state.too_large_batches += batch_errors
+            .values()
+            .filter(|&&code| code == RDKafkaErrorCode::MessageSizeTooLarge)
+            .count();
+        // The first refused batch of each partition: with gapless delivery, nothing after it is
+        // appended (the producer fails fatally and purges the rest); without, librdkafka bumps
+        // its epoch and sends the later batches anyway.
+        let mut first_refused: HashMap<(String, i32), usize> = HashMap::new();
+        for (key, index) in batch_errors.keys() {
+            let first = first_refused.entry(key.clone()).or_insert(*index);
+            *first = (*first).min(*index);
+        }
+        if state.gapless && !first_refused.is_empty() {
+            state.fatal = true;
+        }
+        for (record, batch) in std::mem::take(&mut state.in_flight)
+            .into_iter()
+            .zip(batches)
+        {
             let key = (record.topic.clone(), record.partition);
             if state.held.contains(&key) {
                 state.in_flight.push(record);
                 continue;
             }
-            if let Some(&code) = batch_errors.get(&key) {
+            if state.gapless
+                && first_refused
+                    .get(&key)
+                    .is_some_and(|&first| batch.1 > first)
+            {
+                state.transaction.failed = true;
+                state.reports.push(Delivery {
+                    tag: record.tag,
+                    error: Some(KafkaError::MessageProduction(RDKafkaErrorCode::PurgeQueue)),
+                    downstream_offset: None,
+                });
+                continue;
+            }
+            if let Some(&code) = batch_errors.get(&batch) {
                 state.transaction.failed = true;
                 let own_fault = code == RDKafkaErrorCode::MessageSizeTooLarge
                     || record
@@ -533,11 +586,15 @@ impl Target for FakeTarget {
 
     fn fatal_error(&self) -> Option<(RDKafkaErrorCode, String)> {
         let state = self.0.borrow();
-        state.fatal.then(|| {
-            (
+        state.fatal.then(|| match state.gapless {
+            true => (
+                RDKafkaErrorCode::GaplessGuarantee,
+                "a batch was refused for good: nothing after it is sent".to_string(),
+            ),
+            false => (
                 RDKafkaErrorCode::OutOfOrderSequenceNumber,
                 "the broker lost the producer's sequence".to_string(),
-            )
+            ),
         })
     }
 
@@ -547,6 +604,23 @@ impl Target for FakeTarget {
 
     fn refresh_metadata(&self, _topic: &str) -> KafkaResult<()> {
         Ok(())
+    }
+
+    fn batch_bytes(&self) -> u32 {
+        self.0.borrow().batch_bytes as u32
+    }
+
+    fn compresses(&self) -> bool {
+        false
+    }
+
+    fn resize_batches(&mut self, bytes: u32) -> KafkaResult<()> {
+        {
+            let mut state = self.0.borrow_mut();
+            state.batch_bytes = bytes as usize;
+            state.resized.push(bytes);
+        }
+        self.replace()
     }
 
     fn replace(&mut self) -> KafkaResult<()> {

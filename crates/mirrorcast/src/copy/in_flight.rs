@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::backpressure::Backpressure;
+use super::batch_size::BatchSize;
 use super::io::Delivery;
 use super::partitions::PartitionState;
 use crate::health::Health;
@@ -42,7 +43,16 @@ pub(crate) struct InFlight {
     failing: Health,
     /// Records in flight with no report for longer than the delivery timeout.
     stall: Health,
+    /// How large the producer's batches may be.
+    pub batches: BatchSize,
+    /// When the target last refused a record for good: the flow shows degraded for
+    /// [`REFUSING_FOR`] after each.
+    last_refusal: Option<Instant>,
+    refusing: Health,
 }
+
+/// How long a refused record keeps the flow degraded.
+pub(crate) const REFUSING_FOR: Duration = Duration::from_secs(60);
 
 impl InFlight {
     pub fn new(queue: Backpressure, delivery_timeout: Duration) -> Self {
@@ -52,7 +62,23 @@ impl InFlight {
             spare_reports: Vec::new(),
             failing: Health::default(),
             stall: Health::default(),
+            batches: BatchSize::default(),
+            last_refusal: None,
+            refusing: Health::default(),
         }
+    }
+
+    /// The target refused a record for good at `now`: whether that is news (the first since
+    /// [`REFUSING_FOR`] passed without one).
+    pub fn refused(&mut self, now: Instant) -> bool {
+        self.last_refusal = Some(now);
+        self.refusing.failed()
+    }
+
+    /// Whether the target refused a record within [`REFUSING_FOR`] (as of the last check).
+    #[cfg(test)]
+    pub fn refusing(&self) -> bool {
+        self.refusing.is_failing()
     }
 
     pub fn delivery_timeout(&self) -> Duration {
@@ -128,7 +154,7 @@ impl InFlight {
 
     /// Whether the target fails or stalls, as this lane sees it.
     pub fn failing(&self) -> bool {
-        self.failing.is_failing() || self.stall.is_failing()
+        self.failing.is_failing() || self.stall.is_failing() || self.refusing.is_failing()
     }
 
     /// Whether records stay unanswered past the delivery timeout.
@@ -144,6 +170,13 @@ impl InFlight {
         partitions: impl Iterator<Item = &'a mut PartitionState>,
         now: Instant,
     ) -> StallNews {
+        if self
+            .last_refusal
+            .is_some_and(|at| now.saturating_duration_since(at) >= REFUSING_FOR)
+        {
+            self.last_refusal = None;
+            self.refusing.recovered();
+        }
         let timeout = self.delivery_timeout;
         let mut stalled = partitions.filter(|s| !s.retired).filter_map(|s| {
             s.stalled(now, timeout)

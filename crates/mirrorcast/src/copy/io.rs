@@ -137,6 +137,14 @@ pub(crate) trait Target {
     fn refresh_metadata(&self, topic: &str) -> KafkaResult<()>;
     /// Drops the producer (purging what it held, without reports) and starts a new one.
     fn replace(&mut self) -> KafkaResult<()>;
+    /// The most bytes the producer puts in one batch (librdkafka's `batch.size`).
+    fn batch_bytes(&self) -> u32;
+    /// Whether records are compressed on the way (their size at the broker is then not known
+    /// before they are sent).
+    fn compresses(&self) -> bool;
+    /// Starts a new producer whose batches hold at most `bytes` (only with nothing in flight:
+    /// what the old one held is purged without reports).
+    fn resize_batches(&mut self, bytes: u32) -> KafkaResult<()>;
     /// When the open transaction began (exactly once: `send` opens one when none is) (`None`: none is open).
     fn transaction_open_since(&self) -> Option<Instant>;
     /// Registers the transactional id with the target's coordinator, fencing any older

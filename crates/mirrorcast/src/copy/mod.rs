@@ -21,6 +21,7 @@
 //! transitions are unit-tested against fakes on a clock the tests move (`tests`).
 
 mod backpressure;
+mod batch_size;
 mod book;
 #[cfg(test)]
 mod fakes;
@@ -199,6 +200,12 @@ fn connect_lane(
     let transactions = match &setup.flow.exactly_once {
         None => {
             target_producer.set("message.timeout.ms", "0");
+            // A batch refused for good must stop its partition there: without this, the
+            // idempotent producer bumps its epoch and sends the later batches by itself, so
+            // they land before the refused record is dealt with, and again when the lane
+            // copies them once more. With it, the producer fails fatally instead, nothing after
+            // the batch is appended, and the lane starts a new one (`Lane::replace_producer`).
+            target_producer.set("enable.gapless.guarantee", "true");
             None
         }
         Some(exactly_once) => {

@@ -114,6 +114,8 @@ pub(crate) struct PartitionState {
     largest_too_large: Option<(i64, u32)>,
     /// The ID of the source topic being copied (stored with the progress), once known.
     pub topic_id: Option<TopicId>,
+    /// The remote topic's `max.message.bytes`, when known.
+    pub limit: Option<u32>,
 }
 
 impl PartitionState {
@@ -154,6 +156,7 @@ impl PartitionState {
             alone: None,
             largest_too_large: None,
             topic_id: None,
+            limit: None,
         }
     }
 

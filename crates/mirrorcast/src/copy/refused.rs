@@ -38,6 +38,37 @@ pub(crate) fn judge(error: &KafkaError, local: bool) -> Verdict {
     }
 }
 
+/// A record batch's fixed header (Kafka's `RECORD_BATCH_OVERHEAD`, log overhead included):
+/// what a broker counts against `max.message.bytes` besides the records.
+const RECORD_BATCH_OVERHEAD: usize = 61;
+
+/// The bytes of a batch holding only this record (uncompressed, format v2): a broker whose
+/// `max.message.bytes` is below it refuses the record whatever it is batched with.
+pub(crate) fn lone_batch_bytes(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(Vec<u8>, Option<Vec<u8>>)],
+) -> usize {
+    fn varint(n: i64) -> usize {
+        let mut zigzag = ((n << 1) ^ (n >> 63)) as u64;
+        let mut bytes = 1;
+        while zigzag >= 0x80 {
+            zigzag >>= 7;
+            bytes += 1;
+        }
+        bytes
+    }
+    fn field(bytes: Option<&[u8]>) -> usize {
+        bytes.map_or(varint(-1), |b| varint(b.len() as i64) + b.len())
+    }
+    // attributes, timestamp delta 0, offset delta 0
+    let mut record = 1 + 1 + 1 + field(key) + field(value) + varint(headers.len() as i64);
+    for (name, value) in headers {
+        record += field(Some(name)) + field(value.as_deref());
+    }
+    RECORD_BATCH_OVERHEAD + varint(record as i64) + record
+}
+
 /// The Java exception Kafka Connect would name for the error (its dead-letter header).
 pub(crate) fn exception_class(error: &KafkaError) -> &'static str {
     match error.rdkafka_error_code() {

@@ -36,7 +36,16 @@ impl ProducerContext for DeliveryContext {
     type DeliveryOpaque = Box<Tag>;
 
     fn delivery(&self, result: &DeliveryResult<'_>, tag: Box<Tag>) {
-        let error = result.as_ref().err().map(|(e, _)| e.clone());
+        let error =
+            result
+                .as_ref()
+                .err()
+                .map(|(error, message)| match error.rdkafka_error_code() {
+                    Some(RDKafkaErrorCode::InvalidRecord) if bystander(message) => {
+                        KafkaError::MessageProduction(RDKafkaErrorCode::InvalidDifferentRecord)
+                    }
+                    _ => error.clone(),
+                });
         let downstream_offset = result.as_ref().ok().map(|m| m.offset());
         let mut reports = self.reports.lock().unwrap_or_else(|e| e.into_inner());
         reports.push(Delivery {
@@ -46,6 +55,22 @@ impl ProducerContext for DeliveryContext {
         });
     }
 }
+
+/// What librdkafka says of the records of a batch the broker refused for another record's sake
+/// (KIP-467).
+const BYSTANDER_TEXT: &str = "Failed to append record because it was part of a batch";
+
+/// Whether a record failed as `INVALID_RECORD` only for being in a batch with an invalid one.
+/// librdkafka 2.12 names such records `INVALID_DIFFERENT_RECORD`, but when the broker names a
+/// single invalid record it then overwrites every record's code with `INVALID_RECORD`
+/// (`rd_kafka_dr_msgq0`): only the text still tells the bystanders, which must never be blamed.
+fn bystander(message: &rdkafka::message::BorrowedMessage<'_>) -> bool {
+    crate::kafka::ffi::produce_error_text(message)
+        .is_some_and(|text| text.starts_with(BYSTANDER_TEXT))
+}
+
+/// librdkafka's default `batch.size`.
+const LIBRDKAFKA_BATCH_SIZE: u32 = 1_000_000;
 
 /// One flow's target producer, and what it takes to start a new one.
 pub(crate) struct KafkaTarget {
@@ -177,6 +202,25 @@ impl Target for KafkaTarget {
             .client()
             .fetch_metadata(Some(topic), METADATA_REFRESH_TIMEOUT)
             .map(|_| ())
+    }
+
+    fn batch_bytes(&self) -> u32 {
+        self.config
+            .get("batch.size")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(LIBRDKAFKA_BATCH_SIZE)
+    }
+
+    fn compresses(&self) -> bool {
+        self.config
+            .get("compression.type")
+            .or_else(|| self.config.get("compression.codec"))
+            .is_some_and(|codec| codec != "none")
+    }
+
+    fn resize_batches(&mut self, bytes: u32) -> KafkaResult<()> {
+        self.config.set("batch.size", bytes.to_string());
+        self.replace()
     }
 
     fn replace(&mut self) -> KafkaResult<()> {

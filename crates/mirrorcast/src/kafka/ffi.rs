@@ -558,6 +558,15 @@ fn log_level(level: std::os::raw::c_int) -> rdkafka::config::RDKafkaLogLevel {
 /// A header list: (key, value) in order, duplicates and null values included.
 pub type RawHeaders = Vec<(Vec<u8>, Option<Vec<u8>>)>;
 
+/// What the broker said of a produced record that failed (KIP-467 record errors), or the text
+/// librdkafka gives it; `None` when it says nothing.
+pub fn produce_error_text(message: &BorrowedMessage<'_>) -> Option<String> {
+    // SAFETY: a live message of a delivery report; the text belongs to it (or is static).
+    let ptr = unsafe { rdsys::rd_kafka_message_produce_errstr(message.ptr()) };
+    // SAFETY: NULL or a NUL-terminated string that outlives this call.
+    (!ptr.is_null()).then(|| unsafe { text(ptr) })
+}
+
 /// The headers of a consumed record, keys as bytes.
 pub fn raw_headers(message: &BorrowedMessage<'_>) -> RawHeaders {
     let mut headers: *mut rdsys::rd_kafka_headers_t = std::ptr::null_mut();

@@ -76,6 +76,8 @@ pub(super) struct Known {
     /// With instances sharing the source: topics left for the leading instance to create or
     /// grow (looked at again soon, not a refresh interval later).
     pub(super) awaiting_leader: bool,
+    /// Remote topic → its `max.message.bytes` on the target, as last read.
+    pub(super) limits: HashMap<String, Option<u32>>,
 }
 
 impl TopicManager {

@@ -37,6 +37,7 @@ pub fn replicated_topics(flow: &FlowConfig, source_topics: &BTreeMap<String, i32
             remote_topic: flow.policy.remote_topic(&flow.source, topic),
             partitions: *partitions,
             topic_id: None,
+            max_message_bytes: None,
         })
         .collect()
 }
@@ -89,6 +90,7 @@ mod tests {
                 remote_topic: "europe.orders".into(),
                 partitions: 3,
                 topic_id: None,
+                max_message_bytes: None,
             }]
         );
     }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::manager::{Known, TopicManager};
 use super::{replicated_topics, ClusterAdmin, TopicError};
@@ -103,7 +103,43 @@ impl TopicManager {
             }
             known.routes.insert(route.source_topic.clone(), route);
         }
+        self.learn_target_limits(target, known);
         self.forget_vanished_topics(&source_topics, target, known)
+    }
+
+    /// Each routed remote topic's `max.message.bytes` on the target (one DescribeConfigs for
+    /// all): the copier sizes its batches by it. If the target cannot say now, the limits
+    /// learnt before are kept.
+    fn learn_target_limits(&self, target: &impl ClusterAdmin, known: &mut Known) {
+        let remote: Vec<&str> = known
+            .routes
+            .values()
+            .map(|r| r.remote_topic.as_str())
+            .collect();
+        if remote.is_empty() {
+            return;
+        }
+        let configs = match target.describe_configs(&remote) {
+            Ok(configs) => configs,
+            Err(e) => {
+                debug!(flow = %self.flow.name(), "the remote topics' max.message.bytes cannot be read now ({e}); keeping what was known");
+                for route in known.routes.values_mut() {
+                    route.max_message_bytes =
+                        known.limits.get(&route.remote_topic).copied().flatten();
+                }
+                return;
+            }
+        };
+        for route in known.routes.values_mut() {
+            let limit = configs.get(&route.remote_topic).and_then(|entries| {
+                entries
+                    .iter()
+                    .find(|c| c.name == "max.message.bytes")
+                    .and_then(|c| c.value.as_deref()?.parse::<u32>().ok())
+            });
+            route.max_message_bytes = limit;
+            known.limits.insert(route.remote_topic.clone(), limit);
+        }
     }
 
     /// Creates the remote topic with the source's partition count and replicated configs.

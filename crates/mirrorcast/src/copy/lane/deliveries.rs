@@ -37,6 +37,42 @@ impl<T: Target> Lane<T> {
     }
 
     pub(super) fn handle_deliveries<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        self.handle_reports(io);
+        if let Some((code, reason)) = self.target.fatal_error() {
+            if self.transactions.is_some() {
+                let fatal = TxnFatal::of(code, format!("{code}: {reason}"));
+                return self.transactions_fatal(fatal, io);
+            }
+            if code == RDKafkaErrorCode::GaplessGuarantee {
+                self.drain_after_refused_batch(io);
+            }
+            self.replace_producer(code, &reason, io);
+        }
+    }
+
+    /// A batch was refused for good and the producer stopped (gapless delivery): its reports
+    /// come after the fatal error, and say which record was refused. They are awaited (a
+    /// little: records the producer holds back may never be reported) before the producer is
+    /// replaced, which drops whatever is still unreported.
+    fn drain_after_refused_batch<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        const QUIET_SERVES: u32 = 10;
+        const MOST_SERVES: u32 = 200;
+        let mut quiet = 0;
+        for _ in 0..MOST_SERVES {
+            if self.target.in_flight() == 0 || quiet >= QUIET_SERVES {
+                break;
+            }
+            self.target.serve(Duration::from_millis(10));
+            if self.target.reports_waiting() == 0 {
+                quiet += 1;
+                continue;
+            }
+            quiet = 0;
+            self.handle_reports(io);
+        }
+    }
+
+    fn handle_reports<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let mut reports = self.take_reports();
         if !reports.is_empty() {
             self.house.reporter.tick(self.ctx.clock.now());
@@ -133,13 +169,6 @@ impl<T: Target> Lane<T> {
             self.judge_failure(&record, &e, false, io);
         }
         self.flight.return_buffer(reports);
-        if let Some((code, reason)) = self.target.fatal_error() {
-            if self.transactions.is_some() {
-                let fatal = TxnFatal::of(code, format!("{code}: {reason}"));
-                return self.transactions_fatal(fatal, io);
-            }
-            self.replace_producer(code, &reason, io);
-        }
     }
 
     fn progress_failed(&mut self, slot: usize, offset: Option<i64>, error: &KafkaError) {

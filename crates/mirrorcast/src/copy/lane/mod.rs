@@ -13,6 +13,7 @@ mod commit;
 mod deliveries;
 mod handover;
 mod housekeeping;
+mod limits;
 mod refusal;
 mod source_changes;
 
@@ -26,7 +27,7 @@ use rdkafka::Offset;
 use tracing::{debug, error, info, warn};
 
 use crate::clock::Clock;
-use crate::config::FlowConfig;
+use crate::config::{ErrorsConfig, FlowConfig};
 use crate::copy::backpressure::Backpressure;
 use crate::copy::book::PartitionBook;
 use crate::copy::fanout::Join;
@@ -162,7 +163,7 @@ impl<T: Target> Lane<T> {
     /// Whether the target's queue can take a batch more (and, exactly once, a transaction is
     /// ready for it).
     pub fn has_room(&self) -> bool {
-        self.flight.has_room(self.target.in_flight()) && self.takes_records()
+        self.flight.has_room(self.target.in_flight()) && self.takes_records() && !self.resizing()
     }
 
     /// Exactly once: whether a copied record may go into a transaction now.
@@ -179,12 +180,12 @@ impl<T: Target> Lane<T> {
         };
         let (mut added, mut without_progress) = (Vec::new(), Vec::new());
         let now = self.ctx.clock.now();
-        for route in routes {
-            self.restart_topic_created_again(&route, io);
+        for route in &routes {
+            self.restart_topic_created_again(route, io);
             let remote_topic: Arc<str> = Arc::from(route.remote_topic.as_str());
             let (flow, reporter) = (&self.ctx.flow, &self.house.reporter);
             let mut earlier_topic = None;
-            let slots = self.book.add_route(&route, |new| {
+            let slots = self.book.add_route(route, |new| {
                 if new.stored.is_none() && flow.start_at_end {
                     without_progress.push(new.slot);
                 }
@@ -219,6 +220,7 @@ impl<T: Target> Lane<T> {
             }
             added.extend(slots);
         }
+        self.take_limits(&routes);
         for slot in without_progress {
             self.start_at_end(slot, &io.readers.shared);
         }
@@ -449,6 +451,7 @@ impl<T: Target> Lane<T> {
         }
         self.flight.waited(waiting, self.ctx.clock.now());
         self.handle_deliveries(io);
+        self.resize_batches_when_idle();
         // A slow target must not widen the window re-copied after a crash.
         if self
             .house
@@ -508,11 +511,12 @@ impl<T: Target> Lane<T> {
 
     /// Produces one source record to the target, unless this lane sent it before.
     pub fn send(&mut self, slot: usize, message: &impl SourceRecord) -> Sent {
+        let resizing = self.resizing();
         let state = &mut self.book[slot];
         if !state.wants(message.offset()) {
             return Sent::Done;
         }
-        if state.must_wait(message.offset()) {
+        if state.must_wait(message.offset()) || resizing {
             return Sent::Full;
         }
         if let Some(transactions) = &self.transactions {
@@ -523,9 +527,24 @@ impl<T: Target> Lane<T> {
                 return Sent::Full;
             }
         }
-        if state.refused_at(message.offset()) {
+        // (With `errors.tolerance = none` it is sent again, alone: refused then, its partition
+        // stops right there.)
+        if state.refused_at(message.offset())
+            && !matches!(self.ctx.flow.errors, ErrorsConfig::StopPartition)
+        {
             return self.deal_with_refused(slot, message);
         }
+        if self.too_large_for_target(slot, message) {
+            // Refused for good once what is before it is acknowledged (it is then read again
+            // and dealt with, with nothing else of its partition in flight).
+            return match self.book[slot].in_flight {
+                0 => Sent::Failed(KafkaError::MessageProduction(
+                    RDKafkaErrorCode::MessageSizeTooLarge,
+                )),
+                _ => Sent::Full,
+            };
+        }
+        let state = &mut self.book[slot];
         let bytes = message.payload().map_or(0, <[u8]>::len) + message.key().map_or(0, <[u8]>::len);
         let bytes = u32::try_from(bytes).unwrap_or(u32::MAX);
         let timestamp_ms = message.timestamp_ms();
@@ -661,7 +680,11 @@ impl<T: Target> Lane<T> {
         reason: &str,
         io: &mut Reading<'_, R>,
     ) {
-        error!(flow = %self.ctx.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
+        if code == RDKafkaErrorCode::GaplessGuarantee {
+            warn!(flow = %self.ctx.flow_name, "the target refused a batch for good, and nothing after it was sent ({reason}); starting a new producer: every partition goes on from its last acknowledged record");
+        } else {
+            error!(flow = %self.ctx.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
+        }
         // What the old producer held is gone: its reports are stale once every partition is
         // rewound below.
         if let Err(e) = self.forget_producer() {

@@ -50,12 +50,20 @@ impl<T: Target> Lane<T> {
             Verdict::BatchTooLarge => {
                 state.note_too_large(record.offset, record.bytes);
                 if state.ledger.delivery_failed(record.epoch) {
-                    warn!(
-                        flow = %self.ctx.flow_name,
+                    // librdkafka never splits a refused batch: later ones are made smaller.
+                    let current = self.target.batch_bytes();
+                    let smaller = self.flight.batches.shrink(current, record.bytes);
+                    let message = format!(
                         "{}[{}]: the target refused a batch as too large ({error}); sending its \
-                         largest record alone to find out whether it is the cause",
-                        state.remote_topic, state.partition
+                         largest record alone to find out whether it is the cause{}",
+                        state.remote_topic,
+                        state.partition,
+                        smaller.map_or(String::new(), |bytes| format!(
+                            ", and batches of at most {bytes} bytes from now on"
+                        ))
                     );
+                    warn!(flow = %self.ctx.flow_name, "{message}");
+                    self.house.reporter.error(&message);
                     self.take_away(record.slot, io);
                 }
             }
@@ -80,38 +88,63 @@ impl<T: Target> Lane<T> {
         io: &mut Reading<'_, R>,
     ) {
         let state = &mut self.book[slot];
-        if state.refused_at(offset) {
-            return; // known already
-        }
-        state.meters.refused.inc();
-        let reason = error.to_string();
-        match &self.ctx.flow.errors {
-            ErrorsConfig::StopPartition => {
-                self.stop_partition(slot, offset, reason, error, io);
-            }
-            handling => {
-                let what = match handling {
-                    ErrorsConfig::DeadLetter { topic, .. } => format!("written to {topic}"),
-                    _ => "skipped (errors.tolerance = all)".to_string(),
-                };
-                warn!(
-                    flow = %self.ctx.flow_name,
-                    "{}[{}] offset {offset}: the target refused the record for good ({reason}); \
-                     it is {what}",
-                    state.source_topic, state.partition
-                );
-                state.refusal = Some(Refusal {
-                    offset,
-                    reason,
-                    exception: exception_class(error),
-                });
-                state.alone = Some(offset);
-                if current {
-                    state.ledger.rewind();
-                    self.take_away(slot, io);
+        let known = state.refused_at(offset);
+        let alone = state.alone == Some(offset);
+        match (&self.ctx.flow.errors, known) {
+            // Sent alone (nothing before it unacknowledged): the partition stops right there.
+            (ErrorsConfig::StopPartition, _) if alone => {
+                let reason = error.to_string();
+                if !known {
+                    self.count_refusal(slot, offset, &reason);
                 }
+                return self.stop_partition(slot, offset, reason, error, io);
             }
+            // Dealt with when it is read again.
+            (_, true) => return,
+            _ => {}
         }
+        let reason = error.to_string();
+        self.count_refusal(slot, offset, &reason);
+        let state = &mut self.book[slot];
+        let refusal = Refusal {
+            offset,
+            reason: reason.clone(),
+            exception: exception_class(error),
+        };
+        let what = match &self.ctx.flow.errors {
+            ErrorsConfig::StopPartition => None,
+            ErrorsConfig::DeadLetter { topic, .. } => Some(format!("written to {topic}")),
+            _ => Some("skipped (errors.tolerance = all)".to_string()),
+        };
+        if let Some(what) = what {
+            warn!(
+                flow = %self.ctx.flow_name,
+                "{}[{}] offset {offset}: the target refused the record for good ({reason}); \
+                 it is {what}",
+                state.source_topic, state.partition
+            );
+        }
+        // Whatever the policy, the records before it (its batch failed with it) are copied
+        // first; then it goes alone, and is dealt with (`errors.tolerance = none`: the
+        // partition stops right there).
+        state.refusal = Some(refusal);
+        state.alone = Some(offset);
+        if current {
+            state.ledger.rewind();
+            self.take_away(slot, io);
+        }
+    }
+
+    /// A record refused for good, counted once; the flow shows degraded while records are
+    /// refused (whatever the policy, they are not copied).
+    fn count_refusal(&mut self, slot: usize, offset: i64, reason: &str) {
+        let state = &mut self.book[slot];
+        state.meters.refused.inc();
+        self.flight.refused(self.ctx.clock.now());
+        self.house.reporter.error(&format!(
+            "{}[{}] offset {offset}: the target refused the record for good ({reason})",
+            state.source_topic, state.partition
+        ));
     }
 
     /// `errors.tolerance = none`: the partition stops at `offset` (its progress stays before

@@ -6,6 +6,7 @@
 mod clock;
 mod copying;
 mod exactly_once;
+mod limits;
 mod members;
 mod refusals;
 
@@ -225,11 +226,25 @@ impl Harness {
 
     /// The topic manager's routes for topic `t`, whose ID is `id`.
     fn route(&self, lane: usize, partitions: i32, id: Option<&str>) {
+        self.route_limited(lane, partitions, id, None);
+    }
+
+    /// [`Harness::start`] from no progress, where the remote topic's `max.message.bytes` is
+    /// `limit`.
+    fn start_limited(&self, lane: usize, partitions: i32, limit: u32) {
+        self.commands[lane]
+            .send(Command::Resume(Progress::new()))
+            .unwrap();
+        self.route_limited(lane, partitions, None, Some(limit));
+    }
+
+    fn route_limited(&self, lane: usize, partitions: i32, id: Option<&str>, limit: Option<u32>) {
         let route = Route {
             source_topic: "t".into(),
             remote_topic: "t".into(),
             partitions,
             topic_id: id.map(|id| TopicId(id.into())),
+            max_message_bytes: limit,
         };
         self.commands[lane]
             .send(Command::Routes(vec![route]))

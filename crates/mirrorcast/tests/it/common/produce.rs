@@ -16,12 +16,19 @@ pub struct TestProducer(BaseProducer);
 
 impl TestProducer {
     pub fn new(bootstrap: &str) -> Self {
-        let producer = client(bootstrap)
+        Self::with(bootstrap, &[])
+    }
+
+    /// A producer with these settings besides (e.g. Java's 16 kB `batch.size`).
+    pub fn with(bootstrap: &str, settings: &[(&str, &str)]) -> Self {
+        let mut config = client(bootstrap);
+        config
             .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .create()
-            .expect("producer");
-        TestProducer(producer)
+            .set("linger.ms", "5");
+        for (key, value) in settings {
+            config.set(*key, *value);
+        }
+        TestProducer(config.create().expect("producer"))
     }
 
     /// Sends `records` and waits until every one is acknowledged.
