@@ -85,7 +85,7 @@ pub fn start_all(
         group.threads = copier_threads(&group.flows);
     }
     // Not waited for at shutdown: they hold no state.
-    crate::heartbeats::start(&config.heartbeat_pairs, shutdown)?;
+    crate::heartbeats::start(&config.heartbeat_pairs, shutdown, observe)?;
     let mut supervisors = Vec::new();
     // One clock for every thread of the process: leases, deadlines and schedules agree.
     let clock = Clock::system();

@@ -5,13 +5,20 @@
 //! flows' heartbeats are written by their copiers.
 //!
 //! Invariant: nothing here holds back a flow; a target that cannot take heartbeats is said once
-//! (and once when it works again), and tried again at each interval.
+//! (and once when it works again), and tried again at each interval. A pair's thread that ends
+//! by itself (its clients cannot be created, a panic) is shown on the status board (`/readyz`
+//! 503) and started again after a backoff.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use tracing::{info, warn};
+use std::panic::{self, AssertUnwindSafe};
+
+use tracing::{error, info, warn};
+
+use crate::backoff::Backoff;
+use crate::observe::Observability;
 
 use crate::config::{ClientRole, HeartbeatPair};
 use crate::health::Health;
@@ -26,7 +33,11 @@ use crate::topics::manager::ensure_internal_topic;
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Starts one thread per pair; they end at shutdown.
-pub fn start(pairs: &[HeartbeatPair], shutdown: &Shutdown) -> std::io::Result<Vec<JoinHandle<()>>> {
+pub fn start(
+    pairs: &[HeartbeatPair],
+    shutdown: &Shutdown,
+    observe: &Observability,
+) -> std::io::Result<Vec<JoinHandle<()>>> {
     if !pairs.is_empty() {
         let names: Vec<String> = pairs.iter().map(HeartbeatPair::name).collect();
         info!(
@@ -37,15 +48,43 @@ pub fn start(pairs: &[HeartbeatPair], shutdown: &Shutdown) -> std::io::Result<Ve
     pairs
         .iter()
         .map(|pair| {
-            let (pair, shutdown) = (pair.clone(), shutdown.clone());
+            let (pair, shutdown, observe) = (pair.clone(), shutdown.clone(), observe.clone());
             std::thread::Builder::new()
                 .name(format!("heartbeats {}", pair.name()))
-                .spawn(move || emit(&pair, &shutdown))
+                .spawn(move || keep_emitting(&pair, &shutdown, &observe))
         })
         .collect()
 }
 
-fn emit(pair: &HeartbeatPair, shutdown: &Shutdown) {
+/// Runs [`emit`] until shutdown, again after a backoff whenever it ends by itself.
+fn keep_emitting(pair: &HeartbeatPair, shutdown: &Shutdown, observe: &Observability) {
+    let task = format!("heartbeats {}", pair.name());
+    let mut backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
+    loop {
+        let ended = panic::catch_unwind(AssertUnwindSafe(|| emit(pair, shutdown, observe, &task)));
+        if shutdown.is_triggered() {
+            return;
+        }
+        let cause = match ended {
+            Ok(Ok(())) => "stopped by itself".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(_) => "panicked".to_string(),
+        };
+        let delay = backoff.next_delay();
+        error!(flow = %pair.name(), "{task} failed: {cause}; starting again in {delay:?}");
+        observe.status.task(&task, Some(&cause));
+        if shutdown.sleep(delay) {
+            return;
+        }
+    }
+}
+
+fn emit(
+    pair: &HeartbeatPair,
+    shutdown: &Shutdown,
+    observe: &Observability,
+    task: &str,
+) -> Result<(), HeartbeatError> {
     let name = pair.name();
     let client_id = format!("mirrorcast-heartbeats-{}-to-{}", pair.source, pair.target);
     let admin_config = client_config(&pair.target_clients, ClientRole::Admin, &client_id);
@@ -60,13 +99,8 @@ fn emit(pair: &HeartbeatPair, shutdown: &Shutdown) {
             producer_config.create_with_context(log().trusting(&producer_config))?;
         Ok((admin, producer))
     });
-    let (admin, producer) = match clients {
-        Ok(clients) => clients,
-        Err(e) => {
-            warn!(flow = %name, "cannot write heartbeats: {e}");
-            return;
-        }
-    };
+    let (admin, producer) = clients.map_err(HeartbeatError::Clients)?;
+    observe.status.task(task, None);
     let mut health = Health::default();
     let mut topic_ready = false;
     let every = pair.heartbeats.interval;
@@ -80,7 +114,7 @@ fn emit(pair: &HeartbeatPair, shutdown: &Shutdown) {
             }
         }
         if shutdown.sleep(pair.heartbeats.interval) {
-            return;
+            return Ok(());
         }
     }
 }
@@ -126,4 +160,6 @@ enum HeartbeatError {
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("the producer went away")]
     ProducerGone,
+    #[error("cannot create its clients: {0}")]
+    Clients(crate::topics::TopicError),
 }

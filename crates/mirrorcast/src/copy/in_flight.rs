@@ -76,7 +76,6 @@ impl InFlight {
     }
 
     /// Whether the target refused a record within [`REFUSING_FOR`] (as of the last check).
-    #[cfg(test)]
     pub fn refusing(&self) -> bool {
         self.refusing.is_failing()
     }

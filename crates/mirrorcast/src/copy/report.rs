@@ -32,6 +32,15 @@ pub struct PartitionMeters {
     last_acked_timestamp_ms: Option<i64>,
 }
 
+/// How a thread's copy goes, as it publishes.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CopyHealth {
+    /// Reading or delivering fails, or the target leaves records unanswered.
+    pub failing: bool,
+    /// The target refuses records for good, or a partition stopped at one.
+    pub needs_attention: bool,
+}
+
 /// One partition as the copier sees it when publishing.
 pub struct PartitionView<'a> {
     pub topic: &'a str,
@@ -81,6 +90,7 @@ impl FlowShards {
             whole.records_copied += part.records_copied;
             whole.last_heartbeat_ms = whole.last_heartbeat_ms.max(part.last_heartbeat_ms);
             whole.copy_failing |= part.copy_failing;
+            whole.needs_attention |= part.needs_attention;
             whole.stopped |= part.stopped;
         }
         whole
@@ -100,6 +110,7 @@ struct ShardReport {
     records_copied: u64,
     last_heartbeat_ms: Option<i64>,
     copy_failing: bool,
+    needs_attention: bool,
     stopped: bool,
 }
 
@@ -298,7 +309,7 @@ impl FlowReporter {
     pub fn publish<'a>(
         &self,
         partitions: impl Iterator<Item = PartitionView<'a>>,
-        copy_failing: bool,
+        health: CopyHealth,
         stopped: bool,
         now: Instant,
     ) {
@@ -347,7 +358,8 @@ impl FlowReporter {
                 last_ack: self.last_ack,
                 records_copied: self.records_copied,
                 last_heartbeat_ms: self.last_heartbeat_ms,
-                copy_failing,
+                copy_failing: health.failing,
+                needs_attention: health.needs_attention,
                 stopped,
             },
         );
@@ -373,6 +385,7 @@ impl FlowReporter {
         let state = self.observe.status.update(&self.source, &self.target, |s| {
             s.partitions = whole.partitions;
             s.copy_failing = whole.copy_failing;
+            s.needs_attention = whole.needs_attention;
             s.stopped = whole.stopped;
             s.records_copied = whole.records_copied;
             s.seconds_since_last_copy = since_last_copy;

@@ -76,6 +76,9 @@ pub struct FlowStatus {
     pub target_reachable: bool,
     /// Deliveries to the target or reads from the source are failing.
     pub copy_failing: bool,
+    /// The target refuses records for good, or a partition stopped at one: the data needs a
+    /// person (whatever restarts or rollouts do).
+    pub needs_attention: bool,
     /// Topic management cannot reach a cluster.
     pub topics_failing: bool,
     /// A thread of the flow died and has not been restarted yet.
@@ -103,6 +106,7 @@ impl FlowStatus {
             source_reachable: false,
             target_reachable: false,
             copy_failing: false,
+            needs_attention: false,
             topics_failing: false,
             failed: false,
             stopped: false,
@@ -117,7 +121,44 @@ impl FlowStatus {
     }
 }
 
+/// After this long with records waiting and none copied, although the target answers, a flow
+/// is stale: its copy does not move.
+pub const STALE_AFTER_MS: i64 = 120_000;
+
 impl FlowStatus {
+    /// Why this flow keeps the process unready at `now_ms`, if it does: it has not reached its
+    /// clusters since it (re)started, a thread of it died, it is stopping, the target refuses
+    /// its records, or it is stale. A flow degraded because a cluster does not answer (a
+    /// region down) keeps it ready: every process would be unready together, and a rollout or
+    /// a drain must go on; the flow shows `degraded` meanwhile.
+    pub fn unready(&self, now_ms: i64) -> Option<String> {
+        let name = &self.name;
+        let why = self.last_error.as_ref().map_or("", |e| e.message.as_str());
+        if self.failed {
+            return Some(format!("{name} failed: {why}"));
+        }
+        if self.stopped {
+            return Some(format!("{name} is stopping"));
+        }
+        if !(self.source_reachable && self.target_reachable) {
+            return Some(format!("{name} has not reached its clusters yet"));
+        }
+        if self.needs_attention {
+            return Some(format!("{name}: the target refuses records: {why}"));
+        }
+        let waiting: i64 = self.partitions.iter().filter_map(|p| p.lag_records).sum();
+        let moved_at = self.last_copy_at_ms.or(self.last_reached_at_ms)?;
+        let still = now_ms - moved_at;
+        if waiting > 0 && still > STALE_AFTER_MS && !self.copy_failing && !self.topics_failing {
+            return Some(format!(
+                "{name} is stale: {waiting} record(s) wait and none was copied for {} s, though \
+                 its clusters answer",
+                still / 1000
+            ));
+        }
+        None
+    }
+
     /// The last error came after the last sign that the flow works.
     fn error_is_current(&self) -> bool {
         let worked_at = self
@@ -140,6 +181,8 @@ pub fn now_ms() -> i64 {
 #[derive(Debug, Default)]
 pub struct StatusBoard {
     flows: RwLock<BTreeMap<String, FlowStatus>>,
+    /// Background tasks that died, with why.
+    tasks: RwLock<BTreeMap<String, String>>,
 }
 
 impl StatusBoard {
@@ -160,7 +203,11 @@ impl StatusBoard {
             FlowState::Stopped
         } else if status.failed {
             FlowState::Failed
-        } else if status.copy_failing || status.topics_failing || status.error_is_current() {
+        } else if status.copy_failing
+            || status.needs_attention
+            || status.topics_failing
+            || status.error_is_current()
+        {
             FlowState::Degraded
         } else if !(status.source_reachable && status.target_reachable) {
             FlowState::Starting
@@ -185,13 +232,35 @@ impl StatusBoard {
         flows.values().cloned().collect()
     }
 
-    /// Every flow has reached both its clusters, and none has failed.
-    pub fn ready(&self) -> bool {
+    /// Why the process is not ready (empty: it is): see [`FlowStatus::unready`], and no flow
+    /// at all, and background tasks that died.
+    pub fn unready(&self, now_ms: i64) -> Vec<String> {
         let flows = self.flows.read().unwrap_or_else(|e| e.into_inner());
-        !flows.is_empty()
-            && flows
-                .values()
-                .all(|f| f.source_reachable && f.target_reachable && !f.failed)
+        let mut reasons: Vec<String> = flows.values().filter_map(|f| f.unready(now_ms)).collect();
+        if flows.is_empty() {
+            reasons.push("no flow has started yet".to_string());
+        }
+        let tasks = self.tasks.read().unwrap_or_else(|e| e.into_inner());
+        reasons.extend(
+            tasks
+                .iter()
+                .map(|(task, cause)| format!("{task} failed: {cause}")),
+        );
+        reasons
+    }
+
+    pub fn ready(&self) -> bool {
+        self.unready(now_ms()).is_empty()
+    }
+
+    /// A background task (not a flow's: heartbeats of a pair no flow covers) died of `cause`;
+    /// `None`: it runs again.
+    pub fn task(&self, name: &str, cause: Option<&str>) {
+        let mut tasks = self.tasks.write().unwrap_or_else(|e| e.into_inner());
+        match cause {
+            Some(cause) => tasks.insert(name.to_string(), cause.to_string()),
+            None => tasks.remove(name),
+        };
     }
 
     /// A thread of flow `source->target` died of `cause`: the flow is failed until
@@ -247,5 +316,79 @@ mod tests {
             serde_json::to_value(board.snapshot()).unwrap()[1]["state"],
             "running"
         );
+    }
+
+    fn running(board: &StatusBoard, now: i64) {
+        board.update("eu", "na", |s| {
+            s.source_reachable = true;
+            s.target_reachable = true;
+            s.last_reached_at_ms = Some(now);
+            s.last_copy_at_ms = Some(now);
+            s.partitions = vec![PartitionStatus {
+                topic: "t".into(),
+                remote_topic: "t".into(),
+                partition: 0,
+                source_end_offset: Some(100),
+                replicated_offset: Some(90),
+                lag_records: Some(10),
+                lag_seconds: Some(1.0),
+                stopped_at_offset: None,
+                stop_reason: None,
+            }];
+        });
+    }
+
+    /// Records wait and none is copied while the target answers: the copy is stuck here, and
+    /// only a restart of this process would tell.
+    #[test]
+    fn a_stale_flow_is_not_ready_but_a_flow_whose_target_is_down_is() {
+        let (board, t0) = (StatusBoard::default(), 1_000_000);
+        running(&board, t0);
+        assert!(board.unready(t0 + STALE_AFTER_MS).is_empty(), "not yet");
+        let reasons = board.unready(t0 + STALE_AFTER_MS + 1);
+        assert_eq!(reasons.len(), 1);
+        assert!(
+            reasons[0].contains("eu->na is stale: 10 record(s) wait"),
+            "{reasons:?}"
+        );
+        // The target stopped answering (a region down): degraded, but ready.
+        board.update("eu", "na", |s| s.copy_failing = true);
+        assert!(board.unready(t0 + STALE_AFTER_MS + 1).is_empty());
+        assert_eq!(board.snapshot()[0].state, FlowState::Degraded);
+        // Nothing waits: an idle flow is never stale.
+        board.update("eu", "na", |s| {
+            s.copy_failing = false;
+            s.partitions[0].lag_records = Some(0);
+        });
+        assert!(board.unready(t0 + 10 * STALE_AFTER_MS).is_empty());
+    }
+
+    #[test]
+    fn failed_stopping_and_refusing_flows_and_dead_tasks_are_not_ready() {
+        let (board, t0) = (StatusBoard::default(), 1_000_000);
+        running(&board, t0);
+        board.update("eu", "na", |s| s.needs_attention = true);
+        board.error(
+            "eu",
+            "na",
+            "t[0] offset 5: the target refused the record for good",
+        );
+        assert!(board.unready(t0)[0].contains("the target refuses records: t[0] offset 5"));
+        board.update("eu", "na", |s| s.needs_attention = false);
+        board.failed("eu", "na", "copier panicked");
+        assert!(board.unready(t0)[0].contains("eu->na failed: copier panicked"));
+        board.restarted("eu", "na");
+        running(&board, t0);
+        board.update("eu", "na", |s| s.stopped = true);
+        assert!(board.unready(t0)[0].contains("stopping"));
+        board.update("eu", "na", |s| s.stopped = false);
+        assert!(board.unready(t0).is_empty());
+        board.task("heartbeats eu->asia", Some("cannot create a producer"));
+        assert_eq!(
+            board.unready(t0),
+            ["heartbeats eu->asia failed: cannot create a producer"]
+        );
+        board.task("heartbeats eu->asia", None);
+        assert!(board.unready(t0).is_empty());
     }
 }

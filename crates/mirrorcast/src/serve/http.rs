@@ -28,6 +28,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::access::{AccessPolicy, Refusal};
 use super::explore::{BrowseError, Explorer};
+use crate::observe::status::now_ms;
 use crate::observe::Observability;
 use crate::shutdown::Shutdown;
 
@@ -238,12 +239,13 @@ async fn status(State(app): State<App>) -> impl IntoResponse {
 }
 
 async fn ready(State(app): State<App>) -> impl IntoResponse {
-    if app.observe.status.ready() {
-        (StatusCode::OK, "ready\n")
+    let reasons = app.observe.status.unready(now_ms());
+    if reasons.is_empty() {
+        (StatusCode::OK, "ready\n".to_string())
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            "not every flow has reached its clusters yet\n",
+            format!("{}\n", reasons.join("\n")),
         )
     }
 }

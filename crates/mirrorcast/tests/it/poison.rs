@@ -89,6 +89,13 @@ fn a_record_the_target_refuses_stops_only_its_partition_visibly() {
         .as_str()
         .unwrap_or_default();
     assert!(reason.contains("too large"), "reason: {reason}");
+    // Not ready: the data needs a person (before: 200, the flow shown as if it copied).
+    let (code, body) = http_get(port, "/readyz").unwrap_or_default();
+    assert_eq!(code, 503, "{body}");
+    assert!(
+        body.contains("europe->northamerica: the target refuses records"),
+        "{body}"
+    );
 
     // The other partition keeps copying, before and after.
     produce(

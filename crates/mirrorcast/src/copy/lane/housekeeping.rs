@@ -14,7 +14,7 @@ use crate::copy::in_flight::StallNews;
 use crate::copy::io::{Outgoing, Reader, Tag, Target};
 use crate::copy::partitions::Mode;
 use crate::copy::readers::{Readers, Reading};
-use crate::copy::report::PartitionView;
+use crate::copy::report::{CopyHealth, PartitionView};
 use crate::offsets::codec::{Heartbeat, OffsetSync};
 use crate::offsets::translate::SyncEmitter;
 use crate::policy::HEARTBEATS_TOPIC;
@@ -242,11 +242,11 @@ impl<T: Target> Lane<T> {
                 meters: &s.meters,
             }
         });
-        self.house.reporter.publish(
-            views,
-            self.signals.source.is_failing() || self.flight.failing() || any_stopped,
-            stopped,
-            now,
-        );
+        let needs_attention = self.flight.refusing() || any_stopped;
+        let health = CopyHealth {
+            failing: self.signals.source.is_failing() || self.flight.failing() || needs_attention,
+            needs_attention,
+        };
+        self.house.reporter.publish(views, health, stopped, now);
     }
 }
