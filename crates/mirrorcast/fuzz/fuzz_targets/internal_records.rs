@@ -30,7 +30,9 @@ fuzz_target!(|data: &[u8]| {
     for value in [Some(value), None] {
         if let Some((partition, offset)) = codec::decode(CONNECTOR, key, value) {
             let key = codec::encode_key(CONNECTOR, &partition.cluster, &partition.topic, partition.partition);
-            let value = offset.map(codec::encode_value);
+            let value = offset
+                .as_ref()
+                .map(|stored| codec::encode_value(stored.offset, stored.topic_id.as_ref()));
             assert_eq!(
                 codec::decode(CONNECTOR, &key, value.as_deref()),
                 Some((partition, offset))
