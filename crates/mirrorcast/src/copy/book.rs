@@ -289,7 +289,7 @@ impl PartitionBook {
         let state = &mut self.partitions[slot];
         state.retired = true;
         state.mode = Mode::Waiting(now);
-        state.meters.stopped.set(0);
+        state.meters.forget();
     }
 
     /// Partitions read on the lane's own reader.

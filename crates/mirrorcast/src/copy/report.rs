@@ -18,6 +18,8 @@ use crate::observe::Observability;
 
 /// The meters of one copied partition.
 pub struct PartitionMeters {
+    labels: PartitionLabels,
+    metrics: std::sync::Arc<crate::observe::metrics::Metrics>,
     records: Counter,
     pub resets: Counter,
     pub recreations: Counter,
@@ -64,6 +66,13 @@ pub struct PartitionView<'a> {
 pub struct FlowShards {
     parts: Mutex<Vec<Option<ShardReport>>>,
     stalled: AtomicUsize,
+}
+
+impl PartitionMeters {
+    /// The partition is no longer copied here: its series go.
+    pub fn forget(&self) {
+        self.metrics.remove_partition(&self.labels);
+    }
 }
 
 impl FlowShards {
@@ -194,6 +203,8 @@ impl FlowReporter {
             lag_records: m.lag_records.get_or_create_owned(&labels),
             lag_seconds: m.lag_seconds.get_or_create_owned(&labels),
             last_acked_timestamp_ms: None,
+            labels,
+            metrics: m.clone(),
         }
     }
 

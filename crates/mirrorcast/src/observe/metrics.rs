@@ -280,6 +280,24 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of every metric.
+    /// Drops every series of a partition no longer copied here (handed over, or its topic
+    /// gone): its gauges would stay frozen, and sums across processes count it twice.
+    pub fn remove_partition(&self, labels: &PartitionLabels) {
+        for family in [
+            &self.records,
+            &self.bytes,
+            &self.offset_resets,
+            &self.source_topic_recreations,
+            &self.records_lost_at_source,
+            &self.records_refused,
+        ] {
+            family.remove(labels);
+        }
+        self.partition_stopped.remove(labels);
+        self.lag_records.remove(labels);
+        self.lag_seconds.remove(labels);
+    }
+
     pub fn encode(&self) -> String {
         let mut text = String::new();
         // Writing to a String cannot fail.

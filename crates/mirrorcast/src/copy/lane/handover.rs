@@ -9,11 +9,13 @@
 //! and flushed (exactly once: committed) before the lane answers, and nothing is written for it
 //! afterwards; an abandoned partition gets no write at all, so a member that lost its
 //! partitions never moves their stored progress back; a transaction of a unit this process no
-//! longer has never commits.
+//! longer has never commits. Records of partitions let go, or sent before the lease lapsed,
+//! that the target has not acknowledged are purged with the producer: none reaches the target
+//! after the next owner's copies.
 
 use std::time::Duration;
 
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::Lane;
 use crate::copy::io::{Reader, Target};
@@ -77,14 +79,17 @@ impl<T: Target> Lane<T> {
             .iter()
             .filter(|&&slot| self.book[slot].in_flight > 0)
             .count();
+        self.retire(&slots);
         if unacknowledged > 0 {
             warn!(
                 flow = %self.ctx.flow_name,
                 "handed over {unacknowledged} partition(s) with records the target has not \
-                 acknowledged yet: the next owner copies them again from the stored progress"
+                 acknowledged yet: they are purged (the next owner copies them again from the \
+                 stored progress), and this lane's other partitions go on from their last \
+                 acknowledged record"
             );
+            self.purge_unacknowledged(io);
         }
-        self.retire(&slots);
         info!(
             flow = %self.ctx.flow_name,
             "handed {} partition(s) over to another instance after storing their progress ({} ms)",
@@ -103,13 +108,55 @@ impl<T: Target> Lane<T> {
         if slots.is_empty() {
             return;
         }
+        let unacknowledged = slots.iter().any(|&slot| self.book[slot].in_flight > 0);
         self.retire(&slots);
         warn!(
             flow = %self.ctx.flow_name,
             "lost {} partition(s) to the group (its session expired): stopped copying them \
-             without storing progress; another instance continues from the progress stored before",
-            slots.len()
+             without storing progress; another instance continues from the progress stored \
+             before{}",
+            slots.len(),
+            if unacknowledged { "; their records not acknowledged yet are purged" } else { "" }
         );
+        if unacknowledged && self.transactions.is_none() {
+            self.purge_unacknowledged(io);
+        }
+    }
+
+    /// The lease lapsed (the group may have given this process's partitions to another
+    /// member): what the producer still holds is purged, so nothing sent before the lapse
+    /// reaches the target after the next owner's copies; the partitions go on from their last
+    /// acknowledged record once the lease is renewed.
+    pub(super) fn purge_when_lease_lapsed<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        if self.ctx.standing.may_write()
+            || self.transactions.is_some()
+            || self.target.in_flight() == 0
+        {
+            return;
+        }
+        warn!(
+            flow = %self.ctx.flow_name,
+            "the lease on this process's partitions lapsed with {} record(s) not acknowledged \
+             by {}: they are purged, and copied again from the last acknowledged record once \
+             the lease is renewed",
+            self.target.in_flight(),
+            self.ctx.flow.target
+        );
+        self.purge_unacknowledged(io);
+    }
+
+    /// Replaces the producer, purging what it holds unacknowledged (librdkafka purges a whole
+    /// producer, not a partition), and rewinds every partition kept to its last acknowledged
+    /// record. (Not with exactly once: there a unit's transaction is what never commits.)
+    fn purge_unacknowledged<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        if let Err(e) = self.forget_producer() {
+            return error!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
+        }
+        for slot in self.book.slots() {
+            if !self.book[slot].retired {
+                self.rewind(slot, io);
+            }
+        }
     }
 
     /// Exactly once in a group: the group gave this process `units`. When the lane's is one,

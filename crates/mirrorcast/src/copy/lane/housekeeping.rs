@@ -35,6 +35,7 @@ impl<T: Target> Lane<T> {
         self.serve_target_events();
         self.handle_deliveries(io);
         self.advance_transaction(TRANSACTION_STEP, io);
+        self.purge_when_lease_lapsed(io);
         self.resize_batches_when_idle();
         let now = self.ctx.clock.now();
         if self

@@ -519,6 +519,11 @@ impl<T: Target> Lane<T> {
         if state.must_wait(message.offset()) || resizing {
             return Sent::Full;
         }
+        // A lapsed lease: the group may have given the partition to another member already.
+        // (Exactly once, the unit's fence keeps a zombie's transaction from committing.)
+        if self.transactions.is_none() && !self.ctx.standing.may_write() {
+            return Sent::NotReady;
+        }
         if let Some(transactions) = &self.transactions {
             if !transactions.registered() {
                 return Sent::NotReady;

@@ -140,3 +140,93 @@ fn an_abandoned_partition_gets_no_write_and_nothing_moves_without_a_lease() {
     );
     assert!(h.lane(0).is_idle() || h.lane(0).book.iter().all(|s| s.retired));
 }
+
+/// Ten records of `t[0]` held in flight by a target that does not answer (then let go), ten of
+/// `t[1]` acknowledged.
+fn holding_ten_of_partition_zero() -> (Harness, Standing) {
+    let (mut h, standing) = member();
+    h.source.produce("t", 0, 10);
+    h.source.produce("t", 1, 10);
+    h.targets[0].state().held.push(("t".into(), 0));
+    h.start(0, &[], 2);
+    acquire(&h, &[0, 1], &[]);
+    h.run_until("t[1] copied, t[0] in flight", |h| {
+        h.has(0, 1, 10) && h.targets[0].state().in_flight_len() >= 10
+    });
+    (h, standing)
+}
+
+/// The target answers again after the partition went to another member: its records, held
+/// in flight meanwhile, must not land after the new owner's copies (before: the queue was
+/// kept and sent later, interleaved with the new owner's).
+#[test]
+fn a_released_partitions_unacknowledged_records_are_purged_never_delivered_later() {
+    for released_by in ["release", "abandon"] {
+        let (mut h, _standing) = holding_ten_of_partition_zero();
+        let partitions = vec![("t".to_string(), 0)];
+        match released_by {
+            "release" => {
+                let (done, answer) = Reply::channel();
+                h.commands[0]
+                    .send(GroupCommand::Release { partitions, done })
+                    .unwrap();
+                h.run_until("the answer", |_| answer.try_recv().is_ok());
+            }
+            _ => {
+                h.commands[0]
+                    .send(GroupCommand::Abandon(partitions))
+                    .unwrap();
+                for _ in 0..20 {
+                    h.copy.round();
+                }
+            }
+        }
+        h.targets[0].state().held.clear();
+        h.source.produce("t", 1, 5);
+        h.run_until("more of t[1]", |h| h.has(0, 1, 15));
+        assert!(
+            h.targets[0].log("t", 0).is_empty(),
+            "{released_by}: a record of the partition let go landed"
+        );
+        // Its series go with it (a frozen lag gauge would be summed with the new owner's).
+        h.copy.round();
+        let metrics = h.observe.metrics.encode();
+        let series = |partition: &str| {
+            metrics
+                .lines()
+                .any(|l| l.starts_with("mirrorcast_offset_lag_records{") && l.contains(partition))
+        };
+        assert!(!series("partition=\"0\""), "{released_by}: {metrics}");
+        assert!(series("partition=\"1\""), "{released_by}: {metrics}");
+        assert_eq!(
+            h.targets[0].log("t", 1),
+            expected(1, 0..15),
+            "{released_by}"
+        );
+    }
+}
+
+/// A lease that lapses with records in flight: they are purged, nothing more is sent until
+/// the lease is renewed, then the copy goes on from the last acknowledged record.
+#[test]
+fn a_lapsed_lease_purges_what_is_in_flight_and_sends_nothing_until_renewed() {
+    let (mut h, standing) = holding_ten_of_partition_zero();
+    standing.set_lease(None);
+    h.source.produce("t", 1, 5);
+    for _ in 0..50 {
+        h.copy.round();
+    }
+    h.targets[0].state().held.clear();
+    for _ in 0..50 {
+        h.copy.round();
+    }
+    assert!(
+        h.targets[0].log("t", 0).is_empty(),
+        "sent before the lapse, landed after"
+    );
+    assert_eq!(h.targets[0].log("t", 1).len(), 10, "sent without a lease");
+    standing.set_lease(Some(Instant::now() + Duration::from_secs(600)));
+    h.run_until("the copy again", |h| h.has(0, 0, 10) && h.has(0, 1, 15));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
+    assert_eq!(h.targets[0].log("t", 1), expected(1, 0..15));
+}

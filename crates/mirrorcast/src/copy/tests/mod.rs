@@ -48,6 +48,7 @@ struct Harness {
     targets: Vec<FakeTarget>,
     commands: Vec<Line>,
     copy: SourceCopy<FakeTarget, FakeReader>,
+    observe: Observability,
 }
 
 /// How a test's copier is made: a source `eu` copied by `targets` lanes (`na`, then `sa`).
@@ -187,6 +188,7 @@ impl Setup {
             targets: fakes,
             commands: lines,
             copy,
+            observe,
         }
     }
 }
