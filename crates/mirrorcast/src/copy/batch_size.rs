@@ -13,6 +13,9 @@ pub(crate) struct BatchSize {
     ceiling: Option<u32>,
     /// A size to start a producer with once nothing is in flight.
     pending: Option<u32>,
+    /// The largest size the target took after it refused a larger batch (a limit not known,
+    /// or lowered since): kept, so that a refresh does not bring the refused size back.
+    learnt: Option<u32>,
 }
 
 /// Why the batches are as small as they are.
@@ -32,7 +35,10 @@ impl BatchSize {
         current: u32,
         limits: impl Iterator<Item = (&'a str, u32)>,
     ) -> Option<Sized> {
-        let ceiling = *self.ceiling.get_or_insert(current);
+        let configured = *self.ceiling.get_or_insert(current);
+        let ceiling = self
+            .learnt
+            .map_or(configured, |learnt| learnt.min(configured));
         let smallest = limits.min_by_key(|(_, limit)| *limit);
         let wanted = match smallest {
             Some((topic, limit)) if limit < ceiling => Sized {
@@ -63,6 +69,7 @@ impl BatchSize {
             return None;
         }
         self.pending = Some(smaller);
+        self.learnt = Some(smaller);
         Some(smaller)
     }
 
@@ -120,6 +127,25 @@ mod tests {
         );
         size.applied();
         assert_eq!(size.follow(1_000_000, std::iter::empty()), None);
+    }
+
+    /// A size learnt from a refusal stays: the limits a refresh brings (none known here) do
+    /// not raise it again.
+    #[test]
+    fn a_learnt_size_survives_the_next_refresh() {
+        let mut size = BatchSize::default();
+        size.follow(1_000_000, std::iter::empty());
+        assert_eq!(size.shrink(1_000_000, 1_500), Some(500_000));
+        assert_eq!(
+            size.follow(1_000_000, std::iter::empty()),
+            None,
+            "still pending"
+        );
+        assert_eq!(size.pending(), Some(500_000));
+        size.applied();
+        assert_eq!(size.follow(500_000, std::iter::empty()), None);
+        let sized = size.follow(500_000, [("b", 100_000)].into_iter()).unwrap();
+        assert_eq!(sized.bytes, 100_000, "a known smaller limit still wins");
     }
 
     #[test]

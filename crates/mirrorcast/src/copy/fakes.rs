@@ -287,6 +287,10 @@ pub struct TargetState {
     pub resized: Vec<u32>,
     /// Batches refused as too large so far.
     pub too_large_batches: usize,
+    /// Topics this principal may not write: their records fail (`TopicAuthorizationFailed`).
+    pub denied_topics: Vec<String>,
+    /// Records sent to each topic so far.
+    pub sent_to: BTreeMap<String, usize>,
     pub replaced: usize,
     in_flight: Vec<InFlight>,
     reports: Vec<Delivery>,
@@ -430,7 +434,9 @@ impl FakeTarget {
         // Per batch, what it is refused for, if anything.
         let mut batch_errors: HashMap<((String, i32), usize), RDKafkaErrorCode> = HashMap::new();
         for (record, batch) in state.in_flight.iter().zip(&batches) {
-            if state
+            if state.denied_topics.contains(&record.topic) {
+                batch_errors.insert(batch.clone(), RDKafkaErrorCode::TopicAuthorizationFailed);
+            } else if state
                 .max_batch_bytes
                 .is_some_and(|max| batch_bytes[batch] > max)
             {
@@ -486,6 +492,7 @@ impl FakeTarget {
             if let Some(&code) = batch_errors.get(&batch) {
                 state.transaction.failed = true;
                 let own_fault = code == RDKafkaErrorCode::MessageSizeTooLarge
+                    || code == RDKafkaErrorCode::TopicAuthorizationFailed
                     || record
                         .payload
                         .as_ref()
@@ -551,6 +558,7 @@ impl Target for FakeTarget {
             return Err((full, record));
         }
         let sent_at = state.clock.now();
+        *state.sent_to.entry(record.topic.to_string()).or_default() += 1;
         state.in_flight.push(InFlight {
             topic: record.topic.to_string(),
             partition: record.partition.unwrap_or(0),

@@ -24,6 +24,9 @@ pub(crate) struct Housekeeper {
     last_progress_write: Instant,
     last_publish: Instant,
     last_heartbeat: Option<Instant>,
+    /// The target refused a heartbeat for good (e.g. no Write ACL on `heartbeats`): none is
+    /// written any more (each would fail the gapless producer and rewind every partition).
+    heartbeats_refused: bool,
 }
 
 impl Housekeeper {
@@ -40,6 +43,7 @@ impl Housekeeper {
             last_progress_write: now,
             last_publish: now,
             last_heartbeat: None,
+            heartbeats_refused: false,
         }
     }
 
@@ -64,7 +68,15 @@ impl Housekeeper {
 
     /// Whether a heartbeat is due at `now`, every `interval` (the first at once); if so, it
     /// counts as written.
+    /// The target refused a heartbeat for good: returns whether that is news.
+    pub fn heartbeats_refused(&mut self) -> bool {
+        !std::mem::replace(&mut self.heartbeats_refused, true)
+    }
+
     pub fn heartbeat_now(&mut self, interval: Duration, now: Instant) -> bool {
+        if self.heartbeats_refused {
+            return false;
+        }
         let due = self
             .last_heartbeat
             .is_none_or(|at| now.saturating_duration_since(at) >= interval);

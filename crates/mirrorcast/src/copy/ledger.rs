@@ -83,11 +83,19 @@ impl PartitionLedger {
     }
 
     /// The source topic was created again: copying starts over from its beginning, with a new
-    /// epoch. The stored progress is kept until an acknowledgement replaces it.
+    /// epoch. What is stored is of the old topic: the first acknowledgement is stored whatever
+    /// its offset.
     pub fn restart_from_beginning(&mut self) {
         self.rewind();
         self.start = Offset::Beginning;
         self.acked = None;
+        self.stored = None;
+    }
+
+    /// A progress record handed to the producer may have been purged unreported: the
+    /// acknowledged offset is stored again at the next flush.
+    pub fn store_again(&mut self) {
+        self.stored = None;
     }
 
     /// Starts a new epoch: every report of what is in flight is stale from now on.

@@ -173,12 +173,14 @@ impl PartitionState {
         self.next = self.ledger.resume_offset();
         self.topic_id = Some(id);
         self.meters.recreations.inc();
+        // A refusal was of a record of the old topic.
         if self.mode == Mode::Stopped && self.refusal.is_some() {
             self.mode = Mode::Waiting(now);
             self.meters.stopped.set(0);
-            self.refusal = None;
-            self.alone = None;
         }
+        self.refusal = None;
+        self.alone = None;
+        self.largest_too_large = None;
     }
 
     /// A record of a batch refused as too large: remember the largest.

@@ -314,8 +314,9 @@ pub fn describe_topic_acls<C: ClientContext>(
     }
 }
 
-/// The topic ID of each of `topics` (DescribeTopics), base64 as Kafka's tools print it; a
-/// topic the cluster does not know, or a broker too old to have topic IDs, is left out.
+/// The topic ID of each of `topics` (DescribeTopics), base64 as Kafka's tools print it (URL
+/// safe, unpadded: librdkafka's own text is standard base64); a topic the cluster does not
+/// know or cannot describe now, or a broker too old to have topic IDs, is left out.
 /// Blocking.
 pub fn describe_topic_ids<C: ClientContext>(
     client: &Client<C>,
@@ -357,16 +358,8 @@ pub fn describe_topic_ids<C: ClientContext>(
         let mut ids = Vec::with_capacity(count);
         for i in 0..count {
             let description = *descriptions.add(i);
-            let error = rdsys::rd_kafka_TopicDescription_error(description);
-            if !error.is_null() {
-                let code: RDKafkaErrorCode = rdsys::rd_kafka_error_code(error).into();
-                if code == RDKafkaErrorCode::UnknownTopicOrPartition {
-                    continue;
-                }
-                return Err(AdminExtError::Broker {
-                    code,
-                    message: text(rdsys::rd_kafka_error_string(error)),
-                });
+            if !rdsys::rd_kafka_TopicDescription_error(description).is_null() {
+                continue;
             }
             let uuid = rdsys::rd_kafka_TopicDescription_topic_id(description);
             if uuid.is_null()
@@ -377,7 +370,9 @@ pub fn describe_topic_ids<C: ClientContext>(
             }
             ids.push((
                 text(rdsys::rd_kafka_TopicDescription_name(description)),
-                text(rdsys::rd_kafka_Uuid_base64str(uuid)),
+                text(rdsys::rd_kafka_Uuid_base64str(uuid))
+                    .replace('+', "-")
+                    .replace('/', "_"),
             ));
         }
         Ok(ids)

@@ -125,6 +125,10 @@ impl FlowStatus {
 /// is stale: its copy does not move.
 pub const STALE_AFTER_MS: i64 = 120_000;
 
+/// The target answers: it acknowledged one of the flow's heartbeats (every second by default)
+/// within this long. (A target that is down makes no flow stale, whatever its timeouts.)
+const ANSWERED_WITHIN_SECONDS: f64 = 30.0;
+
 impl FlowStatus {
     /// Why this flow keeps the process unready at `now_ms`, if it does: it has not reached its
     /// clusters since it (re)started, a thread of it died, it is stopping, the target refuses
@@ -149,7 +153,10 @@ impl FlowStatus {
         let waiting: i64 = self.partitions.iter().filter_map(|p| p.lag_records).sum();
         let moved_at = self.last_copy_at_ms.or(self.last_reached_at_ms)?;
         let still = now_ms - moved_at;
-        if waiting > 0 && still > STALE_AFTER_MS && !self.copy_failing && !self.topics_failing {
+        let target_answers = self
+            .heartbeat_age_seconds
+            .is_some_and(|age| age < ANSWERED_WITHIN_SECONDS);
+        if waiting > 0 && still > STALE_AFTER_MS && target_answers && !self.topics_failing {
             return Some(format!(
                 "{name} is stale: {waiting} record(s) wait and none was copied for {} s, though \
                  its clusters answer",
@@ -324,6 +331,7 @@ mod tests {
             s.target_reachable = true;
             s.last_reached_at_ms = Some(now);
             s.last_copy_at_ms = Some(now);
+            s.heartbeat_age_seconds = Some(1.0);
             s.partitions = vec![PartitionStatus {
                 topic: "t".into(),
                 remote_topic: "t".into(),
@@ -351,13 +359,17 @@ mod tests {
             reasons[0].contains("eu->na is stale: 10 record(s) wait"),
             "{reasons:?}"
         );
-        // The target stopped answering (a region down): degraded, but ready.
+        // The target stopped answering (a region down): degraded, but ready, before and after
+        // its delivery timeout.
+        board.update("eu", "na", |s| s.heartbeat_age_seconds = Some(121.0));
+        assert!(board.unready(t0 + STALE_AFTER_MS + 1).is_empty());
         board.update("eu", "na", |s| s.copy_failing = true);
         assert!(board.unready(t0 + STALE_AFTER_MS + 1).is_empty());
         assert_eq!(board.snapshot()[0].state, FlowState::Degraded);
         // Nothing waits: an idle flow is never stale.
         board.update("eu", "na", |s| {
             s.copy_failing = false;
+            s.heartbeat_age_seconds = Some(1.0);
             s.partitions[0].lag_records = Some(0);
         });
         assert!(board.unready(t0 + 10 * STALE_AFTER_MS).is_empty());

@@ -65,7 +65,10 @@ pub fn decode(
             let value = serde_json::from_slice::<OffsetValue>(bytes).ok()?;
             Some(Stored {
                 offset: value.offset,
-                topic_id: value.topic_id.map(TopicId),
+                // Kafka's URL-safe form, whoever wrote it.
+                topic_id: value
+                    .topic_id
+                    .map(|id| TopicId(id.replace('+', "-").replace('/', "_"))),
             })
         }
     };

@@ -33,7 +33,15 @@ impl TopicManager {
         known.awaiting_leader = false;
         let mut routes = replicated_topics(&self.flow, &source_topics);
         let names: Vec<&str> = routes.iter().map(|r| r.source_topic.as_str()).collect();
-        let mut ids = source.topic_ids(&names)?;
+        // Without them a re-created topic is told only by its offsets going back: not a reason
+        // to hold the round.
+        let mut ids = source.topic_ids(&names).unwrap_or_else(|e| {
+            debug!(
+                flow,
+                "the source topics' IDs cannot be read now ({e}); asked again at the next refresh"
+            );
+            BTreeMap::new()
+        });
         for route in &mut routes {
             route.topic_id = ids.remove(&route.source_topic);
         }

@@ -8,12 +8,28 @@
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use super::Lane;
 use crate::copy::io::{Delivery, Reader, Tag, Target, TxnFatal};
 use crate::copy::readers::Reading;
 use crate::offsets::codec::OffsetSync;
+
+/// An error that will come again whenever the record is sent (the gapless producer fails
+/// fatally on it): no permission, or a record the broker will not take.
+fn refused_for_good(error: &KafkaError) -> bool {
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::TopicAuthorizationFailed
+                | RDKafkaErrorCode::ClusterAuthorizationFailed
+                | RDKafkaErrorCode::InvalidRecord
+                | RDKafkaErrorCode::InvalidTopic
+                | RDKafkaErrorCode::MessageSizeTooLarge
+                | RDKafkaErrorCode::PolicyViolation
+        )
+    )
+}
 
 impl<T: Target> Lane<T> {
     /// The target's events: rdkafka's `poll(ZERO)` serves one event (one produce response's
@@ -85,8 +101,19 @@ impl<T: Target> Lane<T> {
         {
             let record = match tag {
                 Tag::Heartbeat => {
-                    if error.is_none() {
-                        self.house.reporter.heartbeat_delivered();
+                    match error {
+                        None => self.house.reporter.heartbeat_delivered(),
+                        Some(e) if refused_for_good(&e) && self.house.heartbeats_refused() => {
+                            let message = format!(
+                                "{} refused a heartbeat for good ({e}): this flow writes no more \
+                                 heartbeats until it restarts (give its principal Write on \
+                                 `heartbeats`, or set emit.heartbeats.enabled = false)",
+                                self.ctx.flow.target
+                            );
+                            error!(flow = %self.ctx.flow_name, "{message}");
+                            self.house.reporter.error(&message);
+                        }
+                        Some(_) => {}
                     }
                     continue;
                 }

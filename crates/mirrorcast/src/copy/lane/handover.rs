@@ -265,11 +265,18 @@ impl<T: Target> Lane<T> {
     /// Replaces the target producer, dropping what the old one held without reports.
     pub(super) fn forget_producer(&mut self) -> rdkafka::error::KafkaResult<()> {
         self.target.replace()?;
+        self.producer_replaced();
+        Ok(())
+    }
+
+    /// The producer was replaced: nothing is in flight any more, and progress records it held
+    /// may never have been written.
+    pub(super) fn producer_replaced(&mut self) {
         self.flight.emptied();
         for state in self.book.iter_mut() {
             state.in_flight = 0;
+            state.ledger.store_again();
         }
-        Ok(())
     }
 
     /// Stops reading the lane's slots among `partitions`, which are no longer this

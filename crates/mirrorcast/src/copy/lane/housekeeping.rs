@@ -36,7 +36,7 @@ impl<T: Target> Lane<T> {
         self.handle_deliveries(io);
         self.advance_transaction(TRANSACTION_STEP, io);
         self.purge_when_lease_lapsed(io);
-        self.resize_batches_when_idle();
+        self.resize_batches_when_idle(io);
         let now = self.ctx.clock.now();
         if self
             .house

@@ -9,7 +9,8 @@
 use tracing::{info, warn};
 
 use super::Lane;
-use crate::copy::io::{SourceRecord, Target};
+use crate::copy::io::{Reader, SourceRecord, Target};
+use crate::copy::readers::Reading;
 use crate::copy::refused::lone_batch_bytes;
 use crate::kafka::ffi::owned_raw_headers;
 use crate::plan::Route;
@@ -51,18 +52,20 @@ impl<T: Target> Lane<T> {
 
     /// Starts the producer anew with the batch size waiting, once nothing is in flight and no
     /// transaction is open; until then the lane sends nothing more.
-    pub(super) fn resize_batches_when_idle(&mut self) {
+    pub(super) fn resize_batches_when_idle<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         let Some(bytes) = self.flight.batches.pending() else {
             return;
         };
         if self.target.in_flight() > 0 || self.target.transaction_open_since().is_some() {
             return;
         }
+        // Reports the old producer still holds (an abort flushes into it) count first.
+        self.handle_deliveries(io);
         if let Err(e) = self.target.resize_batches(bytes) {
             return warn!(flow = %self.ctx.flow_name, "cannot start a target producer with {bytes}-byte batches: {e}; trying again");
         }
         self.flight.batches.applied();
-        self.flight.emptied();
+        self.producer_replaced();
         if let Some(transactions) = &mut self.transactions {
             transactions.ended();
             transactions.register_from(self.ctx.clock.now());

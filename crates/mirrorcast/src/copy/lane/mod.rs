@@ -443,7 +443,10 @@ impl<T: Target> Lane<T> {
         io: &mut Reading<'_, R>,
     ) -> bool {
         let waiting = self.ctx.clock.now();
-        if self.takes_records() {
+        // (Exactly once, a batch resize also waits for the transaction to end.)
+        let for_transaction =
+            self.transactions.is_some() && (!self.takes_records() || self.resizing());
+        if !for_transaction {
             self.target.serve(Duration::from_millis(20));
         } else {
             // Waiting for the transaction to end, not for the queue: as soon as it has.
@@ -451,7 +454,7 @@ impl<T: Target> Lane<T> {
         }
         self.flight.waited(waiting, self.ctx.clock.now());
         self.handle_deliveries(io);
-        self.resize_batches_when_idle();
+        self.resize_batches_when_idle(io);
         // A slow target must not widen the window re-copied after a crash.
         if self
             .house
@@ -603,7 +606,8 @@ impl<T: Target> Lane<T> {
             offset,
             bytes: 0,
             timestamp_ms: None,
-            dead_letter: state.refused_at(offset),
+            dead_letter: state.refused_at(offset)
+                && matches!(self.ctx.flow.errors, ErrorsConfig::DeadLetter { .. }),
         };
         self.judge_failure(&tag, error, true, io);
     }

@@ -40,6 +40,36 @@ fn batches_follow_the_remote_topics_limit_and_none_is_refused() {
     assert_eq!(target.too_large_batches, 0, "no batch refused");
 }
 
+/// Exactly once, a limit that comes while a transaction is open: the batches are resized once
+/// it commits (before: the lane waited for room that only the commit would make, forever).
+#[test]
+fn exactly_once_batches_are_resized_between_transactions() {
+    let mut h = Setup::new(1)
+        .exactly_once(Duration::from_millis(20))
+        .build();
+    h.source.produce("t", 0, 50);
+    h.targets[0].state().max_batch_bytes = Some(30);
+    // The target holds what it gets: the transaction stays open.
+    h.targets[0].state().acknowledging = false;
+    h.start(0, &[], 1);
+    h.run_until("a transaction open", |h| {
+        h.targets[0].state().transaction.open_since.is_some()
+    });
+    h.route_limited(0, 1, None, Some(30));
+    for _ in 0..20 {
+        assert!(h.copy.round());
+    }
+    assert!(
+        h.targets[0].state().resized.is_empty(),
+        "not while it is open"
+    );
+    h.targets[0].state().acknowledging = true;
+    h.source.produce("t", 0, 50);
+    h.run_until("the copy, committed", |h| h.has(0, 0, 100));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..100));
+    assert_eq!(h.targets[0].state().resized, [30]);
+}
+
 #[test]
 fn a_record_larger_than_its_remote_topic_allows_is_refused_before_it_is_sent() {
     for errors in [ErrorsConfig::StopPartition, ErrorsConfig::Skip] {
@@ -143,4 +173,50 @@ fn refused_records_keep_the_flow_degraded_for_a_while_then_it_runs_again() {
     }
     assert!(!h.lane(0).flight.refusing(), "not refusing any more");
     assert!(h.has(0, 0, 10));
+}
+
+/// Heartbeats the target refuses for good (no Write ACL on `heartbeats`): with gapless
+/// delivery each refusal fails the producer and rewinds every partition, so they stop after
+/// the first, said once; the copy goes on, each record once.
+#[test]
+fn heartbeats_refused_for_good_stop_and_the_copy_goes_on() {
+    let mut h = Setup::new(1)
+        .tune(|flow| {
+            flow.heartbeats = Some(crate::config::HeartbeatsConfig {
+                interval: Duration::from_millis(1),
+                replication_factor: 1,
+            })
+        })
+        .build();
+    {
+        let mut target = h.targets[0].state();
+        target.gapless = true;
+        target
+            .denied_topics
+            .push(crate::policy::HEARTBEATS_TOPIC.to_string());
+    }
+    h.source.produce("t", 0, 20);
+    h.start(0, &[], 1);
+    h.run_until("the copy", |h| h.has(0, 0, 20));
+    for _ in 0..200 {
+        assert!(h.copy.round());
+        std::thread::yield_now();
+    }
+    h.source.produce("t", 0, 20);
+    h.run_until("more", |h| h.has(0, 0, 40));
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..40));
+    let target = h.targets[0].state();
+    assert_eq!(
+        target.sent_to.get(crate::policy::HEARTBEATS_TOPIC),
+        Some(&1),
+        "one, then none"
+    );
+    assert_eq!(target.replaced, 1, "one new producer");
+    drop(target);
+    assert!(h
+        .lane(0)
+        .house
+        .reporter
+        .status()
+        .contains("refused a heartbeat for good"));
 }
