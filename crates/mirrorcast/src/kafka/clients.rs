@@ -45,6 +45,9 @@ fn defaults(role: ClientRole) -> &'static [(&'static str, &'static str)] {
     }
 }
 
+/// librdkafka's words for `enable.gapless.guarantee`, which the copy sets on purpose.
+const GAPLESS_IS_EXPERIMENTAL: &str = "enable.gapless.guarantee is experimental";
+
 /// Settings the copy depends on for correctness; they win over the user's.
 fn forced(role: ClientRole) -> &'static [(&'static str, &'static str)] {
     match role {
@@ -272,14 +275,18 @@ impl ClientLog {
 
 impl ClientContext for ClientLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        let serious = matches!(
-            level,
-            RDKafkaLogLevel::Emerg
-                | RDKafkaLogLevel::Alert
-                | RDKafkaLogLevel::Critical
-                | RDKafkaLogLevel::Error
-                | RDKafkaLogLevel::Warning
-        );
+        // librdkafka warns about a setting it calls experimental that the copy sets on purpose
+        // (`copy::connect_lane`): not a problem of the user's config.
+        let chosen = facility == "CONFWARN" && message.contains(GAPLESS_IS_EXPERIMENTAL);
+        let serious = !chosen
+            && matches!(
+                level,
+                RDKafkaLogLevel::Emerg
+                    | RDKafkaLogLevel::Alert
+                    | RDKafkaLogLevel::Critical
+                    | RDKafkaLogLevel::Error
+                    | RDKafkaLogLevel::Warning
+            );
         if serious {
             self.record_problem(message);
         }
