@@ -263,4 +263,34 @@ impl<T: Target> Lane<T> {
             );
         }
     }
+
+    /// An idempotent producer that hit a fatal error (e.g. the target lost its producer state)
+    /// cannot be used again: start a new one and copy everything unacknowledged again.
+    pub(super) fn replace_producer<R: Reader>(
+        &mut self,
+        code: RDKafkaErrorCode,
+        reason: &str,
+        io: &mut Reading<'_, R>,
+    ) {
+        if code == RDKafkaErrorCode::GaplessGuarantee {
+            warn!(flow = %self.ctx.flow_name, "the target refused a batch for good, and nothing after it was sent ({reason}); starting a new producer: every partition goes on from its last acknowledged record");
+        } else {
+            error!(flow = %self.ctx.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
+        }
+        // What the old producer held is gone: its reports are stale once every partition is
+        // rewound below.
+        if let Err(e) = self.forget_producer() {
+            return error!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
+        }
+        let now = self.ctx.clock.now();
+        if let Some(transactions) = &mut self.transactions {
+            transactions.ended();
+            transactions.register_from(now);
+        }
+        for slot in self.book.slots() {
+            if !self.book[slot].retired {
+                self.rewind(slot, io);
+            }
+        }
+    }
 }

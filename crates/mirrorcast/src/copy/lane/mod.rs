@@ -24,7 +24,7 @@ use std::time::Duration;
 use prometheus_client::metrics::counter::Counter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::Offset;
-use tracing::{debug, error, info, warn};
+use tracing::{debug, info, warn};
 
 use crate::clock::Clock;
 use crate::config::{ErrorsConfig, FlowConfig};
@@ -678,36 +678,6 @@ impl<T: Target> Lane<T> {
                  catch up on their own reader, and the others no longer wait for them",
                 self.ctx.flow.source
             );
-        }
-    }
-
-    /// An idempotent producer that hit a fatal error (e.g. the target lost its producer state)
-    /// cannot be used again: start a new one and copy everything unacknowledged again.
-    pub(super) fn replace_producer<R: Reader>(
-        &mut self,
-        code: RDKafkaErrorCode,
-        reason: &str,
-        io: &mut Reading<'_, R>,
-    ) {
-        if code == RDKafkaErrorCode::GaplessGuarantee {
-            warn!(flow = %self.ctx.flow_name, "the target refused a batch for good, and nothing after it was sent ({reason}); starting a new producer: every partition goes on from its last acknowledged record");
-        } else {
-            error!(flow = %self.ctx.flow_name, "the target producer failed ({code}: {reason}); starting a new one");
-        }
-        // What the old producer held is gone: its reports are stale once every partition is
-        // rewound below.
-        if let Err(e) = self.forget_producer() {
-            return error!(flow = %self.ctx.flow_name, "cannot create a new target producer: {e}");
-        }
-        let now = self.ctx.clock.now();
-        if let Some(transactions) = &mut self.transactions {
-            transactions.ended();
-            transactions.register_from(now);
-        }
-        for slot in self.book.slots() {
-            if !self.book[slot].retired {
-                self.rewind(slot, io);
-            }
         }
     }
 }
