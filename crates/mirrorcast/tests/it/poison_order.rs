@@ -84,42 +84,17 @@ fn without_poison(europe: &str) -> (Vec<TestRecord>, TestRecord) {
     (source, poison)
 }
 
-#[test]
-fn a_refused_record_among_many_batches_is_passed_over_in_order_with_errors_tolerance_all() {
-    let (clusters, _dir, config) = setup("errors.tolerance = all\n");
+/// Runs the replicator until its progress passes the poison; asserts that the target holds
+/// every other record once, in order. Returns the replicator and the poison.
+fn copied_past_the_poison(
+    clusters: &localcluster::Clusters,
+    config: &std::path::Path,
+) -> (Replicator, TestRecord) {
     let (europe, north) = (
         clusters.bootstrap("europe"),
         clusters.bootstrap("northamerica"),
     );
-    let replicator = Replicator::start(&config, &[]);
-    let ends = end_offsets(&europe, "events");
-    assert!(
-        wait_until(Duration::from_secs(120), || progress_reached(
-            &north, "europe", "events", &ends
-        )),
-        "the copy did not pass the refused record\n{}",
-        replicator.log()
-    );
-    let copied = settled(&north, BEFORE + AFTER, &replicator);
-    let (source, _) = without_poison(&europe);
-    assert_eq!(copied.len(), source.len(), "no record twice");
-    assert!(copied == source, "in order, without the refused record");
-    let log = replicator.log();
-    assert!(log.contains("skipped (errors.tolerance = all)"), "{log}");
-}
-
-#[test]
-fn a_refused_record_among_many_batches_goes_to_the_dead_letter_topic_in_order() {
-    let (clusters, _dir, config) = setup(
-        "errors.tolerance = all\n\
-         errors.deadletterqueue.topic.name = mirrorcast-dlq\n\
-         errors.deadletterqueue.topic.replication.factor = 1\n",
-    );
-    let (europe, north) = (
-        clusters.bootstrap("europe"),
-        clusters.bootstrap("northamerica"),
-    );
-    let replicator = Replicator::start(&config, &[]);
+    let replicator = Replicator::start(config, &[]);
     let ends = end_offsets(&europe, "events");
     assert!(
         wait_until(Duration::from_secs(120), || progress_reached(
@@ -132,7 +107,26 @@ fn a_refused_record_among_many_batches_goes_to_the_dead_letter_topic_in_order() 
     let (source, poison) = without_poison(&europe);
     assert_eq!(copied.len(), source.len(), "no record twice");
     assert!(copied == source, "in order, without the refused record");
-    let dead: Vec<_> = read_all(&north, "mirrorcast-dlq")
+    (replicator, poison)
+}
+
+#[test]
+fn a_refused_record_among_many_batches_is_passed_over_in_order_with_errors_tolerance_all() {
+    let (clusters, _dir, config) = setup("errors.tolerance = all\n");
+    let (replicator, _) = copied_past_the_poison(&clusters, &config);
+    let log = replicator.log();
+    assert!(log.contains("skipped (errors.tolerance = all)"), "{log}");
+}
+
+#[test]
+fn a_refused_record_among_many_batches_goes_to_the_dead_letter_topic_in_order() {
+    let (clusters, _dir, config) = setup(
+        "errors.tolerance = all\n\
+         errors.deadletterqueue.topic.name = mirrorcast-dlq\n\
+         errors.deadletterqueue.topic.replication.factor = 1\n",
+    );
+    let (_replicator, poison) = copied_past_the_poison(&clusters, &config);
+    let dead: Vec<_> = read_all(&clusters.bootstrap("northamerica"), "mirrorcast-dlq")
         .into_values()
         .flatten()
         .collect();
