@@ -78,6 +78,9 @@ pub(super) struct Known {
     pub(super) awaiting_leader: bool,
     /// Remote topic → its `max.message.bytes` on the target, as last read.
     pub(super) limits: HashMap<String, Option<u32>>,
+    /// Reading the source topics' IDs / the remote topics' limits (warned once until it works).
+    pub(super) ids_health: Health,
+    pub(super) limits_health: Health,
 }
 
 impl TopicManager {

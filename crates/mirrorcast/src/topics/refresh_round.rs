@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use tracing::{debug, info, warn};
+use tracing::{info, warn};
 
 use super::manager::{Known, TopicManager};
 use super::{replicated_topics, ClusterAdmin, TopicError};
@@ -35,13 +35,20 @@ impl TopicManager {
         let names: Vec<&str> = routes.iter().map(|r| r.source_topic.as_str()).collect();
         // Without them a re-created topic is told only by its offsets going back: not a reason
         // to hold the round.
-        let mut ids = source.topic_ids(&names).unwrap_or_else(|e| {
-            debug!(
-                flow,
-                "the source topics' IDs cannot be read now ({e}); asked again at the next refresh"
-            );
-            BTreeMap::new()
-        });
+        let mut ids = match source.topic_ids(&names) {
+            Ok(ids) => {
+                known
+                    .ids_health
+                    .say_recovered(&flow, "reading the source topics' IDs");
+                ids
+            }
+            Err(e) => {
+                if known.ids_health.failed() {
+                    warn!(flow, "the source topics' IDs cannot be read ({e}): a topic created again is told only if its offsets go back; asked again at each refresh");
+                }
+                BTreeMap::new()
+            }
+        };
         for route in &mut routes {
             route.topic_id = ids.remove(&route.source_topic);
         }
@@ -127,10 +134,18 @@ impl TopicManager {
         if remote.is_empty() {
             return;
         }
+        let flow = self.flow.name();
         let configs = match target.describe_configs(&remote) {
-            Ok(configs) => configs,
+            Ok(configs) => {
+                known
+                    .limits_health
+                    .say_recovered(&flow, "reading the remote topics' max.message.bytes");
+                configs
+            }
             Err(e) => {
-                debug!(flow = %self.flow.name(), "the remote topics' max.message.bytes cannot be read now ({e}); keeping what was known");
+                if known.limits_health.failed() {
+                    warn!(flow, "the remote topics' max.message.bytes cannot be read ({e}): keeping what was known; batches the target refuses as too large are made smaller; asked again at each refresh");
+                }
                 for route in known.routes.values_mut() {
                     route.max_message_bytes =
                         known.limits.get(&route.remote_topic).copied().flatten();
