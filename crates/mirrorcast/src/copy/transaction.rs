@@ -36,7 +36,10 @@ pub(crate) enum Phase {
     Committing {
         since: Instant,
     },
-    Aborting,
+    /// The open transaction cannot commit; its abort is asked from `since`.
+    Aborting {
+        since: Instant,
+    },
     /// The target refuses transactions: tried again at `retry_at`, with a new producer.
     Refused {
         retry_at: Instant,
@@ -79,7 +82,7 @@ pub(crate) struct Transactions {
     /// Why the lane copies nothing until someone acts (refused, fenced).
     failure: Option<String>,
     /// Commits that take longer than the delivery timeout.
-    slow_commits: Health,
+    slow_ends: Health,
     /// The target refusing transactions to this principal.
     refusals: Health,
     /// Transactions aborted since the last commit.
@@ -103,7 +106,9 @@ pub(crate) enum Finish {
     ContinueCommit {
         since: Instant,
     },
-    Abort,
+    Abort {
+        since: Instant,
+    },
 }
 
 /// What the lane sees of its target when its transactions take a step.
@@ -135,7 +140,10 @@ pub(crate) enum TxnStep {
     ContinueCommit {
         since: Instant,
     },
-    Abort,
+    /// Ask the abort under way since `since` again.
+    Abort {
+        since: Instant,
+    },
     /// The target refused transactions a while ago: ask again with a new producer.
     AskAgain,
 }
@@ -174,7 +182,7 @@ impl Transactions {
             syncs: Vec::new(),
             fence: None,
             failure: None,
-            slow_commits: Health::default(),
+            slow_ends: Health::default(),
             refusals: Health::default(),
             aborts: Health::default(),
         }
@@ -190,7 +198,7 @@ impl Transactions {
             Phase::Ready if view.open_since.is_none() && self.doomed.is_some() => TxnStep::Discard,
             Phase::Ready if self.due(view.open_since, now) => TxnStep::Commit,
             Phase::Committing { since } => TxnStep::ContinueCommit { since },
-            Phase::Aborting => TxnStep::Abort,
+            Phase::Aborting { since } => TxnStep::Abort { since },
             Phase::Refused { retry_at } if now >= retry_at && !view.grouped => TxnStep::AskAgain,
             _ => TxnStep::Wait,
         }
@@ -205,17 +213,25 @@ impl Transactions {
     /// A commit under way since `since` is still pending at `now`: whether to say now that it
     /// takes longer than `timeout` (once, until a commit completes).
     pub fn commit_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
-        now.saturating_duration_since(since) >= timeout && self.slow_commits.failed()
+        now.saturating_duration_since(since) >= timeout && self.slow_ends.failed()
     }
 
     /// A transaction committed: whether to say that commits complete again (after a slow one).
     pub fn commit_completed(&mut self) -> bool {
         self.aborts.recovered();
-        self.slow_commits.recovered()
+        self.slow_ends.recovered()
+    }
+
+    /// An abort under way since `since` is still pending at `now`: whether to say now that it
+    /// takes longer than `timeout` (once, until a transaction ends).
+    pub fn abort_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
+        now.saturating_duration_since(since) >= timeout && self.slow_ends.failed()
     }
 
     /// A transaction aborted: whether it is the first of a run (said; all are counted).
     pub fn abort_completed(&mut self) -> bool {
+        // A slow abort is over: the abort's own line says the target answered.
+        self.slow_ends.recovered();
         self.aborts.failed()
     }
 
@@ -253,7 +269,7 @@ impl Transactions {
             Phase::Ready if !open => Finish::Done { left_open: false },
             Phase::Ready => Finish::Commit,
             Phase::Committing { since } => Finish::ContinueCommit { since },
-            Phase::Aborting => Finish::Abort,
+            Phase::Aborting { since } => Finish::Abort { since },
             Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {
                 Finish::Done { left_open: open }
             }
@@ -302,10 +318,10 @@ impl Transactions {
         self.phase = Phase::Committing { since: now };
     }
 
-    /// The open transaction cannot commit, for `reason`: it is aborted.
-    pub fn aborting(&mut self, reason: impl Into<String>) {
+    /// The open transaction cannot commit, for `reason`: it is aborted from `now`.
+    pub fn aborting(&mut self, reason: impl Into<String>, now: Instant) {
         self.doom(reason);
-        self.phase = Phase::Aborting;
+        self.phase = Phase::Aborting { since: now };
     }
 
     /// The transaction ended (committed or aborted): what it held, and its held-back syncs;
@@ -366,7 +382,7 @@ impl Transactions {
     pub fn registered(&self) -> bool {
         matches!(
             self.phase,
-            Phase::Ready | Phase::Committing { .. } | Phase::Aborting
+            Phase::Ready | Phase::Committing { .. } | Phase::Aborting { .. }
         )
     }
 
@@ -574,8 +590,29 @@ mod tests {
             TxnStep::Commit,
             "doomed: at once"
         );
-        t.aborting("a record failed");
-        assert_eq!(t.step(t0, view(open, true)), TxnStep::Abort);
+        t.aborting("a record failed", later);
+        assert_eq!(
+            t.step(t0, view(open, true)),
+            TxnStep::Abort { since: later }
+        );
+    }
+
+    #[test]
+    fn a_slow_commit_or_abort_is_said_once_until_a_transaction_ends() {
+        let t0 = Instant::now();
+        let timeout = Duration::from_secs(3);
+        let mut t = ready();
+        t.aborting("the commit failed", t0);
+        assert!(!t.abort_overdue(t0, t0 + timeout / 2, timeout), "not yet");
+        assert!(t.abort_overdue(t0, t0 + timeout, timeout), "said");
+        assert!(!t.abort_overdue(t0, t0 + timeout * 2, timeout), "once");
+        t.abort_completed();
+        t.committing(t0);
+        assert!(
+            t.commit_overdue(t0, t0 + timeout, timeout),
+            "a later slow commit is said again"
+        );
+        assert!(t.commit_completed(), "and its end");
     }
 
     #[test]
@@ -624,8 +661,8 @@ mod tests {
         assert_eq!(t.finish(true), Finish::Commit);
         t.committing(t0);
         assert_eq!(t.finish(true), Finish::ContinueCommit { since: t0 });
-        t.aborting("x");
-        assert_eq!(t.finish(true), Finish::Abort);
+        t.aborting("x", Instant::now());
+        assert!(matches!(t.finish(true), Finish::Abort { .. }));
         t.fenced("y".to_string());
         assert_eq!(t.finish(true), Finish::Done { left_open: true });
     }

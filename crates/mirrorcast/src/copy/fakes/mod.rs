@@ -97,6 +97,8 @@ pub struct FakeTransactions {
     failed: bool,
     /// The next commit is refused (abortable), once.
     pub refuse_next_commit: bool,
+    /// The coordinator is gone: an abort stays pending.
+    pub abort_unanswered: bool,
     /// A newer producer with the same id exists.
     pub fenced: bool,
     /// The target refuses this principal transactions (no ACL).
@@ -475,6 +477,9 @@ impl Target for FakeTarget {
 
     fn abort(&self, _timeout: Duration) -> TxnOutcome {
         let mut state = self.0.borrow_mut();
+        if state.transaction.abort_unanswered {
+            return TxnOutcome::Pending;
+        }
         for record in std::mem::take(&mut state.in_flight) {
             state.reports.push(Delivery {
                 tag: record.tag,

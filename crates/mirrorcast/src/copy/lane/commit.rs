@@ -51,7 +51,7 @@ impl<T: Target> Lane<T> {
             }
             TxnStep::Commit => self.begin_commit(wait, io),
             TxnStep::ContinueCommit { since } => self.commit_step(since, wait, io),
-            TxnStep::Abort => self.abort_step(wait, io),
+            TxnStep::Abort { since } => self.abort_step(since, wait, io),
             // The refused producer is unusable: a new one registers again.
             TxnStep::AskAgain => match self.target.replace() {
                 Ok(()) => transactions.register_from(now),
@@ -130,7 +130,7 @@ impl<T: Target> Lane<T> {
         if self.prepare_commit() {
             self.commit_step(self.ctx.clock.now(), wait, io);
         } else {
-            self.abort_step(wait, io);
+            self.abort_step(self.ctx.clock.now(), wait, io);
         }
     }
 
@@ -154,7 +154,7 @@ impl<T: Target> Lane<T> {
             ));
         }
         if let Some(reason) = transactions.doomed().map(str::to_string) {
-            transactions.aborting(reason);
+            transactions.aborting(reason, self.ctx.clock.now());
             return false;
         }
         let topic = self.ctx.flow.progress_topic();
@@ -183,7 +183,10 @@ impl<T: Target> Lane<T> {
                         self.target.serve(Duration::from_millis(5));
                     }
                     Err((e, _)) => {
-                        transactions.aborting(format!("its progress record was refused: {e}"));
+                        transactions.aborting(
+                            format!("its progress record was refused: {e}"),
+                            self.ctx.clock.now(),
+                        );
                         return false;
                     }
                 }
@@ -217,10 +220,11 @@ impl<T: Target> Lane<T> {
                 }
             }
             TxnOutcome::Abortable(reason) => {
+                let now = self.ctx.clock.now();
                 if let Some(transactions) = &mut self.transactions {
-                    transactions.aborting(reason);
+                    transactions.aborting(reason, now);
                 }
-                self.abort_step(wait, io);
+                self.abort_step(now, wait, io);
             }
             TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
         }
@@ -264,10 +268,26 @@ impl<T: Target> Lane<T> {
         }
     }
 
-    fn abort_step<R: Reader>(&mut self, wait: Duration, io: &mut Reading<'_, R>) {
+    fn abort_step<R: Reader>(&mut self, since: Instant, wait: Duration, io: &mut Reading<'_, R>) {
         match self.target.abort(wait) {
             TxnOutcome::Done => self.aborted(io),
-            TxnOutcome::Pending | TxnOutcome::Abortable(_) => {}
+            TxnOutcome::Pending | TxnOutcome::Abortable(_) => {
+                let (now, timeout) = (self.ctx.clock.now(), self.flight.delivery_timeout());
+                let Some(transactions) = &mut self.transactions else {
+                    return;
+                };
+                if transactions.abort_overdue(since, now, timeout) {
+                    let message = format!(
+                        "{} has not completed an abort for {:?} ({}); the transaction stays \
+                         open, and its records are copied again once it answers",
+                        self.ctx.flow.target,
+                        self.ctx.clock.since(since),
+                        transactions.doomed().unwrap_or("it could not commit"),
+                    );
+                    warn!(flow = %self.ctx.flow_name, "{message}");
+                    self.house.reporter.error(&message);
+                }
+            }
             TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
         }
     }
@@ -410,7 +430,7 @@ impl<T: Target> Lane<T> {
                     }
                 }
                 Finish::ContinueCommit { since } => self.commit_step(since, left, io),
-                Finish::Abort => self.abort_step(left, io),
+                Finish::Abort { since } => self.abort_step(since, left, io),
             }
             if left.is_zero() {
                 warn!(flow = %self.ctx.flow_name, "the last transaction on {} did not end in time: the target aborts it; its records are copied again", self.ctx.flow.target);

@@ -141,6 +141,49 @@ fn exactly_once_records_timed_out_abort_the_transaction_and_are_copied_again_onc
     );
 }
 
+/// Exactly once, a commit that fails while the target's coordinator is gone: the abort stays
+/// pending, is said once past the delivery timeout (not before), and completes when the
+/// target answers; each record is committed once.
+#[test]
+fn exactly_once_an_abort_the_target_does_not_answer_is_said_late_then_completes() {
+    let clock = ManualClock::new();
+    let timeout = Duration::from_secs(30);
+    let mut h = Setup::new(1)
+        .exactly_once(Duration::from_millis(20))
+        .delivery_timeout(timeout)
+        .clock(clock.clock())
+        .build();
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    run_ticking(&mut h, &clock, "the first commit", |h| h.has(0, 0, 10));
+    {
+        let mut target = h.targets[0].state();
+        target.transaction.refuse_next_commit = true;
+        target.transaction.abort_unanswered = true;
+    }
+    h.source.produce("t", 0, 10);
+    run_ticking(&mut h, &clock, "the refused commit", |h| {
+        !h.targets[0].state().transaction.refuse_next_commit
+    });
+    let late = |h: &Harness| {
+        h.lane(0)
+            .house
+            .reporter
+            .status()
+            .contains("has not completed an abort")
+    };
+    rounds(&mut h, 20);
+    assert!(!late(&h), "not before the delivery timeout");
+    clock.advance(timeout);
+    rounds(&mut h, 5);
+    assert!(late(&h), "said once the timeout passed");
+    assert_eq!(h.targets[0].log("t", 0).len(), 10, "nothing more committed");
+    h.targets[0].state().transaction.abort_unanswered = false;
+    run_ticking(&mut h, &clock, "the copy again", |h| h.has(0, 0, 20));
+    assert_eq!(h.targets[0].state().transaction.aborts, 1);
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+}
+
 /// Exactly once in a group, a target without a coordinator: the fence is answered only after
 /// [`FENCE_WAIT`] of the lane's clock, saying why, and the unit stands by.
 #[test]
