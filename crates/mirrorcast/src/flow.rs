@@ -303,6 +303,7 @@ fn start(
     let shutdown: Shutdown = watch.shutdown();
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
     let (commands, receivers) = Commands::to_threads(threads);
+    let lost = crate::plan::LostUnits::default();
     let reported_together = FlowShards::new(threads);
     let setups = Shard::all(threads)
         .zip(receivers)
@@ -323,6 +324,7 @@ fn start(
                 commands: receiver,
                 standing: standing.clone(),
                 clock: clock.clone(),
+                lost: lost.clone(),
             }
         })
         .collect();
@@ -359,11 +361,13 @@ fn start(
         shutdown,
         observe,
         clock: clock.clone(),
+        lost: lost.clone(),
     };
     let member = MemberFlow {
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         flow,
         commands,
+        lost,
     };
     watch.spawn(format!("topics {name}"), move || {
         manager.run();

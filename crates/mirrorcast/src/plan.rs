@@ -34,6 +34,10 @@ pub enum Command {
     /// These source topics are gone for good: stop copying them and drop their progress, so
     /// that a topic created again under the same name starts from its beginning.
     Forget(Vec<String>),
+    /// Exactly once without a group: copy unit `unit` lost its transactional id (its producer
+    /// was fenced) and registered it again; `progress` was read afterwards, so it holds every
+    /// commit made with the id before. The unit's partitions go on from there.
+    Refenced { unit: usize, progress: Progress },
 }
 
 /// What the group membership of instances sharing a source (`crate::instances`) tells the
@@ -69,6 +73,34 @@ pub enum GroupCommand {
     /// without storing anything, another member copies them from its own reading of the
     /// progress.
     Abandon(Vec<(String, i32)>),
+}
+
+/// Exactly once: copy units whose producer was fenced while this process still had them,
+/// reported by their lanes to whoever gives units (the group membership, or the topic manager
+/// without a group). Each lane drops its unit's partitions without writing and stands by; the
+/// unit is fenced again and its progress read afterwards, unless another process took it.
+#[derive(Debug, Clone, Default)]
+pub struct LostUnits(std::sync::Arc<std::sync::Mutex<Vec<usize>>>);
+
+impl LostUnits {
+    pub fn report(&self, unit: usize) {
+        self.lock().push(unit);
+    }
+
+    /// The units reported since the last call, each once.
+    pub fn take(&self) -> Vec<usize> {
+        let mut units = std::mem::take(&mut *self.lock());
+        units.sort_unstable();
+        units.dedup();
+        units
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<usize>> {
+        // Plain data: a panic elsewhere while holding it leaves it usable.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 /// A lane's answer to a fence: its unit, and whether it registered the unit's id.

@@ -36,6 +36,9 @@ pub(crate) struct PartitionBook {
     acquired_progress: HashMap<(String, i32), Option<Stored>>,
     /// Partitions read on the lane's own reader.
     catching_up: usize,
+    /// Exactly once without a group: the lane's unit was fenced from under it; nothing is
+    /// the lane's until it registers again ([`PartitionBook::refenced`]).
+    unit_away: bool,
 }
 
 /// Where a new partition of a route resumes.
@@ -62,6 +65,7 @@ impl PartitionBook {
             assigned: grouped.then(HashSet::new),
             acquired_progress: HashMap::new(),
             catching_up: 0,
+            unit_away: false,
         }
     }
 
@@ -72,7 +76,8 @@ impl PartitionBook {
     /// Whether the lane copies the partition: its copier thread's, and (in a group) given to
     /// this process.
     pub fn owns(&self, topic: &str, partition: i32) -> bool {
-        self.shard.owns(topic, partition)
+        !self.unit_away
+            && self.shard.owns(topic, partition)
             && self
                 .assigned
                 .as_ref()
@@ -279,9 +284,28 @@ impl PartitionBook {
     /// The whole copy unit (this copier thread) left this process.
     pub fn unassign_unit(&mut self) {
         let shard = self.shard;
-        if let Some(assigned) = &mut self.assigned {
-            assigned.retain(|(topic, partition)| !shard.owns(topic, *partition));
+        match &mut self.assigned {
+            Some(assigned) => assigned.retain(|(topic, partition)| !shard.owns(topic, *partition)),
+            None => self.unit_away = true,
         }
+    }
+
+    /// Exactly once without a group: the lane's unit registered again, and `progress` was
+    /// read afterwards; its partitions are the lane's again, from there. Returns how many of
+    /// them have progress.
+    pub fn refenced(&mut self, progress: &Progress) -> usize {
+        self.unit_away = false;
+        let shard = self.shard;
+        let known = self.progress.get_or_insert_with(Progress::new);
+        known.retain(|(topic, partition), _| !shard.owns(topic, *partition));
+        let ours: Vec<_> = progress
+            .iter()
+            .filter(|((topic, partition), _)| shard.owns(topic, *partition))
+            .collect();
+        for (partition, stored) in &ours {
+            known.insert((*partition).clone(), (*stored).clone());
+        }
+        ours.len()
     }
 
     /// A slot no longer copied: no progress, status or metrics from it.

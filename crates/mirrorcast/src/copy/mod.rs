@@ -100,6 +100,8 @@ pub struct CopierSetup {
     pub standing: Standing,
     /// The process's clock.
     pub clock: Clock,
+    /// Exactly once: where the lane says its unit was fenced from under it.
+    pub lost: crate::plan::LostUnits,
 }
 
 /// Runs the copy of every flow of source `source` until `shutdown`, then flushes and stores
@@ -220,11 +222,9 @@ fn connect_lane(
             );
             let transactions =
                 transaction::Transactions::new(exactly_once.commit_interval, clock.now());
-            Some(if setup.standing.is_grouped() {
-                transactions.standing_by()
-            } else {
-                transactions
-            })
+            // Registered only when a fence gives the unit (the group's, or the topic
+            // manager's before it reads the progress): what it reads is then final.
+            Some(transactions.standing_by())
         }
     };
     let producer = KafkaTarget::new(
@@ -272,6 +272,7 @@ fn connect_lane(
         transactions,
         shutdown,
         clock,
+        lost: setup.lost,
     });
     Ok((lane, reader))
 }

@@ -44,8 +44,6 @@ pub(crate) enum Phase {
     Refused {
         retry_at: Instant,
     },
-    /// Another process has the transactional id: this lane copies nothing more.
-    Fenced,
     /// In a group (`crate::instances::units`): the lane's copy unit is not this process's.
     /// Its id is registered only when the group gives the unit, which fences the unit's owner.
     Standby,
@@ -245,12 +243,16 @@ impl Transactions {
         self.refusals.recovered()
     }
 
-    /// Where the fence under way stands at `now` (`None`: none is).
-    pub fn fence_state(&self, now: Instant) -> Option<FenceState> {
+    /// Where the fence under way stands at `now` (`None`: none is). In a group it times out
+    /// after [`FENCE_WAIT`] (the membership asks again); alone it waits as long as the
+    /// coordinator does not answer (said after [`COORDINATOR_PATIENCE`]).
+    pub fn fence_state(&self, now: Instant, grouped: bool) -> Option<FenceState> {
         let since = self.fence.as_ref()?.since;
         Some(match self.phase {
             Phase::Ready => FenceState::Fenced,
-            Phase::Unready { .. } if now.saturating_duration_since(since) < FENCE_WAIT => {
+            Phase::Unready { .. }
+                if !grouped || now.saturating_duration_since(since) < FENCE_WAIT =>
+            {
                 FenceState::Pending
             }
             Phase::Unready { .. } => FenceState::TimedOut,
@@ -270,7 +272,7 @@ impl Transactions {
             Phase::Ready => Finish::Commit,
             Phase::Committing { since } => Finish::ContinueCommit { since },
             Phase::Aborting { since } => Finish::Abort { since },
-            Phase::Unready { .. } | Phase::Refused { .. } | Phase::Fenced | Phase::Standby => {
+            Phase::Unready { .. } | Phase::Refused { .. } | Phase::Standby => {
                 Finish::Done { left_open: open }
             }
         }
@@ -282,10 +284,10 @@ impl Transactions {
         self.phase == Phase::Ready
     }
 
-    /// Whether the lane gave up until someone acts (refused, fenced): the producer keeps
-    /// saying so until it is replaced.
+    /// Whether the lane gave up until someone acts (refused): the producer keeps saying so
+    /// until it is replaced.
     pub fn gave_up(&self) -> bool {
-        matches!(self.phase, Phase::Refused { .. } | Phase::Fenced)
+        matches!(self.phase, Phase::Refused { .. })
     }
 
     /// Why the lane copies nothing, when it gave up.
@@ -346,12 +348,6 @@ impl Transactions {
         self.phase = Phase::Refused {
             retry_at: now + REFUSED_RETRY,
         };
-    }
-
-    /// Another process has the id: nothing more is copied here.
-    pub fn fenced(&mut self, why: String) {
-        self.failure = Some(why);
-        self.phase = Phase::Fenced;
     }
 
     /// The lane's unit is not this process's: nothing registers until a fence.
@@ -640,17 +636,28 @@ mod tests {
     fn a_fence_is_pending_until_registered_refused_or_timed_out() {
         let t0 = Instant::now();
         let mut t = Transactions::new(Duration::from_millis(100), t0).standing_by();
-        assert_eq!(t.fence_state(t0), None);
+        assert_eq!(t.fence_state(t0, true), None);
         let (done, _answers) = Reply::channel();
         t.begin_fence(Fencing { since: t0, done });
         let just_before = t0 + FENCE_WAIT - Duration::from_millis(1);
-        assert_eq!(t.fence_state(just_before), Some(FenceState::Pending));
-        assert_eq!(t.fence_state(t0 + FENCE_WAIT), Some(FenceState::TimedOut));
+        assert_eq!(t.fence_state(just_before, true), Some(FenceState::Pending));
+        assert_eq!(
+            t.fence_state(t0 + FENCE_WAIT, true),
+            Some(FenceState::TimedOut)
+        );
+        assert_eq!(
+            t.fence_state(t0 + FENCE_WAIT, false),
+            Some(FenceState::Pending),
+            "alone, a fence waits for the coordinator"
+        );
         t.registered_now();
-        assert_eq!(t.fence_state(t0 + FENCE_WAIT), Some(FenceState::Fenced));
-        t.fenced("another process".to_string());
-        assert_eq!(t.fence_state(t0), Some(FenceState::Refused));
-        assert!(t.take_fence().is_some() && t.fence_state(t0).is_none());
+        assert_eq!(
+            t.fence_state(t0 + FENCE_WAIT, true),
+            Some(FenceState::Fenced)
+        );
+        t.refused("no ACL".to_string(), t0);
+        assert_eq!(t.fence_state(t0, true), Some(FenceState::Refused));
+        assert!(t.take_fence().is_some() && t.fence_state(t0, true).is_none());
     }
 
     #[test]
@@ -663,7 +670,7 @@ mod tests {
         assert_eq!(t.finish(true), Finish::ContinueCommit { since: t0 });
         t.aborting("x", Instant::now());
         assert!(matches!(t.finish(true), Finish::Abort { .. }));
-        t.fenced("y".to_string());
+        t.refused("y".to_string(), t0);
         assert_eq!(t.finish(true), Finish::Done { left_open: true });
     }
 

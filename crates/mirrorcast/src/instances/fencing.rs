@@ -181,6 +181,7 @@ mod tests {
             flow,
             commands,
             target_consumer: rdkafka::ClientConfig::new(),
+            lost: Default::default(),
         };
         (member, receivers)
     }

@@ -456,6 +456,13 @@ impl Membership {
                 let mut state = consumer.context().lock();
                 let state = &mut *state;
                 if let Some(units) = &mut state.units {
+                    for (flow, member) in self.flows.iter().enumerate() {
+                        let lost = member.lost.take();
+                        let still = units.lost(flow, &lost);
+                        if !still.is_empty() {
+                            warn!(flow = %member.flow.name(), "copy unit(s) {still:?} lost their transactional ids on {} while the group still gives them to this process (a transaction outlived `transaction.timeout.ms`, or another instance fenced them before the group moved them): they are fenced again and go on from the progress read then", member.flow.target);
+                        }
+                    }
                     let fenced = fences.advance(&self.flows, units);
                     state.to_acquire.extend(fenced);
                 }

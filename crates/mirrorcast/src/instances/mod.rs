@@ -31,6 +31,9 @@ pub struct MemberFlow {
     pub commands: Commands,
     /// Reads the flow's progress topic on its target.
     pub target_consumer: ClientConfig,
+    /// Exactly once: units fenced from under their lane, to fence again while the group
+    /// still gives them.
+    pub lost: crate::plan::LostUnits,
 }
 
 /// The partition whose owner leads the flows: partition 0 of the first subscribed topic. It

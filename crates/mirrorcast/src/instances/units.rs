@@ -139,6 +139,25 @@ impl Units {
         held.into_iter().collect()
     }
 
+    /// Flow `flow`'s lanes of `units` were fenced from under them (their partitions dropped
+    /// without a write): those the group still gives are fenced again and their partitions
+    /// acquired anew. Returns those.
+    pub fn lost(&mut self, flow: usize, units: &[usize]) -> Vec<usize> {
+        let (Some(fenced), Some(acquired)) =
+            (self.fenced.get_mut(flow), self.acquired.get_mut(flow))
+        else {
+            return Vec::new();
+        };
+        let still: BTreeSet<usize> = units
+            .iter()
+            .copied()
+            .filter(|u| fenced.remove(u) && self.given.contains(u))
+            .collect();
+        let dropped = partitions_of(&still, self.count, &self.topics);
+        acquired.retain(|p| !dropped.contains(p));
+        still.into_iter().collect()
+    }
+
     /// Units flow `flow` has yet to fence.
     pub fn to_fence(&self, flow: usize) -> Vec<usize> {
         let fenced = self.fenced.get(flow);
@@ -312,6 +331,26 @@ mod tests {
         assert_eq!(units.fenced(0, &[1], asked), None);
         assert_eq!(units.to_fence(0), vec![1], "asked again");
         assert!(units.fenced(0, &[1], units.generation()).is_some());
+    }
+
+    #[test]
+    fn a_unit_lost_while_given_is_fenced_again_and_its_partitions_acquired_anew() {
+        let topic = units_topic("g");
+        let mut units = Units::new(topic, 2, 2);
+        units.listed([("t".to_string(), 4)].into());
+        units.assigned(&[0, 1]);
+        let now = units.generation();
+        let unit_1 = units.fenced(0, &[1], now).unwrap();
+        units.fenced(0, &[0], now).unwrap();
+        units.fenced(1, &[0, 1], now).unwrap();
+        assert_eq!(units.lost(0, &[1]), vec![1]);
+        assert_eq!(units.to_fence(0), vec![1], "flow 0 fences it again");
+        assert!(units.to_fence(1).is_empty(), "flow 1 kept it");
+        assert_eq!(units.fenced(0, &[1], units.generation()), Some(unit_1));
+        // Taken back by the group meanwhile: nothing to fence again.
+        units.revoked(&[0]);
+        assert!(units.lost(0, &[0]).is_empty());
+        assert!(units.to_fence(0).is_empty());
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! them back when a flow starts.
 
 pub mod codec;
+pub mod writers;
 
 use std::collections::HashMap;
 

@@ -249,6 +249,7 @@ pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<ToCopier>) {
         shutdown: Shutdown::new(),
         observe: Observability::new(),
         clock: Clock::system(),
+        lost: Default::default(),
     };
     (manager, receiver)
 }

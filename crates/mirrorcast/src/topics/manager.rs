@@ -28,6 +28,9 @@ use crate::plan::{Command, Commands, Route};
 use crate::progress;
 use crate::shutdown::Shutdown;
 
+/// How often, between rounds, the manager looks for copy units fenced from under their lane.
+const LOST_UNITS_CHECK: std::time::Duration = std::time::Duration::from_millis(200);
+
 // `crate::heartbeats` makes the heartbeats topic of pairs without a flow with it.
 pub(crate) use super::internal_topics::ensure_internal_topic;
 
@@ -46,6 +49,9 @@ pub struct TopicManager {
     pub observe: Observability,
     /// What the rounds are timed by.
     pub clock: Clock,
+    /// Exactly once: copy units whose id was fenced from under their lane (without a group,
+    /// the manager fences them again).
+    pub lost: crate::plan::LostUnits,
 }
 
 /// What the manager remembers between rounds.
@@ -141,6 +147,11 @@ impl TopicManager {
         if created.is_none() {
             return;
         }
+        // Exactly once: nobody else can commit with the ids once registered here, so the
+        // progress read afterwards is final.
+        if self.fences_alone() && self.take_over_ids(&mut retry).is_none() {
+            return;
+        }
         // The copier starts each partition from the stored progress: it comes before any route.
         let progress_topic = self.flow.progress_topic();
         let Some(progress) =
@@ -177,9 +188,31 @@ impl TopicManager {
         }
         let mut rounds = Rounds::new(&self, health, backoff);
         // `None`: the copier is gone.
+        let mut taken_over = false;
+        let (mut lost_health, mut lost_backoff) = (Health::default(), Backoff::default());
         while let Some(pause) = self.pass(&mut rounds, &source, &target, &mut known) {
-            if self.shutdown.sleep(pause) {
-                return;
+            if !self.fences_alone() {
+                if self.shutdown.sleep(pause) {
+                    return;
+                }
+                continue;
+            }
+            // Meanwhile a unit fenced from under its lane is given back soon, not a round later.
+            let until = std::time::Instant::now() + pause;
+            while let Some(left) = until.checked_duration_since(std::time::Instant::now()) {
+                if self.shutdown.sleep(left.min(LOST_UNITS_CHECK)) {
+                    return;
+                }
+                let mut retry = Retry {
+                    flow: &name,
+                    shutdown: &self.shutdown,
+                    backoff: &mut lost_backoff,
+                    health: &mut lost_health,
+                    on_failure: &show_failure,
+                };
+                if self.refence_lost(&mut retry, &mut taken_over).is_none() {
+                    return;
+                }
             }
         }
     }

@@ -12,6 +12,7 @@ mod config_round;
 pub(crate) mod created;
 #[cfg(test)]
 pub(crate) mod fake;
+mod fence;
 mod internal_topics;
 pub(crate) mod manager;
 mod refresh_round;

@@ -10,6 +10,7 @@ mod cli;
 mod demo;
 mod deploy;
 mod exactly_once;
+mod exactly_once_overlap;
 mod fanout;
 mod faults;
 mod groups;

@@ -31,6 +31,7 @@ impl<T: Target> Lane<T> {
                     self.forget(&topic, io);
                 }
             }
+            Command::Refenced { unit, progress } => self.refenced(unit, &progress, io),
         }
     }
 

@@ -342,32 +342,22 @@ impl<T: Target> Lane<T> {
         }
         let id = self.transactional_id();
         match fatal {
-            TxnFatal::Fenced(reason) if self.ctx.standing.is_grouped() => {
-                // The group gave the unit to another instance, which registered its id: that
-                // one copies its partitions from the progress committed here.
+            TxnFatal::Fenced(reason) => {
+                // Another process registered the id (it took the unit over), or the target's
+                // coordinator ended a transaction that outlived its timeout and bumped the
+                // id's epoch. Either way nothing held here may commit: the partitions are
+                // dropped without a write, and whoever gives units decides (the unit is
+                // fenced again and its progress read afterwards, unless it was taken over).
+                let unit = self.book.shard().index;
                 warn!(
                     flow = %self.ctx.flow_name,
-                    "another instance took copy unit {} ({id}: this producer was fenced: \
-                     {reason}); its partitions are dropped here without writing",
-                    self.book.shard().index
+                    "copy unit {unit} lost transactional id {id} on {} (this producer was \
+                     fenced: {reason}); its partitions are dropped here without writing until \
+                     the unit is fenced again, unless another process took it over",
+                    self.ctx.flow.target
                 );
                 self.drop_unit(io);
-            }
-            TxnFatal::Fenced(reason) => {
-                let message = format!(
-                    "another process copies {} to {} with transactional id {id} (this producer \
-                     was fenced: {reason}); this process stops copying those partitions",
-                    self.ctx.flow_name, self.ctx.flow.target
-                );
-                error!(flow = %self.ctx.flow_name, "{message}");
-                self.house.reporter.failed(&message);
-                for slot in self.book.slots() {
-                    self.stop_reading(slot, io);
-                    self.book[slot].mode = Mode::Stopped;
-                }
-                if let Some(transactions) = &mut self.transactions {
-                    transactions.fenced(message);
-                }
+                self.ctx.lost.report(unit);
             }
             TxnFatal::Refused(reason) => {
                 let message = format!(

@@ -199,11 +199,11 @@ impl<T: Target> Lane<T> {
 
     /// Answers a fence in progress once its registration ended one way or the other.
     pub(super) fn settle_fence(&mut self) {
-        let now = self.ctx.clock.now();
+        let (now, grouped) = (self.ctx.clock.now(), self.ctx.standing.is_grouped());
         let Some(transactions) = &mut self.transactions else {
             return;
         };
-        let Some(state) = transactions.fence_state(now) else {
+        let Some(state) = transactions.fence_state(now, grouped) else {
             return;
         };
         let id = self.ctx.flow.transactional_id(self.book.shard().index);
@@ -260,6 +260,29 @@ impl<T: Target> Lane<T> {
         self.retire(&slots);
         self.book.unassign_unit();
         self.yield_units(&[self.book.shard().index]);
+    }
+
+    /// Exactly once without a group: the lane's unit registered its id again after it was
+    /// fenced from under it, and `progress` was read afterwards: its partitions go on from
+    /// there (what the dropped transaction held is copied again).
+    pub(super) fn refenced<R: Reader>(
+        &mut self,
+        unit: usize,
+        progress: &Progress,
+        io: &mut Reading<'_, R>,
+    ) {
+        if unit != self.book.shard().index || self.transactions.is_none() {
+            return;
+        }
+        let stored = self.book.refenced(progress);
+        info!(
+            flow = %self.ctx.flow_name,
+            "copy unit {unit} registered its transactional id on {} again: its partitions go \
+             on from the progress read afterwards ({stored} stored)",
+            self.ctx.flow.target
+        );
+        let routes = self.book.known_routes();
+        self.add_routes(routes, io);
     }
 
     /// Replaces the target producer, dropping what the old one held without reports.

@@ -30,7 +30,10 @@ impl<T: Target> Lane<T> {
     /// Deliveries, progress, metrics, heartbeats and offset syncs: everything but copying.
     pub fn housekeeping<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         if !self.book.resumed() {
-            return; // the internal topics may not exist yet
+            // The internal topics may not exist yet. Exactly once, the unit registers first:
+            // the topic manager reads the progress only once it has.
+            self.advance_transaction(TRANSACTION_STEP, io);
+            return;
         }
         self.serve_target_events();
         self.handle_deliveries(io);

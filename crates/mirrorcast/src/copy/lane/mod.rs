@@ -43,7 +43,7 @@ use crate::copy::syncs::SyncWriter;
 use crate::copy::transaction::Transactions;
 use crate::offsets::translate::SyncEmitter;
 use crate::ownership::{Shard, Standing};
-use crate::plan::{Route, ToCopier};
+use crate::plan::{LostUnits, Route, ToCopier};
 use crate::progress::codec;
 use crate::shutdown::Shutdown;
 
@@ -84,6 +84,7 @@ pub(crate) struct LaneSetup<T> {
     pub transactions: Option<Transactions>,
     pub shutdown: Shutdown,
     pub clock: Clock,
+    pub lost: LostUnits,
 }
 
 /// Who a lane is: its place, its flow and what it answers to. Set at start, never changed.
@@ -97,6 +98,8 @@ pub(crate) struct LaneContext {
     pub shutdown: Shutdown,
     /// Where time comes from: every patience window, timeout and backoff of the lane.
     pub clock: Clock,
+    /// Exactly once: where the lane says its unit was fenced from under it.
+    pub lost: LostUnits,
 }
 
 impl LaneContext {
@@ -142,6 +145,7 @@ impl<T: Target> Lane<T> {
                 standing: setup.standing,
                 shutdown: setup.shutdown,
                 clock: setup.clock,
+                lost: setup.lost,
             },
             inbox: Inbox::new(setup.commands),
             target: setup.target,

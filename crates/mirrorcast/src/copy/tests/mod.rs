@@ -28,7 +28,7 @@ use crate::config::{Config, ErrorsConfig, ExactlyOnceConfig, FlowConfig};
 use crate::kafka::cluster::TopicId;
 use crate::observe::Observability;
 use crate::ownership::{Shard, Standing};
-use crate::plan::{Command, GroupCommand, Reply, Route, ToCopier};
+use crate::plan::{Command, GroupCommand, LostUnits, Reply, Route, ToCopier};
 use crate::progress::{Progress, Stored};
 use crate::shutdown::Shutdown;
 
@@ -49,6 +49,8 @@ struct Harness {
     commands: Vec<Line>,
     copy: SourceCopy<FakeTarget, FakeReader>,
     observe: Observability,
+    /// Units the lanes said were fenced from under them.
+    lost: LostUnits,
 }
 
 /// How a test's copier is made: a source `eu` copied by `targets` lanes (`na`, then `sa`).
@@ -134,6 +136,7 @@ impl Setup {
         let observe = Observability::new();
         let shutdown = Shutdown::new();
         let (mut lanes, mut fakes, mut lines, mut own) = (vec![], vec![], vec![], vec![]);
+        let lost = LostUnits::default();
         for (index, name) in TARGETS.iter().take(self.targets).enumerate() {
             let mut flow = flows.iter().find(|f| f.target == *name).unwrap().clone();
             flow.progress.interval = Duration::from_millis(20);
@@ -143,14 +146,10 @@ impl Setup {
             let (sender, commands) = mpsc::channel();
             let target = FakeTarget::new(self.capacity, self.clock.clone());
             target.state().transaction.enabled = flow.exactly_once.is_some();
-            let transactions = flow.exactly_once.as_ref().map(|e| {
-                let transactions = Transactions::new(e.commit_interval, self.clock.now());
-                if self.standing.is_grouped() {
-                    transactions.standing_by()
-                } else {
-                    transactions
-                }
-            });
+            let transactions = flow
+                .exactly_once
+                .as_ref()
+                .map(|e| Transactions::new(e.commit_interval, self.clock.now()).standing_by());
             lanes.push(Lane::new(LaneSetup {
                 index,
                 shard: self.shard,
@@ -166,6 +165,7 @@ impl Setup {
                 transactions,
                 shutdown: shutdown.clone(),
                 clock: self.clock.clone(),
+                lost: lost.clone(),
             }));
             fakes.push(target);
             lines.push(Line(sender));
@@ -189,6 +189,7 @@ impl Setup {
             commands: lines,
             copy,
             observe,
+            lost,
         }
     }
 }
@@ -222,8 +223,22 @@ impl Harness {
                 (("t".into(), p), Stored { offset, topic_id })
             })
             .collect();
+        self.fence_alone(lane);
         self.commands[lane].send(Command::Resume(progress)).unwrap();
         self.route(lane, partitions, id);
+    }
+
+    /// Exactly once without a group: the topic manager's fence of the lane's unit before it
+    /// reads the progress (its answer is not awaited).
+    fn fence_alone(&self, lane: usize) {
+        if self.lane(lane).transactions.is_none() || self.lane(lane).ctx.standing.is_grouped() {
+            return;
+        }
+        let (done, _) = Reply::channel();
+        let units = vec![self.lane(lane).book.shard().index];
+        self.commands[lane]
+            .send(GroupCommand::Fence { units, done })
+            .unwrap();
     }
 
     /// The topic manager's routes for topic `t`, whose ID is `id`.
@@ -234,6 +249,7 @@ impl Harness {
     /// [`Harness::start`] from no progress, where the remote topic's `max.message.bytes` is
     /// `limit`.
     fn start_limited(&self, lane: usize, partitions: i32, limit: u32) {
+        self.fence_alone(lane);
         self.commands[lane]
             .send(Command::Resume(Progress::new()))
             .unwrap();
