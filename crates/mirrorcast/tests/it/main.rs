@@ -10,7 +10,7 @@ mod cli;
 mod demo;
 mod deploy;
 mod exactly_once;
-mod exactly_once_overlap;
+mod exactly_once_fencing;
 mod fanout;
 mod faults;
 mod groups;
