@@ -173,7 +173,7 @@ fn assert_each_record_committed_once(europe: &str, north: &str, replicators: &[&
 
 #[test]
 fn a_transaction_the_target_timed_out_is_no_takeover_and_the_copy_goes_on() {
-    let mut clusters = start_kafka_clusters(&["europe", "northamerica"], &KafkaOptions::default());
+    let clusters = start_kafka_clusters(&["europe", "northamerica"], &KafkaOptions::default());
     let (europe, north) = (
         clusters.bootstrap("europe"),
         clusters.bootstrap("northamerica"),
