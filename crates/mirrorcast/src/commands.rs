@@ -202,7 +202,12 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
         );
     }
     if args.apply {
-        let applied = groups::apply_to_target(&target_consumer, &args.group, &translations)?;
+        let applied = groups::apply_to_target(
+            &source_consumer,
+            &target_consumer,
+            &args.group,
+            &translations,
+        )?;
         if applied.group_active {
             anyhow::bail!(
                 "group {} has active members on {}: nothing written",

@@ -17,7 +17,7 @@ use crate::instances::MemberFlow;
 use crate::kafka::admin::TopicAdmin;
 use crate::kafka::clients::{client_config, member_config};
 use crate::observe::Observability;
-use crate::offsets::groups::CheckpointTask;
+use crate::offsets::checkpoints::CheckpointTask;
 use crate::ownership::shard::Shard;
 use crate::ownership::Standing;
 use crate::plan::Commands;

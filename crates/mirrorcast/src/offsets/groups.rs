@@ -1,27 +1,29 @@
-//! Consumer groups across clusters, as MM2's checkpoint connector does it: read the offset
-//! syncs, translate the committed offsets of the source's groups, write checkpoints to
-//! `<source>.checkpoints.internal` on the target, and (with `sync.group.offsets.enabled`) commit
-//! the translated offsets into the same group on the target, only while that group has no
-//! active members there and never backwards. `translate-offsets` uses the same functions.
+//! Consumer groups across clusters, as MM2's checkpoint connector does it: translate the
+//! committed offsets of the source's groups with the offset syncs, and (with
+//! `sync.group.offsets.enabled`) commit them into the same groups on the target, only while a
+//! group has no active members there and never backwards. The checkpoint task
+//! ([`super::checkpoints`]) and `translate-offsets` use the same functions.
+//!
+//! A round reads everything for all its groups over one pair of clients: one metadata fetch,
+//! every group's committed offsets at once (admin requests in flight together), the remote
+//! partitions' ends in one ListOffsets; so a round over thousands of groups takes seconds, not
+//! a client and a metadata fetch per group.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
-use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
-use tracing::{info, warn};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
-use super::codec::Checkpoint;
-use super::sync_store::{Histories, OffsetSyncStore};
+use super::sync_store::Histories;
 use crate::config::FlowConfig;
-use crate::health::Health;
 use crate::kafka::clients::ClientLog;
+use crate::kafka::ffi::{self, AdminExtError, CommittedOffset};
 use crate::kafka::log_reader::LogReadError;
-use crate::shutdown::Shutdown;
+use crate::plan::Route;
 use crate::topics::replicated_topics;
 
-const TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What can go wrong translating consumer group offsets and writing checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,8 @@ pub enum GroupsError {
     NoCheckpoints,
     #[error("cannot create the checkpoint producer: {0}")]
     Producer(#[source] rdkafka::error::KafkaError),
+    #[error(transparent)]
+    Admin(#[from] AdminExtError),
 }
 
 /// A translation that pointed past the end of its remote partition (a forged or stale offset
@@ -76,24 +80,6 @@ pub fn clamp_to_ends(
     clamped
 }
 
-/// The end offsets of the remote partitions of `translations` on the target.
-fn remote_ends(
-    target_consumer: &ClientConfig,
-    translations: &[Translation],
-) -> Result<HashMap<(String, i32), i64>, GroupsError> {
-    let reader = consumer(
-        target_consumer,
-        "mirrorcast-remote-ends",
-        "remote end reader",
-    )?;
-    let mut ends = HashMap::new();
-    for t in translations.iter().filter(|t| t.downstream.is_some()) {
-        let (_, high) = reader.fetch_watermarks(&t.remote_topic, t.partition, TIMEOUT)?;
-        ends.insert((t.remote_topic.clone(), t.partition), high);
-    }
-    Ok(ends)
-}
-
 /// One partition of a group, translated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Translation {
@@ -108,96 +94,6 @@ pub struct Translation {
     pub metadata: String,
 }
 
-fn consumer(
-    config: &ClientConfig,
-    group: &str,
-    label: &str,
-) -> Result<BaseConsumer<ClientLog>, GroupsError> {
-    let mut config = config.clone();
-    config
-        .set("group.id", group)
-        .set("enable.auto.commit", "false");
-    Ok(config.create_with_context(ClientLog::new(label.to_string()).trusting(&config))?)
-}
-
-/// The source groups the flow checkpoints: listed on the source, filtered by `groups`.
-pub fn source_groups(
-    flow: &FlowConfig,
-    source_consumer: &ClientConfig,
-) -> Result<Vec<String>, GroupsError> {
-    let lister = consumer(source_consumer, "mirrorcast-group-lister", "group lister")?;
-    let groups = lister.fetch_group_list(None, TIMEOUT)?;
-    Ok(groups
-        .groups()
-        .iter()
-        .map(|g| g.name().to_string())
-        .filter(|g| flow.groups.filter.accepts(g))
-        .collect())
-}
-
-/// The committed offsets of `group` on the source for the partitions the flow replicates,
-/// translated to the target and clamped to the remote partitions' ends (what was clamped is
-/// returned too).
-pub fn translate_group(
-    flow: &FlowConfig,
-    source_consumer: &ClientConfig,
-    target_consumer: &ClientConfig,
-    syncs: &Histories,
-    group: &str,
-) -> Result<(Vec<Translation>, Vec<Clamped>), GroupsError> {
-    let mut translations = translate_committed(flow, source_consumer, syncs, group)?;
-    let ends = remote_ends(target_consumer, &translations)?;
-    let clamped = clamp_to_ends(&mut translations, &ends);
-    Ok((translations, clamped))
-}
-
-fn translate_committed(
-    flow: &FlowConfig,
-    source_consumer: &ClientConfig,
-    syncs: &Histories,
-    group: &str,
-) -> Result<Vec<Translation>, GroupsError> {
-    let reader = consumer(source_consumer, group, "group offsets reader")?;
-    let metadata = reader.fetch_metadata(None, TIMEOUT)?;
-    let topics: BTreeMap<String, i32> = metadata
-        .topics()
-        .iter()
-        .map(|t| (t.name().to_string(), t.partitions().len() as i32))
-        .collect();
-    let routes = replicated_topics(flow, &topics);
-    let mut list = TopicPartitionList::new();
-    for route in &routes {
-        for p in 0..route.partitions {
-            list.add_partition(&route.source_topic, p);
-        }
-    }
-    if list.count() == 0 {
-        return Ok(Vec::new());
-    }
-    let committed = reader.committed_offsets(list, TIMEOUT)?;
-    let mut translations = Vec::new();
-    for element in committed.elements() {
-        let Offset::Offset(upstream) = element.offset() else {
-            continue; // nothing committed
-        };
-        let Some(route) = routes.iter().find(|r| r.source_topic == element.topic()) else {
-            continue;
-        };
-        let downstream = syncs
-            .get(&(element.topic().to_string(), element.partition()))
-            .and_then(|h| h.translate(upstream));
-        translations.push(Translation {
-            topic: element.topic().to_string(),
-            remote_topic: route.remote_topic.clone(),
-            partition: element.partition(),
-            upstream,
-            downstream,
-            metadata: element.metadata().to_string(),
-        });
-    }
-    Ok(translations)
-}
-
 /// What applying translations to a target group did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Applied {
@@ -208,283 +104,299 @@ pub struct Applied {
     pub not_backwards: usize,
 }
 
-/// Commits translated offsets into `group` on the target, if it has no active members there
-/// (classic members as listed, or members on the new consumer protocol, whose coordinator
-/// refuses the commit), never moving an offset backwards.
-pub fn apply_to_target(
-    target_consumer: &ClientConfig,
-    group: &str,
-    translations: &[Translation],
-) -> Result<Applied, GroupsError> {
-    let client = consumer(target_consumer, group, "group offsets writer")?;
-    let listed = client.fetch_group_list(Some(group), TIMEOUT)?;
-    if listed
-        .groups()
+/// Whether a commit was refused because the group has members (and we are not one of them).
+fn refused_as_active(error: &AdminExtError) -> bool {
+    use rdkafka::types::RDKafkaErrorCode::*;
+    matches!(
+        error,
+        AdminExtError::Broker {
+            code: UnknownMemberId | IllegalGeneration | StaleMemberEpoch | RebalanceInProgress,
+            ..
+        }
+    )
+}
+
+/// The translations of one group's committed offsets on the source, for the partitions of
+/// `routes` (a partition with no sync old enough has no downstream offset).
+pub fn translate_committed(
+    routes: &[Route],
+    committed: &[CommittedOffset],
+    syncs: &Histories,
+) -> Vec<Translation> {
+    let remote: HashMap<&str, &Route> = routes
         .iter()
-        .any(|g| g.name() == group && !g.members().is_empty())
-    {
-        return Ok(Applied {
-            group_active: true,
-            ..Applied::default()
-        });
-    }
-    let mut query = TopicPartitionList::new();
-    for t in translations.iter().filter(|t| t.downstream.is_some()) {
-        query.add_partition(&t.remote_topic, t.partition);
-    }
-    if query.count() == 0 {
-        return Ok(Applied::default());
-    }
-    let current = client.committed_offsets(query, TIMEOUT)?;
-    let mut commit = TopicPartitionList::new();
+        .map(|r| (r.source_topic.as_str(), r))
+        .collect();
+    committed
+        .iter()
+        .filter_map(|c| {
+            let route = remote.get(c.topic.as_str())?;
+            if c.offset < 0 || c.partition >= route.partitions {
+                return None;
+            }
+            let downstream = syncs
+                .get(&(c.topic.clone(), c.partition))
+                .and_then(|h| h.translate(c.offset));
+            Some(Translation {
+                topic: c.topic.clone(),
+                remote_topic: route.remote_topic.clone(),
+                partition: c.partition,
+                upstream: c.offset,
+                downstream,
+                metadata: c.metadata.clone(),
+            })
+        })
+        .collect()
+}
+
+/// What to commit into a target group given what it has committed (`current`): the
+/// translations that move an offset forward, never back.
+pub fn forward_commits(
+    translations: &[Translation],
+    current: &[CommittedOffset],
+) -> (Vec<(String, i32, i64)>, Applied) {
+    let existing: HashMap<(&str, i32), i64> = current
+        .iter()
+        .map(|c| ((c.topic.as_str(), c.partition), c.offset))
+        .collect();
     let mut applied = Applied::default();
+    let mut commits = Vec::new();
     for t in translations {
         let Some(downstream) = t.downstream else {
             continue;
         };
-        let existing = current
-            .find_partition(&t.remote_topic, t.partition)
-            .and_then(|e| match e.offset() {
-                Offset::Offset(o) => Some(o),
-                _ => None,
-            });
-        if existing.is_some_and(|o| o >= downstream) {
+        if existing
+            .get(&(t.remote_topic.as_str(), t.partition))
+            .is_some_and(|&o| o >= downstream)
+        {
             applied.not_backwards += 1;
             continue;
         }
-        commit.add_partition_offset(&t.remote_topic, t.partition, Offset::Offset(downstream))?;
+        commits.push((t.remote_topic.clone(), t.partition, downstream));
         applied.written += 1;
     }
-    if commit.count() > 0 {
-        if let Err(e) = client.commit(&commit, CommitMode::Sync) {
-            // A group on the new consumer protocol (KIP-848) has members the classic listing
-            // above does not show; its coordinator refuses a commit from outside the group.
-            if refused_as_active(&e) {
-                return Ok(Applied {
-                    group_active: true,
-                    ..Applied::default()
-                });
-            }
-            return Err(e.into());
-        }
+    (commits, applied)
+}
+
+/// A group's translations, and those brought back to their remote partition's end.
+pub type Translated = (Vec<Translation>, Vec<Clamped>);
+
+/// Per group, its own outcome: one group that fails leaves the others.
+pub type PerGroup<T> = Vec<(String, Result<T, GroupsError>)>;
+
+/// The clients a round reads and writes groups with: one on the source, one on the target,
+/// kept for as long as the task runs.
+pub struct GroupClients {
+    source: BaseConsumer<ClientLog>,
+    target: BaseConsumer<ClientLog>,
+}
+
+impl GroupClients {
+    pub fn new(
+        source_consumer: &ClientConfig,
+        target_consumer: &ClientConfig,
+    ) -> Result<Self, GroupsError> {
+        let client = |config: &ClientConfig, label: &str| {
+            let mut config = config.clone();
+            config
+                .set("group.id", "mirrorcast-group-offsets")
+                .set("enable.auto.commit", "false");
+            config.create_with_context(ClientLog::new(label.to_string()).trusting(&config))
+        };
+        Ok(GroupClients {
+            source: client(source_consumer, "source groups")?,
+            target: client(target_consumer, "target groups")?,
+        })
     }
-    Ok(applied)
-}
 
-/// Whether a commit was refused because the group has members (and we are not one of them).
-fn refused_as_active(error: &rdkafka::error::KafkaError) -> bool {
-    use rdkafka::types::RDKafkaErrorCode::*;
-    matches!(
-        error.rdkafka_error_code(),
-        Some(UnknownMemberId | IllegalGeneration | StaleMemberEpoch | RebalanceInProgress)
-    )
-}
+    /// The source groups the flow checkpoints: listed on the source, filtered by `groups`.
+    pub fn source_groups(&self, flow: &FlowConfig) -> Result<Vec<String>, GroupsError> {
+        let groups = self.source.fetch_group_list(None, TIMEOUT)?;
+        Ok(groups
+            .groups()
+            .iter()
+            .map(|g| g.name().to_string())
+            .filter(|g| flow.groups.filter.accepts(g))
+            .collect())
+    }
 
-/// The checkpoint task of one flow.
-pub struct CheckpointTask {
-    pub flow: FlowConfig,
-    /// With instances sharing the source, only the leading one checkpoints.
-    pub standing: crate::ownership::Standing,
-    /// `mirrorcast_checkpoint_rounds_total` of the flow.
-    pub rounds: prometheus_client::metrics::counter::Counter,
-    pub source_consumer: ClientConfig,
-    pub target_consumer: ClientConfig,
-    pub target_producer: ClientConfig,
-    /// A consumer of the cluster the offset syncs are on.
-    pub syncs_consumer: ClientConfig,
-    pub shutdown: Shutdown,
-}
-
-/// What the checkpoint task remembers between rounds.
-#[derive(Default)]
-struct RoundState {
-    /// Last checkpoint per (group, remote topic, partition): written only when it moved.
-    last: HashMap<(String, String, i32), (i64, i64)>,
-    /// Per group, whether its round fails (logged once per change).
-    groups: HashMap<String, Health>,
-    /// Translations already reported as clamped (once each).
-    clamped: HashSet<(String, String, i32)>,
-}
-
-impl CheckpointTask {
-    /// One group of a round: checkpoints that moved, and (when due) the target group's offsets.
-    fn group_round(
+    /// Every group's committed offsets on the source for the partitions the flow replicates,
+    /// translated and clamped to the remote partitions' ends; per group, as a group that fails
+    /// leaves the others.
+    pub fn translate(
         &self,
-        group: &str,
-        histories: &Histories,
-        producer: &BaseProducer<ClientLog>,
-        sync_groups: bool,
-        state: &mut RoundState,
-    ) -> Result<usize, GroupsError> {
-        let name = self.flow.name();
-        let (translations, clamped) = translate_group(
-            &self.flow,
-            &self.source_consumer,
-            &self.target_consumer,
-            histories,
-            group,
-        )?;
-        for c in clamped {
-            if state
-                .clamped
-                .insert((group.to_string(), c.remote_topic.clone(), c.partition))
-            {
-                warn!(
-                    flow = %name, group,
-                    "an offset sync translates to {} in {}[{}], past its end {}: using the end (a \
-                     forged or stale sync in {}?)",
-                    c.translated, c.remote_topic, c.partition, c.end,
-                    self.flow.offset_syncs.as_ref().map_or("", |s| s.topic.as_str())
-                );
-            }
-        }
-        let mut written = 0;
-        for t in &translations {
-            let Some(downstream) = t.downstream else {
-                continue;
-            };
-            let id = (group.to_string(), t.remote_topic.clone(), t.partition);
-            let moved = match state.last.get(&id) {
-                None => true,
-                Some((up, down)) => downstream > *down || t.upstream < *up,
-            };
-            if !moved {
-                continue;
-            }
-            let checkpoint = Checkpoint {
-                group: group.to_string(),
-                topic: t.remote_topic.clone(),
-                partition: t.partition,
-                upstream_offset: t.upstream,
-                downstream_offset: downstream,
-                metadata: t.metadata.clone(),
-            };
-            let (key, value) = (checkpoint.key(), checkpoint.value());
-            let record: BaseRecord<'_, [u8], [u8]> =
-                BaseRecord::to(&self.flow.groups.checkpoints_topic)
-                    .partition(0)
-                    .key(&key[..])
-                    .payload(&value[..]);
-            if producer.send(record).is_ok() {
-                state.last.insert(id, (t.upstream, downstream));
-                written += 1;
-            }
-        }
-        if sync_groups {
-            let applied = apply_to_target(&self.target_consumer, group, &translations)?;
-            if applied.written > 0 {
-                info!(flow = %name, group, "synced {} offset(s) to the target group", applied.written);
-            }
-        }
-        Ok(written)
+        flow: &FlowConfig,
+        syncs: &Histories,
+        groups: &[String],
+    ) -> Result<PerGroup<Translated>, GroupsError> {
+        let metadata = self.source.fetch_metadata(None, TIMEOUT)?;
+        let topics: BTreeMap<String, i32> = metadata
+            .topics()
+            .iter()
+            .map(|t| (t.name().to_string(), t.partitions().len() as i32))
+            .collect();
+        let routes = replicated_topics(flow, &topics);
+        let translated: PerGroup<Vec<Translation>> =
+            ffi::list_group_offsets(self.source.client(), groups, TIMEOUT)
+                .into_iter()
+                .map(|(group, committed)| {
+                    let translations = committed
+                        .map(|c| translate_committed(&routes, &c, syncs))
+                        .map_err(GroupsError::from);
+                    (group, translations)
+                })
+                .collect();
+        let wanted: Vec<&Translation> = translated
+            .iter()
+            .filter_map(|(_, t)| t.as_ref().ok())
+            .flatten()
+            .filter(|t| t.downstream.is_some())
+            .collect();
+        let ends = self.remote_ends(&wanted)?;
+        Ok(translated
+            .into_iter()
+            .map(|(group, translations)| {
+                let clamped = translations.map(|mut translations| {
+                    let clamped = clamp_to_ends(&mut translations, &ends);
+                    (translations, clamped)
+                });
+                (group, clamped)
+            })
+            .collect())
     }
 
-    /// The checkpoints already in the checkpoints topic, newest per (group, topic, partition):
-    /// after a restart nothing is emitted again unless it moved, and never backwards (as MM2
-    /// reloads its checkpoints since 3.7). An unreadable topic starts afresh, said once.
-    fn emitted_checkpoints(&self) -> HashMap<(String, String, i32), (i64, i64)> {
-        let mut last = HashMap::new();
-        let topic = &self.flow.groups.checkpoints_topic;
-        let read = crate::kafka::log_reader::read_to_end(
-            &self.target_consumer,
-            "mirrorcast-checkpoints-reader",
-            topic,
-            |message| {
-                let (Some(key), Some(value)) = (message.key(), message.payload()) else {
-                    return;
-                };
-                if let Ok(c) = Checkpoint::decode(key, value) {
-                    let id = (c.group, c.topic, c.partition);
-                    last.insert(id, (c.upstream_offset, c.downstream_offset));
+    /// The end offsets of the remote partitions of `translations` on the target, in one
+    /// ListOffsets (per leader).
+    fn remote_ends(
+        &self,
+        translations: &[&Translation],
+    ) -> Result<HashMap<(String, i32), i64>, GroupsError> {
+        let mut query = TopicPartitionList::new();
+        let mut seen = HashSet::new();
+        for t in translations {
+            if seen.insert((t.remote_topic.as_str(), t.partition)) {
+                query.add_partition_offset(&t.remote_topic, t.partition, Offset::End)?;
+            }
+        }
+        if query.count() == 0 {
+            return Ok(HashMap::new());
+        }
+        // Timestamp -1 (`Offset::End`) asks for the latest offset.
+        let ends = self.target.offsets_for_times(query, TIMEOUT)?;
+        Ok(ends
+            .elements()
+            .iter()
+            .filter_map(|e| match (e.error(), e.offset()) {
+                (Ok(()), Offset::Offset(end)) => {
+                    Some(((e.topic().to_string(), e.partition()), end))
                 }
-            },
-        );
-        match read {
-            Ok(()) => {}
-            Err(crate::kafka::log_reader::LogReadError::Missing(_)) => {}
-            Err(e) => warn!(
-                flow = %self.flow.name(),
-                "reading the checkpoints already in {topic}: {e}; each group's next checkpoint \
-                 is written again"
-            ),
-        }
-        last
+                _ => None,
+            })
+            .collect())
     }
 
-    /// Writes checkpoints every interval until shutdown; `Err` when it cannot start.
-    pub fn run(self) -> Result<(), GroupsError> {
-        let name = self.flow.name();
-        let Some(checkpoint_every) = self.flow.groups.checkpoint_interval else {
-            return Err(GroupsError::NoCheckpoints);
-        };
-        let Some(syncs) = self.flow.offset_syncs.clone() else {
-            return Err(GroupsError::NoSyncs);
-        };
-        let producer: BaseProducer<ClientLog> = match self.target_producer.create_with_context(
-            ClientLog::new(format!("{name} checkpoints")).trusting(&self.target_producer),
-        ) {
-            Ok(p) => p,
-            Err(e) => return Err(GroupsError::Producer(e)),
-        };
-        let mut store = OffsetSyncStore::new(&self.syncs_consumer, &syncs.topic);
-        let mut state = RoundState {
-            last: self.emitted_checkpoints(),
-            ..RoundState::default()
-        };
-        let mut health = Health::default();
-        let mut last_group_sync = None::<Instant>;
-        // The first round waits one interval, so that the copy has written syncs.
-        while !self.shutdown.sleep(checkpoint_every) {
-            if !self.standing.leads() {
-                continue; // another instance of the replicator checkpoints
+    /// Commits each group's translations into the same group on the target, if it has no
+    /// active members there (classic members as listed, or members on the new consumer
+    /// protocol, whose coordinator refuses the commit), never moving an offset backwards.
+    pub fn apply(
+        &self,
+        groups: &[(String, Vec<Translation>)],
+    ) -> Result<PerGroup<Applied>, GroupsError> {
+        let listed = self.target.fetch_group_list(None, TIMEOUT)?;
+        let active: HashSet<&str> = listed
+            .groups()
+            .iter()
+            .filter(|g| !g.members().is_empty())
+            .map(|g| g.name())
+            .collect();
+        let mut answers: PerGroup<Applied> = Vec::new();
+        let candidates: Vec<String> = groups
+            .iter()
+            .filter(|(group, translations)| {
+                let idle = !active.contains(group.as_str());
+                if !idle {
+                    let applied = Applied {
+                        group_active: true,
+                        ..Applied::default()
+                    };
+                    answers.push((group.clone(), Ok(applied)));
+                }
+                idle && translations.iter().any(|t| t.downstream.is_some())
+            })
+            .map(|(group, _)| group.clone())
+            .collect();
+        let current: HashMap<String, Result<Vec<CommittedOffset>, AdminExtError>> =
+            ffi::list_group_offsets(self.target.client(), &candidates, TIMEOUT)
+                .into_iter()
+                .collect();
+        let mut commits = Vec::new();
+        let mut planned = HashMap::new();
+        for (group, translations) in groups {
+            match current.get(group) {
+                None => {}
+                Some(Err(e)) => answers.push((group.clone(), Err(GroupsError::Admin(e.clone())))),
+                Some(Ok(current)) => {
+                    let (offsets, applied) = forward_commits(translations, current);
+                    if offsets.is_empty() {
+                        answers.push((group.clone(), Ok(applied)));
+                    } else {
+                        commits.push((group.clone(), offsets));
+                        planned.insert(group.clone(), applied);
+                    }
+                }
             }
-            let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
-                last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
+        }
+        for (group, done) in ffi::alter_group_offsets(self.target.client(), &commits, TIMEOUT) {
+            let applied = planned.remove(&group).unwrap_or_default();
+            answers.push(match done {
+                Ok(()) => (group, Ok(applied)),
+                // A group on the new consumer protocol (KIP-848) has members the classic
+                // listing does not show; its coordinator refuses a commit from outside it.
+                Err(e) if refused_as_active(&e) => (
+                    group,
+                    Ok(Applied {
+                        group_active: true,
+                        ..Applied::default()
+                    }),
+                ),
+                Err(e) => (group, Err(e.into())),
             });
-            self.rounds.inc();
-            let round = (|| -> Result<usize, GroupsError> {
-                // Read to the topic's end as of now: no checkpoint is made from a partial view.
-                let histories = store.update()?;
-                let mut written = 0;
-                for group in source_groups(&self.flow, &self.source_consumer)? {
-                    // One group's trouble is that group's: the others go on.
-                    let done =
-                        self.group_round(&group, histories, &producer, sync_groups, &mut state);
-                    let group_health = state.groups.entry(group.clone()).or_default();
-                    match done {
-                        Ok(n) => {
-                            written += n;
-                            if group_health.recovered() {
-                                info!(flow = %name, group, "checkpoints of the group: working again");
-                            }
-                        }
-                        Err(e) => {
-                            if group_health.failed() {
-                                warn!(flow = %name, group, "checkpoints of the group: {e}; retrying next interval");
-                            }
-                        }
-                    }
-                }
-                producer.flush(TIMEOUT)?;
-                Ok(written)
-            })();
-            if sync_groups {
-                last_group_sync = Some(Instant::now());
-            }
-            match round {
-                Ok(_) => {
-                    if health.recovered() {
-                        info!(flow = %name, "checkpoints: working again");
-                    }
-                }
-                Err(e) => {
-                    if health.failed() {
-                        warn!(flow = %name, "checkpoints: {e}; retrying next interval");
-                    }
-                }
-            }
         }
-        Ok(())
+        Ok(answers)
+    }
+}
+
+/// The committed offsets of `group` on the source for the partitions the flow replicates,
+/// translated to the target and clamped to the remote partitions' ends (what was clamped is
+/// returned too). For one group (`translate-offsets`).
+pub fn translate_group(
+    flow: &FlowConfig,
+    source_consumer: &ClientConfig,
+    target_consumer: &ClientConfig,
+    syncs: &Histories,
+    group: &str,
+) -> Result<Translated, GroupsError> {
+    let clients = GroupClients::new(source_consumer, target_consumer)?;
+    let groups = [group.to_string()];
+    match clients.translate(flow, syncs, &groups)?.pop() {
+        Some((_, translated)) => translated,
+        None => Ok((Vec::new(), Vec::new())),
+    }
+}
+
+/// Commits translated offsets into `group` on the target (see [`GroupClients::apply`]). For
+/// one group (`translate-offsets --apply`).
+pub fn apply_to_target(
+    source_consumer: &ClientConfig,
+    target_consumer: &ClientConfig,
+    group: &str,
+    translations: &[Translation],
+) -> Result<Applied, GroupsError> {
+    let clients = GroupClients::new(source_consumer, target_consumer)?;
+    let groups = [(group.to_string(), translations.to_vec())];
+    match clients.apply(&groups)?.pop() {
+        Some((_, applied)) => applied,
+        None => Ok(Applied::default()),
     }
 }
 
@@ -501,6 +413,79 @@ mod tests {
             downstream,
             metadata: String::new(),
         }
+    }
+
+    fn committed(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
+        CommittedOffset {
+            topic: topic.into(),
+            partition,
+            offset,
+            metadata: "m".into(),
+        }
+    }
+
+    #[test]
+    fn committed_offsets_of_replicated_partitions_translate_through_their_syncs() {
+        let routes = [Route {
+            source_topic: "orders".into(),
+            remote_topic: "europe.orders".into(),
+            partitions: 2,
+            topic_id: None,
+            max_message_bytes: None,
+        }];
+        let mut history = crate::offsets::translate::SyncHistory::default();
+        history.add(&crate::offsets::codec::OffsetSync {
+            topic: "orders".into(),
+            partition: 0,
+            upstream_offset: 100,
+            downstream_offset: 40,
+        });
+        let syncs: Histories = [(("orders".to_string(), 0), history)].into();
+        let translations = translate_committed(
+            &routes,
+            &[
+                committed("orders", 0, 150),
+                committed("orders", 1, 7),
+                committed("orders", 5, 7),
+                committed("other", 0, 7),
+            ],
+            &syncs,
+        );
+        assert_eq!(
+            translations.len(),
+            2,
+            "not replicated or not routed: left out"
+        );
+        assert_eq!(translations[0].remote_topic, "europe.orders");
+        assert_eq!(
+            (translations[0].upstream, translations[0].metadata.as_str()),
+            (150, "m")
+        );
+        assert!(translations[0].downstream.is_some());
+        assert_eq!(translations[1].downstream, None, "no sync for partition 1");
+    }
+
+    #[test]
+    fn a_target_group_offset_only_moves_forward() {
+        let translations = [
+            translation(0, Some(50)),
+            translation(1, Some(40)),
+            translation(2, None),
+            translation(3, Some(9)),
+        ];
+        let current = [
+            committed("europe.orders", 0, 60),
+            committed("europe.orders", 1, 10),
+        ];
+        let (commits, applied) = forward_commits(&translations, &current);
+        assert_eq!(
+            commits,
+            [
+                ("europe.orders".to_string(), 1, 40),
+                ("europe.orders".to_string(), 3, 9)
+            ]
+        );
+        assert_eq!((applied.written, applied.not_backwards), (2, 1));
     }
 
     #[test]

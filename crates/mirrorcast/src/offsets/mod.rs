@@ -2,6 +2,7 @@
 //! formats of offset syncs, checkpoints and heartbeats ([`codec`]) and the translation rules
 //! (`translate`). Pure; the tasks that read and write these records build on them.
 
+pub mod checkpoints;
 pub mod codec;
 pub mod groups;
 pub mod sync_store;

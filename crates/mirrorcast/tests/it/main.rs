@@ -13,6 +13,7 @@ mod exactly_once;
 mod exactly_once_fencing;
 mod fanout;
 mod faults;
+mod group_scale;
 mod groups;
 mod hostile;
 mod http_access;

@@ -1,8 +1,15 @@
 //! librdkafka calls that rust-rdkafka does not wrap, behind a small safe API: admin calls
-//! (incremental alter configs, ACLs, cached watermarks) and record headers whose keys are any
+//! (incremental alter configs, ACLs, topic IDs, consumer group offsets in
+//! [`group_offsets`], cached watermarks) and record headers whose keys are any
 //! bytes. All the `unsafe` of the crate lives here: each admin call builds its request, waits
 //! on its own result queue, and frees every librdkafka object it created on every path (RAII
 //! guards); one unsafe block per foreign call.
+
+mod group_offsets;
+
+pub use group_offsets::{
+    alter_group_offsets, list_group_offsets, CommittedOffset, GroupAnswer, GroupCommit, Offsets,
+};
 
 use std::ffi::{CStr, CString};
 use std::time::Duration;
@@ -22,7 +29,7 @@ use crate::acls::{AclOperation, AclPermission, TopicAcl};
 use crate::topic_configs::ConfigOp;
 
 /// What a librdkafka admin call rust-rdkafka does not wrap can report.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum AdminExtError {
     #[error("invalid request: {0}")]
