@@ -3,9 +3,11 @@
 //! state of each ([`PartitionState`], by slot). Pure bookkeeping: the lane reads and sends,
 //! the book says what is whose and where it resumes.
 //!
-//! Invariant: a slot, once given, names the same source partition for the lane's lifetime
-//! (a partition let go is retired, never reused); a partition is added only once the stored
-//! progress is known, so it resumes right after its last stored offset.
+//! Invariant: a slot names one source partition until it is retired, and a retired slot is
+//! never given again: slots are renumbered only by [`PartitionBook::compact`], which the lane
+//! calls when nothing it sent is unreported and no transaction is open (no report or
+//! transaction can name an old slot then); a partition is added only once the stored progress
+//! is known, so it resumes right after its last stored offset.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::{Index, IndexMut, Range};
@@ -40,6 +42,9 @@ pub(crate) struct PartitionBook {
     /// the lane's until it registers again ([`PartitionBook::refenced`]).
     unit_away: bool,
 }
+
+/// Retired slots kept before [`PartitionBook::compact`] drops them.
+pub(crate) const COMPACT_AFTER: usize = 64;
 
 /// Where a new partition of a route resumes.
 pub(crate) struct NewPartition {
@@ -314,6 +319,32 @@ impl PartitionBook {
         state.retired = true;
         state.mode = Mode::Waiting(now);
         state.meters.forget();
+    }
+
+    /// Drops the retired slots once they are at least [`COMPACT_AFTER`] and outnumber the
+    /// live ones, renumbering the live ones in order. Returns each old slot's new slot (`None`:
+    /// retired), or `None` when nothing was dropped. Only when no report, transaction or
+    /// reader registration can name a retired slot (the lane's call).
+    pub fn compact(&mut self) -> Option<Vec<Option<usize>>> {
+        let retired = self.partitions.iter().filter(|s| s.retired).count();
+        if retired < COMPACT_AFTER || retired <= self.partitions.len() - retired {
+            return None;
+        }
+        let mut renumbered = Vec::with_capacity(self.partitions.len());
+        let mut next = 0;
+        for state in &self.partitions {
+            renumbered.push((!state.retired).then(|| {
+                next += 1;
+                next - 1
+            }));
+        }
+        self.partitions.retain(|s| !s.retired);
+        self.index_of = PartitionIndex::default();
+        for (slot, state) in self.partitions.iter().enumerate() {
+            self.index_of
+                .insert(&state.source_topic, state.partition, slot);
+        }
+        Some(renumbered)
     }
 
     /// Partitions read on the lane's own reader.

@@ -109,6 +109,24 @@ impl SharedCursor {
         self.sharing.is_empty() && self.next.is_some()
     }
 
+    /// Lane `lane`'s slots were renumbered (`renumbered[old]`): its registrations follow.
+    pub fn renumber(&mut self, lane: usize, renumbered: &[Option<usize>]) {
+        for list in [&mut self.sharing, &mut self.displaced] {
+            list.retain_mut(|(l, slot)| {
+                if *l != lane {
+                    return true;
+                }
+                match renumbered.get(*slot).copied().flatten() {
+                    Some(new) => {
+                        *slot = new;
+                        true
+                    }
+                    None => false,
+                }
+            });
+        }
+    }
+
     /// Lane `lane` took the reader over: every other lane reading here is displaced.
     pub fn displace_all_but(&mut self, lane: usize) {
         let (stay, moved): (Vec<_>, Vec<_>) = self.sharing.iter().partition(|(l, _)| *l == lane);

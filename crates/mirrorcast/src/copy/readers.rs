@@ -117,6 +117,13 @@ impl Cursors {
     }
 
     /// Lane `lane` stops reading partition `cursor` through the shared reader.
+    /// Lane `lane`'s slots were renumbered (`renumbered[old]`).
+    pub fn renumber_lane(&mut self, lane: usize, renumbered: &[Option<usize>]) {
+        for (_, _, shared) in &mut self.list {
+            shared.renumber(lane, renumbered);
+        }
+    }
+
     pub fn leave(&mut self, reader: &impl Reader, cursor: usize, lane: usize) {
         let (topic, partition, shared) = &mut self.list[cursor];
         if shared.remove(lane) {

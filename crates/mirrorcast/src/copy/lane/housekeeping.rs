@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use super::Lane;
 use crate::copy::in_flight::StallNews;
@@ -38,6 +38,7 @@ impl<T: Target> Lane<T> {
         self.serve_target_events();
         self.handle_deliveries(io);
         self.advance_transaction(TRANSACTION_STEP, io);
+        self.compact_retired(io);
         self.purge_when_lease_lapsed(io);
         self.resize_batches_when_idle(io);
         let now = self.ctx.clock.now();
@@ -54,6 +55,20 @@ impl<T: Target> Lane<T> {
         self.heartbeat();
         if let Some(syncs) = &self.house.syncs {
             syncs.poll();
+        }
+    }
+
+    /// Drops retired slots (partitions handed over, forgotten or restarted) once they pile up,
+    /// at a moment no report or transaction can name one: the book stays as large as what the
+    /// lane copies, however often partitions move.
+    fn compact_retired<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
+        if self.target.in_flight() > 0 || self.target.transaction_open_since().is_some() {
+            return;
+        }
+        if let Some(renumbered) = self.book.compact() {
+            io.cursors.renumber_lane(self.ctx.index, &renumbered);
+            let dropped = renumbered.iter().filter(|s| s.is_none()).count();
+            debug!(flow = %self.ctx.flow_name, "dropped {dropped} retired partition slot(s)");
         }
     }
 

@@ -230,3 +230,49 @@ fn a_lapsed_lease_purges_what_is_in_flight_and_sends_nothing_until_renewed() {
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..10));
     assert_eq!(h.targets[0].log("t", 1), expected(1, 0..15));
 }
+
+/// Partitions handed back and forth many times: the lane's book keeps only a bounded number of
+/// retired slots (they are dropped when nothing in flight can name them), and every record is
+/// copied once, in order, through all the moves.
+#[test]
+fn partitions_moving_back_and_forth_leave_a_bounded_book() {
+    let (mut h, _) = member();
+    h.start(0, &[], 2);
+    h.run_until("routes applied", |h| {
+        !h.lane(0).book.known_routes().is_empty()
+    });
+    let moves = 3 * crate::copy::book::COMPACT_AFTER;
+    for round in 0..moves {
+        let last = round as i64 - 1;
+        let progress: Vec<(i32, i64)> = if round == 0 {
+            Vec::new()
+        } else {
+            vec![(0, last), (1, last)]
+        };
+        acquire(&h, &[0, 1], &progress);
+        h.source.produce("t", 0, 1);
+        h.source.produce("t", 1, 1);
+        h.run_until("the move's records", |h| {
+            h.has(0, 0, round + 1) && h.has(0, 1, round + 1)
+        });
+        let (done, answered) = Reply::channel();
+        h.commands[0]
+            .send(GroupCommand::Release {
+                partitions: vec![("t".into(), 0), ("t".into(), 1)],
+                done,
+            })
+            .unwrap();
+        h.run_until("the release", |_| answered.try_recv().is_ok());
+    }
+    let slots = h.lane(0).book.iter().count();
+    assert!(
+        slots <= 2 * crate::copy::book::COMPACT_AFTER + 2,
+        "{slots} slots after {moves} moves of 2 partitions"
+    );
+    for partition in 0..2 {
+        assert_eq!(
+            h.targets[0].log("t", partition),
+            expected(partition, 0..moves as i64)
+        );
+    }
+}
