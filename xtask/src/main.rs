@@ -68,6 +68,10 @@ enum Task {
         /// (`exactly.once.source.support = enabled`).
         #[arg(long)]
         exactly_once: bool,
+        /// Instead: churn topics and consumer groups for this many minutes and print the
+        /// replicator's memory and metric series after a warm-up and at the end.
+        #[arg(long)]
+        churn_minutes: Option<u64>,
     },
 }
 
@@ -102,6 +106,7 @@ fn main() -> ExitCode {
             copier_threads,
             instances,
             exactly_once,
+            churn_minutes,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
                 &bench::Options {
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
                     copier_threads,
                     instances,
                     exactly_once,
+                    churn_minutes,
                 },
                 &workspace_root(),
             )

@@ -31,7 +31,7 @@ pub(super) fn create_topic(bootstrap: &str, topic: &str) -> Result<()> {
     Ok(())
 }
 
-fn tokio_free<F: std::future::Future>(f: F) -> F::Output {
+pub(super) fn tokio_free<F: std::future::Future>(f: F) -> F::Output {
     // rdkafka's admin futures are completed by the admin client's own thread.
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);

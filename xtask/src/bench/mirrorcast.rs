@@ -14,6 +14,12 @@ use super::{replication_config, EXACTLY_ONCE, TOPIC};
 
 pub(super) struct Replicator(Child);
 
+impl Replicator {
+    pub(super) fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
 impl Drop for Replicator {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -144,8 +150,8 @@ fn source_records_read(port: u16) -> Option<f64> {
     metric_sum(port, "mirrorcast_source_records_read_total{")
 }
 
-/// The sum of every sample of the replicator's `/metrics` whose line starts with `prefix`.
-pub(super) fn metric_sum(port: u16, prefix: &str) -> Option<f64> {
+/// The replicator's `/metrics` response (headers included).
+pub(super) fn metrics_text(port: u16) -> Option<String> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
     write!(
@@ -155,6 +161,12 @@ pub(super) fn metric_sum(port: u16, prefix: &str) -> Option<f64> {
     .ok()?;
     let mut text = String::new();
     stream.read_to_string(&mut text).ok()?;
+    Some(text)
+}
+
+/// The sum of every sample of the replicator's `/metrics` whose line starts with `prefix`.
+pub(super) fn metric_sum(port: u16, prefix: &str) -> Option<f64> {
+    let text = metrics_text(port)?;
     let total = text
         .lines()
         .filter(|l| l.starts_with(prefix))

@@ -3,12 +3,14 @@
 //! what mirrorcast replicates, for a backlog to one and to two targets (with how often it read
 //! each source record), the same backlog copied by a Python confluent-kafka loop as a peer,
 //! end-to-end latency at a fixed rate on fresh clusters, CPU seconds per GB and peak memory.
-//! Prints a table and writes JSON.
+//! Prints a table and writes JSON. `--churn-minutes` measures instead whether its state stays
+//! bounded while topics and groups come and go ([`churn`]).
 //!
 //! This file owns the options, the runs and what the parts share (constants, the replication
 //! config); `backlog` measures one run, `latency` the latencies, `report` sums up and prints.
 
 mod backlog;
+mod churn;
 mod clients;
 mod cpu;
 mod latency;
@@ -81,6 +83,9 @@ pub struct Options {
     pub instances: Vec<usize>,
     /// ... each also with exactly once, and its latency too.
     pub exactly_once: bool,
+    /// Instead of all that: topics and groups churned this long, printing the replicator's
+    /// memory and metric series after a warm-up and at the end.
+    pub churn_minutes: Option<u64>,
 }
 
 pub fn run(options: &Options, root: &Path) -> Result<()> {
@@ -105,6 +110,9 @@ pub fn run(options: &Options, root: &Path) -> Result<()> {
     let binary = root.join("target/release/mirrorcast");
     let out_dir = root.join("target/bench");
     std::fs::create_dir_all(&out_dir)?;
+    if let Some(minutes) = options.churn_minutes {
+        return churn::run_churn(options.broker, minutes, &binary, &out_dir);
+    }
     let python = python_env(&out_dir)?;
     let runs: Vec<Run> = (1..=options.runs)
         .map(|n| {

@@ -33,7 +33,7 @@ use crate::kafka::log_reader::LogReadError;
 use crate::observe::metrics::SourceLabels;
 use crate::observe::Observability;
 use crate::plan::{Commands, GroupCommand, Reply};
-use crate::progress::{self, Progress};
+use crate::progress::{Progress, ProgressStore};
 use crate::shutdown::Shutdown;
 use crate::topics::replicated_topics;
 
@@ -244,6 +244,14 @@ impl MemberContext {
     }
 }
 
+/// Reading each flow's progress for the partitions the group gives: incrementally, from where
+/// the last read stopped, and whether it works.
+struct ProgressReads {
+    health: Health,
+    /// Per flow, in the order of the membership's flows.
+    stores: Vec<ProgressStore>,
+}
+
 /// Ticks the lease every 100 ms while `ticking`: a gap means the whole process stood still
 /// (the member's thread may be busy for long, in a rebalance or reading progress; this one
 /// never is).
@@ -364,7 +372,22 @@ impl Membership {
             source: self.source.clone(),
         };
         let mut health = Health::default();
-        let mut progress_health = Health::default();
+        let mut progress = ProgressReads {
+            health: Health::default(),
+            stores: self
+                .flows
+                .iter()
+                .map(|member| {
+                    let flow = &member.flow;
+                    ProgressStore::new(
+                        &member.target_consumer,
+                        &flow.progress_topic(),
+                        &flow.progress.connector,
+                        &flow.source,
+                    )
+                })
+                .collect(),
+        };
         let ticking = AtomicBool::new(true);
         std::thread::scope(|scope| {
             let clock = std::thread::Builder::new()
@@ -383,7 +406,7 @@ impl Membership {
             if let Err(e) = clock {
                 error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
             }
-            let taken = self.take_part(&consumer, &labels, &mut health, &mut progress_health);
+            let taken = self.take_part(&consumer, &labels, &mut health, &mut progress);
             ticking.store(false, Ordering::Release);
             taken
         })?;
@@ -401,7 +424,7 @@ impl Membership {
         consumer: &BaseConsumer<MemberContext>,
         labels: &SourceLabels,
         health: &mut Health,
-        progress_health: &mut Health,
+        progress: &mut ProgressReads,
     ) -> Result<(), MembershipError> {
         // Listing the topics fails on its own, and is said on its own.
         let mut listing_health = Health::default();
@@ -480,7 +503,7 @@ impl Membership {
                 .group_partitions
                 .get_or_create(labels)
                 .set(owned as i64);
-            let unread = self.acquire(acquire, progress_health);
+            let unread = self.acquire(acquire, progress);
             if !unread.is_empty() {
                 consumer.context().lock().to_acquire.extend(unread);
                 self.shutdown.sleep(Duration::from_secs(1));
@@ -549,7 +572,7 @@ impl Membership {
     fn acquire(
         &self,
         pending: Vec<(usize, Vec<(String, i32)>)>,
-        health: &mut Health,
+        reads: &mut ProgressReads,
     ) -> Vec<(usize, Vec<(String, i32)>)> {
         let mut unread = Vec::new();
         for (index, partitions) in pending {
@@ -559,19 +582,18 @@ impl Membership {
             let member = &self.flows[index];
             let flow = &member.flow;
             let topic = flow.progress_topic();
-            match progress::load(
-                &member.target_consumer,
-                &topic,
-                &flow.progress.connector,
-                &flow.source,
-            ) {
+            let Some(store) = reads.stores.get_mut(index) else {
+                continue;
+            };
+            match store.update() {
                 Ok(stored) => {
                     let wanted: HashSet<&(String, i32)> = partitions.iter().collect();
                     let progress: Progress = stored
-                        .into_iter()
+                        .iter()
                         .filter(|(partition, _)| wanted.contains(partition))
+                        .map(|(partition, stored)| (partition.clone(), stored.clone()))
                         .collect();
-                    if health.recovered() {
+                    if reads.health.recovered() {
                         info!(flow = %flow.name(), "reading progress works again");
                     }
                     let _ = member.commands.send(GroupCommand::Acquire {
@@ -586,7 +608,7 @@ impl Membership {
                     unread.push((index, partitions));
                 }
                 Err(e) => {
-                    if health.failed() {
+                    if reads.health.failed() {
                         warn!(flow = %flow.name(), "the group gave this process {} partition(s), but their progress cannot be read from {topic} ({e}); they are copied once it can", partitions.len());
                     }
                     unread.push((index, partitions));

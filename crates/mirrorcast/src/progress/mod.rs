@@ -7,12 +7,13 @@ pub mod writers;
 
 use std::collections::HashMap;
 
+use rdkafka::message::BorrowedMessage;
 use rdkafka::{ClientConfig, Message};
 
 use tracing::warn;
 
 use crate::kafka::cluster::TopicId;
-use crate::kafka::log_reader::{read_to_end, LogReadError};
+use crate::kafka::log_reader::{read_to_end, LogReadError, LogReader};
 
 /// What is stored of a source partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,44 +39,115 @@ pub fn load(
     let mut progress = Progress::new();
     let group_id = format!("mirrorcast.progress.{source_alias}");
     read_to_end(consumer_config, &group_id, topic, |message| {
-        let Some(key) = message.key() else {
-            return;
-        };
-        let Some((source, stored)) = codec::decode(connector, key, message.payload()) else {
-            if codec::is_ours(connector, key) {
-                warn!(
-                    topic,
-                    partition = message.partition(),
-                    offset = message.offset(),
-                    "ignoring a progress record of {connector} that cannot be read (no copy \
-                     writes one like it); its partition resumes from the progress stored before it"
-                );
-            }
-            return;
-        };
-        if source.cluster != source_alias {
-            return;
+        apply(&mut progress, topic, connector, source_alias, message);
+    })?;
+    Ok(progress)
+}
+
+/// A flow's stored progress, kept up to date by reading only what was added since the last
+/// [`ProgressStore::update`] (all of it the first time, and again after an error): a process
+/// that acquires partitions often does not read the whole topic each time.
+pub struct ProgressStore {
+    consumer_config: ClientConfig,
+    topic: String,
+    connector: String,
+    source_alias: String,
+    reader: Option<LogReader>,
+    progress: Progress,
+}
+
+impl ProgressStore {
+    pub fn new(
+        consumer_config: &ClientConfig,
+        topic: &str,
+        connector: &str,
+        source_alias: &str,
+    ) -> Self {
+        ProgressStore {
+            consumer_config: consumer_config.clone(),
+            topic: topic.to_string(),
+            connector: connector.to_string(),
+            source_alias: source_alias.to_string(),
+            reader: None,
+            progress: Progress::new(),
         }
-        let id = (source.topic, source.partition);
-        match stored {
-            // MM2 never stores one, and librdkafka would take a negative resume offset as a
-            // logical one (-1 is the end: every record would be skipped).
-            Some(Stored { offset, .. }) if offset < 0 => warn!(
+    }
+
+    /// The progress as stored now. Blocking, for as long as the read moves.
+    pub fn update(&mut self) -> Result<&Progress, LogReadError> {
+        let reader = match &mut self.reader {
+            Some(reader) => reader,
+            None => {
+                self.progress.clear();
+                let group_id = format!("mirrorcast.progress.{}", self.source_alias);
+                self.reader.insert(LogReader::open(
+                    &self.consumer_config,
+                    &group_id,
+                    &self.topic,
+                )?)
+            }
+        };
+        let (progress, topic, connector, source) = (
+            &mut self.progress,
+            &self.topic,
+            &self.connector,
+            &self.source_alias,
+        );
+        if let Err(e) =
+            reader.read_to_end(|message| apply(progress, topic, connector, source, message))
+        {
+            self.reader = None;
+            return Err(e);
+        }
+        Ok(&self.progress)
+    }
+}
+
+/// Applies one record of the progress topic `topic`: the newest offset per source partition
+/// of `source_alias` under `connector` wins; a tombstone drops it.
+fn apply(
+    progress: &mut Progress,
+    topic: &str,
+    connector: &str,
+    source_alias: &str,
+    message: &BorrowedMessage<'_>,
+) {
+    let Some(key) = message.key() else {
+        return;
+    };
+    let Some((source, stored)) = codec::decode(connector, key, message.payload()) else {
+        if codec::is_ours(connector, key) {
+            warn!(
                 topic,
                 partition = message.partition(),
                 offset = message.offset(),
-                "ignoring stored progress {offset} of {}[{}], which no copy writes; it resumes \
-                 from the progress stored before it, or from the beginning",
-                id.0,
-                id.1
-            ),
-            Some(stored) => {
-                progress.insert(id, stored);
-            }
-            None => {
-                progress.remove(&id);
-            }
+                "ignoring a progress record of {connector} that cannot be read (no copy \
+                 writes one like it); its partition resumes from the progress stored before it"
+            );
         }
-    })?;
-    Ok(progress)
+        return;
+    };
+    if source.cluster != source_alias {
+        return;
+    }
+    let id = (source.topic, source.partition);
+    match stored {
+        // MM2 never stores one, and librdkafka would take a negative resume offset as a
+        // logical one (-1 is the end: every record would be skipped).
+        Some(Stored { offset, .. }) if offset < 0 => warn!(
+            topic,
+            partition = message.partition(),
+            offset = message.offset(),
+            "ignoring stored progress {offset} of {}[{}], which no copy writes; it resumes \
+             from the progress stored before it, or from the beginning",
+            id.0,
+            id.1
+        ),
+        Some(stored) => {
+            progress.insert(id, stored);
+        }
+        None => {
+            progress.remove(&id);
+        }
+    }
 }
