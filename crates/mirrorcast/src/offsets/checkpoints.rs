@@ -287,7 +287,7 @@ fn say_overrun(
                  interval ({interval:?}): checkpoints and synced group offsets are that late"
             );
         }
-    } else if overrun.recovered() {
+    } else if took <= interval * 3 / 4 && overrun.recovered() {
         info!(
             flow,
             "checkpoint rounds fit their interval again ({groups} group(s) in {took:.1?})"
