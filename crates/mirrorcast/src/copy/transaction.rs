@@ -320,6 +320,12 @@ impl Transactions {
         self.phase = Phase::Committing { since: now };
     }
 
+    /// Whether the open transaction holds nothing (no partition covered, no sync held back),
+    /// so no slot is named by it.
+    pub fn holds_nothing(&self) -> bool {
+        self.covered.is_empty() && self.syncs.is_empty()
+    }
+
     /// The open transaction cannot commit, for `reason`: it is aborted from `now`.
     pub fn aborting(&mut self, reason: impl Into<String>, now: Instant) {
         self.doom(reason);

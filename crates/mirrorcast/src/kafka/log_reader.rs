@@ -41,12 +41,17 @@ pub enum LogReadError {
         timeout: Duration,
         read: u64,
     },
+    #[error("`{0}` ends before where it was read up to (deleted and created again?): read again from its start")]
+    Truncated(String),
 }
 
 /// A reader of every partition of one topic, from its start; each [`LogReader::read_to_end`]
 /// continues where the previous one stopped.
 pub struct LogReader {
     consumer: BaseConsumer<ClientLog>,
+    /// With [`LogReader::open_settled`]: asks where each partition ends with open transactions
+    /// included, so a read waits for them to end rather than stop before them.
+    settled: Option<BaseConsumer<ClientLog>>,
     topic: String,
     partitions: Vec<i32>,
     /// The next offset to read per partition (its start until something is read).
@@ -86,10 +91,33 @@ impl LogReader {
         consumer.assign(&assignment)?;
         Ok(LogReader {
             consumer,
+            settled: None,
             topic: topic.to_string(),
             partitions,
             positions: HashMap::new(),
         })
+    }
+
+    /// [`LogReader::open`], where a read goes on until every transaction open when it starts has
+    /// ended (committed records read, aborted ones skipped): a read_committed reader alone
+    /// stops at the first open transaction and misses what was committed after it (progress
+    /// of another copy unit committing meanwhile, when a unit resumes from what is stored).
+    pub fn open_settled(
+        consumer_config: &ClientConfig,
+        group_id: &str,
+        topic: &str,
+    ) -> Result<Self, LogReadError> {
+        let mut reader = Self::open(consumer_config, group_id, topic)?;
+        let mut config = consumer_config.clone();
+        if config.get("group.id").is_none() {
+            config.set("group.id", group_id);
+        }
+        config.set("isolation.level", "read_uncommitted");
+        reader.settled = Some(
+            config
+                .create_with_context(ClientLog::new(format!("{topic} ends")).trusting(&config))?,
+        );
+        Ok(reader)
     }
 
     /// Every partition's (start, end) in two requests per broker (ListOffsets for the earliest
@@ -107,7 +135,12 @@ impl LogReader {
                     return HashMap::new();
                 }
             }
-            match self.consumer.offsets_for_times(list, METADATA_TIMEOUT) {
+            // The end counting open transactions, when settled (its start is the same).
+            let asked = match (&self.settled, at) {
+                (Some(settled), Offset::End) => settled,
+                _ => &self.consumer,
+            };
+            match asked.offsets_for_times(list, METADATA_TIMEOUT) {
                 Ok(found) => found
                     .elements()
                     .iter()
@@ -143,12 +176,11 @@ impl LogReader {
                     .consumer
                     .fetch_watermarks(&self.topic, partition, METADATA_TIMEOUT)?,
             };
-            let next = self
-                .positions
-                .get(&partition)
-                .copied()
-                .unwrap_or(low)
-                .max(low);
+            let read_up_to = self.positions.get(&partition).copied();
+            if read_up_to.is_some_and(|position| position > high) {
+                return Err(LogReadError::Truncated(self.topic.clone()));
+            }
+            let next = read_up_to.unwrap_or(low).max(low);
             if high > next {
                 remaining.insert(partition, high);
                 total += high - next;

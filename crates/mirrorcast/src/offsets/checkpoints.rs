@@ -42,8 +42,11 @@ pub struct CheckpointTask {
 struct RoundState {
     /// Last checkpoint per (group, remote topic, partition): written only when it moved.
     last: HashMap<(String, String, i32), (i64, i64)>,
-    /// Per group, whether its round fails (logged once per change).
+    /// Per group, whether its checkpoints fail (logged once per change).
     groups: HashMap<String, Health>,
+    /// Per group, whether syncing its offsets to the target fails (apart: a group whose
+    /// checkpoints work but whose sync fails is said once, not at every round).
+    synced: HashMap<String, Health>,
     /// Translations already reported as clamped (once each).
     clamped: HashSet<(String, String, i32)>,
     /// Whether rounds take longer than their interval (said once per change).
@@ -60,21 +63,33 @@ impl RoundState {
             .retain(|(group, _, _)| listed.contains(group.as_str()));
         self.groups
             .retain(|group, _| listed.contains(group.as_str()));
+        self.synced
+            .retain(|group, _| listed.contains(group.as_str()));
     }
 
-    /// A group's round ended with `outcome`: said once per change.
-    fn group_outcome<T>(&mut self, flow: &str, group: &str, outcome: &Result<T, GroupsError>) {
-        let health = self.groups.entry(group.to_string()).or_default();
+    /// A group's checkpoints (`sync`: its offset sync) ended with `outcome`: said once per
+    /// change.
+    fn group_outcome<T>(
+        &mut self,
+        flow: &str,
+        group: &str,
+        sync: bool,
+        outcome: &Result<T, GroupsError>,
+    ) {
+        let (health, what) = if sync {
+            (
+                self.synced.entry(group.to_string()).or_default(),
+                "offset sync of the group",
+            )
+        } else {
+            (
+                self.groups.entry(group.to_string()).or_default(),
+                "checkpoints of the group",
+            )
+        };
         match outcome {
-            Ok(_) if health.recovered() => {
-                info!(flow, group, "checkpoints of the group: working again");
-            }
-            Err(e) if health.failed() => {
-                warn!(
-                    flow,
-                    group, "checkpoints of the group: {e}; retrying next interval"
-                );
-            }
+            Ok(_) if health.recovered() => info!(flow, group, "{what}: working again"),
+            Err(e) if health.failed() => warn!(flow, group, "{what}: {e}; retrying next interval"),
             _ => {}
         }
     }
@@ -141,7 +156,7 @@ impl CheckpointTask {
         let mut to_apply = Vec::new();
         for (group, translated) in clients.translate(&self.flow, histories, &groups)? {
             // One group's trouble is that group's: the others go on.
-            state.group_outcome(&name, &group, &translated);
+            state.group_outcome(&name, &group, false, &translated);
             let Ok((translations, clamped)) = translated else {
                 continue;
             };
@@ -166,7 +181,7 @@ impl CheckpointTask {
         }
         if !to_apply.is_empty() {
             for (group, applied) in clients.apply(&to_apply)? {
-                state.group_outcome(&name, &group, &applied);
+                state.group_outcome(&name, &group, true, &applied);
                 if let Ok(applied) = applied {
                     if applied.written > 0 {
                         info!(flow = %name, group, "synced {} offset(s) to the target group", applied.written);
@@ -306,11 +321,13 @@ mod tests {
             state.last.insert((group.into(), "t".into(), 0), (1, 1));
             state.clamped.insert((group.into(), "t".into(), 0));
             state.groups.insert(group.into(), Health::default());
+            state.synced.insert(group.into(), Health::default());
         }
         state.keep_only(&["b".to_string()]);
         assert_eq!(state.last.len(), 1);
         assert!(state.last.contains_key(&("b".into(), "t".into(), 0)));
         assert_eq!(state.clamped.len(), 1);
         assert_eq!(state.groups.keys().collect::<Vec<_>>(), ["b"]);
+        assert_eq!(state.synced.keys().collect::<Vec<_>>(), ["b"]);
     }
 }

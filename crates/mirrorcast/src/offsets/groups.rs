@@ -41,6 +41,8 @@ pub enum GroupsError {
     Producer(#[source] rdkafka::error::KafkaError),
     #[error(transparent)]
     Admin(#[from] AdminExtError),
+    #[error("the end of {0}[{1}] on the target is not known now (no leader?): nothing of the group is written this round")]
+    NoEnd(String, i32),
 }
 
 /// A translation that pointed past the end of its remote partition (a forged or stale offset
@@ -256,9 +258,16 @@ impl GroupClients {
         Ok(translated
             .into_iter()
             .map(|(group, translations)| {
-                let clamped = translations.map(|mut translations| {
+                let clamped = translations.and_then(|mut translations| {
+                    // Unclamped, a translation could point past the remote end.
+                    if let Some(t) = translations.iter().find(|t| {
+                        t.downstream.is_some()
+                            && !ends.contains_key(&(t.remote_topic.clone(), t.partition))
+                    }) {
+                        return Err(GroupsError::NoEnd(t.remote_topic.clone(), t.partition));
+                    }
                     let clamped = clamp_to_ends(&mut translations, &ends);
-                    (translations, clamped)
+                    Ok((translations, clamped))
                 });
                 (group, clamped)
             })

@@ -13,7 +13,7 @@ use rdkafka::{ClientConfig, Message};
 use tracing::warn;
 
 use crate::kafka::cluster::TopicId;
-use crate::kafka::log_reader::{read_to_end, LogReadError, LogReader};
+use crate::kafka::log_reader::{LogReadError, LogReader};
 
 /// What is stored of a source partition.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,9 @@ pub struct Stored {
 pub type Progress = HashMap<(String, i32), Stored>;
 
 /// Reads every record of `topic` on the target and keeps the newest offset per source
-/// partition of `source_alias`. Blocking, for as long as the read moves.
+/// partition of `source_alias`, waiting for transactions open meanwhile to end (another copy
+/// unit's commit under way must not hide what was committed after it). Blocking, for as long
+/// as the read moves.
 pub fn load(
     consumer_config: &ClientConfig,
     topic: &str,
@@ -38,7 +40,7 @@ pub fn load(
 ) -> Result<Progress, LogReadError> {
     let mut progress = Progress::new();
     let group_id = format!("mirrorcast.progress.{source_alias}");
-    read_to_end(consumer_config, &group_id, topic, |message| {
+    LogReader::open_settled(consumer_config, &group_id, topic)?.read_to_end(|message| {
         apply(&mut progress, topic, connector, source_alias, message);
     })?;
     Ok(progress)
@@ -54,7 +56,14 @@ pub struct ProgressStore {
     source_alias: String,
     reader: Option<LogReader>,
     progress: Progress,
+    /// When the whole topic was last read: read again from its start every
+    /// [`FULL_READ_EVERY`], well within `delete.retention.ms` (tombstones are compacted away
+    /// after it: a reader that only follows would miss a deletion).
+    full_read_at: Option<std::time::Instant>,
 }
+
+/// How often a [`ProgressStore`] reads its topic from the start again.
+const FULL_READ_EVERY: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl ProgressStore {
     pub fn new(
@@ -70,17 +79,25 @@ impl ProgressStore {
             source_alias: source_alias.to_string(),
             reader: None,
             progress: Progress::new(),
+            full_read_at: None,
         }
     }
 
     /// The progress as stored now. Blocking, for as long as the read moves.
     pub fn update(&mut self) -> Result<&Progress, LogReadError> {
+        if self
+            .full_read_at
+            .is_some_and(|at| at.elapsed() >= FULL_READ_EVERY)
+        {
+            self.reader = None;
+        }
         let reader = match &mut self.reader {
             Some(reader) => reader,
             None => {
                 self.progress.clear();
+                self.full_read_at = Some(std::time::Instant::now());
                 let group_id = format!("mirrorcast.progress.{}", self.source_alias);
-                self.reader.insert(LogReader::open(
+                self.reader.insert(LogReader::open_settled(
                     &self.consumer_config,
                     &group_id,
                     &self.topic,

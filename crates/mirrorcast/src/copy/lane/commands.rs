@@ -47,7 +47,7 @@ impl<T: Target> Lane<T> {
                 done.send(());
             }
             GroupCommand::Abandon(partitions) => self.abandon(&partitions, io),
-            GroupCommand::Fence { units, done } => self.fence(&units, done),
+            GroupCommand::Fence { units, done } => self.fence(&units, done, io),
             GroupCommand::Yield(units) => self.yield_units(&units),
         }
     }

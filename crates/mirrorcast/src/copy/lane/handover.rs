@@ -165,7 +165,12 @@ impl<T: Target> Lane<T> {
     /// progress read afterwards is the last committed one, and the old owner can commit
     /// nothing more. The answer goes on `done` once registered, refused or timed out
     /// ([`Lane::settle_fence`]); the copier thread never waits for it.
-    pub(super) fn fence(&mut self, units: &[usize], done: Reply<FenceAnswer>) {
+    pub(super) fn fence<R: Reader>(
+        &mut self,
+        units: &[usize],
+        done: Reply<FenceAnswer>,
+        io: &mut Reading<'_, R>,
+    ) {
         let unit = self.book.shard().index;
         let Some(transactions) = &self.transactions else {
             done.send((unit, Ok(())));
@@ -182,6 +187,16 @@ impl<T: Target> Lane<T> {
             );
             done.send((unit, Err(FenceRefused(refused))));
             return;
+        }
+        // Fenced again while copying (a stale report of a lost unit): what the open
+        // transaction holds never commits, and the partitions go on from the progress read
+        // after this fence, not from what the lane remembers.
+        if self.book.live().next().is_some() {
+            self.abandon_transaction(io);
+            let ours = self.book.live_partitions();
+            let slots = self.take_back(&ours, io);
+            self.retire(&slots);
+            self.book.unassign_unit();
         }
         // The old producer's registration, if any, was fenced by whoever had the unit since.
         if let Err(e) = self.forget_producer() {
@@ -274,6 +289,10 @@ impl<T: Target> Lane<T> {
         if unit != self.book.shard().index || self.transactions.is_none() {
             return;
         }
+        // Partitions still here (never dropped) restart from this progress too.
+        let ours = self.book.live_partitions();
+        let slots = self.take_back(&ours, io);
+        self.retire(&slots);
         let stored = self.book.refenced(progress);
         info!(
             flow = %self.ctx.flow_name,

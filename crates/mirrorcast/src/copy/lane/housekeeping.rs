@@ -37,8 +37,9 @@ impl<T: Target> Lane<T> {
         }
         self.serve_target_events();
         self.handle_deliveries(io);
-        self.advance_transaction(TRANSACTION_STEP, io);
+        // Right after the reports were handled: none waits that could name an old slot.
         self.compact_retired(io);
+        self.advance_transaction(TRANSACTION_STEP, io);
         self.purge_when_lease_lapsed(io);
         self.resize_batches_when_idle(io);
         let now = self.ctx.clock.now();
@@ -59,10 +60,18 @@ impl<T: Target> Lane<T> {
     }
 
     /// Drops retired slots (partitions handed over, forgotten or restarted) once they pile up,
-    /// at a moment no report or transaction can name one: the book stays as large as what the
-    /// lane copies, however often partitions move.
+    /// at a moment no report or transaction can name one (called right after the reports were
+    /// handled): the book stays as large as what the lane copies, however often partitions
+    /// move.
     fn compact_retired<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
-        if self.target.in_flight() > 0 || self.target.transaction_open_since().is_some() {
+        let transaction_holds = self
+            .transactions
+            .as_ref()
+            .is_some_and(|t| !t.holds_nothing());
+        if self.target.in_flight() > 0
+            || self.target.transaction_open_since().is_some()
+            || transaction_holds
+        {
             return;
         }
         if let Some(renumbered) = self.book.compact() {
