@@ -163,6 +163,11 @@ pub(crate) enum FenceState {
 pub(crate) const COORDINATOR_PATIENCE: Duration = Duration::from_secs(30);
 /// How often a target that refused transactions is asked again.
 pub(crate) const REFUSED_RETRY: Duration = Duration::from_secs(30);
+/// How long an abort may stay unanswered before the lane gives its unit up: the producer is
+/// dropped and the unit registers again with a new one, from the progress stored (an abort
+/// librdkafka cannot finish, e.g. after the coordinator bumped the id's epoch meanwhile, would
+/// otherwise hold the unit's partitions for good).
+pub(crate) const ABORT_PATIENCE: Duration = Duration::from_secs(45);
 /// How long a lane given a unit tries to register its transactional id (the coordinator first
 /// ends the previous owner's open transaction). The membership asks again after that.
 pub(crate) const FENCE_WAIT: Duration = Duration::from_secs(20);
@@ -224,6 +229,12 @@ impl Transactions {
     /// takes longer than `timeout` (once, until a transaction ends).
     pub fn abort_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
         now.saturating_duration_since(since) >= timeout && self.slow_ends.failed()
+    }
+
+    /// An abort under way since `since`: whether to give the unit up at `now`
+    /// ([`ABORT_PATIENCE`]).
+    pub fn abort_given_up(since: Instant, now: Instant) -> bool {
+        now.saturating_duration_since(since) >= ABORT_PATIENCE
     }
 
     /// A transaction aborted: whether it is the first of a run (said; all are counted).

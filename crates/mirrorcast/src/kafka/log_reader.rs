@@ -49,9 +49,6 @@ pub enum LogReadError {
 /// continues where the previous one stopped.
 pub struct LogReader {
     consumer: BaseConsumer<ClientLog>,
-    /// With [`LogReader::open_settled`]: asks where each partition ends with open transactions
-    /// included, so a read waits for them to end rather than stop before them.
-    settled: Option<BaseConsumer<ClientLog>>,
     topic: String,
     partitions: Vec<i32>,
     /// The next offset to read per partition (its start until something is read).
@@ -91,33 +88,10 @@ impl LogReader {
         consumer.assign(&assignment)?;
         Ok(LogReader {
             consumer,
-            settled: None,
             topic: topic.to_string(),
             partitions,
             positions: HashMap::new(),
         })
-    }
-
-    /// [`LogReader::open`], where a read goes on until every transaction open when it starts has
-    /// ended (committed records read, aborted ones skipped): a read_committed reader alone
-    /// stops at the first open transaction and misses what was committed after it (progress
-    /// of another copy unit committing meanwhile, when a unit resumes from what is stored).
-    pub fn open_settled(
-        consumer_config: &ClientConfig,
-        group_id: &str,
-        topic: &str,
-    ) -> Result<Self, LogReadError> {
-        let mut reader = Self::open(consumer_config, group_id, topic)?;
-        let mut config = consumer_config.clone();
-        if config.get("group.id").is_none() {
-            config.set("group.id", group_id);
-        }
-        config.set("isolation.level", "read_uncommitted");
-        reader.settled = Some(
-            config
-                .create_with_context(ClientLog::new(format!("{topic} ends")).trusting(&config))?,
-        );
-        Ok(reader)
     }
 
     /// Every partition's (start, end) in two requests per broker (ListOffsets for the earliest
@@ -135,12 +109,7 @@ impl LogReader {
                     return HashMap::new();
                 }
             }
-            // The end counting open transactions, when settled (its start is the same).
-            let asked = match (&self.settled, at) {
-                (Some(settled), Offset::End) => settled,
-                _ => &self.consumer,
-            };
-            match asked.offsets_for_times(list, METADATA_TIMEOUT) {
+            match self.consumer.offsets_for_times(list, METADATA_TIMEOUT) {
                 Ok(found) => found
                     .elements()
                     .iter()

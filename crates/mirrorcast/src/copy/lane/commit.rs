@@ -287,6 +287,19 @@ impl<T: Target> Lane<T> {
                     warn!(flow = %self.ctx.flow_name, "{message}");
                     self.house.reporter.error(&message);
                 }
+                if Transactions::abort_given_up(since, now) {
+                    let unit = self.book.shard().index;
+                    warn!(
+                        flow = %self.ctx.flow_name,
+                        "{} has not completed an abort for {:?}: copy unit {unit} drops its \
+                         producer and registers again, and its partitions go on from the \
+                         progress stored",
+                        self.ctx.flow.target,
+                        self.ctx.clock.since(since)
+                    );
+                    self.drop_unit(io);
+                    self.ctx.lost.report(unit);
+                }
             }
             TxnOutcome::Fatal(fatal) => self.transactions_fatal(fatal, io),
         }

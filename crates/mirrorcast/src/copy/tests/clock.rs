@@ -6,7 +6,7 @@
 
 use super::*;
 use crate::clock::ManualClock;
-use crate::copy::transaction::{COORDINATOR_PATIENCE, FENCE_WAIT};
+use crate::copy::transaction::{ABORT_PATIENCE, COORDINATOR_PATIENCE, FENCE_WAIT};
 
 /// Runs rounds of the copy loop until `done`, moving the clock 10 ms a round.
 fn run_ticking(h: &mut Harness, clock: &ManualClock, what: &str, done: impl Fn(&Harness) -> bool) {
@@ -181,6 +181,58 @@ fn exactly_once_an_abort_the_target_does_not_answer_is_said_late_then_completes(
     h.targets[0].state().transaction.abort_unanswered = false;
     run_ticking(&mut h, &clock, "the copy again", |h| h.has(0, 0, 20));
     assert_eq!(h.targets[0].state().transaction.aborts, 1);
+    assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
+}
+
+/// Exactly once, an abort that never completes (librdkafka cannot end it): after
+/// [`ABORT_PATIENCE`] the lane gives its unit up (said lost, partitions dropped, nothing
+/// committed), and once fenced again it goes on from the progress read then.
+#[test]
+fn exactly_once_an_abort_that_never_completes_gives_the_unit_up_to_be_fenced_again() {
+    let clock = ManualClock::new();
+    let mut h = Setup::new(1)
+        .exactly_once(Duration::from_millis(20))
+        .clock(clock.clock())
+        .build();
+    h.source.produce("t", 0, 10);
+    h.start(0, &[], 1);
+    run_ticking(&mut h, &clock, "the first commit", |h| h.has(0, 0, 10));
+    {
+        let mut target = h.targets[0].state();
+        target.transaction.refuse_next_commit = true;
+        target.transaction.abort_unanswered = true;
+    }
+    h.source.produce("t", 0, 10);
+    run_ticking(&mut h, &clock, "the refused commit", |h| {
+        !h.targets[0].state().transaction.refuse_next_commit
+    });
+    clock.advance(ABORT_PATIENCE - Duration::from_secs(1));
+    rounds(&mut h, 5);
+    assert!(h.lost.take().is_empty(), "not before its patience");
+    clock.advance(Duration::from_secs(1));
+    rounds(&mut h, 5);
+    assert_eq!(h.lost.take(), vec![0], "given up once its patience is over");
+    assert!(h.lane(0).book.live().next().is_none());
+    h.targets[0].state().transaction.abort_unanswered = false;
+    let (done, answers) = Reply::channel();
+    h.commands[0]
+        .send(GroupCommand::Fence {
+            units: vec![0],
+            done,
+        })
+        .unwrap();
+    run_ticking(&mut h, &clock, "registered again", |_| {
+        answers.try_recv().is_ok()
+    });
+    let stored = Stored {
+        offset: 9,
+        topic_id: None,
+    };
+    let progress: Progress = [(("t".to_string(), 0), stored)].into();
+    h.commands[0]
+        .send(Command::Refenced { unit: 0, progress })
+        .unwrap();
+    run_ticking(&mut h, &clock, "the copy again", |h| h.has(0, 0, 20));
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
 }
 
