@@ -14,6 +14,7 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::clients::{client, create_topic, produce, tokio_free};
+use super::cpu::status_kb;
 use super::mirrorcast::{metrics_text, start_replicator};
 use super::PARTITIONS;
 
@@ -41,13 +42,7 @@ struct Sample {
 }
 
 fn sample(pid: u32, port: u16, started: Instant, steps: usize) -> Sample {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let rss_kb = status
-        .lines()
-        .find(|l| l.starts_with("VmRSS:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
+    let rss_kb = status_kb(pid, "VmRSS") as f64;
     let series = metrics_text(port)
         .map(|text| {
             let body = text.split_once("\r\n\r\n").map_or("", |(_, body)| body);

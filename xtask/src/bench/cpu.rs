@@ -16,14 +16,22 @@ pub(super) fn cpu_and_peak(pid: u32) -> (f64, u64) {
             .unwrap_or(0.0)
     };
     let cpu = (ticks(11) + ticks(12)) / 100.0;
+    (cpu, status_kb(pid, "VmHWM") * 1024)
+}
+
+/// A memory figure of `/proc/<pid>/status` (`VmHWM`: peak resident, `VmRSS`: resident now),
+/// in KiB; 0 when unknown.
+pub(super) fn status_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_kb = status
+    status
         .lines()
-        .find(|l| l.starts_with("VmHWM:"))
+        .find(|l| {
+            l.strip_prefix(field)
+                .is_some_and(|rest| rest.starts_with(':'))
+        })
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse::<u64>().ok())
-        .unwrap_or(0);
-    (cpu, peak_kb * 1024)
+        .unwrap_or(0)
 }
 
 /// CPU seconds the brokers of these clusters used so far.

@@ -213,9 +213,9 @@ impl Transactions {
         !said && now.saturating_duration_since(since) >= COORDINATOR_PATIENCE
     }
 
-    /// A commit under way since `since` is still pending at `now`: whether to say now that it
-    /// takes longer than `timeout` (once, until a commit completes).
-    pub fn commit_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
+    /// A commit or an abort under way since `since` is still pending at `now`: whether to say
+    /// now that it takes longer than `timeout` (once, until a transaction ends).
+    pub fn end_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
         now.saturating_duration_since(since) >= timeout && self.slow_ends.failed()
     }
 
@@ -223,12 +223,6 @@ impl Transactions {
     pub fn commit_completed(&mut self) -> bool {
         self.aborts.recovered();
         self.slow_ends.recovered()
-    }
-
-    /// An abort under way since `since` is still pending at `now`: whether to say now that it
-    /// takes longer than `timeout` (once, until a transaction ends).
-    pub fn abort_overdue(&mut self, since: Instant, now: Instant, timeout: Duration) -> bool {
-        now.saturating_duration_since(since) >= timeout && self.slow_ends.failed()
     }
 
     /// An abort under way since `since`: whether to give the unit up at `now`
@@ -616,13 +610,13 @@ mod tests {
         let timeout = Duration::from_secs(3);
         let mut t = ready();
         t.aborting("the commit failed", t0);
-        assert!(!t.abort_overdue(t0, t0 + timeout / 2, timeout), "not yet");
-        assert!(t.abort_overdue(t0, t0 + timeout, timeout), "said");
-        assert!(!t.abort_overdue(t0, t0 + timeout * 2, timeout), "once");
+        assert!(!t.end_overdue(t0, t0 + timeout / 2, timeout), "not yet");
+        assert!(t.end_overdue(t0, t0 + timeout, timeout), "said");
+        assert!(!t.end_overdue(t0, t0 + timeout * 2, timeout), "once");
         t.abort_completed();
         t.committing(t0);
         assert!(
-            t.commit_overdue(t0, t0 + timeout, timeout),
+            t.end_overdue(t0, t0 + timeout, timeout),
             "a later slow commit is said again"
         );
         assert!(t.commit_completed(), "and its end");
@@ -696,13 +690,10 @@ mod tests {
         let t0 = Instant::now();
         let timeout = Duration::from_secs(120);
         let mut t = ready();
-        assert!(!t.commit_overdue(t0, t0, timeout), "pending, not slow");
-        assert!(!t.commit_overdue(t0, t0 + Duration::from_secs(60), timeout));
-        assert!(
-            t.commit_overdue(t0, t0 + timeout, timeout),
-            "said when slow"
-        );
-        assert!(!t.commit_overdue(t0, t0 + timeout * 2, timeout), "once");
+        assert!(!t.end_overdue(t0, t0, timeout), "pending, not slow");
+        assert!(!t.end_overdue(t0, t0 + Duration::from_secs(60), timeout));
+        assert!(t.end_overdue(t0, t0 + timeout, timeout), "said when slow");
+        assert!(!t.end_overdue(t0, t0 + timeout * 2, timeout), "once");
         assert!(t.commit_completed(), "its end is said");
         assert!(
             !t.commit_completed(),

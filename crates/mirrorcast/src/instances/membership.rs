@@ -585,7 +585,7 @@ impl Membership {
             let Some(store) = reads.stores.get_mut(index) else {
                 continue;
             };
-            match store.update() {
+            match store.update(self.clock.now()) {
                 Ok(stored) => {
                     let wanted: HashSet<&(String, i32)> = partitions.iter().collect();
                     let progress: Progress = stored

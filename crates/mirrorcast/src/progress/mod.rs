@@ -81,11 +81,12 @@ impl ProgressStore {
         }
     }
 
-    /// The progress as stored now. Blocking, for as long as the read moves.
-    pub fn update(&mut self) -> Result<&Progress, LogReadError> {
+    /// The progress as stored now (`now` on the caller's clock). Blocking, for as long as the
+    /// read moves.
+    pub fn update(&mut self, now: std::time::Instant) -> Result<&Progress, LogReadError> {
         if self
             .full_read_at
-            .is_some_and(|at| at.elapsed() >= FULL_READ_EVERY)
+            .is_some_and(|at| now.saturating_duration_since(at) >= FULL_READ_EVERY)
         {
             self.reader = None;
         }
@@ -93,7 +94,7 @@ impl ProgressStore {
             Some(reader) => reader,
             None => {
                 self.progress.clear();
-                self.full_read_at = Some(std::time::Instant::now());
+                self.full_read_at = Some(now);
                 let group_id = format!("mirrorcast.progress.{}", self.source_alias);
                 self.reader.insert(LogReader::open(
                     &self.consumer_config,

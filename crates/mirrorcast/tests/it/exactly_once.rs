@@ -20,32 +20,13 @@ const TARGETS: [&str; 2] = ["northamerica", "southamerica"];
 
 /// The last offset stored as progress for each partition of [`TOPIC`] on `target`.
 fn stored(target: &str) -> BTreeMap<i32, i64> {
-    stored_progress(target, "europe")
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|((topic, _), _)| topic == TOPIC)
-        .map(|((_, partition), stored)| (partition, stored.offset))
-        .collect()
+    stored_offsets(target, TOPIC)
 }
 
 /// Waits until `target`'s stored progress moved past `before` on every partition (commits go
-/// on), and returns it.
-fn progress_moves(
-    target: &str,
-    before: &BTreeMap<i32, i64>,
-    replicator: &Replicator,
-) -> BTreeMap<i32, i64> {
-    let mut now = BTreeMap::new();
-    assert!(
-        wait_until(Duration::from_secs(90), || {
-            now = stored(target);
-            now.len() == PARTITIONS as usize
-                && now.iter().all(|(p, o)| before.get(p).is_none_or(|b| o > b))
-        }),
-        "{target}'s progress did not move past {before:?} (now {now:?})\n{}",
-        replicator.log()
-    );
-    now
+/// on).
+fn progress_moves(target: &str, before: &BTreeMap<i32, i64>, replicator: &Replicator) {
+    progress_moves_past(target, TOPIC, PARTITIONS, before, || replicator.log());
 }
 
 #[test]

@@ -8,7 +8,6 @@
 //!
 //! Each time a `read_committed` reader on the target sees every source record once, in order.
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use localcluster::KafkaOptions;
@@ -19,29 +18,22 @@ const TOPIC: &str = "events";
 const PARTITIONS: i32 = 6;
 const TAKEN_OVER: &str = "took europe->northamerica over";
 
-/// The stored progress of every partition of [`TOPIC`] on the target.
-fn stored(target: &str) -> BTreeMap<i32, i64> {
-    stored_progress(target, "europe")
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|((topic, _), _)| topic == TOPIC)
-        .map(|((_, partition), stored)| (partition, stored.offset))
-        .collect()
+/// `europe` → `northamerica` exactly once with `threads` copier threads, then `extra`.
+fn exactly_once_config(clusters: &localcluster::Clusters, threads: usize, extra: &str) -> String {
+    one_flow_config(
+        clusters,
+        &format!(
+            "exactly.once.source.support = enabled\n\
+             emit.checkpoints.enabled = false\n\
+             tasks.max = {threads}\n{extra}"
+        ),
+    )
 }
 
 /// Waits until the stored progress moved past what it is now on every partition.
 fn progress_moves(target: &str, replicator: &Replicator) {
-    let before = stored(target);
-    let mut now = BTreeMap::new();
-    assert!(
-        wait_until(Duration::from_secs(90), || {
-            now = stored(target);
-            now.len() == PARTITIONS as usize
-                && now.iter().all(|(p, o)| before.get(p).is_none_or(|b| o > b))
-        }),
-        "progress did not move past {before:?} (now {now:?})\n{}",
-        replicator.log()
-    );
+    let before = stored_offsets(target, TOPIC);
+    progress_moves_past(target, TOPIC, PARTITIONS, &before, || replicator.log());
 }
 
 /// Whether a transaction is open on a partition of [`TOPIC`] on `bootstrap`: its last stable
@@ -89,18 +81,10 @@ fn overlapping_exactly_once_processes_with_different_thread_counts_copy_each_rec
     create_topic(&europe, TOPIC, PARTITIONS, &[]);
     let dir = tempfile::tempdir().unwrap();
     let config = |threads: usize| {
-        let text = one_flow_config(
-            &clusters,
-            &format!(
-                "exactly.once.source.support = enabled\n\
-                 emit.checkpoints.enabled = false\n\
-                 tasks.max = {threads}\n"
-            ),
-        );
-        write_config(&dir.path().join(format!("threads-{threads}")), &text)
+        let dir = dir.path().join(format!("threads-{threads}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        write_config(&dir, &exactly_once_config(&clusters, threads, ""))
     };
-    std::fs::create_dir_all(dir.path().join("threads-4")).unwrap();
-    std::fs::create_dir_all(dir.path().join("threads-2")).unwrap();
     let (four, two) = (config(4), config(2));
     let producer =
         BackgroundProducer::start_paced(&europe, TOPIC, PARTITIONS, 0, Duration::from_millis(5));
@@ -183,13 +167,11 @@ fn a_transaction_the_target_timed_out_is_no_takeover_and_the_copy_goes_on() {
     let transaction_timeout = Duration::from_secs(5);
     let config = write_config(
         dir.path(),
-        &one_flow_config(
+        &exactly_once_config(
             &clusters,
+            2,
             &format!(
-                "exactly.once.source.support = enabled\n\
-                 emit.checkpoints.enabled = false\n\
-                 tasks.max = 2\n\
-                 northamerica.producer.delivery.timeout.ms = 3000\n\
+                "northamerica.producer.delivery.timeout.ms = 3000\n\
                  northamerica.producer.transaction.timeout.ms = {}\n",
                 transaction_timeout.as_millis()
             ),

@@ -207,7 +207,7 @@ impl<T: Target> Lane<T> {
                 let overdue = self
                     .transactions
                     .as_mut()
-                    .is_some_and(|t| t.commit_overdue(since, now, timeout));
+                    .is_some_and(|t| t.end_overdue(since, now, timeout));
                 if overdue {
                     let message = format!(
                         "{} has not completed a commit for {:?}; the transaction stays open and \
@@ -276,7 +276,7 @@ impl<T: Target> Lane<T> {
                 let Some(transactions) = &mut self.transactions else {
                     return;
                 };
-                if transactions.abort_overdue(since, now, timeout) {
+                if transactions.end_overdue(since, now, timeout) {
                     let message = format!(
                         "{} has not completed an abort for {:?} ({}); the transaction stays \
                          open, and its records are copied again once it answers",

@@ -141,13 +141,9 @@ fn exactly_once_records_timed_out_abort_the_transaction_and_are_copied_again_onc
     );
 }
 
-/// Exactly once, a commit that fails while the target's coordinator is gone: the abort stays
-/// pending, is said once past the delivery timeout (not before), and completes when the
-/// target answers; each record is committed once.
-#[test]
-fn exactly_once_an_abort_the_target_does_not_answer_is_said_late_then_completes() {
-    let clock = ManualClock::new();
-    let timeout = Duration::from_secs(30);
+/// Exactly once, on `clock` with delivery timeout `timeout`: ten records committed, then a
+/// commit of ten more refused while the target's coordinator is gone (an abort stays pending).
+fn abort_left_unanswered(clock: &ManualClock, timeout: Duration) -> Harness {
     let mut h = Setup::new(1)
         .exactly_once(Duration::from_millis(20))
         .delivery_timeout(timeout)
@@ -155,16 +151,27 @@ fn exactly_once_an_abort_the_target_does_not_answer_is_said_late_then_completes(
         .build();
     h.source.produce("t", 0, 10);
     h.start(0, &[], 1);
-    run_ticking(&mut h, &clock, "the first commit", |h| h.has(0, 0, 10));
+    run_ticking(&mut h, clock, "the first commit", |h| h.has(0, 0, 10));
     {
         let mut target = h.targets[0].state();
         target.transaction.refuse_next_commit = true;
         target.transaction.abort_unanswered = true;
     }
     h.source.produce("t", 0, 10);
-    run_ticking(&mut h, &clock, "the refused commit", |h| {
+    run_ticking(&mut h, clock, "the refused commit", |h| {
         !h.targets[0].state().transaction.refuse_next_commit
     });
+    h
+}
+
+/// Exactly once, a commit that fails while the target's coordinator is gone: the abort stays
+/// pending, is said once past the delivery timeout (not before), and completes when the
+/// target answers; each record is committed once.
+#[test]
+fn exactly_once_an_abort_the_target_does_not_answer_is_said_late_then_completes() {
+    let clock = ManualClock::new();
+    let timeout = Duration::from_secs(30);
+    let mut h = abort_left_unanswered(&clock, timeout);
     let late = |h: &Harness| {
         h.lane(0)
             .house
@@ -190,22 +197,7 @@ fn exactly_once_an_abort_the_target_does_not_answer_is_said_late_then_completes(
 #[test]
 fn exactly_once_an_abort_that_never_completes_gives_the_unit_up_to_be_fenced_again() {
     let clock = ManualClock::new();
-    let mut h = Setup::new(1)
-        .exactly_once(Duration::from_millis(20))
-        .clock(clock.clock())
-        .build();
-    h.source.produce("t", 0, 10);
-    h.start(0, &[], 1);
-    run_ticking(&mut h, &clock, "the first commit", |h| h.has(0, 0, 10));
-    {
-        let mut target = h.targets[0].state();
-        target.transaction.refuse_next_commit = true;
-        target.transaction.abort_unanswered = true;
-    }
-    h.source.produce("t", 0, 10);
-    run_ticking(&mut h, &clock, "the refused commit", |h| {
-        !h.targets[0].state().transaction.refuse_next_commit
-    });
+    let mut h = abort_left_unanswered(&clock, Duration::from_secs(120));
     clock.advance(ABORT_PATIENCE - Duration::from_secs(1));
     rounds(&mut h, 5);
     assert!(h.lost.take().is_empty(), "not before its patience");
@@ -214,24 +206,11 @@ fn exactly_once_an_abort_that_never_completes_gives_the_unit_up_to_be_fenced_aga
     assert_eq!(h.lost.take(), vec![0], "given up once its patience is over");
     assert!(h.lane(0).book.live().next().is_none());
     h.targets[0].state().transaction.abort_unanswered = false;
-    let (done, answers) = Reply::channel();
-    h.commands[0]
-        .send(GroupCommand::Fence {
-            units: vec![0],
-            done,
-        })
-        .unwrap();
+    let answers = h.fence(0);
     run_ticking(&mut h, &clock, "registered again", |_| {
         answers.try_recv().is_ok()
     });
-    let stored = Stored {
-        offset: 9,
-        topic_id: None,
-    };
-    let progress: Progress = [(("t".to_string(), 0), stored)].into();
-    h.commands[0]
-        .send(Command::Refenced { unit: 0, progress })
-        .unwrap();
+    h.refenced(0, 9);
     run_ticking(&mut h, &clock, "the copy again", |h| h.has(0, 0, 20));
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..20));
 }

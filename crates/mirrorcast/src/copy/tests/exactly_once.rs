@@ -109,22 +109,9 @@ fn exactly_once_a_fenced_lane_drops_its_unit_and_goes_on_from_the_progress_read_
         "its partitions dropped"
     );
 
-    let (done, answers) = Reply::channel();
-    h.commands[0]
-        .send(GroupCommand::Fence {
-            units: vec![0],
-            done,
-        })
-        .unwrap();
+    let answers = h.fence(0);
     h.run_until("registered again", |_| answers.try_recv().is_ok());
-    let stored = Stored {
-        offset: 14,
-        topic_id: None,
-    };
-    let progress: Progress = [(("t".to_string(), 0), stored)].into();
-    h.commands[0]
-        .send(Command::Refenced { unit: 0, progress })
-        .unwrap();
+    h.refenced(0, 14);
     h.run_until("the copy from the progress", |h| h.has(0, 0, 15));
     let mut want = expected(0, 0..10);
     want.extend(expected(0, 15..20));

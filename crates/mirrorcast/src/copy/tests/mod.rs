@@ -28,7 +28,7 @@ use crate::config::{Config, ErrorsConfig, ExactlyOnceConfig, FlowConfig};
 use crate::kafka::cluster::TopicId;
 use crate::observe::Observability;
 use crate::ownership::{Shard, Standing};
-use crate::plan::{Command, GroupCommand, LostUnits, Reply, Route, ToCopier};
+use crate::plan::{Command, FenceAnswer, GroupCommand, LostUnits, Reply, Route, ToCopier};
 use crate::progress::{Progress, Stored};
 use crate::shutdown::Shutdown;
 
@@ -234,10 +234,31 @@ impl Harness {
         if self.lane(lane).transactions.is_none() || self.lane(lane).ctx.standing.is_grouped() {
             return;
         }
-        let (done, _) = Reply::channel();
+        drop(self.fence(lane));
+    }
+
+    /// Asks lane `lane` to register its unit's transactional id; the answer comes on the
+    /// returned line.
+    fn fence(&self, lane: usize) -> std::sync::mpsc::Receiver<FenceAnswer> {
+        let (done, answers) = Reply::channel();
         let units = vec![self.lane(lane).book.shard().index];
         self.commands[lane]
             .send(GroupCommand::Fence { units, done })
+            .unwrap();
+        answers
+    }
+
+    /// The topic manager's progress for lane `lane`'s unit after it registered again: topic
+    /// `t`'s partition 0 stored at `offset`.
+    fn refenced(&self, lane: usize, offset: i64) {
+        let stored = Stored {
+            offset,
+            topic_id: None,
+        };
+        let progress: Progress = [(("t".to_string(), 0), stored)].into();
+        let unit = self.lane(lane).book.shard().index;
+        self.commands[lane]
+            .send(Command::Refenced { unit, progress })
             .unwrap();
     }
 

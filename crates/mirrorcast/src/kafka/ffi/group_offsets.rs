@@ -13,7 +13,7 @@ use rdkafka::ClientContext;
 use rdkafka_sys as rdsys;
 use rdkafka_sys::bindings::{rd_kafka_admin_op_t, rd_kafka_resp_err_t};
 
-use super::{c_string, text, AdminExtError, Guard};
+use super::{admin_options, c_string, text, AdminExtError, Guard};
 
 /// Requests in flight at once on one queue.
 const IN_FLIGHT: usize = 128;
@@ -190,17 +190,7 @@ fn in_flight<C: ClientContext, T>(
                     continue;
                 }
             };
-            let options = Guard {
-                ptr: rdsys::rd_kafka_AdminOptions_new(rk, op),
-                free: rdsys::rd_kafka_AdminOptions_destroy,
-            };
-            let mut errstr = [0 as std::os::raw::c_char; 256];
-            rdsys::rd_kafka_AdminOptions_set_request_timeout(
-                options.ptr,
-                timeout_ms,
-                errstr.as_mut_ptr(),
-                errstr.len(),
-            );
+            let options = admin_options(rk, op, timeout_ms);
             rdsys::rd_kafka_AdminOptions_set_opaque(options.ptr, index as *mut c_void);
             if op == rd_kafka_admin_op_t::RD_KAFKA_ADMIN_OP_LISTCONSUMERGROUPOFFSETS {
                 let request = Guard {

@@ -74,6 +74,30 @@ unsafe fn text(ptr: *const std::os::raw::c_char) -> String {
     }
 }
 
+/// Options of an admin request of type `op` that waits `timeout_ms` for its answer.
+///
+/// # Safety
+/// `rk` must be a live client handle.
+unsafe fn admin_options(
+    rk: *mut rdsys::rd_kafka_t,
+    op: rd_kafka_admin_op_t,
+    timeout_ms: i32,
+) -> Guard<rdsys::rd_kafka_AdminOptions_t> {
+    let options = Guard {
+        ptr: rdsys::rd_kafka_AdminOptions_new(rk, op),
+        free: rdsys::rd_kafka_AdminOptions_destroy,
+    };
+    let mut errstr = [0 as std::os::raw::c_char; 256];
+    // Refused only for a timeout out of range, which an `i32` of milliseconds is not.
+    rdsys::rd_kafka_AdminOptions_set_request_timeout(
+        options.ptr,
+        timeout_ms,
+        errstr.as_mut_ptr(),
+        errstr.len(),
+    );
+    options
+}
+
 /// Sends one admin request (`send` is given the options and the result queue) and waits for
 /// its result event, which is returned only when the request as a whole succeeded.
 ///
@@ -90,18 +114,8 @@ unsafe fn request(
         ptr: rdsys::rd_kafka_queue_new(rk),
         free: rdsys::rd_kafka_queue_destroy,
     };
-    let options = Guard {
-        ptr: rdsys::rd_kafka_AdminOptions_new(rk, op),
-        free: rdsys::rd_kafka_AdminOptions_destroy,
-    };
     let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
-    let mut errstr = [0 as std::os::raw::c_char; 256];
-    rdsys::rd_kafka_AdminOptions_set_request_timeout(
-        options.ptr,
-        timeout_ms,
-        errstr.as_mut_ptr(),
-        errstr.len(),
-    );
+    let options = admin_options(rk, op, timeout_ms);
     send(options.ptr, queue.ptr);
     let event = Guard {
         ptr: rdsys::rd_kafka_queue_poll(queue.ptr, timeout_ms.saturating_add(1000)),

@@ -20,6 +20,39 @@ pub fn stored_progress(target: &str, source_alias: &str) -> Option<mirrorcast::p
     .ok()
 }
 
+/// The last offset stored as progress on `target` for each partition of `topic` (copied from
+/// `europe`).
+pub fn stored_offsets(target: &str, topic: &str) -> BTreeMap<i32, i64> {
+    stored_progress(target, "europe")
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|((t, _), _)| t == topic)
+        .map(|((_, partition), stored)| (partition, stored.offset))
+        .collect()
+}
+
+/// Waits (90 s at most) until the progress stored on `target` for all `partitions` of `topic`
+/// moved past `before` (commits go on), and returns it; panics with `log()` otherwise.
+pub fn progress_moves_past(
+    target: &str,
+    topic: &str,
+    partitions: i32,
+    before: &BTreeMap<i32, i64>,
+    log: impl Fn() -> String,
+) -> BTreeMap<i32, i64> {
+    let mut now = BTreeMap::new();
+    assert!(
+        poll_until(Duration::from_secs(90), Duration::from_millis(200), || {
+            now = stored_offsets(target, topic);
+            now.len() == partitions as usize
+                && now.iter().all(|(p, o)| before.get(p).is_none_or(|b| o > b))
+        }),
+        "{target}'s progress did not move past {before:?} (now {now:?})\n{}",
+        log()
+    );
+    now
+}
+
 /// Whether the replicator's stored progress on `target` says every record of `topic` up to
 /// `source_ends` is copied and acknowledged (or more, while records keep arriving).
 pub fn progress_reached(
