@@ -49,6 +49,9 @@ pub enum LogReadError {
 /// continues where the previous one stopped.
 pub struct LogReader {
     consumer: BaseConsumer<ClientLog>,
+    /// With [`LogReader::open_settled`]: asks where each partition ends with open transactions
+    /// included, so a read waits for them to end rather than stop before them.
+    settled: Option<BaseConsumer<ClientLog>>,
     topic: String,
     partitions: Vec<i32>,
     /// The next offset to read per partition (its start until something is read).
@@ -88,10 +91,35 @@ impl LogReader {
         consumer.assign(&assignment)?;
         Ok(LogReader {
             consumer,
+            settled: None,
             topic: topic.to_string(),
             partitions,
             positions: HashMap::new(),
         })
+    }
+
+    /// [`LogReader::open`], where a read goes on until every transaction open when it starts has
+    /// ended (committed records read, aborted ones skipped): a read_committed reader alone
+    /// stops at the first open transaction and misses what was committed after it (progress
+    /// of another copy unit committing meanwhile, when a unit resumes from what is stored).
+    /// The wait is bounded by the writers' `transaction.timeout.ms` (the coordinator aborts a
+    /// transaction open longer) and normally lasts one commit interval.
+    pub fn open_settled(
+        consumer_config: &ClientConfig,
+        group_id: &str,
+        topic: &str,
+    ) -> Result<Self, LogReadError> {
+        let mut reader = Self::open(consumer_config, group_id, topic)?;
+        let mut config = consumer_config.clone();
+        if config.get("group.id").is_none() {
+            config.set("group.id", group_id);
+        }
+        config.set("isolation.level", "read_uncommitted");
+        reader.settled = Some(
+            config
+                .create_with_context(ClientLog::new(format!("{topic} ends")).trusting(&config))?,
+        );
+        Ok(reader)
     }
 
     /// Every partition's (start, end) in two requests per broker (ListOffsets for the earliest
@@ -109,7 +137,12 @@ impl LogReader {
                     return HashMap::new();
                 }
             }
-            match self.consumer.offsets_for_times(list, METADATA_TIMEOUT) {
+            // The end counting open transactions, when settled (its start is the same).
+            let asked = match (&self.settled, at) {
+                (Some(settled), Offset::End) => settled,
+                _ => &self.consumer,
+            };
+            match asked.offsets_for_times(list, METADATA_TIMEOUT) {
                 Ok(found) => found
                     .elements()
                     .iter()
@@ -142,7 +175,9 @@ impl LogReader {
             let (low, high) = match ends.get(&partition) {
                 Some(&ends) => ends,
                 None => self
-                    .consumer
+                    .settled
+                    .as_ref()
+                    .unwrap_or(&self.consumer)
                     .fetch_watermarks(&self.topic, partition, METADATA_TIMEOUT)?,
             };
             let read_up_to = self.positions.get(&partition).copied();
@@ -168,9 +203,14 @@ impl LogReader {
             }
             if said_at.elapsed() >= PROGRESS_EVERY {
                 said_at = Instant::now();
+                let waiting = if self.settled.is_some() && idle {
+                    " (waiting for transactions open on it to end)"
+                } else {
+                    ""
+                };
                 info!(
                     topic = %self.topic,
-                    "still reading: {read} of about {total} record(s) in {:.0?}",
+                    "still reading: {read} of about {total} record(s) in {:.0?}{waiting}",
                     started.elapsed()
                 );
             }

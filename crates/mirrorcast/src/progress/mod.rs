@@ -29,7 +29,9 @@ pub struct Stored {
 pub type Progress = HashMap<(String, i32), Stored>;
 
 /// Reads every record of `topic` on the target and keeps the newest offset per source
-/// partition of `source_alias`. Blocking, for as long as the read moves.
+/// partition of `source_alias`, waiting for transactions open meanwhile to end (another copy
+/// unit's commit under way must not hide what was committed after it). Blocking, for as long
+/// as the read moves.
 pub fn load(
     consumer_config: &ClientConfig,
     topic: &str,
@@ -38,7 +40,7 @@ pub fn load(
 ) -> Result<Progress, LogReadError> {
     let mut progress = Progress::new();
     let group_id = format!("mirrorcast.progress.{source_alias}");
-    LogReader::open(consumer_config, &group_id, topic)?.read_to_end(|message| {
+    LogReader::open_settled(consumer_config, &group_id, topic)?.read_to_end(|message| {
         apply(&mut progress, topic, connector, source_alias, message);
     })?;
     Ok(progress)
@@ -96,7 +98,7 @@ impl ProgressStore {
                 self.progress.clear();
                 self.full_read_at = Some(now);
                 let group_id = format!("mirrorcast.progress.{}", self.source_alias);
-                self.reader.insert(LogReader::open(
+                self.reader.insert(LogReader::open_settled(
                     &self.consumer_config,
                     &group_id,
                     &self.topic,

@@ -28,6 +28,8 @@ pub(super) enum FenceError {
     Refused(String),
     #[error("the copier stopped")]
     Gone,
+    #[error(transparent)]
+    Read(#[from] crate::kafka::log_reader::LogReadError),
 }
 
 impl From<CopierGone> for FenceError {
@@ -155,14 +157,25 @@ impl TopicManager {
         retry.until("registering the transactional ids again", || {
             self.fence_units(&lost)
         })?;
+        let mut lost = lost;
         let progress = retry.until(&format!("reading progress from {topic}"), || {
+            // The read waits for every transaction open on the topic to end: one of a unit
+            // given up meanwhile (its abort unanswered) ends only once it is fenced too.
+            let meanwhile = self.lost.take();
+            if !meanwhile.is_empty() {
+                self.fence_units(&meanwhile)?;
+                lost.extend(meanwhile);
+            }
             progress::load(
                 &self.target_consumer,
                 &topic,
                 &self.flow.progress.connector,
                 &self.flow.source,
             )
+            .map_err(FenceError::from)
         })?;
+        lost.sort_unstable();
+        lost.dedup();
         for unit in lost {
             let refenced = Command::Refenced {
                 unit,

@@ -217,3 +217,65 @@ fn a_transaction_the_target_timed_out_is_no_takeover_and_the_copy_goes_on() {
         println!("{line}");
     }
 }
+
+/// A unit that registers again reads the progress while other units keep committing theirs: a
+/// `read_committed` reader alone stops at the first transaction still open (the last stable
+/// offset) and misses the progress committed after it, so the unit would copy again what it
+/// had committed. The read waits for the open transaction to end instead, and skips it when
+/// it aborts.
+#[test]
+fn progress_committed_after_another_unit_s_open_transaction_is_read() {
+    use mirrorcast::progress::codec::{encode_key, encode_value, DEDICATED_MODE_CONNECTOR};
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let clusters = start_kafka_clusters(&["northamerica"], &KafkaOptions::default());
+    let north = clusters.bootstrap("northamerica");
+    let progress_topic = "mm2-offsets.europe.internal";
+    create_topic(&north, progress_topic, 1, &[("cleanup.policy", "compact")]);
+    let unit = |id: &str| -> BaseProducer {
+        let producer: BaseProducer = client(&north).set("transactional.id", id).create().unwrap();
+        producer.init_transactions(Duration::from_secs(30)).unwrap();
+        producer.begin_transaction().unwrap();
+        producer
+    };
+    let stores = |producer: &BaseProducer, partition: i32, offset: i64| {
+        let key = encode_key(DEDICATED_MODE_CONNECTOR, "europe", TOPIC, partition);
+        let value = encode_value(offset, None);
+        producer
+            .send(BaseRecord::to(progress_topic).key(&key).payload(&value))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+    };
+    // Unit 0's transaction opens first and stays open; unit 1 commits after it.
+    let open = unit("test-unit-0");
+    stores(&open, 0, 10);
+    let committed = unit("test-unit-1");
+    stores(&committed, 1, 20);
+    committed
+        .commit_transaction(Duration::from_secs(30))
+        .unwrap();
+
+    let reader = {
+        let north = north.clone();
+        std::thread::spawn(move || stored_progress(&north, "europe"))
+    };
+    let returned_early = wait_until(Duration::from_secs(3), || reader.is_finished());
+    open.abort_transaction(Duration::from_secs(30)).unwrap();
+    let progress = reader.join().unwrap().expect("the progress was read");
+    let offset = |partition: i32| {
+        progress
+            .get(&(TOPIC.to_string(), partition))
+            .map(|stored| stored.offset)
+    };
+    assert_eq!(
+        offset(1),
+        Some(20),
+        "unit 1's committed progress was missed (the read stopped at unit 0's open \
+         transaction; returned before it ended: {returned_early})"
+    );
+    assert_eq!(offset(0), None, "unit 0's aborted progress was read");
+    assert!(
+        !returned_early,
+        "the read did not wait for the open transaction"
+    );
+}
