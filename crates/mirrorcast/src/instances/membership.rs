@@ -22,6 +22,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::coordinator::CoordinatorProbe;
 use super::fencing::Fences;
 use super::lease::{Lease, Poll};
 use super::units::{UnitCountChanged, Units};
@@ -315,10 +316,13 @@ impl Membership {
                     .unwrap_or(default),
             )
         };
-        let lease = Arc::new(Mutex::new(Lease::new(
+        let (session, heartbeat) = (
             millis("session.timeout.ms", 45_000),
             millis("heartbeat.interval.ms", 3_000),
-        )));
+        );
+        let lease = Arc::new(Mutex::new(Lease::new(session, heartbeat)));
+        // Three questions at least per lease term (half a session), whatever the heartbeat.
+        let probe_every = heartbeat.min(session / 6);
         if !classic {
             // KIP-848: the broker sets these (`group.consumer.session.timeout.ms`, 45 s by
             // default) and librdkafka refuses them; they still size the lease here.
@@ -405,6 +409,20 @@ impl Membership {
                 });
             if let Err(e) = clock {
                 error!(source = %self.source, "cannot start the lease clock ({e}): this process writes nothing");
+            }
+            let probe = std::thread::Builder::new()
+                .name(format!("coordinator {}", self.source))
+                .spawn_scoped(scope, || {
+                    let probe = CoordinatorProbe {
+                        client: consumer.client(),
+                        group: &self.group_id,
+                        source: &self.source,
+                        every: probe_every,
+                    };
+                    probe.confirm(&self.clock, &lease, &ticking)
+                });
+            if let Err(e) = probe {
+                error!(source = %self.source, "cannot start the coordinator probe ({e}): this process writes nothing");
             }
             let taken = self.take_part(&consumer, &labels, &mut health, &mut progress);
             ticking.store(false, Ordering::Release);

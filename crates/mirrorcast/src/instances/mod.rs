@@ -2,7 +2,8 @@
 //! on the source (`instances.group.enabled`): Kafka's group protocol hands the partitions out
 //! (cooperative, incremental), detects members that died and takes their partitions away.
 //! [`membership`] runs the group member and turns its rebalances into the copier's
-//! `Acquire` / `Release` / `Abandon`; [`lease`] decides when a member may write. With exactly
+//! `Acquire` / `Release` / `Abandon`; [`lease`] decides when a member may write, renewed by
+//! the process's own clock and by the group's coordinator ([`coordinator`]). With exactly
 //! once the group hands out whole copy units instead ([`units`]), each fenced on the targets
 //! before its progress is read.
 //!
@@ -12,6 +13,7 @@
 //! (topic creation and sync, checkpoints, heartbeats) belong to the member that owns partition
 //! 0 of the first subscribed topic ([`leader_partition`]), or with exactly once unit 0.
 
+mod coordinator;
 mod fencing;
 pub mod lease;
 pub mod membership;

@@ -311,3 +311,68 @@ fn brokers_restarted_again_and_again_during_a_copy_lose_nothing() {
     println!("{written} records over four broker restarts; duplicates {duplicates:?}");
     assert_running_again(port, 1, Duration::from_secs(120), &replicator);
 }
+
+/// An instance of a group cut off from its source (and so from the group's coordinator) while
+/// it keeps running: its lease follows the coordinator's answers, not its own clock, so it
+/// stops writing half a session after the coordinator last confirmed it, before the session
+/// can end and the partitions go to another member; once the source answers again it is
+/// confirmed again and the copy goes on, every record copied in order.
+#[test]
+fn an_instance_cut_off_from_the_group_coordinator_stops_writing_before_its_session_ends() {
+    let clusters = start_faulty(&["europe", "northamerica"]);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    let background = traffic(&europe, Duration::from_millis(50));
+    let extra = "instances.group.enabled = true\n\
+                 europe.consumer.session.timeout.ms = 10000\n\
+                 europe.consumer.heartbeat.interval.ms = 1000\n";
+    let (_dir, replicator, port) =
+        start_replicator(&clusters, &["northamerica"], extra, &["europe"]);
+    copy_moves(&north, &replicator);
+    let relay = clusters.get("europe").faults().unwrap();
+    relay.set(Fault::BlackHole);
+    let holed = Instant::now();
+    const UNCONFIRMED: &str = "has not confirmed this member for half a session";
+    const SESSION_ENDED: &str = "its session expired";
+    // The member stops leading (and writing) when its lease lapses: seen on its metrics.
+    let europe_labels = [("source", "europe")];
+    let mut stopped_leading = None;
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            if replicator.log().contains(SESSION_ENDED) {
+                return true;
+            }
+            let leads = scrape(port).map(|s| value(&s, "mirrorcast_group_leads", &europe_labels));
+            if leads == Some(0.0) && stopped_leading.is_none() {
+                stopped_leading = Some(holed.elapsed());
+            }
+            false
+        }),
+        "the member's session never ended\n{}",
+        replicator.log()
+    );
+    let session_ended = holed.elapsed();
+    let log = replicator.log();
+    let (unconfirmed, ended) = (log.find(UNCONFIRMED), log.find(SESSION_ENDED));
+    assert!(
+        unconfirmed.is_some_and(|at| Some(at) < ended)
+            && stopped_leading.is_some_and(|at| at + Duration::from_secs(1) < session_ended),
+        "the lease did not lapse before the session ended (stopped leading after \
+         {stopped_leading:?}, session ended after {session_ended:?})\n{log}"
+    );
+    println!("stopped leading after {stopped_leading:?}, session ended after {session_ended:?}");
+    relay.set(Fault::None);
+    assert!(
+        wait_until(Duration::from_secs(60), || replicator
+            .log()
+            .contains("the coordinator confirms this member again")),
+        "never confirmed again\n{}",
+        replicator.log()
+    );
+    copy_moves(&north, &replicator);
+    let written = background.stop();
+    let duplicates =
+        assert_every_record_everywhere(&europe, &[("northamerica", north.clone())], &replicator);
+    println!("{written} records; duplicates {duplicates:?}");
+    assert_running_again(port, 1, Duration::from_secs(60), &replicator);
+}

@@ -1,12 +1,14 @@
 //! librdkafka calls that rust-rdkafka does not wrap, behind a small safe API: admin calls
 //! (incremental alter configs, ACLs, topic IDs, consumer group offsets in
-//! [`group_offsets`], cached watermarks) and record headers whose keys are any
+//! [`group_offsets`], group members in [`group_members`], cached watermarks) and record headers whose keys are any
 //! bytes. All the `unsafe` of the crate lives here: each admin call builds its request, waits
 //! on its own result queue, and frees every librdkafka object it created on every path (RAII
 //! guards); one unsafe block per foreign call.
 
+mod group_members;
 mod group_offsets;
 
+pub use group_members::{group_members, member_id};
 pub use group_offsets::{
     alter_group_offsets, list_group_offsets, CommittedOffset, GroupAnswer, GroupCommit, Offsets,
 };
