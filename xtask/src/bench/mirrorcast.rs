@@ -41,7 +41,18 @@ pub(super) fn start_replicator(
         .map(|t| (*t, clusters.bootstrap(t)))
         .collect();
     let config = replication_config(dir, "mirrorcast", source, &targets, extra)?;
-    let child = Command::new(binary)
+    // A profiler to run it under (e.g. `heaptrack`), for a look at where memory goes; the
+    // figures then measure the wrapper, not mirrorcast.
+    let mut command = match std::env::var("MIRRORCAST_BENCH_WRAPPER") {
+        Ok(wrapper) if !wrapper.trim().is_empty() => {
+            let mut words = wrapper.split_whitespace();
+            let mut command = Command::new(words.next().unwrap_or_default());
+            command.args(words).arg(binary);
+            command
+        }
+        _ => Command::new(binary),
+    };
+    let child = command
         .arg("run")
         .arg(&config)
         .arg("--http")

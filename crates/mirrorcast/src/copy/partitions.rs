@@ -116,6 +116,9 @@ pub(crate) struct PartitionState {
     pub topic_id: Option<TopicId>,
     /// The remote topic's `max.message.bytes`, when known.
     pub limit: Option<u32>,
+    /// The partition's end at the source as a reader of it last saw it (kept while none has
+    /// it: waiting, stopped).
+    pub source_end: Option<i64>,
 }
 
 impl PartitionState {
@@ -157,6 +160,7 @@ impl PartitionState {
             largest_too_large: None,
             topic_id: None,
             limit: None,
+            source_end: None,
         }
     }
 

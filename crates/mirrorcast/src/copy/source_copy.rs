@@ -233,6 +233,14 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
     pub fn readers(&self) -> &Readers<R> {
         &self.readers
     }
+
+    /// Every lane publishes its offsets, lag and state now.
+    #[cfg(test)]
+    pub fn publish_now(&mut self) {
+        for lane in &mut self.lanes {
+            lane.publish(&self.readers, false);
+        }
+    }
 }
 
 /// Sends a record of the shared reader to every lane reading its partition there. (A free

@@ -155,6 +155,11 @@ impl LogReader {
                 Err(_) => HashMap::new(),
             }
         };
+        if let Some(settled) = &self.settled {
+            // Only asked, never read from: its events (a failed connection) are served here,
+            // not queued for good.
+            let _ = settled.poll(Duration::ZERO);
+        }
         let (starts, ends) = (ask(Offset::Beginning), ask(Offset::End));
         starts
             .into_iter()

@@ -213,6 +213,11 @@ impl GroupClients {
 
     /// The source groups the flow checkpoints: listed on the source, filtered by `groups`.
     pub fn source_groups(&self, flow: &FlowConfig) -> Result<Vec<String>, GroupsError> {
+        // Nothing is consumed, but librdkafka queues its events (a broker connection that
+        // failed, say) for the consumer's poll: served here once a round, not kept for good.
+        for client in [&self.source, &self.target] {
+            let _ = client.poll(Duration::ZERO);
+        }
         let groups = self.source.fetch_group_list(None, TIMEOUT)?;
         Ok(groups
             .groups()

@@ -134,6 +134,9 @@ pub struct FakeReader {
     pub handed_out: RefCell<usize>,
     /// How many of the next `assign` calls fail.
     pub failing_assigns: RefCell<u32>,
+    /// Partitions whose end was asked while not assigned (librdkafka then keeps them wanted
+    /// for good).
+    pub asked_unassigned: RefCell<Vec<(String, i32)>>,
 }
 
 impl FakeReader {
@@ -144,6 +147,7 @@ impl FakeReader {
             calls: RefCell::default(),
             handed_out: RefCell::new(0),
             failing_assigns: RefCell::new(0),
+            asked_unassigned: RefCell::default(),
         }
     }
 
@@ -213,6 +217,10 @@ impl Reader for FakeReader {
     }
 
     fn high_watermark(&self, topic: &str, partition: i32) -> Option<i64> {
+        let key = (topic.to_string(), partition);
+        if !self.assigned.borrow().contains_key(&key) {
+            self.asked_unassigned.borrow_mut().push(key);
+        }
         Some(self.source.end(topic, partition))
     }
 

@@ -204,7 +204,12 @@ impl<T: Target> Lane<T> {
         };
         match offset {
             Some(offset) => {
-                warn!(flow = %self.ctx.flow_name, "storing progress failed: {error}; will store it again");
+                if self.transactions.is_some() {
+                    // librdkafka will not commit a transaction with a failed record in it.
+                    warn!(flow = %self.ctx.flow_name, "storing progress failed: {error}; its transaction cannot commit: it is aborted and its records are copied again");
+                } else {
+                    warn!(flow = %self.ctx.flow_name, "storing progress failed: {error}; will store it again");
+                }
                 state.ledger.progress_failed(offset);
             }
             None => warn!(

@@ -247,6 +247,11 @@ impl<T: Target> Lane<T> {
         self.house.published(now);
         let lane = self.ctx.index;
         let any_stopped = self.book.iter().any(|s| s.mode == Mode::Stopped);
+        for s in self.book.iter_mut().filter(|s| !s.retired) {
+            if let Some(end) = readers.end_seen(lane, s.mode, &s.source_topic, s.partition) {
+                s.source_end = Some(end);
+            }
+        }
         let shared_positions = readers.shared.positions();
         let own_positions = readers.own[lane].positions();
         let views = self.book.iter().filter(|s| !s.retired).map(|s| {
@@ -260,7 +265,7 @@ impl<T: Target> Lane<T> {
                 topic: &s.source_topic,
                 remote_topic: &s.remote_topic,
                 partition: s.partition,
-                source_end: readers.high_watermark(lane, &s.source_topic, s.partition),
+                source_end: s.source_end,
                 last_acked: s.ledger.acked(),
                 read_through: s.read_through(reader_position.copied()),
                 stopped_at: (s.mode == Mode::Stopped)

@@ -393,3 +393,44 @@ fn a_failed_reassignment_of_the_shared_reader_leaves_no_lane_without_records() {
     assert_eq!(h.targets[0].log("t", 0), expected(0, 0..50));
     assert_eq!(h.targets[1].log("t", 0), expected(0, 10..50));
 }
+
+/// The lag published every second asks a partition's end only of the reader that reads it:
+/// librdkafka keeps a partition a client was asked about as wanted until it is unassigned, and
+/// once its topic is deleted queues an error for it every second that nothing reads (memory
+/// grew without bound under topic churn).
+#[test]
+fn the_source_end_is_asked_only_of_the_reader_that_reads_the_partition() {
+    let mut h = harness(2, 10);
+    h.targets[1].state().acknowledging = false;
+    h.source.produce("t", 0, 100);
+    h.start(0, &[], 1);
+    h.start(1, &[], 1);
+    h.run_until("sa to catch up on its own", |h| {
+        h.mode(1, 0) == Some(Mode::CatchingUp)
+    });
+    h.copy.publish_now();
+    h.targets[1].state().acknowledging = true;
+    h.run_until("both copies, shared again", |h| {
+        h.has(0, 0, 100) && h.has(1, 0, 100) && h.mode(1, 0) == Some(Mode::Shared)
+    });
+    h.copy.publish_now();
+    let readers = h.copy.readers();
+    for (name, reader) in [
+        ("shared", &readers.shared),
+        ("own 0", &readers.own[0]),
+        ("own 1", &readers.own[1]),
+    ] {
+        assert_eq!(
+            *reader.asked_unassigned.borrow(),
+            Vec::<(String, i32)>::new(),
+            "the {name} reader was asked about a partition it does not read"
+        );
+    }
+    for lane in 0..2 {
+        assert_eq!(
+            h.lane(lane).book[0].source_end,
+            Some(100),
+            "lane {lane}'s lag"
+        );
+    }
+}
