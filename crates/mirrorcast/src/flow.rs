@@ -304,6 +304,7 @@ fn start(
     let client_id = format!("mirrorcast-{}", name.replace("->", "-to-"));
     let (commands, receivers) = Commands::to_threads(threads);
     let lost = crate::plan::LostUnits::default();
+    let taken_over = crate::plan::TakenOver::default();
     let reported_together = FlowShards::new(threads);
     let setups = Shard::all(threads)
         .zip(receivers)
@@ -349,6 +350,7 @@ fn start(
             client_config(target, ClientRole::Consumer, &client_id)
         },
         shutdown: shutdown.clone(),
+        taken_over: taken_over.clone(),
     };
     let manager = TopicManager {
         source_admin: client_config(source, ClientRole::Admin, &client_id),
@@ -362,6 +364,7 @@ fn start(
         observe,
         clock: clock.clone(),
         lost: lost.clone(),
+        taken_over,
     };
     let member = MemberFlow {
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),

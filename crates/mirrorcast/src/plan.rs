@@ -103,6 +103,22 @@ impl LostUnits {
     }
 }
 
+/// Exactly once without a group: set once a newer process took the flow's transactional ids
+/// over. This process then copies nothing more of the flow, and its once-per-flow duties
+/// (checkpoints, group offset sync) stop too, so that only the newer process writes them.
+#[derive(Debug, Clone, Default)]
+pub struct TakenOver(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl TakenOver {
+    pub fn mark(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+
+    pub fn is_marked(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
 /// A lane's answer to a fence: its unit, and whether it registered the unit's id.
 pub type FenceAnswer = (usize, Result<(), FenceRefused>);
 

@@ -34,6 +34,8 @@ pub struct CheckpointTask {
     pub target_producer: ClientConfig,
     /// A consumer of the cluster the offset syncs are on.
     pub syncs_consumer: ClientConfig,
+    /// A newer process took the flow over: it checkpoints, not this one.
+    pub taken_over: crate::plan::TakenOver,
     pub shutdown: Shutdown,
 }
 
@@ -251,9 +253,9 @@ impl CheckpointTask {
         let mut pause = checkpoint_every;
         // The first round waits one interval, so that the copy has written syncs.
         while !self.shutdown.sleep(pause) {
-            if !self.standing.leads() {
+            if !self.standing.leads() || self.taken_over.is_marked() {
                 pause = checkpoint_every;
-                continue; // another instance of the replicator checkpoints
+                continue; // another instance, or a newer process, checkpoints
             }
             let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
                 last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)

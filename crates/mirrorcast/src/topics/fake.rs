@@ -250,6 +250,7 @@ pub(super) fn manager(extra: &str) -> (TopicManager, Receiver<ToCopier>) {
         observe: Observability::new(),
         clock: Clock::system(),
         lost: Default::default(),
+        taken_over: Default::default(),
     };
     (manager, receiver)
 }

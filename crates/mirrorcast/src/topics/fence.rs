@@ -122,9 +122,9 @@ impl TopicManager {
     /// writer record, it took the flow over and this process copies nothing more of it (said,
     /// and the flow fails); otherwise (a transaction outlived its timeout) each unit registers
     /// again and goes on from the progress read afterwards. `None`: stopping.
-    pub(super) fn refence_lost(&self, retry: &mut Retry<'_>, taken_over: &mut bool) -> Option<()> {
+    pub(super) fn refence_lost(&self, retry: &mut Retry<'_>) -> Option<()> {
         let lost = self.lost.take();
-        if lost.is_empty() || *taken_over {
+        if lost.is_empty() || self.taken_over.is_marked() {
             return Some(());
         }
         let topic = self.flow.progress_topic();
@@ -132,7 +132,7 @@ impl TopicManager {
             writers::read(&self.target_consumer, &topic, &self.flow.source)
         })?;
         if writers.taken_over() {
-            *taken_over = true;
+            self.taken_over.mark();
             let message = format!(
                 "another process ({}) took {} over: it fenced this process's transactional ids \
                  on {}, and this process copies nothing more of the flow (stop it, or start it \

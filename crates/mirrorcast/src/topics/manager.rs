@@ -52,6 +52,8 @@ pub struct TopicManager {
     /// Exactly once: copy units whose id was fenced from under their lane (without a group,
     /// the manager fences them again).
     pub lost: crate::plan::LostUnits,
+    /// Set here when a newer process took the flow over; read by the flow's checkpoints.
+    pub taken_over: crate::plan::TakenOver,
 }
 
 /// What the manager remembers between rounds.
@@ -187,10 +189,17 @@ impl TopicManager {
             known.created_store = Some(store);
         }
         let mut rounds = Rounds::new(&self, health, backoff);
-        // `None`: the copier is gone.
-        let mut taken_over = false;
         let (mut lost_health, mut lost_backoff) = (Health::default(), Backoff::default());
-        while let Some(pause) = self.pass(&mut rounds, &source, &target, &mut known) {
+        loop {
+            // Taken over by a newer process: its topic manager keeps the flow's topics.
+            let pause = if self.taken_over.is_marked() {
+                Some(std::time::Duration::from_secs(1))
+            } else {
+                self.pass(&mut rounds, &source, &target, &mut known)
+            };
+            let Some(pause) = pause else {
+                return; // the copier is gone
+            };
             if !self.fences_alone() {
                 if self.shutdown.sleep(pause) {
                     return;
@@ -210,7 +219,7 @@ impl TopicManager {
                     health: &mut lost_health,
                     on_failure: &show_failure,
                 };
-                if self.refence_lost(&mut retry, &mut taken_over).is_none() {
+                if self.refence_lost(&mut retry).is_none() {
                     return;
                 }
             }
