@@ -176,6 +176,7 @@ impl PartitionState {
         }
         self.next = self.ledger.resume_offset();
         self.topic_id = Some(id);
+        self.source_end = None;
         self.meters.recreations.inc();
         // A refusal was of a record of the old topic.
         if self.mode == Mode::Stopped && self.refusal.is_some() {

@@ -23,16 +23,24 @@ pub(crate) struct Readers<R> {
 }
 
 impl<R: Reader> Readers<R> {
-    /// The end of a partition as the reader that reads it for lane `lane` (in `mode`) last saw
-    /// it; `None` when no reader has it. Only that reader is asked: librdkafka keeps a
-    /// partition a client was asked about as wanted until it is unassigned, and once its topic
-    /// is deleted queues an error for it every second that nothing reads (memory grew by
-    /// about 100 KiB per deleted partition every ten minutes).
-    pub fn end_seen(&self, lane: usize, mode: Mode, topic: &str, partition: i32) -> Option<i64> {
+    /// The end of a partition as the reader that has it assigned last saw it: lane `lane`'s own
+    /// reader while it catches up, else the shared reader while it reads the partition (for
+    /// this lane or others); `None` when neither has it. Only such a reader is asked: librdkafka
+    /// keeps a partition a client was asked about as wanted until it is unassigned, and once
+    /// its topic is deleted queues an error for it every second that nothing reads (memory
+    /// grew by about 100 KiB per deleted partition every ten minutes).
+    pub fn end_seen(
+        &self,
+        lane: usize,
+        mode: Mode,
+        shared_reads_it: bool,
+        topic: &str,
+        partition: i32,
+    ) -> Option<i64> {
         match mode {
-            Mode::Shared => self.shared.high_watermark(topic, partition),
             Mode::CatchingUp => self.own[lane].high_watermark(topic, partition),
-            Mode::Waiting(_) | Mode::Stopped => None,
+            _ if shared_reads_it => self.shared.high_watermark(topic, partition),
+            _ => None,
         }
     }
 }

@@ -73,7 +73,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
                 cursors: &mut self.cursors,
             };
             lane.stop(&mut io);
-            lane.publish(&self.readers, true);
+            lane.publish(&self.readers, &self.cursors, true);
         }
     }
 
@@ -238,7 +238,7 @@ impl<T: Target, R: Reader> SourceCopy<T, R> {
     #[cfg(test)]
     pub fn publish_now(&mut self) {
         for lane in &mut self.lanes {
-            lane.publish(&self.readers, false);
+            lane.publish(&self.readers, &self.cursors, false);
         }
     }
 }

@@ -115,6 +115,22 @@ pub fn member_config(cluster: &ClusterConfig, client_id: &str) -> ClientConfig {
     config
 }
 
+/// Serves what librdkafka queued for a consumer that is only asked things, never read from
+/// (events such as a failed connection wait for the consumer's poll, and pile up otherwise):
+/// its context logs them (errors it returns go to debug). At most a thousand at a time.
+pub fn serve_events<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &rdkafka::consumer::BaseConsumer<C>,
+) {
+    for _ in 0..1000 {
+        match consumer.poll(std::time::Duration::ZERO) {
+            None => break,
+            // What fails here fails the requests the consumer is asked next, which say it.
+            Some(Err(e)) => tracing::debug!("{e}"),
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
 /// Routes librdkafka's own logs and errors into our logs without repeating itself: librdkafka
 /// reports an unreachable broker on every reconnect attempt (as a log line and as an error),
 /// and an operator wants to read it once. A message is shown the first time and again only

@@ -43,7 +43,20 @@ pub enum LogReadError {
     },
     #[error("`{0}` ends before where it was read up to (deleted and created again?): read again from its start")]
     Truncated(String),
+    #[error("reading `{topic}` waited {waited:?} at {partitions} for a transaction open on it to end (or for its leader): read again later; `kafka-transactions.sh` lists transactions that hang")]
+    Unsettled {
+        topic: String,
+        waited: Duration,
+        /// `partition at position, end` for each partition not read to its end.
+        partitions: String,
+    },
 }
+
+/// How long a read that waits for open transactions to end ([`LogReader::open_settled`]) waits
+/// without moving: a transaction normally ends within its commit interval; one whose writer
+/// died ends only when the coordinator times it out (`transaction.timeout.ms`, a minute by
+/// default), and the caller must not be held that long (a group member must go on polling).
+pub const SETTLE_PATIENCE: Duration = Duration::from_secs(15);
 
 /// A reader of every partition of one topic, from its start; each [`LogReader::read_to_end`]
 /// continues where the previous one stopped.
@@ -102,8 +115,9 @@ impl LogReader {
     /// ended (committed records read, aborted ones skipped): a read_committed reader alone
     /// stops at the first open transaction and misses what was committed after it (progress
     /// of another copy unit committing meanwhile, when a unit resumes from what is stored).
-    /// The wait is bounded by the writers' `transaction.timeout.ms` (the coordinator aborts a
-    /// transaction open longer) and normally lasts one commit interval.
+    /// The wait normally lasts one commit interval; a read that does not move for
+    /// [`SETTLE_PATIENCE`] fails with [`LogReadError::Unsettled`] (its position kept: the next
+    /// read goes on from there).
     pub fn open_settled(
         consumer_config: &ClientConfig,
         group_id: &str,
@@ -111,9 +125,6 @@ impl LogReader {
     ) -> Result<Self, LogReadError> {
         let mut reader = Self::open(consumer_config, group_id, topic)?;
         let mut config = consumer_config.clone();
-        if config.get("group.id").is_none() {
-            config.set("group.id", group_id);
-        }
         config.set("isolation.level", "read_uncommitted");
         reader.settled = Some(
             config
@@ -156,9 +167,9 @@ impl LogReader {
             }
         };
         if let Some(settled) = &self.settled {
-            // Only asked, never read from: its events (a failed connection) are served here,
-            // not queued for good.
-            let _ = settled.poll(Duration::ZERO);
+            // Only asked, never read from: its events (a failed connection, logged by its
+            // context) are served here, not queued for good.
+            crate::kafka::clients::serve_events(settled);
         }
         let (starts, ends) = (ask(Offset::Beginning), ask(Offset::End));
         starts
@@ -199,6 +210,21 @@ impl LogReader {
         let (mut read, mut moved_at, mut said_at) = (0u64, Instant::now(), Instant::now());
         let (mut checked_at, mut idle) = (Instant::now(), false);
         while !remaining.is_empty() {
+            if self.settled.is_some() && moved_at.elapsed() > SETTLE_PATIENCE {
+                let mut partitions: Vec<String> = remaining
+                    .iter()
+                    .map(|(partition, end)| {
+                        let at = self.positions.get(partition).copied().unwrap_or(-1);
+                        format!("[{partition}] {at} of {end}")
+                    })
+                    .collect();
+                partitions.sort();
+                return Err(LogReadError::Unsettled {
+                    topic: self.topic.clone(),
+                    waited: SETTLE_PATIENCE,
+                    partitions: partitions.join(", "),
+                });
+            }
             if moved_at.elapsed() > STALL_TIMEOUT {
                 return Err(LogReadError::Stalled {
                     topic: self.topic.clone(),
@@ -249,8 +275,12 @@ impl LogReader {
             };
             visit(&message);
             read += 1;
-            moved_at = Instant::now();
             let (partition, next) = (message.partition(), message.offset() + 1);
+            // Only a partition still to finish counts as moving: one done keeps receiving
+            // records on a busy topic while another waits.
+            if remaining.contains_key(&partition) {
+                moved_at = Instant::now();
+            }
             self.positions.insert(partition, next);
             if remaining.get(&partition).is_some_and(|high| next >= *high) {
                 remaining.remove(&partition);
@@ -269,7 +299,7 @@ impl LogReader {
             };
             let partition = element.partition();
             if self.positions.get(&partition) != Some(&position) {
-                moved = true;
+                moved |= remaining.contains_key(&partition);
                 self.positions.insert(partition, position);
             }
             if remaining

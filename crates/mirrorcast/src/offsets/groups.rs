@@ -216,7 +216,7 @@ impl GroupClients {
         // Nothing is consumed, but librdkafka queues its events (a broker connection that
         // failed, say) for the consumer's poll: served here once a round, not kept for good.
         for client in [&self.source, &self.target] {
-            let _ = client.poll(Duration::ZERO);
+            crate::kafka::clients::serve_events(client);
         }
         let groups = self.source.fetch_group_list(None, TIMEOUT)?;
         Ok(groups

@@ -111,11 +111,14 @@ impl ProgressStore {
             &self.connector,
             &self.source_alias,
         );
-        if let Err(e) =
-            reader.read_to_end(|message| apply(progress, topic, connector, source, message))
-        {
-            self.reader = None;
-            return Err(e);
+        match reader.read_to_end(|message| apply(progress, topic, connector, source, message)) {
+            Ok(_) => {}
+            // What was read stays read: the next update goes on from there.
+            Err(e @ LogReadError::Unsettled { .. }) => return Err(e),
+            Err(e) => {
+                self.reader = None;
+                return Err(e);
+            }
         }
         Ok(&self.progress)
     }

@@ -157,14 +157,15 @@ impl TopicManager {
         retry.until("registering the transactional ids again", || {
             self.fence_units(&lost)
         })?;
-        let mut lost = lost;
+        let (mut lost, mut unfenced) = (lost, Vec::new());
         let progress = retry.until(&format!("reading progress from {topic}"), || {
-            // The read waits for every transaction open on the topic to end: one of a unit
-            // given up meanwhile (its abort unanswered) ends only once it is fenced too.
-            let meanwhile = self.lost.take();
-            if !meanwhile.is_empty() {
-                self.fence_units(&meanwhile)?;
-                lost.extend(meanwhile);
+            // The read waits for the transactions open on the topic to end: one of a unit
+            // given up meanwhile (its abort unanswered) ends only once it is fenced too, before
+            // the next attempt. Kept until fenced, so a failed fence is tried again.
+            unfenced.extend(self.lost.take());
+            if !unfenced.is_empty() {
+                self.fence_units(&unfenced)?;
+                lost.append(&mut unfenced);
             }
             progress::load(
                 &self.target_consumer,

@@ -13,7 +13,7 @@ use super::Lane;
 use crate::copy::in_flight::StallNews;
 use crate::copy::io::{Outgoing, Reader, Tag, Target};
 use crate::copy::partitions::Mode;
-use crate::copy::readers::{Readers, Reading};
+use crate::copy::readers::{Cursors, Readers, Reading};
 use crate::copy::report::{CopyHealth, PartitionView};
 use crate::offsets::codec::{Heartbeat, OffsetSync};
 use crate::offsets::translate::SyncEmitter;
@@ -51,7 +51,7 @@ impl<T: Target> Lane<T> {
         }
         if self.house.publish_due(now) {
             self.check_stalled();
-            self.publish(io.readers, false);
+            self.publish(io.readers, io.cursors, false);
         }
         self.heartbeat();
         if let Some(syncs) = &self.house.syncs {
@@ -242,13 +242,16 @@ impl<T: Target> Lane<T> {
     }
 
     /// Offsets, lag and state of every partition, for metrics and `/api/status`.
-    pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, stopped: bool) {
+    pub fn publish<R: Reader>(&mut self, readers: &Readers<R>, cursors: &Cursors, stopped: bool) {
         let now = self.ctx.clock.now();
         self.house.published(now);
         let lane = self.ctx.index;
         let any_stopped = self.book.iter().any(|s| s.mode == Mode::Stopped);
         for s in self.book.iter_mut().filter(|s| !s.retired) {
-            if let Some(end) = readers.end_seen(lane, s.mode, &s.source_topic, s.partition) {
+            let shared_reads_it = cursors.get(s.cursor).is_assigned();
+            if let Some(end) =
+                readers.end_seen(lane, s.mode, shared_reads_it, &s.source_topic, s.partition)
+            {
                 s.source_end = Some(end);
             }
         }
