@@ -8,7 +8,10 @@
 //!   when the last probe that found this member was sent. A member cut off from the coordinator (whose heartbeats do
 //!   not reach it either) stops writing at most half a session after its last heartbeat could
 //!   have landed, while the coordinator waits a whole session (minus one heartbeat interval,
-//!   below half a session) before it gives the member's partitions to another.
+//!   below half a session) before it gives the member's partitions to another. This assumes
+//!   the probe and the heartbeats reach the coordinator alike (the same broker, on two
+//!   connections); when only the heartbeats fail, the member learns it at the end of the
+//!   session from librdkafka's own check (a loss), as it did before the probe.
 //!
 //! After a gap in the ticks, and after a loss, the lease is withheld for a probation of two
 //! heartbeat intervals: time for the broker to say the membership was lost, and for the copier
