@@ -58,6 +58,11 @@ pub fn describe(config: &Config) -> String {
         let _ = writeln!(out, "    sync.topic.deletions: {}", flow.sync_deletions);
         let _ = writeln!(
             out,
+            "    heartbeats.replication: {}",
+            flow.replicate_heartbeats
+        );
+        let _ = writeln!(
+            out,
             "    progress: {} every {}ms",
             flow.progress_topic(),
             flow.progress.interval.as_millis()

@@ -99,6 +99,7 @@ pub(super) fn resolve_flow(
             errors,
         ),
         sync_deletions: look.bool("sync.topic.deletions.enabled", false, errors),
+        replicate_heartbeats: look.bool("heartbeats.replication.enabled", true, errors),
         progress: look.progress(source, target, errors),
         offset_syncs: look.offset_syncs(source, target, &internal_separator, errors),
         heartbeats: look.heartbeats(errors),

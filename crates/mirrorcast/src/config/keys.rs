@@ -49,6 +49,7 @@ pub const KEYS: &[(&str, Rule)] = &[
     ("sync.topic.acls.enabled", Rule::Honoured),
     ("sync.topic.acls.interval.seconds", Rule::Honoured),
     ("sync.topic.deletions.enabled", Rule::Honoured),
+    ("heartbeats.replication.enabled", Rule::Honoured),
     ("use.defaults.from", Rule::Honoured),
     ("emit.heartbeats.enabled", Rule::Honoured),
     ("emit.heartbeats.interval.seconds", Rule::Honoured),

@@ -81,6 +81,9 @@ pub struct FlowConfig {
     /// `sync.topic.deletions.enabled` (beyond MM2): delete a remote topic this flow created once
     /// its source topic has been gone for two refreshes.
     pub sync_deletions: bool,
+    /// Heartbeats topics are replicated even when `topics` does not list them
+    /// (`heartbeats.replication.enabled`, Kafka 4.0's KIP-1089; default true).
+    pub replicate_heartbeats: bool,
     /// Where and how often the copy's progress is stored.
     pub progress: ProgressConfig,
     /// Offset syncs (`emit.offset-syncs.enabled`), or `None`.

@@ -20,10 +20,12 @@ mod rounds;
 mod schedule;
 
 /// Whether `flow` replicates the source topic `topic`: MM2's `shouldReplicateTopic` (the
-/// filter, or a heartbeats topic whatever the filter says, so `upstreamClusters()` and
-/// `replicationHops()` work downstream; not internal; no cycle).
+/// filter, or a heartbeats topic whatever the filter says unless
+/// `heartbeats.replication.enabled = false`, so `upstreamClusters()` and `replicationHops()`
+/// work downstream; not internal; no cycle).
 pub fn replicates(flow: &FlowConfig, topic: &str) -> bool {
-    (flow.topics.accepts(topic) || flow.policy.is_heartbeats_topic(topic))
+    (flow.topics.accepts(topic)
+        || (flow.replicate_heartbeats && flow.policy.is_heartbeats_topic(topic)))
         && !flow.policy.is_internal_topic(topic)
         && !flow.policy.is_cycle(topic, &flow.target)
 }
@@ -129,5 +131,30 @@ mod tests {
                 "{policy}"
             );
         }
+    }
+
+    /// `heartbeats.replication.enabled = false` (KIP-1089): heartbeats topics follow `topics`
+    /// like any other, per flow or for all.
+    #[test]
+    fn heartbeats_replication_can_be_turned_off_and_topics_then_decide() {
+        let source = [("heartbeats", 1), ("asia.heartbeats", 1), ("LH.A", 1)];
+        for key in [
+            "heartbeats.replication.enabled",
+            "europe->na.heartbeats.replication.enabled",
+        ] {
+            let f = flow(&format!("topics = LH.*\n{key} = false\n"));
+            assert!(!f.replicate_heartbeats);
+            assert_eq!(
+                route_names(&f, &source),
+                [("LH.A", "europe.LH.A")].map(owned)
+            );
+        }
+        let f = flow("heartbeats.replication.enabled = false\n");
+        assert_eq!(
+            route_names(&f, &source).len(),
+            3,
+            "`topics` (every topic by default) still matches them"
+        );
+        assert!(flow("").replicate_heartbeats, "on by default, as MM2");
     }
 }
