@@ -20,7 +20,7 @@ impl FlowLookup<'_> {
         errors: &mut Vec<ConfigError>,
     ) -> ProgressConfig {
         ProgressConfig {
-            interval: Duration::from_millis(self.positive(
+            interval: Duration::from_millis(self.worker_keys(target).positive(
                 "offset.flush.interval.ms",
                 1000u64,
                 errors,

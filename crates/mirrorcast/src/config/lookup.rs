@@ -17,6 +17,9 @@ pub(super) struct FlowLookup<'a> {
     pub(super) raw: &'a RawProperties,
     /// `<src>-><tgt>.`
     pub(super) prefix: String,
+    /// For a Connect worker key ([`FlowLookup::worker_keys`]): `<tgt>.`, looked at between the
+    /// flow's key and the top-level one.
+    worker: Option<String>,
 }
 
 impl<'a> FlowLookup<'a> {
@@ -24,6 +27,18 @@ impl<'a> FlowLookup<'a> {
         FlowLookup {
             raw,
             prefix: format!("{source}->{target}."),
+            worker: None,
+        }
+    }
+
+    /// Looks up keys of the Connect worker a flow runs in, which MM2 reads only as
+    /// `<target>.<key>` (its worker config is the target cluster's): that form, under the
+    /// flow's own key and over the top-level one (both read by mirrorcast beyond MM2).
+    pub(super) fn worker_keys(&self, target: &str) -> FlowLookup<'a> {
+        FlowLookup {
+            raw: self.raw,
+            prefix: self.prefix.clone(),
+            worker: Some(format!("{target}.")),
         }
     }
 
@@ -31,6 +46,12 @@ impl<'a> FlowLookup<'a> {
         let flow_key = format!("{}{key}", self.prefix);
         if let Some(e) = self.raw.get(&flow_key) {
             return Some((flow_key, e.value.clone()));
+        }
+        if let Some(worker) = &self.worker {
+            let worker_key = format!("{worker}{key}");
+            if let Some(e) = self.raw.get(&worker_key) {
+                return Some((worker_key, e.value.clone()));
+            }
         }
         self.raw
             .get(key)
@@ -211,6 +232,45 @@ mod tests {
                 "{errs:?}"
             );
         }
+    }
+
+    /// MM2 reads `offset.flush.interval.ms` only as a key of the target's worker.
+    #[test]
+    fn the_progress_interval_is_read_from_the_targets_worker_key_too() {
+        use std::time::Duration;
+        let interval = |extra: &str| {
+            let config = resolve(&format!("{BROADCAST}{extra}")).unwrap();
+            let flow = config
+                .flows
+                .iter()
+                .find(|f| f.target == "northamerica")
+                .expect("a flow to northamerica");
+            flow.progress.interval
+        };
+        assert_eq!(interval(""), Duration::from_secs(1));
+        assert_eq!(
+            interval("northamerica.offset.flush.interval.ms = 5000\n"),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            interval(
+                "offset.flush.interval.ms = 2000\nnorthamerica.offset.flush.interval.ms = 5000\n"
+            ),
+            Duration::from_secs(5),
+            "the target's key over the top-level one"
+        );
+        assert_eq!(
+            interval(
+                "europe->northamerica.offset.flush.interval.ms = 3000\n\
+                 northamerica.offset.flush.interval.ms = 5000\n"
+            ),
+            Duration::from_secs(3),
+            "the flow's own key first"
+        );
+        let errs = errors(&format!(
+            "{BROADCAST}northamerica.offset.flush.interval.ms = 0\n"
+        ));
+        assert_eq!(errs[0].key, "northamerica.offset.flush.interval.ms");
     }
 
     #[test]
