@@ -50,6 +50,13 @@ pub const KEYS: &[(&str, Rule)] = &[
     ("sync.topic.acls.interval.seconds", Rule::Honoured),
     ("sync.topic.deletions.enabled", Rule::Honoured),
     ("heartbeats.replication.enabled", Rule::Honoured),
+    (
+        "connector.client.config.override.policy",
+        Rule::NoEffect(
+            "MM2's dedicated mode allows every client override whatever it says, and so does \
+             mirrorcast (`<src>-><tgt>.producer.override.*`)",
+        ),
+    ),
     ("use.defaults.from", Rule::Honoured),
     ("emit.heartbeats.enabled", Rule::Honoured),
     ("emit.heartbeats.interval.seconds", Rule::Honoured),
@@ -233,6 +240,10 @@ pub fn check(raw: &RawProperties, aliases: &[String]) -> (Vec<ConfigError>, Vec<
     let (mut errors, mut warnings) = (Vec::new(), Vec::new());
     for (key, entry) in raw.iter() {
         let (scope, bare) = split_scope(key, aliases);
+        if let Some(why) = override_without_effect(&scope, bare) {
+            warnings.push(raw.error(key, format!("has no effect: {why}")));
+            continue;
+        }
         match scope {
             Scope::Flow => {
                 if bare == "enabled" {
@@ -281,6 +292,40 @@ pub fn check(raw: &RawProperties, aliases: &[String]) -> (Vec<ConfigError>, Vec<
         }
     }
     (errors, warnings)
+}
+
+/// Why a Connect connector client override (`producer.override.*`, `consumer.override.*`,
+/// `admin.override.*`) has no effect where it is written, as in MM2; `None` for other keys and
+/// for `<src>-><tgt>.producer.override.*`, which the producer of the flow's records reads.
+fn override_without_effect(scope: &Scope, key: &str) -> Option<&'static str> {
+    let side = ["source.", "target."]
+        .iter()
+        .find_map(|p| key.strip_prefix(p));
+    let overridden = [
+        "producer.override.",
+        "consumer.override.",
+        "admin.override.",
+    ]
+    .into_iter()
+    .find(|p| side.unwrap_or(key).starts_with(p))?;
+    Some(match (scope, side, overridden) {
+        (Scope::Flow, None, "producer.override.") => return None,
+        (Scope::Flow, None, "consumer.override.") => {
+            "Connect gives it only to its own offsets consumer (exactly once), which MM2's              copy does not read through and mirrorcast does not have"
+        }
+        (Scope::Flow, None, _) => {
+            "Connect gives it only to its own admin client (topic creation, exactly once),              never to MM2's admin clients; set `<alias>.admin.*` for those"
+        }
+        (Scope::Flow, Some(_), _) => {
+            "MM2 passes it to its own clients as an unknown `override.` setting, which they              ignore; `<src>-><tgt>.producer.override.*` reaches the producer of the records"
+        }
+        (Scope::Cluster, _, _) => {
+            "MM2 passes it to the cluster's clients as an unknown `override.` setting, which              they ignore; `<src>-><tgt>.producer.override.*` reaches the producer of a flow's              records"
+        }
+        (Scope::TopLevel, _, _) => {
+            "MM2 keeps only connector keys of the top level for its connectors;              `<src>-><tgt>.producer.override.*` reaches the producer of a flow's records"
+        }
+    })
 }
 
 #[derive(Debug, PartialEq, Eq)]

@@ -9,8 +9,10 @@
 //! `<src>-><tgt>.<client>.` keys as `<client>.`, which the former win over:
 //! `<src>-><tgt>.source.cluster.` connection keys < `<src>-><tgt>.<client>.` < the cluster's
 //! keys < `<src>-><tgt>.source.<client>.` (`target.` for the target side). The producer that
-//! writes the records is the Connect worker's in MM2 (`workerConfig`), where the flow's
-//! `<src>-><tgt>.producer.` keys win over the target cluster's.
+//! writes the records is the Connect worker's in MM2 (`workerConfig`: the target cluster's
+//! keys), and only the flow's `<src>-><tgt>.producer.override.` keys (Connect's connector
+//! client overrides) win over them; mirrorcast also reads the flow's `<src>-><tgt>.producer.`
+//! keys there, between the two (beyond MM2, which gives those to its offset-syncs producer).
 //!
 //! Invariant: a later layer wins; every value passes through the same Java-to-librdkafka
 //! mapping and librdkafka check, and every mistake names the key as the user wrote it.
@@ -98,6 +100,8 @@ pub(super) fn flow_side(
             (Side::Target, ClientRole::Producer) => {
                 let mut layers = cluster_layers(alias, role);
                 layers.push(Layer::Every(format!("{flow_prefix}{}", role.prefix())));
+                // Connect's connector client overrides, over the worker's producer settings.
+                layers.push(Layer::Every(format!("{flow_prefix}producer.override.")));
                 layers
             }
             _ => flow_layers(&flow_prefix, side, alias, role),
@@ -126,6 +130,11 @@ fn settings(
             Layer::Every(prefix) => (prefix, false),
         };
         for (key, entry) in raw.with_prefix(prefix) {
+            // `<prefix>override.*` keys are Connect's client overrides: read as a layer of
+            // their own where MM2 honours them, said to have no effect elsewhere (keys.rs).
+            if key.starts_with("override.") {
+                continue;
+            }
             if !connection_only || client::is_connection_key(key) {
                 java.insert(key.into(), (entry, format!("{prefix}{key}")));
             }
@@ -214,6 +223,77 @@ mod tests {
         assert_eq!(na.admin.get("sasl.mechanisms"), Some("SCRAM-SHA-512"));
         assert_eq!(na.consumer.get("sasl.password"), Some("p"));
         assert!(!describe(&config).contains("password=p"));
+    }
+
+    /// Connect's connector client overrides: `<src>-><tgt>.producer.override.*` is the last word
+    /// on the producer of the flow's records (and of its pair's heartbeats), as in MM2; the other
+    /// `*.override.*` forms have no effect in MM2 and are said to have none here.
+    #[test]
+    fn connector_client_overrides_reach_the_records_producer_and_other_forms_are_warned_about() {
+        let text = format!(
+            "{BROADCAST}northamerica.producer.linger.ms = 10\n\
+             europe->northamerica.producer.linger.ms = 50\n\
+             europe->northamerica.producer.override.linger.ms = 70\n\
+             europe->northamerica.producer.override.compression.type = lz4\n\
+             europe->northamerica.consumer.override.fetch.min.bytes = 9\n\
+             europe->northamerica.admin.override.retries = 9\n\
+             europe->northamerica.source.producer.override.acks = 1\n\
+             northamerica.producer.override.batch.size = 9\n\
+             producer.override.batch.size = 9\n\
+             connector.client.config.override.policy = All\n"
+        );
+        let config = resolve(&text).unwrap();
+        let flow = &config.flows[0];
+        let (source, target) = (&flow.clients.source, &flow.clients.target);
+        assert_eq!(target.producer.get("linger.ms"), Some("70"));
+        assert_eq!(target.producer.get("compression.type"), Some("lz4"));
+        assert_eq!(
+            source.producer.get("linger.ms"),
+            Some("50"),
+            "not the override"
+        );
+        assert_eq!(target.producer.get("batch.size"), None);
+        assert_eq!(source.consumer.get("fetch.min.bytes"), None);
+        assert_eq!(source.admin.get("retries"), None);
+        assert_eq!(source.producer.get("acks"), None);
+        let other = &config.flows[1].clients.target;
+        assert_eq!(
+            other.producer.get("linger.ms"),
+            None,
+            "one flow's override only"
+        );
+        let warned: Vec<&str> = config.warnings.iter().map(|w| w.key.as_str()).collect();
+        for key in [
+            "europe->northamerica.consumer.override.fetch.min.bytes",
+            "europe->northamerica.admin.override.retries",
+            "europe->northamerica.source.producer.override.acks",
+            "northamerica.producer.override.batch.size",
+            "producer.override.batch.size",
+            "connector.client.config.override.policy",
+        ] {
+            assert!(warned.contains(&key), "{key} not warned about: {warned:?}");
+        }
+        assert!(
+            !warned
+                .iter()
+                .any(|k| k.contains("producer.override.linger.ms")),
+            "{warned:?}"
+        );
+        // Overrides pass the same checks as any producer key.
+        let errs = errors(&format!(
+            "{BROADCAST}europe->northamerica.producer.override.linger.msx = 1\n"
+        ));
+        assert_eq!(
+            errs[0].key, "europe->northamerica.producer.override.linger.msx",
+            "{errs:?}"
+        );
+        let errs = errors(&format!(
+            "{BROADCAST}europe->northamerica.producer.override.acks = 1\n"
+        ));
+        assert_eq!(
+            errs[0].key, "europe->northamerica.producer.override.acks",
+            "an override cannot weaken what the copy needs: {errs:?}"
+        );
     }
 
     #[test]
