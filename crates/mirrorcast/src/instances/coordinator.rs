@@ -22,8 +22,9 @@ const POLL: Duration = Duration::from_millis(100);
 
 /// Asks the group's coordinator, every heartbeat interval (at least three times a lease
 /// term), whether it still counts this process's member in the group; each answer that does
-/// renews the lease from when it was asked (see [`Lease`]). A process whose heartbeats cannot reach the coordinator gets no
-/// answer either, so it stops writing before the coordinator can give its partitions away.
+/// renews the lease from when it was asked (see [`Lease`]). A process whose heartbeats cannot
+/// reach the coordinator gets no answer either, so it stops writing before the coordinator can
+/// give its partitions away.
 pub(super) struct CoordinatorProbe<'a, C: ClientContext> {
     pub client: &'a Client<C>,
     pub group: &'a str,
@@ -34,9 +35,13 @@ pub(super) struct CoordinatorProbe<'a, C: ClientContext> {
 
 /// How often the coordinator is asked while it has not confirmed the member.
 const PROBE_UNCONFIRMED: Duration = Duration::from_millis(500);
+/// How long a member that was never confirmed (joining, or refused: no rights to describe the
+/// group, a coordinator that does not answer) waits before it says it writes nothing.
+const FIRST_CONFIRMATION: Duration = Duration::from_secs(30);
 
 impl<C: ClientContext> CoordinatorProbe<'_, C> {
     pub fn confirm(&self, clock: &Clock, lease: &Mutex<Lease>, ticking: &AtomicBool) {
+        let started = clock.now();
         let (mut asked_at, mut ever_confirmed, mut said): (Option<Instant>, bool, bool) =
             (None, false, false);
         let mut why = String::from("no answer yet");
@@ -66,9 +71,17 @@ impl<C: ClientContext> CoordinatorProbe<'_, C> {
                     Err(e) => why = e,
                 }
             }
-            if ever_confirmed && !said && lock().unconfirmed(clock.now()) {
+            let now = clock.now();
+            let overdue =
+                ever_confirmed || now.saturating_duration_since(started) >= FIRST_CONFIRMATION;
+            if overdue && !said && lock().unconfirmed(now) {
                 said = true;
-                warn!(source = self.source, group = self.group, "the coordinator of group {} has not confirmed this member for half a session ({why}): nothing is written until it does (it may be giving the partitions to another member)", self.group);
+                let since = if ever_confirmed {
+                    "for half a session"
+                } else {
+                    "since this process started"
+                };
+                warn!(source = self.source, group = self.group, "the coordinator of group {} has not confirmed this member {since} ({why}): nothing is written until it does (it may be giving the partitions to another member)", self.group);
             }
             std::thread::sleep(POLL);
         }

@@ -5,10 +5,11 @@
 //!   stops writing before the broker can hand its partitions to another member;
 //! - the group's coordinator answers: a probe asks it for the group's members every heartbeat
 //!   interval (at least three times a term), and the lease lasts half the session timeout from
-//!   when the last probe that found this member was sent. A member cut off from the coordinator (whose heartbeats do
-//!   not reach it either) stops writing at most half a session after its last heartbeat could
-//!   have landed, while the coordinator waits a whole session (minus one heartbeat interval,
-//!   below half a session) before it gives the member's partitions to another. This assumes
+//!   when the last probe that found this member was sent. A member cut off from the
+//!   coordinator (whose heartbeats do not reach it either) stops writing at most half a
+//!   session after its last heartbeat could have landed, while the coordinator waits a whole
+//!   session (minus one heartbeat interval, below half a session) before it gives the
+//!   member's partitions to another. This assumes
 //!   the probe and the heartbeats reach the coordinator alike (the same broker, on two
 //!   connections); when only the heartbeats fail, the member learns it at the end of the
 //!   session from librdkafka's own check (a loss), as it did before the probe.
