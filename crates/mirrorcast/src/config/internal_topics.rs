@@ -19,22 +19,20 @@ impl FlowLookup<'_> {
         target: &str,
         errors: &mut Vec<ConfigError>,
     ) -> ProgressConfig {
+        let storage = self.storage_keys(target);
         ProgressConfig {
             interval: Duration::from_millis(self.worker_keys(target).positive(
                 "offset.flush.interval.ms",
                 1000u64,
                 errors,
             )),
-            // As MM2's worker config: the top-level key wins over the target cluster's.
-            topic: self
-                .raw
+            topic: storage
                 .get("offset.storage.topic")
-                .or_else(|| self.raw.get(&format!("{target}.offset.storage.topic")))
-                .map(|e| e.value.clone())
+                .map(|(_, topic)| topic)
                 .unwrap_or_else(|| format!("mm2-offsets.{source}.internal")),
             connector: super::DEDICATED_MODE_CONNECTOR.to_string(),
-            partitions: self.positive("offset.storage.partitions", 25i32, errors),
-            replication_factor: self.replication_factor(
+            partitions: storage.positive("offset.storage.partitions", 25i32, errors),
+            replication_factor: storage.replication_factor(
                 "offset.storage.replication.factor",
                 3i32,
                 errors,

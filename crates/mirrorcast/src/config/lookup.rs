@@ -17,9 +17,11 @@ pub(super) struct FlowLookup<'a> {
     pub(super) raw: &'a RawProperties,
     /// `<src>-><tgt>.`
     pub(super) prefix: String,
-    /// For a Connect worker key ([`FlowLookup::worker_keys`]): `<tgt>.`, looked at between the
-    /// flow's key and the top-level one.
+    /// For a Connect worker key ([`FlowLookup::worker_keys`], [`FlowLookup::storage_keys`]):
+    /// `<tgt>.`, looked at after the flow's key.
     worker: Option<String>,
+    /// Whether the top-level key comes before `worker` (MM2's `offset.storage.*`).
+    top_level_first: bool,
 }
 
 impl<'a> FlowLookup<'a> {
@@ -28,6 +30,7 @@ impl<'a> FlowLookup<'a> {
             raw,
             prefix: format!("{source}->{target}."),
             worker: None,
+            top_level_first: false,
         }
     }
 
@@ -39,6 +42,20 @@ impl<'a> FlowLookup<'a> {
             raw: self.raw,
             prefix: self.prefix.clone(),
             worker: Some(format!("{target}.")),
+            top_level_first: false,
+        }
+    }
+
+    /// Looks up `offset.storage.*`, which MM2 reads as keys of the target's worker but with the
+    /// top-level key winning (`MirrorMakerConfig.workerConfig` copies those top-level keys over
+    /// the cluster's): the flow's own key (beyond MM2), then the top-level one, then
+    /// `<target>.<key>`.
+    pub(super) fn storage_keys(&self, target: &str) -> FlowLookup<'a> {
+        FlowLookup {
+            raw: self.raw,
+            prefix: self.prefix.clone(),
+            worker: Some(format!("{target}.")),
+            top_level_first: true,
         }
     }
 
@@ -47,15 +64,23 @@ impl<'a> FlowLookup<'a> {
         if let Some(e) = self.raw.get(&flow_key) {
             return Some((flow_key, e.value.clone()));
         }
+        let top_level = || {
+            self.raw
+                .get(key)
+                .map(|e| (key.to_string(), e.value.clone()))
+        };
+        if self.top_level_first {
+            if let Some(found) = top_level() {
+                return Some(found);
+            }
+        }
         if let Some(worker) = &self.worker {
             let worker_key = format!("{worker}{key}");
             if let Some(e) = self.raw.get(&worker_key) {
                 return Some((worker_key, e.value.clone()));
             }
         }
-        self.raw
-            .get(key)
-            .map(|e| (key.to_string(), e.value.clone()))
+        top_level()
     }
 
     pub(super) fn string(&self, key: &str, default: &str) -> (String, String) {
@@ -271,6 +296,41 @@ mod tests {
             "{BROADCAST}northamerica.offset.flush.interval.ms = 0\n"
         ));
         assert_eq!(errs[0].key, "northamerica.offset.flush.interval.ms");
+    }
+
+    /// MM2 copies the top-level `offset.storage.*` keys over the target worker's own.
+    #[test]
+    fn progress_topic_settings_are_read_from_the_targets_worker_with_the_top_level_winning() {
+        let progress = |extra: &str| {
+            let config = resolve(&format!("{BROADCAST}{extra}")).unwrap();
+            let flow = config
+                .flows
+                .iter()
+                .find(|f| f.target == "northamerica")
+                .expect("a flow to northamerica")
+                .progress
+                .clone();
+            (flow.topic, flow.partitions, flow.replication_factor)
+        };
+        let by_target = "northamerica.offset.storage.topic = na-offsets
+                         northamerica.offset.storage.partitions = 5
+                         northamerica.offset.storage.replication.factor = 1
+";
+        assert_eq!(progress(by_target), ("na-offsets".to_string(), 5, 1));
+        assert_eq!(
+            progress(&format!(
+                "{by_target}offset.storage.partitions = 7
+offset.storage.topic = shared
+"
+            )),
+            ("shared".to_string(), 7, 1),
+            "the top-level keys win"
+        );
+        let errs = errors(&format!(
+            "{BROADCAST}northamerica.offset.storage.partitions = 0
+"
+        ));
+        assert_eq!(errs[0].key, "northamerica.offset.storage.partitions");
     }
 
     #[test]
