@@ -163,6 +163,17 @@ pub enum Security {
     /// SCRAM-SHA-512 over TLS (the seed's Event Streams listeners) with these users, and a
     /// certificate signed by a CA made for this cluster (`LocalCluster::ca_certificate`).
     SaslSsl { users: Vec<(String, String)> },
+    /// TLS with client certificates (`ssl.client.auth=required`): the broker trusts the CA made
+    /// for this cluster, which also signs the clients' certificates
+    /// (`LocalCluster::client_certificate`).
+    MutualTls,
+}
+
+impl Security {
+    /// Whether clients reach the cluster over TLS (with a CA made for it).
+    pub fn tls(&self) -> bool {
+        !matches!(self, Security::Plaintext)
+    }
 }
 
 /// Settings of one Kafka node beyond its ports.
@@ -217,7 +228,7 @@ pub(crate) fn prepare_node(
     if data.join("meta.properties").is_file() {
         return Ok(());
     }
-    if let Security::SaslSsl { .. } = options.security {
+    if options.security.tls() {
         make_certificates(name, dir, options.expired_certificate)?;
     }
     std::fs::write(
@@ -367,6 +378,19 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
             keystore = dir.join("broker-keystore.pem").display(),
             ca = dir.join("ca.pem").display(),
         )),
+        Security::MutualTls => text.push_str(&format!(
+            "listeners=SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
+             listener.security.protocol.map=SSL:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=INTERNAL\n\
+             ssl.client.auth=required\n\
+             ssl.keystore.type=PEM\n\
+             ssl.keystore.location={keystore}\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={ca}\n",
+            keystore = dir.join("broker-keystore.pem").display(),
+            ca = dir.join("ca.pem").display(),
+        )),
     }
     if let Some(super_users) = &options.authorizer {
         // The node reaches its own controller and itself as ANONYMOUS over plaintext.
@@ -382,28 +406,77 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
     text
 }
 
+/// A client certificate for `cn` signed by the CA of the cluster in `dir`: `<cn>.key` (PKCS#8
+/// PEM) and `<cn>.pem`, written into `out`.
+pub(crate) fn make_client_certificate(
+    dir: &Path,
+    cn: &str,
+    out: &Path,
+) -> Result<(PathBuf, PathBuf)> {
+    let key = out.join(format!("{cn}.key"));
+    let cert = out.join(format!("{cn}.pem"));
+    let csr = out.join(format!("{cn}.csr"));
+    let subject = format!("/CN={cn}");
+    let (key_s, cert_s, csr_s) = (
+        key.display().to_string(),
+        cert.display().to_string(),
+        csr.display().to_string(),
+    );
+    openssl(
+        cn,
+        dir,
+        &[
+            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &key_s, "-out", &csr_s, "-subj",
+            &subject,
+        ],
+    )?;
+    openssl(
+        cn,
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            &csr_s,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &cert_s,
+            "-days",
+            "2",
+        ],
+    )?;
+    Ok((key, cert))
+}
+
+/// Runs the openssl command in `dir`.
+fn openssl(name: &str, dir: &Path, args: &[&str]) -> Result<()> {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| cluster_error(name, &format!("cannot run openssl: {e}")))?;
+    if !out.status.success() {
+        return Err(cluster_error(
+            name,
+            &format!(
+                "openssl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// A CA (`ca.pem`) and a certificate for 127.0.0.1 signed by it, as the PEM keystore Kafka
 /// reads (private key and certificate in one file), made with the openssl command.
 fn make_certificates(name: &str, dir: &Path, expired: bool) -> Result<()> {
-    let run = |args: &[&str]| -> Result<()> {
-        let out = Command::new("openssl")
-            .args(args)
-            .current_dir(dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|e| cluster_error(name, &format!("cannot run openssl: {e}")))?;
-        if !out.status.success() {
-            return Err(cluster_error(
-                name,
-                &format!(
-                    "openssl {} failed: {}",
-                    args.join(" "),
-                    String::from_utf8_lossy(&out.stderr)
-                ),
-            ));
-        }
-        Ok(())
-    };
+    let run = |args: &[&str]| openssl(name, dir, args);
     let subject = format!("/CN={name}-test-ca");
     run(&[
         "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem",

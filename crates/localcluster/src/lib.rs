@@ -257,31 +257,34 @@ impl LocalCluster {
     fn plaintext_port(&self) -> u16 {
         match &self.backend {
             Backend::Kafka {
-                options:
-                    KafkaOptions {
-                        security: Security::SaslSsl { .. },
-                        ..
-                    },
+                options,
                 other_ports: Some(OtherPorts { internal, .. }),
                 ..
-            } => *internal,
+            } if options.security.tls() => *internal,
             _ => self.port,
         }
     }
 
-    /// The PEM certificate of the CA that signed a SASL_SSL cluster's certificate.
+    /// The PEM certificate of the CA that signed a TLS cluster's certificate.
     pub fn ca_certificate(&self) -> Option<PathBuf> {
         match &self.backend {
-            Backend::Kafka {
-                options:
-                    KafkaOptions {
-                        security: Security::SaslSsl { .. },
-                        ..
-                    },
-                ..
-            } => Some(self.data_dir.join("ca.pem")),
+            Backend::Kafka { options, .. } if options.security.tls() => {
+                Some(self.data_dir.join("ca.pem"))
+            }
             _ => None,
         }
+    }
+
+    /// A client certificate for `cn` signed by a TLS cluster's CA, as `(key, certificate)` PEM
+    /// files written into `out` (a mutual-TLS cluster takes `CN=<cn>` as the principal).
+    pub fn client_certificate(&self, cn: &str, out: &Path) -> Result<(PathBuf, PathBuf)> {
+        if self.ca_certificate().is_none() {
+            return Err(cluster_error(
+                &self.name,
+                "not a TLS cluster, no CA to sign a client certificate",
+            ));
+        }
+        kafka::make_client_certificate(&self.data_dir, cn, out)
     }
 
     /// The relay in front of a cluster started with [`KafkaOptions::faults`]: break the

@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::keystores::{self, StoreType};
+
 /// One librdkafka setting and where in the user's file it came from.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Setting {
@@ -54,6 +56,13 @@ impl ClientSettings {
             .map(|(k, s)| {
                 let value = if is_secret(k) {
                     "[redacted]".to_string()
+                } else if let Some(certificates) = k
+                    .ends_with(".pem")
+                    .then(|| keystores::describe_certificates(&s.value))
+                    .flatten()
+                {
+                    // Read from a store or inlined: whose certificates, not pages of base64.
+                    certificates
                 } else if s.reference.is_some() {
                     // The reference text may sit next to a literal secret (a JAAS line).
                     "[from a config provider]".to_string()
@@ -169,44 +178,92 @@ pub fn map_java_setting(
     match key {
         "sasl.mechanism" => one("sasl.mechanisms", value),
         "sasl.jaas.config" => map_jaas(value),
-        "ssl.truststore.location" => match store_type("ssl.truststore.type").as_str() {
-            "PEM" => one("ssl.ca.location", value),
-            other => Err(format!(
-                "librdkafka cannot read a {other} truststore: export its certificates to a PEM \
-                 file (keytool -exportcert -rfc) and set `ssl.ca.location` to that file \
-                 (or keep this key and set `ssl.truststore.type = PEM`)"
-            )),
-        },
+        "ssl.truststore.location" => {
+            let kind = store_type("ssl.truststore.type");
+            match StoreType::parse(&kind) {
+                Some(format) => {
+                    let password = all.get("ssl.truststore.password").map(String::as_str);
+                    one(
+                        "ssl.ca.pem",
+                        &keystores::trusted_certificates(value, format, password)?,
+                    )
+                }
+                None if kind == "PEM" => one("ssl.ca.location", value),
+                None => Err(unknown_store_type("ssl.truststore.type", &kind)),
+            }
+        }
         "ssl.truststore.certificates" => one("ssl.ca.pem", value),
         "ssl.truststore.password" | "ssl.truststore.type" | "ssl.keystore.type" => {
             Ok(Mapped::Nothing)
         }
-        "ssl.keystore.location" => match store_type("ssl.keystore.type").as_str() {
-            "PKCS12" => one("ssl.keystore.location", value),
-            "PEM" => Ok(Mapped::Set(vec![
-                ("ssl.certificate.location".into(), value.into()),
-                ("ssl.key.location".into(), value.into()),
-            ])),
-            other => Err(format!(
-                "librdkafka cannot read a {other} keystore: convert it to PKCS12 \
-                 (keytool -importkeystore -deststoretype PKCS12) and set \
-                 `ssl.keystore.type = PKCS12`, or use PEM files with `ssl.certificate.location` \
-                 and `ssl.key.location`"
-            )),
-        },
-        "ssl.keystore.password" => match store_type("ssl.keystore.type").as_str() {
-            "PKCS12" => one("ssl.keystore.password", value),
-            _ => Ok(Mapped::Nothing),
-        },
+        "ssl.keystore.location" => {
+            let kind = store_type("ssl.keystore.type");
+            match StoreType::parse(&kind) {
+                Some(format) => {
+                    let store_password = all.get("ssl.keystore.password").map(String::as_str);
+                    let key_password = all.get("ssl.key.password").map(String::as_str);
+                    let pair = keystores::key_pair(value, format, store_password, key_password)?;
+                    Ok(Mapped::Set(vec![
+                        ("ssl.certificate.pem".into(), pair.certificate_chain),
+                        ("ssl.key.pem".into(), pair.private_key),
+                    ]))
+                }
+                None if kind == "PEM" => Ok(Mapped::Set(vec![
+                    ("ssl.certificate.location".into(), value.into()),
+                    ("ssl.key.location".into(), value.into()),
+                ])),
+                None => Err(unknown_store_type("ssl.keystore.type", &kind)),
+            }
+        }
+        // Read with the store (above), or of no use without one.
+        "ssl.keystore.password" => Ok(Mapped::Nothing),
+        // The password of a key in a JKS/PKCS12 store (read with it), else of a PEM key.
+        "ssl.key.password" => {
+            let in_store = all.contains_key("ssl.keystore.location")
+                && StoreType::parse(&store_type("ssl.keystore.type")).is_some();
+            if in_store {
+                Ok(Mapped::Nothing)
+            } else {
+                one(key, value)
+            }
+        }
         "ssl.keystore.certificate.chain" => one("ssl.certificate.pem", value),
         "ssl.keystore.key" => one("ssl.key.pem", value),
         "ssl.endpoint.identification.algorithm" => match value.trim() {
             "" => one(key, "none"),
             v => one(key, &v.to_ascii_lowercase()),
         },
-        "ssl.protocol"
-        | "ssl.enabled.protocols"
-        | "ssl.provider"
+        "ssl.protocol" => tls_protocol(value).map(|_| Mapped::Nothing),
+        "ssl.enabled.protocols" => {
+            let versions: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            // OpenSSL negotiates TLS 1.3 or 1.2, whichever both ends have: the same as Java
+            // with a list holding 1.2 (older versions OpenSSL refuses here, which can only
+            // fail loudly). A list without 1.2 would ask to refuse 1.2, which librdkafka
+            // cannot be told.
+            for version in &versions {
+                tls_protocol(version)?;
+            }
+            if versions.contains(&"TLSv1.2") {
+                Ok(Mapped::Nothing)
+            } else {
+                Err(format!(
+                    "librdkafka negotiates TLS 1.2 or 1.3 with no setting to refuse TLS 1.2, so \
+                     `{value}` cannot be enforced: add TLSv1.2 (and make the brokers refuse it \
+                     if they must), or remove the key"
+                ))
+            }
+        }
+        "ssl.keymanager.algorithm" | "ssl.trustmanager.algorithm"
+            if matches!(value.trim(), "SunX509" | "PKIX") =>
+        {
+            // Java's defaults: what OpenSSL does too (the certificate chain checked to a CA).
+            Ok(Mapped::Nothing)
+        }
+        "ssl.provider"
         | "ssl.keymanager.algorithm"
         | "ssl.trustmanager.algorithm"
         | "ssl.secure.random.implementation"
@@ -264,6 +321,22 @@ pub fn map_java_setting(
             ),
         },
         _ => one(key, value),
+    }
+}
+
+/// A store type mirrorcast cannot read.
+fn unknown_store_type(key: &str, kind: &str) -> String {
+    format!("`{key}` is `{kind}`: mirrorcast reads JKS, PKCS12 and PEM stores")
+}
+
+/// A Java TLS protocol name OpenSSL negotiates here (`Err` for the ones it refuses).
+fn tls_protocol(name: &str) -> Result<(), String> {
+    match name.trim() {
+        "TLSv1.3" | "TLSv1.2" | "TLS" => Ok(()),
+        other => Err(format!(
+            "`{other}`: librdkafka's OpenSSL negotiates TLSv1.2 or TLSv1.3 only (older versions \
+             are refused as insecure); use TLSv1.2 or TLSv1.3"
+        )),
     }
 }
 
@@ -402,14 +475,56 @@ mod tests {
     }
 
     #[test]
-    fn jks_truststore_is_rejected_and_pem_is_mapped() {
+    fn stores_are_read_by_their_type_and_pem_is_mapped() {
         let err = map("ssl.truststore.location", "/etc/ts.jks").unwrap_err();
-        assert!(err.contains("ssl.ca.location"), "{err}");
+        assert!(
+            err.contains("cannot read `/etc/ts.jks`"),
+            "a JKS by default: {err}"
+        );
         let mut all = BTreeMap::new();
         all.insert("ssl.truststore.type".to_string(), "PEM".to_string());
         assert_eq!(
             map_java_setting("ssl.truststore.location", "/etc/ca.pem", &all).unwrap(),
             set(&[("ssl.ca.location", "/etc/ca.pem")])
+        );
+        all.insert("ssl.truststore.type".to_string(), "BKS".to_string());
+        let err = map_java_setting("ssl.truststore.location", "/etc/ca.bks", &all).unwrap_err();
+        assert!(err.contains("JKS, PKCS12 and PEM"), "{err}");
+    }
+
+    #[test]
+    fn tls_versions_are_accepted_where_openssl_negotiates_them() {
+        assert_eq!(map("ssl.protocol", "TLSv1.3").unwrap(), Mapped::Nothing);
+        assert_eq!(map("ssl.protocol", "TLSv1.2").unwrap(), Mapped::Nothing);
+        assert!(map("ssl.protocol", "TLSv1.1")
+            .unwrap_err()
+            .contains("TLSv1.1"));
+        assert_eq!(
+            map("ssl.enabled.protocols", "TLSv1.2, TLSv1.3").unwrap(),
+            Mapped::Nothing
+        );
+        let err = map("ssl.enabled.protocols", "TLSv1.3").unwrap_err();
+        assert!(err.contains("cannot be enforced"), "{err}");
+        assert!(map("ssl.enabled.protocols", "TLSv1.2,SSLv3").is_err());
+        assert_eq!(
+            map("ssl.trustmanager.algorithm", "PKIX").unwrap(),
+            Mapped::Nothing
+        );
+        assert!(map("ssl.trustmanager.algorithm", "Custom").is_err());
+    }
+
+    #[test]
+    fn a_key_password_goes_with_its_store_or_to_a_pem_key() {
+        let mut all = BTreeMap::new();
+        all.insert("ssl.keystore.location".to_string(), "/k.p12".to_string());
+        all.insert("ssl.keystore.type".to_string(), "PKCS12".to_string());
+        assert_eq!(
+            map_java_setting("ssl.key.password", "kp", &all).unwrap(),
+            Mapped::Nothing
+        );
+        assert_eq!(
+            map("ssl.key.password", "kp").unwrap(),
+            set(&[("ssl.key.password", "kp")])
         );
     }
 

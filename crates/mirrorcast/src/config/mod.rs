@@ -16,6 +16,7 @@ mod exactly_once;
 mod flow;
 mod internal_topics;
 pub mod keys;
+mod keystores;
 mod load;
 mod lookup;
 mod model;

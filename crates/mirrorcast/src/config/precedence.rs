@@ -371,12 +371,23 @@ mod tests {
 
     #[test]
     fn java_only_setting_is_rejected_with_the_fix() {
+        let errs = errors(&format!("{BROADCAST}europe.ssl.provider = SunJSSE\n"));
+        assert!(errs.iter().all(|e| e.key == "europe.ssl.provider"));
+        assert!(errs[0].message.contains("ssl.cipher.suites"));
+    }
+
+    /// A JKS truststore (Java's default type) is read when the file is loaded: a store that
+    /// cannot be read is named with its key and line, never its password.
+    #[test]
+    fn a_truststore_that_cannot_be_read_is_named_with_its_key() {
         let errs = errors(&format!(
-            "{BROADCAST}europe.ssl.truststore.location = /ts.jks\n"
+            "{BROADCAST}europe.ssl.truststore.location = /ts.jks\n\
+             europe.ssl.truststore.password = hunter22\n"
         ));
         assert!(errs
             .iter()
             .all(|e| e.key == "europe.ssl.truststore.location"));
-        assert!(errs[0].message.contains("ssl.ca.location"));
+        assert!(errs[0].message.contains("cannot read `/ts.jks`"));
+        assert!(errs.iter().all(|e| !e.message.contains("hunter22")));
     }
 }

@@ -18,6 +18,7 @@ mod groups;
 mod hostile;
 mod http_access;
 mod instances;
+mod java_stores;
 mod limits;
 mod mm2;
 mod observability;
