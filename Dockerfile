@@ -1,13 +1,15 @@
 # mirrorcast's container image: built from this repository, run as a non-root user with only the
-# binary and the libraries it links (OpenSSL, zlib) and CA certificates.
+# binary and the libraries it links (OpenSSL, libcurl for OAUTHBEARER/OIDC logins, zlib) and CA
+# certificates.
 #   docker build -t mirrorcast .
 #   docker run --rm mirrorcast validate /etc/mirrorcast/mm2.yaml
 # The Kubernetes manifests in deploy/kubernetes run it with the health endpoints as probes.
 
 FROM rust:1-bookworm AS build
-# librdkafka is built from source by rdkafka-sys (make, a C compiler) against OpenSSL.
+# librdkafka is built from source by rdkafka-sys (make, a C compiler) against OpenSSL, and libcurl
+# (OIDC: without its headers librdkafka leaves OIDC out).
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libssl-dev pkg-config \
+ && apt-get install -y --no-install-recommends libssl-dev libcurl4-openssl-dev pkg-config \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -17,7 +19,7 @@ RUN cargo build --release --locked --package mirrorcast --bin mirrorcast --no-de
 
 FROM debian:bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends ca-certificates libssl3 zlib1g \
+ && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 zlib1g \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --uid 10001 --no-create-home mirrorcast
 COPY --from=build /src/target/release/mirrorcast /usr/local/bin/mirrorcast

@@ -261,6 +261,7 @@ fn test() -> Result<()> {
         kafka.lib_dir().display()
     );
     ensure_browser()?;
+    ensure_oidc()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -286,6 +287,26 @@ fn test() -> Result<()> {
     // The integration tests run on Apache Kafka; the demo and page tests pick nisshi themselves.
     std::env::set_var(localcluster::BROKER_ENV, "kafka");
     cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])
+}
+
+/// librdkafka has OAUTHBEARER/OIDC only if libcurl's headers are there when it is built (its
+/// configure script looks for them and leaves OIDC out otherwise): install them, and build
+/// librdkafka again when the one built already (e.g. to build this program) lacks OIDC.
+fn ensure_oidc() -> Result<()> {
+    let has_libcurl = Command::new("pkg-config")
+        .args(["--exists", "libcurl"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_libcurl {
+        apt_install(&["pkg-config", "libcurl4-openssl-dev"])?;
+    }
+    let mut probe = rdkafka::ClientConfig::new();
+    probe.set("sasl.oauthbearer.method", "oidc");
+    if probe.create_native_config().is_err() {
+        println!("librdkafka was built without libcurl (no OIDC): building it again");
+        cargo(&["clean", "-p", "rdkafka-sys"])?;
+    }
+    Ok(())
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line that sums up every
