@@ -131,6 +131,8 @@ pub fn is_connection_key(key: &str) -> bool {
         "bootstrap.servers" | "security.protocol" | "client.dns.lookup"
     ) || key.starts_with("ssl.")
         || key.starts_with("sasl.")
+        // librdkafka's CA for an OIDC token endpoint.
+        || key.starts_with("https.")
 }
 
 /// Why the file a librdkafka `*.location` setting names cannot be read, if it cannot.

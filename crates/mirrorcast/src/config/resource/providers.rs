@@ -1,0 +1,202 @@
+//! The config providers a resource's values may name, rewritten into mirrorcast's own
+//! (`env`, `file`, `directory`, see `config::providers`): Strimzi's four, always there in its
+//! pods (`strimzienv`, `strimzifile`, `strimzidir`, `strimzisecrets`), and those the connect
+//! cluster's `config.providers` declares with a class mirrorcast knows.
+//!
+//! Kubernetes secrets and config maps are read as mounted: `<secrets dir>/<name>/<key>` (the
+//! namespace is the pod's, as when the operator mounts them).
+//!
+//! Invariant: a declared provider whose class cannot run here is refused naming its key; a
+//! reference to an undeclared provider is left for the properties reader to refuse.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// What a provider reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Env,
+    File,
+    Directory,
+    /// `namespace/name:key` of a Kubernetes secret or config map.
+    Kubernetes,
+}
+
+/// The providers a resource's values can name.
+pub(super) struct Providers {
+    by_name: BTreeMap<String, Kind>,
+    secrets_dir: String,
+}
+
+impl Providers {
+    /// Strimzi's own providers, and those `config` (the connect cluster's) declares.
+    /// `Err((key, message))` names a declaration that cannot be honoured.
+    pub(super) fn declared(
+        config: &BTreeMap<String, String>,
+        secrets_dir: &Path,
+    ) -> Result<Providers, (String, String)> {
+        let mut by_name: BTreeMap<String, Kind> = [
+            ("strimzienv", Kind::Env),
+            ("strimzifile", Kind::File),
+            ("strimzidir", Kind::Directory),
+            ("strimzisecrets", Kind::Kubernetes),
+        ]
+        .into_iter()
+        .map(|(n, k)| (n.to_string(), k))
+        .collect();
+        let names = config.get("config.providers").map(String::as_str);
+        for name in names.unwrap_or_default().split(',').map(str::trim) {
+            if name.is_empty() {
+                continue;
+            }
+            let key = format!("config.providers.{name}.class");
+            let kind = match config.get(&key).map(|c| c.trim()) {
+                Some("org.apache.kafka.common.config.provider.EnvVarConfigProvider") => Kind::Env,
+                Some("org.apache.kafka.common.config.provider.FileConfigProvider") => Kind::File,
+                Some("org.apache.kafka.common.config.provider.DirectoryConfigProvider") => {
+                    Kind::Directory
+                }
+                Some(
+                    "io.strimzi.kafka.KubernetesSecretConfigProvider"
+                    | "io.strimzi.kafka.KubernetesConfigMapConfigProvider",
+                ) => Kind::Kubernetes,
+                Some(other) => {
+                    return Err((
+                        key,
+                        format!(
+                            "`{other}` cannot run in mirrorcast (no JVM): it reads Kafka's \
+                             env, file and directory providers and Strimzi's Kubernetes \
+                             secret and config map providers"
+                        ),
+                    ))
+                }
+                None => return Err((key, format!("is missing for provider `{name}`"))),
+            };
+            by_name.insert(name.to_string(), kind);
+        }
+        Ok(Providers {
+            by_name,
+            secrets_dir: secrets_dir.display().to_string(),
+        })
+    }
+
+    /// `value` with each `${name:...}` of a known provider in mirrorcast's form.
+    pub(super) fn rewrite(&self, value: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(value.len());
+        let mut rest = value;
+        while let Some(start) = rest.find("${") {
+            out.push_str(&rest[..start]);
+            let after = &rest[start + 2..];
+            let Some(end) = after.find('}') else {
+                // Left whole for the properties reader, which says what is wrong.
+                out.push_str(&rest[start..]);
+                return Ok(out);
+            };
+            let reference = &after[..end];
+            out.push_str(&self.rewrite_one(reference)?);
+            rest = &after[end + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+
+    fn rewrite_one(&self, reference: &str) -> Result<String, String> {
+        let Some((name, rest)) = reference.split_once(':') else {
+            return Ok(format!("${{{reference}}}"));
+        };
+        let Some(kind) = self.by_name.get(name) else {
+            return Ok(format!("${{{reference}}}"));
+        };
+        Ok(match kind {
+            Kind::Env => format!("${{env:{}}}", rest.strip_prefix(':').unwrap_or(rest)),
+            Kind::File => format!("${{file:{rest}}}"),
+            Kind::Directory => format!("${{directory:{rest}}}"),
+            Kind::Kubernetes => {
+                let (object, key) = rest.split_once(':').ok_or_else(|| {
+                    format!("`${{{reference}}}` is not `${{{name}:NAMESPACE/NAME:KEY}}`")
+                })?;
+                let object = object.rsplit('/').next().unwrap_or(object);
+                format!("${{directory:{}/{object}:{key}}}", self.secrets_dir)
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn declared(pairs: &[(&str, &str)]) -> Result<Providers, (String, String)> {
+        let config = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Providers::declared(&config, Path::new("/secrets"))
+    }
+
+    #[test]
+    fn strimzis_own_providers_become_mirrorcasts() {
+        let providers = declared(&[]).unwrap();
+        assert_eq!(
+            providers
+                .rewrite("${strimzienv:PASS}-${strimzifile:/p.properties:k}")
+                .unwrap(),
+            "${env:PASS}-${file:/p.properties:k}"
+        );
+        assert_eq!(
+            providers
+                .rewrite("${strimzidir:/opt/kafka/x:ca.crt}")
+                .unwrap(),
+            "${directory:/opt/kafka/x:ca.crt}"
+        );
+        assert_eq!(
+            providers
+                .rewrite("pw=${strimzisecrets:mirror/mm2-user:password};")
+                .unwrap(),
+            "pw=${directory:/secrets/mm2-user:password};"
+        );
+        assert_eq!(
+            providers.rewrite("${secrets:ns/a:b}").unwrap(),
+            "${secrets:ns/a:b}",
+            "an undeclared provider is left for the reader to refuse"
+        );
+    }
+
+    #[test]
+    fn declared_providers_are_read_by_their_class() {
+        let providers = declared(&[
+            ("config.providers", "secrets, configmaps,env"),
+            (
+                "config.providers.secrets.class",
+                "io.strimzi.kafka.KubernetesSecretConfigProvider",
+            ),
+            (
+                "config.providers.configmaps.class",
+                "io.strimzi.kafka.KubernetesConfigMapConfigProvider",
+            ),
+            (
+                "config.providers.env.class",
+                "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            providers
+                .rewrite("${secrets:ns/mm2:pw} ${configmaps:ns/settings:linger} ${env:X}")
+                .unwrap(),
+            "${directory:/secrets/mm2:pw} ${directory:/secrets/settings:linger} ${env:X}"
+        );
+        let (key, message) = declared(&[
+            ("config.providers", "vault"),
+            (
+                "config.providers.vault.class",
+                "com.example.VaultConfigProvider",
+            ),
+        ])
+        .err()
+        .unwrap();
+        assert_eq!(key, "config.providers.vault.class");
+        assert!(message.contains("no JVM"), "{message}");
+        assert!(declared(&[("config.providers", "x")]).is_err());
+    }
+}
