@@ -167,11 +167,19 @@ pub enum Security {
     /// for this cluster, which also signs the clients' certificates
     /// (`LocalCluster::client_certificate`).
     MutualTls,
+    /// SASL/OAUTHBEARER without TLS, the tokens validated by Kafka's own OIDC validator against
+    /// the keys this JWKS endpoint serves (KIP-768).
+    Oidc { jwks_url: String },
 }
 
 impl Security {
     /// Whether clients reach the cluster over TLS (with a CA made for it).
     pub fn tls(&self) -> bool {
+        matches!(self, Security::SaslSsl { .. } | Security::MutualTls)
+    }
+
+    /// Whether the client listener is not plaintext (the node then has a plaintext internal one).
+    pub fn secured(&self) -> bool {
         !matches!(self, Security::Plaintext)
     }
 }
@@ -265,8 +273,16 @@ pub(crate) fn prepare_node(
 }
 
 /// The command that runs a prepared node; its output goes wherever the caller sends it.
-pub(crate) fn node_command(install: &KafkaInstall, dir: &Path) -> Command {
-    let mut command = install.java(BROKER_JVM_OPTIONS, &log4j_path(dir));
+pub(crate) fn node_command(install: &KafkaInstall, dir: &Path, options: &KafkaOptions) -> Command {
+    let mut jvm_options: Vec<String> = BROKER_JVM_OPTIONS.iter().map(|o| o.to_string()).collect();
+    if let Security::Oidc { jwks_url } = &options.security {
+        // Kafka 4 fetches no OAuth URL it is not told it may.
+        jvm_options.push(format!(
+            "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={jwks_url}"
+        ));
+    }
+    let jvm_options: Vec<&str> = jvm_options.iter().map(String::as_str).collect();
+    let mut command = install.java(&jvm_options, &log4j_path(dir));
     command
         .arg("kafka.Kafka")
         .arg(server_properties_path(dir))
@@ -377,6 +393,16 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
              ssl.truststore.location={ca}\n",
             keystore = dir.join("broker-keystore.pem").display(),
             ca = dir.join("ca.pem").display(),
+        )),
+        Security::Oidc { jwks_url } => text.push_str(&format!(
+            "listeners=SASL_PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
+             advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
+             listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             inter.broker.listener.name=INTERNAL\n\
+             sasl.enabled.mechanisms=OAUTHBEARER\n\
+             listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
+             listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
+             sasl.oauthbearer.jwks.endpoint.url={jwks_url}\n"
         )),
         Security::MutualTls => text.push_str(&format!(
             "listeners=SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\

@@ -260,7 +260,7 @@ impl LocalCluster {
                 options,
                 other_ports: Some(OtherPorts { internal, .. }),
                 ..
-            } if options.security.tls() => *internal,
+            } if options.security.secured() => *internal,
             _ => self.port,
         }
     }
@@ -413,7 +413,7 @@ impl LocalCluster {
                     faulty: ports.faulty,
                 };
                 kafka::prepare_node(install, &self.name, &self.data_dir, ports, options)?;
-                Ok(kafka::node_command(install, &self.data_dir))
+                Ok(kafka::node_command(install, &self.data_dir, options))
             }
         }
     }

@@ -179,7 +179,29 @@ pub fn map_java_setting(
     };
     match key {
         "sasl.mechanism" => one("sasl.mechanisms", value),
-        "sasl.jaas.config" => map_jaas(value),
+        "sasl.jaas.config" => map_jaas(value, all),
+        "sasl.login.callback.handler.class"
+            if value
+                .trim()
+                .ends_with(".oauthbearer.OAuthBearerLoginCallbackHandler")
+                || value
+                    .trim()
+                    .ends_with(".oauthbearer.secured.OAuthBearerLoginCallbackHandler") =>
+        {
+            // Kafka's OIDC login, which the OAuthBearerLoginModule line maps to librdkafka's.
+            Ok(Mapped::Nothing)
+        }
+        "sasl.oauthbearer.jwt.retriever.class"
+            if value
+                .trim()
+                .ends_with(".oauthbearer.ClientCredentialsJwtRetriever") =>
+        {
+            Ok(Mapped::Nothing)
+        }
+        // Claims Kafka's client checks in its own token; the broker validates it here.
+        "sasl.oauthbearer.scope.claim.name" | "sasl.oauthbearer.sub.claim.name" => {
+            Ok(Mapped::Nothing)
+        }
         "ssl.truststore.location" => {
             let kind = store_type("ssl.truststore.type");
             match StoreType::parse(&kind) {
@@ -371,10 +393,14 @@ pub fn tool_client_config(
 }
 
 /// `sasl.jaas.config` carries the user name and password of PLAIN and SCRAM logins; librdkafka
-/// takes them as `sasl.username` / `sasl.password`.
-fn map_jaas(value: &str) -> Result<Mapped, String> {
+/// takes them as `sasl.username` / `sasl.password`. An OAUTHBEARER login with a token endpoint
+/// (Kafka's OIDC client credentials, KIP-768) becomes librdkafka's OIDC login.
+fn map_jaas(value: &str, all: &BTreeMap<String, String>) -> Result<Mapped, String> {
     let module = value.split_whitespace().next().unwrap_or_default();
-    if !(module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule")) {
+    let plain_or_scram =
+        module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule");
+    let oauth = module.ends_with("OAuthBearerLoginModule");
+    if !(plain_or_scram || oauth) {
         // The value holds a password: echo its first word only if it is a class name.
         let found = if module.ends_with("LoginModule")
             && module
@@ -386,46 +412,139 @@ fn map_jaas(value: &str) -> Result<Mapped, String> {
             "its first word is not a login module class".to_string()
         };
         return Err(format!(
-            "only PlainLoginModule and ScramLoginModule logins can be mapped ({found}); \
-             for other mechanisms use librdkafka's own settings (e.g. `sasl.oauthbearer.*`)"
+            "only PlainLoginModule, ScramLoginModule and OAuthBearerLoginModule logins can be \
+             mapped ({found})"
         ));
     }
+    let options = jaas_options(value)?;
+    let option = |name: &str| {
+        options
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    if oauth {
+        return map_oidc_login(&options, all);
+    }
     let mut mapped = Vec::new();
-    for (option, target) in [("username", "sasl.username"), ("password", "sasl.password")] {
-        match jaas_option(value, option) {
+    for (name, target) in [("username", "sasl.username"), ("password", "sasl.password")] {
+        match option(name) {
             Some(v) => mapped.push((target.to_string(), v)),
-            None => return Err(format!("the login has no {option}=\"...\" option")),
+            None => return Err(format!("the login has no {name}=\"...\" option")),
         }
     }
     Ok(Mapped::Set(mapped))
 }
 
-/// The value of `name="..."` in a JAAS line (backslash escapes the next character).
-fn jaas_option(jaas: &str, name: &str) -> Option<String> {
-    let mut rest = jaas;
-    while let Some(pos) = rest.find(name) {
-        let before_ok = pos == 0 || rest[..pos].ends_with(char::is_whitespace);
-        let after = rest[pos + name.len()..].trim_start();
-        if before_ok {
-            if let Some(after_eq) = after.strip_prefix('=') {
-                let after_eq = after_eq.trim_start();
-                if let Some(quoted) = after_eq.strip_prefix('"') {
-                    let mut out = String::new();
-                    let mut chars = quoted.chars();
-                    while let Some(c) = chars.next() {
-                        match c {
-                            '\\' => out.extend(chars.next()),
-                            '"' => return Some(out),
-                            c => out.push(c),
-                        }
-                    }
-                    return None;
-                }
+/// Kafka's OIDC login (`OAuthBearerLoginModule` with `clientId`, `clientSecret`, `scope`,
+/// `extension_*` options and `sasl.oauthbearer.token.endpoint.url`) as librdkafka's.
+fn map_oidc_login(
+    options: &[(String, String)],
+    all: &BTreeMap<String, String>,
+) -> Result<Mapped, String> {
+    if !all.contains_key("sasl.oauthbearer.token.endpoint.url") {
+        return Err(
+            "an OAuthBearerLoginModule login is mapped to librdkafka's OIDC login (client \
+             credentials), which needs `sasl.oauthbearer.token.endpoint.url`; Kafka's unsecured \
+             development tokens (unsecuredLoginStringClaim_*) are not mapped"
+                .into(),
+        );
+    }
+    let mut mapped = vec![("sasl.oauthbearer.method".to_string(), "oidc".to_string())];
+    let mut extensions = Vec::new();
+    for (name, value) in options {
+        match name.as_str() {
+            "clientId" => mapped.push(("sasl.oauthbearer.client.id".into(), value.clone())),
+            "clientSecret" => mapped.push(("sasl.oauthbearer.client.secret".into(), value.clone())),
+            "scope" => mapped.push(("sasl.oauthbearer.scope".into(), value.clone())),
+            extension if extension.starts_with("extension_") => {
+                extensions.push(format!("{}={value}", &extension["extension_".len()..]))
+            }
+            other => {
+                return Err(format!(
+                    "the OAuthBearerLoginModule option `{other}` has no librdkafka counterpart \
+                     (it takes clientId, clientSecret, scope and extension_*)"
+                ))
             }
         }
-        rest = &rest[pos + name.len()..];
     }
-    None
+    // Kafka 4.1 (KIP-1139) may give the credentials as client keys instead (same names in
+    // librdkafka, passed on as they are).
+    for (option, key) in [
+        ("clientId", "sasl.oauthbearer.client.credentials.client.id"),
+        (
+            "clientSecret",
+            "sasl.oauthbearer.client.credentials.client.secret",
+        ),
+    ] {
+        if !options.iter().any(|(k, _)| k == option) && !all.contains_key(key) {
+            return Err(format!(
+                "the OIDC login needs `{option}` (or `{key}`): librdkafka logs in with client \
+                 credentials"
+            ));
+        }
+    }
+    if !extensions.is_empty() {
+        mapped.push(("sasl.oauthbearer.extensions".into(), extensions.join(",")));
+    }
+    Ok(Mapped::Set(mapped))
+}
+
+/// The options of a JAAS line, `Module flag name="value" name=value ...;` (a backslash escapes
+/// the next character of a quoted value). `Err` never repeats the line: it holds secrets.
+fn jaas_options(jaas: &str) -> Result<Vec<(String, String)>, String> {
+    let malformed = |what: &str| {
+        format!("the login line is not `LoginModule flag name=\"value\" ...;` ({what})")
+    };
+    let mut chars = jaas.trim().chars().peekable();
+    let word = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let mut out = String::new();
+        while let Some(c) = chars.next_if(|c| !c.is_whitespace() && *c != '=' && *c != ';') {
+            out.push(c);
+        }
+        out
+    };
+    word(&mut chars); // the module
+    let flag = word(&mut chars);
+    if !matches!(
+        flag.as_str(),
+        "required" | "requisite" | "sufficient" | "optional"
+    ) {
+        return Err(malformed(
+            "no control flag such as `required` after the module",
+        ));
+    }
+    let mut options = Vec::new();
+    loop {
+        let name = word(&mut chars);
+        if name.is_empty() {
+            while chars.next_if(|c| c.is_whitespace()).is_some() {}
+            return match chars.next() {
+                None | Some(';') => Ok(options),
+                Some(_) => Err(malformed("an option without a name")),
+            };
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if chars.next() != Some('=') {
+            return Err(malformed(&format!("option `{name}` has no `=`")));
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        let value = if chars.next_if_eq(&'"').is_some() {
+            let mut out = String::new();
+            loop {
+                match chars.next() {
+                    Some('\\') => out.extend(chars.next()),
+                    Some('"') => break out,
+                    Some(c) => out.push(c),
+                    None => return Err(malformed(&format!("the value of `{name}` is not closed"))),
+                }
+            }
+        } else {
+            word(&mut chars)
+        };
+        options.push((name, value));
+    }
 }
 
 #[cfg(test)]
@@ -455,13 +574,55 @@ mod tests {
     }
 
     #[test]
-    fn oauth_jaas_is_rejected_with_the_fix() {
-        let err = map(
-            "sasl.jaas.config",
-            "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;",
-        )
-        .unwrap_err();
-        assert!(err.contains("sasl.oauthbearer"), "{err}");
+    fn an_oidc_login_becomes_librdkafkas_and_one_without_a_token_endpoint_is_refused() {
+        let jaas = r#"org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required clientId="mm2" clientSecret="s3c\"ret" scope=kafka extension_traceId="7";"#;
+        let err = map("sasl.jaas.config", jaas).unwrap_err();
+        assert!(err.contains("sasl.oauthbearer.token.endpoint.url"), "{err}");
+        assert!(!err.contains("s3c"), "{err}");
+        let mut all = BTreeMap::new();
+        all.insert(
+            "sasl.oauthbearer.token.endpoint.url".to_string(),
+            "https://idp/token".to_string(),
+        );
+        assert_eq!(
+            map_java_setting("sasl.jaas.config", jaas, &all).unwrap(),
+            set(&[
+                ("sasl.oauthbearer.method", "oidc"),
+                ("sasl.oauthbearer.client.id", "mm2"),
+                ("sasl.oauthbearer.client.secret", "s3c\"ret"),
+                ("sasl.oauthbearer.scope", "kafka"),
+                ("sasl.oauthbearer.extensions", "traceId=7"),
+            ])
+        );
+        let unsecured = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule \
+                         required unsecuredLoginStringClaim_sub=\"alice\";";
+        let err = map_java_setting("sasl.jaas.config", unsecured, &all).unwrap_err();
+        assert!(err.contains("unsecuredLoginStringClaim_sub"), "{err}");
+        let no_secret = "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule \
+                         required clientId=\"mm2\";";
+        let err = map_java_setting("sasl.jaas.config", no_secret, &all).unwrap_err();
+        assert!(err.contains("clientSecret"), "{err}");
+        assert_eq!(
+            map(
+                "sasl.login.callback.handler.class",
+                "org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler"
+            )
+            .unwrap(),
+            Mapped::Nothing
+        );
+        assert!(map("sasl.login.callback.handler.class", "com.example.Login").is_err());
+    }
+
+    #[test]
+    fn jaas_lines_that_are_not_jaas_are_refused_without_their_values() {
+        for line in [
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule username="u" password="hunter2";"#,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="hunter2"#,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username "hunter2";"#,
+        ] {
+            let err = map("sasl.jaas.config", line).unwrap_err();
+            assert!(!err.contains("hunter2"), "{err}");
+        }
     }
 
     #[test]

@@ -23,6 +23,7 @@ mod limits;
 mod mm2;
 mod observability;
 mod offsets;
+mod oidc;
 mod outage;
 mod page;
 mod parity;
