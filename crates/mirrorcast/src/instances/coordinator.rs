@@ -31,6 +31,10 @@ pub(super) struct CoordinatorProbe<'a, C: ClientContext> {
     pub source: &'a str,
     /// How often to ask: the heartbeat interval, or more often for a short session.
     pub every: Duration,
+    /// A classic group (not KIP-848's): asked without librdkafka's admin API, whose
+    /// coordinator lookup can crash the process when the coordinator stays unreachable
+    /// (librdkafka#4605, `kafka::ffi::classic_group_members`).
+    pub classic: bool,
 }
 
 /// How often the coordinator is asked while it has not confirmed the member.
@@ -95,7 +99,12 @@ impl<C: ClientContext> CoordinatorProbe<'_, C> {
         let timeout = self
             .every
             .clamp(Duration::from_secs(1), Duration::from_secs(5));
-        match ffi::group_members(self.client, self.group, timeout) {
+        let members = if self.classic {
+            ffi::classic_group_members(self.client, self.group, timeout)
+        } else {
+            ffi::group_members(self.client, self.group, timeout)
+        };
+        match members {
             Ok(members) if members.contains(&id) => Ok(()),
             Ok(members) => Err(format!("it lists {} member(s), not {id}", members.len())),
             Err(e) => Err(format!("asking it failed: {e}")),

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::metrics::gauge::Gauge;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
@@ -283,9 +283,27 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// The member's session when the source's consumer settings give none (classic protocol):
+/// Kafka Connect's worker default.
+const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
+
 /// Why a process's group member stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum MembershipError {
+    /// The source refuses the group: sharing the work cannot work, and copying everything
+    /// beside the other processes of this file would copy it twice.
+    #[error(
+        "the source {source_cluster} refuses group {group} ({error}), through which the \
+         processes started with this config share its partitions (instances.group.enabled): \
+         grant this principal READ on group {group}, or, if this process runs alone, set \
+         `instances.group.enabled = false`"
+    )]
+    Refused {
+        source_cluster: String,
+        group: String,
+        /// The source's error, as said.
+        error: String,
+    },
     #[error("cannot create the group member of {source_cluster}: {source}")]
     Create {
         source_cluster: String,
@@ -308,6 +326,11 @@ impl Membership {
             // Incremental: a rebalance moves only the partitions that must move.
             config.set("partition.assignment.strategy", "cooperative-sticky");
         }
+        if classic && config.get("session.timeout.ms").is_none() {
+            // Connect's worker default (MM2's dedicated mode shares its tasks with it): a
+            // process that died hands its partitions on after 10 s, not librdkafka's 45.
+            config.set("session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS.to_string());
+        }
         let millis = |key: &str, default: u64| {
             Duration::from_millis(
                 config
@@ -317,7 +340,7 @@ impl Membership {
             )
         };
         let (session, heartbeat) = (
-            millis("session.timeout.ms", 45_000),
+            millis("session.timeout.ms", DEFAULT_SESSION_TIMEOUT_MS),
             millis("heartbeat.interval.ms", 3_000),
         );
         let lease = Arc::new(Mutex::new(Lease::new(session, heartbeat)));
@@ -418,6 +441,7 @@ impl Membership {
                         group: &self.group_id,
                         source: &self.source,
                         every: probe_every,
+                        classic,
                     };
                     probe.confirm(&self.clock, &lease, &ticking)
                 });
@@ -472,6 +496,16 @@ impl Membership {
                 }
             }
             match consumer.poll(POLL) {
+                Some(Err(e))
+                    if e.rdkafka_error_code()
+                        == Some(RDKafkaErrorCode::GroupAuthorizationFailed) =>
+                {
+                    return Err(MembershipError::Refused {
+                        source_cluster: self.source.clone(),
+                        group: self.group_id.clone(),
+                        error: e.to_string(),
+                    });
+                }
                 Some(Err(e)) => {
                     if health.failed() {
                         let message = format!("the group member of {} in group {}: {e} (it needs READ on the group and DESCRIBE on the replicated topics); retrying", self.source, self.group_id);

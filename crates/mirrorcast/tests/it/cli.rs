@@ -140,11 +140,15 @@ fn unknown_policy_class_exits_2_naming_the_key() {
 }
 
 #[test]
-fn java_truststore_exits_2_with_the_librdkafka_fix() {
+fn a_java_truststore_that_cannot_be_read_exits_2_naming_it() {
     let text = format!("{GOOD}northamerica.ssl.truststore.location = /etc/kafka/truststore.jks\n");
     let (code, _, stderr) = mirrorcast(&["validate"], &text);
     assert_eq!(code, 2);
-    assert!(stderr.contains("ssl.ca.location"), "{stderr}");
+    assert!(
+        stderr.contains("northamerica.ssl.truststore.location")
+            && stderr.contains("cannot read `/etc/kafka/truststore.jks`"),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -515,3 +515,80 @@ fn allow_transactional_ids(bootstrap: &str, principal: &str, prefix: &str) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Instances share a source through a group on it; a source that refuses the group (the
+/// principal may read the topics but not the group) makes the process say so, with the fix,
+/// and stop: it never copies everything beside the other processes of its file.
+#[test]
+fn a_source_refusing_the_instances_group_stops_the_process_saying_why() {
+    use AclOperation::*;
+    let locked = KafkaOptions {
+        security: Security::SaslSsl {
+            users: vec![("mirror".into(), PASSWORD.into())],
+        },
+        authorizer: Some(vec![]),
+        ..KafkaOptions::default()
+    };
+    let europe_cluster = match Clusters::start_kafka(&["europe"], &locked) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start a SASL_SSL Kafka cluster with an authorizer: {e}"),
+    };
+    let north_cluster = start_kafka_clusters(&["northamerica"], &KafkaOptions::default());
+    let europe_node = europe_cluster.get("europe");
+    let europe = europe_node.plaintext_bootstrap();
+    let north = north_cluster.bootstrap("northamerica");
+    create_topic(&europe, "LH.ORDERS", 2, &[]);
+    produce(&europe, "LH.ORDERS", &numbered_records("orders", 2, 0, 100));
+    allow(
+        &europe,
+        "User:mirror",
+        &["LH.ORDERS"],
+        &[Read, Describe, DescribeConfigs],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &format!(
+            "clusters = europe, northamerica\n\
+             europe.bootstrap.servers = {}\n\
+             europe.security.protocol = SASL_SSL\n\
+             europe.sasl.mechanism = SCRAM-SHA-512\n\
+             europe.sasl.jaas.config = org.apache.kafka.common.security.scram.ScramLoginModule \
+             required username=\"mirror\" password=\"{PASSWORD}\";\n\
+             europe.ssl.truststore.type = PEM\n\
+             europe.ssl.truststore.location = {}\n\
+             northamerica.bootstrap.servers = {north}\n\
+             europe->northamerica.enabled = true\n\
+             topics = LH.*\n\
+             instances.group.enabled = true\n\
+             replication.policy.class = IdentityReplicationPolicy\n\
+             offset-syncs.topic.location = target\n\
+             emit.heartbeats.enabled = false\n\
+             emit.checkpoints.enabled = false\n\
+             sync.topic.acls.enabled = false\n\
+             replication.factor = 1\n\
+             offset.storage.replication.factor = 1\n\
+             offset-syncs.topic.replication.factor = 1\n",
+            europe_node.bootstrap(),
+            europe_node.ca_certificate().unwrap().display()
+        ),
+    );
+    let mut replicator = Replicator::start(&config, &[]);
+    let status = replicator.exit_within(Duration::from_secs(120));
+    let log = replicator.log();
+    assert!(
+        status.is_some_and(|s| !s.success()),
+        "the process did not stop ({status:?})\n{log}"
+    );
+    assert!(
+        log.contains("refuses group mirrorcast.europe.northamerica")
+            && log.contains("set `instances.group.enabled = false`"),
+        "the refusal is not said with its fix\n{log}"
+    );
+    assert_eq!(
+        total_records(&north, "LH.ORDERS"),
+        0,
+        "records copied without the group\n{log}"
+    );
+    assert!(!log.contains(PASSWORD), "a password in the log");
+}

@@ -354,9 +354,9 @@ pub fn translate(
         }
         None => DEFAULT_REPLICAS,
     };
-    if replicas > 1 {
-        pairs.push(("instances.group.enabled".into(), "true".into()));
-    }
+    // One replica runs alone (no group, no group rights needed), as the resource declares.
+    let shared = replicas > 1;
+    pairs.push(("instances.group.enabled".into(), shared.to_string()));
 
     // The connect cluster's config declares the providers every value may name.
     let (target_at, target) = &layout.target;
@@ -653,7 +653,11 @@ spec:
             ["spec.template", "spec.clusters[1].config.group.id",]
         );
         assert_eq!(get("europe->northamerica.tasks.max").as_deref(), Some("2"));
-        assert_eq!(get("instances.group.enabled"), None, "one replica");
+        assert_eq!(
+            get("instances.group.enabled").as_deref(),
+            Some("false"),
+            "one replica runs alone"
+        );
         let three =
             translate_text(&RESOURCE.replace("replicas: 1", "replicas: 3"), dir.path()).unwrap();
         assert_eq!(

@@ -79,3 +79,56 @@ pub fn group_members<C: ClientContext>(
             .collect())
     }
 }
+
+/// The member ids of classic group `group`, as the broker that coordinates it lists them
+/// (librdkafka's `rd_kafka_list_groups`: ListGroups to every broker, then DescribeGroups to the
+/// one that lists the group). Unlike [`group_members`] it makes no coordinator lookup, which
+/// librdkafka's admin API can crash on when the coordinator stays unreachable past the
+/// request's timeout (`rd_kafka_enq_once_del_source_return` assertion, librdkafka#4605, seen
+/// here when a source broker restarted under the probe). Brokers that do not answer in time
+/// are left out: only the group's own entry matters.
+pub fn classic_group_members<C: ClientContext>(
+    client: &Client<C>,
+    group: &str,
+    timeout: Duration,
+) -> Result<Vec<String>, AdminExtError> {
+    let rk = client.native_ptr();
+    let name = c_string(group)?;
+    let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+    let mut list: *const rdsys::rd_kafka_group_list = std::ptr::null();
+    // SAFETY: `name` outlives the call; librdkafka sets `list` (or leaves it NULL on error).
+    let code = unsafe { rdsys::rd_kafka_list_groups(rk, name.as_ptr(), &mut list, timeout_ms) };
+    if list.is_null() {
+        return Err(AdminExtError::Broker {
+            code: code.into(),
+            message: "listing the group failed".into(),
+        });
+    }
+    // SAFETY: the list and everything it points to live until it is destroyed below, once;
+    // counts come from librdkafka with their arrays.
+    let result = unsafe {
+        let groups = (*list).groups;
+        let mut found = Ok(Vec::new());
+        for index in 0..usize::try_from((*list).group_cnt).unwrap_or(0) {
+            let info = &*groups.add(index);
+            if text(info.group) != group {
+                continue;
+            }
+            if info.err != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR {
+                found = Err(AdminExtError::Broker {
+                    code: info.err.into(),
+                    message: "describing the group failed".into(),
+                });
+                break;
+            }
+            let count = usize::try_from(info.member_cnt).unwrap_or(0);
+            found = Ok((0..count)
+                .map(|member| text((*info.members.add(member)).member_id))
+                .collect());
+        }
+        found
+    };
+    // SAFETY: `list` came from `rd_kafka_list_groups` and is not used after this.
+    unsafe { rdsys::rd_kafka_group_list_destroy(list) };
+    result
+}

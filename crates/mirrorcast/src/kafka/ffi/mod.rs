@@ -8,7 +8,7 @@
 mod group_members;
 mod group_offsets;
 
-pub use group_members::{group_members, member_id};
+pub use group_members::{classic_group_members, group_members, member_id};
 pub use group_offsets::{
     alter_group_offsets, list_group_offsets, CommittedOffset, GroupAnswer, GroupCommit, Offsets,
 };
