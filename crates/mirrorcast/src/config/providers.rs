@@ -35,15 +35,35 @@ fn read_referenced(path: &Path) -> Result<Vec<u8>, String> {
 
 /// Replaces every `${provider:...}` in `value`. `Err` says which reference failed and why.
 pub fn resolve(value: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, String> {
+    map_references(value, |reference| resolve_one(reference, env)).map_err(|e| match e {
+        ReferenceError::Unclosed(rest) => format!("`{rest}` has no closing `}}`"),
+        ReferenceError::Failed(message) => message,
+    })
+}
+
+/// Why [`map_references`] stopped.
+#[derive(Debug)]
+pub(crate) enum ReferenceError {
+    /// A `${` without its `}`: the text from it.
+    Unclosed(String),
+    /// What the replacement said.
+    Failed(String),
+}
+
+/// `value` with each `${...}` replaced by what `replace` makes of the text between the braces.
+pub(crate) fn map_references(
+    value: &str,
+    mut replace: impl FnMut(&str) -> Result<String, String>,
+) -> Result<String, ReferenceError> {
     let mut out = String::with_capacity(value.len());
     let mut rest = value;
     while let Some(start) = rest.find("${") {
         out.push_str(&rest[..start]);
         let after = &rest[start + 2..];
         let Some(end) = after.find('}') else {
-            return Err(format!("`{}` has no closing `}}`", &rest[start..]));
+            return Err(ReferenceError::Unclosed(rest[start..].to_string()));
         };
-        out.push_str(&resolve_one(&after[..end], env)?);
+        out.push_str(&replace(&after[..end]).map_err(ReferenceError::Failed)?);
         rest = &after[end + 1..];
     }
     out.push_str(rest);

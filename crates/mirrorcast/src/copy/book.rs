@@ -174,6 +174,34 @@ impl PartitionBook {
         self.routes.values().cloned().collect()
     }
 
+    /// The source topic's ID learned after its route was given (the topic was created again):
+    /// partitions the group gives later are judged by it, not by the route's older one.
+    pub fn learn_topic_id(&mut self, topic: &str, id: Option<TopicId>) {
+        if let Some(route) = self.routes.get_mut(topic) {
+            route.topic_id = id;
+        }
+    }
+
+    /// Topics of known routes with progress stored under another ID than the route's: created
+    /// again since the route was given, or stored of an earlier topic; the source tells which.
+    pub fn routes_with_other_stored_ids(&self) -> Vec<String> {
+        let Some(progress) = &self.progress else {
+            return Vec::new();
+        };
+        self.routes
+            .values()
+            .filter(|route| {
+                progress.iter().any(|((topic, _), stored)| {
+                    *topic == route.source_topic
+                        && stored.topic_id.is_some()
+                        && route.topic_id.is_some()
+                        && stored.topic_id != route.topic_id
+                })
+            })
+            .map(|route| route.source_topic.clone())
+            .collect()
+    }
+
     /// The partitions of `route` that are the lane's and not known yet, each with a new slot
     /// and its stored progress; `make` builds each one's state.
     pub fn add_route(

@@ -283,6 +283,9 @@ fn partitions_of(list: &TopicPartitionList) -> Vec<(String, i32)> {
         .collect()
 }
 
+/// How long a listing of the source's topics may take (SIGTERM waits for one in progress).
+const LISTING_TIMEOUT: Duration = Duration::from_secs(3);
+
 /// The member's session when the source's consumer settings give none (classic protocol):
 /// Kafka Connect's worker default.
 const DEFAULT_SESSION_TIMEOUT_MS: u64 = 10_000;
@@ -570,7 +573,9 @@ impl Membership {
         &self,
         consumer: &BaseConsumer<MemberContext>,
     ) -> Result<Result<(), UnitCountChanged>, KafkaError> {
-        let metadata = consumer.fetch_metadata(None, Duration::from_secs(10))?;
+        // Short: the member notices it must leave only between listings, and a failed one is
+        // tried again at the next (every `SUBSCRIPTION_REFRESH`).
+        let metadata = consumer.fetch_metadata(None, LISTING_TIMEOUT)?;
         let listing = metadata
             .topics()
             .iter()

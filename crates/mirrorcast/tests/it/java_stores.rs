@@ -154,29 +154,13 @@ fn java_key_and_trust_stores_replicate_over_mutual_tls_as_written_for_mm2() {
         ("JKS", &keystore(north, dir.path(), "JKS")),
     );
     let text = format!(
-        "clusters = europe, northamerica\n{europe_keys}{north_keys}\
-         europe->northamerica.enabled = true\n\
-         europe->northamerica.topics = LH.*\n\
-         replication.policy.class = IdentityReplicationPolicy\n\
-         replication.factor = 1\n\
-         offset.storage.replication.factor = 1\n\
-         offset-syncs.topic.replication.factor = 1\n\
-         checkpoints.topic.replication.factor = 1\n\
-         heartbeats.topic.replication.factor = 1\n\
-         sync.topic.acls.enabled = false\n"
+        "clusters = europe, northamerica\n{europe_keys}{north_keys}{}",
+        europe_lh_flow("northamerica")
     );
     let config = write_config(dir.path(), &text);
 
-    let out = mirrorcast_command(&["validate", &config.display().to_string()]);
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success(),
-        "validate refused the stores:\n{shown}"
-    );
+    let (valid, shown) = validate(&config);
+    assert!(valid, "validate refused the stores:\n{shown}");
     println!("{shown}");
     for (cluster, ca) in [
         ("europe", "europe-test-ca"),

@@ -152,16 +152,8 @@ fn config(europe: &str, north: &str, secret: &str, token_url: &str) -> String {
          europe.sasl.oauthbearer.token.endpoint.url = {token_url}\n\
          europe.sasl.jaas.config = org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required \
          clientId=\"{CLIENT_ID}\" clientSecret=\"{secret}\" scope=\"kafka\";\n\
-         northamerica.bootstrap.servers = {north}\n\
-         europe->northamerica.enabled = true\n\
-         europe->northamerica.topics = LH.*\n\
-         replication.policy.class = IdentityReplicationPolicy\n\
-         replication.factor = 1\n\
-         offset.storage.replication.factor = 1\n\
-         offset-syncs.topic.replication.factor = 1\n\
-         checkpoints.topic.replication.factor = 1\n\
-         heartbeats.topic.replication.factor = 1\n\
-         sync.topic.acls.enabled = false\n"
+         northamerica.bootstrap.servers = {north}\n{}",
+        europe_lh_flow("northamerica")
     )
 }
 
@@ -190,13 +182,8 @@ fn an_oidc_client_credentials_login_written_for_mm2_replicates_from_a_kafka_vali
     );
     let path = write_config(dir.path(), &text);
 
-    let out = mirrorcast_command(&["validate", &path.display().to_string()]);
-    let shown = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "validate refused the login:\n{shown}");
+    let (valid, shown) = validate(&path);
+    assert!(valid, "validate refused the login:\n{shown}");
     assert!(
         shown.contains("sasl.oauthbearer.method=oidc")
             && shown.contains(&format!("sasl.oauthbearer.client.id={CLIENT_ID}"))

@@ -46,16 +46,8 @@ fn cluster_keys(alias: &str, cluster: &LocalCluster, user: &str, ca: &Path) -> S
 
 fn config(source: String, target_alias: &str, target: String) -> String {
     format!(
-        "clusters = europe, {target_alias}\n{source}{target}\
-         europe->{target_alias}.enabled = true\n\
-         europe->{target_alias}.topics = LH.*\n\
-         replication.policy.class = IdentityReplicationPolicy\n\
-         replication.factor = 1\n\
-         offset.storage.replication.factor = 1\n\
-         offset-syncs.topic.replication.factor = 1\n\
-         checkpoints.topic.replication.factor = 1\n\
-         heartbeats.topic.replication.factor = 1\n\
-         sync.topic.acls.enabled = false\n"
+        "clusters = europe, {target_alias}\n{source}{target}{}",
+        europe_lh_flow(target_alias)
     )
 }
 

@@ -80,24 +80,15 @@ impl Providers {
         })
     }
 
-    /// `value` with each `${name:...}` of a known provider in mirrorcast's form.
+    /// `value` with each `${name:...}` of a known provider in mirrorcast's form. A `${`
+    /// without its `}` is left for the properties reader, which says what is wrong.
     pub(super) fn rewrite(&self, value: &str) -> Result<String, String> {
-        let mut out = String::with_capacity(value.len());
-        let mut rest = value;
-        while let Some(start) = rest.find("${") {
-            out.push_str(&rest[..start]);
-            let after = &rest[start + 2..];
-            let Some(end) = after.find('}') else {
-                // Left whole for the properties reader, which says what is wrong.
-                out.push_str(&rest[start..]);
-                return Ok(out);
-            };
-            let reference = &after[..end];
-            out.push_str(&self.rewrite_one(reference)?);
-            rest = &after[end + 1..];
+        use crate::config::providers::{map_references, ReferenceError};
+        match map_references(value, |reference| self.rewrite_one(reference)) {
+            Ok(rewritten) => Ok(rewritten),
+            Err(ReferenceError::Unclosed(_)) => Ok(value.to_string()),
+            Err(ReferenceError::Failed(message)) => Err(message),
         }
-        out.push_str(rest);
-        Ok(out)
     }
 
     fn rewrite_one(&self, reference: &str) -> Result<String, String> {

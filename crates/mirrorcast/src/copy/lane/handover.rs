@@ -42,6 +42,18 @@ impl<T: Target> Lane<T> {
         if ours > 0 {
             debug!(flow = %self.ctx.flow_name, "the group gave this process {ours} partition(s) of this copier thread");
         }
+        // Progress stored under another topic ID than the route's: the topic may have been
+        // created again since the route was given (this process or the previous owner stored
+        // progress of the new one). Judged by the route alone, it would be copied again from
+        // its start: ask the source which topic is there now.
+        for topic in self.book.routes_with_other_stored_ids() {
+            match io.readers.shared.topic_id(&topic) {
+                Ok(id) => self.book.learn_topic_id(&topic, id),
+                Err(e) => {
+                    debug!(flow = %self.ctx.flow_name, "the ID of {topic} cannot be read ({e}): its route's stands")
+                }
+            }
+        }
         let routes = self.book.known_routes();
         self.add_routes(routes, io);
     }
@@ -300,6 +312,18 @@ impl<T: Target> Lane<T> {
              on from the progress read afterwards ({stored} stored)",
             self.ctx.flow.target
         );
+        // Progress stored under another topic ID than the route's: the topic may have been
+        // created again since the route was given (this process or the previous owner stored
+        // progress of the new one). Judged by the route alone, it would be copied again from
+        // its start: ask the source which topic is there now.
+        for topic in self.book.routes_with_other_stored_ids() {
+            match io.readers.shared.topic_id(&topic) {
+                Ok(id) => self.book.learn_topic_id(&topic, id),
+                Err(e) => {
+                    debug!(flow = %self.ctx.flow_name, "the ID of {topic} cannot be read ({e}): its route's stands")
+                }
+            }
+        }
         let routes = self.book.known_routes();
         self.add_routes(routes, io);
     }

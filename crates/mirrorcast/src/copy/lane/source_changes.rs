@@ -91,6 +91,12 @@ impl<T: Target> Lane<T> {
                     None
                 }
             };
+            // Partitions of it given later (a rebalance) are judged by the new ID too.
+            let (topic, id) = (state.source_topic.clone(), state.topic_id.clone());
+            if id.is_some() {
+                self.book.learn_topic_id(&topic, id);
+            }
+            let state = &mut self.book[slot];
             warn!(
                 flow = %self.ctx.flow_name,
                 "{}[{}]: the source's offsets went back from {expected} to {offset} (the topic \

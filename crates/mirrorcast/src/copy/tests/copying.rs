@@ -267,11 +267,6 @@ fn a_backfilling_target_never_holds_an_up_to_date_one_back() {
     assert_eq!(h.targets[1].log("t", 0), expected(0, backlog - 50..backlog));
 }
 
-/// `t/0/<offset>#1` for the offsets of `range`: records of the topic's second life.
-fn expected_recreated(range: std::ops::Range<i64>) -> Vec<String> {
-    range.map(|o| format!("t/0/{o}#1")).collect()
-}
-
 #[test]
 fn a_topic_created_again_while_copying_is_copied_from_its_new_start_not_skipped() {
     let mut h = harness(2, 1000);

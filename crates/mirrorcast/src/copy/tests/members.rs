@@ -276,3 +276,45 @@ fn partitions_moving_back_and_forth_leave_a_bounded_book() {
         );
     }
 }
+
+/// A partition given after its topic was created again, with progress the previous owner
+/// stored for the new topic, goes on right after that progress: the route this process was
+/// given before the re-creation names the old topic's ID, and judged by it the partition was
+/// copied again from its start (duplicates, seen with a group on Apache Kafka).
+#[test]
+fn a_partition_given_after_its_topic_was_created_again_goes_on_from_the_new_topics_progress() {
+    let (mut h, _) = member();
+    h.source.produce("t", 0, 10);
+    h.start_identified(0, &[], None, Some("t-1"), 1);
+    h.run_until("routes applied", |h| {
+        !h.lane(0).book.known_routes().is_empty()
+    });
+    h.source.recreate("t", 0);
+    h.source.produce("t", 0, 30);
+    h.commands[0]
+        .send(GroupCommand::Acquire {
+            partitions: vec![("t".to_string(), 0)],
+            progress: [(
+                ("t".to_string(), 0),
+                crate::progress::Stored {
+                    offset: 19,
+                    topic_id: Some(crate::kafka::cluster::TopicId("t-2".into())),
+                },
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .unwrap();
+    h.run_until("the rest of the new topic", |h| {
+        h.targets[0].log("t", 0).len() >= 10
+    });
+    for _ in 0..20 {
+        h.copy.round();
+    }
+    assert_eq!(
+        h.targets[0].log("t", 0),
+        expected_recreated(20..30),
+        "only what the previous owner had not copied"
+    );
+    assert_eq!(h.lane(0).book[0].meters.recreations.get(), 0);
+}

@@ -317,6 +317,11 @@ fn expected(partition: i32, range: std::ops::Range<i64>) -> Vec<String> {
     range.map(|o| format!("t/{partition}/{o}")).collect()
 }
 
+/// `t/0/<offset>#1` for the offsets of `range`: records of the topic's second life.
+fn expected_recreated(range: std::ops::Range<i64>) -> Vec<String> {
+    range.map(|o| format!("t/0/{o}#1")).collect()
+}
+
 /// One lane (of `setup`) whose target acknowledged t[0]'s first ten records and holds the next
 /// ten.
 fn ten_acknowledged_and_ten_in_flight(setup: Setup) -> Harness {

@@ -46,6 +46,22 @@ pub fn broadcast_config(clusters: &Clusters, policy: &str, extra: &str) -> Strin
     )
 }
 
+/// The keys of the flow `europe` → `target` of LH.* topics on single-broker clusters (identity
+/// policy, replication factors of 1, no ACL sync), to follow the clusters' own keys.
+pub fn europe_lh_flow(target: &str) -> String {
+    format!(
+        "europe->{target}.enabled = true\n\
+         europe->{target}.topics = LH.*\n\
+         replication.policy.class = IdentityReplicationPolicy\n\
+         replication.factor = 1\n\
+         offset.storage.replication.factor = 1\n\
+         offset-syncs.topic.replication.factor = 1\n\
+         checkpoints.topic.replication.factor = 1\n\
+         heartbeats.topic.replication.factor = 1\n\
+         sync.topic.acls.enabled = false\n"
+    )
+}
+
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("mm2.properties");
     std::fs::write(&path, text).unwrap();

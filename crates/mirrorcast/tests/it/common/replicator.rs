@@ -173,6 +173,17 @@ pub fn translate_offsets(
     try_translate_offsets(config, source, target, group, topic).unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// `mirrorcast validate CONFIG`: whether it passed, and what it printed (stdout, then stderr).
+pub fn validate(config: &Path) -> (bool, String) {
+    let out = mirrorcast_command(&["validate", &config.display().to_string()]);
+    let shown = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), shown)
+}
+
 /// Runs the mirrorcast binary to its end.
 pub fn mirrorcast_command(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
