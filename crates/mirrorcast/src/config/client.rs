@@ -458,12 +458,21 @@ fn map_oidc_login(
             "clientSecret" => mapped.push(("sasl.oauthbearer.client.secret".into(), value.clone())),
             "scope" => mapped.push(("sasl.oauthbearer.scope".into(), value.clone())),
             extension if extension.starts_with("extension_") => {
+                if value.contains([',', '=']) {
+                    // librdkafka's list is `name=value,...`: such a value would be cut.
+                    return Err(format!(
+                        "the value of {} holds `,` or `=`, which librdkafka's \
+                         `sasl.oauthbearer.extensions` list cannot carry",
+                        shown_option(extension)
+                    ));
+                }
                 extensions.push(format!("{}={value}", &extension["extension_".len()..]))
             }
             other => {
                 return Err(format!(
-                    "the OAuthBearerLoginModule option `{other}` has no librdkafka counterpart \
-                     (it takes clientId, clientSecret, scope and extension_*)"
+                    "the OAuthBearerLoginModule {} has no librdkafka counterpart (it takes \
+                     clientId, clientSecret, scope and extension_*)",
+                    shown_option(other)
                 ))
             }
         }
@@ -488,6 +497,23 @@ fn map_oidc_login(
         mapped.push(("sasl.oauthbearer.extensions".into(), extensions.join(",")));
     }
     Ok(Mapped::Set(mapped))
+}
+
+/// A JAAS option's name as an error may show it: only names Kafka's login modules know, since
+/// a broken line can make part of a secret look like a name.
+fn shown_option(name: &str) -> String {
+    let known = matches!(
+        name,
+        "username" | "password" | "clientId" | "clientSecret" | "scope"
+    ) || ["unsecuredLogin", "extension_"]
+        .iter()
+        .any(|prefix| name.starts_with(prefix))
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if known {
+        format!("option `{name}`")
+    } else {
+        "an option (its name is not shown: it may be part of a secret)".to_string()
+    }
 }
 
 /// The options of a JAAS line, `Module flag name="value" name=value ...;` (a backslash escapes
@@ -527,19 +553,36 @@ fn jaas_options(jaas: &str) -> Result<Vec<(String, String)>, String> {
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         if chars.next() != Some('=') {
-            return Err(malformed(&format!("option `{name}` has no `=`")));
+            // The "name" may be the rest of a secret written without quotes: not shown.
+            return Err(malformed("a word that is not `name=value`"));
         }
         while chars.next_if(|c| c.is_whitespace()).is_some() {}
         let value = if chars.next_if_eq(&'"').is_some() {
             let mut out = String::new();
-            loop {
+            let value = loop {
                 match chars.next() {
                     Some('\\') => out.extend(chars.next()),
                     Some('"') => break out,
                     Some(c) => out.push(c),
-                    None => return Err(malformed(&format!("the value of `{name}` is not closed"))),
+                    None => {
+                        return Err(malformed(&format!(
+                            "the value of {} is not closed",
+                            shown_option(&name)
+                        )))
+                    }
                 }
+            };
+            // A closing quote inside a value (`"ab"cd"`) would make the rest a name.
+            if chars
+                .peek()
+                .is_some_and(|c| !c.is_whitespace() && *c != ';')
+            {
+                return Err(malformed(&format!(
+                    "the quoted value of {} is followed by more text",
+                    shown_option(&name)
+                )));
             }
+            value
         } else {
             word(&mut chars)
         };
@@ -619,6 +662,9 @@ mod tests {
             r#"org.apache.kafka.common.security.scram.ScramLoginModule username="u" password="hunter2";"#,
             r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="hunter2"#,
             r#"org.apache.kafka.common.security.scram.ScramLoginModule required username "hunter2";"#,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="ab"hunter2";"#,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password=my hunter2;"#,
+            r#"org.apache.kafka.common.security.scram.ScramLoginModule required password=my hunter2="x";"#,
         ] {
             let err = map("sasl.jaas.config", line).unwrap_err();
             assert!(!err.contains("hunter2"), "{err}");

@@ -48,7 +48,7 @@ pub fn trusted_certificates(
     store_type: StoreType,
     password: Option<&str>,
 ) -> Result<String, String> {
-    let bytes = read_store(path)?;
+    let (bytes, store_type) = read_store(path, store_type)?;
     let mut ders: Vec<Vec<u8>> = Vec::new();
     match store_type {
         StoreType::Jks => {
@@ -95,7 +95,7 @@ pub fn key_pair(
     store_password: Option<&str>,
     key_password: Option<&str>,
 ) -> Result<KeyPair, String> {
-    let bytes = read_store(path)?;
+    let (bytes, store_type) = read_store(path, store_type)?;
     let (alias, key_der, chain): (String, Vec<u8>, Vec<Vec<u8>>) = match store_type {
         StoreType::Jks => {
             let store = load_jks(path, &bytes, store_password)?;
@@ -189,8 +189,20 @@ pub fn describe_certificates(pem: &str) -> Option<String> {
     ))
 }
 
-fn read_store(path: &str) -> Result<Vec<u8>, String> {
-    std::fs::read(Path::new(path)).map_err(|e| format!("cannot read `{path}`: {e}"))
+/// The store's bytes and the format they are in. Java reads a JKS store declared PKCS12 and
+/// the other way round (`keystore.type.compat`, on by default; keytool writes PKCS12 since
+/// JDK 9, even to a `.jks` file), so the declared type decides only for other content.
+fn read_store(path: &str, declared: StoreType) -> Result<(Vec<u8>, StoreType), String> {
+    let bytes = std::fs::read(Path::new(path)).map_err(|e| format!("cannot read `{path}`: {e}"))?;
+    let format = if bytes.starts_with(&[0xFE, 0xED, 0xFE, 0xED]) {
+        StoreType::Jks
+    } else if bytes.first() == Some(&0x30) {
+        // A DER sequence: PKCS12.
+        StoreType::Pkcs12
+    } else {
+        declared
+    };
+    Ok((bytes, format))
 }
 
 fn load_jks(path: &str, bytes: &[u8], password: Option<&str>) -> Result<jks::KeyStore, String> {
@@ -427,11 +439,18 @@ mod tests {
         let (a, key_a) = certificate("a");
         let (b, key_b) = certificate("b");
         let jks = jks_store(&[&ca], None, "storepass");
-        let err =
-            trusted_certificates(&path(&jks), StoreType::Pkcs12, Some("storepass")).unwrap_err();
-        assert!(err.contains("not a PKCS12 store"), "{err}");
         let p12 = pkcs12_store(&[&ca], None, "storepass");
-        let err = trusted_certificates(&path(&p12), StoreType::Jks, Some("storepass")).unwrap_err();
+        // As Java (`keystore.type.compat`): a store is read by its content.
+        for (store, declared) in [(&jks, StoreType::Pkcs12), (&p12, StoreType::Jks)] {
+            let pem = trusted_certificates(&path(store), declared, Some("storepass")).unwrap();
+            assert_eq!(
+                describe_certificates(&pem).unwrap(),
+                "[1 certificate(s): CN=ca]"
+            );
+        }
+        let text = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(text.path(), "-----BEGIN CERTIFICATE-----\n").unwrap();
+        let err = trusted_certificates(&path(&text), StoreType::Jks, None).unwrap_err();
         assert!(err.contains("not a JKS store"), "{err}");
         let err = key_pair(&path(&jks), StoreType::Jks, Some("storepass"), None)
             .err()

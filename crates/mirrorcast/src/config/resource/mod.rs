@@ -260,13 +260,16 @@ fn layout(spec: &Spec, v1: bool) -> Result<Layout<'_>, FieldError> {
             ));
         }
         match sources.iter().find(|(_, c)| c.alias == alias) {
+            // The same alias written twice could differ in anything (security, config): the
+            // operator wants aliases unique, and so does this.
             Some((_, seen)) if !std::ptr::eq(*seen, source.1) => {
-                if seen.bootstrap_servers != source.1.bootstrap_servers {
-                    return Err((
-                        format!("{}.alias", source.0),
-                        format!("`{alias}` names two different clusters"),
-                    ));
-                }
+                return Err((
+                    format!("{}.alias", source.0),
+                    format!(
+                        "`{alias}` is defined twice: give the cluster once (spec.clusters and \
+                         sourceCluster), or use one alias per cluster"
+                    ),
+                ));
             }
             Some(_) => {}
             None => sources.push(source),
@@ -363,6 +366,9 @@ pub fn translate(
     let target_config = plain_values(target_at, &target.config).map_err(field_error)?;
     let providers = Providers::declared(&target_config, secrets_dir)
         .map_err(|(key, message)| error(&format!("{target_at}.config.{key}"), None, message))?;
+    ignored.extend(providers.params.iter().map(|key| {
+        format!("{target_at}.config.{key} (mirrorcast's providers take no parameters)")
+    }));
     let value = |at: &str, v: &Value| -> Result<String, ConfigError> {
         let plain = scalar(v).ok_or_else(|| error(at, None, "is not a plain value".into()))?;
         providers
@@ -884,6 +890,20 @@ spec:
         assert_eq!(e.key, "spec.target.config.config.providers.secrets.class");
         let e = err(V1_RESOURCE.replace("alias: europe", "alias: northamerica"));
         assert!(e.message.contains("unique"), "{}", e.message);
+        // mTLS without `tls`: the certificate has no TLS connection to go on, said.
+        let plain = V1_RESOURCE.replace(
+            "    tls:\n      trustedCertificates:\n        - secretName: na-cluster-ca\n          pattern: \"*.crt\"\n",
+            "",
+        );
+        assert_ne!(plain, V1_RESOURCE);
+        let t = translate_text(&plain, secrets.path()).unwrap();
+        assert!(
+            t.ignored
+                .iter()
+                .any(|i| i.starts_with("spec.target.authentication.certificateAndKey (no `tls`")),
+            "{:?}",
+            t.ignored
+        );
     }
 
     #[test]
@@ -989,5 +1009,11 @@ spec:
         let refresh = oauth.replace("readTimeoutSeconds: 10", "refreshToken: {}");
         let err = translate_text(&refresh, dir.path()).unwrap_err();
         assert_eq!(err.key, "spec.clusters[0].authentication.refreshToken");
+        let password_grant = oauth.replace(
+            "readTimeoutSeconds: 10",
+            "username: mm2\n        passwordSecret:\n          secretName: idp\n          password: secret",
+        );
+        let err = translate_text(&password_grant, dir.path()).unwrap_err();
+        assert_eq!(err.key, "spec.clusters[0].authentication.username");
     }
 }

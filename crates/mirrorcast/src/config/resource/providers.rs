@@ -26,6 +26,8 @@ enum Kind {
 pub(super) struct Providers {
     by_name: BTreeMap<String, Kind>,
     secrets_dir: String,
+    /// `config.providers.<name>.param.*`: the providers here take none (said to be ignored).
+    pub params: Vec<String>,
 }
 
 impl Providers {
@@ -74,9 +76,15 @@ impl Providers {
             };
             by_name.insert(name.to_string(), kind);
         }
+        let params = config
+            .keys()
+            .filter(|k| k.starts_with("config.providers.") && !k.ends_with(".class"))
+            .cloned()
+            .collect();
         Ok(Providers {
             by_name,
             secrets_dir: secrets_dir.display().to_string(),
+            params,
         })
     }
 

@@ -90,6 +90,44 @@ const OAUTH_TUNING: [&str; 8] = [
     "includeAcceptHeader",
 ];
 
+/// The declared fields `oauth` uses.
+const OAUTH_FIELDS: [&str; 7] = [
+    "clientId",
+    "clientSecret",
+    "tokenEndpointUri",
+    "scope",
+    "tlsTrustedCertificates",
+    "saslExtensions",
+    "grantType",
+];
+
+impl Authentication {
+    /// The declared fields the resource sets (not `type`, not unknown ones).
+    fn present_fields(&self) -> Vec<&'static str> {
+        [
+            ("username", self.username.is_some()),
+            ("passwordSecret", self.password_secret.is_some()),
+            ("certificateAndKey", self.certificate_and_key.is_some()),
+            ("sasl", self.sasl),
+            ("config", !self.config.is_empty()),
+            ("clientId", self.client_id.is_some()),
+            ("clientSecret", self.client_secret.is_some()),
+            ("tokenEndpointUri", self.token_endpoint_uri.is_some()),
+            ("scope", self.scope.is_some()),
+            (
+                "tlsTrustedCertificates",
+                self.tls_trusted_certificates.is_some(),
+            ),
+            ("saslExtensions", self.sasl_extensions.is_some()),
+            ("grantType", self.grant_type.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
 /// What a cluster's security settings became.
 pub(super) struct Security {
     pub pairs: Vec<(String, String)>,
@@ -142,6 +180,37 @@ pub(super) fn cluster_security(
             let at = format!("{at}.authentication");
             if auth.kind != "oauth" {
                 ignored.extend(auth.other.keys().map(|field| format!("{at}.{field}")));
+            }
+            // Fields of another type than the one given: unused, so said.
+            let used: &[&str] = match auth.kind.as_str() {
+                "scram-sha-512" | "scram-sha-256" | "plain" => &["username", "passwordSecret"],
+                "tls" => &["certificateAndKey"],
+                "custom" => &["sasl", "config"],
+                _ => &OAUTH_FIELDS,
+            };
+            for field in auth.present_fields() {
+                if used.contains(&field) {
+                    continue;
+                }
+                if auth.kind == "oauth" && matches!(field, "username" | "passwordSecret") {
+                    return Err((
+                        format!("{at}.{field}"),
+                        "Strimzi's password grant: librdkafka's OIDC login takes a client id \
+                         and secret (client credentials) only, so it would log in as another \
+                         identity"
+                            .into(),
+                    ));
+                }
+                ignored.push(format!(
+                    "{at}.{field} (not used by `{}` authentication)",
+                    auth.kind
+                ));
+            }
+            if auth.kind == "tls" && tls.is_none() {
+                ignored.push(format!(
+                    "{at}.certificateAndKey (no `tls`: a client certificate needs a TLS \
+                     connection, as Strimzi warns)"
+                ));
             }
             let mechanism = match auth.kind.as_str() {
                 "scram-sha-512" => Some("SCRAM-SHA-512"),

@@ -48,6 +48,9 @@ impl<T: Target> Lane<T> {
         // its start: ask the source which topic is there now.
         for topic in self.book.routes_with_other_stored_ids() {
             match io.readers.shared.topic_id(&topic) {
+                // No ID now (the topic is gone again): the route's stands, so progress of
+                // another topic is never taken for this one's.
+                Ok(None) => {}
                 Ok(id) => self.book.learn_topic_id(&topic, id),
                 Err(e) => {
                     debug!(flow = %self.ctx.flow_name, "the ID of {topic} cannot be read ({e}): its route's stands")
@@ -318,6 +321,9 @@ impl<T: Target> Lane<T> {
         // its start: ask the source which topic is there now.
         for topic in self.book.routes_with_other_stored_ids() {
             match io.readers.shared.topic_id(&topic) {
+                // No ID now (the topic is gone again): the route's stands, so progress of
+                // another topic is never taken for this one's.
+                Ok(None) => {}
                 Ok(id) => self.book.learn_topic_id(&topic, id),
                 Err(e) => {
                     debug!(flow = %self.ctx.flow_name, "the ID of {topic} cannot be read ({e}): its route's stands")
