@@ -338,8 +338,8 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
     let KafkaPorts {
         client,
         controller,
-        internal,
         faulty,
+        ..
     } = ports;
     let mut text = format!(
         "process.roles=broker,controller\n\
@@ -380,43 +380,28 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
                  inter.broker.listener.name=PLAINTEXT\n"
             )),
         },
-        Security::SaslSsl { .. } => text.push_str(&format!(
-            "listeners=SASL_SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=SASL_SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
-             listener.security.protocol.map=SASL_SSL:SASL_SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             inter.broker.listener.name=INTERNAL\n\
-             sasl.enabled.mechanisms=SCRAM-SHA-512\n\
-             listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n\
-             ssl.keystore.type=PEM\n\
-             ssl.keystore.location={keystore}\n\
-             ssl.truststore.type=PEM\n\
-             ssl.truststore.location={ca}\n",
-            keystore = dir.join("broker-keystore.pem").display(),
-            ca = dir.join("ca.pem").display(),
-        )),
-        Security::Oidc { jwks_url } => text.push_str(&format!(
-            "listeners=SASL_PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=SASL_PLAINTEXT://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
-             listener.security.protocol.map=SASL_PLAINTEXT:SASL_PLAINTEXT,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             inter.broker.listener.name=INTERNAL\n\
-             sasl.enabled.mechanisms=OAUTHBEARER\n\
-             listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
-             listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
-             sasl.oauthbearer.jwks.endpoint.url={jwks_url}\n"
-        )),
-        Security::MutualTls => text.push_str(&format!(
-            "listeners=SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
-             advertised.listeners=SSL://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
-             listener.security.protocol.map=SSL:SSL,INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
-             inter.broker.listener.name=INTERNAL\n\
-             ssl.client.auth=required\n\
-             ssl.keystore.type=PEM\n\
-             ssl.keystore.location={keystore}\n\
-             ssl.truststore.type=PEM\n\
-             ssl.truststore.location={ca}\n",
-            keystore = dir.join("broker-keystore.pem").display(),
-            ca = dir.join("ca.pem").display(),
-        )),
+        Security::SaslSsl { .. } => {
+            text.push_str(&secured_listeners("SASL_SSL", ports));
+            text.push_str(
+                "sasl.enabled.mechanisms=SCRAM-SHA-512\n\
+                 listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;\n",
+            );
+            text.push_str(&tls_stores(dir));
+        }
+        Security::Oidc { jwks_url } => {
+            text.push_str(&secured_listeners("SASL_PLAINTEXT", ports));
+            text.push_str(&format!(
+                "sasl.enabled.mechanisms=OAUTHBEARER\n\
+                 listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
+                 listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
+                 sasl.oauthbearer.jwks.endpoint.url={jwks_url}\n"
+            ));
+        }
+        Security::MutualTls => {
+            text.push_str(&secured_listeners("SSL", ports));
+            text.push_str("ssl.client.auth=required\n");
+            text.push_str(&tls_stores(dir));
+        }
     }
     if let Some(super_users) = &options.authorizer {
         // The node reaches its own controller and itself as ANONYMOUS over plaintext.
@@ -430,6 +415,35 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
         ));
     }
     text
+}
+
+/// Clients on `protocol` at the client port; the node talks to itself and its controller in
+/// plaintext (inter-broker traffic needs no credentials).
+fn secured_listeners(protocol: &str, ports: KafkaPorts) -> String {
+    let KafkaPorts {
+        client,
+        controller,
+        internal,
+        ..
+    } = ports;
+    format!(
+        "listeners={protocol}://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal},CONTROLLER://127.0.0.1:{controller}\n\
+         advertised.listeners={protocol}://127.0.0.1:{client},INTERNAL://127.0.0.1:{internal}\n\
+         listener.security.protocol.map={protocol}:{protocol},INTERNAL:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+         inter.broker.listener.name=INTERNAL\n"
+    )
+}
+
+/// The node's certificate and the CA it trusts (clients' certificates too), made at format time.
+fn tls_stores(dir: &Path) -> String {
+    format!(
+        "ssl.keystore.type=PEM\n\
+         ssl.keystore.location={}\n\
+         ssl.truststore.type=PEM\n\
+         ssl.truststore.location={}\n",
+        dir.join("broker-keystore.pem").display(),
+        dir.join("ca.pem").display(),
+    )
 }
 
 /// A client certificate for `cn` signed by the CA of the cluster in `dir`: `<cn>.key` (PKCS#8

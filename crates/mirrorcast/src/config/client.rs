@@ -198,9 +198,23 @@ pub fn map_java_setting(
         {
             Ok(Mapped::Nothing)
         }
-        // Claims Kafka's client checks in its own token; the broker validates it here.
-        "sasl.oauthbearer.scope.claim.name" | "sasl.oauthbearer.sub.claim.name" => {
-            Ok(Mapped::Nothing)
+        // Claims Kafka's client reads from its own token; librdkafka reads `sub` and `scope`,
+        // so only those names mean the same here.
+        "sasl.oauthbearer.sub.claim.name" | "sasl.oauthbearer.scope.claim.name" => {
+            let default = if key.contains(".sub.") {
+                "sub"
+            } else {
+                "scope"
+            };
+            if value.trim() == default {
+                Ok(Mapped::Nothing)
+            } else {
+                Err(format!(
+                    "librdkafka's OIDC login reads the `{default}` claim of its token and cannot \
+                     be told another: remove the key (the broker validates the token with its \
+                     own settings)"
+                ))
+            }
         }
         "ssl.truststore.location" => {
             let kind = store_type("ssl.truststore.type");
@@ -654,6 +668,13 @@ mod tests {
             Mapped::Nothing
         );
         assert!(map("sasl.login.callback.handler.class", "com.example.Login").is_err());
+        assert_eq!(
+            map("sasl.oauthbearer.sub.claim.name", "sub").unwrap(),
+            Mapped::Nothing
+        );
+        assert!(map("sasl.oauthbearer.sub.claim.name", "azp")
+            .unwrap_err()
+            .contains("`sub` claim"));
     }
 
     #[test]

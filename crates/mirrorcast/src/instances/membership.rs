@@ -299,7 +299,7 @@ pub enum MembershipError {
         "the source {source_cluster} refuses group {group} ({error}), through which the \
          processes started with this config share its partitions (instances.group.enabled): \
          grant this principal READ on group {group}, or, if this process runs alone, set \
-         `instances.group.enabled = false`"
+         `instances.group.enabled = false` (in a KafkaMirrorMaker2 resource, `spec.replicas: 1`)"
     )]
     Refused {
         source_cluster: String,

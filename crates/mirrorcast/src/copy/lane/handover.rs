@@ -42,10 +42,16 @@ impl<T: Target> Lane<T> {
         if ours > 0 {
             debug!(flow = %self.ctx.flow_name, "the group gave this process {ours} partition(s) of this copier thread");
         }
-        // Progress stored under another topic ID than the route's: the topic may have been
-        // created again since the route was given (this process or the previous owner stored
-        // progress of the new one). Judged by the route alone, it would be copied again from
-        // its start: ask the source which topic is there now.
+        self.learn_recreated_topics(io);
+        let routes = self.book.known_routes();
+        self.add_routes(routes, io);
+    }
+
+    /// Progress read afresh may be stored under another topic ID than its route's: the topic
+    /// may have been created again since the route was given (this process or the previous
+    /// owner stored progress of the new one). Judged by the route alone, it would be copied
+    /// again from its start: the source says which topic is there now.
+    fn learn_recreated_topics<R: Reader>(&mut self, io: &mut Reading<'_, R>) {
         for topic in self.book.routes_with_other_stored_ids() {
             match io.readers.shared.topic_id(&topic) {
                 // No ID now (the topic is gone again): the route's stands, so progress of
@@ -57,8 +63,6 @@ impl<T: Target> Lane<T> {
                 }
             }
         }
-        let routes = self.book.known_routes();
-        self.add_routes(routes, io);
     }
 
     /// Hands `partitions` back to the group: stops reading them, waits (bounded) for what is
@@ -315,21 +319,7 @@ impl<T: Target> Lane<T> {
              on from the progress read afterwards ({stored} stored)",
             self.ctx.flow.target
         );
-        // Progress stored under another topic ID than the route's: the topic may have been
-        // created again since the route was given (this process or the previous owner stored
-        // progress of the new one). Judged by the route alone, it would be copied again from
-        // its start: ask the source which topic is there now.
-        for topic in self.book.routes_with_other_stored_ids() {
-            match io.readers.shared.topic_id(&topic) {
-                // No ID now (the topic is gone again): the route's stands, so progress of
-                // another topic is never taken for this one's.
-                Ok(None) => {}
-                Ok(id) => self.book.learn_topic_id(&topic, id),
-                Err(e) => {
-                    debug!(flow = %self.ctx.flow_name, "the ID of {topic} cannot be read ({e}): its route's stands")
-                }
-            }
-        }
+        self.learn_recreated_topics(io);
         let routes = self.book.known_routes();
         self.add_routes(routes, io);
     }
