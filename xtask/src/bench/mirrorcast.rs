@@ -85,9 +85,7 @@ pub(super) fn measure_mirrorcast(
     if exactly_once {
         extra += EXACTLY_ONCE;
     }
-    if instances > 1 {
-        extra += "instances.group.enabled = true\n";
-    }
+    // One process or several, the file is the same: the group (on by default) shares it.
     let europe = source.bootstrap("europe");
     let mut ports = Vec::new();
     let mut replicators = Vec::new();

@@ -67,8 +67,8 @@ fn without_syncs(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<ConfigError> 
     warnings
 }
 
-/// `instances.group.id` only names the group `instances.group.enabled` turns on: alone it
-/// would be ignored.
+/// `instances.group.id` only names the group that `instances.group.enabled = false` turns off:
+/// beside it, it would be ignored.
 fn group_id_without_group(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<ConfigError> {
     flows
         .iter()
@@ -79,7 +79,7 @@ fn group_id_without_group(raw: &RawProperties, flows: &[FlowConfig]) -> Vec<Conf
             Some(raw.error(
                 &key,
                 format!(
-                    "has no effect for {} without `instances.group.enabled = true`: this \
+                    "has no effect for {} with `instances.group.enabled = false`: this \
                      process copies every partition itself",
                     flow.name()
                 ),
@@ -94,15 +94,15 @@ mod tests {
 
     #[test]
     fn a_group_id_without_the_group_is_said_and_with_it_used() {
-        let alone = resolve(&format!("{BROADCAST}instances.group.id = regional\n")).unwrap();
+        let alone = resolve(&format!(
+            "{BROADCAST}instances.group.id = regional\ninstances.group.enabled = false\n"
+        ))
+        .unwrap();
         let said: Vec<String> = alone.warnings.iter().map(ToString::to_string).collect();
         assert_eq!(said.len(), 2, "one per flow: {said:?}");
         assert!(said[0].contains("`instances.group.id`: has no effect for europe->"));
         assert!(alone.flows.iter().all(|f| f.instances_group.is_none()));
-        let grouped = resolve(&format!(
-            "{BROADCAST}instances.group.id = regional\ninstances.group.enabled = true\n"
-        ))
-        .unwrap();
+        let grouped = resolve(&format!("{BROADCAST}instances.group.id = regional\n")).unwrap();
         assert!(grouped.warnings.is_empty(), "{:?}", grouped.warnings);
         assert!(grouped
             .flows

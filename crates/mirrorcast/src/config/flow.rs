@@ -114,13 +114,11 @@ pub(super) fn resolve_flow(
         tasks_max: look
             .get("tasks.max")
             .map(|_| look.positive("tasks.max", 1usize, errors)),
-        instances_group: look
-            .bool("instances.group.enabled", false, errors)
-            .then(|| {
-                look.get("instances.group.id")
-                    .map(|(_, id)| id.trim().to_string())
-                    .filter(|id| !id.is_empty())
-            }),
+        instances_group: look.bool("instances.group.enabled", true, errors).then(|| {
+            look.get("instances.group.id")
+                .map(|(_, id)| id.trim().to_string())
+                .filter(|id| !id.is_empty())
+        }),
         exactly_once: look.exactly_once(target, &clients, errors),
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,

@@ -102,10 +102,10 @@ pub struct FlowConfig {
     /// `tasks.max`: copier threads for the source (the most any of its flows asks for);
     /// `None`: one per core.
     pub tasks_max: Option<usize>,
-    /// `instances.group.enabled` (beyond MM2): the processes of this replicator share the
-    /// source's partitions through a consumer group on the source, with the id of
-    /// `instances.group.id` if set (`crate::instances`). `None`: this process copies every
-    /// partition.
+    /// `instances.group.enabled` (beyond MM2; on by default, as the processes of MM2's
+    /// dedicated mode share their tasks): the processes of this replicator share the source's
+    /// partitions through a consumer group on the source, with the id of `instances.group.id`
+    /// if set (`crate::instances`). `None` (`false`): this process copies every partition.
     pub instances_group: Option<Option<String>>,
     /// `exactly.once.source.support = enabled` for the target (MM2's worker key, set per target
     /// cluster): records and their progress are committed in transactions on the target

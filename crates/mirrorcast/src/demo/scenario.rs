@@ -351,7 +351,10 @@ fn replication_config(state: &DemoState, config_sync: Duration) -> String {
          sync.topic.configs.enabled = true\n\
          sync.topic.configs.interval.seconds = {}\n\
          refresh.topics.enabled = true\n\
-         refresh.topics.interval.seconds = 10\n",
+         refresh.topics.interval.seconds = 10\n\
+         # One process copies everything (nisshi does not list a group's members, which\n\
+         # instances sharing the work through a group need).\n\
+         instances.group.enabled = false\n",
         config_sync.as_secs().max(1)
     );
     text

@@ -1,7 +1,8 @@
 //! The group member of one source in this process: a consumer in the replicator's group on
 //! the source, subscribed to the topics the source's flows replicate, that never fetches (its
 //! partitions stay paused). Its rebalances become the copier's commands: partitions given are
-//! acquired once their progress is read from each flow's progress topic; partitions asked back
+//! acquired once their progress is read from each flow's progress topic (on the flow's own
+//! thread, [`super::acquisition`]); partitions asked back
 //! are released (the callback returns only when every copier thread stored their progress, so
 //! the cooperative protocol hands them on after that); partitions lost (session expired) are
 //! abandoned. It keeps the process's [`Standing`]: the lease, and whether it leads the flows.
@@ -10,7 +11,7 @@
 //! and a revocation is answered only after the copier stored the partition's progress or gave
 //! up waiting for it (bounded, and said).
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{ClientConfig, ClientContext, TopicPartitionList};
 use tracing::{debug, error, info, warn};
 
+use super::acquisition::{Acquisitions, Pending};
 use super::coordinator::CoordinatorProbe;
 use super::fencing::Fences;
 use super::lease::{Lease, Poll};
@@ -30,11 +32,9 @@ use super::{leader_partition, MemberFlow, Standing};
 use crate::clock::Clock;
 use crate::health::Health;
 use crate::kafka::clients::ClientLog;
-use crate::kafka::log_reader::LogReadError;
 use crate::observe::metrics::SourceLabels;
 use crate::observe::Observability;
 use crate::plan::{Commands, GroupCommand, Reply};
-use crate::progress::{Progress, ProgressStore};
 use crate::shutdown::Shutdown;
 use crate::topics::replicated_topics;
 
@@ -44,8 +44,6 @@ const RELEASE_WAIT: Duration = Duration::from_secs(30);
 /// How often the source's topics are listed for the subscription, at most.
 const SUBSCRIPTION_REFRESH: Duration = Duration::from_secs(5);
 const POLL: Duration = Duration::from_millis(100);
-/// How long after start a missing progress topic is expected (being created), not a problem.
-const QUIET_START: Duration = Duration::from_secs(60);
 /// Everything the membership of a source needs.
 pub struct Membership {
     pub source: String,
@@ -80,8 +78,8 @@ pub fn default_group_id(source: &str, targets: &[&str]) -> String {
 struct State {
     owned: BTreeSet<(String, i32)>,
     subscribed: BTreeSet<String>,
-    /// Given by the group, progress not read yet: (flow index, partitions).
-    to_acquire: Vec<(usize, Vec<(String, i32)>)>,
+    /// Given by the group, progress not read yet.
+    pending: Pending,
     leads: bool,
     /// Exactly once: the units the group gave, in place of partitions.
     units: Option<Units>,
@@ -130,9 +128,7 @@ impl ConsumerContext for MemberContext {
             for partition in &partitions {
                 state.owned.remove(partition);
             }
-            for (_, pending) in &mut state.to_acquire {
-                pending.retain(|p| !partitions.contains(p));
-            }
+            state.pending.taken(&partitions);
             if lost {
                 let mut lease = self.lease.lock().unwrap_or_else(|p| p.into_inner());
                 lease.lost(self.clock.now());
@@ -194,7 +190,7 @@ impl ConsumerContext for MemberContext {
                 }
                 state.owned.extend(partitions.iter().cloned());
                 for flow in 0..self.flows.len() {
-                    state.to_acquire.push((flow, partitions.clone()));
+                    state.pending.given(flow, partitions.clone());
                 }
                 self.update_leadership(&mut state);
             }
@@ -245,17 +241,8 @@ impl MemberContext {
     }
 }
 
-/// Reading each flow's progress for the partitions the group gives: incrementally, from where
-/// the last read stopped, and whether it works.
-struct ProgressReads {
-    health: Health,
-    /// Per flow, in the order of the membership's flows.
-    stores: Vec<ProgressStore>,
-}
-
 /// Ticks the lease every 100 ms while `ticking`: a gap means the whole process stood still
-/// (the member's thread may be busy for long, in a rebalance or reading progress; this one
-/// never is).
+/// (the member's thread may be busy for long, in a rebalance; this one never is).
 fn keep_time(
     clock: &Clock,
     source: &str,
@@ -311,6 +298,11 @@ pub enum MembershipError {
     Create {
         source_cluster: String,
         source: KafkaError,
+    },
+    #[error("cannot start the threads reading the progress of {source_cluster}'s flows: {source}")]
+    Threads {
+        source_cluster: String,
+        source: std::io::Error,
     },
     #[error(transparent)]
     UnitCountChanged(#[from] UnitCountChanged),
@@ -378,7 +370,7 @@ impl Membership {
             state: Mutex::new(State {
                 owned: BTreeSet::new(),
                 subscribed: BTreeSet::new(),
-                to_acquire: Vec::new(),
+                pending: Pending::default(),
                 leads: false,
                 units: self.units.clone(),
             }),
@@ -402,22 +394,12 @@ impl Membership {
             source: self.source.clone(),
         };
         let mut health = Health::default();
-        let mut progress = ProgressReads {
-            health: Health::default(),
-            stores: self
-                .flows
-                .iter()
-                .map(|member| {
-                    let flow = &member.flow;
-                    ProgressStore::new(
-                        &member.target_consumer,
-                        &flow.progress_topic(),
-                        &flow.progress.connector,
-                        &flow.source,
-                    )
-                })
-                .collect(),
-        };
+        let mut acquisitions = Acquisitions::start(&self.flows, self.started).map_err(|e| {
+            MembershipError::Threads {
+                source_cluster: self.source.clone(),
+                source: e,
+            }
+        })?;
         let ticking = AtomicBool::new(true);
         std::thread::scope(|scope| {
             let clock = std::thread::Builder::new()
@@ -451,7 +433,7 @@ impl Membership {
             if let Err(e) = probe {
                 error!(source = %self.source, "cannot start the coordinator probe ({e}): this process writes nothing");
             }
-            let taken = self.take_part(&consumer, &labels, &mut health, &mut progress);
+            let taken = self.take_part(&consumer, &labels, &mut health, &mut acquisitions);
             ticking.store(false, Ordering::Release);
             taken
         })?;
@@ -469,7 +451,7 @@ impl Membership {
         consumer: &BaseConsumer<MemberContext>,
         labels: &SourceLabels,
         health: &mut Health,
-        progress: &mut ProgressReads,
+        acquisitions: &mut Acquisitions,
     ) -> Result<(), MembershipError> {
         // Listing the topics fails on its own, and is said on its own.
         let mut listing_health = Health::default();
@@ -542,27 +524,25 @@ impl Membership {
                         }
                     }
                     let fenced = fences.advance(&self.flows, units);
-                    state.to_acquire.extend(fenced);
+                    for (flow, partitions) in fenced {
+                        state.pending.given(flow, partitions);
+                    }
                 }
             }
-            let (acquire, owned) = {
+            let owned = {
                 let mut state = consumer.context().lock();
-                let owned = match &state.units {
+                let state = &mut *state;
+                acquisitions.step(&self.flows, &mut state.pending, self.clock.now());
+                match &state.units {
                     Some(units) => units.partitions(),
                     None => state.owned.len(),
-                };
-                (std::mem::take(&mut state.to_acquire), owned)
+                }
             };
-            let metrics = &self.observe.metrics;
-            metrics
+            self.observe
+                .metrics
                 .group_partitions
                 .get_or_create(labels)
                 .set(owned as i64);
-            let unread = self.acquire(acquire, progress);
-            if !unread.is_empty() {
-                consumer.context().lock().to_acquire.extend(unread);
-                self.shutdown.sleep(Duration::from_secs(1));
-            }
         }
         Ok(())
     }
@@ -604,10 +584,15 @@ impl Membership {
                         .into_iter()
                         .map(|r| (r.source_topic, r.partitions))
                         .collect();
-                    state.to_acquire.extend(units.listed(replicated));
+                    for (flow, partitions) in units.listed(replicated) {
+                        state.pending.given(flow, partitions);
+                    }
                 }
             }
         }
+        // Nothing to share, so no group to lead it: the duties left (deleting what the source
+        // deleted, heartbeats, internal topics) are idempotent, and every instance does them.
+        self.standing.set_idle(topics.is_empty());
         if context.lock().subscribed == topics {
             return Ok(Ok(()));
         }
@@ -622,57 +607,6 @@ impl Membership {
         state.subscribed = topics;
         context.update_leadership(&mut state);
         Ok(Ok(()))
-    }
-
-    /// Reads each flow's progress for the partitions the group gave and hands them to the
-    /// copier; returns what could not be read yet (tried again in a second).
-    fn acquire(
-        &self,
-        pending: Vec<(usize, Vec<(String, i32)>)>,
-        reads: &mut ProgressReads,
-    ) -> Vec<(usize, Vec<(String, i32)>)> {
-        let mut unread = Vec::new();
-        for (index, partitions) in pending {
-            if partitions.is_empty() {
-                continue;
-            }
-            let member = &self.flows[index];
-            let flow = &member.flow;
-            let topic = flow.progress_topic();
-            let Some(store) = reads.stores.get_mut(index) else {
-                continue;
-            };
-            match store.update(self.clock.now()) {
-                Ok(stored) => {
-                    let wanted: HashSet<&(String, i32)> = partitions.iter().collect();
-                    let progress: Progress = stored
-                        .iter()
-                        .filter(|(partition, _)| wanted.contains(partition))
-                        .map(|(partition, stored)| (partition.clone(), stored.clone()))
-                        .collect();
-                    if reads.health.recovered() {
-                        info!(flow = %flow.name(), "reading progress works again");
-                    }
-                    let _ = member.commands.send(GroupCommand::Acquire {
-                        partitions,
-                        progress,
-                    });
-                }
-                // At a first start the member can be quicker than the topic manager that
-                // creates the progress topic: wait for it quietly.
-                Err(LogReadError::Missing(_)) if self.clock.since(self.started) < QUIET_START => {
-                    debug!(flow = %flow.name(), "{topic} does not exist yet; waiting for it");
-                    unread.push((index, partitions));
-                }
-                Err(e) => {
-                    if reads.health.failed() {
-                        warn!(flow = %flow.name(), "the group gave this process {} partition(s), but their progress cannot be read from {topic} ({e}); they are copied once it can", partitions.len());
-                    }
-                    unread.push((index, partitions));
-                }
-            }
-        }
-        unread
     }
 }
 

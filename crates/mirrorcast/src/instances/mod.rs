@@ -13,6 +13,7 @@
 //! (topic creation and sync, checkpoints, heartbeats) belong to the member that owns partition
 //! 0 of the first subscribed topic ([`leader_partition`]), or with exactly once unit 0.
 
+mod acquisition;
 mod coordinator;
 mod fencing;
 pub mod lease;

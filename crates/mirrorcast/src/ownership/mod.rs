@@ -29,6 +29,8 @@ struct Inner {
     /// Milliseconds after `base` plus one until which the lease holds; 0: no lease.
     lease_until: AtomicU64,
     leads: AtomicBool,
+    /// A member of a group with nothing to share (no replicated topic at the source).
+    idle: AtomicBool,
 }
 
 impl Standing {
@@ -54,6 +56,7 @@ impl Standing {
             clock,
             lease_until: AtomicU64::new(0),
             leads: AtomicBool::new(false),
+            idle: AtomicBool::new(false),
         }))
     }
 
@@ -70,9 +73,13 @@ impl Standing {
         until > 0 && self.millis(self.0.clock.now()) + 1 < until
     }
 
-    /// Whether the flows' once-per-flow duties run here now.
+    /// Whether the flows' once-per-flow duties run here now: alone, always; in a group, with
+    /// the leader partition under a lease, or in every member while the group has nothing
+    /// to share (no partition leads then, and what is left to do is idempotent).
     pub fn leads(&self) -> bool {
-        !self.0.grouped || (self.0.leads.load(Ordering::Acquire) && self.may_write())
+        !self.0.grouped
+            || self.0.idle.load(Ordering::Acquire)
+            || (self.0.leads.load(Ordering::Acquire) && self.may_write())
     }
 
     pub(crate) fn set_lease(&self, until: Option<Instant>) {
@@ -82,6 +89,10 @@ impl Standing {
 
     pub(crate) fn set_leads(&self, leads: bool) {
         self.0.leads.store(leads, Ordering::Release);
+    }
+
+    pub(crate) fn set_idle(&self, idle: bool) {
+        self.0.idle.store(idle, Ordering::Release);
     }
 
     fn millis(&self, at: Instant) -> u64 {
@@ -115,6 +126,15 @@ mod tests {
         assert!(!standing.may_write(), "expired");
         standing.set_lease(None);
         assert!(!standing.may_write());
+    }
+
+    #[test]
+    fn every_member_leads_while_the_group_has_nothing_to_share() {
+        let standing = Standing::in_group();
+        standing.set_idle(true);
+        assert!(standing.leads() && !standing.may_write());
+        standing.set_idle(false);
+        assert!(!standing.leads());
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn exactly_once_config(clusters: &localcluster::Clusters, threads: usize, extra:
         &format!(
             "exactly.once.source.support = enabled\n\
              emit.checkpoints.enabled = false\n\
+             instances.group.enabled = false\n\
              tasks.max = {threads}\n{extra}"
         ),
     )

@@ -323,8 +323,7 @@ fn an_instance_cut_off_from_the_group_coordinator_stops_writing_before_its_sessi
     let europe = clusters.bootstrap("europe");
     let north = clusters.bootstrap("northamerica");
     let background = traffic(&europe, Duration::from_millis(50));
-    let extra = "instances.group.enabled = true\n\
-                 europe.consumer.session.timeout.ms = 10000\n\
+    let extra = "europe.consumer.session.timeout.ms = 10000\n\
                  europe.consumer.heartbeat.interval.ms = 1000\n";
     let (_dir, replicator, port) =
         start_replicator(&clusters, &["northamerica"], extra, &["europe"]);

@@ -1,8 +1,9 @@
-//! Several processes of one replicator (`instances.group.enabled`) share Europe's partitions
-//! through a consumer group on Europe, under continuous production: one is SIGKILLed, a fourth
-//! joins, one is frozen (SIGSTOP) past its session timeout and then goes on. Every record ends
-//! on both targets in order, the stored progress never goes back, duplicates only come from
-//! where a partition moved, and the flows' duties run on one instance at a time.
+//! Several processes of one replicator, started with the same file and no key of ours
+//! (`instances.group.enabled` is on by default), share Europe's partitions through a consumer
+//! group on Europe, under continuous production: one is SIGKILLed, another joins, one is
+//! frozen (SIGSTOP) past its session timeout and then goes on. Every record ends on both
+//! targets in order, the stored progress never goes back, duplicates only come from where a
+//! partition moved, and the flows' duties run on one instance at a time.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -179,8 +180,8 @@ fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
     history
 }
 
-/// Waits until the progress stored on both targets reaches Europe's end on every topic
-/// (production stopped); `logs` says why not.
+/// Waits until the progress stored on both targets reaches Europe's end on every topic (as it
+/// is when asked: production may go on); `logs` says why not.
 fn wait_for_everything_stored(clusters: &localcluster::Clusters, logs: impl Fn() -> String) {
     let europe = clusters.bootstrap("europe");
     for target in TARGETS {
@@ -210,6 +211,18 @@ fn scenario(
     std::path::PathBuf,
     Vec<BackgroundProducer>,
 ) {
+    with_config(&format!("tasks.max = {tasks}\n{extra}"))
+}
+
+/// [`scenario`] with Europe's LH topics and only `extra` in the file.
+fn with_config(
+    extra: &str,
+) -> (
+    localcluster::Clusters,
+    tempfile::TempDir,
+    std::path::PathBuf,
+    Vec<BackgroundProducer>,
+) {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     for (topic, partitions) in TOPICS {
@@ -221,7 +234,7 @@ fn scenario(
         &broadcast_config(
             &clusters,
             "IdentityReplicationPolicy",
-            &format!("topics = LH.*\ntasks.max = {tasks}\ninstances.group.enabled = true\n{extra}"),
+            &format!("topics = LH.*\n{extra}"),
         ),
     );
     let producers = TOPICS
@@ -444,6 +457,67 @@ fn instances_share_the_source_through_a_group_and_survive_kill_join_and_freeze()
         heartbeats.len()
     );
     assert!(heartbeats.len() > 10 && close <= 4, "{heartbeats:?}");
+    for instance in &mut instances {
+        instance
+            .replicator
+            .terminate_cleanly(Duration::from_secs(30));
+    }
+}
+
+/// The check, as a user scales MM2's dedicated mode: the same file, without a key of
+/// ours, on two hosts; one is killed and a third joins. Everything arrives in order, and the
+/// kill costs fewer duplicates than one second of copying.
+#[test]
+fn the_same_file_on_two_hosts_shares_the_work_and_a_kill_costs_less_than_a_second_of_copying() {
+    let (clusters, _dir, config, producers) = with_config("");
+    let europe = clusters.bootstrap("europe");
+    let production = Instant::now();
+    let a = Instance::start("a", &config);
+    let b = Instance::start("b", &config);
+    wait_for_balance(&[&a, &b], "two instances of one file");
+    let copying = |i: &Instance| {
+        wait_until(Duration::from_secs(30), || {
+            i.standing().is_some_and(|s| s.2 > 0.0)
+        })
+    };
+    assert!(
+        copying(&a) && copying(&b),
+        "{}\n{}",
+        a.replicator.log(),
+        b.replicator.log()
+    );
+    // Killed in a steady copy, as a host is lost, not while the backlog of the start is copied.
+    wait_for_everything_stored(&clusters, || {
+        format!("{}\n{}", a.replicator.log(), b.replicator.log())
+    });
+    let mut instances = vec![a, b];
+    let mut dead = instances.remove(0);
+    dead.replicator.kill();
+    wait_for_balance(&[&instances[0]], "after the kill");
+    let c = Instance::start("c", &config);
+    wait_for_balance(&[&instances[0], &c], "after the join");
+    assert!(copying(&c), "{}", c.replicator.log());
+    instances.push(c);
+    let produced: usize = producers.into_iter().map(BackgroundProducer::stop).sum();
+    let per_second = produced as f64 / production.elapsed().as_secs_f64();
+    wait_for_everything_stored(&clusters, || {
+        instances.iter().map(|i| i.replicator.log()).collect()
+    });
+    for target in TARGETS {
+        let bootstrap = clusters.bootstrap(target);
+        let mut duplicates = 0;
+        for (topic, _) in TOPICS {
+            let source = read_all(&europe, topic);
+            let copied = read_all(&bootstrap, topic);
+            duplicates += assert_complete_in_order(&source, &copied, &format!("{target} {topic}"));
+        }
+        println!("{target}: {produced} records at {per_second:.0}/s, {duplicates} duplicate(s)");
+        assert!(
+            (duplicates as f64) < per_second,
+            "{target}: {duplicates} duplicates, more than one second of copying ({per_second:.0})\n{}",
+            dead.replicator.log()
+        );
+    }
     for instance in &mut instances {
         instance
             .replicator

@@ -41,7 +41,8 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         &broadcast_config(
             &clusters,
             "IdentityReplicationPolicy",
-            "sync.topic.acls.enabled = false\n",
+            // nisshi lists no group members: one process, alone.
+            "sync.topic.acls.enabled = false\ninstances.group.enabled = false\n",
         ),
     );
     let port = localcluster::free_port().unwrap();

@@ -560,7 +560,6 @@ fn a_source_refusing_the_instances_group_stops_the_process_saying_why() {
              northamerica.bootstrap.servers = {north}\n\
              europe->northamerica.enabled = true\n\
              topics = LH.*\n\
-             instances.group.enabled = true\n\
              replication.policy.class = IdentityReplicationPolicy\n\
              offset-syncs.topic.location = target\n\
              emit.heartbeats.enabled = false\n\

@@ -87,7 +87,7 @@ spec:
     )
 }
 
-/// The same, written the MM2 dedicated-mode way.
+/// The same, written the MM2 dedicated-mode way (one process alone, as `replicas: 1` says).
 fn properties(
     target: &str,
     short: &str,
@@ -123,7 +123,8 @@ fn properties(
          sync.topic.acls.enabled = false\n\
          sync.topic.configs.interval.seconds = 2\n\
          checkpoints.topic.replication.factor = 1\n\
-         heartbeats.topic.replication.factor = 1\n"
+         heartbeats.topic.replication.factor = 1\n\
+         instances.group.enabled = false\n"
     )
 }
 

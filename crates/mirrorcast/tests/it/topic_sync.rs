@@ -163,7 +163,11 @@ fn a_target_that_refuses_new_partitions_gets_one_warning_and_the_existing_ones_k
     create_topic(&north, "LH.STOCK", 1, &[]);
     produce(&europe, "LH.STOCK", &numbered_records("stock", 3, 0, 300));
     let dir = tempfile::tempdir().unwrap();
-    let config = write_config(dir.path(), &sync_config(&clusters, ""));
+    // nisshi lists no group members: one process, alone.
+    let config = write_config(
+        dir.path(),
+        &sync_config(&clusters, "instances.group.enabled = false\n"),
+    );
     let replicator = Replicator::start(&config, &[]);
 
     let source = read_all(&europe, "LH.STOCK");

@@ -1,0 +1,254 @@
+//! Acquiring what the group gives: each flow's progress is read on its own thread, so a slow
+//! or unreachable target delays only its own flow's partitions, never another flow's.
+//! [`Pending`] keeps, per flow, what waits for a read and what a read under way is for; the
+//! member's thread starts reads, takes their answers and hands partitions to the copier.
+//!
+//! Invariant: a partition is acquired only with progress whose read started after the group
+//! last gave it, and only while the group still gives it (a revocation during a read drops it
+//! from that read; given again, it waits for the next).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn};
+
+use super::MemberFlow;
+use crate::health::Health;
+use crate::kafka::log_reader::LogReadError;
+use crate::plan::GroupCommand;
+use crate::progress::{Progress, ProgressStore};
+
+type Partition = (String, i32);
+
+/// After a failed read, how long a flow waits before it reads again.
+const RETRY: Duration = Duration::from_secs(1);
+/// How long after start a missing progress topic is expected (being created), not a problem.
+const QUIET_START: Duration = Duration::from_secs(60);
+
+/// What the group gave and is not acquired yet, per flow (by index in the membership).
+#[derive(Debug, Default)]
+pub(super) struct Pending {
+    /// Waiting for the flow's next read.
+    waiting: BTreeMap<usize, Vec<Partition>>,
+    /// The read under way was started after the group gave these.
+    reading: BTreeMap<usize, Vec<Partition>>,
+}
+
+impl Pending {
+    /// The group gave `partitions` for `flow`.
+    pub fn given(&mut self, flow: usize, partitions: Vec<Partition>) {
+        let waiting = self.waiting.entry(flow).or_default();
+        for partition in partitions {
+            if !waiting.contains(&partition) {
+                waiting.push(partition);
+            }
+        }
+    }
+
+    /// The group took `partitions` back: no read acquires them.
+    pub fn taken(&mut self, partitions: &[Partition]) {
+        let taken: HashSet<&Partition> = partitions.iter().collect();
+        for list in self.waiting.values_mut().chain(self.reading.values_mut()) {
+            list.retain(|p| !taken.contains(p));
+        }
+    }
+
+    /// Starts a read for `flow` when something waits and no read is under way.
+    fn start_read(&mut self, flow: usize) -> bool {
+        if self.reading.contains_key(&flow) {
+            return false;
+        }
+        match self.waiting.remove(&flow) {
+            Some(waiting) if !waiting.is_empty() => {
+                self.reading.insert(flow, waiting);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The read of `flow` ended: what it was for and the group still gives.
+    fn read_done(&mut self, flow: usize) -> Vec<Partition> {
+        self.reading.remove(&flow).unwrap_or_default()
+    }
+
+    /// The read of `flow` failed: its partitions wait for the next.
+    fn read_failed(&mut self, flow: usize) {
+        let partitions = self.read_done(flow);
+        self.given(flow, partitions);
+    }
+}
+
+/// The reading threads of the member's flows.
+pub(super) struct Acquisitions {
+    flows: Vec<FlowReads>,
+    started: Instant,
+}
+
+struct FlowReads {
+    name: String,
+    topic: String,
+    /// Asks the flow's thread for a read, started at the given time.
+    ask: Sender<Instant>,
+    answers: Receiver<Result<Progress, LogReadError>>,
+    busy: bool,
+    not_before: Option<Instant>,
+    health: Health,
+}
+
+impl Acquisitions {
+    /// One reading thread per flow, each ending when this is dropped (after a read under way).
+    pub fn start(flows: &[MemberFlow], started: Instant) -> std::io::Result<Self> {
+        let mut reads = Vec::with_capacity(flows.len());
+        for member in flows {
+            let flow = &member.flow;
+            let mut store = ProgressStore::new(
+                &member.target_consumer,
+                &flow.progress_topic(),
+                &flow.progress.connector,
+                &flow.source,
+            );
+            let (ask, asked) = mpsc::channel::<Instant>();
+            let (answer, answers) = mpsc::channel();
+            // Not scoped: a read blocked on an unreachable target must not hold up shutdown.
+            std::thread::Builder::new()
+                .name(format!("progress {}", flow.name()))
+                .spawn(move || {
+                    for now in asked {
+                        let read = store.update(now).cloned();
+                        if answer.send(read).is_err() {
+                            return;
+                        }
+                    }
+                })?;
+            reads.push(FlowReads {
+                name: flow.name(),
+                topic: flow.progress_topic(),
+                ask,
+                answers,
+                busy: false,
+                not_before: None,
+                health: Health::default(),
+            });
+        }
+        Ok(Acquisitions {
+            flows: reads,
+            started,
+        })
+    }
+
+    /// Takes the answers of reads that ended, hands what they were for to the copier, and
+    /// starts the reads that wait.
+    pub fn step(&mut self, flows: &[MemberFlow], pending: &mut Pending, now: Instant) {
+        for (index, (reads, member)) in self.flows.iter_mut().zip(flows).enumerate() {
+            if reads.busy {
+                match reads.answers.try_recv() {
+                    Err(TryRecvError::Empty) => continue,
+                    Ok(Ok(stored)) => {
+                        reads.busy = false;
+                        let partitions = pending.read_done(index);
+                        if reads.health.recovered() {
+                            info!(flow = %reads.name, "reading progress works again");
+                        }
+                        if !partitions.is_empty() {
+                            let progress = of(&stored, &partitions);
+                            let _ = member.commands.send(GroupCommand::Acquire {
+                                partitions,
+                                progress,
+                            });
+                        }
+                    }
+                    Ok(Err(e)) => {
+                        reads.busy = false;
+                        pending.read_failed(index);
+                        reads.not_before = Some(now + RETRY);
+                        if matches!(e, LogReadError::Missing(_))
+                            && now.saturating_duration_since(self.started) < QUIET_START
+                        {
+                            // At a first start the member can be quicker than the topic
+                            // manager that creates the progress topic.
+                            debug!(flow = %reads.name, "{} does not exist yet; waiting for it", reads.topic);
+                        } else if reads.health.failed() {
+                            warn!(flow = %reads.name, "the group gave this process partitions, but their progress cannot be read from {} ({e}); they are copied once it can", reads.topic);
+                        }
+                    }
+                    Err(TryRecvError::Disconnected) => {
+                        reads.busy = false;
+                        pending.read_failed(index);
+                        reads.not_before = Some(now + RETRY);
+                        if reads.health.failed() {
+                            warn!(flow = %reads.name, "the thread reading {} stopped: the partitions the group gives this flow are not copied", reads.topic);
+                        }
+                    }
+                }
+            }
+            if reads.not_before.is_some_and(|at| now < at) || !pending.start_read(index) {
+                continue;
+            }
+            // A thread that is gone answers `Disconnected` at the next step.
+            let _ = reads.ask.send(now);
+            reads.busy = true;
+        }
+    }
+}
+
+/// The stored progress of `partitions` (one without any is absent: it starts as the source's
+/// reset says).
+fn of(stored: &Progress, partitions: &[Partition]) -> Progress {
+    partitions
+        .iter()
+        .filter_map(|p| stored.get(p).map(|s| (p.clone(), s.clone())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(partition: i32) -> Partition {
+        ("orders".to_string(), partition)
+    }
+
+    #[test]
+    fn a_read_is_for_what_was_given_before_it_started() {
+        let mut pending = Pending::default();
+        pending.given(0, vec![p(0), p(1)]);
+        assert!(pending.start_read(0));
+        assert!(!pending.start_read(0), "one read at a time per flow");
+        pending.given(0, vec![p(2)]);
+        assert_eq!(pending.read_done(0), vec![p(0), p(1)]);
+        assert!(
+            pending.start_read(0),
+            "what came during the read waits for the next"
+        );
+        assert_eq!(pending.read_done(0), vec![p(2)]);
+        assert!(!pending.start_read(0));
+    }
+
+    #[test]
+    fn a_partition_taken_during_a_read_is_not_acquired_by_it_and_given_again_waits_for_the_next() {
+        let mut pending = Pending::default();
+        pending.given(0, vec![p(0), p(1)]);
+        pending.given(1, vec![p(0), p(1)]);
+        assert!(pending.start_read(0));
+        pending.taken(&[p(0)]);
+        pending.given(0, vec![p(0)]);
+        assert_eq!(pending.read_done(0), vec![p(1)]);
+        assert!(pending.start_read(0));
+        assert_eq!(pending.read_done(0), vec![p(0)]);
+        assert!(pending.start_read(1), "flows read apart");
+        assert_eq!(pending.read_done(1), vec![p(1)]);
+    }
+
+    #[test]
+    fn a_failed_read_leaves_its_partitions_waiting() {
+        let mut pending = Pending::default();
+        pending.given(0, vec![p(0)]);
+        assert!(pending.start_read(0));
+        pending.given(0, vec![p(1), p(0)]);
+        pending.read_failed(0);
+        assert!(pending.start_read(0));
+        assert_eq!(pending.read_done(0), vec![p(1), p(0)]);
+    }
+}
