@@ -87,12 +87,13 @@ fn main() -> ExitCode {
                 )
             })
             .map_err(Into::into),
-        Task::InstallKafka => install_kafka().map(|install| {
-            println!(
-                "Apache Kafka {} and MirrorMaker 2 in {}",
-                localcluster::KAFKA_VERSION,
-                install.lib_dir().display()
-            )
+        Task::InstallKafka => install_kafka().map(|installs| {
+            for (version, install) in installs {
+                println!(
+                    "Apache Kafka {version} and MirrorMaker 2 in {}",
+                    install.lib_dir().display()
+                )
+            }
         }),
         Task::Test => test(),
         Task::Fuzz { targets, seconds } => fuzz(&targets, seconds, true),
@@ -163,9 +164,13 @@ fn parse_broker(name: &str) -> Result<localcluster::Broker> {
     }
 }
 
+/// The part of the integration suite that runs on the older Kafka line too: the MM2 hand-off,
+/// replication, exactly once and security (test name filters of the `it` binary).
+const OLDER_LINE_TESTS: [&str; 4] = ["mm2::", "replication::", "exactly_once::", "secure::"];
+
 /// Java and Maven from Debian's packages when missing (the machines normally have them), then
-/// the Kafka jars.
-fn install_kafka() -> Result<localcluster::KafkaInstall> {
+/// the jars of both Kafka lines the suite runs.
+fn install_kafka() -> Result<Vec<(&'static str, localcluster::KafkaInstall)>> {
     let missing: Vec<&str> = [("java", "openjdk-17-jdk-headless"), ("mvn", "maven")]
         .into_iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -174,7 +179,13 @@ fn install_kafka() -> Result<localcluster::KafkaInstall> {
     if !missing.is_empty() {
         apt_install(&missing)?;
     }
-    Ok(localcluster::ensure_kafka()?)
+    [
+        localcluster::KAFKA_VERSION,
+        localcluster::OLDER_KAFKA_VERSION,
+    ]
+    .into_iter()
+    .map(|version| Ok((version, localcluster::ensure_kafka_release(version)?)))
+    .collect()
 }
 
 fn on_path(tool: &str) -> bool {
@@ -254,12 +265,12 @@ fn fuzz(targets: &[String], seconds: u64, keep_finds: bool) -> Result<()> {
 fn test() -> Result<()> {
     let nisshi = localcluster::ensure_nisshi()?;
     println!("demo broker: {}", nisshi.display());
-    let kafka = install_kafka()?;
-    println!(
-        "reference broker: Apache Kafka {} in {}",
-        localcluster::KAFKA_VERSION,
-        kafka.lib_dir().display()
-    );
+    for (version, install) in install_kafka()? {
+        println!(
+            "reference broker: Apache Kafka {version} in {}",
+            install.lib_dir().display()
+        );
+    }
     ensure_browser()?;
     ensure_oidc()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
@@ -286,7 +297,42 @@ fn test() -> Result<()> {
     fuzz(&[], FUZZ_SMOKE_SECONDS, false)?;
     // The integration tests run on Apache Kafka; the demo and page tests pick nisshi themselves.
     std::env::set_var(localcluster::BROKER_ENV, "kafka");
-    cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])
+    let newest = cargo_test(&["test", "--workspace", "--locked", "--no-fail-fast"])?;
+    // Then the chosen part on the older line, whatever the first run gave.
+    std::env::set_var(
+        localcluster::KAFKA_VERSION_ENV,
+        localcluster::OLDER_KAFKA_VERSION,
+    );
+    let mut args = vec!["test", "-p", "mirrorcast", "--test", "it", "--locked", "--"];
+    args.extend(OLDER_LINE_TESTS);
+    let older = cargo_test(&args)?;
+    println!(
+        "summary: {} passed, {} failed (Kafka {}: {} passed, {} failed; Kafka {}: {} passed, {} failed)",
+        newest.passed + older.passed,
+        newest.failed + older.failed,
+        localcluster::KAFKA_VERSION,
+        newest.passed,
+        newest.failed,
+        localcluster::OLDER_KAFKA_VERSION,
+        older.passed,
+        older.failed,
+    );
+    for (run, version) in [
+        (&newest, localcluster::KAFKA_VERSION),
+        (&older, localcluster::OLDER_KAFKA_VERSION),
+    ] {
+        if let Some(failure) = &run.failure {
+            bail!("on Kafka {version}: {failure}");
+        }
+    }
+    Ok(())
+}
+
+/// What one `cargo test` run counted, and why it failed if it did.
+struct TestRun {
+    passed: u64,
+    failed: u64,
+    failure: Option<String>,
 }
 
 /// librdkafka has OAUTHBEARER/OIDC only if libcurl's headers are there when it is built (its
@@ -311,7 +357,7 @@ fn ensure_oidc() -> Result<()> {
 
 /// Runs `cargo test`, passing its output through, and ends with one line that sums up every
 /// test binary (cargo's own last line is that of the last doc-test binary, often "0 passed").
-fn cargo_test(args: &[&str]) -> Result<()> {
+fn cargo_test(args: &[&str]) -> Result<TestRun> {
     use std::io::{BufRead, BufReader};
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     println!("$ cargo {}", args.join(" "));
@@ -333,11 +379,12 @@ fn cargo_test(args: &[&str]) -> Result<()> {
         }
     }
     let status = child.wait()?;
-    println!("summary: {passed} passed, {failed} failed");
-    if !status.success() {
-        bail!("cargo {} failed ({status})", args.join(" "));
-    }
-    Ok(())
+    println!("{passed} passed, {failed} failed");
+    Ok(TestRun {
+        passed,
+        failed,
+        failure: (!status.success()).then(|| format!("cargo {} failed ({status})", args.join(" "))),
+    })
 }
 
 /// The number just before `label` in a cargo "test result" line.

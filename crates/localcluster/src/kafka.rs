@@ -16,8 +16,23 @@ use std::process::{Child, Command, Stdio};
 
 use crate::{cluster_error, Error, Result};
 
-/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`).
-pub const KAFKA_VERSION: &str = "4.1.1";
+/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`): the
+/// newest whose MirrorMaker 2 (`connect-mirror`) is served too.
+pub const KAFKA_VERSION: &str = "4.3.1";
+/// The older release line many production clusters still run: a chosen part of the suite runs
+/// on it too ([`KAFKA_VERSION_ENV`]).
+pub const OLDER_KAFKA_VERSION: &str = "3.9.2";
+/// Names the Kafka release (and MirrorMaker 2) that clusters run, instead of [`KAFKA_VERSION`].
+pub const KAFKA_VERSION_ENV: &str = "MIRRORCAST_KAFKA_VERSION";
+
+/// The release clusters run: `$MIRRORCAST_KAFKA_VERSION`, else [`KAFKA_VERSION`].
+pub fn kafka_version() -> String {
+    std::env::var(KAFKA_VERSION_ENV)
+        .ok()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| KAFKA_VERSION.to_string())
+}
 
 const POM: &str = include_str!("../kafka/pom.xml");
 /// Written last by an install, so a half-finished download is never taken for a complete one.
@@ -35,19 +50,22 @@ const BROKER_JVM_OPTIONS: &[&str] = &[
     "-Djava.awt.headless=true",
 ];
 
-/// Where the Kafka jars are: `$MIRRORCAST_KAFKA_HOME`, else `~/.cache/mirrorcast/kafka-VERSION`.
+/// Where the jars of [`kafka_version`] are: `$MIRRORCAST_KAFKA_HOME`, else
+/// `~/.cache/mirrorcast/kafka-VERSION`.
 pub fn kafka_home() -> PathBuf {
     if let Some(explicit) = std::env::var_os("MIRRORCAST_KAFKA_HOME") {
         return PathBuf::from(explicit);
     }
+    kafka_home_of(&kafka_version())
+}
+
+fn kafka_home_of(version: &str) -> PathBuf {
     let cache = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
             PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| "/root".into())).join(".cache")
         });
-    cache
-        .join("mirrorcast")
-        .join(format!("kafka-{KAFKA_VERSION}"))
+    cache.join("mirrorcast").join(format!("kafka-{version}"))
 }
 
 /// An installed Kafka: a directory of jars and a working `java`.
@@ -83,16 +101,17 @@ impl KafkaInstall {
     }
 }
 
-/// Finds Java and the Kafka jars, or says which install command is missing.
+/// Finds Java and the jars of [`kafka_version`], or says which install command is missing.
 pub fn find_kafka() -> Result<KafkaInstall> {
-    find_kafka_in(&kafka_home())
+    find_kafka_in(&kafka_home(), &kafka_version())
 }
 
-fn find_kafka_in(home: &Path) -> Result<KafkaInstall> {
+fn find_kafka_in(home: &Path, version: &str) -> Result<KafkaInstall> {
     let java = find_java()?;
     let lib = home.join("lib");
     if !lib.join(COMPLETE_MARKER).is_file() {
         return Err(Error::KafkaMissing {
+            version: version.to_string(),
             detail: format!("no complete download in {}", lib.display()),
         });
     }
@@ -119,23 +138,36 @@ fn find_java() -> Result<PathBuf> {
     }
 }
 
-/// Returns the Kafka install, downloading the jars with Maven first when they are missing
-/// (a few seconds to a minute; Maven's local repository caches them too).
+/// Returns the install of [`kafka_version`], downloading it first when it is missing.
 pub fn ensure_kafka() -> Result<KafkaInstall> {
     if let Ok(install) = find_kafka() {
         return Ok(install);
     }
+    install_release(&kafka_home(), &kafka_version())
+}
+
+/// Returns the install of `version` (not `$MIRRORCAST_KAFKA_HOME`'s), downloading the jars with
+/// Maven first when they are missing (a few seconds to a minute; Maven's local repository
+/// caches them too).
+pub fn ensure_kafka_release(version: &str) -> Result<KafkaInstall> {
+    let home = kafka_home_of(version);
+    if let Ok(install) = find_kafka_in(&home, version) {
+        return Ok(install);
+    }
+    install_release(&home, version)
+}
+
+fn install_release(home: &Path, version: &str) -> Result<KafkaInstall> {
     find_java()?;
-    let home = kafka_home();
-    std::fs::create_dir_all(&home)?;
+    std::fs::create_dir_all(home)?;
     let pom = home.join("pom.xml");
-    std::fs::write(&pom, POM)?;
+    std::fs::write(&pom, POM.replace("@KAFKA_VERSION@", version))?;
     let lib = home.join("lib");
     if lib.exists() {
         std::fs::remove_dir_all(&lib)?;
     }
     eprintln!(
-        "downloading Apache Kafka {KAFKA_VERSION} and MirrorMaker 2 from Maven Central into {} ...",
+        "downloading Apache Kafka {version} and MirrorMaker 2 from Maven Central into {} ...",
         lib.display()
     );
     let status = Command::new("mvn")
@@ -144,6 +176,8 @@ pub fn ensure_kafka() -> Result<KafkaInstall> {
         .arg("dependency:copy-dependencies")
         .arg(format!("-DoutputDirectory={}", lib.display()))
         .arg("-DincludeScope=runtime")
+        // Kafka 3.x also brings slf4j's log4j 1 binding: only log4j2's logs (and is configured).
+        .arg("-DexcludeArtifactIds=slf4j-reload4j")
         .status()
         .map_err(|e| Error::Install(format!("cannot run `mvn` (is Maven installed?): {e}")))?;
     if !status.success() {
@@ -151,8 +185,8 @@ pub fn ensure_kafka() -> Result<KafkaInstall> {
             "mvn dependency:copy-dependencies exited with {status}"
         )));
     }
-    std::fs::write(lib.join(COMPLETE_MARKER), KAFKA_VERSION)?;
-    find_kafka()
+    std::fs::write(lib.join(COMPLETE_MARKER), version)?;
+    find_kafka_in(home, version)
 }
 
 /// How clients reach a Kafka cluster.
@@ -663,7 +697,9 @@ mod tests {
     #[test]
     fn missing_jars_name_the_install_command() {
         let empty = tempfile::tempdir().unwrap();
-        let error = find_kafka_in(empty.path()).unwrap_err().to_string();
+        let error = find_kafka_in(empty.path(), "3.9.2")
+            .unwrap_err()
+            .to_string();
         // Without Java the error names Java's install; with it, the jars' install.
         assert!(
             error.contains("cargo xtask install-kafka"),

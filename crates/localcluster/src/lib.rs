@@ -48,7 +48,8 @@ use std::time::{Duration, Instant};
 
 use kafka::KafkaPorts;
 pub use kafka::{
-    ensure_kafka, find_kafka, KafkaInstall, KafkaOptions, MirrorMaker, Security, KAFKA_VERSION,
+    ensure_kafka, ensure_kafka_release, find_kafka, kafka_version, KafkaInstall, KafkaOptions,
+    MirrorMaker, Security, KAFKA_VERSION, KAFKA_VERSION_ENV, OLDER_KAFKA_VERSION,
 };
 pub use nisshi::{ensure_nisshi, find_nisshi};
 pub use proxy::{Fault, FaultProxy};
@@ -70,10 +71,10 @@ pub enum Error {
     )]
     BrokerMissing { detail: String },
     #[error(
-        "Apache Kafka {KAFKA_VERSION} is not installed ({detail}); \
+        "Apache Kafka {version} is not installed ({detail}); \
          install it with `cargo xtask install-kafka`"
     )]
-    KafkaMissing { detail: String },
+    KafkaMissing { version: String, detail: String },
     #[error(
         "Java 17 or newer is needed to run Apache Kafka ({detail}); install it with \
          `apt-get install openjdk-17-jdk-headless maven`, then run `cargo xtask install-kafka`"
