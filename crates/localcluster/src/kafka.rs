@@ -16,9 +16,11 @@ use std::process::{Child, Command, Stdio};
 
 use crate::{cluster_error, Error, Result};
 
-/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`): the
-/// newest whose MirrorMaker 2 (`connect-mirror`) is served too.
-pub const KAFKA_VERSION: &str = "4.3.1";
+/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`).
+/// 4.3.1, the newest whose MirrorMaker 2 is served here, runs with [`KAFKA_VERSION_ENV`]; it is
+/// not the suite's line yet: exactly once loses a committed transaction across a target
+/// broker's restart there (README, "Kafka versions").
+pub const KAFKA_VERSION: &str = "4.1.1";
 /// The older release line many production clusters still run: a chosen part of the suite runs
 /// on it too ([`KAFKA_VERSION_ENV`]).
 pub const OLDER_KAFKA_VERSION: &str = "3.9.2";

@@ -10,7 +10,7 @@
 use std::time::{Duration, Instant};
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use super::Lane;
 use crate::copy::io::Tag;
@@ -243,6 +243,7 @@ impl<T: Target> Lane<T> {
                 continue;
             }
             state.committed(held.last);
+            debug!(flow = %self.ctx.flow_name, "{}[{}] committed up to {}", state.source_topic, state.partition, held.last);
             let Covered {
                 records,
                 bytes,

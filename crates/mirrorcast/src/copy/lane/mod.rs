@@ -318,6 +318,7 @@ impl<T: Target> Lane<T> {
             slot,
             state.next,
         );
+        debug!(flow = %self.ctx.flow_name, "{}[{}] reads from {:?} ({})", state.source_topic, state.partition, state.next, if matches!(joined, Ok(true)) { "shared" } else { "own" });
         match joined {
             Ok(true) => {
                 state.mode = Mode::Shared;
@@ -620,6 +621,8 @@ impl<T: Target> Lane<T> {
     pub(super) fn rewind<R: Reader>(&mut self, slot: usize, io: &mut Reading<'_, R>) {
         self.book[slot].ledger.rewind();
         self.take_away(slot, io);
+        let state = &self.book[slot];
+        debug!(flow = %self.ctx.flow_name, "{}[{}] rewound to {:?} (epoch {})", state.source_topic, state.partition, state.next, state.ledger.epoch());
     }
 
     /// Stops reading the partition and schedules it to be read again, after a backoff, from

@@ -9,7 +9,7 @@
 //! fate is known.
 
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use tracing::{error, warn};
+use tracing::{debug, error, warn};
 
 use super::{Lane, Sent};
 use crate::config::ErrorsConfig;
@@ -31,6 +31,7 @@ impl<T: Target> Lane<T> {
     ) {
         let state = &mut self.book[record.slot];
         let current = record.epoch == state.ledger.epoch();
+        debug!(flow = %self.ctx.flow_name, "{}[{}] record {} of epoch {} failed ({error}; current epoch {})", state.source_topic, state.partition, record.offset, record.epoch, state.ledger.epoch());
         let verdict = match judge(error, local) {
             // Sent alone and still too large: it is the one.
             Verdict::BatchTooLarge if state.alone == Some(record.offset) => Verdict::Refused,

@@ -81,6 +81,7 @@ impl<T: Target> Lane<T> {
         reader: &impl Reader,
     ) {
         let state = &mut self.book[slot];
+        debug!(flow = %self.ctx.flow_name, "{}[{}]: the reader handed out {offset} where {expected} was next (log start {low:?}, lane at {:?})", state.source_topic, state.partition, state.next);
         if offset < expected {
             // Copying starts over on whatever topic is there now: its ID is the one to store,
             // and a route that brings it later is no second re-creation.
