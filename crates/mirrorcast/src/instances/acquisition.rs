@@ -54,6 +54,17 @@ impl Pending {
         }
     }
 
+    /// Flow `flow` lost `partitions` (their copy unit is fenced again): no read under way or
+    /// waiting acquires them; the next fence gives them again.
+    pub fn taken_from(&mut self, flow: usize, partitions: &[Partition]) {
+        let taken: HashSet<&Partition> = partitions.iter().collect();
+        for map in [&mut self.waiting, &mut self.reading] {
+            if let Some(list) = map.get_mut(&flow) {
+                list.retain(|p| !taken.contains(p));
+            }
+        }
+    }
+
     /// Starts a read for `flow` when something waits and no read is under way.
     fn start_read(&mut self, flow: usize) -> bool {
         if self.reading.contains_key(&flow) {
@@ -139,8 +150,14 @@ impl Acquisitions {
     }
 
     /// Takes the answers of reads that ended, hands what they were for to the copier, and
-    /// starts the reads that wait.
-    pub fn step(&mut self, flows: &[MemberFlow], pending: &mut Pending, now: Instant) {
+    /// starts the reads that wait. `Err` names a flow whose reading thread stopped (it
+    /// panicked): the membership starts again rather than never acquire for that flow.
+    pub fn step(
+        &mut self,
+        flows: &[MemberFlow],
+        pending: &mut Pending,
+        now: Instant,
+    ) -> Result<(), ReaderStopped> {
         for (index, (reads, member)) in self.flows.iter_mut().zip(flows).enumerate() {
             if reads.busy {
                 match reads.answers.try_recv() {
@@ -174,12 +191,10 @@ impl Acquisitions {
                         }
                     }
                     Err(TryRecvError::Disconnected) => {
-                        reads.busy = false;
-                        pending.read_failed(index);
-                        reads.not_before = Some(now + RETRY);
-                        if reads.health.failed() {
-                            warn!(flow = %reads.name, "the thread reading {} stopped: the partitions the group gives this flow are not copied", reads.topic);
-                        }
+                        return Err(ReaderStopped {
+                            flow: reads.name.clone(),
+                            topic: reads.topic.clone(),
+                        })
                     }
                 }
             }
@@ -190,7 +205,16 @@ impl Acquisitions {
             let _ = reads.ask.send(now);
             reads.busy = true;
         }
+        Ok(())
     }
+}
+
+/// A flow's progress reading thread stopped.
+#[derive(Debug, thiserror::Error)]
+#[error("the thread reading the progress of {flow} from {topic} stopped")]
+pub struct ReaderStopped {
+    flow: String,
+    topic: String,
 }
 
 /// The stored progress of `partitions` (one without any is absent: it starts as the source's
@@ -239,6 +263,18 @@ mod tests {
         assert_eq!(pending.read_done(0), vec![p(0)]);
         assert!(pending.start_read(1), "flows read apart");
         assert_eq!(pending.read_done(1), vec![p(1)]);
+    }
+
+    #[test]
+    fn partitions_a_flow_lost_are_not_acquired_by_a_read_under_way() {
+        let mut pending = Pending::default();
+        pending.given(0, vec![p(0), p(1)]);
+        pending.given(1, vec![p(0)]);
+        assert!(pending.start_read(0));
+        pending.taken_from(0, &[p(0)]);
+        assert_eq!(pending.read_done(0), vec![p(1)]);
+        assert!(pending.start_read(1), "the other flow keeps them");
+        assert_eq!(pending.read_done(1), vec![p(0)]);
     }
 
     #[test]

@@ -305,6 +305,8 @@ pub enum MembershipError {
         source: std::io::Error,
     },
     #[error(transparent)]
+    ReaderStopped(#[from] super::acquisition::ReaderStopped),
+    #[error(transparent)]
     UnitCountChanged(#[from] UnitCountChanged),
 }
 
@@ -401,7 +403,7 @@ impl Membership {
             }
         })?;
         let ticking = AtomicBool::new(true);
-        std::thread::scope(|scope| {
+        let taken = std::thread::scope(|scope| {
             let clock = std::thread::Builder::new()
                 .name(format!("lease {}", self.source))
                 .spawn_scoped(scope, || {
@@ -436,9 +438,11 @@ impl Membership {
             let taken = self.take_part(&consumer, &labels, &mut health, &mut acquisitions);
             ticking.store(false, Ordering::Release);
             taken
-        })?;
+        });
         self.standing.set_leads(false);
+        self.standing.set_idle(false);
         consumer.context().leads_gauge.set(0);
+        taken?;
         info!(source = %self.source, "leaving group {}", self.group_id);
         // Dropping the consumer closes it: the group hands its partitions on.
         Ok(())
@@ -474,6 +478,8 @@ impl Membership {
                         }
                     }
                     Err(e) => {
+                        // Unknown whether there is anything to share: only the partitions lead.
+                        self.standing.set_idle(false);
                         if listing_health.failed() {
                             warn!(source = %self.source, "listing the source's topics for the group: {e}; retrying");
                         }
@@ -520,6 +526,10 @@ impl Membership {
                         let lost = member.lost.take();
                         let still = units.lost(flow, &lost);
                         if !still.is_empty() {
+                            // A read under way for them started before the coming fence.
+                            state
+                                .pending
+                                .taken_from(flow, &units.partitions_of_units(&still));
                             warn!(flow = %member.flow.name(), "copy unit(s) {still:?} lost their transactional ids on {} while the group still gives them to this process (a transaction outlived `transaction.timeout.ms`, or another instance fenced them before the group moved them): they are fenced again and go on from the progress read then", member.flow.target);
                         }
                     }
@@ -532,7 +542,7 @@ impl Membership {
             let owned = {
                 let mut state = consumer.context().lock();
                 let state = &mut *state;
-                acquisitions.step(&self.flows, &mut state.pending, self.clock.now());
+                acquisitions.step(&self.flows, &mut state.pending, self.clock.now())?;
                 match &state.units {
                     Some(units) => units.partitions(),
                     None => state.owned.len(),

@@ -11,7 +11,8 @@
 //! while the group gives it the partition and its lease holds; it stores the progress of a
 //! partition it hands over before the group may give it to another member. The flows' duties
 //! (topic creation and sync, checkpoints, heartbeats) belong to the member that owns partition
-//! 0 of the first subscribed topic ([`leader_partition`]), or with exactly once unit 0.
+//! 0 of the first subscribed topic ([`leader_partition`]), or with exactly once unit 0; while
+//! there is no topic to subscribe to, to every member (what is left to do is idempotent).
 
 mod acquisition;
 mod coordinator;

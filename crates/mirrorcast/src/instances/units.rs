@@ -158,6 +158,14 @@ impl Units {
         still.into_iter().collect()
     }
 
+    /// The partitions of `units` (the source topics the flows replicate).
+    pub fn partitions_of_units(&self, units: &[usize]) -> Vec<(String, i32)> {
+        let units: BTreeSet<usize> = units.iter().copied().collect();
+        partitions_of(&units, self.count, &self.topics)
+            .into_iter()
+            .collect()
+    }
+
     /// Units flow `flow` has yet to fence.
     pub fn to_fence(&self, flow: usize) -> Vec<usize> {
         let fenced = self.fenced.get(flow);

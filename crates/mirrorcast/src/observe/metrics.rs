@@ -247,7 +247,7 @@ impl Metrics {
         let group_leads = Family::<SourceLabels, Gauge>::default();
         registry.register(
             "group_leads",
-            "1 while this process leads the source's flows in its group: topic creation and sync, checkpoints and heartbeats run here",
+            "1 while this process leads the source's flows in its group: topic creation and sync, checkpoints and heartbeats run here (in every process while the source has no topic to share)",
             group_leads.clone(),
         );
         root.register_collector(Box::new(ProcessCollector));

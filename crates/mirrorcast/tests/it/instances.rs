@@ -486,10 +486,22 @@ fn the_same_file_on_two_hosts_shares_the_work_and_a_kill_costs_less_than_a_secon
         a.replicator.log(),
         b.replicator.log()
     );
-    // Killed in a steady copy, as a host is lost, not while the backlog of the start is copied.
+    // Each copies its own share.
+    let (of_a, of_b) = (copied_partitions(a.port), copied_partitions(b.port));
+    assert!(
+        of_a.is_disjoint(&of_b),
+        "both copy {:?}",
+        of_a.intersection(&of_b)
+    );
+    // Killed in a steady copy, as a host is lost, not while the backlog of the start is copied,
+    // at any moment of the progress interval (1 s), not just after a store.
     wait_for_everything_stored(&clusters, || {
         format!("{}\n{}", a.replicator.log(), b.replicator.log())
     });
+    let moment = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_millis());
+    std::thread::sleep(Duration::from_millis(u64::from(moment)));
     let mut instances = vec![a, b];
     let mut dead = instances.remove(0);
     dead.replicator.kill();
