@@ -7,7 +7,7 @@
 //! last gave it, and only while the group still gives it (a revocation during a read drops it
 //! from that read; given again, it waits for the next).
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::time::{Duration, Instant};
 
@@ -46,16 +46,21 @@ impl Pending {
         }
     }
 
-    /// The group took `partitions` back: no read acquires them.
+    /// The group took `partitions` back: no read of any flow acquires them.
     pub fn taken(&mut self, partitions: &[Partition]) {
-        let taken: HashSet<&Partition> = partitions.iter().collect();
-        for list in self.waiting.values_mut().chain(self.reading.values_mut()) {
-            list.retain(|p| !taken.contains(p));
+        let flows: BTreeSet<usize> = self
+            .waiting
+            .keys()
+            .chain(self.reading.keys())
+            .copied()
+            .collect();
+        for flow in flows {
+            self.taken_from(flow, partitions);
         }
     }
 
-    /// Flow `flow` lost `partitions` (their copy unit is fenced again): no read under way or
-    /// waiting acquires them; the next fence gives them again.
+    /// Flow `flow` no longer has `partitions` (taken back, or their copy unit is fenced again):
+    /// no read under way or waiting acquires them for it.
     pub fn taken_from(&mut self, flow: usize, partitions: &[Partition]) {
         let taken: HashSet<&Partition> = partitions.iter().collect();
         for map in [&mut self.waiting, &mut self.reading] {

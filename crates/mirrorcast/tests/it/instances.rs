@@ -199,30 +199,23 @@ fn wait_for_everything_stored(clusters: &localcluster::Clusters, logs: impl Fn()
     }
 }
 
-/// Three clusters, Europe's topics, a config of instances sharing Europe in a group
-/// (`tasks.max` copier threads each) plus `extra`, and producers writing to every topic until
-/// stopped.
-fn scenario(
-    tasks: usize,
-    extra: &str,
-) -> (
+/// The clusters, the config's directory and file, and the producers writing to Europe.
+type Scenario = (
     localcluster::Clusters,
     tempfile::TempDir,
     std::path::PathBuf,
     Vec<BackgroundProducer>,
-) {
+);
+
+/// Three clusters, Europe's topics, a config of instances sharing Europe in a group
+/// (`tasks.max` copier threads each) plus `extra`, and producers writing to every topic until
+/// stopped.
+fn scenario(tasks: usize, extra: &str) -> Scenario {
     with_config(&format!("tasks.max = {tasks}\n{extra}"))
 }
 
 /// [`scenario`] with Europe's LH topics and only `extra` in the file.
-fn with_config(
-    extra: &str,
-) -> (
-    localcluster::Clusters,
-    tempfile::TempDir,
-    std::path::PathBuf,
-    Vec<BackgroundProducer>,
-) {
+fn with_config(extra: &str) -> Scenario {
     let clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Memory);
     let europe = clusters.bootstrap("europe");
     for (topic, partitions) in TOPICS {
