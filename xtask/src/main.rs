@@ -282,6 +282,7 @@ fn test() -> Result<()> {
     }
     ensure_browser()?;
     ensure_oidc()?;
+    ensure_kerberos()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -363,6 +364,34 @@ fn ensure_oidc() -> Result<()> {
         cargo(&["clean", "-p", "rdkafka-sys"])?;
     }
     Ok(())
+}
+
+/// The tests' librdkafka has GSSAPI (Cyrus SASL: its headers to build, its GSSAPI plugin to
+/// run), and the Kerberos test runs a KDC of its own (Debian's MIT Kerberos: the KDC, its
+/// database tools, kinit).
+fn ensure_kerberos() -> Result<()> {
+    let missing: Vec<&str> = [
+        "pkg-config",
+        "libsasl2-dev",
+        "libsasl2-modules-gssapi-mit",
+        "krb5-kdc",
+        "krb5-admin-server",
+        "krb5-user",
+    ]
+    .into_iter()
+    .filter(|package| !debian_has(package))
+    .collect();
+    if !missing.is_empty() {
+        apt_install(&missing)?;
+    }
+    Ok(())
+}
+
+fn debian_has(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "install ok installed")
 }
 
 /// Runs `cargo test`, passing its output through, and ends with one line that sums up every

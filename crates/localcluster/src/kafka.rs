@@ -206,6 +206,13 @@ pub enum Security {
     /// SASL/OAUTHBEARER without TLS, the tokens validated by Kafka's own OIDC validator against
     /// the keys this JWKS endpoint serves (KIP-768).
     Oidc { jwks_url: String },
+    /// SASL/GSSAPI without TLS: the node logs in to a KDC ([`crate::Kdc::broker_security`])
+    /// as `principal` with the key in `keytab`; clients get tickets for `kafka/127.0.0.1`.
+    Kerberos {
+        krb5_conf: PathBuf,
+        keytab: PathBuf,
+        principal: String,
+    },
 }
 
 impl Security {
@@ -316,6 +323,10 @@ pub(crate) fn node_command(install: &KafkaInstall, dir: &Path, options: &KafkaOp
         jvm_options.push(format!(
             "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={jwks_url}"
         ));
+    }
+    if let Security::Kerberos { krb5_conf, .. } = &options.security {
+        // The test realm's file, not the machine's /etc/krb5.conf.
+        jvm_options.push(format!("-Djava.security.krb5.conf={}", krb5_conf.display()));
     }
     let jvm_options: Vec<&str> = jvm_options.iter().map(String::as_str).collect();
     let mut command = install.java(&jvm_options, &log4j_path(dir));
@@ -431,6 +442,18 @@ fn server_properties(dir: &Path, ports: KafkaPorts, options: &KafkaOptions) -> S
                  listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
                  listener.name.sasl_plaintext.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
                  sasl.oauthbearer.jwks.endpoint.url={jwks_url}\n"
+            ));
+        }
+        Security::Kerberos {
+            keytab, principal, ..
+        } => {
+            text.push_str(&secured_listeners("SASL_PLAINTEXT", ports));
+            text.push_str(&format!(
+                "sasl.enabled.mechanisms=GSSAPI\n\
+                 sasl.kerberos.service.name={}\n\
+                 listener.name.sasl_plaintext.gssapi.sasl.jaas.config=com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab=\"{}\" principal=\"{principal}\";\n",
+                crate::kdc::KAFKA_SERVICE_NAME,
+                keytab.display(),
             ));
         }
         Security::MutualTls => {

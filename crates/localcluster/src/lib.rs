@@ -36,6 +36,7 @@
 //! replication factor 3 on single-node clusters, which nisshi had accepted.
 
 pub mod kafka;
+pub mod kdc;
 pub mod nisshi;
 pub mod proxy;
 
@@ -51,6 +52,7 @@ pub use kafka::{
     ensure_kafka, ensure_kafka_release, find_kafka, kafka_version, KafkaInstall, KafkaOptions,
     MirrorMaker, Security, KAFKA_VERSION, KAFKA_VERSION_ENV, OLDER_KAFKA_VERSION,
 };
+pub use kdc::Kdc;
 pub use nisshi::{ensure_nisshi, find_nisshi};
 pub use proxy::{Fault, FaultProxy};
 

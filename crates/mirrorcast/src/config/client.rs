@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use super::kerberos;
 use super::keystores::{self, StoreType};
 
 /// One librdkafka setting and where in the user's file it came from.
@@ -135,10 +136,13 @@ pub fn is_connection_key(key: &str) -> bool {
         || key.starts_with("https.")
 }
 
-/// Why the file a librdkafka `*.location` setting names cannot be read, if it cannot.
-/// `ssl.ca.location` may also be a directory of certificates, or `probe` (the system's).
+/// Why the file a librdkafka `*.location` setting (or a Kerberos keytab) names cannot be read,
+/// if it cannot. `ssl.ca.location` may also be a directory of certificates, or `probe` (the
+/// system's).
 pub fn unreadable_location(key: &str, path: &str) -> Option<String> {
-    if !key.starts_with("ssl.") || !key.ends_with(".location") {
+    let names_a_file =
+        (key.starts_with("ssl.") && key.ends_with(".location")) || key == "sasl.kerberos.keytab";
+    if !names_a_file {
         return None;
     }
     if key == "ssl.ca.location" && path == "probe" {
@@ -177,7 +181,14 @@ pub fn map_java_setting(
             .map(|t| t.trim().to_ascii_uppercase())
             .unwrap_or_else(|| "JKS".to_string())
     };
+    if let Some(mapped) = kerberos::map_setting(key, value, all) {
+        return mapped;
+    }
+    let gssapi_missing = || kerberos::uses_gssapi(all) && !kerberos::gssapi_built_in();
     match key {
+        "sasl.mechanism" | "sasl.mechanisms" | "security.protocol" if gssapi_missing() => {
+            Err(kerberos::without_gssapi())
+        }
         "sasl.mechanism" => one("sasl.mechanisms", value),
         "sasl.jaas.config" => map_jaas(value, all),
         "sasl.login.callback.handler.class"
@@ -408,13 +419,15 @@ pub fn tool_client_config(
 
 /// `sasl.jaas.config` carries the user name and password of PLAIN and SCRAM logins; librdkafka
 /// takes them as `sasl.username` / `sasl.password`. An OAUTHBEARER login with a token endpoint
-/// (Kafka's OIDC client credentials, KIP-768) becomes librdkafka's OIDC login.
+/// (Kafka's OIDC client credentials, KIP-768) becomes librdkafka's OIDC login, a
+/// Krb5LoginModule one its GSSAPI login.
 fn map_jaas(value: &str, all: &BTreeMap<String, String>) -> Result<Mapped, String> {
     let module = value.split_whitespace().next().unwrap_or_default();
     let plain_or_scram =
         module.ends_with("PlainLoginModule") || module.ends_with("ScramLoginModule");
     let oauth = module.ends_with("OAuthBearerLoginModule");
-    if !(plain_or_scram || oauth) {
+    let kerberos = kerberos::is_krb5_module(module);
+    if !(plain_or_scram || oauth || kerberos) {
         // The value holds a password: echo its first word only if it is a class name.
         let found = if module.ends_with("LoginModule")
             && module
@@ -426,8 +439,8 @@ fn map_jaas(value: &str, all: &BTreeMap<String, String>) -> Result<Mapped, Strin
             "its first word is not a login module class".to_string()
         };
         return Err(format!(
-            "only PlainLoginModule, ScramLoginModule and OAuthBearerLoginModule logins can be \
-             mapped ({found})"
+            "only PlainLoginModule, ScramLoginModule, OAuthBearerLoginModule and Krb5LoginModule \
+             logins can be mapped ({found})"
         ));
     }
     let options = jaas_options(value)?;
@@ -439,6 +452,9 @@ fn map_jaas(value: &str, all: &BTreeMap<String, String>) -> Result<Mapped, Strin
     };
     if oauth {
         return map_oidc_login(&options, all);
+    }
+    if kerberos {
+        return kerberos::map_login(&options, all);
     }
     let mut mapped = Vec::new();
     for (name, target) in [("username", "sasl.username"), ("password", "sasl.password")] {
@@ -532,7 +548,7 @@ fn shown_option(name: &str) -> String {
 
 /// The options of a JAAS line, `Module flag name="value" name=value ...;` (a backslash escapes
 /// the next character of a quoted value). `Err` never repeats the line: it holds secrets.
-fn jaas_options(jaas: &str) -> Result<Vec<(String, String)>, String> {
+pub(super) fn jaas_options(jaas: &str) -> Result<Vec<(String, String)>, String> {
     let malformed = |what: &str| {
         format!("the login line is not `LoginModule flag name=\"value\" ...;` ({what})")
     };
@@ -628,6 +644,31 @@ mod tests {
             map("sasl.jaas.config", jaas).unwrap(),
             set(&[("sasl.username", "alice"), ("sasl.password", "s3c\"ret")])
         );
+    }
+
+    #[test]
+    fn a_kerberos_keytab_login_becomes_librdkafkas_gssapi_login() {
+        // Test builds have GSSAPI (the dev-dependency's feature).
+        assert!(kerberos::gssapi_built_in());
+        let jaas = r#"com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true storeKey=true keyTab="/etc/mm2.keytab" principal="mm2/eu.example.com@EXAMPLE.COM" serviceName="kafka";"#;
+        let mut all = BTreeMap::new();
+        all.insert("security.protocol".to_string(), "SASL_SSL".to_string());
+        assert_eq!(
+            map_java_setting("sasl.jaas.config", jaas, &all).unwrap(),
+            set(&[
+                ("sasl.kerberos.service.name", "kafka"),
+                (
+                    "sasl.kerberos.kinit.cmd",
+                    "kinit -t \"%{sasl.kerberos.keytab}\" -k %{sasl.kerberos.principal}"
+                ),
+                ("sasl.kerberos.keytab", "/etc/mm2.keytab"),
+                ("sasl.kerberos.principal", "mm2/eu.example.com@EXAMPLE.COM"),
+            ])
+        );
+        all.insert("sasl.mechanism".to_string(), "PLAIN".to_string());
+        assert!(map_java_setting("sasl.jaas.config", jaas, &all)
+            .unwrap_err()
+            .contains("GSSAPI"));
     }
 
     #[test]

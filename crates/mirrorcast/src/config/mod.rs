@@ -15,6 +15,7 @@ mod error;
 mod exactly_once;
 mod flow;
 mod internal_topics;
+mod kerberos;
 pub mod keys;
 mod keystores;
 mod load;

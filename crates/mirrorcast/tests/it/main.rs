@@ -19,6 +19,7 @@ mod hostile;
 mod http_access;
 mod instances;
 mod java_stores;
+mod kerberos;
 mod limits;
 mod mm2;
 mod observability;

@@ -1,0 +1,120 @@
+//! A SASL/GSSAPI (Kerberos) login written as MM2 users write it (`Krb5LoginModule` with a
+//! keytab and principal, `sasl.kerberos.service.name`) against Apache Kafka clusters whose
+//! listeners take only GSSAPI, with a KDC of the test's own (Debian's MIT `krb5kdc`).
+
+use std::time::Duration;
+
+use crate::common::*;
+use localcluster::{Clusters, KafkaOptions, Kdc};
+
+const REALM: &str = "MIRRORCAST.TEST";
+const CLIENT: &str = "mirrorcast";
+
+fn config(europe: &str, north: &str, keytab: &str, principal: &str) -> String {
+    let login = |cluster: &str| {
+        format!(
+            "{cluster}.security.protocol = SASL_PLAINTEXT\n\
+             {cluster}.sasl.mechanism = GSSAPI\n\
+             {cluster}.sasl.kerberos.service.name = kafka\n\
+             {cluster}.sasl.jaas.config = com.sun.security.auth.module.Krb5LoginModule required \
+             useKeyTab=true storeKey=true keyTab=\"{keytab}\" principal=\"{principal}\";\n"
+        )
+    };
+    format!(
+        "clusters = europe, northamerica\n\
+         europe.bootstrap.servers = {europe}\n{}\
+         northamerica.bootstrap.servers = {north}\n{}{}",
+        login("europe"),
+        login("northamerica"),
+        europe_lh_flow("northamerica")
+    )
+}
+
+#[test]
+fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_only_gssapi() {
+    let kdc = match Kdc::start(REALM, &[CLIENT]) {
+        Ok(kdc) => kdc,
+        Err(e) => panic!("cannot start the test's KDC: {e}"),
+    };
+    let kerberos = KafkaOptions {
+        security: kdc.broker_security(),
+        ..KafkaOptions::default()
+    };
+    let clusters = match Clusters::start_kafka(&["europe", "northamerica"], &kerberos) {
+        Ok(c) => c,
+        Err(e) => panic!("cannot start GSSAPI Kafka clusters: {e}\n{}", kdc.log()),
+    };
+    let europe = clusters.get("europe");
+    let north = clusters.get("northamerica");
+    let dir = tempfile::tempdir().unwrap();
+    let keytab = kdc.keytab(CLIENT).display().to_string();
+    let principal = kdc.principal(CLIENT);
+    let path = write_config(
+        dir.path(),
+        &config(&europe.bootstrap(), &north.bootstrap(), &keytab, &principal),
+    );
+
+    let (valid, shown) = validate(&path);
+    assert!(valid, "validate refused the login:\n{shown}");
+    for expected in [
+        format!("sasl.kerberos.keytab={keytab}"),
+        format!("sasl.kerberos.principal={principal}"),
+        "sasl.kerberos.service.name=kafka".to_string(),
+        "sasl.mechanisms=GSSAPI".to_string(),
+        "sasl.kerberos.kinit.cmd=kinit -t".to_string(),
+    ] {
+        assert!(shown.contains(&expected), "no `{expected}` in:\n{shown}");
+    }
+
+    create_topic(&europe.plaintext_bootstrap(), "LH.ORDERS", 3, &[]);
+    produce(
+        &europe.plaintext_bootstrap(),
+        "LH.ORDERS",
+        &numbered_records("krb", 3, 0, 300),
+    );
+    let env = kdc.client_env(dir.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut replicator = Replicator::start_with_env(&path, &[], &env);
+    let records = read_all(&europe.plaintext_bootstrap(), "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(90), || read_all(
+            &north.plaintext_bootstrap(),
+            "LH.ORDERS"
+        ) == records),
+        "LH.ORDERS not copied through the GSSAPI logins\n{}\n{}",
+        replicator.log(),
+        kdc.log()
+    );
+    replicator.terminate_cleanly(Duration::from_secs(30));
+
+    // A principal whose keys the keytab does not hold: kinit fails, and the flow says so.
+    let wrong = write_config(
+        dir.path(),
+        &config(
+            &europe.bootstrap(),
+            &north.bootstrap(),
+            &keytab,
+            &kdc.principal("someone-else"),
+        ),
+    );
+    let port = localcluster::free_port().unwrap();
+    let http = format!("127.0.0.1:{port}");
+    // A credential cache of its own: the first run's still holds valid tickets.
+    let other_cache = tempfile::tempdir().unwrap();
+    let env = kdc.client_env(other_cache.path());
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut refused = Replicator::start_with_env(&wrong, &["--http", &http], &env);
+    let mut status = None;
+    let said = wait_until(Duration::from_secs(60), || {
+        status = http_get(port, "/api/status").map(|(_, body)| body);
+        status.as_deref().is_some_and(|s| {
+            s.contains("\"state\":\"degraded\"") || s.contains("\"state\":\"failed\"")
+        })
+    });
+    assert!(
+        said,
+        "a refused login not shown: {status:?}\n{}",
+        refused.log()
+    );
+    refused.terminate_cleanly(Duration::from_secs(30));
+}
