@@ -632,7 +632,7 @@ impl MirrorMaker {
     /// Starts `org.apache.kafka.connect.mirror.MirrorMaker CONFIG [--clusters ...]` with the
     /// heap `connect-mirror-maker.sh` gives it (at most 2 GiB).
     pub fn start(config: &Path, clusters: &[&str], log: &Path) -> Result<Self> {
-        Self::start_with_heap(config, clusters, log, "2g")
+        Self::start_with_jvm_options(config, clusters, log, &[])
     }
 
     /// As [`MirrorMaker::start`] with another maximum heap (`-Xmx`).
@@ -642,6 +642,17 @@ impl MirrorMaker {
         log: &Path,
         max_heap: &str,
     ) -> Result<Self> {
+        Self::start_with_jvm_options(config, clusters, log, &[&format!("-Xmx{max_heap}")])
+    }
+
+    /// As [`MirrorMaker::start`] with more JVM options (e.g. a Kerberos realm's
+    /// `-Djava.security.krb5.conf=...`), after the default heap's.
+    pub fn start_with_jvm_options(
+        config: &Path,
+        clusters: &[&str],
+        log: &Path,
+        jvm_options: &[&str],
+    ) -> Result<Self> {
         let install = find_kafka()?;
         let dir = log
             .parent()
@@ -650,8 +661,10 @@ impl MirrorMaker {
         let log4j = dir.join("mm2-log4j2.properties");
         std::fs::write(&log4j, LOG4J2_PROPERTIES.replace("WARN", "INFO"))?;
         let file = std::fs::File::create(log)?;
-        let max_heap = format!("-Xmx{max_heap}");
-        let mut command = install.java(&["-Xms256m", &max_heap, "-XX:+UseG1GC"], &log4j);
+        // The last -Xmx given wins.
+        let mut options = vec!["-Xms256m", "-Xmx2g", "-XX:+UseG1GC"];
+        options.extend(jvm_options);
+        let mut command = install.java(&options, &log4j);
         command
             .arg("org.apache.kafka.connect.mirror.MirrorMaker")
             .arg(config);

@@ -108,6 +108,20 @@ impl Kdc {
         }
     }
 
+    /// The JVM options a Java client of this realm (genuine MM2) runs with: the realm's file,
+    /// and no host names (an empty hosts file). Kafka's Java client names the service
+    /// principal's host by reverse lookup of the address (127.0.0.1 → `localhost` here),
+    /// librdkafka by the address as written; with no names both say `127.0.0.1`. (Brokers with
+    /// real host names need neither.)
+    pub fn java_client_options(&self) -> Result<Vec<String>> {
+        let hosts = self.dir().join("no-hosts");
+        std::fs::write(&hosts, "")?;
+        Ok(vec![
+            format!("-Djava.security.krb5.conf={}", self.krb5_conf().display()),
+            format!("-Djdk.net.hosts.file={}", hosts.display()),
+        ])
+    }
+
     /// The environment a Kerberos client process of this realm runs with: the realm's file
     /// and a credential cache of its own in `dir` (not the user's `/tmp/krb5cc_<uid>`).
     pub fn client_env(&self, dir: &Path) -> Vec<(String, String)> {

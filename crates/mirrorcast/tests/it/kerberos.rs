@@ -1,11 +1,12 @@
 //! A SASL/GSSAPI (Kerberos) login written as MM2 users write it (`Krb5LoginModule` with a
 //! keytab and principal, `sasl.kerberos.service.name`) against Apache Kafka clusters whose
-//! listeners take only GSSAPI, with a KDC of the test's own (Debian's MIT `krb5kdc`).
+//! listeners take only GSSAPI, with a KDC of the test's own (Debian's MIT `krb5kdc`); genuine
+//! MM2 runs the same file after mirrorcast and continues from its progress.
 
 use std::time::Duration;
 
 use crate::common::*;
-use localcluster::{Clusters, KafkaOptions, Kdc};
+use localcluster::{Clusters, KafkaOptions, Kdc, MirrorMaker};
 
 const REALM: &str = "MIRRORCAST.TEST";
 const CLIENT: &str = "mirrorcast";
@@ -26,9 +27,19 @@ fn config(europe: &str, north: &str, keytab: &str, principal: &str) -> String {
          northamerica.bootstrap.servers = {north}\n{}{}",
         login("europe"),
         login("northamerica"),
-        europe_lh_flow("northamerica")
-    )
+        // MM2 takes the policy's class name only in full.
+        europe_lh_flow("northamerica").replace(
+            "= IdentityReplicationPolicy",
+            "= org.apache.kafka.connect.mirror.IdentityReplicationPolicy"
+        )
+    ) + MM2_WORKER
 }
+
+/// The Connect worker's own topics, at factor 1 on single-node clusters (MM2 reads them;
+/// mirrorcast has none).
+const MM2_WORKER: &str = "config.storage.replication.factor = 1\n\
+                          status.storage.replication.factor = 1\n\
+                          offset.flush.interval.ms = 1000\n";
 
 #[test]
 fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_only_gssapi() {
@@ -86,6 +97,33 @@ fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_on
         kdc.log()
     );
     replicator.terminate_cleanly(Duration::from_secs(30));
+
+    // Genuine MM2 with the same file: its Java client logs in with the same line and
+    // continues from the progress mirrorcast stored.
+    produce(
+        &europe.plaintext_bootstrap(),
+        "LH.ORDERS",
+        &numbered_records("krb-mm2", 3, 300, 300),
+    );
+    let java_options = kdc.java_client_options().unwrap();
+    let java_options: Vec<&str> = java_options.iter().map(String::as_str).collect();
+    let mm2 = MirrorMaker::start_with_jvm_options(
+        &path,
+        &["northamerica"],
+        &dir.path().join("mm2.log"),
+        &java_options,
+    )
+    .unwrap_or_else(|e| panic!("cannot start MM2: {e}"));
+    let records = read_all(&europe.plaintext_bootstrap(), "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(180), || read_all(
+            &north.plaintext_bootstrap(),
+            "LH.ORDERS"
+        ) == records),
+        "MM2 did not continue through its GSSAPI logins with the same file\n{}",
+        mm2.log()
+    );
+    drop(mm2);
 
     // A principal whose keys the keytab does not hold: kinit fails, and the flow says so.
     let wrong = write_config(
