@@ -11,14 +11,20 @@ use localcluster::{Clusters, KafkaOptions, Kdc, MirrorMaker};
 const REALM: &str = "MIRRORCAST.TEST";
 const CLIENT: &str = "mirrorcast";
 
-fn config(europe: &str, north: &str, keytab: &str, principal: &str) -> String {
+/// The options of a keytab login.
+fn keytab_login(keytab: &str, principal: &str) -> String {
+    format!("useKeyTab=true storeKey=true keyTab=\"{keytab}\" principal=\"{principal}\"")
+}
+
+/// Both clusters log in with `Krb5LoginModule required <login>;`.
+fn config(europe: &str, north: &str, login: &str) -> String {
     let login = |cluster: &str| {
         format!(
             "{cluster}.security.protocol = SASL_PLAINTEXT\n\
              {cluster}.sasl.mechanism = GSSAPI\n\
              {cluster}.sasl.kerberos.service.name = kafka\n\
              {cluster}.sasl.jaas.config = com.sun.security.auth.module.Krb5LoginModule required \
-             useKeyTab=true storeKey=true keyTab=\"{keytab}\" principal=\"{principal}\";\n"
+             {login};\n"
         )
     };
     format!(
@@ -42,7 +48,7 @@ const MM2_WORKER: &str = "config.storage.replication.factor = 1\n\
                           offset.flush.interval.ms = 1000\n";
 
 #[test]
-fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_only_gssapi() {
+fn keytab_and_ticket_cache_logins_written_for_mm2_replicate_between_kafka_clusters_that_take_only_gssapi() {
     let kdc = match Kdc::start(REALM, &[CLIENT]) {
         Ok(kdc) => kdc,
         Err(e) => panic!("cannot start the test's KDC: {e}"),
@@ -62,7 +68,11 @@ fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_on
     let principal = kdc.principal(CLIENT);
     let path = write_config(
         dir.path(),
-        &config(&europe.bootstrap(), &north.bootstrap(), &keytab, &principal),
+        &config(
+            &europe.bootstrap(),
+            &north.bootstrap(),
+            &keytab_login(&keytab, &principal),
+        ),
     );
 
     let (valid, shown) = validate(&path);
@@ -107,7 +117,7 @@ fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_on
     );
     let java_options = kdc.java_client_options().unwrap();
     let java_options: Vec<&str> = java_options.iter().map(String::as_str).collect();
-    let mm2 = MirrorMaker::start_with_jvm_options(
+    let mut mm2 = MirrorMaker::start_with_jvm_options(
         &path,
         &["northamerica"],
         &dir.path().join("mm2.log"),
@@ -123,7 +133,58 @@ fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_on
         "MM2 did not continue through its GSSAPI logins with the same file\n{}",
         mm2.log()
     );
-    drop(mm2);
+    assert!(mm2.stop(Duration::from_secs(60)), "MM2 did not stop");
+
+    // A ticket-cache login: kinit run beforehand (as a sidecar or cron job would), no keytab
+    // in the file; mirrorcast runs no kinit of its own.
+    let cache = tempfile::tempdir().unwrap();
+    let env = kdc.client_env(cache.path());
+    let kinit = std::process::Command::new("kinit")
+        .args(["-t", &keytab, "-k", &principal])
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(kinit.status.success(), "{kinit:?}");
+    let from_cache = write_config(
+        dir.path(),
+        &config(
+            &europe.bootstrap(),
+            &north.bootstrap(),
+            "useTicketCache=true",
+        ),
+    );
+    let (valid, shown) = validate(&from_cache);
+    assert!(
+        valid && shown.contains("sasl.kerberos.min.time.before.relogin=0"),
+        "{shown}"
+    );
+    produce(
+        &europe.plaintext_bootstrap(),
+        "LH.ORDERS",
+        &numbered_records("krb-cache", 3, 600, 300),
+    );
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let mut replicator = Replicator::start_with_env(&from_cache, &[], &env);
+    let ends = end_offsets(&europe.plaintext_bootstrap(), "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(90), || progress_reached(
+            &north.plaintext_bootstrap(),
+            "europe",
+            "LH.ORDERS",
+            &ends
+        )),
+        "LH.ORDERS not copied with the ticket cache's tickets\n{}",
+        replicator.log()
+    );
+    // MM2's last progress may be behind what it copied: at least once, in order.
+    assert_complete_in_order(
+        &read_all(&europe.plaintext_bootstrap(), "LH.ORDERS"),
+        &read_all(&north.plaintext_bootstrap(), "LH.ORDERS"),
+        "LH.ORDERS",
+    );
+    let log = replicator.log();
+    assert!(!log.contains("SASLREFRESH"), "a kinit ran:\n{log}");
+    replicator.terminate_cleanly(Duration::from_secs(30));
 
     // A principal whose keys the keytab does not hold: kinit fails, and the flow says so.
     let wrong = write_config(
@@ -131,8 +192,7 @@ fn a_keytab_login_written_for_mm2_replicates_between_kafka_clusters_that_take_on
         &config(
             &europe.bootstrap(),
             &north.bootstrap(),
-            &keytab,
-            &kdc.principal("someone-else"),
+            &keytab_login(&keytab, &kdc.principal("someone-else")),
         ),
     );
     let port = localcluster::free_port().unwrap();
