@@ -18,6 +18,7 @@ mod internal_topics;
 mod kerberos;
 pub mod keys;
 mod keystores;
+mod kubernetes;
 mod load;
 mod lookup;
 mod model;

@@ -114,6 +114,8 @@ fn resolve_one(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<
                 .map_err(|_| format!("`{}` is not UTF-8 text", path.display()))?;
             Ok(text.trim_end_matches(['\n', '\r']).to_string())
         }
+        // A resource's Kubernetes secret or config map that no mounted file holds.
+        "kubernetes" => super::kubernetes::read(rest, env),
         other => Err(format!(
             "unknown config provider `{other}`: mirrorcast resolves `file`, `directory` and `env`"
         )),

@@ -48,7 +48,8 @@ const MM2_WORKER: &str = "config.storage.replication.factor = 1\n\
                           offset.flush.interval.ms = 1000\n";
 
 #[test]
-fn keytab_and_ticket_cache_logins_written_for_mm2_replicate_between_kafka_clusters_that_take_only_gssapi() {
+fn keytab_and_ticket_cache_logins_written_for_mm2_replicate_between_kafka_clusters_that_take_only_gssapi(
+) {
     let kdc = match Kdc::start(REALM, &[CLIENT]) {
         Ok(kdc) => kdc,
         Err(e) => panic!("cannot start the test's KDC: {e}"),

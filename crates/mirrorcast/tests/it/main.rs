@@ -20,6 +20,7 @@ mod http_access;
 mod instances;
 mod java_stores;
 mod kerberos;
+mod kubernetes_api;
 mod limits;
 mod mm2;
 mod observability;

@@ -4,7 +4,7 @@
 //! and a local identity provider: a token endpoint that checks the client credentials and signs
 //! RS256 JWTs, and the JWKS endpoint the broker fetches the key from.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -70,25 +70,10 @@ fn serve(
 ) -> std::io::Result<()> {
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut reader = BufReader::new(stream.try_clone()?);
-    let mut request_line = String::new();
-    reader.read_line(&mut request_line)?;
-    let mut authorization = String::new();
-    let mut length = 0usize;
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            match name.to_ascii_lowercase().as_str() {
-                "authorization" => authorization = value.trim().to_string(),
-                "content-length" => length = value.trim().parse().unwrap_or(0),
-                _ => {}
-            }
-        }
-    }
+    let head = RequestHead::read(&mut reader)?;
+    let request_line = &head.line;
+    let authorization = head.header("authorization");
+    let length: usize = head.header("content-length").parse().unwrap_or(0);
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let body = String::from_utf8_lossy(&body);

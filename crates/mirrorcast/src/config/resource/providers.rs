@@ -3,8 +3,9 @@
 //! pods (`strimzienv`, `strimzifile`, `strimzidir`, `strimzisecrets`), and those the connect
 //! cluster's `config.providers` declares with a class mirrorcast knows.
 //!
-//! Kubernetes secrets and config maps are read as mounted: `<secrets dir>/<name>/<key>` (the
-//! namespace is the pod's, as when the operator mounts them).
+//! Kubernetes secrets and config maps are read as mounted, `<secrets dir>/<name>/<key>`, when
+//! that file is there; otherwise from the Kubernetes API in a pod (`config::kubernetes`), as
+//! Strimzi's providers read them.
 //!
 //! Invariant: a declared provider whose class cannot run here is refused naming its key; a
 //! reference to an undeclared provider is left for the properties reader to refuse.
@@ -18,8 +19,8 @@ enum Kind {
     Env,
     File,
     Directory,
-    /// `namespace/name:key` of a Kubernetes secret or config map.
-    Kubernetes,
+    /// `namespace/name:key` of a Kubernetes object: `secrets` or `configmaps`.
+    Kubernetes(&'static str),
 }
 
 /// The providers a resource's values can name.
@@ -41,7 +42,7 @@ impl Providers {
             ("strimzienv", Kind::Env),
             ("strimzifile", Kind::File),
             ("strimzidir", Kind::Directory),
-            ("strimzisecrets", Kind::Kubernetes),
+            ("strimzisecrets", Kind::Kubernetes("secrets")),
         ]
         .into_iter()
         .map(|(n, k)| (n.to_string(), k))
@@ -58,10 +59,12 @@ impl Providers {
                 Some("org.apache.kafka.common.config.provider.DirectoryConfigProvider") => {
                     Kind::Directory
                 }
-                Some(
-                    "io.strimzi.kafka.KubernetesSecretConfigProvider"
-                    | "io.strimzi.kafka.KubernetesConfigMapConfigProvider",
-                ) => Kind::Kubernetes,
+                Some("io.strimzi.kafka.KubernetesSecretConfigProvider") => {
+                    Kind::Kubernetes("secrets")
+                }
+                Some("io.strimzi.kafka.KubernetesConfigMapConfigProvider") => {
+                    Kind::Kubernetes("configmaps")
+                }
                 Some(other) => {
                     return Err((
                         key,
@@ -110,12 +113,17 @@ impl Providers {
             Kind::Env => format!("${{env:{}}}", rest.strip_prefix(':').unwrap_or(rest)),
             Kind::File => format!("${{file:{rest}}}"),
             Kind::Directory => format!("${{directory:{rest}}}"),
-            Kind::Kubernetes => {
+            Kind::Kubernetes(kind) => {
                 let (object, key) = rest.split_once(':').ok_or_else(|| {
                     format!("`${{{reference}}}` is not `${{{name}:NAMESPACE/NAME:KEY}}`")
                 })?;
-                let object = object.rsplit('/').next().unwrap_or(object);
-                format!("${{directory:{}/{object}:{key}}}", self.secrets_dir)
+                let name = object.rsplit('/').next().unwrap_or(object);
+                let mounted = Path::new(&self.secrets_dir).join(name).join(key);
+                if mounted.is_file() {
+                    format!("${{directory:{}/{name}:{key}}}", self.secrets_dir)
+                } else {
+                    format!("${{kubernetes:{kind}/{object}:{key}}}")
+                }
             }
         })
     }
@@ -126,11 +134,18 @@ mod tests {
     use super::*;
 
     fn declared(pairs: &[(&str, &str)]) -> Result<Providers, (String, String)> {
+        declared_in(pairs, Path::new("/secrets"))
+    }
+
+    fn declared_in(
+        pairs: &[(&str, &str)],
+        secrets_dir: &Path,
+    ) -> Result<Providers, (String, String)> {
         let config = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        Providers::declared(&config, Path::new("/secrets"))
+        Providers::declared(&config, secrets_dir)
     }
 
     #[test]
@@ -152,7 +167,8 @@ mod tests {
             providers
                 .rewrite("pw=${strimzisecrets:mirror/mm2-user:password};")
                 .unwrap(),
-            "pw=${directory:/secrets/mm2-user:password};"
+            "pw=${kubernetes:secrets/mirror/mm2-user:password};",
+            "not mounted: read from the Kubernetes API"
         );
         assert_eq!(
             providers.rewrite("${secrets:ns/a:b}").unwrap(),
@@ -163,27 +179,37 @@ mod tests {
 
     #[test]
     fn declared_providers_are_read_by_their_class() {
-        let providers = declared(&[
-            ("config.providers", "secrets, configmaps,env"),
-            (
-                "config.providers.secrets.class",
-                "io.strimzi.kafka.KubernetesSecretConfigProvider",
-            ),
-            (
-                "config.providers.configmaps.class",
-                "io.strimzi.kafka.KubernetesConfigMapConfigProvider",
-            ),
-            (
-                "config.providers.env.class",
-                "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
-            ),
-        ])
+        let secrets = tempfile::tempdir().unwrap();
+        std::fs::create_dir(secrets.path().join("mm2")).unwrap();
+        std::fs::write(secrets.path().join("mm2/pw"), "p").unwrap();
+        let providers = declared_in(
+            &[
+                ("config.providers", "secrets, configmaps,env"),
+                (
+                    "config.providers.secrets.class",
+                    "io.strimzi.kafka.KubernetesSecretConfigProvider",
+                ),
+                (
+                    "config.providers.configmaps.class",
+                    "io.strimzi.kafka.KubernetesConfigMapConfigProvider",
+                ),
+                (
+                    "config.providers.env.class",
+                    "org.apache.kafka.common.config.provider.EnvVarConfigProvider",
+                ),
+            ],
+            secrets.path(),
+        )
         .unwrap();
+        // A mounted key is read from its file; another from the API.
         assert_eq!(
             providers
                 .rewrite("${secrets:ns/mm2:pw} ${configmaps:ns/settings:linger} ${env:X}")
                 .unwrap(),
-            "${directory:/secrets/mm2:pw} ${directory:/secrets/settings:linger} ${env:X}"
+            format!(
+                "${{directory:{}/mm2:pw}} ${{kubernetes:configmaps/ns/settings:linger}} ${{env:X}}",
+                secrets.path().display()
+            )
         );
         let (key, message) = declared(&[
             ("config.providers", "vault"),

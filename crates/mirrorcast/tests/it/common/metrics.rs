@@ -1,6 +1,43 @@
-//! The replicator's HTTP endpoints: a plain GET and its parsed `/metrics`.
+//! The replicator's HTTP endpoints: a plain GET and its parsed `/metrics`; and the head of a
+//! request, for the tests' own small servers (identity provider, Kubernetes API).
 
 use std::time::Duration;
+
+/// A request's line (`GET /path HTTP/1.1`) and its headers, names in lower case.
+pub struct RequestHead {
+    pub line: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl RequestHead {
+    pub fn read(reader: &mut impl std::io::BufRead) -> std::io::Result<RequestHead> {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let mut headers = Vec::new();
+        loop {
+            let mut header = String::new();
+            reader.read_line(&mut header)?;
+            let header = header.trim_end();
+            if header.is_empty() {
+                return Ok(RequestHead {
+                    line: line.trim_end().to_string(),
+                    headers,
+                });
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                headers.push((name.to_ascii_lowercase(), value.trim().to_string()));
+            }
+        }
+    }
+
+    /// The value of header `name` (lower case), or "".
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or("", |(_, v)| v.as_str())
+    }
+}
 
 /// A plain HTTP/1.1 GET: (status code, body), or `None` when nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
