@@ -184,6 +184,7 @@ fn install_kafka() -> Result<Vec<(String, localcluster::KafkaInstall)>> {
     let mut versions = vec![
         localcluster::KAFKA_VERSION.to_string(),
         localcluster::OLDER_KAFKA_VERSION.to_string(),
+        localcluster::MARKER_SAFE_KAFKA_VERSION.to_string(),
     ];
     if !versions.contains(&named) {
         versions.push(named);

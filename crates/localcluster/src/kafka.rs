@@ -16,16 +16,31 @@ use std::process::{Child, Command, Stdio};
 
 use crate::{cluster_error, Error, Result};
 
-/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`).
-/// 4.3.1, the newest whose MirrorMaker 2 is served here, runs with [`KAFKA_VERSION_ENV`]; it is
-/// not the suite's line yet: exactly once loses a committed transaction across a target
-/// broker's restart there (README, "Kafka versions").
-pub const KAFKA_VERSION: &str = "4.1.1";
+/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`): the
+/// newest whose MirrorMaker 2 (`connect-mirror`) is served here.
+pub const KAFKA_VERSION: &str = "4.3.1";
+/// The newest release here whose transaction coordinator writes every commit marker. From 4.3
+/// it skips the marker of a partition that has no leader at that moment (KAFKA-20734, open), so
+/// a transaction the client saw committed can end aborted across a broker's restart: tests of
+/// exactly once through broker restarts run this release
+/// ([`release_for_broker_restarts_with_transactions`]).
+pub const MARKER_SAFE_KAFKA_VERSION: &str = "4.1.1";
 /// The older release line many production clusters still run: a chosen part of the suite runs
 /// on it too ([`KAFKA_VERSION_ENV`]).
 pub const OLDER_KAFKA_VERSION: &str = "3.9.2";
 /// Names the Kafka release (and MirrorMaker 2) that clusters run, instead of [`KAFKA_VERSION`].
 pub const KAFKA_VERSION_ENV: &str = "MIRRORCAST_KAFKA_VERSION";
+
+/// The release a test of committed transactions across broker restarts runs: the line's,
+/// unless the line is 4.3 or newer (KAFKA-20734: [`MARKER_SAFE_KAFKA_VERSION`]).
+pub fn release_for_broker_restarts_with_transactions() -> Option<String> {
+    let line = kafka_version();
+    let mut numbers = line.split('.').map(|n| n.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (numbers.next().unwrap_or(0), numbers.next().unwrap_or(0));
+    (major, minor)
+        .ge(&(4, 3))
+        .then(|| MARKER_SAFE_KAFKA_VERSION.to_string())
+}
 
 /// The release clusters run: `$MIRRORCAST_KAFKA_VERSION`, else [`KAFKA_VERSION`].
 pub fn kafka_version() -> String {
@@ -106,6 +121,11 @@ impl KafkaInstall {
 /// Finds Java and the jars of [`kafka_version`], or says which install command is missing.
 pub fn find_kafka() -> Result<KafkaInstall> {
     find_kafka_in(&kafka_home(), &kafka_version())
+}
+
+/// Finds Java and the jars of `version` (installed by [`ensure_kafka_release`]).
+pub fn find_kafka_release(version: &str) -> Result<KafkaInstall> {
+    find_kafka_in(&kafka_home_of(version), version)
 }
 
 fn find_kafka_in(home: &Path, version: &str) -> Result<KafkaInstall> {
@@ -240,6 +260,8 @@ pub struct KafkaOptions {
     pub faults: bool,
     /// SASL_SSL only: the broker's certificate expired yesterday (clients must refuse it).
     pub expired_certificate: bool,
+    /// Another installed release than the line's ([`kafka_version`]).
+    pub release: Option<String>,
 }
 
 impl Default for KafkaOptions {
@@ -249,6 +271,7 @@ impl Default for KafkaOptions {
             authorizer: None,
             faults: false,
             expired_certificate: false,
+            release: None,
         }
     }
 }
@@ -771,6 +794,7 @@ mod tests {
             authorizer: Some(vec!["User:alice".into()]),
             faults: false,
             expired_certificate: false,
+            release: None,
         };
         let text = server_properties(Path::new("/d"), ports, &options);
         assert!(text.contains("listeners=SASL_SSL://127.0.0.1:1,INTERNAL://127.0.0.1:3,"));

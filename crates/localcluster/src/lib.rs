@@ -49,8 +49,9 @@ use std::time::{Duration, Instant};
 
 use kafka::KafkaPorts;
 pub use kafka::{
-    ensure_kafka, ensure_kafka_release, find_kafka, kafka_version, KafkaInstall, KafkaOptions,
-    MirrorMaker, Security, KAFKA_VERSION, KAFKA_VERSION_ENV, OLDER_KAFKA_VERSION,
+    ensure_kafka, ensure_kafka_release, find_kafka, find_kafka_release, kafka_version,
+    release_for_broker_restarts_with_transactions, KafkaInstall, KafkaOptions, MirrorMaker,
+    Security, KAFKA_VERSION, KAFKA_VERSION_ENV, MARKER_SAFE_KAFKA_VERSION, OLDER_KAFKA_VERSION,
 };
 pub use kdc::Kdc;
 pub use nisshi::{ensure_nisshi, find_nisshi};
@@ -513,8 +514,12 @@ impl Clusters {
 
     /// Apache Kafka clusters with security or an authorizer.
     pub fn start_kafka(names: &[&str], options: &KafkaOptions) -> Result<Self> {
+        let install = match &options.release {
+            Some(version) => find_kafka_release(version)?,
+            None => find_kafka()?,
+        };
         let backend = Backend::Kafka {
-            install: find_kafka()?,
+            install,
             options: options.clone(),
             other_ports: None,
         };

@@ -31,9 +31,13 @@ fn progress_moves(target: &str, before: &BTreeMap<i32, i64>, replicator: &Replic
 
 #[test]
 fn exactly_once_through_kills_and_broker_restarts_each_record_lands_once() {
+    // Not on 4.3: its brokers lose committed transactions across a restart (KAFKA-20734).
     let mut clusters = start_kafka_clusters(
         &["europe", "northamerica", "southamerica"],
-        &KafkaOptions::default(),
+        &KafkaOptions {
+            release: localcluster::release_for_broker_restarts_with_transactions(),
+            ..KafkaOptions::default()
+        },
     );
     let europe = clusters.bootstrap("europe");
     create_topic(&europe, TOPIC, PARTITIONS, &[]);
