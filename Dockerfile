@@ -18,7 +18,9 @@ RUN cargo build --release --locked --package mirrorcast --bin mirrorcast --no-de
  && strip target/release/mirrorcast
 
 FROM debian:bookworm-slim
-RUN apt-get update \
+# krb5-user's configuration would ask for a default realm: no questions.
+RUN export DEBIAN_FRONTEND=noninteractive \
+ && apt-get update \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 zlib1g \
       libsasl2-2 libsasl2-modules-gssapi-mit krb5-user \
  && rm -rf /var/lib/apt/lists/* \

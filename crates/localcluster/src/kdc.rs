@@ -152,7 +152,8 @@ impl Kdc {
 
     fn krb5_conf_text(&self) -> String {
         let Kdc { realm, port, .. } = self;
-        // TCP only (udp_preference_limit = 1): the KDC listens on one TCP port.
+        // TCP only (udp_preference_limit = 1): the KDC listens on one TCP port. Renewable
+        // tickets, which a ticket-cache login renews (`kinit -R`).
         format!(
             "[libdefaults]\n\
              \x20 default_realm = {realm}\n\
@@ -161,6 +162,7 @@ impl Kdc {
              \x20 dns_canonicalize_hostname = false\n\
              \x20 rdns = false\n\
              \x20 udp_preference_limit = 1\n\
+             \x20 renew_lifetime = 7d\n\
              [realms]\n\
              \x20 {realm} = {{\n\
              \x20   kdc = 127.0.0.1:{port}\n\
@@ -185,6 +187,7 @@ impl Kdc {
              \x20   kdc_listen = 127.0.0.1:{port}\n\
              \x20   kdc_tcp_listen = 127.0.0.1:{port}\n\
              \x20   master_key_type = aes256-cts-hmac-sha1-96\n\
+             \x20   max_renewable_life = 7d\n\
              \x20   supported_enctypes = aes256-cts-hmac-sha1-96:normal aes128-cts-hmac-sha1-96:normal\n\
              \x20 }}\n\
              [logging]\n\

@@ -38,6 +38,11 @@ impl ClientSettings {
         self.0.get(key).map(|s| s.value.as_str())
     }
 
+    /// The setting `key` with where it came from.
+    pub fn setting(&self, key: &str) -> Option<&Setting> {
+        self.0.get(key)
+    }
+
     /// The settings' names and values, without where they came from.
     pub fn values(&self) -> BTreeMap<&str, &str> {
         self.0
@@ -181,13 +186,25 @@ pub fn map_java_setting(
             .map(|t| t.trim().to_ascii_uppercase())
             .unwrap_or_else(|| "JKS".to_string())
     };
-    if let Some(mapped) = kerberos::map_setting(key, value, all) {
+    if let Some(mapped) = kerberos::map_setting(key, value) {
         return mapped;
     }
-    let gssapi_missing = || kerberos::uses_gssapi(all) && !kerberos::gssapi_built_in();
+    let gssapi = kerberos::uses_gssapi(all);
     match key {
-        "sasl.mechanism" | "sasl.mechanisms" | "security.protocol" if gssapi_missing() => {
+        "sasl.mechanism" | "sasl.mechanisms" | "security.protocol"
+            if gssapi && !kerberos::gssapi_built_in() =>
+        {
             Err(kerberos::without_gssapi())
+        }
+        // Java would read a JAAS file (`java.security.auth.login.config`), which mirrorcast
+        // does not: librdkafka would log in with a made-up principal.
+        "sasl.mechanism" | "sasl.mechanisms" | "security.protocol"
+            if gssapi && !all.contains_key("sasl.jaas.config") =>
+        {
+            Err("a GSSAPI (Kerberos) login needs `sasl.jaas.config = \
+                 com.sun.security.auth.module.Krb5LoginModule required ...;`: mirrorcast reads \
+                 no JAAS file"
+                .into())
         }
         "sasl.mechanism" => one("sasl.mechanisms", value),
         "sasl.jaas.config" => map_jaas(value, all),
@@ -665,6 +682,9 @@ mod tests {
                 ("sasl.kerberos.principal", "mm2/eu.example.com@EXAMPLE.COM"),
             ])
         );
+        // Without a login line Java would read a JAAS file, which is not read here.
+        let err = map_java_setting("security.protocol", "SASL_SSL", &all).unwrap_err();
+        assert!(err.contains("JAAS"), "{err}");
         all.insert("sasl.mechanism".to_string(), "PLAIN".to_string());
         assert!(map_java_setting("sasl.jaas.config", jaas, &all)
             .unwrap_err()

@@ -4,17 +4,20 @@
 //! another program fills) and `sasl.kerberos.*` keys. librdkafka logs in through Cyrus SASL's
 //! GSSAPI plugin, which reads the process's credential cache, and fills that cache itself by
 //! running `sasl.kerberos.kinit.cmd` through a shell at start and every
-//! `sasl.kerberos.min.time.before.relogin`. So a keytab login becomes a kinit command, and a
-//! ticket-cache login one that runs none.
+//! `sasl.kerberos.min.time.before.relogin`. So a keytab login becomes a kinit command that
+//! takes a ticket with the keytab, and a ticket-cache login one that renews the cache's ticket
+//! (`kinit -R`, as Java's login thread does for it). One credential cache serves the whole
+//! process, so every login of one process must be the same principal's.
 //!
 //! Invariant: every value that reaches that shell command (principal, keytab, kinit path) is
-//! checked to be inert there; anything Java would do that librdkafka cannot is refused with
-//! the reason, never dropped.
+//! checked to be inert there, and librdkafka's own names for them are refused; anything Java
+//! would do that librdkafka cannot is refused with the reason, never dropped.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::OnceLock;
 
-use super::client::Mapped;
+use super::client::{ClientSettings, Mapped, Setting};
 
 /// What a Krb5LoginModule line asks for.
 #[derive(Debug, PartialEq, Eq)]
@@ -79,19 +82,24 @@ pub fn map_login(
     if let Some(service) = service_name(options, all)? {
         mapped.push(("sasl.kerberos.service.name".to_string(), service));
     }
-    match login(options)? {
+    let login = login(options)?;
+    let kinit = all
+        .get("sasl.kerberos.kinit.cmd")
+        .map(String::as_str)
+        .unwrap_or("kinit");
+    mapped.push((
+        "sasl.kerberos.kinit.cmd".into(),
+        kinit_command(kinit, &login)?,
+    ));
+    if let Some(problem) = missing_program(kinit.trim()) {
+        return Err(problem);
+    }
+    match login {
         Login::Keytab { keytab, principal } => {
-            let kinit = all
-                .get("sasl.kerberos.kinit.cmd")
-                .map(String::as_str)
-                .unwrap_or("kinit");
-            mapped.push(("sasl.kerberos.kinit.cmd".into(), kinit_command(kinit)?));
             mapped.push(("sasl.kerberos.keytab".into(), keytab));
             mapped.push(("sasl.kerberos.principal".into(), principal));
         }
         Login::TicketCache { principal } => {
-            // No kinit: librdkafka's default would run one with an empty keytab, and fail.
-            mapped.push(("sasl.kerberos.min.time.before.relogin".into(), "0".into()));
             if let Some(principal) = principal {
                 mapped.push(("sasl.kerberos.principal".into(), principal));
             }
@@ -101,22 +109,23 @@ pub fn map_login(
 }
 
 /// The `sasl.kerberos.*` keys of a Java client (`None`: not one of them).
-pub fn map_setting(
-    key: &str,
-    value: &str,
-    all: &BTreeMap<String, String>,
-) -> Option<Result<Mapped, String>> {
-    let keytab_login = all
-        .get("sasl.jaas.config")
-        .is_some_and(|jaas| jaas_login(jaas).is_some_and(|l| matches!(l, Login::Keytab { .. })));
+pub fn map_setting(key: &str, value: &str) -> Option<Result<Mapped, String>> {
     let mapped = match key {
         // The same name in librdkafka (its default, `kafka`, is what Java needs spelled out).
         "sasl.kerberos.service.name" => Ok(Mapped::Set(vec![(key.into(), value.trim().into())])),
         // Java's is the path of kinit, librdkafka's the whole command: the login line's
         // mapping makes that command with this path.
-        "sasl.kerberos.kinit.cmd" if keytab_login => kinit_command(value).map(|_| Mapped::Nothing),
-        "sasl.kerberos.kinit.cmd" => Ok(Mapped::Nothing),
-        "sasl.kerberos.min.time.before.relogin" if !keytab_login => Ok(Mapped::Nothing),
+        "sasl.kerberos.kinit.cmd" => {
+            kinit_command(value, &Login::TicketCache { principal: None }).map(|_| Mapped::Nothing)
+        }
+        // librdkafka's names, which no Java client has: their values would reach kinit's
+        // shell command unchecked.
+        "sasl.kerberos.principal" | "sasl.kerberos.keytab" => Err(
+            "librdkafka's key, not the Java client's: write the login as Java does, \
+             `sasl.jaas.config = com.sun.security.auth.module.Krb5LoginModule required \
+             useKeyTab=true keyTab=\"...\" principal=\"...\";`"
+                .into(),
+        ),
         "sasl.kerberos.min.time.before.relogin" => match value.trim().parse::<u64>() {
             Ok(0) => Err(
                 "0 makes librdkafka never run kinit (Java: refresh without waiting): use a \
@@ -136,9 +145,9 @@ pub fn map_setting(
     Some(mapped)
 }
 
-/// librdkafka's kinit command for a keytab login, run by a shell: `kinit` is Java's path of
-/// the program. librdkafka fills in the keytab and principal, checked inert in [`login`].
-fn kinit_command(kinit: &str) -> Result<String, String> {
+/// librdkafka's kinit command for `login`, run by a shell: `kinit` is Java's path of the
+/// program. librdkafka fills in the keytab and principal, checked inert in [`login`].
+fn kinit_command(kinit: &str, login: &Login) -> Result<String, String> {
     let kinit = kinit.trim();
     if kinit.is_empty()
         || !kinit
@@ -150,11 +159,70 @@ fn kinit_command(kinit: &str) -> Result<String, String> {
              is not a plain path: librdkafka runs it through a shell"
         ));
     }
-    // Acquire, never renew: the keytab gives a fresh ticket, and a renewal of an empty
-    // cache would only log an error.
-    Ok(format!(
-        "{kinit} -t \"%{{sasl.kerberos.keytab}}\" -k %{{sasl.kerberos.principal}}"
-    ))
+    Ok(match login {
+        // Acquire, never renew: the keytab gives a fresh ticket, and a renewal of an empty
+        // cache would only log an error.
+        Login::Keytab { .. } => {
+            format!("{kinit} -t \"%{{sasl.kerberos.keytab}}\" -k %{{sasl.kerberos.principal}}")
+        }
+        // What Java's login thread runs for a ticket-cache login.
+        Login::TicketCache { .. } => format!("{kinit} -R"),
+    })
+}
+
+/// Why `program` (a path, or a name looked up on PATH) cannot run, if it cannot: librdkafka
+/// would only log a failed refresh every minute.
+fn missing_program(program: &str) -> Option<String> {
+    let found = if program.contains('/') {
+        Path::new(program).is_file()
+    } else {
+        std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+    };
+    (!found).then(|| {
+        format!(
+            "`{program}` is not found: librdkafka takes Kerberos tickets by running kinit \
+             (Debian's krb5-user)"
+        )
+    })
+}
+
+/// The clients whose Kerberos login differs from the first one's, with why that cannot be:
+/// one process has one credential cache, which librdkafka's kinit fills for every client.
+pub fn other_identities<'a>(
+    clients: impl Iterator<Item = &'a ClientSettings>,
+) -> Vec<(&'a Setting, String)> {
+    let mut first: Option<(Option<&str>, Option<&str>, &str)> = None;
+    let mut others: Vec<(&Setting, String)> = Vec::new();
+    for client in clients {
+        let Some(kinit) = client.setting("sasl.kerberos.kinit.cmd") else {
+            continue;
+        };
+        let identity = (
+            client.get("sasl.kerberos.principal"),
+            client.get("sasl.kerberos.keytab"),
+            kinit.value.as_str(),
+        );
+        match first {
+            None => first = Some(identity),
+            Some(seen) if seen == identity => {}
+            Some((principal, ..)) => {
+                if others.iter().all(|(s, _)| s.origin != kinit.origin) {
+                    others.push((
+                        kinit,
+                        format!(
+                            "this Kerberos login differs from another of the file's (principal \
+                             `{}`): every client of one mirrorcast process shares one \
+                             credential cache (librdkafka's kinit fills KRB5CCNAME), so all \
+                             must log in as one principal; run one process per principal",
+                            principal.unwrap_or("of the ticket cache")
+                        ),
+                    ));
+                }
+            }
+        }
+    }
+    others
 }
 
 /// The service name from the login's `serviceName` option or `sasl.kerberos.service.name`;
@@ -188,22 +256,9 @@ fn option<'a>(options: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-/// The login a `sasl.jaas.config` value asks for, if it is a well-formed Krb5LoginModule one.
-fn jaas_login(jaas: &str) -> Option<Login> {
-    let module = jaas.split_whitespace().next()?;
-    if !is_krb5_module(module) {
-        return None;
-    }
-    login(&super::client::jaas_options(jaas).ok()?).ok()
-}
-
-/// Sun's and IBM's names of the Kerberos login module.
+/// The JDK's Kerberos login module (IBM's takes other options, and is not mapped).
 pub fn is_krb5_module(module: &str) -> bool {
-    matches!(
-        module,
-        "com.sun.security.auth.module.Krb5LoginModule"
-            | "com.ibm.security.auth.module.Krb5LoginModule"
-    )
+    module == "com.sun.security.auth.module.Krb5LoginModule"
 }
 
 fn flag(options: &[(String, String)], name: &str) -> bool {
@@ -245,13 +300,14 @@ fn login(options: &[(String, String)]) -> Result<Login, String> {
             return Err("`principal=\"*\"` is a server's login (any key of the keytab)".into());
         }
         if principal.is_empty()
+            || principal.starts_with('-')
             || !principal
                 .chars()
                 .all(|c| c.is_ascii_alphanumeric() || "._/@-".contains(c))
         {
             return Err(format!(
                 "the principal `{principal}` has characters librdkafka's kinit command (run by \
-                 a shell) cannot carry: letters, digits and `._/@-` only"
+                 a shell) cannot carry: letters, digits and `._/@-` only, not first `-`"
             ));
         }
     }
@@ -349,11 +405,22 @@ mod tests {
             let err = login(&login_options).unwrap_err();
             assert!(err.contains(says), "{option}={value}: {err}");
         }
-        assert!(kinit_command("/usr/bin/kinit; true").is_err());
+        let keytab = Login::Keytab {
+            keytab: "/k.keytab".into(),
+            principal: "mm2@EXAMPLE.COM".into(),
+        };
+        assert!(kinit_command("/usr/bin/kinit; true", &keytab).is_err());
         assert_eq!(
-            kinit_command("/usr/bin/kinit").unwrap(),
+            kinit_command("/usr/bin/kinit", &keytab).unwrap(),
             "/usr/bin/kinit -t \"%{sasl.kerberos.keytab}\" -k %{sasl.kerberos.principal}"
         );
+        // A ticket-cache login renews the cache's ticket, as Java's login thread does.
+        assert_eq!(
+            kinit_command("kinit", &Login::TicketCache { principal: None }).unwrap(),
+            "kinit -R"
+        );
+        let leading_dash = options(&[("useTicketCache", "true"), ("principal", "-c/tmp/x")]);
+        assert!(login(&leading_dash).is_err());
     }
 
     #[test]
@@ -384,34 +451,55 @@ mod tests {
     }
 
     #[test]
-    fn the_relogin_period_and_kinit_path_follow_the_login() {
-        let keytab = java(&[(
-            "sasl.jaas.config",
-            r#"com.sun.security.auth.module.Krb5LoginModule required useKeyTab=true keyTab="/k.keytab" principal="mm2@EXAMPLE.COM";"#,
-        )]);
-        let cache = java(&[(
-            "sasl.jaas.config",
-            "com.sun.security.auth.module.Krb5LoginModule required useTicketCache=true;",
-        )]);
+    fn java_keys_are_checked_and_librdkafkas_own_names_refused() {
         let relogin = "sasl.kerberos.min.time.before.relogin";
         assert_eq!(
-            map_setting(relogin, "30000", &keytab),
+            map_setting(relogin, "30000"),
             Some(Ok(Mapped::Set(vec![(relogin.into(), "30000".into())])))
         );
-        assert!(map_setting(relogin, "0", &keytab).unwrap().is_err());
-        // A ticket-cache login runs no kinit whatever the period.
-        assert_eq!(
-            map_setting(relogin, "30000", &cache),
-            Some(Ok(Mapped::Nothing))
-        );
+        assert!(map_setting(relogin, "0").unwrap().is_err());
         let kinit = "sasl.kerberos.kinit.cmd";
         assert_eq!(
-            map_setting(kinit, "/opt/krb5/bin/kinit", &keytab),
+            map_setting(kinit, "/opt/krb5/bin/kinit"),
             Some(Ok(Mapped::Nothing))
         );
-        assert!(map_setting(kinit, "kinit && true", &keytab)
-            .unwrap()
-            .is_err());
-        assert_eq!(map_setting("sasl.kerberos.other", "x", &keytab), None);
+        assert!(map_setting(kinit, "kinit && true").unwrap().is_err());
+        for key in ["sasl.kerberos.principal", "sasl.kerberos.keytab"] {
+            assert!(map_setting(key, "$(id)")
+                .unwrap()
+                .unwrap_err()
+                .contains("Krb5LoginModule"));
+        }
+        assert_eq!(map_setting("sasl.kerberos.other", "x"), None);
+        assert!(missing_program("kinit-that-is-not-there").is_some());
+        assert!(missing_program("/bin/sh").is_none());
+    }
+
+    #[test]
+    fn one_process_logs_in_as_one_principal() {
+        let client = |principal: &str, line: usize| {
+            let mut settings = ClientSettings::default();
+            for (key, value) in [
+                ("sasl.kerberos.principal", principal),
+                ("sasl.kerberos.keytab", "/k.keytab"),
+                ("sasl.kerberos.kinit.cmd", "kinit -t ..."),
+            ] {
+                let setting = Setting {
+                    value: value.into(),
+                    origin: format!("{principal}.sasl.jaas.config"),
+                    line: Some(line),
+                    reference: None,
+                };
+                settings.set(key, setting);
+            }
+            settings
+        };
+        let same = [client("mm2@A", 1), client("mm2@A", 2)];
+        assert!(other_identities(same.iter()).is_empty());
+        let two = [client("mm2@A", 1), client("mm2@B", 2), client("mm2@B", 3)];
+        let others = other_identities(two.iter());
+        assert_eq!(others.len(), 1, "said once per key");
+        assert_eq!(others[0].0.origin, "mm2@B.sasl.jaas.config");
+        assert!(others[0].1.contains("one principal"), "{}", others[0].1);
     }
 }

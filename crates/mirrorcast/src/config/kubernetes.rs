@@ -22,7 +22,7 @@ pub const SERVICE_ACCOUNT_ENV: &str = "MIRRORCAST_KUBERNETES_SERVICE_ACCOUNT";
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What a reference reads: a secret's keys are base64 in `data`, a config map's are text in
-/// `data` or base64 in `binaryData`.
+/// `data` (Strimzi's provider reads no `binaryData`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum ObjectKind {
     Secret,
@@ -61,13 +61,18 @@ impl Reference {
             Some((namespace, name)) => (Some(namespace.to_string()), name),
             None => (None, object),
         };
-        // Names and keys are DNS labels and file names: nothing that would change the URL.
-        let fine = |s: &str| {
+        // As Strimzi's provider takes them: names are DNS names, keys Kubernetes's data keys;
+        // nothing that would change the URL.
+        let dns_name = |s: &str| {
             !s.is_empty()
                 && s.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.'))
         };
-        if !fine(name) || !fine(key) || !namespace.as_deref().is_none_or(fine) {
+        let data_key = !key.is_empty()
+            && key
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+        if !dns_name(name) || !data_key || !namespace.as_deref().is_none_or(dns_name) {
             return Err(malformed());
         }
         Ok(Reference {
@@ -120,22 +125,15 @@ pub fn read(reference: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Str
 fn value_of(kind: ObjectKind, body: &str, key: &str) -> Result<String, String> {
     let object: serde_json::Value =
         serde_json::from_str(body).map_err(|_| "the API's answer is not JSON".to_string())?;
-    let text = object.get("data").and_then(|d| d.get(key));
-    let encoded = match kind {
-        ObjectKind::Secret => text,
-        ObjectKind::ConfigMap => match text {
-            Some(text) => {
-                return text
-                    .as_str()
-                    .map(str::to_string)
-                    .ok_or_else(|| format!("key `{key}` is not text"))
-            }
-            None => object.get("binaryData").and_then(|d| d.get(key)),
-        },
-    };
-    let encoded = encoded
+    let value = object
+        .get("data")
+        .and_then(|d| d.get(key))
         .and_then(|v| v.as_str())
         .ok_or_else(|| format!("it has no key `{key}`"))?;
+    let encoded = match kind {
+        ObjectKind::Secret => value,
+        ObjectKind::ConfigMap => return Ok(value.to_string()),
+    };
     let bytes =
         openssl::base64::decode_block(encoded).map_err(|_| format!("key `{key}` is not base64"))?;
     String::from_utf8(bytes).map_err(|_| format!("key `{key}` is not UTF-8 text"))
@@ -277,6 +275,7 @@ mod tests {
             "secrets/ns/../x:key",
             "secrets/ns/name:a/b",
             "secrets/ns/name?watch=1:key",
+            "secrets/ns/Upper:key",
         ] {
             assert!(Reference::parse(bad).is_err(), "{bad}");
         }
@@ -297,10 +296,8 @@ mod tests {
             value_of(ObjectKind::ConfigMap, map, "linger.ms"),
             Ok("5".into())
         );
-        assert_eq!(
-            value_of(ObjectKind::ConfigMap, map, "ca.crt"),
-            Ok("PEM".into())
-        );
+        // As Strimzi's provider: `data` only.
+        assert!(value_of(ObjectKind::ConfigMap, map, "ca.crt").is_err());
     }
 
     #[test]

@@ -119,6 +119,23 @@ impl Config {
                 }
             }
         }
+        let every_client = clusters
+            .iter()
+            .chain(
+                flows
+                    .iter()
+                    .flat_map(|f: &FlowConfig| [&f.clients.source, &f.clients.target]),
+            )
+            .chain(heartbeat_pairs.iter().map(|p| &p.target_clients))
+            .flat_map(|c| [&c.consumer, &c.producer, &c.admin]);
+        for (setting, message) in super::kerberos::other_identities(every_client) {
+            errors.push(ConfigError {
+                file: raw.file.clone(),
+                line: setting.line,
+                key: setting.origin.clone(),
+                message,
+            });
+        }
         if errors.is_empty() && flows.is_empty() {
             errors.push(raw.error(
                 "clusters",
