@@ -348,3 +348,125 @@ fn the_scenario_resource_runs_over_scram_sha_512_and_tls_with_its_secrets() {
         assert!(!log.contains(secret), "a password in the log:\n{log}");
     }
 }
+
+/// A Strimzi 1.x (`kafka.strimzi.io/v1`) resource, as its examples write it: `spec.target` and
+/// `spec.mirrors[].source`, mutual TLS (`authentication.type: tls` with `certificateAndKey`)
+/// on both clusters, and the source's CAs as a `pattern` over its mounted secret.
+fn v1_resource(europe: &str, north: &str) -> String {
+    format!(
+        r#"apiVersion: kafka.strimzi.io/v1
+kind: KafkaMirrorMaker2
+metadata:
+  name: mm2-na
+spec:
+  version: 4.3.1
+  replicas: 1
+  target:
+    alias: northamerica
+    bootstrapServers: {north}
+    groupId: mm2-na-group
+    configStorageTopic: mm2-na-configs
+    offsetStorageTopic: mm2-na-offsets
+    statusStorageTopic: mm2-na-status
+    tls:
+      trustedCertificates:
+        - secretName: na-cluster-ca-cert
+          certificate: ca.crt
+    authentication:
+      type: tls
+      certificateAndKey:
+        secretName: mm2-na-user
+        certificate: user.crt
+        key: user.key
+    config:
+      offset.storage.replication.factor: 1
+  mirrors:
+    - source:
+        alias: europe
+        bootstrapServers: {europe}
+        tls:
+          trustedCertificates:
+            - secretName: eu-cluster-ca-cert
+              pattern: "*.crt"
+        authentication:
+          type: tls
+          certificateAndKey:
+            secretName: mm2-eu-user
+            certificate: user.crt
+            key: user.key
+      topicsPattern: "LH.*"
+      sourceConnector:
+        config:
+          replication.factor: 1
+          offset-syncs.topic.replication.factor: 1
+          replication.policy.class: org.apache.kafka.connect.mirror.IdentityReplicationPolicy
+          sync.topic.acls.enabled: false
+          # v1 has no heartbeat connector.
+          heartbeats.topic.replication.factor: 1
+      checkpointConnector:
+        config:
+          checkpoints.topic.replication.factor: 1
+"#
+    )
+}
+
+#[test]
+fn a_strimzi_v1_resource_with_pattern_cas_and_mutual_tls_replicates() {
+    let options = localcluster::KafkaOptions {
+        security: localcluster::Security::MutualTls,
+        ..localcluster::KafkaOptions::default()
+    };
+    let clusters = start_kafka_clusters(&["europe", "northamerica"], &options);
+    let europe = clusters.get("europe");
+    let north = clusters.get("northamerica");
+    create_topic(&europe.plaintext_bootstrap(), "LH.ORDERS", 3, &[]);
+    produce(
+        &europe.plaintext_bootstrap(),
+        "LH.ORDERS",
+        &numbered_records("v1", 3, 0, 300),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    for (ca_secret, user_secret, cluster) in [
+        ("eu-cluster-ca-cert", "mm2-eu-user", europe),
+        ("na-cluster-ca-cert", "mm2-na-user", north),
+    ] {
+        std::fs::create_dir_all(secrets.join(ca_secret)).unwrap();
+        let ca = cluster.ca_certificate().expect("a TLS cluster has a CA");
+        std::fs::copy(ca, secrets.join(ca_secret).join("ca.crt")).unwrap();
+        let user = secrets.join(user_secret);
+        std::fs::create_dir_all(&user).unwrap();
+        let (key, certificate) = cluster.client_certificate("mm2", &user).unwrap();
+        std::fs::rename(key, user.join("user.key")).unwrap();
+        std::fs::rename(certificate, user.join("user.crt")).unwrap();
+    }
+    // The pattern takes every CA of the secret (here also North America's, as after a CA
+    // renewal), and leaves other files alone.
+    let eu_cas = secrets.join("eu-cluster-ca-cert");
+    std::fs::copy(north.ca_certificate().unwrap(), eu_cas.join("ca-2026.crt")).unwrap();
+    std::fs::write(eu_cas.join("ca.password"), "not a certificate").unwrap();
+    let yaml = dir.path().join("mm2-na.yaml");
+    std::fs::write(&yaml, v1_resource(&europe.bootstrap(), &north.bootstrap())).unwrap();
+    let secrets_arg = format!("--secrets-dir={}", secrets.display());
+
+    let (resolved, _) = validate(&[&yaml.display().to_string(), &secrets_arg], &[]);
+    assert!(
+        resolved.contains("ssl.ca.pem=[2 certificate(s)")
+            && resolved.contains("ssl.key.pem=[redacted]"),
+        "{resolved}"
+    );
+    assert!(
+        !resolved.contains("PRIVATE KEY"),
+        "a key shown:\n{resolved}"
+    );
+    let replicator = Replicator::start(&yaml, &[&secrets_arg]);
+    let source = read_all(&europe.plaintext_bootstrap(), "LH.ORDERS");
+    assert!(
+        wait_until(Duration::from_secs(60), || read_all(
+            &north.plaintext_bootstrap(),
+            "LH.ORDERS"
+        ) == source),
+        "LH.ORDERS not copied over mutual TLS\n{}",
+        replicator.log()
+    );
+}
