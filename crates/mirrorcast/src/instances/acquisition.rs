@@ -185,12 +185,12 @@ impl Acquisitions {
                         reads.busy = false;
                         pending.read_failed(index);
                         reads.not_before = Some(now + RETRY);
-                        if matches!(e, LogReadError::Missing(_))
+                        if being_created(&e)
                             && now.saturating_duration_since(self.started) < QUIET_START
                         {
                             // At a first start the member can be quicker than the topic
-                            // manager that creates the progress topic.
-                            debug!(flow = %reads.name, "{} does not exist yet; waiting for it", reads.topic);
+                            // manager that creates the progress topic, or its leader.
+                            debug!(flow = %reads.name, "{} is not there yet ({e}); waiting for it", reads.topic);
                         } else if reads.health.failed() {
                             warn!(flow = %reads.name, "the group gave this process partitions, but their progress cannot be read from {} ({e}); they are copied once it can", reads.topic);
                         }
@@ -214,6 +214,22 @@ impl Acquisitions {
     }
 }
 
+/// Whether a read failed as it does while the progress topic is being created: not there yet,
+/// or its partitions without a leader yet.
+fn being_created(error: &LogReadError) -> bool {
+    use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+    match error {
+        LogReadError::Missing(_) => true,
+        LogReadError::Kafka(KafkaError::MetadataFetch(code)) => matches!(
+            code,
+            RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::UnknownTopicOrPartition
+        ),
+        _ => false,
+    }
+}
+
 /// A flow's progress reading thread stopped.
 #[derive(Debug, thiserror::Error)]
 #[error("the thread reading the progress of {flow} from {topic} stopped")]
@@ -234,6 +250,19 @@ fn of(stored: &Progress, partitions: &[Partition]) -> Progress {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_progress_topic_without_its_leader_yet_is_one_being_created() {
+        use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+        let metadata = |code| LogReadError::Kafka(KafkaError::MetadataFetch(code));
+        assert!(being_created(&LogReadError::Missing("mm2-offsets".into())));
+        assert!(being_created(&metadata(
+            RDKafkaErrorCode::NotLeaderForPartition
+        )));
+        assert!(!being_created(&metadata(
+            RDKafkaErrorCode::BrokerTransportFailure
+        )));
+    }
 
     fn p(partition: i32) -> Partition {
         ("orders".to_string(), partition)

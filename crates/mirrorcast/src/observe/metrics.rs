@@ -343,8 +343,8 @@ impl Collector for ProcessCollector {
             None,
             cpu.metric_type(),
         )?)?;
-        let page_size = 4096.0;
-        let rss = field(21) * page_size;
+        // rss is in pages.
+        let rss = field(21) * rustix::param::page_size() as f64;
         let resident = ConstGauge::new(rss);
         resident.encode(encoder.encode_descriptor(
             "process_resident_memory_bytes",

@@ -225,10 +225,11 @@ fn busy(app: &App) -> Response {
 }
 
 async fn metrics(State(app): State<App>) -> impl IntoResponse {
+    // prometheus-client's text encoder writes OpenMetrics (`# EOF`, `_total` counters).
     (
         [(
             header::CONTENT_TYPE,
-            "text/plain; version=0.0.4; charset=utf-8",
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
         app.observe.metrics.encode(),
     )

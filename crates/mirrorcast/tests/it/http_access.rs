@@ -147,7 +147,16 @@ fn each_refusal_of_the_http_side_has_its_status_and_says_why() {
         assert_answer(&wrong, 401, "token");
         assert!(!wrong.body.contains("tok3n"), "the token is never shown");
     }
-    assert_answer(&request(port, "/metrics", &bearer), 200, "");
+    let metrics = request(port, "/metrics", &bearer);
+    assert_answer(&metrics, 200, "# EOF");
+    // The body is OpenMetrics, and says so (Prometheus parses it by its content type).
+    assert!(
+        metrics
+            .head
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{}",
+        metrics.head
+    );
     assert_answer(&request(port, "/api/status", &bearer), 200, "flows");
 
     // Another host's name is refused before anything else, probes included.
