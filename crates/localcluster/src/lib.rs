@@ -50,8 +50,8 @@ use std::time::{Duration, Instant};
 use kafka::KafkaPorts;
 pub use kafka::{
     ensure_kafka, ensure_kafka_release, find_kafka, find_kafka_release, kafka_version,
-    release_for_broker_restarts_with_transactions, KafkaInstall, KafkaOptions, MirrorMaker,
-    Security, KAFKA_VERSION, KAFKA_VERSION_ENV, MARKER_SAFE_KAFKA_VERSION, OLDER_KAFKA_VERSION,
+    release_for_exactly_once_through_failures, KafkaInstall, KafkaOptions, MirrorMaker, Security,
+    KAFKA_VERSION, KAFKA_VERSION_ENV, MARKER_SAFE_KAFKA_VERSION, OLDER_KAFKA_VERSION,
 };
 pub use kdc::Kdc;
 pub use nisshi::{ensure_nisshi, find_nisshi};

@@ -35,7 +35,7 @@ fn exactly_once_through_kills_and_broker_restarts_each_record_lands_once() {
     let mut clusters = start_kafka_clusters(
         &["europe", "northamerica", "southamerica"],
         &KafkaOptions {
-            release: localcluster::release_for_broker_restarts_with_transactions(),
+            release: localcluster::release_for_exactly_once_through_failures(),
             ..KafkaOptions::default()
         },
     );
