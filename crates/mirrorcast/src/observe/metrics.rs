@@ -279,7 +279,7 @@ impl Metrics {
         }
     }
 
-    /// The Prometheus text exposition of every metric.
+    /// The OpenMetrics text exposition of every metric.
     /// Drops every series of a partition no longer copied here (handed over, or its topic
     /// gone): its gauges would stay frozen, and sums across processes count it twice.
     pub fn remove_partition(&self, labels: &PartitionLabels) {

@@ -1,4 +1,4 @@
-//! The HTTP server of `--http ADDR`: the web page at `/`, `/metrics` (Prometheus text),
+//! The HTTP server of `--http ADDR`: the web page at `/`, `/metrics` (OpenMetrics text),
 //! `/api/status` (flows, JSON), `/api/regions` and `/api/regions/{alias}/topics/{topic}/events`
 //! (what is in the clusters), `/healthz` (the process is alive) and `/readyz` (every flow has
 //! reached its clusters).
