@@ -186,9 +186,9 @@ fn install_kafka() -> Result<Vec<(String, localcluster::KafkaInstall)>> {
         localcluster::OLDER_KAFKA_VERSION.to_string(),
         localcluster::MARKER_SAFE_KAFKA_VERSION.to_string(),
     ];
-    if !versions.contains(&named) {
-        versions.push(named);
-    }
+    versions.push(named);
+    versions.sort();
+    versions.dedup();
     versions
         .into_iter()
         .map(|version| {
