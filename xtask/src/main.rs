@@ -186,9 +186,9 @@ fn install_kafka() -> Result<Vec<(String, localcluster::KafkaInstall)>> {
         localcluster::OLDER_KAFKA_VERSION.to_string(),
         localcluster::MARKER_SAFE_KAFKA_VERSION.to_string(),
     ];
-    versions.push(named);
-    versions.sort();
-    versions.dedup();
+    if !versions.contains(&named) {
+        versions.push(named);
+    }
     versions
         .into_iter()
         .map(|version| {

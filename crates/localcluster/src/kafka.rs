@@ -16,10 +16,9 @@ use std::process::{Child, Command, Stdio};
 
 use crate::{cluster_error, Error, Result};
 
-/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`).
-/// 4.3.1, the newest whose MirrorMaker 2 (`connect-mirror`) is served here, runs with
-/// [`KAFKA_VERSION_ENV`]; it is not the line yet (README, "Kafka versions").
-pub const KAFKA_VERSION: &str = "4.1.1";
+/// The Kafka release the tests and the benchmark run (Maven Central's `org.apache.kafka`): the
+/// newest whose MirrorMaker 2 (`connect-mirror`) is served here.
+pub const KAFKA_VERSION: &str = "4.3.1";
 /// The newest release here on which exactly once holds through failures. From 4.3 the
 /// transaction coordinator skips the marker of a partition that has no leader at that moment
 /// (KAFKA-20734, open), so a transaction the client saw committed can end aborted across a

@@ -235,7 +235,7 @@ fn latency_on_one_target_does_not_slow_the_other() {
         .get("southamerica")
         .faults()
         .unwrap()
-        .set(Fault::Latency(Duration::from_millis(200)));
+        .set(Fault::Latency(Duration::from_millis(400)));
     let background = traffic(&europe, Duration::from_millis(100));
     let (_dir, replicator, port) = start_replicator(
         &clusters,
@@ -256,12 +256,13 @@ fn latency_on_one_target_does_not_slow_the_other() {
         ],
         &replicator,
     );
-    // 200 ms each way: no record reaches southamerica in under 0.4 s; northamerica, which
-    // shares the source reader, must not be held to that pace.
-    let fast = share_within(port, "northamerica", 0.256).expect("northamerica's latencies");
-    let slow = share_within(port, "southamerica", 0.256).expect("southamerica's latencies");
+    // 400 ms each way: no record reaches southamerica in under 0.8 s; northamerica, which
+    // shares the source reader, must not be held to that pace. The margin is wide: on a loaded
+    // machine (a CI run with many brokers) northamerica's own latency grows too.
+    let fast = share_within(port, "northamerica", 0.512).expect("northamerica's latencies");
+    let slow = share_within(port, "southamerica", 0.512).expect("southamerica's latencies");
     println!(
-        "{written} records; acknowledged within 0.256 s: northamerica {:.0}%, southamerica \
+        "{written} records; acknowledged within 0.512 s: northamerica {:.0}%, southamerica \
          {:.0}%; duplicates {duplicates:?}",
         fast * 100.0,
         slow * 100.0
