@@ -284,6 +284,7 @@ fn test() -> Result<()> {
     ensure_browser()?;
     ensure_oidc()?;
     ensure_kerberos()?;
+    ensure_chart_tools()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
@@ -388,6 +389,72 @@ fn ensure_kerberos() -> Result<()> {
     Ok(())
 }
 
+/// Helm as the Go module proxy serves it (the chart test's `helm lint` and `helm template`).
+const HELM_MODULE: &str = "helm.sh/helm/v3/cmd/helm@v3.21.4";
+/// Kubernetes' JSON schemas, bundled (the chart test validates offline).
+const KUBERNETES_VALIDATE: &str = "kubernetes-validate==1.37.0";
+
+/// The chart test's tools: Helm (built with `go install` into `$GOPATH/bin`, where the test
+/// looks), `kubernetes-validate` (in a virtualenv under ~/.cache/mirrorcast) and the Prometheus
+/// Operator's schemas (npm, in crates/mirrorcast/tests/schemas).
+fn ensure_chart_tools() -> Result<()> {
+    let home = PathBuf::from(std::env::var_os("HOME").context("HOME is not set")?);
+    let gopath = std::env::var_os("GOPATH").map_or_else(|| home.join("go"), PathBuf::from);
+    if !on_path("helm") && !gopath.join("bin/helm").exists() {
+        let go = if on_path("go") {
+            PathBuf::from("go")
+        } else {
+            PathBuf::from("/usr/local/go/bin/go")
+        };
+        println!("$ go install {HELM_MODULE}");
+        let status = Command::new(&go)
+            .args(["install", HELM_MODULE])
+            .env("GOPATH", &gopath)
+            .status()
+            .with_context(|| format!("running {} (Go is needed to build Helm)", go.display()))?;
+        if !status.success() {
+            bail!("go install {HELM_MODULE} failed ({status})");
+        }
+    }
+    let venv = home.join(".cache/mirrorcast/kubernetes-validate");
+    if !venv.join("bin/kubernetes-validate").exists() {
+        if !on_path("python3") {
+            apt_install(&["python3", "python3-venv"])?;
+        }
+        println!(
+            "$ python3 -m venv {} && pip install {KUBERNETES_VALIDATE}",
+            venv.display()
+        );
+        let venv_made = || -> Result<bool> {
+            Ok(Command::new("python3")
+                .arg("-m")
+                .arg("venv")
+                .arg(&venv)
+                .status()?
+                .success())
+        };
+        // Debian's python3 has venv in a package of its own.
+        let made = venv_made()? || (apt_install(&["python3-venv"]).is_ok() && venv_made()?);
+        let pip = venv.join("bin/pip");
+        if !made
+            || !Command::new(&pip)
+                .args(["install", "--quiet", KUBERNETES_VALIDATE])
+                .status()?
+                .success()
+        {
+            bail!(
+                "installing {KUBERNETES_VALIDATE} into {} failed",
+                venv.display()
+            );
+        }
+    }
+    let schemas = workspace_root().join("crates/mirrorcast/tests/schemas");
+    if !schemas.join("node_modules/@kubernetes-models").exists() {
+        npm_ci(&schemas)?;
+    }
+    Ok(())
+}
+
 fn debian_has(package: &str) -> bool {
     Command::new("dpkg-query")
         .args(["-W", "-f=${Status}", package])
@@ -443,15 +510,21 @@ fn ensure_browser() -> Result<()> {
     }
     let browser_tests = workspace_root().join("crates/mirrorcast/tests/browser");
     if !browser_tests.join("node_modules/playwright-core").exists() {
-        println!("$ npm ci (in {})", browser_tests.display());
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&browser_tests)
-            .status()
-            .context("running npm")?;
-        if !status.success() {
-            bail!("npm ci failed ({status})");
-        }
+        npm_ci(&browser_tests)?;
+    }
+    Ok(())
+}
+
+/// Installs a test directory's npm packages as its lock file pins them.
+fn npm_ci(dir: &Path) -> Result<()> {
+    println!("$ npm ci (in {})", dir.display());
+    let status = Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .status()
+        .context("running npm")?;
+    if !status.success() {
+        bail!("npm ci failed ({status})");
     }
     Ok(())
 }
