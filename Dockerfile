@@ -42,9 +42,10 @@ RUN export DEBIAN_FRONTEND=noninteractive \
  && apt-get install -y --no-install-recommends ca-certificates libssl3 libcurl4 zlib1g \
       libsasl2-2 libsasl2-modules-gssapi-mit krb5-user \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --no-create-home mirrorcast
+ && groupadd --system --gid 10001 mirrorcast \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home mirrorcast
 COPY --from=build /usr/local/bin/mirrorcast /usr/local/bin/mirrorcast
-USER 10001
+USER 10001:10001
 # The HTTP side (/metrics, /healthz, /readyz, the page) when run with --http 0.0.0.0:8080.
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/mirrorcast"]

@@ -190,7 +190,7 @@ impl Metrics {
         let flow_state = Family::<StateLabels, Gauge>::default();
         registry.register(
             "flow_state",
-            "1 for the state a flow is in (starting, running, degraded, stopped)",
+            "1 for the state a flow is in (starting, running, degraded, failed, stopped)",
             flow_state.clone(),
         );
         let since_last_copy = Family::<FlowLabels, FloatGauge>::default();

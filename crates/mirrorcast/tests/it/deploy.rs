@@ -199,10 +199,10 @@ fn the_chart_renders_by_default_a_pdb_a_pod_monitor_alerts_and_a_network_policy_
     // Several pods share the work, one moved at a time; no API token without a reason.
     let deployment = kind(&objects, "Deployment");
     assert_eq!(deployment["spec"]["replicas"], 3);
-    assert_eq!(
-        kind(&objects, "PodDisruptionBudget")["spec"]["maxUnavailable"],
-        1
-    );
+    let budget = &kind(&objects, "PodDisruptionBudget")["spec"];
+    assert_eq!(budget["maxUnavailable"], 1);
+    // An unready pod (a flow failing) never blocks a drain.
+    assert_eq!(budget["unhealthyPodEvictionPolicy"], "AlwaysAllow");
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["automountServiceAccountToken"], false);
     assert_eq!(
@@ -242,6 +242,11 @@ fn the_chart_renders_by_default_a_pdb_a_pod_monitor_alerts_and_a_network_policy_
     );
     let monitor = kind(&objects, "PodMonitor");
     assert_eq!(monitor["spec"]["podMetricsEndpoints"][0]["port"], "http");
+    // The alert rules select the release by this label.
+    assert_eq!(
+        monitor["spec"]["podTargetLabels"][0],
+        "app.kubernetes.io/instance"
+    );
     assert_eq!(
         monitor["spec"]["podMetricsEndpoints"][0]["path"],
         "/metrics"
@@ -264,6 +269,32 @@ fn the_chart_renders_by_default_a_pdb_a_pod_monitor_alerts_and_a_network_policy_
     let other = render(&["--set", "config.properties=clusters = a\\, b"]);
     assert_ne!(checksum(&objects), checksum(&other));
     assert_eq!(checksum(&objects), checksum(&render(&[])));
+
+    // A config that does not say how many copier threads gets those the pods are sized for
+    // (mirrorcast would run one per core of the node).
+    let config = |objects: &[Value], file: &str| {
+        str_at(kind(objects, "ConfigMap"), &["data", file]).to_string()
+    };
+    assert!(config(&other, "mm2.properties").ends_with("\ntasks.max = 2\n"));
+    assert_eq!(
+        config(&objects, "mm2.properties")
+            .matches("tasks.max")
+            .count(),
+        1
+    );
+    let resource = render(&[
+        "--set",
+        "config.resource.spec.mirrors[0].sourceCluster=a",
+        "--set",
+        "copierThreads=3",
+    ]);
+    let written: Value = serde_norway::from_str(&config(&resource, "mm2.yaml")).unwrap();
+    assert_eq!(
+        written["spec"]["mirrors"][0]["sourceConnector"]["tasksMax"],
+        3
+    );
+    let sized = &kind(&resource, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(sized["resources"]["requests"]["cpu"], "1000m");
 }
 
 #[test]
@@ -409,6 +440,14 @@ fn pods_that_would_each_copy_everything_are_refused_naming_the_setting() {
         refused.contains("instances.group.enabled = false"),
         "{refused}"
     );
+    let refused = try_render(&[
+        "--set",
+        "replicas=3",
+        "--set",
+        "config.resource.spec.replicas=0",
+    ])
+    .unwrap_err();
+    assert!(refused.contains("spec.replicas is 0"), "{refused}");
     // One pod copying alone, or none (MM2 runs meanwhile), is fine.
     for replicas in ["1", "0"] {
         let objects = render(&[
@@ -424,6 +463,9 @@ fn pods_that_would_each_copy_everything_are_refused_naming_the_setting() {
                 .to_string(),
             replicas
         );
+        // No pod to scrape is no alert.
+        let rules = serde_norway::to_string(kind(&objects, "PrometheusRule")).unwrap();
+        assert_eq!(rules.contains("MirrorcastDown"), replicas != "0", "{rules}");
     }
 }
 

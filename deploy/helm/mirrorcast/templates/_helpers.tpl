@@ -19,6 +19,11 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* Selects the release's series in PromQL: the monitors copy the pods' instance label. */}}
+{{- define "mirrorcast.promSelector" -}}
+namespace="{{ .Release.Namespace }}", app_kubernetes_io_instance="{{ .Release.Name }}"
+{{- end -}}
+
 {{- define "mirrorcast.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "mirrorcast.fullname" .) .Values.serviceAccount.name -}}
@@ -42,28 +47,48 @@ mm2.properties
 {{- default (include "mirrorcast.fullname" .) .Values.config.existingConfigMap -}}
 {{- end -}}
 
-{{/* The config's text, as the ConfigMap holds it (empty for an existing ConfigMap). */}}
+{{/* The config's text, as the ConfigMap holds it (empty for an existing ConfigMap). Where it
+does not say how many copier threads to run, it gets the number the pods are sized for: else
+mirrorcast would run one per core of the node. */}}
 {{- define "mirrorcast.configText" -}}
+{{- $threads := include "mirrorcast.copierThreads" . -}}
 {{- if .Values.config.existingConfigMap -}}
 {{- else if .Values.config.resource -}}
-{{- toYaml .Values.config.resource -}}
+{{- $resource := deepCopy .Values.config.resource -}}
+{{- range ($resource.spec | default dict).mirrors | default list -}}
+{{- $connector := .sourceConnector | default dict -}}
+{{- if not (hasKey $connector "tasksMax") -}}
+{{- $_ := set $connector "tasksMax" (int $threads) -}}
+{{- $_ := set . "sourceConnector" $connector -}}
+{{- end -}}
+{{- end -}}
+{{- toYaml $resource -}}
 {{- else -}}
 {{- required "config.properties, config.resource or config.existingConfigMap is required" .Values.config.properties -}}
+{{- if not (include "mirrorcast.propertiesTasksMax" .) }}
+# Written by the chart: the copier threads its pods are sized for (copierThreads).
+tasks.max = {{ $threads }}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
-{{/* Copier threads (tasks.max): set, or read from the config, or 2. */}}
+{{/* tasks.max as the properties file writes it, if it does. */}}
+{{- define "mirrorcast.propertiesTasksMax" -}}
+{{- $line := regexFind "(?m)^[ \\t]*tasks\\.max[ \\t]*[=:][ \\t]*[0-9]+" (.Values.config.properties | default "") -}}
+{{- if $line -}}{{- regexFind "[0-9]+$" $line -}}{{- end -}}
+{{- end -}}
+
+{{/* Copier threads per source (tasks.max): set, or read from the config, or 2. */}}
 {{- define "mirrorcast.copierThreads" -}}
 {{- $threads := int .Values.copierThreads -}}
-{{- if eq $threads 0 -}}
+{{- if and (eq $threads 0) (not .Values.config.existingConfigMap) -}}
 {{- if .Values.config.resource -}}
 {{- range (.Values.config.resource.spec | default dict).mirrors | default list -}}
 {{- $asked := int ((.sourceConnector | default dict).tasksMax | default 0) -}}
 {{- if gt $asked $threads -}}{{- $threads = $asked -}}{{- end -}}
 {{- end -}}
-{{- else if .Values.config.properties -}}
-{{- $line := regexFind "(?m)^[ \\t]*tasks\\.max[ \\t]*[=:][ \\t]*[0-9]+" .Values.config.properties -}}
-{{- if $line -}}{{- $threads = int (regexFind "[0-9]+$" $line) -}}{{- end -}}
+{{- else -}}
+{{- $threads = int (include "mirrorcast.propertiesTasksMax" . | default "0") -}}
 {{- end -}}
 {{- end -}}
 {{- if eq $threads 0 -}}{{- $threads = 2 -}}{{- end -}}
@@ -110,18 +135,21 @@ without instances.group.enabled = false): else each pod would copy everything. *
 {{- $resource := 0 -}}
 {{- if .Values.config.resource -}}
 {{- $spec := .Values.config.resource.spec | default dict -}}
-{{- $resource = int ($spec.replicas | default 3) -}}
+{{- $resource = 3 -}}
+{{- if hasKey $spec "replicas" -}}{{- $resource = int $spec.replicas -}}{{- end -}}
 {{- end -}}
 {{- $pods := 3 -}}
 {{- if not (kindIs "invalid" .Values.replicas) -}}{{- $pods = int .Values.replicas -}}
-{{- else if $resource -}}{{- $pods = $resource -}}
+{{- else if .Values.config.resource -}}{{- $pods = $resource -}}
 {{- end -}}
 {{- if gt $pods 1 -}}
-{{- if eq $resource 1 -}}
-{{- fail (printf "replicas: %d pods, but the resource's spec.replicas is 1: each pod would copy everything (set spec.replicas to %d)" $pods $pods) -}}
+{{- if and .Values.config.resource (le $resource 1) -}}
+{{- fail (printf "replicas: %d pods, but the resource's spec.replicas is %d: each pod would copy everything (set spec.replicas to %d)" $pods $resource $pods) -}}
 {{- end -}}
+{{- if and (not .Values.config.existingConfigMap) (not .Values.config.resource) -}}
 {{- if regexMatch "(?m)^[ \\t]*instances\\.group\\.enabled[ \\t]*[=:][ \\t]*false" (.Values.config.properties | default "") -}}
 {{- fail (printf "replicas: %d pods, but the properties say instances.group.enabled = false: each pod would copy everything" $pods) -}}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 {{- $pods -}}
