@@ -257,6 +257,12 @@ fn the_chart_renders_by_default_a_pdb_a_pod_monitor_alerts_and_a_network_policy_
     );
     let policy = kind(&objects, "NetworkPolicy");
     assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], "http");
+    // Prometheus usually runs in a namespace of its own: its scrapes get through.
+    let from = serde_norway::to_string(&policy["spec"]["ingress"][0]["from"]).unwrap();
+    assert!(
+        from.contains("app.kubernetes.io/name: prometheus"),
+        "{from}"
+    );
 
     // A changed config rolls the pods.
     let checksum = |objects: &[Value]| {
