@@ -22,6 +22,9 @@ enum Task {
     InstallBroker,
     /// Install Apache Kafka and MirrorMaker 2 (jars from Maven Central) unless already there.
     InstallKafka,
+    /// Everything the test suite needs (both brokers, Kafka's lines, the browser, the OIDC,
+    /// Kerberos and chart tools), without running it.
+    Install,
     /// The whole test suite: installs, formatting, clippy, every test (integration tests on
     /// Apache Kafka, the demo and page tests on nisshi).
     Test,
@@ -95,6 +98,7 @@ fn main() -> ExitCode {
                 )
             }
         }),
+        Task::Install => install_all(),
         Task::Test => test(),
         Task::Fuzz { targets, seconds } => fuzz(&targets, seconds, true),
         Task::Bench {
@@ -272,7 +276,7 @@ fn fuzz(targets: &[String], seconds: u64, keep_finds: bool) -> Result<()> {
     Ok(())
 }
 
-fn test() -> Result<()> {
+fn install_all() -> Result<()> {
     let nisshi = localcluster::ensure_nisshi()?;
     println!("demo broker: {}", nisshi.display());
     for (version, install) in install_kafka()? {
@@ -284,7 +288,11 @@ fn test() -> Result<()> {
     ensure_browser()?;
     ensure_oidc()?;
     ensure_kerberos()?;
-    ensure_chart_tools()?;
+    ensure_chart_tools()
+}
+
+fn test() -> Result<()> {
+    install_all()?;
     cargo(&["fmt", "--all", "--", "--check"])?;
     cargo(&[
         "clippy",
