@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(attempts, 3);
         let seen = seen.lock().unwrap().clone();
         assert_eq!(seen[0], (FlowState::Running, true));
-        // A restarted flow is not ready until it reaches its clusters again, and its error
+        // A restarted flow is not ready until its new threads try its clusters again, and its error
         // stays current until it works.
         assert_eq!(seen[1], (FlowState::Degraded, false));
         let last_error = observe.status.snapshot()[0].last_error.clone().unwrap();

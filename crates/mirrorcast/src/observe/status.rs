@@ -130,11 +130,12 @@ pub const STALE_AFTER_MS: i64 = 120_000;
 const ANSWERED_WITHIN_SECONDS: f64 = 30.0;
 
 impl FlowStatus {
-    /// Why this flow keeps the process unready at `now_ms`, if it does: it has not reached its
-    /// clusters since it (re)started, a thread of it died, it is stopping, the target refuses
-    /// its records, or it is stale. A flow degraded because a cluster does not answer (a
-    /// region down) keeps it ready: every process would be unready together, and a rollout or
-    /// a drain must go on; the flow shows `degraded` meanwhile.
+    /// Why this flow keeps the process unready at `now_ms`, if it does: its first attempt to
+    /// reach its clusters since it (re)started has not answered yet, a thread of it died, it is
+    /// stopping, the target refuses its records, or it is stale. A flow degraded because a
+    /// cluster does not answer (a region down) keeps it ready, whether the region went down
+    /// before or after the process started: every process would be unready together, and a
+    /// rollout, a rescheduled pod or a drain must go on; the flow shows `degraded` meanwhile.
     pub fn unready(&self, now_ms: i64) -> Option<String> {
         let name = &self.name;
         let why = self.last_error.as_ref().map_or("", |e| e.message.as_str());
@@ -144,7 +145,7 @@ impl FlowStatus {
         if self.stopped {
             return Some(format!("{name} is stopping"));
         }
-        if !(self.source_reachable && self.target_reachable) {
+        if self.first_attempt_pending() {
             return Some(format!("{name} has not reached its clusters yet"));
         }
         if self.needs_attention {
@@ -164,6 +165,12 @@ impl FlowStatus {
             ));
         }
         None
+    }
+
+    /// Neither reached nor failed to reach its clusters since it (re)started.
+    fn first_attempt_pending(&self) -> bool {
+        let reached = self.source_reachable && self.target_reachable;
+        !reached && !self.topics_failing && !self.copy_failing
     }
 
     /// The last error came after the last sign that the flow works.
@@ -284,12 +291,15 @@ impl StatusBoard {
         })
     }
 
-    /// The flow runs again: starting until it reaches its clusters anew.
+    /// The flow runs again: not ready until its new threads reach, or fail to reach, its
+    /// clusters.
     pub fn restarted(&self, source: &str, target: &str) -> FlowState {
         self.update(source, target, |s| {
             s.failed = false;
             s.source_reachable = false;
             s.target_reachable = false;
+            s.topics_failing = false;
+            s.copy_failing = false;
         })
     }
 }
@@ -299,7 +309,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn ready_only_when_every_flow_reached_its_clusters() {
+    fn ready_once_every_flow_tried_its_clusters_whether_or_not_they_answer() {
         let board = StatusBoard::default();
         assert!(!board.ready());
         board.update("eu", "na", |s| {
@@ -308,7 +318,17 @@ mod tests {
         });
         board.update("eu", "sa", |s| s.source_reachable = true);
         assert!(!board.ready());
-        board.update("eu", "sa", |s| s.target_reachable = true);
+        assert_eq!(board.snapshot()[1].state, FlowState::Starting);
+        // South America is down as the process starts: the flow is degraded, and ready, as
+        // a flow whose region goes down later is.
+        board.update("eu", "sa", |s| s.topics_failing = true);
+        board.error("eu", "sa", "sa: all brokers down");
+        assert!(board.ready(), "{:?}", board.unready(now_ms()));
+        assert_eq!(board.snapshot()[1].state, FlowState::Degraded);
+        board.update("eu", "sa", |s| {
+            s.topics_failing = false;
+            s.target_reachable = true;
+        });
         assert!(board.ready());
         board.update("eu", "sa", |s| s.last_copy_at_ms = Some(now_ms() - 1000));
         board.error("eu", "sa", "boom");

@@ -261,3 +261,77 @@ fn a_target_frozen_longer_than_the_delivery_timeout_gets_every_record_once_in_or
         "reported once\n{log}"
     );
 }
+
+/// A pod started (a rollout, a reschedule) while a region is down copies to the other regions
+/// and is ready, as a pod already running when the region went down is: readiness must not hold
+/// a rollout during an outage no pod can fix. The region's flow shows degraded, then catches up.
+#[test]
+fn a_process_started_during_an_outage_is_ready_and_catches_up_when_the_region_returns() {
+    let mut clusters = start_clusters(&["europe", "northamerica", "southamerica"], Storage::Sqlite);
+    let europe = clusters.bootstrap("europe");
+    let north = clusters.bootstrap("northamerica");
+    let south = clusters.bootstrap("southamerica");
+    create_topic(&europe, "events", 3, &[]);
+    produce(&europe, "events", &numbered_records("outage", 3, 0, BATCH));
+    clusters
+        .get_mut("northamerica")
+        .stop(StopSignal::Kill)
+        .unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(
+        dir.path(),
+        &broadcast_config(&clusters, "IdentityReplicationPolicy", ""),
+    );
+    let port = localcluster::free_port().unwrap();
+    let http = format!("127.0.0.1:{port}");
+    let replicator = Replicator::start(
+        &config,
+        &["--clusters", "northamerica,southamerica", "--http", &http],
+    );
+    let ends = end_offsets(&europe, "events");
+    assert!(
+        wait_until(Duration::from_secs(90), || progress_reached(
+            &south, "europe", "events", &ends
+        )),
+        "southamerica waited for northamerica\n{}",
+        replicator.log()
+    );
+    let north_state = || {
+        let (_, body) = http_get(port, "/api/status")?;
+        let flows: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let flow = flows["flows"]
+            .as_array()?
+            .iter()
+            .find(|f| f["name"] == "europe->northamerica")?;
+        flow["state"].as_str().map(str::to_string)
+    };
+    assert!(
+        wait_until(Duration::from_secs(60), || {
+            http_get(port, "/readyz").is_some_and(|(code, _)| code == 200)
+                && north_state().as_deref() == Some("degraded")
+        }),
+        "not ready, or the region's flow not degraded, while northamerica is down: {:?} {:?}\n{}",
+        http_get(port, "/readyz"),
+        north_state(),
+        replicator.log()
+    );
+
+    clusters.get_mut("northamerica").restart().unwrap();
+    assert!(
+        wait_until(Duration::from_secs(120), || progress_reached(
+            &north, "europe", "events", &ends
+        )),
+        "northamerica did not catch up once back\n{}\nstatus: {:?}",
+        replicator.log(),
+        http_get(port, "/api/status")
+    );
+    let source = read_all(&europe, "events");
+    assert_complete_in_order(&source, &read_all(&north, "events"), "northamerica");
+    assert!(
+        wait_until(Duration::from_secs(60), || north_state().as_deref()
+            == Some("running")),
+        "the flow does not show running again: {:?}",
+        north_state()
+    );
+}
