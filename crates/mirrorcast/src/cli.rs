@@ -37,6 +37,101 @@ pub(crate) enum Commands {
     /// A group's committed offsets on the source translated to the target (MM2's
     /// RemoteClusterUtils.translateOffsets); with --apply, written into the target group.
     TranslateOffsets(TranslateArgs),
+    /// A flow's stored progress, where its copy resumes (on the target, in MM2's format):
+    /// list it, or move it while the flow is stopped.
+    #[command(subcommand)]
+    Offsets(OffsetsCommand),
+}
+
+#[derive(Subcommand)]
+pub(crate) enum OffsetsCommand {
+    /// Each partition's stored position (the next source offset to copy) beside the
+    /// source's log.
+    List(OffsetsListArgs),
+    /// Move the chosen partitions to the earliest, the latest, an offset or a time (a dry
+    /// run unless --execute).
+    Reset(OffsetsResetArgs),
+    /// Move partitions each to its own position (a dry run unless --execute).
+    Alter(OffsetsAlterArgs),
+}
+
+#[derive(clap::Args)]
+pub(crate) struct FlowArgs {
+    #[command(flatten)]
+    pub(crate) config: ConfigArgs,
+    #[arg(long)]
+    pub(crate) source: String,
+    #[arg(long)]
+    pub(crate) target: String,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct OffsetsListArgs {
+    #[command(flatten)]
+    pub(crate) flow: FlowArgs,
+    /// Only this topic, or TOPIC:P,Q for some of its partitions (repeatable; default: every
+    /// partition with stored progress).
+    #[arg(long = "topic", value_name = "TOPIC[:PARTITIONS]")]
+    pub(crate) topics: Vec<String>,
+}
+
+/// Writing moved progress: only once the flow is seen stopped.
+#[derive(clap::Args)]
+pub(crate) struct WriteArgs {
+    /// Write the moved progress (without it: print what would move, write nothing).
+    #[arg(long)]
+    pub(crate) execute: bool,
+    /// Write even though whether the flow runs cannot be told (heartbeats and the instances
+    /// group both off): you stopped every process of it.
+    #[arg(long)]
+    pub(crate) assume_stopped: bool,
+}
+
+#[derive(clap::Args)]
+#[command(group(clap::ArgGroup::new("partitions").required(true)))]
+#[command(group(clap::ArgGroup::new("destination").required(true)))]
+pub(crate) struct OffsetsResetArgs {
+    #[command(flatten)]
+    pub(crate) flow: FlowArgs,
+    /// A topic, or TOPIC:P,Q for some of its partitions (repeatable).
+    #[arg(
+        long = "topic",
+        value_name = "TOPIC[:PARTITIONS]",
+        group = "partitions"
+    )]
+    pub(crate) topics: Vec<String>,
+    /// Every partition of every topic with stored progress.
+    #[arg(long, group = "partitions")]
+    pub(crate) all_topics: bool,
+    /// The first offset the source still has.
+    #[arg(long, group = "destination")]
+    pub(crate) to_earliest: bool,
+    /// The source's end: what it holds now is never copied.
+    #[arg(long, group = "destination")]
+    pub(crate) to_latest: bool,
+    /// This next offset to copy.
+    #[arg(long, value_name = "OFFSET", group = "destination")]
+    pub(crate) to_offset: Option<i64>,
+    /// The first record at or after this time (RFC 3339, e.g. 2026-12-01T08:00:00Z).
+    #[arg(long, value_name = "TIME", group = "destination")]
+    pub(crate) to_datetime: Option<String>,
+    /// Nothing stored: the copy starts as a new one (auto.offset.reset).
+    #[arg(long, group = "destination")]
+    pub(crate) forget: bool,
+    #[command(flatten)]
+    pub(crate) write: WriteArgs,
+}
+
+#[derive(clap::Args)]
+pub(crate) struct OffsetsAlterArgs {
+    #[command(flatten)]
+    pub(crate) flow: FlowArgs,
+    /// TOPIC:PARTITION=OFFSET, the next offset to copy (a number, earliest, latest, or none
+    /// for nothing stored); repeatable.
+    #[arg(long = "set", value_name = "TOPIC:PARTITION=OFFSET", required = true)]
+    pub(crate) assignments: Vec<String>,
+    #[command(flatten)]
+    pub(crate) write: WriteArgs,
 }
 
 #[derive(clap::Args)]

@@ -152,18 +152,7 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
     use mirrorcast::config::ClientRole;
     use mirrorcast::kafka::clients::client_config;
     use mirrorcast::offsets::groups;
-    let flow = config
-        .flows
-        .iter()
-        .find(|f| f.source == args.source && f.target == args.target)
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "no enabled flow {}->{} in {}",
-                args.source,
-                args.target,
-                config.file.display()
-            )
-        })?;
+    let flow = crate::stored_progress::find_flow(&config, &args.source, &args.target)?;
     let syncs = flow
         .offset_syncs
         .as_ref()

@@ -6,13 +6,14 @@
 
 mod cli;
 mod commands;
+mod stored_progress;
 
 use std::process::ExitCode;
 
 use clap::Parser;
 use mirrorcast::config;
 
-use cli::{Cli, Commands, LogFormat};
+use cli::{Cli, Commands, LogFormat, OffsetsCommand};
 #[cfg(feature = "demo")]
 use commands::demo;
 use commands::{
@@ -58,6 +59,21 @@ fn main() -> ExitCode {
             Ok(config) => exit_with(translate_offsets(config, &args)),
             Err(errors) => config_failure(&errors),
         },
+        Commands::Offsets(command) => {
+            let config = match &command {
+                OffsetsCommand::List(a) => load(&a.flow.config),
+                OffsetsCommand::Reset(a) => load(&a.flow.config),
+                OffsetsCommand::Alter(a) => load(&a.flow.config),
+            };
+            match config {
+                Ok(config) => exit_with(match &command {
+                    OffsetsCommand::List(args) => stored_progress::list(&config, args),
+                    OffsetsCommand::Reset(args) => stored_progress::reset(&config, args),
+                    OffsetsCommand::Alter(args) => stored_progress::alter(&config, args),
+                }),
+                Err(errors) => config_failure(&errors),
+            }
+        }
         Commands::Run(args) => {
             match load_to_run(&args).and_then(|c| Ok((c, http_access(&args)?))) {
                 Ok((config, access)) => {

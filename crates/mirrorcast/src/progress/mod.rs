@@ -3,6 +3,8 @@
 //! them back when a flow starts.
 
 pub mod codec;
+pub mod edit;
+pub mod store;
 pub mod writers;
 
 use std::collections::HashMap;

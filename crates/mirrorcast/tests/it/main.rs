@@ -38,5 +38,6 @@ mod scale;
 mod secure;
 mod source_logs;
 mod source_resets;
+mod stored_progress;
 mod supervision;
 mod topic_sync;
