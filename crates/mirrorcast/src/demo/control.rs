@@ -51,8 +51,10 @@ pub fn describe(dir: &Path, region: &str) -> Result<(), DemoError> {
     if !region.broker_pid.is_some_and(process_alive) {
         let _ = writeln!(
             out,
-            "{} is down (`mirrorcast demo start-region {}` brings it back)",
-            region.name, region.name
+            "{} is down (`{} demo start-region {}` brings it back)",
+            region.name,
+            super::program(),
+            region.name
         );
         return Ok(());
     }

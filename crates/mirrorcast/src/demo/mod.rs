@@ -12,6 +12,31 @@ pub mod events;
 #[cfg(feature = "demo")]
 pub mod scenario;
 
+/// How to run this program again from another terminal, for the hints the demo prints:
+/// `mirrorcast` when that name on PATH is this very program, else its full path (a fresh
+/// clone runs it through `cargo run`, so nothing named mirrorcast is on PATH).
+#[cfg(feature = "demo")]
+pub fn program() -> String {
+    let this = std::env::current_exe().and_then(std::fs::canonicalize).ok();
+    let on_path = std::env::var_os("PATH").and_then(|path| {
+        std::env::split_paths(&path)
+            .map(|dir| dir.join("mirrorcast"))
+            .find(|candidate| candidate.is_file())
+            .and_then(|found| std::fs::canonicalize(found).ok())
+    });
+    match this {
+        Some(this) if on_path.as_ref() != Some(&this) => {
+            let shown = this.display().to_string();
+            if shown.contains(|c: char| c.is_whitespace() || c == '\'') {
+                format!("'{}'", shown.replace('\'', r"'\''"))
+            } else {
+                shown
+            }
+        }
+        _ => "mirrorcast".to_string(),
+    }
+}
+
 /// What can stop the demo.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -171,8 +171,9 @@ pub fn run(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> 
     if let Ok(state) = DemoState::read(dir) {
         if process_alive(state.pid) && state.pid != std::process::id() {
             return Err(DemoError::Other(format!(
-                "a demo is already running (pid {}); stop it, or remove a stale one with `mirrorcast demo cleanup`",
-                state.pid
+                "a demo is already running (pid {}); stop it, or remove a stale one with `{} demo cleanup`",
+                state.pid,
+                super::program()
             )));
         }
         super::control::cleanup(dir)?;
@@ -311,8 +312,9 @@ fn run_in(options: &DemoOptions, shutdown: &Shutdown) -> Result<(), DemoError> {
     drop(clusters);
     if options.keep {
         println!(
-            "kept {} (`mirrorcast demo cleanup` removes it)",
-            dir.display()
+            "kept {} (`{} demo cleanup` removes it)",
+            dir.display(),
+            super::program()
         );
     } else {
         println!("removed {}", dir.display());
@@ -396,16 +398,17 @@ fn print_guide(state: &DemoState, dir: &Path, options: &DemoOptions, http: Socke
         out,
         "Events are produced in europe and replicated to north-america and south-america.\n"
     );
+    let program = super::program();
     for region in &state.regions {
         let _ = writeln!(
             out,
-            "  {:<14} 127.0.0.1:{}   watch it: mirrorcast consume --bootstrap-server 127.0.0.1:{} --topics 'LH\\..*' --group watcher",
+            "  {:<14} 127.0.0.1:{}   watch it: {program} consume --bootstrap-server 127.0.0.1:{} --topics 'LH\\..*' --group watcher",
             region.name, region.port, region.port
         );
     }
     let _ = writeln!(
         out,
-        "\nFrom another terminal:\n  mirrorcast demo describe --region north-america\n  mirrorcast demo topic-config --region europe --topic LH.ORDERS retention.ms=3600000   (reaches the other regions within {} s)\n  mirrorcast demo stop-region south-america   /   mirrorcast demo start-region south-america",
+        "\nFrom another terminal:\n  {program} demo describe --region north-america\n  {program} demo topic-config --region europe --topic LH.ORDERS retention.ms=3600000   (reaches the other regions within {} s)\n  {program} demo stop-region south-america   /   {program} demo start-region south-america",
         options.config_sync.as_secs()
     );
     let ending = match options.duration {
