@@ -336,14 +336,13 @@ fn start(
         target_consumer: client_config(target, ClientRole::Consumer, &client_id),
         target_producer: client_config(target, ClientRole::Producer, &client_id),
         standing: standing.clone(),
-        rounds: observe
-            .metrics
-            .checkpoint_rounds
-            .get_or_create(&crate::observe::metrics::FlowLabels {
+        meters: crate::offsets::checkpoints::CheckpointMeters::new(
+            &observe.metrics,
+            crate::observe::metrics::FlowLabels {
                 source: flow.source.clone(),
                 target: flow.target.clone(),
-            })
-            .clone(),
+            },
+        ),
         syncs_consumer: if syncs_on_source {
             client_config(source, ClientRole::Consumer, &client_id)
         } else {

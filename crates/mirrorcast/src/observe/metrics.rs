@@ -44,6 +44,14 @@ pub struct StateLabels {
     pub state: String,
 }
 
+/// A consumer group of a flow's source, as the checkpoints see it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub source: String,
+    pub target: String,
+    pub group: String,
+}
+
 /// A reader of a source cluster: `shared` (the flows' common reader) or `catch-up <target>`.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReaderLabels {
@@ -80,6 +88,8 @@ pub struct Metrics {
     pub config_sync_runs: Family<FlowLabels, Counter>,
     pub config_sync_failures: Family<FlowLabels, Counter>,
     pub checkpoint_rounds: Family<FlowLabels, Counter>,
+    pub checkpoint_latency: Family<FlowLabels, Histogram, fn() -> Histogram>,
+    pub checkpoint_group_failures: Family<GroupLabels, Counter>,
     pub transactions: Family<TransactionLabels, Counter>,
     pub source_records_read: Family<ReaderLabels, Counter>,
     pub offset_resets: Family<PartitionLabels, Counter>,
@@ -225,6 +235,22 @@ impl Metrics {
             "Checkpoint rounds of a flow (consumer group offsets translated and written to the target)",
             checkpoint_rounds.clone(),
         );
+        let checkpoint_latency =
+            Family::<FlowLabels, Histogram, fn() -> Histogram>::new_with_constructor(
+                seconds_histogram as fn() -> Histogram,
+            );
+        registry.register_with_unit(
+            "checkpoint_latency",
+            "From reading a group's committed offsets at the source to the target acknowledging its checkpoints (MM2 checkpoint-latency-ms)",
+            Unit::Seconds,
+            checkpoint_latency.clone(),
+        );
+        let checkpoint_group_failures = Family::<GroupLabels, Counter>::default();
+        registry.register(
+            "checkpoint_group_failures",
+            "Checkpoint rounds in which a group's checkpoints or its offset sync to the target failed (the other groups go on)",
+            checkpoint_group_failures.clone(),
+        );
         let transactions = Family::<TransactionLabels, Counter>::default();
         registry.register(
             "transactions",
@@ -272,6 +298,8 @@ impl Metrics {
             config_sync_runs,
             config_sync_failures,
             checkpoint_rounds,
+            checkpoint_latency,
+            checkpoint_group_failures,
             transactions,
             source_records_read,
             group_partitions,
@@ -346,7 +374,11 @@ impl Metrics {
             family.get_or_create(&partition).set(0);
         }
         metrics.lag_seconds.get_or_create(&partition).set(0.0);
-        for family in [&metrics.record_age, &metrics.replication_latency] {
+        for family in [
+            &metrics.record_age,
+            &metrics.replication_latency,
+            &metrics.checkpoint_latency,
+        ] {
             family.get_or_create(&flow).observe(0.1);
         }
         metrics.flow_lag_records.get_or_create(&flow).set(0);
@@ -364,6 +396,14 @@ impl Metrics {
         ] {
             family.get_or_create(&flow).inc();
         }
+        metrics
+            .checkpoint_group_failures
+            .get_or_create(&GroupLabels {
+                source: source.clone(),
+                target: target.clone(),
+                group: "g".into(),
+            })
+            .inc();
         metrics.set_flow_state(&source, &target, FlowState::ALL[0]);
         let transaction = TransactionLabels {
             source: source.clone(),
@@ -399,53 +439,86 @@ impl Default for Metrics {
     }
 }
 
-/// The standard `process_*` metrics, read from /proc at each scrape.
+/// The standard `process_*` metrics (as Prometheus' client libraries name them), read from
+/// /proc by `procfs` at each scrape; a value /proc does not give is left out, not made up.
 #[derive(Debug)]
 struct ProcessCollector;
 
-fn clock_ticks_per_second() -> f64 {
-    rustix::param::clock_ticks_per_second() as f64
+fn encode_gauge(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    unit: Option<&Unit>,
+    value: f64,
+) -> Result<(), std::fmt::Error> {
+    let gauge = ConstGauge::new(value);
+    gauge.encode(encoder.encode_descriptor(name, help, unit, gauge.metric_type())?)
 }
 
 impl Collector for ProcessCollector {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> Result<(), std::fmt::Error> {
-        let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-        // Fields after the command name, which is in parentheses and may hold spaces.
-        let fields: Vec<&str> = stat
-            .rsplit_once(") ")
-            .map(|(_, rest)| rest.split(' ').collect())
-            .unwrap_or_default();
-        let field = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|f| f.parse::<f64>().ok())
-                .unwrap_or(0.0)
+        use procfs::WithCurrentSystemInfo;
+        let Ok(me) = procfs::process::Process::myself() else {
+            return Ok(());
         };
-        let ticks = clock_ticks_per_second();
-        // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
-        let cpu = ConstCounter::new((field(11) + field(12)) / ticks);
-        cpu.encode(encoder.encode_descriptor(
-            "process_cpu_seconds",
-            "User and system CPU time",
-            None,
-            cpu.metric_type(),
-        )?)?;
-        // rss is in pages.
-        let rss = field(21) * rustix::param::page_size() as f64;
-        let resident = ConstGauge::new(rss);
-        resident.encode(encoder.encode_descriptor(
-            "process_resident_memory_bytes",
-            "Resident memory",
-            None,
-            resident.metric_type(),
-        )?)?;
-        let threads = ConstGauge::new(field(17) as i64);
-        threads.encode(encoder.encode_descriptor(
-            "process_threads",
-            "Threads",
-            None,
-            threads.metric_type(),
-        )?)?;
+        if let Ok(stat) = me.stat() {
+            let ticks = procfs::ticks_per_second() as f64;
+            let cpu = ConstCounter::new((stat.utime + stat.stime) as f64 / ticks);
+            cpu.encode(encoder.encode_descriptor(
+                "process_cpu",
+                "User and system CPU time",
+                Some(&Unit::Seconds),
+                cpu.metric_type(),
+            )?)?;
+            let memory = [
+                (
+                    "process_resident_memory",
+                    "Resident memory",
+                    stat.rss_bytes().get(),
+                ),
+                ("process_virtual_memory", "Virtual memory", stat.vsize),
+            ];
+            for (name, help, bytes) in memory {
+                encode_gauge(&mut encoder, name, help, Some(&Unit::Bytes), bytes as f64)?;
+            }
+            encode_gauge(
+                &mut encoder,
+                "process_threads",
+                "Threads",
+                None,
+                stat.num_threads as f64,
+            )?;
+            if let Ok(boot) = procfs::boot_time_secs() {
+                let started = boot as f64 + stat.starttime as f64 / ticks;
+                encode_gauge(
+                    &mut encoder,
+                    "process_start_time",
+                    "Start time of the process since the Unix epoch",
+                    Some(&Unit::Seconds),
+                    started,
+                )?;
+            }
+        }
+        if let Ok(open) = me.fd_count() {
+            encode_gauge(
+                &mut encoder,
+                "process_open_fds",
+                "Open file descriptors",
+                None,
+                open as f64,
+            )?;
+        }
+        if let Ok(limits) = me.limits() {
+            if let procfs::process::LimitValue::Value(max) = limits.max_open_files.soft_limit {
+                encode_gauge(
+                    &mut encoder,
+                    "process_max_fds",
+                    "The most file descriptors the process may open",
+                    None,
+                    max as f64,
+                )?;
+            }
+        }
         Ok(())
     }
 }
@@ -486,7 +559,16 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("process_resident_memory_bytes"), "{text}");
-        assert!(text.contains("process_cpu_seconds_total"), "{text}");
+        for family in [
+            "process_cpu_seconds_total",
+            "process_virtual_memory_bytes",
+            "process_start_time_seconds",
+            "process_open_fds",
+            "process_max_fds",
+            "process_threads",
+        ] {
+            assert!(text.contains(&format!("\n{family} ")), "{family}: {text}");
+        }
     }
 }
 

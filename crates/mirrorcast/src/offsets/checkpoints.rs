@@ -20,15 +20,18 @@ use super::sync_store::OffsetSyncStore;
 use crate::config::FlowConfig;
 use crate::health::Health;
 use crate::kafka::clients::ClientLog;
+use crate::observe::metrics::{FlowLabels, GroupLabels, Metrics};
 use crate::shutdown::Shutdown;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// The checkpoint task of one flow.
 pub struct CheckpointTask {
     pub flow: FlowConfig,
     /// With instances sharing the source, only the leading one checkpoints.
     pub standing: crate::ownership::Standing,
-    /// `mirrorcast_checkpoint_rounds_total` of the flow.
-    pub rounds: prometheus_client::metrics::counter::Counter,
+    pub meters: CheckpointMeters,
     pub source_consumer: ClientConfig,
     pub target_consumer: ClientConfig,
     pub target_producer: ClientConfig,
@@ -37,6 +40,45 @@ pub struct CheckpointTask {
     /// A newer process took the flow over: it checkpoints, not this one.
     pub taken_over: crate::plan::TakenOver,
     pub shutdown: Shutdown,
+}
+
+/// The checkpoint task's metrics.
+pub struct CheckpointMeters {
+    pub flow: FlowLabels,
+    /// `mirrorcast_checkpoint_rounds_total` of the flow.
+    pub rounds: Counter,
+    /// `mirrorcast_checkpoint_latency_seconds` of the flow.
+    pub latency: Histogram,
+    /// `mirrorcast_checkpoint_group_failures_total`, per group of the flow's source.
+    pub group_failures: Family<GroupLabels, Counter>,
+}
+
+impl CheckpointMeters {
+    pub fn new(metrics: &Metrics, flow: FlowLabels) -> Self {
+        CheckpointMeters {
+            rounds: metrics.checkpoint_rounds.get_or_create(&flow).clone(),
+            latency: metrics.checkpoint_latency.get_or_create(&flow).clone(),
+            group_failures: metrics.checkpoint_group_failures.clone(),
+            flow,
+        }
+    }
+
+    fn group(&self, group: &str) -> GroupLabels {
+        GroupLabels {
+            source: self.flow.source.clone(),
+            target: self.flow.target.clone(),
+            group: group.to_string(),
+        }
+    }
+
+    fn failed(&self, group: &str) {
+        self.group_failures.get_or_create(&self.group(group)).inc();
+    }
+
+    /// A group no longer listed: its series goes with it.
+    fn forget(&self, group: &str) {
+        self.group_failures.remove(&self.group(group));
+    }
 }
 
 /// What the checkpoint task remembers between rounds, for the groups of the last round.
@@ -154,12 +196,18 @@ impl CheckpointTask {
         // Read to the topic's end as of now: no checkpoint is made from a partial view.
         let histories = store.update()?;
         let groups = clients.source_groups(&self.flow)?;
+        for gone in state.groups.keys().filter(|g| !groups.contains(g)) {
+            self.meters.forget(gone);
+        }
         state.keep_only(&groups);
         let mut to_apply = Vec::new();
+        let mut checkpointed = Vec::new();
+        let translated_at = Instant::now();
         for (group, translated) in clients.translate(&self.flow, histories, &groups)? {
             // One group's trouble is that group's: the others go on.
             state.group_outcome(&name, &group, false, &translated);
             let Ok((translations, clamped)) = translated else {
+                self.meters.failed(&group);
                 continue;
             };
             for c in clamped {
@@ -176,7 +224,9 @@ impl CheckpointTask {
                     );
                 }
             }
-            self.write_checkpoints(&group, &translations, producer, state);
+            if self.write_checkpoints(&group, &translations, producer, state) > 0 {
+                checkpointed.push(group.clone());
+            }
             if sync_groups {
                 to_apply.push((group, translations));
             }
@@ -184,6 +234,9 @@ impl CheckpointTask {
         if !to_apply.is_empty() {
             for (group, applied) in clients.apply(&to_apply)? {
                 state.group_outcome(&name, &group, true, &applied);
+                if applied.is_err() {
+                    self.meters.failed(&group);
+                }
                 if let Ok(applied) = applied {
                     if applied.written > 0 {
                         info!(flow = %name, group, "synced {} offset(s) to the target group", applied.written);
@@ -192,6 +245,11 @@ impl CheckpointTask {
             }
         }
         producer.flush(TIMEOUT)?;
+        // Every checkpoint of the round is acknowledged now.
+        let latency = translated_at.elapsed().as_secs_f64();
+        for _ in &checkpointed {
+            self.meters.latency.observe(latency);
+        }
         Ok(groups.len())
     }
 
@@ -260,7 +318,7 @@ impl CheckpointTask {
             let sync_groups = self.flow.groups.sync_interval.is_some_and(|every| {
                 last_group_sync.is_none_or(|at: Instant| at.elapsed() >= every)
             });
-            self.rounds.inc();
+            self.meters.rounds.inc();
             let started = Instant::now();
             let round = self.round(&clients, &mut store, &producer, sync_groups, &mut state);
             if sync_groups {

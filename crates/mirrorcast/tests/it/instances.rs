@@ -165,6 +165,24 @@ fn copied_partitions(port: u16) -> BTreeSet<(String, i32)> {
         .collect()
 }
 
+/// The source partitions an instance's per-partition series name (every one of them).
+fn metric_partitions(port: u16) -> BTreeSet<(String, i32)> {
+    let Some(scrape) = scrape(port) else {
+        return BTreeSet::new();
+    };
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric.starts_with("mirrorcast_"))
+        .filter_map(|s| {
+            Some((
+                s.labels.get("topic")?.to_string(),
+                s.labels.get("partition")?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
 /// The history of the progress stored on `target`: per source partition, every offset in
 /// the order written (one key always lands on one partition of the progress topic).
 fn progress_history(target: &str) -> BTreeMap<(String, i32), Vec<i64>> {
@@ -545,6 +563,19 @@ fn the_same_file_on_two_hosts_shares_the_work_and_a_kill_costs_less_than_a_secon
     let c = Instance::start("c", &config);
     wait_for_balance(&[&instances[0], &c], "after the join");
     assert!(copying(&c), "{}", c.replicator.log());
+    // The partitions b handed to c left b's /metrics with it: no frozen lag, no count that a
+    // sum over the pods would add twice.
+    let kept = &instances[0];
+    let mut seen = (BTreeSet::new(), BTreeSet::new());
+    assert!(
+        wait_until(Duration::from_secs(30), || {
+            seen = (copied_partitions(kept.port), metric_partitions(kept.port));
+            seen.0 == seen.1
+        }),
+        "after the hand-over, {} shows series of partitions it no longer copies: {:?}",
+        kept.name,
+        seen.1.difference(&seen.0).collect::<Vec<_>>()
+    );
     instances.push(c);
     let produced: usize = producers.into_iter().map(BackgroundProducer::stop).sum();
     let per_second = produced as f64 / production.elapsed().as_secs_f64();

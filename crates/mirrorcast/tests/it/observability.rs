@@ -20,7 +20,7 @@ fn metrics_show_copying_lag_and_an_outage_and_status_shows_its_error() {
         &broadcast_config(
             &clusters,
             "IdentityReplicationPolicy",
-            "sync.topic.acls.enabled = false\n",
+            "sync.topic.acls.enabled = false\nemit.checkpoints.interval.seconds = 1\n",
         ),
     );
     let port = localcluster::free_port().unwrap();
@@ -67,6 +67,15 @@ fn metrics_show_copying_lag_and_an_outage_and_status_shows_its_error() {
         ) >= 1000.0
     );
     assert!(value(&first, "process_resident_memory_bytes", &[]) > 0.0);
+    // A group with committed offsets is checkpointed: its latency is measured.
+    commit(&europe, "orders-service", "events", &[(0, 400), (1, 400)]);
+    assert!(
+        wait_until(Duration::from_secs(60), || scrape(port).is_some_and(
+            |s| value(&s, "mirrorcast_checkpoint_latency_seconds_count", &flow) > 0.0
+        )),
+        "no checkpoint latency\n{}",
+        replicator.log()
+    );
     for partition in ["0", "1"] {
         let labels = [
             flow[0],
