@@ -3,9 +3,9 @@
 //! `cargo xtask test` installs). The rendered objects validate strictly against Kubernetes'
 //! schemas (`kubernetes-validate` from PyPI) and the Prometheus Operator's (npm
 //! `@kubernetes-models/prometheus-operator`); the alert rules parse as PromQL and query only
-//! metrics mirrorcast exposes; the scenario's region values (deploy/helm/scenario) give
-//! Deployments whose config passes `mirrorcast validate` with the secrets mounted where the pod
-//! mounts them. No cluster, no image build (no daemon here).
+//! metrics mirrorcast exposes, as do the Grafana dashboard's queries; the scenario's region
+//! values (deploy/helm/scenario) give Deployments whose config passes `mirrorcast validate` with
+//! the secrets mounted where the pod mounts them. No cluster, no image build (no daemon here).
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -344,6 +344,117 @@ fn the_alert_rules_parse_as_promql_and_query_only_metrics_that_exist() {
         "MirrorcastNoProgress",
     ] {
         assert!(alerts.contains(alert), "{alert} missing: {alerts:?}");
+    }
+}
+
+/// The Grafana dashboard (the chart's dashboards/mirrorcast.json): every query parses as PromQL, selects
+/// only metrics mirrorcast exposes, and follows the dashboard's variables (namespace, pod, and
+/// the flow's source and target), so one flow or one pod can be picked; flows are aggregated
+/// over the pods.
+#[test]
+fn the_dashboard_parses_as_promql_follows_its_variables_and_queries_only_metrics_that_exist() {
+    let text = std::fs::read_to_string(chart().join("dashboards/mirrorcast.json")).unwrap();
+    // The chart ships it, on request, for Grafana's sidecar.
+    assert!(render(&[])
+        .iter()
+        .all(|o| !str_at(o, &["metadata", "name"]).ends_with("-dashboard")));
+    let shipped = render(&["--set", "monitoring.grafanaDashboard.enabled=true"]);
+    let config_map = shipped
+        .iter()
+        .find(|o| str_at(o, &["metadata", "name"]).ends_with("-dashboard"))
+        .expect("a dashboard ConfigMap");
+    assert_eq!(config_map["metadata"]["labels"]["grafana_dashboard"], "1");
+    assert_eq!(
+        str_at(config_map, &["data", "mirrorcast.json"]).trim(),
+        text.trim()
+    );
+    let dashboard: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let variables: Vec<&str> = dashboard["templating"]["list"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|v| v["name"].as_str())
+        .collect();
+    for wanted in ["datasource", "namespace", "pod", "source", "target"] {
+        assert!(variables.contains(&wanted), "no ${wanted}: {variables:?}");
+    }
+    let families = Metrics::exposed_families();
+    let mut queried = BTreeSet::new();
+    for panel in dashboard["panels"].as_array().unwrap() {
+        let title = panel["title"].as_str().unwrap_or_default();
+        if panel["type"] == "row" {
+            continue;
+        }
+        for target in panel["targets"].as_array().unwrap() {
+            let expr = target["expr"].as_str().unwrap();
+            // As Grafana sends it with "All" picked.
+            let sent = variables
+                .iter()
+                .fold(expr.to_string(), |e, v| e.replace(&format!("${v}"), ".*"));
+            let parsed = promql_parser::parser::parse(&sent)
+                .unwrap_or_else(|e| panic!("{title}: {expr}: {e}"));
+            let mut selectors = Vec::new();
+            vector_selectors(&parsed, &mut selectors);
+            assert!(!selectors.is_empty(), "{title}: {expr}");
+            for selector in selectors {
+                let name = selector.name.clone().unwrap_or_default();
+                assert!(
+                    families.contains(Metrics::family_of(&name)),
+                    "{title} queries {name}, which mirrorcast does not expose"
+                );
+                let labels: BTreeSet<&str> = selector
+                    .matchers
+                    .matchers
+                    .iter()
+                    .map(|m| m.name.as_str())
+                    .collect();
+                let mut follows = vec!["namespace", "pod"];
+                if name.starts_with("mirrorcast_") {
+                    follows.push("source");
+                }
+                for label in follows {
+                    assert!(
+                        labels.contains(label),
+                        "{title}: {name} does not follow ${label}: {expr}"
+                    );
+                }
+                queried.insert(name);
+            }
+        }
+    }
+    for metric in [
+        "mirrorcast_checkpoint_latency_seconds_bucket",
+        "mirrorcast_checkpoint_group_failures_total",
+        "mirrorcast_records_lost_at_source_total",
+        "mirrorcast_group_partitions",
+    ] {
+        assert!(queried.contains(metric), "no panel shows {metric}");
+    }
+}
+
+/// The vector selectors of an expression (a range's included).
+fn vector_selectors(
+    expr: &promql_parser::parser::Expr,
+    found: &mut Vec<promql_parser::parser::VectorSelector>,
+) {
+    use promql_parser::parser::Expr;
+    match expr {
+        Expr::VectorSelector(v) => found.push(v.clone()),
+        Expr::MatrixSelector(m) => found.push(m.vs.clone()),
+        Expr::Aggregate(a) => vector_selectors(&a.expr, found),
+        Expr::Unary(u) => vector_selectors(&u.expr, found),
+        Expr::Binary(b) => {
+            vector_selectors(&b.lhs, found);
+            vector_selectors(&b.rhs, found);
+        }
+        Expr::Paren(p) => vector_selectors(&p.expr, found),
+        Expr::Subquery(s) => vector_selectors(&s.expr, found),
+        Expr::Call(c) => {
+            for arg in &c.args.args {
+                vector_selectors(arg, found);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
     }
 }
 
