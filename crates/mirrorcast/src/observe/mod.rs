@@ -4,17 +4,22 @@
 //!
 //! - [`metrics`]: Prometheus metrics (MM2's, under Prometheus names, plus lag and flow state).
 //! - [`status`]: the snapshot behind `/api/status` and `/readyz`.
+//! - [`history`] and [`graphs`]: the last minutes of every flow, drawn for the page.
 
+pub mod graphs;
+pub mod history;
 pub mod metrics;
 pub mod status;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 /// Everything a running process reports, shared by its flows and its HTTP server.
 #[derive(Clone)]
 pub struct Observability {
     pub metrics: Arc<metrics::Metrics>,
     pub status: Arc<status::StatusBoard>,
+    /// Sampled by the HTTP server, for the page's graphs.
+    pub history: Arc<Mutex<history::History>>,
 }
 
 impl Observability {
@@ -22,6 +27,7 @@ impl Observability {
         Observability {
             metrics: Arc::new(metrics::Metrics::new()),
             status: Arc::new(status::StatusBoard::default()),
+            history: Arc::new(Mutex::new(history::History::default())),
         }
     }
 }

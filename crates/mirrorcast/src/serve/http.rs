@@ -1,7 +1,8 @@
 //! The HTTP server of `--http ADDR`: the web page at `/`, `/metrics` (OpenMetrics text),
-//! `/api/status` (flows, JSON), `/api/regions` and `/api/regions/{alias}/topics/{topic}/events`
-//! (what is in the clusters), `/healthz` (the process is alive) and `/readyz` (every flow has
-//! reached its clusters).
+//! `/api/status` (flows, JSON), `/api/history` and `/api/graphs` (the last minutes of every
+//! flow, as samples and as the page's SVG charts), `/api/regions` and
+//! `/api/regions/{alias}/topics/{topic}/events` (what is in the clusters), `/healthz` (the
+//! process is alive) and `/readyz` (it does its share: see `StatusBoard::unready`).
 //!
 //! The only async code of the process: it runs on one tokio runtime on a thread of its own
 //! ([`serve`]); everything else is plain threads with librdkafka's blocking calls.
@@ -28,6 +29,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::access::{AccessPolicy, Refusal};
 use super::explore::{BrowseError, Explorer};
+use crate::observe::graphs::{self, Measure};
+use crate::observe::history::{History, SAMPLE_EVERY};
 use crate::observe::status::now_ms;
 use crate::observe::Observability;
 use crate::shutdown::Shutdown;
@@ -84,6 +87,7 @@ pub fn serve(
         .enable_all()
         .build()?;
     let shutdown = shutdown.clone();
+    let sampled = observe.clone();
     let app = router(observe, explorer, access, limits);
     std::thread::Builder::new()
         .name("http".into())
@@ -95,6 +99,7 @@ pub fn serve(
                 };
                 let stopped = tokio::task::spawn_blocking(move || shutdown.wait());
                 tokio::select! {
+                    _ = sample_history(sampled) => {}
                     _ = accept_loop(listener, app, limits) => {}
                     _ = stopped => {}
                 }
@@ -157,6 +162,8 @@ pub fn router(
         .route("/", get(|| async { Html(PAGE) }))
         .route("/metrics", get(metrics))
         .route("/api/status", get(status))
+        .route("/api/history", get(history))
+        .route("/api/graphs", get(graphs))
         .route("/api/regions", get(regions))
         .route("/api/regions/{alias}/topics/{topic}/events", get(events))
         .route("/healthz", get(|| async { "ok\n" }))
@@ -237,6 +244,36 @@ async fn metrics(State(app): State<App>) -> impl IntoResponse {
 
 async fn status(State(app): State<App>) -> impl IntoResponse {
     Json(serde_json::json!({ "flows": app.observe.status.snapshot() }))
+}
+
+async fn history(State(app): State<App>) -> impl IntoResponse {
+    let series = lock(&app.observe.history).series();
+    Json(serde_json::json!({ "flows": series }))
+}
+
+/// The page's charts (SVG documents) in the page's order, each with what it shows.
+async fn graphs(State(app): State<App>) -> impl IntoResponse {
+    let series = lock(&app.observe.history).series();
+    let now = now_ms();
+    let charts: Vec<serde_json::Value> = Measure::ALL
+        .iter()
+        .map(|m| serde_json::json!({ "measure": m.key(), "svg": graphs::svg(*m, &series, now) }))
+        .collect();
+    Json(serde_json::json!({ "graphs": charts }))
+}
+
+fn lock(history: &std::sync::Mutex<History>) -> std::sync::MutexGuard<'_, History> {
+    history.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Samples every flow into the history, every [`SAMPLE_EVERY`], for the graphs.
+async fn sample_history(observe: Observability) {
+    let mut every = tokio::time::interval(SAMPLE_EVERY);
+    loop {
+        every.tick().await;
+        let flows = observe.status.snapshot();
+        lock(&observe.history).record(now_ms(), &flows);
+    }
 }
 
 async fn ready(State(app): State<App>) -> impl IntoResponse {

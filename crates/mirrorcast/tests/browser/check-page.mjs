@@ -1,6 +1,7 @@
 // Drives a real headless Chromium (Debian's) against the mirrorcast page during a replication
 // run. Exits non-zero, saying what it did not see, when the page does not show what it should.
-//   node check-page.mjs overview URL SCREENSHOT REGION TOPIC   regions, flows, changing numbers, events
+//   node check-page.mjs overview URL SCREENSHOT REGION TOPIC   regions, flows, changing numbers,
+//                                                              graphs, events
 //   node check-page.mjs error URL SCREENSHOT FLOW              the last error of a flow
 // With MIRRORCAST_TOKEN set, the page's request for the token is answered with it, and how many
 // times it asked is printed.
@@ -44,6 +45,15 @@ try {
     return now !== before;
   }, first, { timeout: 30000 });
   console.log(`numbers changed: "${first}" -> "${await numbers()}"`);
+  // The graphs: every chart has a line of several points per flow.
+  const linesPerChart = () => page.$$eval("#graphs .graph", nodes => nodes.map(n =>
+    [n.dataset.graph, [...n.querySelectorAll("polyline")].filter(l => l.getAttribute("points").trim().split(/\s+/).length >= 3).length]));
+  await page.waitForFunction(count => {
+    const charts = [...document.querySelectorAll("#graphs .graph")];
+    return charts.length === 3 && charts.every(c =>
+      [...c.querySelectorAll("polyline")].filter(l => l.getAttribute("points").trim().split(/\s+/).length >= 3).length >= count);
+  }, flows.length, { timeout: 60000 });
+  console.log(`graphs: ${(await linesPerChart()).map(([g, n]) => `${g} ${n} line(s)`).join(", ")}`);
   // A topic's latest events.
   await page.click(`.region[data-region="${region}"] a.topic:text-is("${topic}")`);
   await page.waitForSelector("#events .event pre", { timeout: 30000 });

@@ -1,6 +1,7 @@
 //! The web page in a real headless Chromium (Debian's `chromium`, driven by Playwright) during a
 //! replication run: it shows the three regions and the flows, the throughput and lag numbers
-//! change, and a topic's latest events are visible; a screenshot is saved as a test artifact
+//! change, graphs of throughput and lag draw a line per flow, and a topic's latest events are
+//! visible; a screenshot is saved as a test artifact
 //! (`target/test-artifacts/page.png`); with a target down, the page shows that flow's last
 //! error. The test fails, not skips, when the browser is missing.
 
@@ -121,6 +122,12 @@ fn the_page_shows_regions_flows_changing_lag_and_latest_events_in_chromium() {
         stdout.contains("europe->northamerica") && stdout.contains("europe->southamerica"),
         "{stdout}"
     );
+    for chart in ["throughput", "lag_records", "lag_seconds"] {
+        assert!(
+            stdout.contains(&format!("{chart} 2 line(s)")),
+            "the {chart} chart has no line per flow: {stdout}"
+        );
+    }
     assert!(
         screenshot.metadata().is_ok_and(|m| m.len() > 10_000),
         "no screenshot"
