@@ -272,6 +272,11 @@ pub(crate) struct ConfigArgs {
     /// token is the file's first line. The page asks for it once.
     #[arg(long, value_name = "FILE", requires = "http")]
     pub(crate) http_token_file: Option<PathBuf>,
+    /// Also serve MM2's metrics as Strimzi's Prometheus exporter names them
+    /// (kafka_connect_mirror_*, the Connect worker's connector counts and statuses), for
+    /// dashboards and alerts written for Strimzi's MirrorMaker 2.
+    #[arg(long, requires = "http")]
+    pub(crate) mm2_metrics: bool,
     /// A host name the HTTP side answers to besides IP addresses and localhost (repeatable;
     /// `*` for any): requests naming another host are refused, against DNS rebinding.
     #[arg(long, value_name = "NAME", requires = "http")]

@@ -291,9 +291,14 @@ pub(crate) fn config_failure(errors: &ConfigErrors) -> ExitCode {
 pub(crate) fn run(
     config: Config,
     http: Option<(std::net::SocketAddr, AccessPolicy)>,
+    mm2_metrics: bool,
 ) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signal();
-    let observe = Observability::new();
+    let observe = if mm2_metrics {
+        Observability::with_mm2_metrics()
+    } else {
+        Observability::new()
+    };
     let flows = flow::start_all(&config, &shutdown, &observe)?;
     for name in &flows.flows {
         info!(flow = %name, "started");

@@ -77,7 +77,8 @@ fn main() -> ExitCode {
         Commands::Run(args) => {
             match load_to_run(&args).and_then(|c| Ok((c, http_access(&args)?))) {
                 Ok((config, access)) => {
-                    exit_with(run(config, args.http.map(|addr| (addr, access))))
+                    let http = args.http.map(|addr| (addr, access));
+                    exit_with(run(config, http, args.mm2_metrics))
                 }
                 Err(errors) => config_failure(&errors),
             }

@@ -431,7 +431,7 @@ mod tests {
                 new.partition,
                 new.stored,
                 0,
-                reporter.partition(&route.source_topic, new.partition),
+                reporter.partition(&route.source_topic, &route.remote_topic, new.partition),
                 None,
                 std::time::Instant::now(),
             )

@@ -216,7 +216,7 @@ mod tests {
             number,
             None,
             0,
-            reporter.partition("t", number),
+            reporter.partition("t", "t", number),
             None,
             now,
         )

@@ -301,7 +301,7 @@ mod tests {
             0,
             stored,
             0,
-            reporter.partition("t", 0),
+            reporter.partition("t", "t", 0),
             None,
             Instant::now(),
         )

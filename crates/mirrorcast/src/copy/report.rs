@@ -13,6 +13,7 @@ use prometheus_client::metrics::histogram::Histogram;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use crate::observe::metrics::{FlowLabels, PartitionLabels};
+use crate::observe::mm2_family::SharedSourceStats;
 use crate::observe::status::{now_ms, PartitionStatus};
 use crate::observe::Observability;
 
@@ -32,6 +33,8 @@ pub struct PartitionMeters {
     lag_seconds: Gauge<f64, AtomicU64>,
     /// Timestamp of the last acknowledged record, for the time lag.
     last_acked_timestamp_ms: Option<i64>,
+    /// MM2's measures of the partition, with `--mm2-metrics`.
+    mm2: Option<SharedSourceStats>,
 }
 
 /// How a thread's copy goes, as it publishes.
@@ -142,6 +145,10 @@ pub struct FlowReporter {
     last_heartbeat_ms: Option<i64>,
 }
 
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn seconds_since(timestamp_ms: i64) -> f64 {
     (now_ms() - timestamp_ms).max(0) as f64 / 1000.0
 }
@@ -184,7 +191,8 @@ impl FlowReporter {
         }
     }
 
-    pub fn partition(&self, topic: &str, partition: i32) -> PartitionMeters {
+    /// The meters of `topic[partition]`, copied to `remote_topic`.
+    pub fn partition(&self, topic: &str, remote_topic: &str, partition: i32) -> PartitionMeters {
         let labels = PartitionLabels {
             source: self.source.clone(),
             target: self.target.clone(),
@@ -203,6 +211,10 @@ impl FlowReporter {
             lag_records: m.lag_records.get_or_create_owned(&labels),
             lag_seconds: m.lag_seconds.get_or_create_owned(&labels),
             last_acked_timestamp_ms: None,
+            mm2: m
+                .mm2
+                .as_ref()
+                .map(|family| family.partition(&labels, remote_topic)),
             labels,
             metrics: m.clone(),
         }
@@ -220,10 +232,14 @@ impl FlowReporter {
         (self.now_ms - timestamp_ms).max(0) as f64 / 1000.0
     }
 
-    /// A record was read from the source.
-    pub fn read(&self, timestamp_ms: Option<i64>) {
+    /// A record of `meters`' partition was read from the source.
+    pub fn read(&self, meters: &PartitionMeters, timestamp_ms: Option<i64>) {
         if let Some(ts) = timestamp_ms {
-            self.record_age.observe(self.age(ts));
+            let age = self.age(ts);
+            self.record_age.observe(age);
+            if let Some(mm2) = &meters.mm2 {
+                lock(mm2).read(age * 1000.0, self.now_ms);
+            }
         }
     }
 
@@ -239,6 +255,10 @@ impl FlowReporter {
         if let Some(ts) = timestamp_ms {
             self.replication_latency.observe(self.age(ts));
             meters.last_acked_timestamp_ms = Some(ts);
+        }
+        if let Some(mm2) = &meters.mm2 {
+            let latency_ms = timestamp_ms.map(|ts| self.age(ts) * 1000.0);
+            lock(mm2).copied(1, u64::from(bytes), latency_ms, self.now_ms);
         }
         self.last_ack = Some(self.now);
         self.records_copied += 1;
@@ -261,6 +281,10 @@ impl FlowReporter {
         }
         if let Some(ts) = timestamps_ms[1] {
             meters.last_acked_timestamp_ms = Some(ts);
+        }
+        if let Some(mm2) = &meters.mm2 {
+            let latency_ms = timestamps_ms[1].map(|ts| self.age(ts) * 1000.0);
+            lock(mm2).copied(records, bytes, latency_ms, self.now_ms);
         }
         self.last_ack = Some(self.now);
         self.records_copied += records;

@@ -99,6 +99,8 @@ pub struct Metrics {
     pub partition_stopped: Family<PartitionLabels, Gauge>,
     pub group_partitions: Family<SourceLabels, Gauge>,
     pub group_leads: Family<SourceLabels, Gauge>,
+    /// MM2's names as Strimzi exports them (`run --mm2-metrics`).
+    pub mm2: Option<std::sync::Arc<super::mm2_family::Mm2Family>>,
 }
 
 impl Metrics {
@@ -114,6 +116,20 @@ impl Metrics {
                 .get_or_create(&labels)
                 .set(i64::from(candidate == state));
         }
+    }
+
+    /// Also MM2's metrics under Strimzi's names, the Connect worker's from `flows`.
+    pub fn with_mm2_family(flows: std::sync::Arc<super::status::StatusBoard>) -> Self {
+        let mut metrics = Self::new();
+        let family = std::sync::Arc::new(super::mm2_family::Mm2Family::default());
+        metrics
+            .registry
+            .register_collector(Box::new(super::mm2_family::Mm2Collector {
+                family: family.clone(),
+                flows,
+            }));
+        metrics.mm2 = Some(family);
+        metrics
     }
 
     pub fn new() -> Self {
@@ -304,6 +320,7 @@ impl Metrics {
             source_records_read,
             group_partitions,
             group_leads,
+            mm2: None,
         }
     }
 
@@ -323,6 +340,9 @@ impl Metrics {
         self.partition_stopped.remove(labels);
         self.lag_records.remove(labels);
         self.lag_seconds.remove(labels);
+        if let Some(mm2) = &self.mm2 {
+            mm2.remove_partition(labels);
+        }
     }
 
     /// The OpenMetrics text exposition of every metric.

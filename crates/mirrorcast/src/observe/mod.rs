@@ -9,7 +9,9 @@
 pub mod graphs;
 pub mod history;
 pub mod metrics;
+pub mod mm2_family;
 pub mod status;
+pub mod windowed;
 
 use std::sync::{Arc, Mutex};
 
@@ -27,6 +29,16 @@ impl Observability {
         Observability {
             metrics: Arc::new(metrics::Metrics::new()),
             status: Arc::new(status::StatusBoard::default()),
+            history: Arc::new(Mutex::new(history::History::default())),
+        }
+    }
+
+    /// With MM2's metrics under Strimzi's names as well (`run --mm2-metrics`).
+    pub fn with_mm2_metrics() -> Self {
+        let status = Arc::new(status::StatusBoard::default());
+        Observability {
+            metrics: Arc::new(metrics::Metrics::with_mm2_family(status.clone())),
+            status,
             history: Arc::new(Mutex::new(history::History::default())),
         }
     }

@@ -51,6 +51,8 @@ pub struct CheckpointMeters {
     pub latency: Histogram,
     /// `mirrorcast_checkpoint_group_failures_total`, per group of the flow's source.
     pub group_failures: Family<GroupLabels, Counter>,
+    /// MM2's per-group checkpoint latency, with `--mm2-metrics`.
+    pub mm2: Option<std::sync::Arc<crate::observe::mm2_family::Mm2Family>>,
 }
 
 impl CheckpointMeters {
@@ -59,6 +61,7 @@ impl CheckpointMeters {
             rounds: metrics.checkpoint_rounds.get_or_create(&flow).clone(),
             latency: metrics.checkpoint_latency.get_or_create(&flow).clone(),
             group_failures: metrics.checkpoint_group_failures.clone(),
+            mm2: metrics.mm2.clone(),
             flow,
         }
     }
@@ -75,9 +78,27 @@ impl CheckpointMeters {
         self.group_failures.get_or_create(&self.group(group)).inc();
     }
 
-    /// A group no longer listed: its series goes with it.
+    /// A group no longer listed: its series go with it.
     fn forget(&self, group: &str) {
         self.group_failures.remove(&self.group(group));
+        if let Some(mm2) = &self.mm2 {
+            mm2.remove_group(&self.group(group));
+        }
+    }
+
+    /// The checkpoints of `written` (group, remote topic, partition) were acknowledged
+    /// `latency` after their offsets were read.
+    fn checkpointed(&self, written: &[(String, String, i32)], latency: Duration) {
+        if written.is_empty() {
+            return;
+        }
+        self.latency.observe(latency.as_secs_f64());
+        if let Some(mm2) = &self.mm2 {
+            for (group, topic, partition) in written {
+                let ms = latency.as_secs_f64() * 1000.0;
+                mm2.checkpointed(&self.group(group), topic, *partition, ms);
+            }
+        }
     }
 }
 
@@ -140,15 +161,16 @@ impl RoundState {
 }
 
 impl CheckpointTask {
-    /// The checkpoints of one group that moved since they were last written; returns how many.
+    /// The checkpoints of one group that moved since they were last written; adds each one
+    /// sent (group, remote topic, partition) to `written`.
     fn write_checkpoints(
         &self,
         group: &str,
         translations: &[Translation],
         producer: &BaseProducer<ClientLog>,
         state: &mut RoundState,
-    ) -> usize {
-        let mut written = 0;
+        written: &mut Vec<(String, String, i32)>,
+    ) {
         for t in translations {
             let Some(downstream) = t.downstream else {
                 continue;
@@ -177,10 +199,9 @@ impl CheckpointTask {
                     .payload(&value[..]);
             if producer.send(record).is_ok() {
                 state.last.insert(id, (t.upstream, downstream));
-                written += 1;
+                written.push((group.to_string(), t.remote_topic.clone(), t.partition));
             }
         }
-        written
     }
 
     /// One round over every group; returns how many groups it covered.
@@ -201,7 +222,7 @@ impl CheckpointTask {
         }
         state.keep_only(&groups);
         let mut to_apply = Vec::new();
-        let mut checkpointed = Vec::new();
+        let mut written = Vec::new();
         let translated_at = Instant::now();
         for (group, translated) in clients.translate(&self.flow, histories, &groups)? {
             // One group's trouble is that group's: the others go on.
@@ -224,9 +245,7 @@ impl CheckpointTask {
                     );
                 }
             }
-            if self.write_checkpoints(&group, &translations, producer, state) > 0 {
-                checkpointed.push(group.clone());
-            }
+            self.write_checkpoints(&group, &translations, producer, state, &mut written);
             if sync_groups {
                 to_apply.push((group, translations));
             }
@@ -246,10 +265,7 @@ impl CheckpointTask {
         }
         producer.flush(TIMEOUT)?;
         // Every checkpoint of the round is acknowledged now.
-        let latency = translated_at.elapsed().as_secs_f64();
-        for _ in &checkpointed {
-            self.meters.latency.observe(latency);
-        }
+        self.meters.checkpointed(&written, translated_at.elapsed());
         Ok(groups.len())
     }
 

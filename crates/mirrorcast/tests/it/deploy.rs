@@ -535,6 +535,60 @@ fn secrets_from_the_kubernetes_api_a_token_and_a_service_monitor_render_only_whe
     );
 }
 
+/// `monitoring.mm2Metrics`: the pods serve MM2's metrics under Strimzi's names and the scrape
+/// adds the labels Strimzi's MirrorMaker 2 dashboard selects by (the pods get no strimzi.io
+/// label, which Strimzi's operator selects its own pods by).
+#[test]
+fn mm2_metrics_are_served_with_the_scrape_labels_of_strimzis_dashboard_when_asked() {
+    assert!(!args(&render(&[])).contains(&"--mm2-metrics"));
+    for monitor in ["podMonitor", "serviceMonitor"] {
+        let objects = render(&[
+            "--set",
+            "monitoring.mm2Metrics.enabled=true",
+            "--set",
+            "monitoring.mm2Metrics.clusterName=my-mirror-maker-2",
+            "--set",
+            &format!("monitoring.{monitor}.enabled=true"),
+        ]);
+        assert_valid(&objects);
+        assert!(args(&objects).contains(&"--mm2-metrics"));
+        let (kind_name, endpoints) = match monitor {
+            "podMonitor" => ("PodMonitor", "podMetricsEndpoints"),
+            _ => ("ServiceMonitor", "endpoints"),
+        };
+        let relabelings = kind(&objects, kind_name)["spec"][endpoints][0]["relabelings"]
+            .as_sequence()
+            .unwrap()
+            .clone();
+        let added: Vec<(&str, &str)> = relabelings
+            .iter()
+            .map(|r| {
+                (
+                    r["targetLabel"].as_str().unwrap(),
+                    r["replacement"].as_str().unwrap_or("(from the pod)"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            added,
+            [
+                ("strimzi_io_kind", "KafkaMirrorMaker2"),
+                ("strimzi_io_cluster", "my-mirror-maker-2"),
+                ("kubernetes_pod_name", "(from the pod)"),
+            ]
+        );
+        let pod_labels = &kind(&objects, "Deployment")["spec"]["template"]["metadata"]["labels"];
+        assert!(
+            pod_labels
+                .as_mapping()
+                .unwrap()
+                .keys()
+                .all(|k| !k.as_str().unwrap_or_default().starts_with("strimzi.io")),
+            "{pod_labels:?}"
+        );
+    }
+}
+
 #[test]
 fn pods_that_would_each_copy_everything_are_refused_naming_the_setting() {
     let refused = try_render(&[

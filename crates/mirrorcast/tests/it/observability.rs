@@ -25,7 +25,16 @@ fn metrics_show_copying_lag_and_an_outage_and_status_shows_its_error() {
     );
     let port = localcluster::free_port().unwrap();
     let http = format!("127.0.0.1:{port}");
-    let replicator = Replicator::start(&config, &["--clusters", "northamerica", "--http", &http]);
+    let replicator = Replicator::start(
+        &config,
+        &[
+            "--clusters",
+            "northamerica",
+            "--http",
+            &http,
+            "--mm2-metrics",
+        ],
+    );
     let flow = [("source", "europe"), ("target", "northamerica")];
 
     assert!(wait_until(Duration::from_secs(30), || http_get(
@@ -67,12 +76,37 @@ fn metrics_show_copying_lag_and_an_outage_and_status_shows_its_error() {
         ) >= 1000.0
     );
     assert!(value(&first, "process_resident_memory_bytes", &[]) > 0.0);
+    // MM2's metrics under Strimzi's names (--mm2-metrics), per remote topic and partition.
+    for partition in ["0", "1"] {
+        let labels = [
+            flow[0],
+            flow[1],
+            ("topic", "events"),
+            ("partition", partition),
+        ];
+        let mm2 = |name: &str| {
+            let name = format!("kafka_connect_mirror_mirrorsourceconnector_{name}");
+            value(&first, &name, &labels)
+        };
+        assert_eq!(mm2("record_count"), 500.0, "{}", replicator.log());
+        assert!(mm2("byte_count") > 0.0 && mm2("replication_latency_ms_max") >= 0.0);
+    }
+    assert_eq!(
+        value(&first, "kafka_connect_worker_connector_count", &[]),
+        3.0
+    );
     // A group with committed offsets is checkpointed: its latency is measured.
     commit(&europe, "orders-service", "events", &[(0, 400), (1, 400)]);
+    let mm2_checkpoint = "kafka_connect_mirror_mirrorcheckpointconnector_checkpoint_latency_ms";
     assert!(
-        wait_until(Duration::from_secs(60), || scrape(port).is_some_and(
-            |s| value(&s, "mirrorcast_checkpoint_latency_seconds_count", &flow) > 0.0
-        )),
+        wait_until(Duration::from_secs(60), || scrape(port).is_some_and(|s| {
+            value(&s, "mirrorcast_checkpoint_latency_seconds_count", &flow) > 0.0
+                && s.samples.iter().any(|x| {
+                    x.metric == mm2_checkpoint
+                        && x.labels.get("group") == Some("orders-service")
+                        && x.labels.get("topic") == Some("events")
+                })
+        })),
         "no checkpoint latency\n{}",
         replicator.log()
     );

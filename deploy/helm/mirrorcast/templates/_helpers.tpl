@@ -154,3 +154,19 @@ without instances.group.enabled = false): else each pod would copy everything. *
 {{- end -}}
 {{- $pods -}}
 {{- end -}}
+
+{{/*
+With monitoring.mm2Metrics: the scrape labels Strimzi's MirrorMaker 2 dashboard and alerts
+select by, added by relabeling (nothing on the pods).
+*/}}
+{{- define "mirrorcast.mm2Relabelings" -}}
+{{- if .Values.monitoring.mm2Metrics.enabled }}
+relabelings:
+  - targetLabel: strimzi_io_kind
+    replacement: KafkaMirrorMaker2
+  - targetLabel: strimzi_io_cluster
+    replacement: {{ .Values.monitoring.mm2Metrics.clusterName | default (include "mirrorcast.fullname" .) | quote }}
+  - sourceLabels: [__meta_kubernetes_pod_name]
+    targetLabel: kubernetes_pod_name
+{{- end }}
+{{- end }}

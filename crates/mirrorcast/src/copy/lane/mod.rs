@@ -199,7 +199,7 @@ impl<T: Target> Lane<T> {
                     new.partition,
                     new.stored,
                     io.cursors.find_or_add(&route.source_topic, new.partition),
-                    reporter.partition(&route.source_topic, new.partition),
+                    reporter.partition(&route.source_topic, &remote_topic, new.partition),
                     flow.offset_syncs
                         .as_ref()
                         .map(|c| SyncEmitter::new(c.lag_max)),
@@ -585,7 +585,7 @@ impl<T: Target> Lane<T> {
                     transactions.sent(slot, epoch, message.offset(), bytes, timestamp_ms);
                 }
                 state.sent(message.offset());
-                self.house.reporter.read(timestamp_ms);
+                self.house.reporter.read(&state.meters, timestamp_ms);
                 Sent::Done
             }
             Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
