@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use anyhow::{bail, Context};
 use mirrorcast::config::{ClientRole, Config, FlowConfig};
+use mirrorcast::instances::membership::default_group_id;
 use mirrorcast::kafka::clients::client_config;
 use mirrorcast::observe::status::now_ms;
 use mirrorcast::progress::edit::{self, Destination, Move, Position, SourceLog};
@@ -296,8 +297,11 @@ fn ensure_stopped(flow: &Flow<'_>, assume_stopped: bool) -> anyhow::Result<()> {
              --assume-stopped"
         );
     }
+    // The instances' default group ids: `<prefix><targets joined by +>`.
+    let group_prefix = default_group_id(&flow.flow.source, &[]);
     let evidence = store::running_evidence(
         flow.flow,
+        &group_prefix,
         &flow.source_consumer,
         &flow.target_consumer,
         now_ms(),

@@ -3,7 +3,8 @@
 //! librdkafka), refused with what to write instead (a config error), or accepted with a warning
 //! that says what it means here. A key nobody knows is warned about with the closest known key.
 //!
-//! Pure: the table below is the README's "what is read from the properties file" in code.
+//! Pure: the table below is docs/configuration.md's "what is read from the properties file" in
+//! code.
 
 use super::client;
 use super::properties::RawProperties;
@@ -506,10 +507,11 @@ mod tests {
 
 #[cfg(test)]
 mod readme {
-    /// The README's account of the keys stays complete: every key of the table is named there.
+    /// docs/configuration.md's account of the keys stays complete: every key of the table is
+    /// named there.
     #[test]
     fn every_key_of_the_table_is_in_the_readme() {
-        let readme = include_str!("../../../../README.md");
+        let readme = include_str!("../../../../docs/configuration.md");
         let missing: Vec<&str> = super::KEYS
             .iter()
             .map(|(key, _)| *key)

@@ -15,7 +15,6 @@ use rdkafka::{ClientConfig, Message, Offset, TopicPartitionList};
 use super::edit::SourceLog;
 use super::Progress;
 use crate::config::FlowConfig;
-use crate::instances::membership::default_group_id;
 use crate::kafka::cluster::TopicId;
 use crate::kafka::ffi::{self, AdminExtError};
 use crate::kafka::log_reader::LogReadError;
@@ -69,12 +68,13 @@ pub fn stored(
 }
 
 /// Why the flow looks like it runs now (empty: nothing says so). Asks the source for the
-/// members of every instances group of the flow (its configured id, and each default id
-/// naming its target), and reads the newest heartbeats of the pair on the target, which
+/// members of every instances group of the flow (its configured id, and each default id —
+/// `group_prefix` then `+`-joined targets — naming its target), and reads the newest heartbeats of the pair on the target, which
 /// every running replicator of the flow writes (mirrorcast's copier, MM2's heartbeat
 /// connector) unless `emit.heartbeats.enabled = false`.
 pub fn running_evidence(
     flow: &FlowConfig,
+    group_prefix: &str,
     source_consumer: &ClientConfig,
     target_consumer: &ClientConfig,
     now_ms: i64,
@@ -82,13 +82,13 @@ pub fn running_evidence(
     let mut evidence = Vec::new();
     let source: BaseConsumer = source_consumer.create()?;
     let listed = source.fetch_group_list(None, TIMEOUT)?;
-    let prefix = default_group_id(&flow.source, &[]);
+    let prefix = group_prefix;
     let mut groups: Vec<String> = listed
         .groups()
         .iter()
         .map(|g| g.name().to_string())
         .filter(|name| {
-            name.strip_prefix(prefix.as_str())
+            name.strip_prefix(prefix)
                 .is_some_and(|targets| targets.split('+').any(|t| t == flow.target))
         })
         .collect();

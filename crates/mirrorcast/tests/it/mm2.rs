@@ -2,6 +2,7 @@
 //! on Apache Kafka, with the same properties file: each continues from the progress the other
 //! stored, MM2's own client code reads mirrorcast's checkpoints and heartbeats, and both write
 //! the same remote topics, configs, offset syncs and checkpoints for the same input.
+//! The two hand-over tests exercise the migration runbook in docs/migrating-from-mm2.md.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -118,6 +119,35 @@ fn mirrorcast_continues_from_the_progress_mm2_stored() {
         "MM2 should have been stopped before the end"
     );
 
+    // The runbook's step 1: the same file validates.
+    let mirrorcast = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mirrorcast"))
+            .args(args)
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let said = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "mirrorcast {args:?}: {text}{said}");
+        text
+    };
+    let file = config.to_str().unwrap();
+    mirrorcast(&["validate", file, "--clusters", "northamerica"]);
+    // Step 3: `offsets list` shows where MM2 stopped, which is where mirrorcast starts.
+    let listed = mirrorcast(&[
+        "offsets",
+        "list",
+        file,
+        "--source",
+        "europe",
+        "--target",
+        "northamerica",
+    ]);
+    for (p, last) in &stored {
+        let row = format!("{TOPIC:<40} {p:>9} {:>12}", last + 1);
+        assert!(listed.contains(&row), "no `{row}` in\n{listed}");
+    }
+
+    // Step 4: mirrorcast with the same file.
     let replicator = Replicator::start(&config, &["--clusters", "northamerica"]);
     let ends = end_offsets(&europe, TOPIC);
     assert!(
@@ -127,6 +157,7 @@ fn mirrorcast_continues_from_the_progress_mm2_stored() {
         "mirrorcast did not finish\n{}",
         replicator.log()
     );
+    // Step 5: complete, in order, and re-copying only what MM2 copied after its last flush.
     let duplicates =
         assert_complete_in_order(&read_all(&europe, TOPIC), &read_all(&north, TOPIC), TOPIC);
     println!(
