@@ -460,25 +460,9 @@ fn vector_selectors(
 
 /// The metric names an expression selects.
 fn metric_names(expr: &promql_parser::parser::Expr, names: &mut Vec<String>) {
-    use promql_parser::parser::Expr;
-    match expr {
-        Expr::VectorSelector(v) => names.extend(v.name.clone()),
-        Expr::MatrixSelector(m) => names.extend(m.vs.name.clone()),
-        Expr::Aggregate(a) => metric_names(&a.expr, names),
-        Expr::Unary(u) => metric_names(&u.expr, names),
-        Expr::Binary(b) => {
-            metric_names(&b.lhs, names);
-            metric_names(&b.rhs, names);
-        }
-        Expr::Paren(p) => metric_names(&p.expr, names),
-        Expr::Subquery(s) => metric_names(&s.expr, names),
-        Expr::Call(c) => {
-            for arg in &c.args.args {
-                metric_names(arg, names);
-            }
-        }
-        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
-    }
+    let mut selectors = Vec::new();
+    vector_selectors(expr, &mut selectors);
+    names.extend(selectors.into_iter().filter_map(|s| s.name));
 }
 
 #[test]
