@@ -36,6 +36,8 @@ pub enum StoreError {
     Admin(#[from] AdminExtError),
     #[error("reading {0}: {1}")]
     Read(String, #[source] LogReadError),
+    #[error("{0}")]
+    Unread(String),
     #[error("topic {0} does not exist on the source")]
     NoTopic(String),
     #[error("{topic}[{partition}] on the source: {message}")]
@@ -173,20 +175,34 @@ fn newest_heartbeat(
     consumer.assign(&assignment)?;
     let mut newest = None;
     let deadline = std::time::Instant::now() + TIMEOUT;
-    while !ends.is_empty() && std::time::Instant::now() < deadline {
-        let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let message = message?;
-        if message.offset() + 1 >= ends.get(&message.partition()).copied().unwrap_or(0) {
-            ends.remove(&message.partition());
+    while !ends.is_empty() {
+        // A tail not read to its end could hide the newest heartbeat: the flow would pass
+        // for stopped.
+        if std::time::Instant::now() >= deadline {
+            return Err(StoreError::Unread(format!(
+                "{HEARTBEATS_TOPIC} on {target}: not read to its end within {TIMEOUT:?}"
+            )));
         }
-        let (Some(key), Some(value)) = (message.key(), message.payload()) else {
-            continue;
-        };
-        if let Ok(beat) = Heartbeat::decode(key, value) {
-            if beat.source_alias == source && beat.target_alias == target {
-                newest = newest.max(Some(beat.timestamp_ms));
+        if let Some(message) = consumer.poll(Duration::from_millis(200)) {
+            let message = message?;
+            if let (Some(key), Some(value)) = (message.key(), message.payload()) {
+                if let Ok(beat) = Heartbeat::decode(key, value) {
+                    if beat.source_alias == source && beat.target_alias == target {
+                        newest = newest.max(Some(beat.timestamp_ms));
+                    }
+                }
+            }
+        }
+        // By the consumer's position, not the last record's offset: compaction and markers
+        // leave offsets without a record.
+        for element in consumer.position()?.elements() {
+            if let Offset::Offset(next) = element.offset() {
+                if ends
+                    .get(&element.partition())
+                    .is_some_and(|end| next >= *end)
+                {
+                    ends.remove(&element.partition());
+                }
             }
         }
     }
@@ -195,7 +211,10 @@ fn newest_heartbeat(
 
 /// The partitions of `topic` on the source.
 pub fn partitions(source_consumer: &ClientConfig, topic: &str) -> Result<Vec<i32>, StoreError> {
-    let consumer: BaseConsumer = source_consumer.create()?;
+    topic_partitions(&source_consumer.create()?, topic)
+}
+
+fn topic_partitions(consumer: &BaseConsumer, topic: &str) -> Result<Vec<i32>, StoreError> {
     let metadata = consumer.fetch_metadata(Some(topic), TIMEOUT)?;
     metadata
         .topics()
@@ -219,7 +238,7 @@ pub fn source_logs(
         by_topic.entry(topic).or_default().push(*partition);
     }
     for (topic, wanted) in by_topic {
-        let existing = match partitions(source_consumer, topic) {
+        let existing = match topic_partitions(&consumer, topic) {
             Ok(existing) => existing,
             Err(StoreError::NoTopic(_)) => continue,
             Err(e) => return Err(e),
