@@ -137,11 +137,7 @@ pub(crate) struct OffsetsAlterArgs {
 #[derive(clap::Args)]
 pub(crate) struct TranslateArgs {
     #[command(flatten)]
-    pub(crate) config: ConfigArgs,
-    #[arg(long)]
-    pub(crate) source: String,
-    #[arg(long)]
-    pub(crate) target: String,
+    pub(crate) flow: FlowArgs,
     #[arg(long)]
     pub(crate) group: String,
     /// Commit the translated offsets into the group on the target (only if it has no active

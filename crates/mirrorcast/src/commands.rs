@@ -152,7 +152,7 @@ pub(crate) fn translate_offsets(config: Config, args: &TranslateArgs) -> anyhow:
     use mirrorcast::config::ClientRole;
     use mirrorcast::kafka::clients::client_config;
     use mirrorcast::offsets::groups;
-    let flow = crate::stored_progress::find_flow(&config, &args.source, &args.target)?;
+    let flow = crate::stored_progress::find_flow(&config, &args.flow.source, &args.flow.target)?;
     let syncs = flow
         .offset_syncs
         .as_ref()

@@ -55,7 +55,7 @@ fn main() -> ExitCode {
         Commands::Consume(args) => exit_with(consume(&args)),
         #[cfg(feature = "demo")]
         Commands::Demo(args) => exit_with(demo(&args)),
-        Commands::TranslateOffsets(args) => match load(&args.config) {
+        Commands::TranslateOffsets(args) => match load(&args.flow.config) {
             Ok(config) => exit_with(translate_offsets(config, &args)),
             Err(errors) => config_failure(&errors),
         },
