@@ -174,6 +174,25 @@ fn attempt(group: &SourceFlows, observe: &Observability, watch: &Watch, clock: &
     );
     let mut copiers = Vec::new();
     for (index, setups) in per_thread.into_iter().enumerate() {
+        let (batches, setups): (Vec<_>, Vec<_>) = setups
+            .into_iter()
+            .partition(|s| s.flow.data_plane == crate::config::DataPlane::Batch);
+        if !batches.is_empty() {
+            let (alias, shutdown) = (alias.clone(), watch.shutdown());
+            let spawned = watch.spawn(format!("batches{index} {alias}"), move || {
+                copy::batches::run(&alias, batches, shutdown)
+            });
+            match spawned {
+                Ok(copier) => copiers.push(copier),
+                Err(e) => {
+                    watch.run("starting a copier thread", || Err(e.to_string()));
+                    break;
+                }
+            }
+        }
+        if setups.is_empty() {
+            continue;
+        }
         let (alias, reader, observe) = (alias.clone(), reader.clone(), observe.clone());
         let shutdown = watch.shutdown();
         // Short: Linux shows 15 characters of a thread's name.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use super::lookup::FlowLookup;
 use super::precedence::{self, Side};
 use super::properties::RawProperties;
-use super::{ConfigError, ErrorsConfig, FlowClients, FlowConfig};
+use super::{ClientRole, ConfigError, DataPlane, ErrorsConfig, FlowClients, FlowConfig};
 use crate::filter::TopicFilter;
 use crate::policy::ReplicationPolicy;
 use crate::topic_configs::ConfigFilter;
@@ -77,6 +77,9 @@ pub(super) fn resolve_flow(
         source: precedence::flow_side(raw, (source, target), Side::Source, errors),
         target: precedence::flow_side(raw, (source, target), Side::Target, errors),
     };
+    let exactly_once = look.exactly_once(target, &clients, errors);
+    let tolerance = look.errors(errors);
+    let data_plane = look.data_plane(&clients, exactly_once.is_some(), &tolerance, errors);
     let flow = FlowConfig {
         source: source.to_string(),
         target: target.to_string(),
@@ -104,7 +107,7 @@ pub(super) fn resolve_flow(
         offset_syncs: look.offset_syncs(source, target, &internal_separator, errors),
         heartbeats: look.heartbeats(errors),
         groups: look.groups(source, &internal_separator, errors),
-        errors: look.errors(errors),
+        errors: tolerance,
         start_at_end: clients
             .source
             .consumer
@@ -119,7 +122,8 @@ pub(super) fn resolve_flow(
                 .map(|(_, id)| id.trim().to_string())
                 .filter(|id| !id.is_empty())
         }),
-        exactly_once: look.exactly_once(target, &clients, errors),
+        exactly_once,
+        data_plane,
         // Last: every other key is checked (and its mistakes collected) before this returns.
         policy: policy?,
     };
@@ -127,6 +131,66 @@ pub(super) fn resolve_flow(
 }
 
 impl FlowLookup<'_> {
+    /// `data.plane`: `records` or `batch`. The batch plane copies at least once over plaintext
+    /// connections with `errors.tolerance = none`, so far: anything else is refused here.
+    fn data_plane(
+        &self,
+        clients: &FlowClients,
+        exactly_once: bool,
+        tolerance: &ErrorsConfig,
+        errors: &mut Vec<ConfigError>,
+    ) -> DataPlane {
+        let (key, value) = self.string("data.plane", "records");
+        let plane = match value.trim() {
+            "records" => return DataPlane::Records,
+            "batch" => DataPlane::Batch,
+            other => {
+                errors.push(
+                    self.raw
+                        .error(&key, format!("`{other}` is neither `records` nor `batch`")),
+                );
+                return DataPlane::Records;
+            }
+        };
+        let mut refuse = |why: String| errors.push(self.raw.error(&key, why));
+        for (side, cluster) in [("source", &clients.source), ("target", &clients.target)] {
+            for role in [ClientRole::Consumer, ClientRole::Producer] {
+                let protocol = cluster
+                    .client(role)
+                    .get("security.protocol")
+                    .unwrap_or("plaintext")
+                    .trim()
+                    .to_ascii_lowercase();
+                if protocol != "plaintext" {
+                    refuse(format!(
+                        "the batch plane does not speak security.protocol {protocol} yet (the \
+                         {side} {}'s): use `data.plane = records`",
+                        if role == ClientRole::Consumer {
+                            "consumer"
+                        } else {
+                            "producer"
+                        }
+                    ));
+                    return plane;
+                }
+            }
+        }
+        if exactly_once {
+            refuse(
+                "the batch plane copies at least once: exactly once needs `data.plane = records`"
+                    .to_string(),
+            );
+        }
+        if tolerance != &ErrorsConfig::StopPartition {
+            refuse(
+                "the batch plane stops a partition at a record the target refuses \
+                 (errors.tolerance = none): dead letters and skipping need `data.plane = records`"
+                    .to_string(),
+            );
+        }
+        plane
+    }
+
     fn config_filter(&self, errors: &mut Vec<ConfigError>) -> ConfigFilter {
         let exclude_key =
             self.key_or_old_name("config.properties.exclude", "config.properties.blacklist");

@@ -139,6 +139,7 @@ pub const KEYS: &[(&str, Rule)] = &[
     ("transaction.boundary.interval.ms", Rule::Honoured),
     ("tasks.max", Rule::Honoured),
     ("instances.group.enabled", Rule::Honoured),
+    ("data.plane", Rule::Honoured),
     ("instances.group.id", Rule::Honoured),
     (
         "refresh.groups.enabled",

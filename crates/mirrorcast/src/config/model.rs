@@ -111,6 +111,18 @@ pub struct FlowConfig {
     /// cluster): records and their progress are committed in transactions on the target
     /// (`crate::copy::transaction`). `None`: at least once, idempotent producer.
     pub exactly_once: Option<ExactlyOnceConfig>,
+    /// `data.plane` (beyond MM2): how records travel from source to target.
+    pub data_plane: DataPlane,
+}
+
+/// How a flow's records travel (`data.plane`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DataPlane {
+    /// `records` (the default): each record read by librdkafka's consumer and produced again.
+    #[default]
+    Records,
+    /// `batch`: whole record batches fetched and produced as they are (`crate::copy::batches`).
+    Batch,
 }
 
 /// How a flow copies exactly once.

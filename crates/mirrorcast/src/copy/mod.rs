@@ -22,6 +22,7 @@
 
 mod backpressure;
 mod batch_size;
+pub mod batches;
 mod book;
 #[cfg(test)]
 mod fakes;

@@ -11,4 +11,6 @@ pub mod cluster;
 #[allow(unsafe_code)]
 pub mod ffi;
 pub(crate) mod log_reader;
+pub mod record_batch;
 pub mod tls_check;
+pub mod wire;

@@ -6,6 +6,7 @@
 
 mod common;
 
+mod batch_plane;
 mod cli;
 mod demo;
 mod deploy;

@@ -17,9 +17,10 @@ pub fn one_flow_config(clusters: &Clusters, extra: &str) -> String {
          offset.storage.replication.factor = 1\n\
          offset-syncs.topic.replication.factor = 1\n\
          heartbeats.topic.replication.factor = 1\n\
-         checkpoints.topic.replication.factor = 1\n{extra}",
+         checkpoints.topic.replication.factor = 1\n{}{extra}",
         clusters.bootstrap("europe"),
-        clusters.bootstrap("northamerica")
+        clusters.bootstrap("northamerica"),
+        data_plane(),
     )
 }
 
@@ -39,10 +40,11 @@ pub fn broadcast_config(clusters: &Clusters, policy: &str, extra: &str) -> Strin
          offset-syncs.topic.replication.factor = 1\n\
          checkpoints.topic.replication.factor = 1\n\
          heartbeats.topic.replication.factor = 1\n\
-         {extra}",
+         {}{extra}",
         clusters.bootstrap("europe"),
         clusters.bootstrap("northamerica"),
         clusters.bootstrap("southamerica"),
+        data_plane(),
     )
 }
 
@@ -58,8 +60,18 @@ pub fn europe_lh_flow(target: &str) -> String {
          offset-syncs.topic.replication.factor = 1\n\
          checkpoints.topic.replication.factor = 1\n\
          heartbeats.topic.replication.factor = 1\n\
-         sync.topic.acls.enabled = false\n"
+         sync.topic.acls.enabled = false\n{}",
+        data_plane()
     )
+}
+
+/// `data.plane = <plane>` when `MIRRORCAST_TEST_DATA_PLANE` names one: the copy tests run on
+/// either data plane (`cargo xtask test` runs a set of them on the batch plane too).
+pub fn data_plane() -> String {
+    match std::env::var("MIRRORCAST_TEST_DATA_PLANE") {
+        Ok(plane) if !plane.is_empty() => format!("data.plane = {plane}\n"),
+        _ => String::new(),
+    }
 }
 
 pub fn write_config(dir: &Path, text: &str) -> PathBuf {
