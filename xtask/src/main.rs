@@ -71,6 +71,12 @@ enum Task {
         /// (`exactly.once.source.support = enabled`).
         #[arg(long)]
         exactly_once: bool,
+        /// Measure mirrorcast on each of these data planes (`data.plane`: `records`, `batch`).
+        #[arg(long, value_delimiter = ',', default_value = "records")]
+        data_plane: Vec<String>,
+        /// How the bench's producer compresses the source's records: `none`, `lz4`, `zstd`, ...
+        #[arg(long, default_value = "none")]
+        source_compression: String,
         /// Instead: churn topics and consumer groups for this many minutes and print the
         /// replicator's memory and metric series after a warm-up and at the end.
         #[arg(long)]
@@ -111,6 +117,8 @@ fn main() -> ExitCode {
             copier_threads,
             instances,
             exactly_once,
+            data_plane,
+            source_compression,
             churn_minutes,
         } => parse_broker(&broker).and_then(|broker| {
             bench::run(
@@ -124,6 +132,8 @@ fn main() -> ExitCode {
                     copier_threads,
                     instances,
                     exactly_once,
+                    data_planes: data_plane,
+                    source_compression,
                     churn_minutes,
                 },
                 &workspace_root(),

@@ -43,7 +43,8 @@ pub(super) fn run_once(
             let clusters = Clusters::start_on(broker, &names, Storage::Memory)?;
             let europe = clusters.bootstrap("europe");
             create_topic(&europe, TOPIC)?;
-            let produce_source = produce(&europe, TOPIC, count, size)?;
+            let compression = options.source_compression.as_str();
+            let produce_source = produce(&europe, TOPIC, count, size, compression)?;
             let mut row = serde_json::json!({ "record_bytes": size, "records": count, "megabytes": mb, "targets": targets.len() });
             if targets.len() == 1 {
                 let consume = consume_all(&europe, TOPIC, count)?;
@@ -54,7 +55,7 @@ pub(super) fn run_once(
                 create_topic(&target, "raw")?;
                 let broker = brokers_cpu(&fresh, &["raw"]);
                 let client = cpu_and_peak(std::process::id()).0;
-                let produce_target = produce(&target, "raw", count, size)?;
+                let produce_target = produce(&target, "raw", count, size, compression)?;
                 let gb = mb / 1000.0;
                 row["raw_producer_broker_cpu_s_per_gb"] =
                     ((brokers_cpu(&fresh, &["raw"]) - broker) / gb).into();
@@ -82,19 +83,25 @@ pub(super) fn run_once(
             } else {
                 &[false][..]
             };
-            let variants: Vec<(Option<usize>, usize, bool)> = process_counts
+            let planes = &options.data_planes;
+            let variants: Vec<(Option<usize>, usize, bool, &str)> = process_counts
                 .iter()
                 .flat_map(|&n| thread_counts.iter().map(move |&t| (t, n)))
                 .flat_map(|(t, n)| modes.iter().map(move |&eos| (t, n, eos)))
+                .flat_map(|(t, n, eos)| planes.iter().map(move |p| (t, n, eos, p.as_str())))
                 .collect();
             let base = row;
-            for (variant, (threads, instances, exactly_once)) in variants.into_iter().enumerate() {
+            for (variant, (threads, instances, exactly_once, plane)) in
+                variants.into_iter().enumerate()
+            {
                 let mut row = base.clone();
                 if let Some(threads) = threads {
                     row["copier_threads"] = threads.into();
                 }
                 row["instances"] = instances.into();
                 row["exactly_once"] = u8::from(exactly_once).into();
+                row["data_plane"] = plane.into();
+                row["source_compression"] = options.source_compression.clone().into();
                 let fresh_targets;
                 let into = if variant == 0 {
                     &clusters
@@ -109,7 +116,7 @@ pub(super) fn run_once(
                     &clusters,
                     into,
                     &targets,
-                    (threads, instances, exactly_once),
+                    (threads, instances, exactly_once, plane),
                     sizes,
                     &mut row,
                 )?;

@@ -88,7 +88,7 @@ pub(super) fn run_churn(
         let topic = format!("churn-{step}");
         let group = format!("churn-group-{step}");
         create_topic(&europe, &topic)?;
-        produce(&europe, &topic, 1000, 100)?;
+        produce(&europe, &topic, 1000, 100, "none")?;
         let member: BaseConsumer = client(&europe)
             .set("group.id", &group)
             .set("enable.auto.commit", "false")

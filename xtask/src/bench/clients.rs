@@ -45,9 +45,16 @@ pub(super) fn tokio_free<F: std::future::Future>(f: F) -> F::Output {
 }
 
 /// Produces `count` records of `size` bytes; returns the seconds it took until all were acked.
-pub(super) fn produce(bootstrap: &str, topic: &str, count: u64, size: usize) -> Result<f64> {
+pub(super) fn produce(
+    bootstrap: &str,
+    topic: &str,
+    count: u64,
+    size: usize,
+    compression: &str,
+) -> Result<f64> {
     let producer: BaseProducer = client(bootstrap)
         .set("enable.idempotence", "true")
+        .set("compression.type", compression)
         .set("linger.ms", "5")
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "262144")

@@ -72,7 +72,7 @@ fn mirrorcast_latency(
     // Wait until the replicator has created the remote topic and reads it.
     let deadline = Instant::now() + Duration::from_secs(60);
     while total_records(&target, "latency") == 0 && Instant::now() < deadline {
-        produce(&europe, "latency", 8, 100)?;
+        produce(&europe, "latency", 8, 100, "none")?;
         std::thread::sleep(Duration::from_millis(500));
     }
     let mut replicated = measure_latency(&europe, &target)?;
@@ -114,7 +114,7 @@ fn mm2_latency(out_dir: &Path) -> Result<serde_json::Value> {
                 log.display()
             );
         }
-        produce(&europe, "latency", 8, 100)?;
+        produce(&europe, "latency", 8, 100, "none")?;
         std::thread::sleep(Duration::from_millis(500));
     }
     measure_latency(&europe, &target)

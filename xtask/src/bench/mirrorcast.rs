@@ -77,7 +77,7 @@ pub(super) fn measure_mirrorcast(
     source: &Clusters,
     clusters: &Clusters,
     targets: &[&str],
-    (threads, instances, exactly_once): (Option<usize>, usize, bool),
+    (threads, instances, exactly_once, plane): (Option<usize>, usize, bool, &str),
     (count, mb): (u64, f64),
     row: &mut serde_json::Value,
 ) -> Result<()> {
@@ -85,6 +85,7 @@ pub(super) fn measure_mirrorcast(
     if exactly_once {
         extra += EXACTLY_ONCE;
     }
+    extra += &format!("data.plane = {plane}\n");
     // One process or several, the file is the same: the group (on by default) shares it.
     let europe = source.bootstrap("europe");
     let mut ports = Vec::new();
@@ -141,6 +142,16 @@ pub(super) fn measure_mirrorcast(
     row["replication_records_s"] = (count as f64 / seconds).into();
     row["cpu_seconds_per_gb"] = (cpu / (mb * targets.len() as f64 / 1000.0)).into();
     row["peak_rss_mib"] = (peak as f64 / 1048576.0).into();
+    // The target's log against the source's: what crossing the WAN and storing the copy cost.
+    let source_bytes = topic_log_bytes(source, "europe", TOPIC);
+    let target_bytes: u64 = targets
+        .iter()
+        .map(|t| topic_log_bytes(clusters, t, TOPIC))
+        .sum();
+    if source_bytes > 0 {
+        row["target_over_source_bytes"] =
+            (target_bytes as f64 / targets.len() as f64 / source_bytes as f64).into();
+    }
     let reads: Option<Vec<f64>> = ports.iter().map(|&p| source_records_read(p)).collect();
     if let Some(reads) = reads {
         row["source_reads_per_record"] = (reads.iter().sum::<f64>() / count as f64).into();
@@ -182,4 +193,31 @@ pub(super) fn metric_sum(port: u16, prefix: &str) -> Option<f64> {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     Some(total)
+}
+
+/// The bytes of `topic`'s log segments on cluster `name`'s broker (its data directory).
+pub(super) fn topic_log_bytes(clusters: &Clusters, name: &str, topic: &str) -> u64 {
+    fn walk(dir: &Path, topic: &str, inside: bool) -> u64 {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|entry| {
+                let path = entry.path();
+                let file_name = entry.file_name().to_string_lossy().to_string();
+                if path.is_dir() {
+                    let partition_dir = file_name
+                        .rsplit_once('-')
+                        .is_some_and(|(t, p)| t == topic && p.parse::<u32>().is_ok());
+                    walk(&path, topic, partition_dir)
+                } else if inside && file_name.ends_with(".log") {
+                    entry.metadata().map_or(0, |m| m.len())
+                } else {
+                    0
+                }
+            })
+            .sum()
+    }
+    walk(clusters.get(name).data_dir(), topic, false)
 }

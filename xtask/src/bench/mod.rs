@@ -83,6 +83,10 @@ pub struct Options {
     pub instances: Vec<usize>,
     /// ... each also with exactly once, and its latency too.
     pub exactly_once: bool,
+    /// ... on each of these data planes (`data.plane`).
+    pub data_planes: Vec<String>,
+    /// The source producer's `compression.type`.
+    pub source_compression: String,
     /// Instead of all that: topics and groups churned this long, printing the replicator's
     /// memory and metric series after a warm-up and at the end.
     pub churn_minutes: Option<u64>,

@@ -51,14 +51,16 @@ pub(super) fn print_table(summary: &serde_json::Value) {
         _ => "-".to_string(),
     };
     println!("\nMedian of the runs; (min-max) where shown.\n");
-    println!("| record | targets | processes | copier threads | exactly once | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
+    println!("| record | source compression | data plane | targets | processes | copier threads | exactly once | raw producer MB/s | raw consumer MB/s | mirrorcast MB/s | records/s | ÷ raw producer | source reads/record | mirrorcast CPU s/GB | mirrorcast cores busy | all cores busy | brokers' CPU s/GB | target ÷ source bytes | peak RSS MiB | MM2 MB/s | MM2 CPU s/GB | MM2 peak RSS MiB | MB per CPU-s ÷ MM2 | RSS ÷ MM2 | Python MB/s |");
     println!(
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for r in summary["backlog"].as_array().into_iter().flatten() {
         println!(
-            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} B | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r["record_bytes"]["median"],
+            r["source_compression"].as_str().unwrap_or("none"),
+            r["data_plane"].as_str().unwrap_or("records"),
             r["targets"]["median"],
             median(&r["instances"]).map_or("1".to_string(), |n| n.to_string()),
             median(&r["copier_threads"]).map_or("default".to_string(), |n| n.to_string()),
@@ -73,6 +75,7 @@ pub(super) fn print_table(summary: &serde_json::Value) {
             num(&r["mirrorcast_cores_busy"], 2),
             num(&r["replication_cores_busy"], 2),
             num(&r["replication_brokers_cpu_s_per_gb"], 1),
+            num(&r["target_over_source_bytes"], 3),
             num(&r["peak_rss_mib"], 0),
             spread(&r["mm2"]["mb_s"]),
             spread(&r["mm2"]["cpu_seconds_per_gb"]),

@@ -37,6 +37,7 @@ use crate::kafka::clients::ClientLog;
 use crate::kafka::cluster::TopicId;
 use crate::kafka::record_batch::{self as format, Batch, Sequence};
 use crate::kafka::wire::{error_name, versions, Cluster, WireConfig, WireError};
+use crate::observe::metrics::ReaderLabels;
 use crate::offsets::codec::{Heartbeat, OffsetSync};
 use crate::offsets::translate::SyncEmitter;
 use crate::ownership::{Shard, Standing};
@@ -163,6 +164,15 @@ pub fn run(source: &str, setups: Vec<CopierSetup>, shutdown: Shutdown) -> Result
         aborted: HashMap::new(),
         health: Health::default(),
     };
+    // Every record fetched counts as read once, whichever flows it serves.
+    let read = first
+        .observe
+        .metrics
+        .source_records_read
+        .get_or_create_owned(&ReaderLabels {
+            source: source.to_string(),
+            reader: "shared".to_string(),
+        });
     let mut lanes = Vec::new();
     for setup in setups {
         lanes.push(FlowLane::new(setup)?);
@@ -182,6 +192,13 @@ pub fn run(source: &str, setups: Vec<CopierSetup>, shutdown: Shutdown) -> Result
         } else {
             source_side.fetch(&wanted)
         };
+        let records: i64 = fetched
+            .values()
+            .flat_map(|f| &f.batches)
+            .filter(|b| !b.control())
+            .map(|b| i64::from(b.record_count()))
+            .sum();
+        read.inc_by(u64::try_from(records).unwrap_or(0));
         for lane in &mut lanes {
             lane.copy(&fetched);
             lane.chores(false);
