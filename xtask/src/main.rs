@@ -182,6 +182,10 @@ fn parse_broker(name: &str) -> Result<localcluster::Broker> {
 /// replication, exactly once and security (test name filters of the `it` binary).
 const OLDER_LINE_TESTS: [&str; 4] = ["mm2::", "replication::", "exactly_once::", "secure::"];
 
+/// The copy tests that run again on the batch data plane (`data.plane = batch`), on the older
+/// line: replication, a SIGKILL mid-copy, transactional and compacted sources.
+const BATCH_PLANE_TESTS: [&str; 3] = ["replication::", "restart::", "source_logs::"];
+
 /// Java and Maven from Debian's packages when missing (the machines normally have them), then
 /// the jars of both Kafka lines the suite runs.
 fn install_kafka() -> Result<Vec<(String, localcluster::KafkaInstall)>> {
@@ -337,20 +341,30 @@ fn test() -> Result<()> {
     let mut args = vec!["test", "-p", "mirrorcast", "--test", "it", "--locked", "--"];
     args.extend(OLDER_LINE_TESTS);
     let older = cargo_test(&args)?;
+    // And the copy tests on the batch plane (tests/it/common/config.rs reads the variable).
+    std::env::set_var("MIRRORCAST_TEST_DATA_PLANE", "batch");
+    let mut args = vec!["test", "-p", "mirrorcast", "--test", "it", "--locked", "--"];
+    args.extend(BATCH_PLANE_TESTS);
+    let batch = cargo_test(&args)?;
     println!(
-        "summary: {} passed, {} failed (Kafka {}: {} passed, {} failed; Kafka {}: {} passed, {} failed)",
-        main.passed + older.passed,
-        main.failed + older.failed,
+        "summary: {} passed, {} failed (Kafka {}: {} passed, {} failed; Kafka {}: {} passed, {} failed; batch plane on Kafka {}: {} passed, {} failed)",
+        main.passed + older.passed + batch.passed,
+        main.failed + older.failed + batch.failed,
         line,
         main.passed,
         main.failed,
         localcluster::OLDER_KAFKA_VERSION,
         older.passed,
         older.failed,
+        localcluster::OLDER_KAFKA_VERSION,
+        batch.passed,
+        batch.failed,
     );
+    let batch_line = format!("{} (batch plane)", localcluster::OLDER_KAFKA_VERSION);
     for (run, version) in [
         (&main, line.as_str()),
         (&older, localcluster::OLDER_KAFKA_VERSION),
+        (&batch, batch_line.as_str()),
     ] {
         if let Some(failure) = &run.failure {
             bail!("on Kafka {version}: {failure}");

@@ -59,9 +59,10 @@ pub(super) fn produce(
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "262144")
         .create()?;
-    let payload = vec![b'x'; size];
+    let mut payload = Vec::with_capacity(size + 128);
     let started = Instant::now();
     for n in 0..count {
+        event_json(n, size, &mut payload);
         // As users' records are: a key, a trace id and an event type besides the value.
         let key = format!("customer-{:06}", n % 100_000);
         let trace_id = format!("{:032x}", n.wrapping_mul(0x9e37_79b9_7f4a_7c15));
@@ -133,4 +134,57 @@ pub(super) fn total_records(bootstrap: &str, topic: &str) -> i64 {
                 .map_or(0, |(_, h)| h)
         })
         .sum()
+}
+
+/// An order event as JSON, `size` bytes long, different for every `n`: keys and enumerated
+/// values repeat from record to record, ids, amounts and times do not, so a codec finds what
+/// it finds in users' events (lz4 shrinks these about 2-3 times, not the 30 times of a
+/// payload of one repeated byte).
+pub(super) fn event_json(n: u64, size: usize, out: &mut Vec<u8>) {
+    use std::io::Write;
+    const COUNTRIES: [&str; 6] = ["DE", "FR", "BR", "US", "JP", "IN"];
+    const TIERS: [&str; 3] = ["gold", "silver", "bronze"];
+    const EVENTS: [&str; 4] = ["OrderPlaced", "OrderPaid", "OrderShipped", "OrderCancelled"];
+    // xorshift64*: cheap, and the same events in every run.
+    let mut state = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1;
+    let mut next = || {
+        state ^= state >> 12;
+        state ^= state << 25;
+        state ^= state >> 27;
+        state.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    };
+    out.clear();
+    let r = next();
+    let _ = write!(
+        out,
+        "{{\"event_type\":\"{}\",\"event_id\":\"{:016x}\",\"occurred_at\":\"2026-12-{:02}T{:02}:{:02}:{:02}.{:03}Z\",\"customer\":{{\"id\":\"customer-{:06}\",\"country\":\"{}\",\"tier\":\"{}\"}},\"order\":{{\"id\":\"{:012}\",\"currency\":\"EUR\",\"items\":[",
+        EVENTS[(r % 4) as usize],
+        next(),
+        1 + r % 28,
+        r % 24,
+        (r >> 8) % 60,
+        (r >> 16) % 60,
+        (r >> 24) % 1000,
+        next() % 1_000_000,
+        COUNTRIES[((r >> 32) % 6) as usize],
+        TIERS[((r >> 40) % 3) as usize],
+        next() % 1_000_000_000_000,
+    );
+    let mut first = true;
+    while out.len() + 70 < size {
+        let item = next();
+        let _ = write!(
+            out,
+            "{}{{\"sku\":\"SKU-{:05}\",\"qty\":{},\"price\":{}.{:02}}}",
+            if first { "" } else { "," },
+            item % 100_000,
+            1 + (item >> 20) % 9,
+            (item >> 24) % 500,
+            (item >> 40) % 100,
+        );
+        first = false;
+    }
+    out.extend_from_slice(b"]}}");
+    // Exactly `size` bytes: padded with spaces (JSON allows them), or cut.
+    out.resize(size, b' ');
 }

@@ -148,6 +148,7 @@ pub(super) fn measure_mirrorcast(
         .iter()
         .map(|t| topic_log_bytes(clusters, t, TOPIC))
         .sum();
+    row["source_log_over_record_bytes"] = (source_bytes as f64 / (mb * 1e6)).into();
     if source_bytes > 0 {
         row["target_over_source_bytes"] =
             (target_bytes as f64 / targets.len() as f64 / source_bytes as f64).into();

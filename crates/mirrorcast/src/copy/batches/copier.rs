@@ -14,6 +14,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
@@ -28,6 +29,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 use tracing::{info, warn};
 
+use super::cache::{Fetched, Partition, ReadCache};
 use super::plan::{self, Aborted, Dropped, Outgoing, Sequences, TargetTopic, Verdict};
 use crate::config::FlowConfig;
 use crate::copy::report::{CopyHealth, FlowReporter, PartitionMeters, PartitionView};
@@ -63,19 +65,9 @@ struct SourceSide {
     wait_ms: i32,
     partition_bytes: i32,
     fetch_bytes: i32,
-    /// Per partition: the aborted transactions of the read under way, and where it stands.
-    aborted: HashMap<(String, i32), (i64, Aborted)>,
     health: Health,
 }
 
-/// A partition's fetched batches, with which ones belong to aborted transactions.
-struct Fetched {
-    batches: Vec<Batch>,
-    aborted: Vec<bool>,
-    high_watermark: i64,
-    /// The fetch offset is not in the source's log: where to go on from instead.
-    moved_to: Option<i64>,
-}
 
 /// One partition of a flow.
 struct Part {
@@ -95,6 +87,8 @@ struct Part {
 
 /// One flow on this thread: its target, its partitions and its chores.
 struct FlowLane {
+    /// Its place among its copier thread's flows (in the read cache).
+    index: usize,
     flow: FlowConfig,
     name: String,
     shard: Shard,
@@ -147,24 +141,15 @@ fn number(config: &ClientConfig, key: &str, default: i32) -> i32 {
         .unwrap_or(default)
 }
 
-/// Runs the batch plane's copy of `setups` (flows of source `source` on one copier thread)
-/// until `shutdown`, then stores progress.
+/// Runs the batch plane's copy of `setups` (flows of source `source` on one copier thread):
+/// each flow on a thread of its own, sharing what they fetch ([`ReadCache`]), until
+/// `shutdown`; then each stores its progress.
 pub fn run(source: &str, setups: Vec<CopierSetup>, shutdown: Shutdown) -> Result<(), CopyError> {
     let Some(first) = setups.first() else {
         return Ok(());
     };
-    let reader = &first.source_consumer;
-    let mut source_side = SourceSide {
-        alias: source.to_string(),
-        cluster: Cluster::new(wire_config(reader, &format!("mirrorcast-{source}-batches"))),
-        read_committed: reader.get("isolation.level") == Some("read_committed"),
-        wait_ms: number(reader, "fetch.wait.max.ms", 20),
-        partition_bytes: number(reader, "max.partition.fetch.bytes", 1_048_576).max(1),
-        fetch_bytes: number(reader, "fetch.max.bytes", 52_428_800).max(1),
-        aborted: HashMap::new(),
-        health: Health::default(),
-    };
-    // Every record fetched counts as read once, whichever flows it serves.
+    let reader = first.source_consumer.clone();
+    // Every record fetched counts as read, whichever flows it serves.
     let read = first
         .observe
         .metrics
@@ -174,68 +159,91 @@ pub fn run(source: &str, setups: Vec<CopierSetup>, shutdown: Shutdown) -> Result
             reader: "shared".to_string(),
         });
     let mut lanes = Vec::new();
-    for setup in setups {
-        lanes.push(FlowLane::new(setup)?);
+    for (index, setup) in setups.into_iter().enumerate() {
+        lanes.push(FlowLane::new(setup, index)?);
     }
+    // Room for a few fetches of every flow: beyond it a flow that fell behind reads itself.
+    let fetch_bytes = usize::try_from(number(&reader, "fetch.max.bytes", 52_428_800)).unwrap_or(0);
+    let cache = ReadCache::new(fetch_bytes.clamp(8 << 20, 64 << 20) * 2);
     info!(source, flows = lanes.len(), "copying whole record batches");
-    while !shutdown.is_triggered() {
-        for lane in &mut lanes {
-            lane.hear();
+    std::thread::scope(|scope| {
+        for lane in lanes {
+            let (cache, read, shutdown, reader) = (&cache, &read, &shutdown, &reader);
+            let name = format!("batches {}", lane.flow.target);
+            let spawned = std::thread::Builder::new()
+                .name(name.chars().take(15).collect())
+                .spawn_scoped(scope, move || {
+                    let source_side = SourceSide::new(source, reader);
+                    run_lane(lane, source_side, cache, read, shutdown);
+                });
+            if let Err(e) = spawned {
+                warn!(source, "cannot start a flow's thread: {e}");
+                shutdown.trigger();
+            }
         }
-        for lane in &mut lanes {
-            lane.find_starts(&mut source_side);
-        }
-        let wanted = wanted_offsets(&lanes);
-        let fetched = if wanted.is_empty() {
-            shutdown.sleep(Duration::from_millis(100));
-            HashMap::new()
-        } else {
-            source_side.fetch(&wanted)
-        };
-        let records: i64 = fetched
-            .values()
-            .flat_map(|f| &f.batches)
-            .filter(|b| !b.control())
-            .map(|b| i64::from(b.record_count()))
-            .sum();
-        read.inc_by(u64::try_from(records).unwrap_or(0));
-        for lane in &mut lanes {
-            lane.copy(&fetched);
-            lane.chores(false);
-        }
-        if fetched.is_empty() && !wanted.is_empty() && source_side.health.is_failing() {
-            shutdown.sleep(Duration::from_millis(500));
-        }
-    }
-    for lane in &mut lanes {
-        lane.chores(true);
-    }
+    });
     Ok(())
 }
 
-/// The offset each partition is fetched from: the lowest next offset of the flows that copy
-/// it now.
-fn wanted_offsets(lanes: &[FlowLane]) -> BTreeMap<(String, i32), i64> {
-    let mut wanted: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let now = Instant::now();
-    for lane in lanes {
-        if lane.failing_until.is_some_and(|until| until > now) || !lane.standing.may_write() {
+/// One flow's loop: hear commands, fetch (or take from the cache) what it needs, copy it,
+/// chores; at the end, its progress.
+fn run_lane(
+    mut lane: FlowLane,
+    mut source: SourceSide,
+    cache: &ReadCache,
+    read: &prometheus_client::metrics::counter::Counter,
+    shutdown: &Shutdown,
+) {
+    while !shutdown.is_triggered() {
+        lane.hear(cache);
+        lane.find_starts(&mut source);
+        let wanted = lane.wanted();
+        if wanted.is_empty() {
+            lane.chores(false);
+            shutdown.sleep(Duration::from_millis(100));
             continue;
         }
-        for (key, part) in &lane.parts {
-            let (Some(next), None) = (part.next, &part.stopped) else {
-                continue;
-            };
-            wanted
-                .entry(key.clone())
-                .and_modify(|o| *o = (*o).min(next))
-                .or_insert(next);
+        let lookup = cache.lookup(lane.index, &wanted, Duration::from_millis(500));
+        let mut fetched = lookup.found;
+        if !lookup.fetch.is_empty() {
+            let asked: BTreeMap<Partition, i64> = lookup.fetch.iter().cloned().collect();
+            let own: HashMap<Partition, Arc<Fetched>> = source
+                .fetch(&asked)
+                .into_iter()
+                .map(|(k, v)| (k, Arc::new(v)))
+                .collect();
+            let records: i64 = own
+                .values()
+                .flat_map(|f| &f.batches)
+                .filter(|b| !b.control())
+                .map(|b| i64::from(b.record_count()))
+                .sum();
+            read.inc_by(u64::try_from(records).unwrap_or(0));
+            cache.fetched(&lookup.fetch, &own);
+            fetched.extend(own);
+        }
+        lane.copy(&fetched);
+        lane.chores(false);
+        if fetched.is_empty() && source.health.is_failing() {
+            shutdown.sleep(Duration::from_millis(500));
         }
     }
-    wanted
+    lane.chores(true);
 }
 
 impl SourceSide {
+    fn new(source: &str, reader: &ClientConfig) -> Self {
+        SourceSide {
+            alias: source.to_string(),
+            cluster: Cluster::new(wire_config(reader, &format!("mirrorcast-{source}-batches"))),
+            read_committed: reader.get("isolation.level") == Some("read_committed"),
+            wait_ms: number(reader, "fetch.wait.max.ms", 20),
+            partition_bytes: number(reader, "max.partition.fetch.bytes", 1_048_576).max(1),
+            fetch_bytes: number(reader, "fetch.max.bytes", 52_428_800).max(1),
+            health: Health::default(),
+        }
+    }
+
     /// Fetches every wanted partition once, from its leader.
     fn fetch(&mut self, wanted: &BTreeMap<(String, i32), i64>) -> HashMap<(String, i32), Fetched> {
         let mut out = HashMap::new();
@@ -317,19 +325,17 @@ impl SourceSide {
                     match data.error_code {
                         0 => {}
                         OFFSET_OUT_OF_RANGE => {
-                            // Below the log's start (retention): on from there. Past its end
-                            // (the log was cut back): on from its end.
-                            let moved = self.list_offset(&name, data.partition_index, -2).and_then(
-                                |start| match offset < start {
-                                    true => Ok(start),
-                                    false => self.list_offset(&name, data.partition_index, -1),
-                                },
-                            );
+                            // On from the log's start, as the record plane's consumer
+                            // (`auto.offset.reset = earliest`): below it, retention deleted
+                            // what was not copied; past the end, the log was cut back or the
+                            // topic made again, and copying its start again loses nothing.
+                            let moved = self.list_offset(&name, data.partition_index, -2);
                             match moved {
                                 Ok(to) => {
                                     out.insert(
                                         key,
                                         Fetched {
+                                            from: offset,
                                             batches: Vec::new(),
                                             aborted: Vec::new(),
                                             high_watermark: data.high_watermark,
@@ -367,11 +373,11 @@ impl SourceSide {
                             continue;
                         }
                     };
-                    let aborted =
-                        self.aborted_flags(&key, offset, &batches, &data.aborted_transactions);
+                    let aborted = self.aborted_flags(&batches, &data.aborted_transactions);
                     out.insert(
                         key,
                         Fetched {
+                            from: offset,
                             batches,
                             aborted,
                             high_watermark: data.high_watermark,
@@ -385,26 +391,18 @@ impl SourceSide {
         out
     }
 
-    /// Which of a read committed fetch's batches are of aborted transactions. The tracker
-    /// lives on while the partition is read on from where the last fetch ended.
+    /// Which of a read committed fetch's batches are of aborted transactions. The fetch's
+    /// list names every aborted transaction its range overlaps, so each fetch is read on its
+    /// own (whichever flow fetched it, from wherever).
     fn aborted_flags(
-        &mut self,
-        key: &(String, i32),
-        offset: i64,
+        &self,
         batches: &[Batch],
         list: &Option<Vec<kafka_protocol::messages::fetch_response::AbortedTransaction>>,
     ) -> Vec<bool> {
         if !self.read_committed {
             return vec![false; batches.len()];
         }
-        let (at, tracker) = self
-            .aborted
-            .entry(key.clone())
-            .or_insert_with(|| (offset, Aborted::default()));
-        if *at != offset {
-            *at = offset;
-            *tracker = Aborted::default();
-        }
+        let mut tracker = Aborted::default();
         if let Some(list) = list {
             tracker.learn(
                 list.iter()
@@ -412,11 +410,7 @@ impl SourceSide {
                     .collect(),
             );
         }
-        let flags = batches.iter().map(|b| tracker.drops(b)).collect();
-        if let Some(last) = batches.last() {
-            *at = last.last_offset() + 1;
-        }
-        flags
+        batches.iter().map(|b| tracker.drops(b)).collect()
     }
 
     fn failed(&mut self, message: &str) {
@@ -483,7 +477,7 @@ struct Queue {
 }
 
 impl FlowLane {
-    fn new(setup: CopierSetup) -> Result<Self, CopyError> {
+    fn new(setup: CopierSetup, index: usize) -> Result<Self, CopyError> {
         let name = setup.flow.name();
         let client_error = |client: &'static str| {
             let flow = name.clone();
@@ -522,15 +516,22 @@ impl FlowLane {
             &setup.target_producer,
             &format!("mirrorcast-{}-batches", name.replace("->", "-to-")),
         ));
-        let timeout = Duration::from_millis(
+        // A request unanswered this long fails (and is sent again): the request timeout, or
+        // the delivery timeout when shorter, so a silent target is seen as the user set it.
+        let millis = |key: &str, default: u64| {
             setup
                 .target_producer
-                .get("request.timeout.ms")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(30_000),
+                .get(key)
+                .and_then(|v| v.parse::<u64>().ok())
+                .filter(|ms| *ms > 0)
+                .unwrap_or(default)
+        };
+        let timeout = Duration::from_millis(
+            millis("request.timeout.ms", 30_000).min(millis("message.timeout.ms", 120_000)),
         );
         let now = Instant::now();
         Ok(FlowLane {
+            index,
             given: setup.standing.is_grouped().then(HashSet::new),
             name,
             shard: setup.shard,
@@ -556,14 +557,36 @@ impl FlowLane {
     }
 
     /// Applies every command waiting.
-    fn hear(&mut self) {
+    /// Applies every command waiting; the partitions it no longer copies leave the cache's
+    /// reckoning.
+    fn hear(&mut self, cache: &ReadCache) {
+        let before: Vec<Partition> = self.parts.keys().cloned().collect();
         loop {
             match self.commands.try_recv() {
                 Ok(ToCopier::Topics(command)) => self.apply(command),
                 Ok(ToCopier::Group(command)) => self.apply_group(command),
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => return,
+                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
             }
         }
+        for key in before {
+            if !self.parts.contains_key(&key) {
+                cache.forget(self.index, &key);
+            }
+        }
+    }
+
+    /// The partitions to read now, at their next offsets (none while the target fails or the
+    /// lease lapsed).
+    fn wanted(&self) -> Vec<(Partition, i64)> {
+        let now = Instant::now();
+        if self.failing_until.is_some_and(|until| until > now) || !self.standing.may_write() {
+            return Vec::new();
+        }
+        self.parts
+            .iter()
+            .filter(|(_, part)| part.stopped.is_none())
+            .filter_map(|(key, part)| Some((key.clone(), part.next?)))
+            .collect()
     }
 
     fn apply(&mut self, command: Command) {
@@ -657,8 +680,22 @@ impl FlowLane {
                 let key = (route.source_topic.clone(), partition);
                 if !self.shard.owns(&key.0, partition)
                     || self.given.as_ref().is_some_and(|g| !g.contains(&key))
-                    || self.parts.contains_key(&key)
                 {
+                    continue;
+                }
+                if let Some(part) = self.parts.get_mut(&key) {
+                    // The source topic was made again under its name: copied from its start.
+                    if let (Some(known), Some(now)) = (&part.topic_id, &route.topic_id) {
+                        if known != now {
+                            info!(flow = %self.name, "{}[{partition}] was made again on the source; copying it from its start", key.0);
+                            part.meters.recreations.inc();
+                            part.topic_id = Some(now.clone());
+                            part.next = None;
+                            part.last_acked = None;
+                            part.stored = None;
+                            self.resume.remove(&key);
+                        }
+                    }
                     continue;
                 }
                 let meters =
@@ -760,7 +797,7 @@ impl FlowLane {
     }
 
     /// Copies what the round fetched that this flow needs.
-    fn copy(&mut self, fetched: &HashMap<(String, i32), Fetched>) {
+    fn copy(&mut self, fetched: &HashMap<Partition, Arc<Fetched>>) {
         let now = Instant::now();
         if self.failing_until.is_some_and(|until| until > now) || !self.standing.may_write() {
             return;
@@ -1185,7 +1222,7 @@ fn source_moved(flow: &str, key: &(String, i32), part: &mut Part, from: i64, to:
             .inc_by(u64::try_from(to - from).unwrap_or(0));
         warn!(flow, "{}[{}]: offsets {from} to {} were deleted from the source before they were copied; going on from {to}", key.0, key.1, to - 1);
     } else {
-        warn!(flow, "{}[{}]: offset {from} is past the source's end {to} (its log was cut back); going on from {to}", key.0, key.1);
+        warn!(flow, "{}[{}]: offset {from} is past the source's end (its log was cut back, or the topic made again); copying again from its start, {to}", key.0, key.1);
     }
     part.next = Some(to);
 }

@@ -8,6 +8,7 @@
 //! Invariant, as on the record plane: progress is stored only for batches the target
 //! acknowledged, and a failure is a retry from there, never a gap.
 
+mod cache;
 mod copier;
 pub mod plan;
 
