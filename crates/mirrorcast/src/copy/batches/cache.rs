@@ -69,6 +69,8 @@ pub struct Lookup {
     pub found: HashMap<Partition, Arc<Fetched>>,
     /// To fetch itself (marked under way: others wait for it).
     pub fetch: Vec<(Partition, i64)>,
+    /// Of those, the partitions another flow has already read past (this one catches up).
+    pub behind: HashSet<Partition>,
 }
 
 impl ReadCache {
@@ -110,6 +112,13 @@ impl ReadCache {
             } else if !state.in_flight.contains(partition) {
                 state.in_flight.insert(partition.clone());
                 lookup.fetch.push((partition.clone(), *offset));
+                let ahead = state
+                    .positions
+                    .iter()
+                    .any(|((f, p), next)| *f != flow && p == partition && *next > *offset);
+                if ahead {
+                    lookup.behind.insert(partition.clone());
+                }
             }
         }
         lookup
@@ -172,7 +181,9 @@ impl ReadCache {
             .collect();
         for (partition, from) in passed {
             remove(&mut state, &partition, from);
-            state.order.retain(|(p, f)| !(*p == partition && *f == from));
+            state
+                .order
+                .retain(|(p, f)| !(*p == partition && *f == from));
         }
         state
     }

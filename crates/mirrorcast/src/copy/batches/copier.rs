@@ -47,6 +47,7 @@ use crate::plan::{Command, GroupCommand, Route, ToCopier};
 use crate::policy::HEARTBEATS_TOPIC;
 use crate::progress::{codec, Progress};
 use crate::shutdown::Shutdown;
+use prometheus_client::metrics::counter::Counter;
 
 /// Codes after which a partition's leader is asked for again.
 const LEADER_CHANGED: &[i16] = &[3, 5, 6, 74, 75, 100];
@@ -67,7 +68,6 @@ struct SourceSide {
     fetch_bytes: i32,
     health: Health,
 }
-
 
 /// One partition of a flow.
 struct Part {
@@ -113,6 +113,12 @@ struct FlowLane {
     last_heartbeat: Option<Instant>,
     last_publish: Instant,
     timeout: Duration,
+    /// `delivery.timeout.ms`: after this long without an acknowledgement the target counts as
+    /// stalled, said once (as on the record plane).
+    delivery_timeout: Duration,
+    /// Since when the target has acknowledged nothing of what it was sent, which partition
+    /// first, and whether that was said.
+    stalled: Option<(Instant, Partition, bool)>,
 }
 
 fn wire_config(config: &ClientConfig, client_id: &str) -> WireConfig {
@@ -149,6 +155,7 @@ pub fn run(source: &str, setups: Vec<CopierSetup>, shutdown: Shutdown) -> Result
         return Ok(());
     };
     let reader = first.source_consumer.clone();
+    let first_observe = first.observe.clone();
     // Every record fetched counts as read, whichever flows it serves.
     let read = first
         .observe
@@ -168,13 +175,21 @@ pub fn run(source: &str, setups: Vec<CopierSetup>, shutdown: Shutdown) -> Result
     info!(source, flows = lanes.len(), "copying whole record batches");
     std::thread::scope(|scope| {
         for lane in lanes {
+            // What a flow reads that another already read past: it catches up on its own.
+            let catch_up = first_observe
+                .metrics
+                .source_records_read
+                .get_or_create_owned(&ReaderLabels {
+                    source: source.to_string(),
+                    reader: format!("catch-up {}", lane.flow.target),
+                });
             let (cache, read, shutdown, reader) = (&cache, &read, &shutdown, &reader);
             let name = format!("batches {}", lane.flow.target);
             let spawned = std::thread::Builder::new()
                 .name(name.chars().take(15).collect())
                 .spawn_scoped(scope, move || {
                     let source_side = SourceSide::new(source, reader);
-                    run_lane(lane, source_side, cache, read, shutdown);
+                    run_lane(lane, source_side, cache, (read, &catch_up), shutdown);
                 });
             if let Err(e) = spawned {
                 warn!(source, "cannot start a flow's thread: {e}");
@@ -191,7 +206,7 @@ fn run_lane(
     mut lane: FlowLane,
     mut source: SourceSide,
     cache: &ReadCache,
-    read: &prometheus_client::metrics::counter::Counter,
+    (read, catch_up): (&Counter, &Counter),
     shutdown: &Shutdown,
 ) {
     while !shutdown.is_triggered() {
@@ -212,13 +227,19 @@ fn run_lane(
                 .into_iter()
                 .map(|(k, v)| (k, Arc::new(v)))
                 .collect();
-            let records: i64 = own
-                .values()
-                .flat_map(|f| &f.batches)
-                .filter(|b| !b.control())
-                .map(|b| i64::from(b.record_count()))
-                .sum();
-            read.inc_by(u64::try_from(records).unwrap_or(0));
+            for (partition, chunk) in &own {
+                let records: i64 = chunk
+                    .batches
+                    .iter()
+                    .filter(|b| !b.control())
+                    .map(|b| i64::from(b.record_count()))
+                    .sum();
+                let counter = match lookup.behind.contains(partition) {
+                    true => catch_up,
+                    false => read,
+                };
+                counter.inc_by(u64::try_from(records).unwrap_or(0));
+            }
             cache.fetched(&lookup.fetch, &own);
             fetched.extend(own);
         }
@@ -512,10 +533,6 @@ impl FlowLane {
             setup.shards,
             setup.shard.index,
         );
-        let target = Cluster::new(wire_config(
-            &setup.target_producer,
-            &format!("mirrorcast-{}-batches", name.replace("->", "-to-")),
-        ));
         // A request unanswered this long fails (and is sent again): the request timeout, or
         // the delivery timeout when shorter, so a silent target is seen as the user set it.
         let millis = |key: &str, default: u64| {
@@ -529,6 +546,12 @@ impl FlowLane {
         let timeout = Duration::from_millis(
             millis("request.timeout.ms", 30_000).min(millis("message.timeout.ms", 120_000)),
         );
+        let mut wire = wire_config(
+            &setup.target_producer,
+            &format!("mirrorcast-{}-batches", name.replace("->", "-to-")),
+        );
+        wire.timeout = timeout;
+        let target = Cluster::new(wire);
         let now = Instant::now();
         Ok(FlowLane {
             index,
@@ -553,6 +576,8 @@ impl FlowLane {
             last_heartbeat: None,
             last_publish: now,
             timeout,
+            delivery_timeout: Duration::from_millis(millis("message.timeout.ms", 120_000)),
+            stalled: None,
         })
     }
 
@@ -871,9 +896,32 @@ impl FlowLane {
         if queues.is_empty() {
             return;
         }
+        let first = queues[0].key.clone();
         if let Err(e) = self.send(queues) {
+            self.stalled.get_or_insert((now, first, false));
             self.fail(&format!("cannot write to the target: {e}"));
         }
+    }
+
+    /// Says once that the target has acknowledged nothing for longer than the delivery timeout.
+    fn check_stalled(&mut self, now: Instant) {
+        let Some((since, (topic, partition), said)) = &mut self.stalled else {
+            return;
+        };
+        if *said || now.duration_since(*since) < self.delivery_timeout {
+            return;
+        }
+        *said = true;
+        if !self.reporter.stall_began() {
+            return;
+        }
+        let message = format!(
+            "{} has acknowledged nothing of {topic}[{partition}] for over {:?}; the batches \
+             are sent again, in order, once it answers",
+            self.flow.target, self.delivery_timeout,
+        );
+        warn!(flow = %self.name, "{message}");
+        self.reporter.error(&message);
     }
 
     /// Sends the queues' batches, the first of each partition in one request per leader, until
@@ -1021,7 +1069,11 @@ impl FlowLane {
         }
         if self.health.recovered() {
             info!(flow = %self.name, "writing to the target again");
-            self.reporter.recovered();
+        }
+        if let Some((_, _, true)) = self.stalled.take() {
+            if self.reporter.stall_ended() {
+                info!(flow = %self.name, "the target acknowledges records again");
+            }
         }
         self.failing_until = None;
         Ok(())
@@ -1041,7 +1093,8 @@ impl FlowLane {
             batch.bytes.len() as u64,
             [timestamp, timestamp],
         );
-        let Some(emitter) = &mut part.sync else {
+        // (A duplicate the target had appended before answers without its offset: no sync.)
+        let (Some(emitter), true) = (&mut part.sync, base_offset >= 0) else {
             return;
         };
         let last_downstream = base_offset + i64::from(batch.records) - 1;
@@ -1094,6 +1147,7 @@ impl FlowLane {
     /// Progress, heartbeats and publishing when due (all of them, and flushed, at the end).
     fn chores(&mut self, last: bool) {
         let now = Instant::now();
+        self.check_stalled(now);
         self.writer.poll(Duration::ZERO);
         if let Some(w) = &self.source_writer {
             w.poll(Duration::ZERO);

@@ -77,7 +77,7 @@ pub fn assert_complete_in_order(
         for (offset, record) in copied.iter().enumerate() {
             let i = *index.get(record).unwrap_or_else(|| {
                 panic!(
-                    "{what}[{partition}] offset {offset} holds a record the source does not have"
+                    "{what}[{partition}] offset {offset} holds a record the source does not have: {record:?}"
                 )
             });
             let next_new = highest.map_or(0, |h| h + 1);
