@@ -1194,6 +1194,8 @@ impl FlowLane {
 
     /// Writes the acknowledged progress of every partition (or of `only`) that moved.
     fn store_progress(&mut self, only: Option<&[(String, i32)]>) {
+        // Syncs held back (MM2's delayed ones) go out with the progress they go with.
+        let mut delayed = Vec::new();
         for (key, part) in &mut self.parts {
             if only.is_some_and(|o| !o.contains(key)) {
                 continue;
@@ -1207,24 +1209,7 @@ impl FlowLane {
             if let Some((upstream, downstream)) =
                 part.sync.as_mut().and_then(SyncEmitter::take_delayed)
             {
-                let (topic, partition) = key.clone();
-                if let Some(config) = &self.flow.offset_syncs {
-                    let sync = OffsetSync {
-                        topic,
-                        partition,
-                        upstream_offset: upstream,
-                        downstream_offset: downstream,
-                    };
-                    let (k, v) = (sync.key(), sync.value());
-                    let record: BaseRecord<'_, [u8], [u8]> = BaseRecord::to(&config.topic)
-                        .partition(0)
-                        .key(&k[..])
-                        .payload(&v[..]);
-                    let _ = match &self.source_writer {
-                        Some(p) => p.send(record).map_err(|(e, _)| e),
-                        None => self.writer.send(record).map_err(|(e, _)| e),
-                    };
-                }
+                delayed.push((key.clone(), upstream, downstream));
             }
             let progress_key = codec::encode_key(
                 &self.flow.progress.connector,
@@ -1240,6 +1225,9 @@ impl FlowLane {
                 Ok(()) => part.stored = Some(acked),
                 Err((e, _)) => warn!(flow = %self.name, "cannot store progress now: {e}"),
             }
+        }
+        for ((topic, partition), upstream, downstream) in delayed {
+            self.emit_sync(&topic, partition, upstream, downstream);
         }
     }
 
