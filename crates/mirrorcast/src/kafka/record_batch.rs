@@ -340,7 +340,9 @@ impl Batch {
             offset,
         };
         let count = self.record_count();
-        let mut records = Vec::with_capacity(usize::try_from(count).unwrap_or(0));
+        // (A record takes at least 7 bytes: the count cannot ask for more room than that.)
+        let room = usize::try_from(count).unwrap_or(0).min(body.len() / 7 + 1);
+        let mut records = Vec::with_capacity(room);
         let (base_offset, base_timestamp) = (self.base_offset(), self.base_timestamp());
         let append_time = self.log_append_time().then(|| self.max_timestamp());
         for _ in 0..count {
@@ -354,13 +356,19 @@ impl Batch {
             let attributes = cursor.byte()?;
             let timestamp_delta = cursor.varlong()?;
             let offset_delta = cursor.varint()?;
+            if cursor.at > end {
+                return Err(corrupt(
+                    offset,
+                    "record shorter than its header".to_string(),
+                ));
+            }
             let rest = body.slice(cursor.at..end);
             cursor.at = end;
             records.push(RawRecord {
-                offset: base_offset + offset_delta,
+                offset: base_offset.wrapping_add(offset_delta),
                 // A LogAppendTime batch's records all carry the append time (the consumer's
                 // view of them, and what the record plane copies).
-                timestamp: append_time.unwrap_or(base_timestamp + timestamp_delta),
+                timestamp: append_time.unwrap_or(base_timestamp.wrapping_add(timestamp_delta)),
                 attributes,
                 rest,
             });

@@ -56,6 +56,42 @@ impl SyncEmitter {
         }
     }
 
+    /// [`SyncEmitter::copied`] for each of `count` records copied in a run, contiguous on both
+    /// sides from (`upstream`, `downstream`) on (a whole batch), in as many steps as syncs:
+    /// the syncs to emit.
+    pub fn copied_run(&mut self, upstream: i64, downstream: i64, count: i64) -> Vec<(i64, i64)> {
+        let mut syncs = Vec::new();
+        if count <= 0 {
+            return syncs;
+        }
+        if self.copied(upstream, downstream) {
+            syncs.push((upstream, downstream));
+        }
+        // Past the first record only staleness can call for a sync (contiguous, increasing).
+        let mut i = 1;
+        while i < count {
+            let Some(last) = self.last_sync_downstream else {
+                break;
+            };
+            let due = (last + 1 + self.lag_max - downstream).max(i);
+            if due >= count {
+                break;
+            }
+            syncs.push((upstream + due, downstream + due));
+            self.last_sync_downstream = Some(downstream + due);
+            i = due + 1;
+        }
+        let end = (upstream + count - 1, downstream + count - 1);
+        if count > 1 {
+            self.previous = Some(end);
+            self.delayed = match syncs.last() {
+                Some(last) if *last == end => None,
+                _ => Some(end),
+            };
+        }
+        syncs
+    }
+
     /// At an offset flush: the held-back (upstream, downstream) sync to write now, if any. It
     /// does not count as a sync for the rules above (MM2 keeps them apart too).
     pub fn take_delayed(&mut self) -> Option<(i64, i64)> {
@@ -130,6 +166,36 @@ impl SyncHistory {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_run_emits_what_its_records_one_by_one_would() {
+        for lag_max in [1, 3, 100] {
+            for runs in [vec![1, 5, 2, 40, 7], vec![10, 10, 10], vec![200, 1, 1]] {
+                let (mut by_record, mut by_run) = (
+                    super::SyncEmitter::new(lag_max),
+                    super::SyncEmitter::new(lag_max),
+                );
+                let (mut up, mut down) = (100, 0);
+                for count in runs {
+                    let mut expected = Vec::new();
+                    for i in 0..count {
+                        if by_record.copied(up + i, down + i) {
+                            expected.push((up + i, down + i));
+                        }
+                    }
+                    assert_eq!(
+                        by_run.copied_run(up, down, count),
+                        expected,
+                        "lag {lag_max}"
+                    );
+                    // A gap upstream between runs, as a dropped marker leaves.
+                    up += count + 1;
+                    down += count;
+                }
+                assert_eq!(by_run.take_delayed(), by_record.take_delayed());
+            }
+        }
+    }
+
     use super::*;
 
     fn sync(up: i64, down: i64) -> OffsetSync {

@@ -23,6 +23,8 @@ pub struct Fetched {
     pub high_watermark: i64,
     /// The fetch offset is not in the source's log: where to go on from instead.
     pub moved_to: Option<i64>,
+    /// What was fetched cannot be copied (old format, bad checksum): the partition stops.
+    pub refused: Option<String>,
 }
 
 impl Fetched {
@@ -133,7 +135,7 @@ impl ReadCache {
             let Some(chunk) = fetched.get(partition) else {
                 continue;
             };
-            if chunk.batches.is_empty() || chunk.moved_to.is_some() {
+            if chunk.batches.is_empty() || chunk.moved_to.is_some() || chunk.refused.is_some() {
                 continue;
             }
             state.bytes += chunk.bytes();
@@ -152,6 +154,20 @@ impl ReadCache {
         }
         drop(state);
         self.arrived.notify_all();
+    }
+
+    /// Drops what is cached of `partition` (its log changed under it).
+    pub fn invalidate(&self, partition: &Partition) {
+        let mut state = self.lock();
+        let froms: Vec<i64> = state
+            .chunks
+            .get(partition)
+            .map(|chunks| chunks.iter().map(|c| c.from).collect())
+            .unwrap_or_default();
+        for from in froms {
+            remove(&mut state, partition, from);
+        }
+        state.order.retain(|(p, _)| p != partition);
     }
 
     /// Flow `flow` no longer copies `partition`.
@@ -234,6 +250,7 @@ mod tests {
             aborted: vec![false],
             high_watermark: from + n,
             moved_to: None,
+            refused: None,
         })
     }
 

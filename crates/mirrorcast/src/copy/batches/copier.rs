@@ -1,16 +1,19 @@
-//! One copier thread of the batch plane: its flows of one source, read once per round and
-//! produced to every target as whole batches.
+//! The batch plane's copy of one copier thread's flows of a source: each flow on a thread of
+//! its own, their fetches shared through a [`ReadCache`], every batch produced whole.
 //!
-//! A round: hear the control plane's commands; fetch each partition from the lowest next
-//! offset of the flows copying it (so targets that keep up share one read, and one that fell
-//! behind is read for again without holding the others); for each flow, send the batches it
-//! needs, one per partition per request, and wait for the target's answer (acks = all,
+//! A flow's round: hear the control plane's commands; take what it needs at each partition's
+//! next offset from the cache, or fetch it (a flow that keeps up with the others reads
+//! nothing itself; one that fell behind reads on its own and holds no one back); send the
+//! batches, one per partition per request, and take the target's answers (acks = all,
 //! idempotent); then store progress, write heartbeats and offset syncs, and publish.
 //!
 //! Invariant: a partition's next offset moves only past batches its target acknowledged, and a
 //! failed or unanswered send leaves it where it was (with the producer sequence it had), so a
 //! failure becomes a retry of the same batches, never a gap; the target's idempotence makes
-//! the retry of an appended batch a duplicate it drops.
+//! the retry of an appended batch a duplicate it drops. A position that moves without an
+//! acknowledgement (the source's log moved, the topic was made again, the group handed the
+//! partition over) takes a new producer id, so no later batch is sent under a sequence the
+//! target may already hold.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -56,6 +59,8 @@ const PRODUCER_LOST: &[i16] = &[45, 47, 59];
 /// Codes by which the target refuses a batch for good.
 const REFUSED: &[i16] = &[2, 10, 18, 32, 87];
 const DUPLICATE_SEQUENCE: i16 = 46;
+const MESSAGE_TOO_LARGE: i16 = 10;
+const RECORD_LIST_TOO_LARGE: i16 = 18;
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 /// How the source is read.
@@ -67,6 +72,8 @@ struct SourceSide {
     partition_bytes: i32,
     fetch_bytes: i32,
     health: Health,
+    /// Fetches made, to turn the partitions' order.
+    round: usize,
 }
 
 /// One partition of a flow.
@@ -119,6 +126,8 @@ struct FlowLane {
     /// Since when the target has acknowledged nothing of what it was sent, which partition
     /// first, and whether that was said.
     stalled: Option<(Instant, Partition, bool)>,
+    /// Partitions whose position moved without an acknowledgement since the last commands.
+    jumped: Vec<Partition>,
 }
 
 fn wire_config(config: &ClientConfig, client_id: &str) -> WireConfig {
@@ -243,7 +252,7 @@ fn run_lane(
             cache.fetched(&lookup.fetch, &own);
             fetched.extend(own);
         }
-        lane.copy(&fetched);
+        lane.copy(&fetched, cache);
         lane.chores(false);
         if fetched.is_empty() && source.health.is_failing() {
             shutdown.sleep(Duration::from_millis(500));
@@ -262,6 +271,7 @@ impl SourceSide {
             partition_bytes: number(reader, "max.partition.fetch.bytes", 1_048_576).max(1),
             fetch_bytes: number(reader, "fetch.max.bytes", 52_428_800).max(1),
             health: Health::default(),
+            round: 0,
         }
     }
 
@@ -292,10 +302,23 @@ impl SourceSide {
                     .push((topic, *partition, *offset));
             }
         }
-        for (broker, partitions) in by_leader {
-            let mut topics: BTreeMap<&String, Vec<FetchPartition>> = BTreeMap::new();
+        self.round = self.round.wrapping_add(1);
+        for (broker, mut partitions) in by_leader {
+            let mut failed = false;
+            // A different partition first each time: the broker gives a batch larger than
+            // the partition's fetch size whole only to the first partition with data.
+            let turn = self.round % partitions.len().max(1);
+            partitions.rotate_left(turn);
+            let mut topics: Vec<(&String, Vec<FetchPartition>)> = Vec::new();
             for (topic, partition, offset) in &partitions {
-                topics.entry(topic).or_default().push(
+                let i = match topics.iter().position(|(t, _)| t == topic) {
+                    Some(i) => i,
+                    None => {
+                        topics.push((topic, Vec::new()));
+                        topics.len() - 1
+                    }
+                };
+                topics[i].1.push(
                     FetchPartition::default()
                         .with_partition(*partition)
                         .with_current_leader_epoch(-1)
@@ -361,18 +384,23 @@ impl SourceSide {
                                             aborted: Vec::new(),
                                             high_watermark: data.high_watermark,
                                             moved_to: Some(to),
+                                            refused: None,
                                         },
                                     );
                                 }
-                                Err(e) => self.failed(&format!(
-                                    "{name}[{}]: offset {offset} is out of range and the log's \
-                                     bounds are not known: {e}",
-                                    data.partition_index
-                                )),
+                                Err(e) => {
+                                    failed = true;
+                                    self.failed(&format!(
+                                        "{name}[{}]: offset {offset} is out of range and the \
+                                         log's bounds are not known: {e}",
+                                        data.partition_index
+                                    ));
+                                }
                             }
                             continue;
                         }
                         code => {
+                            failed = true;
                             if LEADER_CHANGED.contains(&code) {
                                 self.cluster.leader_moved(&name, data.partition_index);
                             }
@@ -390,7 +418,18 @@ impl SourceSide {
                     {
                         Ok(b) => b.batches,
                         Err(e) => {
-                            self.failed(&format!("{name}[{}]: {e}", data.partition_index));
+                            // For good: the partition stops there (the lane says so).
+                            out.insert(
+                                key,
+                                Fetched {
+                                    from: offset,
+                                    batches: Vec::new(),
+                                    aborted: Vec::new(),
+                                    high_watermark: data.high_watermark,
+                                    moved_to: None,
+                                    refused: Some(e.to_string()),
+                                },
+                            );
                             continue;
                         }
                     };
@@ -403,11 +442,14 @@ impl SourceSide {
                             aborted,
                             high_watermark: data.high_watermark,
                             moved_to: None,
+                            refused: None,
                         },
                     );
                 }
             }
-            self.recovered();
+            if !failed {
+                self.recovered();
+            }
         }
         out
     }
@@ -578,6 +620,7 @@ impl FlowLane {
             timeout,
             delivery_timeout: Duration::from_millis(millis("message.timeout.ms", 120_000)),
             stalled: None,
+            jumped: Vec::new(),
         })
     }
 
@@ -597,6 +640,13 @@ impl FlowLane {
             if !self.parts.contains_key(&key) {
                 cache.forget(self.index, &key);
             }
+        }
+        // A partition whose position moved without an acknowledgement: what is cached may be
+        // of an earlier log, and the producer's sequences of batches never acknowledged (a
+        // later batch sent under one of them would be taken for a duplicate): a new producer.
+        for key in std::mem::take(&mut self.jumped) {
+            cache.invalidate(&key);
+            self.producer = None;
         }
     }
 
@@ -661,6 +711,7 @@ impl FlowLane {
                     if let Some(part) = self.parts.get_mut(&key) {
                         // Read again from the progress the group's hand-over stored.
                         part.next = None;
+                        self.jumped.push(key.clone());
                     }
                     given.insert(key);
                 }
@@ -700,6 +751,7 @@ impl FlowLane {
 
     /// Starts copying the partitions of the routes that are this thread's (and the group's).
     fn add_parts(&mut self) {
+        let mut remade = Vec::new();
         for route in self.routes.values() {
             for partition in 0..route.partitions {
                 let key = (route.source_topic.clone(), partition);
@@ -709,6 +761,10 @@ impl FlowLane {
                     continue;
                 }
                 if let Some(part) = self.parts.get_mut(&key) {
+                    // The remote topic's limit, as the topic manager last learnt it.
+                    if let Some(max) = route.max_message_bytes {
+                        part.target.max_batch_bytes = Some(max as usize);
+                    }
                     // The source topic was made again under its name: copied from its start.
                     if let (Some(known), Some(now)) = (&part.topic_id, &route.topic_id) {
                         if known != now {
@@ -719,6 +775,7 @@ impl FlowLane {
                             part.last_acked = None;
                             part.stored = None;
                             self.resume.remove(&key);
+                            remade.push(key.clone());
                         }
                     }
                     continue;
@@ -751,6 +808,7 @@ impl FlowLane {
                 );
             }
         }
+        self.jumped.extend(remade);
     }
 
     /// Where each new partition starts: after its stored progress, else at the source's start
@@ -822,13 +880,14 @@ impl FlowLane {
     }
 
     /// Copies what the round fetched that this flow needs.
-    fn copy(&mut self, fetched: &HashMap<Partition, Arc<Fetched>>) {
+    fn copy(&mut self, fetched: &HashMap<Partition, Arc<Fetched>>, cache: &ReadCache) {
         let now = Instant::now();
         if self.failing_until.is_some_and(|until| until > now) || !self.standing.may_write() {
             return;
         }
         self.reporter.tick(now);
         let mut queues = Vec::new();
+        let mut moved = false;
         for (key, part) in &mut self.parts {
             let (Some(next), None) = (part.next, &part.stopped) else {
                 continue;
@@ -836,8 +895,16 @@ impl FlowLane {
             let Some(data) = fetched.get(key) else {
                 continue;
             };
+            if let Some(why) = &data.refused {
+                stop(&self.name, &self.reporter, part, next, why);
+                continue;
+            }
             if let Some(to) = data.moved_to {
                 source_moved(&self.name, key, part, next, to);
+                // What is cached is of the log as it was; the producer's sequences were of
+                // batches that may never be acknowledged now.
+                cache.invalidate(key);
+                moved = true;
                 continue;
             }
             part.source_end = Some(data.high_watermark);
@@ -850,6 +917,12 @@ impl FlowLane {
                 match plan::verdict(batch, at, *aborted, part.target) {
                     Ok(Verdict::Whole) => queue.batches.push_back(plan::whole(batch)),
                     Ok(Verdict::Reencode(why)) => match plan::reencode(batch, at, part.target) {
+                        Ok(out) if out.is_empty() => {
+                            // Compaction removed its records from `at` on: nothing left in it.
+                            if queue.batches.is_empty() {
+                                part.next = Some(batch.last_offset() + 1);
+                            }
+                        }
                         Ok(out) => {
                             tracing::debug!(flow = %self.name, "{}[{}] at {}: re-encoded ({})", key.0, key.1, batch.base_offset(), why.label());
                             queue.batches.extend(out);
@@ -892,6 +965,9 @@ impl FlowLane {
             if !queue.batches.is_empty() {
                 queues.push(queue);
             }
+        }
+        if moved {
+            self.producer = None;
         }
         if queues.is_empty() {
             return;
@@ -957,7 +1033,7 @@ impl FlowLane {
             let mut done = vec![false; queues.len()];
             for (broker, members) in by_leader {
                 let mut topics: BTreeMap<String, Vec<PartitionProduceData>> = BTreeMap::new();
-                let mut sent = Vec::new();
+                let mut sent: Vec<(usize, String, i32)> = Vec::new();
                 for &i in &members {
                     let q = &queues[i];
                     let Some(batch) = q.batches.front() else {
@@ -965,8 +1041,18 @@ impl FlowLane {
                     };
                     let remote = self.parts[&q.key].remote_topic.clone();
                     let base = self.sequences.take(&remote, q.key.1, batch.records);
-                    let bytes = plan::with_sequence(batch, Some(Sequence { id, epoch, base }))
-                        .map_err(|e| WireError::Broker(e.to_string()))?;
+                    let bytes = match plan::with_sequence(batch, Some(Sequence { id, epoch, base }))
+                    {
+                        Ok(bytes) => bytes,
+                        Err(e) => {
+                            self.sequences.set(&remote, q.key.1, base);
+                            let earlier: &[(usize, String, i32)] = &sent;
+                            for (j, remote, base) in earlier {
+                                self.sequences.set(remote, queues[*j].key.1, *base);
+                            }
+                            return Err(WireError::Broker(e.to_string()));
+                        }
+                    };
                     topics.entry(remote.clone()).or_default().push(
                         PartitionProduceData::default()
                             .with_index(q.key.1)
@@ -1010,13 +1096,17 @@ impl FlowLane {
                         answers.insert((topic.name.0.to_string(), p.index), p.clone());
                     }
                 }
+                // Every answer is taken (what was appended is acknowledged); the first failure
+                // is returned after them, each failed partition set back to its sequence.
+                let mut failure = None;
                 for (i, remote, base) in sent {
                     let partition = queues[i].key.1;
                     let Some(answer) = answers.remove(&(remote.clone(), partition)) else {
                         self.sequences.set(&remote, partition, base);
-                        return Err(WireError::Broker(format!(
+                        failure.get_or_insert(WireError::Broker(format!(
                             "no answer for {remote}[{partition}]"
                         )));
+                        continue;
                     };
                     match answer.error_code {
                         0 | DUPLICATE_SEQUENCE => {
@@ -1029,35 +1119,50 @@ impl FlowLane {
                         code if PRODUCER_LOST.contains(&code) => {
                             warn!(flow = %self.name, "{remote}[{partition}]: {}; starting over with a new producer id", error_name(code));
                             self.producer = None;
-                            return Err(WireError::Broker(error_name(code)));
+                            failure.get_or_insert(WireError::Broker(error_name(code)));
                         }
                         code if REFUSED.contains(&code) => {
-                            let batch = queues[i].batches.front().cloned();
+                            self.sequences.set(&remote, partition, base);
+                            done[i] = true;
                             let message = answer
                                 .error_message
                                 .as_ref()
                                 .map(|m| m.to_string())
                                 .unwrap_or_default();
-                            self.sequences.set(&remote, partition, base);
-                            if let (Some(batch), Some(part)) =
-                                (batch, self.parts.get_mut(&queues[i].key))
+                            let Some(batch) = queues[i].batches.front().cloned() else {
+                                continue;
+                            };
+                            let Some(part) = self.parts.get_mut(&queues[i].key) else {
+                                continue;
+                            };
+                            if matches!(code, MESSAGE_TOO_LARGE | RECORD_LIST_TOO_LARGE)
+                                && batch.records > 1
                             {
-                                let why = format!("{} {message}", error_name(code));
-                                stop(&self.name, &self.reporter, part, batch.first_offset, &why);
+                                // The target's limit is lower than known: split from now on
+                                // (read again, re-encoded in halves until each fits).
+                                let half = batch.bytes.len() / 2;
+                                let max = part.target.max_batch_bytes.map_or(half, |m| m.min(half));
+                                part.target.max_batch_bytes = Some(max);
+                                info!(flow = %self.name, "{remote}[{partition}]: a batch of {} bytes is too large for the target; splitting batches to {max} bytes", batch.bytes.len());
+                                continue;
                             }
-                            done[i] = true;
+                            let why = format!("{} {message}", error_name(code));
+                            stop(&self.name, &self.reporter, part, batch.first_offset, &why);
                         }
                         code => {
                             self.sequences.set(&remote, partition, base);
                             if LEADER_CHANGED.contains(&code) {
                                 self.target.leader_moved(&remote, partition);
                             }
-                            return Err(WireError::Broker(format!(
+                            failure.get_or_insert(WireError::Broker(format!(
                                 "{remote}[{partition}]: {}",
                                 error_name(code)
                             )));
                         }
                     }
+                }
+                if let Some(failure) = failure {
+                    return Err(failure);
                 }
             }
             let mut i = 0;
@@ -1097,16 +1202,22 @@ impl FlowLane {
         let (Some(emitter), true) = (&mut part.sync, base_offset >= 0) else {
             return;
         };
-        let last_downstream = base_offset + i64::from(batch.records) - 1;
-        // Records of a batch are contiguous on the target; on the source too unless
-        // compaction left gaps, which the emitter sees as a jump at the batch's end.
-        let mut syncs = Vec::new();
-        if emitter.copied(batch.first_offset, base_offset) {
-            syncs.push((batch.first_offset, base_offset));
-        }
-        if batch.records > 1 && emitter.copied(batch.last_offset, last_downstream) {
-            syncs.push((batch.last_offset, last_downstream));
-        }
+        let records = i64::from(batch.records);
+        let last_downstream = base_offset + records - 1;
+        let syncs = if batch.last_offset - batch.first_offset + 1 == records {
+            emitter.copied_run(batch.first_offset, base_offset, records)
+        } else {
+            // Compaction left gaps inside it (re-encoded): its records' offsets are not known
+            // here past the first and the last; each end says where it is.
+            let mut syncs = Vec::new();
+            if emitter.copied(batch.first_offset, base_offset) {
+                syncs.push((batch.first_offset, base_offset));
+            }
+            if records > 1 && emitter.copied(batch.last_offset, last_downstream) {
+                syncs.push((batch.last_offset, last_downstream));
+            }
+            syncs
+        };
         for (upstream, downstream) in syncs {
             self.emit_sync(&key.0, key.1, upstream, downstream);
         }
