@@ -61,7 +61,7 @@ fn stored_batches(bootstrap: &str, topic: &str, partition: i32) -> Vec<Batch> {
     }
 }
 
-/// What a consumer sees of each partition, each record with its timestamp.
+/// The records with a header key twice (once without a value) and a key that is not UTF-8.
 fn with_duplicate_headers(records: Vec<(i32, TestRecord)>) -> Vec<(i32, TestRecord)> {
     records
         .into_iter()

@@ -28,6 +28,18 @@ pub struct Fetched {
 }
 
 impl Fetched {
+    /// A fetch of `from` that brought no batch (the position moved, or what came is refused).
+    pub fn nothing(from: i64, high_watermark: i64) -> Self {
+        Fetched {
+            from,
+            batches: Vec::new(),
+            aborted: Vec::new(),
+            high_watermark,
+            moved_to: None,
+            refused: None,
+        }
+    }
+
     /// The offset after its last batch.
     pub fn to(&self) -> i64 {
         self.batches

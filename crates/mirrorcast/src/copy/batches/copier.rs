@@ -34,6 +34,7 @@ use tracing::{info, warn};
 
 use super::cache::{Fetched, Partition, ReadCache};
 use super::plan::{self, Aborted, Dropped, Outgoing, Sequences, TargetTopic, Verdict};
+use crate::clock::Clock;
 use crate::config::FlowConfig;
 use crate::copy::report::{CopyHealth, FlowReporter, PartitionMeters, PartitionView};
 use crate::copy::{CopierSetup, CopyError};
@@ -128,6 +129,10 @@ struct FlowLane {
     stalled: Option<(Instant, Partition, bool)>,
     /// Partitions whose position moved without an acknowledgement since the last commands.
     jumped: Vec<Partition>,
+    /// The process's clock: the stall's patience, the failing target's pause, the chores.
+    clock: Clock,
+    /// Whether offset syncs can be written (a failure is said once).
+    sync_health: std::cell::Cell<Health>,
 }
 
 fn wire_config(config: &ClientConfig, client_id: &str) -> WireConfig {
@@ -376,15 +381,12 @@ impl SourceSide {
                             let moved = self.list_offset(&name, data.partition_index, -2);
                             match moved {
                                 Ok(to) => {
+                                    let nothing = Fetched::nothing(offset, data.high_watermark);
                                     out.insert(
                                         key,
                                         Fetched {
-                                            from: offset,
-                                            batches: Vec::new(),
-                                            aborted: Vec::new(),
-                                            high_watermark: data.high_watermark,
                                             moved_to: Some(to),
-                                            refused: None,
+                                            ..nothing
                                         },
                                     );
                                 }
@@ -419,15 +421,12 @@ impl SourceSide {
                         Ok(b) => b.batches,
                         Err(e) => {
                             // For good: the partition stops there (the lane says so).
+                            let nothing = Fetched::nothing(offset, data.high_watermark);
                             out.insert(
                                 key,
                                 Fetched {
-                                    from: offset,
-                                    batches: Vec::new(),
-                                    aborted: Vec::new(),
-                                    high_watermark: data.high_watermark,
-                                    moved_to: None,
                                     refused: Some(e.to_string()),
+                                    ..nothing
                                 },
                             );
                             continue;
@@ -594,8 +593,18 @@ impl FlowLane {
         );
         wire.timeout = timeout;
         let target = Cluster::new(wire);
-        let now = Instant::now();
+        if let Some(codec) = setup
+            .target_producer
+            .get("compression.type")
+            .filter(|c| !matches!(c.trim(), "none" | ""))
+        {
+            // A setting without effect here is said, not ignored.
+            warn!(flow = %name, "{}.producer.compression.type = {codec} has no effect with data.plane = batch: batches keep the source's compression (re-encoded ones too)", setup.flow.target);
+        }
+        let clock = setup.clock.clone();
+        let now = clock.now();
         Ok(FlowLane {
+            clock,
             index,
             given: setup.standing.is_grouped().then(HashSet::new),
             name,
@@ -621,6 +630,7 @@ impl FlowLane {
             delivery_timeout: Duration::from_millis(millis("message.timeout.ms", 120_000)),
             stalled: None,
             jumped: Vec::new(),
+            sync_health: std::cell::Cell::new(Health::default()),
         })
     }
 
@@ -653,7 +663,7 @@ impl FlowLane {
     /// The partitions to read now, at their next offsets (none while the target fails or the
     /// lease lapsed).
     fn wanted(&self) -> Vec<(Partition, i64)> {
-        let now = Instant::now();
+        let now = self.clock.now();
         if self.failing_until.is_some_and(|until| until > now) || !self.standing.may_write() {
             return Vec::new();
         }
@@ -881,7 +891,7 @@ impl FlowLane {
 
     /// Copies what the round fetched that this flow needs.
     fn copy(&mut self, fetched: &HashMap<Partition, Arc<Fetched>>, cache: &ReadCache) {
-        let now = Instant::now();
+        let now = self.clock.now();
         if self.failing_until.is_some_and(|until| until > now) || !self.standing.may_write() {
             return;
         }
@@ -1242,9 +1252,18 @@ impl FlowLane {
             Some(producer) => producer.send(record).map_err(|(e, _)| e),
             None => self.writer.send(record).map_err(|(e, _)| e),
         };
-        if let Err(e) = sent {
-            tracing::debug!(flow = %self.name, "offset sync skipped: {e}");
+        // Best effort, as in MM2 (translation stays correct, less precise), but said once.
+        let mut health = self.sync_health.get();
+        match sent {
+            Err(e) if health.failed() => {
+                warn!(flow = %self.name, topic = %config.topic, "cannot write an offset sync now ({e}); skipping until it works");
+            }
+            Err(_) => {}
+            Ok(()) => {
+                health.recovered();
+            }
         }
+        self.sync_health.set(health);
     }
 
     fn fail(&mut self, message: &str) {
@@ -1252,12 +1271,12 @@ impl FlowLane {
             warn!(flow = %self.name, "{message}; retrying");
         }
         self.reporter.error(message);
-        self.failing_until = Some(Instant::now() + Duration::from_millis(500));
+        self.failing_until = Some(self.clock.now() + Duration::from_millis(500));
     }
 
     /// Progress, heartbeats and publishing when due (all of them, and flushed, at the end).
     fn chores(&mut self, last: bool) {
-        let now = Instant::now();
+        let now = self.clock.now();
         self.check_stalled(now);
         self.writer.poll(Duration::ZERO);
         if let Some(w) = &self.source_writer {
